@@ -1,0 +1,225 @@
+"""The commands a run accepts between steps, and the "STEP:KEY=VALUE" syntax.
+
+Commands are plain frozen dataclasses so a run is a pure function of
+(config, seed, schedule): the GUI's toggles, the CLI's ``--event`` flags and a
+replayed session.json all produce the same objects. Each command knows how to
+apply itself to a Trainer and how to print itself back as ``KEY=VALUE``, so an
+event recorded in events.csv replays as the same command.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Callable, ClassVar, Optional
+
+from .config import ACTIVATIONS, CLIP_MODES, INITS, OPTIMIZERS
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .trainer import Trainer
+
+
+class CommandError(ValueError):
+    """A malformed or impossible command; the message names the bad value."""
+
+
+class Command:
+    """Base of all commands: ``key`` is the event kind, ``value()`` its text."""
+
+    key: ClassVar[str] = ""
+
+    def value(self) -> str:  # pragma: no cover - overridden
+        raise NotImplementedError
+
+    def apply_to(self, trainer: "Trainer") -> None:  # pragma: no cover - overridden
+        raise NotImplementedError
+
+    def text(self) -> str:
+        return f"{self.key}={self.value()}"
+
+
+@dataclass(frozen=True)
+class SetActivation(Command):
+    name: str
+    layer: Optional[int] = None
+    key: ClassVar[str] = "activation"
+
+    def value(self) -> str:
+        return self.name if self.layer is None else f"{self.name}@{self.layer}"
+
+    def apply_to(self, trainer: "Trainer") -> None:
+        trainer.net.set_activation(self.name, self.layer)
+
+
+@dataclass(frozen=True)
+class Reinit(Command):
+    """Re-draw all Linear weights now; their optimizer state is dropped."""
+
+    scheme: str
+    scale: Optional[float] = None  # std for "normal", bound for "uniform"
+    key: ClassVar[str] = "init"
+
+    def value(self) -> str:
+        return self.scheme if self.scale is None else f"{self.scheme}:{self.scale!r}"
+
+    def apply_to(self, trainer: "Trainer") -> None:
+        trainer.reinit(self.scheme, self.scale)
+
+
+@dataclass(frozen=True)
+class SetBatchNorm(Command):
+    on: bool
+    key: ClassVar[str] = "batchnorm"
+
+    def value(self) -> str:
+        return "on" if self.on else "off"
+
+    def apply_to(self, trainer: "Trainer") -> None:
+        trainer.set_batchnorm(self.on)
+
+
+@dataclass(frozen=True)
+class SetClip(Command):
+    mode: str
+    threshold: float = 1.0
+    key: ClassVar[str] = "clip"
+
+    def value(self) -> str:
+        return "none" if self.mode == "none" else f"{self.mode}:{self.threshold!r}"
+
+    def apply_to(self, trainer: "Trainer") -> None:
+        trainer.clip_mode = self.mode
+        trainer.clip_threshold = float(self.threshold)
+
+
+@dataclass(frozen=True)
+class SetLR(Command):
+    lr: float
+    key: ClassVar[str] = "lr"
+
+    def value(self) -> str:
+        return repr(float(self.lr))
+
+    def apply_to(self, trainer: "Trainer") -> None:
+        trainer.set_lr(self.lr)
+
+
+@dataclass(frozen=True)
+class SetOptimizer(Command):
+    name: str
+    key: ClassVar[str] = "optimizer"
+
+    def value(self) -> str:
+        return self.name
+
+    def apply_to(self, trainer: "Trainer") -> None:
+        trainer.set_optimizer(self.name)
+
+
+@dataclass(frozen=True)
+class Scheduled:
+    """A command to apply just before step ``step`` runs."""
+
+    step: int
+    command: Command
+
+    def text(self) -> str:
+        return f"{self.step}:{self.command.text()}"
+
+
+# ----------------------------------------------------------------- parsing
+def _number(key: str, text: str, what: str = "a finite number > 0") -> float:
+    try:
+        x = float(text)
+    except ValueError:
+        raise CommandError(f"{key}={text!r}: {text!r} is not a number; expected {what}") from None
+    if not math.isfinite(x) or x <= 0:
+        raise CommandError(f"{key}={text}: expected {what}")
+    return x
+
+
+def _parse_activation(v: str) -> Command:
+    name, _, layer = v.partition("@")
+    if name not in ACTIVATIONS:
+        raise CommandError(f"activation={v}: {name!r} is not known; allowed: {', '.join(ACTIVATIONS)} (optionally @LAYER)")
+    if not layer:
+        return SetActivation(name)
+    if not layer.isdigit() or int(layer) < 1:
+        raise CommandError(f"activation={v}: layer {layer!r} must be a whole number >= 1")
+    return SetActivation(name, int(layer))
+
+
+def _parse_init(v: str) -> Command:
+    scheme, _, scale = v.partition(":")
+    if scheme not in INITS:
+        raise CommandError(f"init={v}: {scheme!r} is not known; allowed: {', '.join(INITS)}")
+    if scale and scheme not in ("normal", "uniform"):
+        raise CommandError(f"init={v}: only normal:STD and uniform:SCALE take a number")
+    return Reinit(scheme, _number("init", scale) if scale else None)
+
+
+def _parse_batchnorm(v: str) -> Command:
+    table = {"on": True, "off": False, "true": True, "false": False, "1": True, "0": False}
+    if v.lower() not in table:
+        raise CommandError(f"batchnorm={v}: allowed on or off")
+    return SetBatchNorm(table[v.lower()])
+
+
+def _parse_clip(v: str) -> Command:
+    mode, _, thr = v.partition(":")
+    if mode == "none" and not thr:
+        return SetClip("none")
+    if mode not in CLIP_MODES or mode == "none" or not thr:
+        raise CommandError(f"clip={v}: allowed none, norm:X or value:X with X > 0")
+    return SetClip(mode, _number("clip", thr))
+
+
+def _parse_lr(v: str) -> Command:
+    return SetLR(_number("lr", v))
+
+
+def _parse_optimizer(v: str) -> Command:
+    if v not in OPTIMIZERS:
+        raise CommandError(f"optimizer={v}: allowed {', '.join(OPTIMIZERS)}")
+    return SetOptimizer(v)
+
+
+PARSERS: dict[str, Callable[[str], Command]] = {
+    "activation": _parse_activation,
+    "init": _parse_init,
+    "batchnorm": _parse_batchnorm,
+    "clip": _parse_clip,
+    "lr": _parse_lr,
+    "optimizer": _parse_optimizer,
+}
+
+#: Event kinds that are commands (and so replay); the others only annotate a run.
+COMMAND_KINDS = tuple(PARSERS)
+
+
+def parse_command(text: str) -> Command:
+    """Parse ``KEY=VALUE`` into a Command."""
+    key, eq, value = text.strip().partition("=")
+    key = key.strip()
+    if not eq or not value.strip():
+        raise CommandError(f"{text!r}: expected KEY=VALUE with KEY one of {', '.join(PARSERS)}")
+    if key not in PARSERS:
+        raise CommandError(f"{text!r}: unknown key {key!r}; allowed: {', '.join(PARSERS)}")
+    return PARSERS[key](value.strip())
+
+
+def parse_event(text: str) -> Scheduled:
+    """Parse ``STEP:KEY=VALUE`` (e.g. ``200:batchnorm=on``)."""
+    step, colon, rest = text.strip().partition(":")
+    if not colon or not step.strip().isdigit():
+        raise CommandError(f"event {text!r}: expected STEP:KEY=VALUE with STEP a whole number >= 0, e.g. 200:batchnorm=on")
+    try:
+        return Scheduled(int(step), parse_command(rest))
+    except CommandError as exc:
+        raise CommandError(f"event {text!r}: {exc}") from None
+
+
+def command_from_event(kind: str, value: str) -> Optional[Command]:
+    """The command an events.csv row stands for, or None for annotations (start, pause...)."""
+    if kind not in PARSERS:
+        return None
+    return PARSERS[kind](value)

@@ -1,0 +1,209 @@
+"""RunConfig: everything that defines a run, validated, with a JSON round trip.
+
+A run is a pure function of (RunConfig, schedule of commands by step), so this
+dataclass is frozen and every field is plain data.
+"""
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import asdict, dataclass, fields, replace
+from pathlib import Path
+from typing import Any
+
+ACTIVATIONS = ("sigmoid", "tanh", "relu", "leaky_relu", "elu", "gelu", "selu", "linear")
+INITS = (
+    "xavier_uniform",
+    "xavier_normal",
+    "he_uniform",
+    "he_normal",
+    "lecun_normal",
+    "orthogonal",
+    "normal",
+    "uniform",
+    "zeros",
+)
+DATASETS = ("spiral", "moons", "circles", "xor", "blobs", "digits")
+OPTIMIZERS = ("sgd", "momentum", "adam")
+CLIP_MODES = ("none", "norm", "value")
+
+#: Parameters, gradients and up to two optimizer moments live at once (Adam),
+#: plus the update-norm buffer: 5 float32 copies of every weight.
+PARAM_COPIES = 5
+DEFAULT_PARAM_BUDGET_MB = 2048.0
+
+
+class ConfigError(ValueError):
+    """A bad configuration value; the message names the field and what is allowed."""
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    dataset: str = "spiral"
+    n_samples: int = 1200
+    noise: float = 0.1
+    test_fraction: float = 0.2
+    depth: int = 10
+    width: int = 64
+    activation: str = "tanh"
+    init: str = "xavier_normal"
+    init_std: float = 0.05
+    init_scale: float = 0.05
+    leaky_slope: float = 0.01
+    batchnorm: bool = False
+    clip_mode: str = "none"
+    clip_threshold: float = 1.0
+    optimizer: str = "sgd"
+    lr: float = 0.05
+    momentum: float = 0.9
+    batch_size: int = 128
+    steps: int = 1000
+    seed: int = 0
+    stats_every: int = 10
+    max_memory_mb: float = 256.0
+    param_budget_mb: float = DEFAULT_PARAM_BUDGET_MB
+
+    # ------------------------------------------------------------ validation
+    def validate(self) -> "RunConfig":
+        """Raise ConfigError naming the first bad field; return self when valid."""
+        _choice("dataset", self.dataset, DATASETS)
+        _choice("activation", self.activation, ACTIVATIONS)
+        _choice("init", self.init, INITS)
+        _choice("optimizer", self.optimizer, OPTIMIZERS)
+        _choice("clip_mode", self.clip_mode, CLIP_MODES)
+        _int_range("depth", self.depth, 1, 200)
+        _int_range("width", self.width, 1, 2048)
+        _int_range("n_samples", self.n_samples, 20, 1_000_000)
+        _int_range("steps", self.steps, 1, 100_000_000)
+        _int_range("seed", self.seed, 0, 2**32 - 1)
+        _int_range("stats_every", self.stats_every, 1, 1_000_000)
+        _positive("lr", self.lr)
+        _positive("clip_threshold", self.clip_threshold)
+        _positive("init_std", self.init_std)
+        _positive("init_scale", self.init_scale)
+        _positive("max_memory_mb", self.max_memory_mb)
+        _positive("param_budget_mb", self.param_budget_mb)
+        _float_range("noise", self.noise, 0.0, 10.0)
+        _float_range("test_fraction", self.test_fraction, 0.0, 0.9)
+        _float_range("momentum", self.momentum, 0.0, 0.999999)
+        _float_range("leaky_slope", self.leaky_slope, 0.0, 1.0)
+        if not isinstance(self.batchnorm, bool):
+            raise ConfigError(f"batchnorm = {self.batchnorm!r}: allowed true or false")
+        n_train = self.n_train
+        _int_range("batch_size", self.batch_size, 1, n_train, why=f" (the training set of {self.dataset} has {n_train} samples)")
+        need = self.param_memory_mb()
+        if need > self.param_budget_mb:
+            raise ConfigError(
+                f"depth = {self.depth}, width = {self.width}: the network needs about {need:.0f} MB "
+                f"({self.param_count():,} parameters x {PARAM_COPIES} copies), over the budget of "
+                f"param_budget_mb = {self.param_budget_mb:g} MB; make it shallower or narrower"
+            )
+        return self
+
+    @property
+    def n_train(self) -> int:
+        from .datasets import dataset_sizes
+
+        n_total = dataset_sizes(self.dataset, self.n_samples)
+        return n_total - int(round(n_total * self.test_fraction))
+
+    @property
+    def n_layers(self) -> int:
+        """Number of Linear layers, numbered 1..depth+1 from the input."""
+        return self.depth + 1
+
+    def param_count(self) -> int:
+        from .datasets import dataset_shape
+
+        n_in, n_out = dataset_shape(self.dataset)
+        w = self.width
+        linear = (n_in * w + w) + (self.depth - 1) * (w * w + w) + (w * n_out + n_out)
+        bn = 2 * w * self.depth if self.batchnorm else 0
+        return linear + bn
+
+    def param_memory_mb(self) -> float:
+        """Memory the parameters, grads and optimizer state need, worst case, in MB."""
+        return self.param_count() * 4 * PARAM_COPIES / 1e6
+
+    # --------------------------------------------------------------- JSON
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2, sort_keys=True)
+
+    @classmethod
+    def from_dict(cls, data: Any, where: str = "config") -> "RunConfig":
+        """Build from a dict (unknown keys and wrong types are errors), validated."""
+        if not isinstance(data, dict):
+            raise ConfigError(f"{where}: expected a JSON object of config fields, got {type(data).__name__}")
+        known = {f.name: f for f in fields(cls)}
+        unknown = sorted(set(data) - set(known))
+        if unknown:
+            raise ConfigError(f"{where}: unknown field {unknown[0]!r}; allowed: {', '.join(known)}")
+        kwargs = {k: _coerce(k, v, known[k].type, where) for k, v in data.items()}
+        return cls(**kwargs).validate()
+
+    @classmethod
+    def from_json(cls, text: str, where: str = "config") -> "RunConfig":
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise ConfigError(f"{where}: not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg})") from None
+        return cls.from_dict(data, where)
+
+    def with_changes(self, **changes: Any) -> "RunConfig":
+        """A validated copy with some fields changed (unknown names are errors)."""
+        known = {f.name for f in fields(self)}
+        for k in changes:
+            if k not in known:
+                raise ConfigError(f"unknown field {k!r}; allowed: {', '.join(sorted(known))}")
+        return replace(self, **changes).validate()
+
+
+def load_config_file(path: str | Path) -> RunConfig:
+    """Read a RunConfig from a JSON file (a bare config, a preset, or a session.json)."""
+    from .presets import parse_run_file
+
+    return parse_run_file(path)[0]
+
+
+# ---------------------------------------------------------------- helpers
+def _choice(name: str, value: Any, allowed: tuple[str, ...]) -> None:
+    if value not in allowed:
+        raise ConfigError(f"{name} = {value!r} is not known; allowed: {', '.join(allowed)}")
+
+
+def _int_range(name: str, value: Any, lo: int, hi: int, why: str = "") -> None:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ConfigError(f"{name} = {value!r}: must be a whole number from {lo} to {hi}{why}")
+    if not lo <= value <= hi:
+        raise ConfigError(f"{name} = {value} is out of range: allowed {lo} to {hi}{why}")
+
+
+def _positive(name: str, value: Any) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
+        raise ConfigError(f"{name} = {value!r}: must be a finite number > 0")
+
+
+def _float_range(name: str, value: Any, lo: float, hi: float) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or not lo <= value <= hi:
+        raise ConfigError(f"{name} = {value!r}: must be a number from {lo:g} to {hi:g}")
+
+
+def _coerce(name: str, value: Any, typ: Any, where: str) -> Any:
+    """Accept JSON's natural types for each field; reject the rest with a clear message."""
+    t = typ if isinstance(typ, str) else getattr(typ, "__name__", str(typ))
+    if t == "float" and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if t == "int" and isinstance(value, float) and value.is_integer():
+        return int(value)
+    ok = {
+        "int": isinstance(value, int) and not isinstance(value, bool),
+        "float": isinstance(value, float),
+        "str": isinstance(value, str),
+        "bool": isinstance(value, bool),
+    }.get(t, True)
+    if not ok:
+        raise ConfigError(f"{where}: {name} = {value!r} has the wrong type: expected {t}")
+    return value

@@ -1,0 +1,247 @@
+"""Bounded columnar store of a run's metrics and events.
+
+A run of any length keeps memory flat: the store has a byte budget, and when
+it is full it keeps every other recorded step and doubles ``record_every``
+(stated in session.json), so the oldest and newest parts of a run keep the
+same, coarser resolution instead of the newest rows being dropped.
+
+Export and load live in :mod:`gradsim.session_io`.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Optional
+
+import numpy as np
+
+from .metrics import LAYER_METRICS, STATS_METRICS, STEP_INDEX, STEP_METRICS, LAYER_INDEX
+
+DEFAULT_MAX_MEMORY_MB = 256.0
+_INITIAL_ROWS = 1024
+_STATS_COLS = np.array([LAYER_INDEX[m] for m in STATS_METRICS])
+
+
+@dataclass(frozen=True)
+class Event:
+    """Something that happened to a run at a step boundary (see events.csv)."""
+
+    step: int
+    kind: str
+    value: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"step": self.step, "kind": self.kind, "value": self.value}
+
+
+@dataclass
+class StepRecord:
+    """Everything one optimizer step measured.
+
+    ``scalars`` follows :data:`STEP_METRICS`; ``layers`` is (n_layers, len(LAYER_METRICS))
+    with layer 1 (next to the input) in row 0. Activation statistics are NaN when
+    ``has_stats`` is False.
+    """
+
+    step: int
+    scalars: np.ndarray
+    layers: np.ndarray
+    has_stats: bool
+
+    def scalar(self, name: str) -> float:
+        return float(self.scalars[STEP_INDEX[name]])
+
+    def layer_metric(self, name: str) -> np.ndarray:
+        return self.layers[:, LAYER_INDEX[name]]
+
+
+@dataclass
+class Rows:
+    """A block of recorded rows, freshly allocated (safe to hand to another thread)."""
+
+    steps: np.ndarray  # (n,) int64
+    scalars: np.ndarray  # (n, len(STEP_METRICS)) float64
+    layers: np.ndarray  # (n, n_layers, len(LAYER_METRICS)) float32
+    has_stats: np.ndarray  # (n,) bool
+    events: list[Event] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return int(self.steps.shape[0])
+
+
+class Session:
+    """Metrics of one run, bounded in memory by ``max_memory_mb``."""
+
+    def __init__(
+        self,
+        n_layers: int,
+        config: Optional[dict[str, Any]] = None,
+        max_memory_mb: float = DEFAULT_MAX_MEMORY_MB,
+        record_every: int = 1,
+    ) -> None:
+        if n_layers < 1:
+            raise ValueError(f"n_layers = {n_layers}: a session needs at least 1 layer")
+        if not (max_memory_mb > 0):
+            raise ValueError(f"max_memory_mb = {max_memory_mb}: must be > 0")
+        self.n_layers = int(n_layers)
+        self.config: dict[str, Any] = dict(config or {})
+        self.max_memory_mb = float(max_memory_mb)
+        self.record_every = int(record_every)
+        self.events: list[Event] = []
+        self.diverged_at: Optional[int] = None
+        self.steps_run = 0
+        self.meta: dict[str, Any] = {}
+        self.capacity = max(16, int(self.max_memory_mb * 1e6 // self.row_nbytes))
+        self._n = 0
+        self._alloc(min(_INITIAL_ROWS, self.capacity))
+
+    # ------------------------------------------------------------------ storage
+    @property
+    def row_nbytes(self) -> int:
+        """Bytes one recorded step costs in the store."""
+        return 8 + 1 + 8 * len(STEP_METRICS) + 4 * self.n_layers * len(LAYER_METRICS)
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes the store holds allocated now (never above the budget)."""
+        return sum(a.nbytes for a in (self._steps, self._scalars, self._layers, self._has_stats))
+
+    def _alloc(self, rows: int) -> None:
+        old = getattr(self, "_steps", None)
+        steps = np.zeros(rows, np.int64)
+        scalars = np.zeros((rows, len(STEP_METRICS)), np.float64)
+        layers = np.zeros((rows, self.n_layers, len(LAYER_METRICS)), np.float32)
+        has_stats = np.zeros(rows, bool)
+        if old is not None:
+            n = self._n
+            steps[:n] = self._steps[:n]
+            scalars[:n] = self._scalars[:n]
+            layers[:n] = self._layers[:n]
+            has_stats[:n] = self._has_stats[:n]
+        self._steps, self._scalars, self._layers, self._has_stats = steps, scalars, layers, has_stats
+
+    def _make_room(self) -> None:
+        if self._n < self._steps.shape[0]:
+            return
+        if self._steps.shape[0] < self.capacity:
+            self._alloc(min(self.capacity, 2 * self._steps.shape[0]))
+            return
+        self._thin()
+
+    def _thin(self) -> None:
+        """Keep every other recorded step (and any divergence row); double record_every."""
+        n = self._n
+        new_every = self.record_every * 2
+        steps = self._steps[:n]
+        keep = (steps % new_every == 0) | (self._scalars[:n, STEP_INDEX["diverged"]] > 0)
+        if keep.all():  # rows not on the grid (a mirror fed odd steps): halve by position
+            keep = np.zeros(n, bool)
+            keep[::2] = True
+        idx = np.flatnonzero(keep)
+        m = idx.size
+        self._steps[:m] = self._steps[idx]
+        self._scalars[:m] = self._scalars[idx]
+        self._layers[:m] = self._layers[idx]
+        self._has_stats[:m] = self._has_stats[idx]
+        self._n = m
+        self.record_every = new_every
+
+    def wants(self, step: int, diverged: bool = False) -> bool:
+        """Whether a row for ``step`` would be kept at the current resolution."""
+        return diverged or step % self.record_every == 0
+
+    def append(self, record: StepRecord) -> bool:
+        """Store one step; returns False when the current resolution skips it."""
+        self.steps_run = max(self.steps_run, record.step + 1)
+        diverged = bool(record.scalars[STEP_INDEX["diverged"]] > 0)
+        if not self.wants(record.step, diverged):
+            return False
+        self._make_room()
+        if not self.wants(record.step, diverged):  # thinning may have coarsened the grid
+            return False
+        i = self._n
+        self._steps[i] = record.step
+        self._scalars[i] = record.scalars
+        self._layers[i] = record.layers
+        self._has_stats[i] = record.has_stats
+        self._n += 1
+        return True
+
+    def append_rows(self, rows: Rows) -> None:
+        """Append a block (e.g. a snapshot from the training thread) row by row."""
+        for i in range(len(rows)):
+            self.append(StepRecord(int(rows.steps[i]), rows.scalars[i], rows.layers[i], bool(rows.has_stats[i])))
+        for ev in rows.events:
+            self.add_event(ev.step, ev.kind, ev.value)
+
+    def add_event(self, step: int, kind: str, value: str = "") -> Event:
+        ev = Event(int(step), str(kind), str(value))
+        self.events.append(ev)
+        if kind == "diverged" and self.diverged_at is None:
+            self.diverged_at = int(step)
+        return ev
+
+    # ------------------------------------------------------------------- views
+    def __len__(self) -> int:
+        return self._n
+
+    @property
+    def steps(self) -> np.ndarray:
+        return self._steps[: self._n]
+
+    @property
+    def scalars(self) -> np.ndarray:
+        return self._scalars[: self._n]
+
+    @property
+    def layers(self) -> np.ndarray:
+        """(rows, n_layers, len(LAYER_METRICS)) float32 view."""
+        return self._layers[: self._n]
+
+    @property
+    def has_stats(self) -> np.ndarray:
+        return self._has_stats[: self._n]
+
+    def column(self, name: str) -> np.ndarray:
+        """One per-step metric over the recorded rows (a view)."""
+        return self._scalars[: self._n, STEP_INDEX[name]]
+
+    def layer_metric(self, name: str) -> np.ndarray:
+        """One per-layer metric as a (rows, n_layers) view."""
+        return self._layers[: self._n, :, LAYER_INDEX[name]]
+
+    def rows_after(self, step: int, events_from: int = 0) -> Rows:
+        """Copies of the rows with step > ``step`` and of events[events_from:]."""
+        start = int(np.searchsorted(self.steps, step, side="right"))
+        sl = slice(start, self._n)
+        return Rows(
+            self._steps[sl].copy(),
+            self._scalars[sl].copy(),
+            self._layers[sl].copy(),
+            self._has_stats[sl].copy(),
+            list(self.events[events_from:]),
+        )
+
+    def last(self) -> Optional[StepRecord]:
+        if self._n == 0:
+            return None
+        i = self._n - 1
+        return StepRecord(int(self._steps[i]), self._scalars[i].copy(), self._layers[i].copy(), bool(self._has_stats[i]))
+
+    # ----------------------------------------------------------------- export
+    def export(self, path: str | Path, zip_file: bool = False) -> Path:
+        """Write the DESIGN.md section 4 folder (or .zip), atomically."""
+        from .session_io import export_session
+
+        return export_session(self, path, zip_file=zip_file)
+
+    @staticmethod
+    def load(path: str | Path) -> "Session":
+        from .session_io import load_session
+
+        return load_session(path)
+
+
+def stats_columns() -> np.ndarray:
+    """Indices of the sampled activation-statistics columns in ``layers``."""
+    return _STATS_COLS

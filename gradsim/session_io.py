@@ -1,0 +1,309 @@
+"""Session export (DESIGN.md section 4, format ``gradsim-session/1``) and load.
+
+Every file is written to a temporary name in the target folder and renamed,
+and a new folder is assembled under a temporary name first, so a failed export
+(disk full, unplugged drive, no permission) never leaves a half-written file.
+Loading never extracts a zip: members are read by exact name, so a hostile
+archive cannot write anywhere.
+"""
+from __future__ import annotations
+
+import csv
+import datetime as _dt
+import io
+import json
+import os
+import platform
+import shutil
+import sys
+import tempfile
+import zipfile
+from pathlib import Path
+from typing import Any, Callable, Optional
+
+import numpy as np
+
+from .metrics import LAYER_METRICS, STATS_METRICS, STEP_METRICS, LAYER_INDEX
+from .session import Event, Session
+
+FORMAT = "gradsim-session/1"
+FILES = ("session.json", "steps.csv", "layers.csv", "events.csv")
+STEPS_HEADER = ("step",) + STEP_METRICS
+LAYERS_HEADER = ("step", "layer") + LAYER_METRICS
+EVENTS_HEADER = ("step", "kind", "value")
+MAX_FILE_BYTES = 2 * 1024**3  # refuse to read a member that claims more than this
+_STATS_SET = {LAYER_INDEX[m] for m in STATS_METRICS}
+
+
+class ExportError(OSError):
+    """An export failed; nothing half-written was left and the session is intact."""
+
+
+class SessionFormatError(ValueError):
+    """A session file is malformed or truncated; the message names file and line."""
+
+
+# ------------------------------------------------------------------- export
+def _fmt64(x: float) -> str:
+    return repr(float(x))  # shortest exact round trip; 'nan', 'inf', '-inf'
+
+
+def _fmt32(x: float) -> str:
+    return "%.9g" % x  # 9 significant digits round-trip float32 exactly
+
+
+def _versions() -> dict[str, str]:
+    import torch
+
+    from . import __version__
+
+    return {
+        "gradsim": __version__,
+        "torch": torch.__version__,
+        "numpy": np.__version__,
+        "python": sys.version.split()[0],
+        "platform": platform.platform(),
+    }
+
+
+def session_json(session: Session) -> dict[str, Any]:
+    return {
+        "format": FORMAT,
+        "config": session.config,
+        "events": [e.to_dict() for e in session.events],
+        "record_every": session.record_every,
+        "versions": session.meta.get("versions") or _versions(),
+        "created": session.meta.get("created") or _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "steps_run": session.steps_run,
+        "diverged_at": session.diverged_at,
+    }
+
+
+def steps_csv(session: Session) -> str:
+    out = io.StringIO()
+    out.write(",".join(STEPS_HEADER) + "\n")
+    clipped, diverged = STEP_METRICS.index("clipped"), STEP_METRICS.index("diverged")
+    for step, row in zip(session.steps.tolist(), session.scalars.tolist()):
+        cells = [_fmt64(v) for v in row]
+        cells[clipped] = str(int(row[clipped]))
+        cells[diverged] = str(int(row[diverged]))
+        out.write(f"{step}," + ",".join(cells) + "\n")
+    return out.getvalue()
+
+
+def layers_csv(session: Session) -> str:
+    out = io.StringIO()
+    out.write(",".join(LAYERS_HEADER) + "\n")
+    n_norm = len(LAYER_METRICS) - len(STATS_METRICS)
+    empty = "," * len(STATS_METRICS)
+    layers = session.layers
+    for i, (step, has) in enumerate(zip(session.steps.tolist(), session.has_stats.tolist())):
+        block = layers[i].tolist()
+        for j, vals in enumerate(block):
+            head = ",".join(_fmt32(v) for v in vals[:n_norm])
+            tail = ("," + ",".join(_fmt32(v) for v in vals[n_norm:])) if has else empty
+            out.write(f"{step},{j + 1},{head}{tail}\n")
+    return out.getvalue()
+
+
+def events_csv(session: Session) -> str:
+    out = io.StringIO()
+    w = csv.writer(out, lineterminator="\n")
+    w.writerow(EVENTS_HEADER)
+    for e in session.events:
+        w.writerow([e.step, e.kind, e.value])
+    return out.getvalue()
+
+
+def render(session: Session) -> dict[str, str]:
+    """The four files of an export, as text."""
+    return {
+        "session.json": json.dumps(session_json(session), indent=2, allow_nan=False) + "\n",
+        "steps.csv": steps_csv(session),
+        "layers.csv": layers_csv(session),
+        "events.csv": events_csv(session),
+    }
+
+
+def _write_atomic(path: Path, data: str | bytes, writer: Callable[[Any, str | bytes], None] | None = None) -> None:
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".partial", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data.encode() if isinstance(data, str) else data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+
+
+def export_session(session: Session, path: str | Path, zip_file: bool = False) -> Path:
+    """Write ``path`` (a folder, or a .zip when ``zip_file`` or the name ends in .zip).
+
+    Into an existing folder, each of the four files is replaced atomically; a
+    new folder appears only once complete. Raises ExportError with a clear
+    message; the in-memory session is never changed.
+    """
+    path = Path(path)
+    try:
+        files = render(session)
+    except (ValueError, TypeError) as exc:  # e.g. a config value JSON cannot hold
+        raise ExportError(f"cannot export session: {exc}") from None
+    try:
+        if zip_file or path.suffix.lower() == ".zip":
+            buf = io.BytesIO()
+            with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
+                for name, text in files.items():
+                    zf.writestr(name, text)
+            if not path.parent.is_dir():
+                raise FileNotFoundError(f"folder {str(path.parent)!r} does not exist")
+            _write_atomic(path, buf.getvalue())
+            return path
+        if path.exists() and not path.is_dir():
+            raise FileExistsError(f"{str(path)!r} exists and is not a folder")
+        if path.is_dir():
+            for name, text in files.items():
+                _write_atomic(path / name, text)
+            return path
+        parent = path.parent
+        if not parent.is_dir():
+            parent.mkdir(parents=True, exist_ok=True)
+        tmpdir = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".partial", dir=parent))
+        try:
+            for name, text in files.items():
+                _write_atomic(tmpdir / name, text)
+            os.rename(tmpdir, path)
+        except BaseException:
+            shutil.rmtree(tmpdir, ignore_errors=True)
+            raise
+        return path
+    except OSError as exc:
+        reason = exc.strerror or str(exc)
+        raise ExportError(f"cannot export session to {str(path)!r}: {reason}") from None
+
+
+# --------------------------------------------------------------------- load
+class _Source:
+    """Reads the four files from a folder or a zip, by exact name only."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.zip: Optional[zipfile.ZipFile] = None
+        if path.is_file():
+            try:
+                self.zip = zipfile.ZipFile(path)
+            except zipfile.BadZipFile:
+                raise SessionFormatError(f"{path}: not a session folder or a valid .zip") from None
+        elif not path.is_dir():
+            raise SessionFormatError(f"{path}: no such session folder or .zip")
+
+    def read(self, name: str) -> str:
+        if self.zip is not None:
+            names = {Path(n).name: n for n in self.zip.namelist() if Path(n).name == name and ".." not in Path(n).parts}
+            if name not in names:
+                raise SessionFormatError(f"{self.path}: {name} is missing from the zip")
+            info = self.zip.getinfo(names[name])
+            if info.file_size > MAX_FILE_BYTES:
+                raise SessionFormatError(f"{self.path}: {name} claims {info.file_size:,} bytes, over the {MAX_FILE_BYTES:,} byte limit")
+            data = self.zip.read(info)
+        else:
+            f = self.path / name
+            if not f.is_file():
+                raise SessionFormatError(f"{self.path}: {name} is missing")
+            if f.stat().st_size > MAX_FILE_BYTES:
+                raise SessionFormatError(f"{f}: {f.stat().st_size:,} bytes, over the {MAX_FILE_BYTES:,} byte limit")
+            data = f.read_bytes()
+        try:
+            return data.decode("utf-8")
+        except UnicodeDecodeError:
+            raise SessionFormatError(f"{self.path}: {name} is not UTF-8 text") from None
+
+
+def _rows(text: str, name: str, header: tuple[str, ...]) -> list[list[str]]:
+    rows = list(csv.reader(io.StringIO(text)))
+    if not rows or tuple(rows[0]) != header:
+        got = ",".join(rows[0]) if rows else "(empty file)"
+        raise SessionFormatError(f"{name} line 1: expected header {','.join(header)!r}, got {got!r}")
+    for i, r in enumerate(rows[1:], start=2):
+        if len(r) != len(header):
+            raise SessionFormatError(f"{name} line {i}: expected {len(header)} cells, got {len(r)} (truncated or malformed)")
+    return rows[1:]
+
+
+def _num(cell: str, name: str, line: int, col: str, empty_ok: bool = False) -> float:
+    if cell == "" and empty_ok:
+        return float("nan")
+    try:
+        return float(cell)
+    except ValueError:
+        raise SessionFormatError(f"{name} line {line}: {col} = {cell!r} is not a number") from None
+
+
+def _int(cell: str, name: str, line: int, col: str) -> int:
+    try:
+        return int(cell)
+    except ValueError:
+        raise SessionFormatError(f"{name} line {line}: {col} = {cell!r} is not a whole number") from None
+
+
+def load_session(path: str | Path) -> Session:
+    """Load an exported folder or .zip back into a Session (checked, never trusted)."""
+    src = _Source(Path(path))
+    try:
+        meta = json.loads(src.read("session.json"))
+    except json.JSONDecodeError as exc:
+        raise SessionFormatError(f"session.json line {exc.lineno}: not valid JSON ({exc.msg})") from None
+    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+        got = meta.get("format") if isinstance(meta, dict) else type(meta).__name__
+        raise SessionFormatError(f"session.json: format is {got!r}, expected {FORMAT!r}")
+    config = meta.get("config")
+    if not isinstance(config, dict):
+        raise SessionFormatError("session.json: 'config' must be an object of config fields")
+    depth = config.get("depth")
+    if isinstance(depth, bool) or not isinstance(depth, int) or not 1 <= depth <= 200:
+        raise SessionFormatError(f"session.json: config depth = {depth!r}, expected a whole number 1-200")
+    n_layers = depth + 1
+    record_every = meta.get("record_every", 1)
+    if isinstance(record_every, bool) or not isinstance(record_every, int) or record_every < 1:
+        raise SessionFormatError(f"session.json: record_every = {record_every!r}, expected a whole number >= 1")
+
+    step_rows = _rows(src.read("steps.csv"), "steps.csv", STEPS_HEADER)
+    layer_rows = _rows(src.read("layers.csv"), "layers.csv", LAYERS_HEADER)
+    event_rows = _rows(src.read("events.csv"), "events.csv", EVENTS_HEADER)
+    n = len(step_rows)
+    if len(layer_rows) != n * n_layers:
+        raise SessionFormatError(f"layers.csv: {len(layer_rows)} rows, expected {n} steps x {n_layers} layers = {n * n_layers} (truncated?)")
+
+    # Sized to hold the file whatever the budget was; further appends thin as usual.
+    budget = float(config.get("max_memory_mb", 256.0)) if isinstance(config.get("max_memory_mb"), (int, float)) else 256.0
+    session = Session(n_layers, config, max_memory_mb=max(budget, 1e-6), record_every=record_every)
+    session.capacity = max(session.capacity, n)
+    session._alloc(max(n, 16))
+    for i, r in enumerate(step_rows):
+        line = i + 2
+        session._steps[i] = _int(r[0], "steps.csv", line, "step")
+        session._scalars[i] = [_num(c, "steps.csv", line, h) for c, h in zip(r[1:], STEPS_HEADER[1:])]
+    steps = session._steps[:n]
+    n_norm = len(LAYER_METRICS) - len(STATS_METRICS)
+    for k, r in enumerate(layer_rows):
+        line = k + 2
+        i, j = divmod(k, n_layers)
+        if _int(r[0], "layers.csv", line, "step") != steps[i] or _int(r[1], "layers.csv", line, "layer") != j + 1:
+            raise SessionFormatError(f"layers.csv line {line}: expected step {steps[i]} layer {j + 1}, got step {r[0]} layer {r[1]}")
+        vals = [_num(c, "layers.csv", line, h, empty_ok=(m >= n_norm)) for m, (c, h) in enumerate(zip(r[2:], LAYERS_HEADER[2:]))]
+        session._layers[i, j] = vals
+        if j == 0:
+            session._has_stats[i] = any(c != "" for c in r[2 + n_norm :])
+    session._n = n
+    for i, r in enumerate(event_rows):
+        session.add_event(_int(r[0], "events.csv", i + 2, "step"), r[1], r[2])
+    steps_run = meta.get("steps_run", int(steps[-1]) + 1 if n else 0)
+    session.steps_run = steps_run if isinstance(steps_run, int) else 0
+    da = meta.get("diverged_at")
+    session.diverged_at = da if isinstance(da, int) and not isinstance(da, bool) else session.diverged_at
+    session.meta = {"versions": meta.get("versions"), "created": meta.get("created")}
+    return session
