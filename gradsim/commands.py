@@ -127,13 +127,14 @@ class Scheduled:
 
 
 # ----------------------------------------------------------------- parsing
-def _number(key: str, text: str, what: str = "a finite number > 0") -> float:
+def _number(key: str, text: str, shown: str = "", what: str = "a finite number > 0") -> float:
+    shown = shown or text
     try:
         x = float(text)
     except ValueError:
-        raise CommandError(f"{key}={text!r}: {text!r} is not a number; expected {what}") from None
+        raise CommandError(f"{key}={shown}: {text!r} is not a number; expected {what}") from None
     if not math.isfinite(x) or x <= 0:
-        raise CommandError(f"{key}={text}: expected {what}")
+        raise CommandError(f"{key}={shown}: expected {what}")
     return x
 
 
@@ -154,7 +155,7 @@ def _parse_init(v: str) -> Command:
         raise CommandError(f"init={v}: {scheme!r} is not known; allowed: {', '.join(INITS)}")
     if scale and scheme not in ("normal", "uniform"):
         raise CommandError(f"init={v}: only normal:STD and uniform:SCALE take a number")
-    return Reinit(scheme, _number("init", scale) if scale else None)
+    return Reinit(scheme, _number("init", scale, v) if scale else None)
 
 
 def _parse_batchnorm(v: str) -> Command:
@@ -170,7 +171,7 @@ def _parse_clip(v: str) -> Command:
         return SetClip("none")
     if mode not in CLIP_MODES or mode == "none" or not thr:
         raise CommandError(f"clip={v}: allowed none, norm:X or value:X with X > 0")
-    return SetClip(mode, _number("clip", thr))
+    return SetClip(mode, _number("clip", thr, v))
 
 
 def _parse_lr(v: str) -> Command:

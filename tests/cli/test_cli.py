@@ -1,0 +1,108 @@
+"""python -m gradsim run / sweep, as a user types them."""
+import csv
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from gradsim.cli import main
+
+ROOT = Path(__file__).resolve().parents[2]
+TINY = ["--dataset", "moons", "--depth", "3", "--width", "8", "--batch-size", "32", "--steps", "15", "--stats-every", "5"]
+
+
+def _cli(*args):
+    return subprocess.run([sys.executable, "-m", "gradsim", *args], cwd=ROOT, capture_output=True, text=True, timeout=300)
+
+
+def test_run_with_preset_writes_the_four_files_and_a_summary(tmp_path):
+    r = _cli("run", "--preset", "vanishing-sigmoid", "--steps", "30", "--out", str(tmp_path / "run1"))
+    assert r.returncode == 0, r.stderr
+    assert sorted(os.listdir(tmp_path / "run1")) == ["events.csv", "layers.csv", "session.json", "steps.csv"]
+    assert "vanishing toward the input" in r.stdout and "No divergence." in r.stdout
+    assert "Traceback" not in r.stderr
+
+
+def test_run_with_no_flags_uses_the_default_config(tmp_path):
+    assert main(["run", "--steps", "3", "--out", str(tmp_path / "d")]) == 0
+    cfg = json.loads((tmp_path / "d" / "session.json").read_text())["config"]
+    assert cfg["dataset"] == "spiral" and cfg["depth"] == 10 and cfg["steps"] == 3
+
+
+@pytest.mark.parametrize(
+    "args, needle",
+    [
+        (["--depth", "500"], "depth = 500 is out of range: allowed 1 to 200"),
+        (["--lr", "nan"], "lr = nan"),
+        (["--lr", "abc"], "'abc' is not a number"),
+        (["--activation", "swish"], "activation = 'swish' is not known"),
+        (["--clip", "norm:-1"], "clip=norm:-1"),
+        (["--event", "x:lr=1"], "STEP:KEY=VALUE"),
+        (["--event", "5:speed=1"], "unknown key 'speed'"),
+        (["--preset", "nope"], "preset 'nope' is not known"),
+        (["--config", "/nonexistent.json"], "no such file"),
+        (["--batch-size", "100000"], "batch_size = 100000"),
+        (["--bogus"], "unrecognized arguments: --bogus"),
+    ],
+)
+def test_bad_input_is_one_clear_line_and_exit_2(tmp_path, capsys, args, needle):
+    code = main(["run", *args, "--out", str(tmp_path / "x")])
+    err = capsys.readouterr().err.strip()
+    assert code == 2
+    assert needle in err and len(err.splitlines()) == 1 and err.startswith("gradsim: error:")
+    assert not (tmp_path / "x").exists()
+
+
+def test_bad_config_file_contents(tmp_path, capsys):
+    f = tmp_path / "c.json"
+    f.write_text('{"depth": 3, "colour": "red"}')
+    assert main(["run", "--config", str(f), "--out", str(tmp_path / "x")]) == 2
+    assert "unknown field 'colour'" in capsys.readouterr().err
+    f.write_text('{"depth": 3,')
+    assert main(["run", "--config", str(f), "--out", str(tmp_path / "x")]) == 2
+    assert "not valid JSON" in capsys.readouterr().err
+
+
+def test_unwritable_output_reports_and_exits_2(tmp_path, capsys):
+    blocker = tmp_path / "f"
+    blocker.write_text("")
+    assert main(["run", *TINY, "--out", str(blocker / "sub")]) == 2
+    assert "cannot export session" in capsys.readouterr().err
+
+
+def test_flags_override_preset_and_events_replay_from_config(tmp_path):
+    first = tmp_path / "a"
+    assert main(["run", "--preset", "batchnorm-rescue", *TINY, "--steps", "302", "--event", "9:lr=0.01", "--out", str(first)]) == 0
+    events = (first / "events.csv").read_text()
+    assert "300,batchnorm,on" in events and "9,lr,0.01" in events
+    cfg = json.loads((first / "session.json").read_text())["config"]
+    assert cfg["depth"] == 3 and cfg["activation"] == "sigmoid"
+    second = tmp_path / "b"
+    assert main(["run", "--config", str(first / "session.json"), "--out", str(second)]) == 0
+    strip = lambda p: [",".join(l.split(",")[:-1]) for l in p.read_text().splitlines()]
+    assert strip(first / "steps.csv") == strip(second / "steps.csv")
+    assert (first / "layers.csv").read_text() == (second / "layers.csv").read_text()
+
+
+def test_sweep_writes_summary_and_each_session(tmp_path):
+    out = tmp_path / "sw"
+    code = main(["sweep", *TINY[:4], "--batch-size", "32", "--steps", "6", "--depth", "2,4", "--activation", "sigmoid,relu", "--jobs", "2", "--out", str(out)])
+    assert code == 0
+    rows = list(csv.DictReader((out / "summary.csv").open()))
+    assert len(rows) == 4
+    assert {(r["depth"], r["activation"]) for r in rows} == {("2", "sigmoid"), ("2", "relu"), ("4", "sigmoid"), ("4", "relu")}
+    for r in rows:
+        folder = out / r["folder"]
+        assert (folder / "layers.csv").is_file()
+        first = next(csv.DictReader((folder / "layers.csv").open()))
+        assert float(r["grad_norm_first_step0"]) == pytest.approx(float(first["grad_norm"]))
+        assert r["diverged_at"] == ""
+
+
+def test_sweep_rejects_a_bad_value_before_running_anything(tmp_path, capsys):
+    assert main(["sweep", "--depth", "3,999", "--out", str(tmp_path / "s")]) == 2
+    assert "depth = 999" in capsys.readouterr().err
+    assert not (tmp_path / "s").exists()

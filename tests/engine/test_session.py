@@ -1,0 +1,205 @@
+"""The bounded store, the export format of DESIGN.md section 4, and loading it back."""
+import json
+import os
+import zipfile
+
+import numpy as np
+import pytest
+
+from gradsim import session_io
+from gradsim.commands import parse_event
+from gradsim.config import RunConfig
+from gradsim.metrics import LAYER_METRICS, STEP_METRICS
+from gradsim.session import Session, StepRecord
+from gradsim.session_io import ExportError, SessionFormatError
+from gradsim.trainer import Trainer
+
+
+def _record(step, n_layers=3, stats=True):
+    layers = np.full((n_layers, len(LAYER_METRICS)), step, np.float32)
+    if not stats:
+        layers[:, 6:] = np.nan
+    scalars = np.zeros(len(STEP_METRICS))
+    scalars[0] = step
+    return StepRecord(step, scalars, layers, stats)
+
+
+def test_memory_stays_under_budget_for_any_length():
+    budget_mb = 0.05
+    s = Session(n_layers=3, max_memory_mb=budget_mb)
+    for step in range(20_000):
+        s.append(_record(step))
+    assert s.nbytes <= budget_mb * 1e6
+    assert len(s) <= s.capacity
+    assert s.record_every > 1 and (s.steps % s.record_every == 0).all()
+    assert s.steps[0] == 0 and s.steps[-1] > 19_000 - 2 * s.record_every  # old and new both kept
+    assert np.all(np.diff(s.steps) == s.record_every)
+    assert s.steps_run == 20_000
+
+
+def test_thinning_keeps_the_divergence_row():
+    s = Session(n_layers=2, max_memory_mb=0.005)
+    for step in range(s.capacity):
+        s.append(_record(step, 2))
+    rec = _record(s.capacity + 1, 2)
+    rec.scalars[STEP_METRICS.index("diverged")] = 1.0
+    assert s.append(rec)
+    assert s.steps[-1] == s.capacity + 1
+
+
+def _small_run(tmp_path, **kw):
+    cfg = RunConfig(dataset="moons", n_samples=200, depth=3, width=8, batch_size=32, steps=12, stats_every=4, **kw)
+    t = Trainer(cfg, [parse_event("6:batchnorm=on"), parse_event("8:clip=norm:0.5")])
+    t.run()
+    return t
+
+
+def test_export_has_exactly_the_documented_format(tmp_path):
+    t = _small_run(tmp_path)
+    out = t.session.export(tmp_path / "run")
+    assert sorted(os.listdir(out)) == ["events.csv", "layers.csv", "session.json", "steps.csv"]
+    meta = json.loads((out / "session.json").read_text())
+    assert meta["format"] == "gradsim-session/1"
+    assert set(meta) >= {"format", "config", "events", "record_every", "versions", "created", "steps_run", "diverged_at"}
+    assert meta["config"] == t.config.to_dict() and meta["steps_run"] == 12 and meta["diverged_at"] is None
+    assert set(meta["versions"]) == {"gradsim", "torch", "numpy", "python", "platform"}
+    steps = (out / "steps.csv").read_text().splitlines()
+    assert steps[0] == "step,loss,accuracy,grad_norm_total,grad_norm_applied,clipped,lr,diverged,elapsed_s"
+    assert len(steps) == 13 and steps[1].startswith("0,")
+    layers = (out / "layers.csv").read_text().splitlines()
+    assert layers[0] == "step,layer,grad_norm,bias_grad_norm,weight_norm,update_norm,update_ratio,act_grad_norm,act_mean,act_std,act_saturation,act_dead"
+    assert len(layers) == 1 + 12 * 4
+    assert layers[1].startswith("0,1,") and layers[5].startswith("1,1,")
+    assert layers[5].endswith(",,,,")  # step 1: stats not sampled -> empty cells
+    assert not layers[1].endswith(",")
+    events = (out / "events.csv").read_text().splitlines()
+    assert events == ["step,kind,value", "0,start,config", "6,batchnorm,on", "8,clip,norm:0.5"]
+
+
+@pytest.mark.parametrize("as_zip", [False, True])
+def test_load_gives_back_the_same_session(tmp_path, as_zip):
+    t = _small_run(tmp_path)
+    out = t.session.export(tmp_path / ("run.zip" if as_zip else "run"))
+    back = Session.load(out)
+    s = t.session
+    assert np.array_equal(back.steps, s.steps)
+    assert np.array_equal(back.scalars, s.scalars)
+    assert np.array_equal(back.layers, s.layers, equal_nan=True)
+    assert np.array_equal(back.has_stats, s.has_stats)
+    assert back.events == s.events and back.config == s.config and back.record_every == s.record_every
+    # and exporting the loaded session gives byte-identical files
+    again = back.export(tmp_path / "again")
+    for name in ("steps.csv", "layers.csv", "events.csv"):
+        ref = (out / name).read_text() if not as_zip else zipfile.ZipFile(out).read(name).decode()
+        assert (again / name).read_text() == ref
+
+
+def test_nonfinite_values_written_as_nan_inf(tmp_path):
+    s = Session(n_layers=2, config=RunConfig(depth=1).to_dict())
+    rec = _record(0, 2)
+    rec.layers[0, 0], rec.layers[1, 0], rec.layers[0, 1] = np.inf, -np.inf, np.nan
+    rec.scalars[0] = np.nan
+    s.append(rec)
+    out = s.export(tmp_path / "r")
+    assert (out / "layers.csv").read_text().splitlines()[1].startswith("0,1,inf,nan,")
+    assert (out / "layers.csv").read_text().splitlines()[2].startswith("0,2,-inf,")
+    assert (out / "steps.csv").read_text().splitlines()[1].startswith("0,nan,")
+    back = Session.load(out)
+    assert np.array_equal(back.layers, s.layers, equal_nan=True)
+
+
+def _exported(tmp_path):
+    return _small_run(tmp_path).session.export(tmp_path / "good")
+
+
+@pytest.mark.parametrize(
+    "name, mutate, needle",
+    [
+        ("steps.csv", lambda t: t[: len(t) // 2], "steps.csv line"),
+        ("layers.csv", lambda t: "\n".join(t.splitlines()[:-3]) + "\n", "layers.csv"),
+        ("layers.csv", lambda t: t.replace("0,1,", "0,1,abc", 1), "is not a number"),
+        ("steps.csv", lambda t: "wrong,header\n" + t, "expected header"),
+        ("session.json", lambda t: t[:20], "not valid JSON"),
+        ("session.json", lambda t: t.replace("gradsim-session/1", "gradsim-session/9"), "format is"),
+        ("session.json", lambda t: json.dumps({**json.loads(t), "config": {**json.loads(t)["config"], "depth": "x"}}), "depth"),
+        ("events.csv", lambda t: t + "12,note\n", "events.csv line"),
+    ],
+)
+def test_malformed_or_truncated_files_give_clear_errors(tmp_path, name, mutate, needle):
+    out = _exported(tmp_path)
+    f = out / name
+    f.write_text(mutate(f.read_text()))
+    with pytest.raises(SessionFormatError) as err:
+        Session.load(out)
+    assert needle in str(err.value)
+
+
+def test_missing_file_and_not_a_session(tmp_path):
+    out = _exported(tmp_path)
+    (out / "events.csv").unlink()
+    with pytest.raises(SessionFormatError, match="events.csv is missing"):
+        Session.load(out)
+    (tmp_path / "junk.zip").write_bytes(b"not a zip")
+    with pytest.raises(SessionFormatError, match="valid .zip"):
+        Session.load(tmp_path / "junk.zip")
+    with pytest.raises(SessionFormatError, match="no such"):
+        Session.load(tmp_path / "nowhere")
+
+
+def test_hostile_zip_is_read_by_name_never_extracted(tmp_path):
+    out = _exported(tmp_path)
+    z = tmp_path / "evil.zip"
+    with zipfile.ZipFile(z, "w") as zf:
+        zf.writestr("../../escape/session.json", (out / "session.json").read_text())
+        for n in ("steps.csv", "layers.csv", "events.csv"):
+            zf.writestr(n, (out / n).read_text())
+    with pytest.raises(SessionFormatError, match="session.json is missing"):
+        Session.load(z)
+    assert not (tmp_path.parent / "escape").exists()
+
+
+def test_export_to_unwritable_place_leaves_nothing_and_retry_works(tmp_path):
+    t = _small_run(tmp_path)
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    with pytest.raises(ExportError, match="file"):
+        t.session.export(blocker / "run")  # parent is a file
+    with pytest.raises(ExportError, match="not a folder"):
+        t.session.export(blocker)
+    assert blocker.read_text() == "x"
+    assert len(t.session) == 12
+    assert t.session.export(tmp_path / "ok").is_dir()
+
+
+def test_export_failing_halfway_leaves_no_half_written_folder(tmp_path, monkeypatch):
+    t = _small_run(tmp_path)
+    real = os.replace
+    calls = {"n": 0}
+
+    def flaky(src, dst):
+        calls["n"] += 1
+        if calls["n"] == 3:
+            raise OSError(28, "No space left on device")
+        return real(src, dst)
+
+    monkeypatch.setattr(session_io.os, "replace", flaky)
+    with pytest.raises(ExportError, match="No space left"):
+        t.session.export(tmp_path / "run")
+    assert sorted(p.name for p in tmp_path.iterdir()) == []  # no folder, no temp leftovers
+    monkeypatch.setattr(session_io.os, "replace", real)
+    assert sorted(os.listdir(t.session.export(tmp_path / "run"))) == ["events.csv", "layers.csv", "session.json", "steps.csv"]
+
+
+def test_export_into_existing_folder_replaces_files_atomically(tmp_path, monkeypatch):
+    t = _small_run(tmp_path)
+    out = t.session.export(tmp_path / "run")
+    old = (out / "steps.csv").read_text()
+
+    def fail(*a, **k):
+        raise OSError(5, "Input/output error")
+
+    monkeypatch.setattr(session_io.os, "fsync", fail)
+    with pytest.raises(ExportError):
+        t.session.export(out)
+    assert (out / "steps.csv").read_text() == old  # the old complete file is still there
+    assert not [p for p in out.iterdir() if p.name.endswith(".partial")]
