@@ -45,6 +45,7 @@ class GradNet(nn.Module):
         self.width = width
         self.leaky_slope = leaky_slope
         self.linears = nn.ModuleList(nn.Linear(a, b) for a, b in zip(sizes[:-1], sizes[1:]))
+        self._linear_list = list(self.linears)
         self.norms = nn.ModuleList()
         self.activations: list[str] = [activation] * depth
         self._fns = [activation_fn(activation, leaky_slope)] * depth
@@ -66,13 +67,16 @@ class GradNet(nn.Module):
         hs: list[torch.Tensor] = []
         h = x
         bn = self.norms if self.has_batchnorm else None
+        lins = self._linear_list
         for i in range(self.depth):
-            z = self.linears[i](h)
+            lin = lins[i]
+            z = F.linear(h, lin.weight, lin.bias)  # skips Module.__call__: ~5 us a layer
             zs.append(z)
             a = bn[i](z) if bn is not None else z
             h = self._fns[i](a)
             hs.append(h)
-        z = self.linears[-1](h)
+        lin = lins[-1]
+        z = F.linear(h, lin.weight, lin.bias)
         zs.append(z)
         hs.append(z)
         return z, zs, hs

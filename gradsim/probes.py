@@ -6,15 +6,18 @@ layers, 5-10 % of a step); the activation statistics cost 50-70 % of a step
 """
 from __future__ import annotations
 
+import math
+
 import torch
 
 SAT_TANH = 0.97
 SAT_SIGMOID_LO, SAT_SIGMOID_HI = 0.03, 0.97
 
 
-def norms(tensors: list[torch.Tensor]) -> torch.Tensor:
-    """L2 norm of each tensor, stacked into one 1-D tensor."""
-    return torch.stack(torch._foreach_norm(tensors))
+_SATURATION = {
+    "tanh": lambda f: f.abs() > SAT_TANH,
+    "sigmoid": lambda f: (f < SAT_SIGMOID_LO) | (f > SAT_SIGMOID_HI),
+}
 
 
 def total_norm(per_tensor_norms: list[torch.Tensor]) -> torch.Tensor:
@@ -22,30 +25,36 @@ def total_norm(per_tensor_norms: list[torch.Tensor]) -> torch.Tensor:
     return torch.linalg.vector_norm(torch.stack(per_tensor_norms))
 
 
-def saturation(h: torch.Tensor, activation: str) -> torch.Tensor:
-    """Fraction of units in the flat region of a saturating activation (0 otherwise)."""
-    if activation == "tanh":
-        return (h.abs() > SAT_TANH).float().mean()
-    if activation == "sigmoid":
-        return ((h < SAT_SIGMOID_LO) | (h > SAT_SIGMOID_HI)).float().mean()
-    return h.new_zeros(())
-
-
-def dead_fraction(h: torch.Tensor) -> torch.Tensor:
-    """Fraction of units whose output is exactly zero for the whole batch."""
-    return (h == 0).all(dim=0).float().mean()
-
-
 @torch.no_grad()
 def activation_stats(hs: list[torch.Tensor], activations: list[str]) -> torch.Tensor:
     """(n_layers, 4): act_mean, act_std, act_saturation, act_dead of each block's output.
 
-    The output layer (the logits) has no activation: saturation and dead are 0.
+    The hidden blocks all have the same shape, so they are stacked and reduced
+    in a handful of vectorised ops instead of five ops per layer. The output
+    layer (the logits) has no activation: its saturation and dead are 0.
     """
-    rows = []
-    for i, h in enumerate(hs):
-        act = activations[i] if i < len(activations) else "linear"
-        std = h.std() if h.numel() > 1 else h.new_zeros(())
-        dead = dead_fraction(h) if i < len(activations) else h.new_zeros(())
-        rows.append(torch.stack([h.mean(), std, saturation(h, act), dead]))
-    return torch.stack(rows)
+    hidden = torch.stack(hs[:-1]) if len(hs) > 1 else hs[0].new_zeros((0,) + tuple(hs[0].shape))
+    out = hs[-1]
+    n = hidden.shape[0]
+    flat = hidden.reshape(n, -1)
+    m = flat.shape[1]
+    # Two-pass mean/std with fast reductions (sum, then the norm of the centred
+    # values): ~5x cheaper here than std_mean, and exact enough (no cancellation).
+    mean = flat.sum(dim=1) / m
+    std = torch.linalg.vector_norm(flat - mean[:, None], dim=1) / math.sqrt(max(m - 1, 1))
+    acts = activations[:n]
+    sat = torch.zeros_like(mean)
+    dead = torch.zeros_like(mean)
+    for name, fn in _SATURATION.items():
+        rows = [i for i, a in enumerate(acts) if a == name]
+        if rows:  # usually every layer: then no gather copy
+            sat[rows] = fn(flat if len(rows) == n else flat[rows]).float().mean(dim=1)
+    relu_rows = [i for i, a in enumerate(acts) if a == "relu"]
+    if relu_rows:  # relu outputs are >= 0: a unit is dead when its batch maximum is 0
+        sel = hidden if len(relu_rows) == n else hidden[relu_rows]
+        dead[relu_rows] = (sel.amax(dim=1) == 0).float().mean(dim=1)
+    hidden_rows = torch.stack([mean, std, sat, dead], dim=1)
+    out_std = out.std() if out.numel() > 1 else out.new_zeros(())
+    out_row = torch.stack([out.mean(), out_std, out.new_zeros(()), out.new_zeros(())]).unsqueeze(0)
+    return torch.cat([hidden_rows, out_row])
+

@@ -1,7 +1,7 @@
 """Trainer: one instrumented optimizer step at a time, commands between steps.
 
-``step()`` runs forward, one ``torch.autograd.grad`` call for both dL/dW and
-dL/dz (z = each Linear's output), clipping, divergence detection and the
+``step()`` runs forward, one backward pass that keeps both dL/dW and dL/dz
+(z = each Linear's output, via ``a hook per layer), clipping, divergence detection and the
 update, and returns a StepRecord. ``apply(command)`` changes the run between
 steps and records the event in the session. Nothing here raises on inf/nan:
 a non-finite loss or gradient ends the run cleanly with a ``diverged`` event.
@@ -46,8 +46,12 @@ class Trainer:
         self.clip_threshold = float(config.clip_threshold)
         self._refresh_params()
         self.optimizer = build_optimizer(self.optimizer_name, self._params, self.lr, config.momentum)
-        # Preallocated: the update norm is ||W_before - W_after|| without a new tensor per step.
+        # Preallocated: the update norm is ||W_before - W_after|| without new tensors per step.
         self._before = [torch.empty_like(w) for w in self._weights]
+        # dL/dz arrives through one hook per layer, created once: cheaper than
+        # retain_grad (which clones every z.grad) or autograd.grad(..., zs).
+        self._gz: list[Optional[torch.Tensor]] = [None] * self.net.n_layers
+        self._z_hooks = [self._make_z_hook(i) for i in range(self.net.n_layers)]
         self._x = torch.from_numpy(self.data.x_train)
         self._y = torch.from_numpy(self.data.y_train)
         self._perm = torch.randperm(len(self._y), generator=self.batch_gen)
@@ -130,6 +134,12 @@ class Trainer:
                     self.optimizer.state[p] = old.state[p]
 
     # ------------------------------------------------------------ stepping
+    def _make_z_hook(self, i: int) -> Callable[[torch.Tensor], None]:
+        def hook(grad: torch.Tensor) -> None:
+            self._gz[i] = grad
+
+        return hook
+
     def _batch(self) -> tuple[torch.Tensor, torch.Tensor]:
         b = self.config.batch_size
         if self._pos + b > len(self._perm):
@@ -152,34 +162,36 @@ class Trainer:
         logits, zs, hs = self.net.forward_capture(x)
         loss = F.cross_entropy(logits, y)
         n_w, n_b = len(self._weights), len(self._biases)
-        grads = torch.autograd.grad(loss, self._params + zs)
-        g_params = list(grads[: len(self._params)])
-        g_w, g_b, g_z = g_params[:n_w], g_params[n_w : n_w + n_b], list(grads[len(self._params) :])
-        for p, g in zip(self._params, g_params):
-            p.grad = g
+        for z, hook in zip(zs, self._z_hooks):
+            z.register_hook(hook)
+        del zs
+        loss.backward()
+        g_params = [p.grad for p in self._params]
+        g_z = self._gz
 
         with torch.no_grad():
-            gw_norm = torch._foreach_norm(g_w)
-            gb_norm = torch._foreach_norm(g_b)
-            other = torch._foreach_norm(g_params[n_w + n_b :]) if len(g_params) > n_w + n_b else []
-            total = probes.total_norm(list(gw_norm) + list(gb_norm) + list(other))
-            gz_norm = torch._foreach_norm(g_z)
-            w_norm = torch._foreach_norm(self._weights)
+            # One foreach dispatch for every norm measured before the update:
+            # [dL/dparams..., dL/dz per layer..., W per layer (before the update)].
+            n_p = len(g_params)
+            norms = torch.stack(torch._foreach_norm(g_params + g_z + self._weights))
+            total = torch.linalg.vector_norm(norms[:n_p])
             applied, clipped = self._clip(g_params, total)
             acc = (logits.argmax(dim=1) == y).float().mean()
             head = torch.stack([loss.detach(), acc, total, applied, clipped]).tolist()
             diverged = not (math.isfinite(head[0]) and math.isfinite(head[2]))
 
-            torch._foreach_copy_(self._before, self._weights)
             if not diverged:
+                torch._foreach_copy_(self._before, self._weights)
                 self.optimizer.step()
                 torch._foreach_sub_(self._before, self._weights)
                 upd = torch.stack(torch._foreach_norm(self._before))
             else:
                 upd = torch.full((n_w,), float("nan"))
-            wn = torch.stack(w_norm)
-            norm_block = torch.stack([torch.stack(gw_norm), torch.stack(gb_norm), wn, upd, upd / wn, torch.stack(gz_norm)], dim=1)
-            layers = np.full((self.n_layers, len(LAYER_METRICS)), np.nan, np.float32)
+            L = self.n_layers
+            gw, gb = norms[:n_w], norms[n_w : n_w + n_b]
+            gz, wn = norms[n_p : n_p + L], norms[n_p + L :]
+            norm_block = torch.stack([gw, gb, wn, upd, upd / wn, gz], dim=1)
+            layers = np.full((L, len(LAYER_METRICS)), np.nan, np.float32)
             layers[:, :_N_NORM] = norm_block.numpy()
             if want_stats:
                 layers[:, _N_NORM:] = probes.activation_stats(hs, self.net.activations).numpy()
