@@ -1,4 +1,4 @@
-"""Headless command line: ``python -m gradsim run | sweep`` (DESIGN.md section 5).
+"""Headless command line: ``python -m gradsim run | sweep | check`` (DESIGN.md section 5).
 
 Every bad value gives one line naming it and exit status 2, never a traceback.
 """
@@ -17,6 +17,7 @@ from typing import Any, Callable, Optional, Sequence
 
 from .commands import CommandError, Scheduled, parse_command, parse_event
 from .config import ACTIVATIONS, DATASETS, INITS, OPTIMIZERS, ConfigError, RunConfig
+from .exercises import ExerciseError
 
 EXIT_BAD_INPUT = 2
 
@@ -280,6 +281,41 @@ def _tag(v: Any) -> str:
     return str(v).replace("/", "_")
 
 
+# ---------------------------------------------------------------- check
+def cmd_check(args: argparse.Namespace) -> int:
+    """Grade submissions from their session data (stored results are never trusted)."""
+    from .exercises import grade, load_exercise
+    from .session_io import _write_atomic
+
+    ex = load_exercise(args.exercise)
+    grades = [grade(ex, s) for s in args.submissions]
+    ids = [o.id for o in ex.objectives]
+    name_w = max([10] + [len(Path(g.submission).name) for g in grades])
+    print(f"{ex.title}  ({len(ids)} objectives: {', '.join(ids)})")
+    print(f"{'submission':<{name_w}}  score  " + "  ".join(f"{i[:10]:<10}" for i in ids))
+    for g in grades:
+        marks = [("pass" if r.passed else "FAIL") for r in g.results] or ["-"] * len(ids)
+        print(f"{Path(g.submission).name:<{name_w}}  {g.score:5.2f}  " + "  ".join(f"{m:<10}" for m in marks))
+        for problem in ([g.error] if g.error else []) + g.config_problems:
+            print(f"{'':<{name_w}}    ! {problem}")
+        for r in g.results:
+            if not r.passed and args.verbose:
+                print(f"{'':<{name_w}}    {r.id}: {r.detail}")
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(["submission", "exercise", "score", "problems"] + ids)
+    for g in grades:
+        problems = "; ".join(([g.error] if g.error else []) + g.config_problems)
+        w.writerow([g.submission, ex.id, f"{g.score:.4f}", problems] + ([int(r.passed) for r in g.results] or [""] * len(ids)))
+    out = Path(args.csv)
+    try:
+        _write_atomic(out, buf.getvalue())
+    except OSError as exc:
+        raise CliError(f"--csv {str(out)!r}: cannot write ({exc.strerror or exc})") from None
+    print(f"Scores written to {out}")
+    return 0
+
+
 # ---------------------------------------------------------------- main
 def build_parser() -> argparse.ArgumentParser:
     p = _Parser(prog="gradsim", description="GradSim headless engine: train, sweep and export sessions.")
@@ -289,16 +325,20 @@ def build_parser() -> argparse.ArgumentParser:
     sweep = sub.add_parser("sweep", help="train a grid of configs in parallel (comma-separated values)")
     _add_config_flags(sweep, multi=True)
     sweep.add_argument("--jobs", type=int, help="processes (default: CPU count)")
+    check = sub.add_parser("check", help="grade exercise submissions from their session data")
+    check.add_argument("exercise", help="the exercise .toml file")
+    check.add_argument("submissions", nargs="+", help="submission folders (session files + submission.json)")
+    check.add_argument("--csv", default="scores.csv", help="where to write the scores CSV (default: scores.csv)")
+    check.add_argument("-v", "--verbose", action="store_true", help="say why each failed objective failed")
     return p
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     try:
         args = build_parser().parse_args(argv)
-        if args.command == "run":
-            return cmd_run(args)
-        return cmd_sweep(args)
-    except (CliError, ConfigError, CommandError) as exc:
+        commands = {"run": cmd_run, "sweep": cmd_sweep, "check": cmd_check}
+        return commands[args.command](args)
+    except (CliError, ConfigError, CommandError, ExerciseError) as exc:
         print(f"gradsim: error: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
     except OSError as exc:  # ExportError and friends: the message already names the path

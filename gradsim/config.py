@@ -142,7 +142,10 @@ class RunConfig:
         if unknown:
             raise ConfigError(f"{where}: unknown field {unknown[0]!r}; allowed: {', '.join(known)}")
         kwargs = {k: _coerce(k, v, known[k].type, where) for k, v in data.items()}
-        return cls(**kwargs).validate()
+        try:
+            return cls(**kwargs).validate()
+        except ConfigError as exc:
+            raise ConfigError(f"{where}: {exc}") from None
 
     @classmethod
     def from_json(cls, text: str, where: str = "config") -> "RunConfig":
