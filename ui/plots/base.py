@@ -7,9 +7,11 @@ from __future__ import annotations
 
 from typing import Optional, Sequence
 
+import numpy as np
+
 import pyqtgraph as pg
 from PySide6.QtCore import QPointF, Slot
-from PySide6.QtWidgets import QVBoxLayout, QWidget
+from PySide6.QtWidgets import QLabel, QSizePolicy, QVBoxLayout, QWidget
 
 from gradsim.session import Event, Session
 
@@ -29,6 +31,9 @@ class PlotBase(QWidget):
         self._layout.setContentsMargins(2, 2, 2, 2)
         self._layout.setSpacing(2)
         self.note = make_note()
+        #: A one-line caption (e.g. the step shown); subclasses that use it add it to the layout.
+        self.header = QLabel("")
+        self.header.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Fixed)
         self.readout = make_readout("Exact values under the mouse pointer: step, layer and value as recorded.")
         self.graphics = pg.GraphicsLayoutWidget()
         self.graphics.setToolTip(self.TIP)
@@ -87,12 +92,105 @@ class PlotBase(QWidget):
             return
 
 
+class RangeFollower:
+    """Sets a plot's view range itself instead of pyqtgraph's auto range.
+
+    Why: auto range moves the view a little on every frame of a growing run,
+    and every move re-lays out axes, ticks and labels (about a third of a
+    frame's cost at 100,000 steps). Here the x range grows in 5 % steps and a
+    log y range snaps to whole decades, so the view changes a few times per run.
+    Once the user pans or zooms, the plot stops following until auto range
+    (the "A" button) is asked for again.
+    """
+
+    #: Head room added to the right of the newest step when the x range grows.
+    X_PAD = 0.05
+    #: A log y range spans at least this many decades.
+    MIN_DECADES = 3
+
+    def __init__(self, plot: pg.PlotItem, x: bool = True, y_log: bool = False, y_linear: bool = False) -> None:
+        self.plot = plot
+        self.x = x
+        self.y_log = y_log
+        self.y_linear = y_linear
+        self.following = True
+        self.x_range: Optional[tuple[float, float]] = None
+        self.y_range: Optional[tuple[float, float]] = None
+        vb = plot.getViewBox()
+        if x:
+            vb.disableAutoRange(axis=pg.ViewBox.XAxis)
+        if y_log or y_linear:
+            vb.disableAutoRange(axis=pg.ViewBox.YAxis)
+        vb.sigRangeChangedManually.connect(self._on_range_changed_manually)
+
+    def reset(self) -> None:
+        """Follow the data again from scratch (a new run)."""
+        self.following = True
+        self.x_range = None
+        self.y_range = None
+
+    def _resume_if_asked(self) -> None:
+        vb = self.plot.getViewBox()
+        auto = vb.state["autoRange"]
+        if (self.x and auto[0] is not False) or ((self.y_log or self.y_linear) and auto[1] is not False):
+            if self.x:
+                vb.disableAutoRange(axis=pg.ViewBox.XAxis)
+            if self.y_log or self.y_linear:
+                vb.disableAutoRange(axis=pg.ViewBox.YAxis)
+            self.reset()
+
+    def update(self, x0: Optional[float] = None, x1: Optional[float] = None, y: Optional[np.ndarray] = None) -> None:
+        """Make sure [x0, x1] and the finite values of ``y`` are in view; move only when they are not."""
+        self._resume_if_asked()
+        if not self.following:
+            return
+        vb = self.plot.getViewBox()
+        if self.x and x0 is not None and x1 is not None and np.isfinite(x0) and np.isfinite(x1):
+            if x1 <= x0:
+                x1 = x0 + 1.0
+            cur = self.x_range
+            if cur is None or x0 < cur[0] or x1 > cur[1] or (cur[1] - cur[0]) > 2.0 * (x1 - x0) + 10:
+                hi = x1 + self.X_PAD * (x1 - x0) + 1.0
+                self.x_range = (x0, hi)
+                vb.setXRange(x0, hi, padding=0)
+        if y is not None and (self.y_log or self.y_linear):
+            yy = np.asarray(y, dtype=np.float64)
+            with np.errstate(invalid="ignore", divide="ignore"):
+                if self.y_log:
+                    yy = np.log10(yy[yy > 0])
+                yy = yy[np.isfinite(yy)]
+            if yy.size == 0:
+                return
+            lo, hi = float(yy.min()), float(yy.max())
+            if self.y_log:  # whole decades: the range changes only when the data crosses one
+                lo, hi = float(np.floor(lo)), float(np.ceil(hi))
+                if hi - lo < self.MIN_DECADES:  # fewer decades and the log axis labels every minor tick
+                    extra = self.MIN_DECADES - (hi - lo)
+                    lo -= np.floor(extra / 2)
+                    hi = lo + self.MIN_DECADES if hi < lo + self.MIN_DECADES else hi
+                slack = 2.0
+            else:
+                span = max(hi - lo, 1e-12)
+                lo, hi = lo - 0.05 * span, hi + 0.05 * span
+                slack = span
+            cur = self.y_range
+            if cur is None or lo < cur[0] or hi > cur[1] or (cur[1] - cur[0]) > (hi - lo) + slack:
+                self.y_range = (lo, hi)
+                vb.setYRange(lo, hi, padding=0.02)
+
+    @Slot(object)
+    def _on_range_changed_manually(self, mask: object) -> None:
+        """The user panned or zoomed: stop moving the view under their hand."""
+        self.following = False
+
+
 class TimePlotBase(PlotBase):
-    """A plot over steps, with event markers."""
+    """A plot over steps, with event markers and a view that follows the run."""
 
     def __init__(self, parent: Optional[QWidget] = None) -> None:
         super().__init__(parent)
         self.markers_list: list[EventMarkers] = []
+        self.followers: list[RangeFollower] = []
 
     @property
     def markers(self) -> EventMarkers:
@@ -112,3 +210,5 @@ class TimePlotBase(PlotBase):
         super().reset()
         for m in self.markers_list:
             m.reset()
+        for f in self.followers:
+            f.reset()

@@ -14,7 +14,8 @@ from typing import Callable, Optional, Sequence
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import QPointF, Qt, Slot
+from PySide6.QtCore import QLineF, QPointF, QRectF, Qt
+from PySide6.QtGui import QColor, QFont, QFontMetricsF, QImage, QPainter, QPen
 from PySide6.QtWidgets import QLabel, QSizePolicy
 
 from gradsim.session import Event, Session
@@ -148,6 +149,8 @@ class Bins:
     n_rows: int
     mx: np.ndarray  # (nbins, C)
     mn: np.ndarray  # (nbins, C)
+    #: Leading bins identical to the previous update's (a consumer may keep what it derived from them).
+    stable: int = 0
 
     @property
     def n_bins(self) -> int:
@@ -219,12 +222,15 @@ class BinCache:
     def update(self, store: Session, key: object, fetch: Callable[[int, int], np.ndarray]) -> Bins:
         """Bins of ``fetch(a, b)`` (rows a..b of the columns, shape (b-a, C)) over the whole store."""
         n = len(store)
+        stable = self._nb
         if not self._valid_for(store, key, n):
             self.reset()
             self._store_ref = weakref.ref(store)
             self._key = key
+            stable = 0
         while -(-n // self.k) > self.max_bins:
             self._merge()
+            stable = 0
         target = n // self.k
         if target > self._nb:
             a, b = self._nb * self.k, target * self.k
@@ -248,10 +254,10 @@ class BinCache:
         if not parts_mx:
             probe = fetch(0, 0)
             empty = np.empty((0, probe.shape[1]), probe.dtype)
-            return Bins(self.k, n, empty, empty.copy())
+            return Bins(self.k, n, empty, empty.copy(), 0)
         mx = np.concatenate(parts_mx) if len(parts_mx) > 1 else parts_mx[0].copy()
         mn = np.concatenate(parts_mn) if len(parts_mn) > 1 else parts_mn[0].copy()
-        return Bins(self.k, n, mx, mn)
+        return Bins(self.k, n, mx, mn, min(stable, self._nb))
 
     def _merge(self) -> None:
         """Double ``k``: pairs of completed bins become one (an odd last bin is re-read later)."""
@@ -292,23 +298,35 @@ def nonfinite_note(bins: Bins, steps: np.ndarray, what: str) -> str:
     notes = []
     if bad.any():
         first = int(np.flatnonzero(bad.any(axis=1))[0])
-        notes.append(f"{what}: non-finite from step {int(steps[first * bins.k])} (nan = gap, +inf drawn at 1e+20)")
+        notes.append(f"{what} non-finite from step {int(steps[first * bins.k])}: nan = gap, inf at 1e20")
     if low.any():
-        notes.append("zero or < 1e-20 drawn at 1e-20")
+        notes.append("0 or < 1e-20 drawn at 1e-20")
     if high.any():
-        notes.append("> 1e+20 drawn at 1e+20")
+        notes.append("> 1e20 drawn at 1e20")
     return "; ".join(notes)
 
 
 # ------------------------------------------------------------------- plot helpers
+def plain_axes(plot: pg.PlotItem) -> None:
+    """No automatic SI prefixes: "(x0.001)" next to a log axis reads as a different value."""
+    for name in ("left", "bottom"):
+        plot.getAxis(name).enableAutoSIPrefix(False)
+    plot.setMenuEnabled(False)
+
+
+def add_legend(plot: pg.PlotItem) -> pg.LegendItem:
+    """A compact legend on a translucent box, so it stays readable over curves."""
+    return plot.addLegend(offset=(-5, 5), labelTextSize="8pt", brush=pg.mkBrush(0, 0, 0, 160), verSpacing=-6)
+
+
 def make_log_plot(plot: pg.PlotItem, left: str, bottom: str = "step") -> None:
     """Log y axis limited to [1e-20, 1e+20]: readable whatever the gradients do."""
+    plain_axes(plot)
     plot.setLogMode(x=False, y=True)
-    plot.setLimits(yMin=LOG_FLOOR_EXP - 1, yMax=LOG_CEIL_EXP + 1)
+    # minYRange in decades: a flat profile still gets power-of-ten ticks.
+    plot.setLimits(yMin=LOG_FLOOR_EXP - 1, yMax=LOG_CEIL_EXP + 1, minYRange=1.0)
     plot.setLabel("left", left)
     plot.setLabel("bottom", bottom)
-    plot.showGrid(x=True, y=True, alpha=0.25)
-    plot.setMenuEnabled(False)
 
 
 def make_readout(tip: str) -> QLabel:
@@ -344,27 +362,145 @@ def event_label(ev: Event) -> str:
     return text if len(text) <= 32 else text[:31] + "\u2026"
 
 
-class EventMarkers:
-    """Labelled vertical lines for run events on one plot, created once per event.
+class EventMarkerItem(pg.GraphicsObject):
+    """All event markers of one plot as a single item: vertical lines plus rotated labels.
 
-    Lines are pooled: ``reset()`` hides them and a later event reuses a hidden
-    line, so a plot never accumulates items (PySide6 leaks removed items).
+    Why not one ``pg.InfiniteLine`` per event: each labelled line re-lays itself
+    out in Python on every view change, and with ~20 events on four plots that
+    alone took ~40 ms of a 60 ms frame while the x range grows (measured with
+    benchmarks/plot_refresh.py). One item paints every marker in one call.
+    """
+
+    def __init__(self, labels: bool = True, halo: bool = False) -> None:
+        super().__init__()
+        self.labels = labels
+        #: Draw a dark edge under each line, so markers stay visible over a colourful image.
+        self.halo = halo
+        self._halo_colour = QColor(0, 0, 0)
+        self.x = np.empty(0, np.float64)
+        self.texts: list[str] = []
+        self.colours: list[QColor] = []
+        self._pens: dict[str, QPen] = {}
+        self._br: Optional[QRectF] = None
+        self.font = QFont()
+        self.font.setPointSizeF(7.5)
+        self._label_cache: dict[tuple[str, int, float], QImage] = {}
+        self.setZValue(20)
+
+    def set_markers(self, x: Sequence[float], texts: Sequence[str], colours: Sequence[str]) -> None:
+        """Replace the markers (called with the grown list when events arrive)."""
+        self.x = np.asarray(x, dtype=np.float64)
+        self.texts = list(texts)
+        self.colours = [QColor(c) for c in colours]
+        for c in colours:
+            if c not in self._pens:
+                pen = QPen(QColor(c))
+                pen.setStyle(Qt.PenStyle.DashLine)
+                pen.setCosmetic(True)
+                self._pens[c] = pen
+        self._pen_keys = list(colours)
+        self.update()
+
+    def viewTransformChanged(self) -> None:
+        """The view moved or zoomed: the item spans the visible rectangle, so its bounds change."""
+        self._br = None
+        self.prepareGeometryChange()
+        super().viewTransformChanged()
+
+    def boundingRect(self) -> QRectF:
+        if self._br is None:
+            vr = self.viewRect()
+            self._br = QRectF() if vr is None else QRectF(vr)
+        return self._br
+
+    def dataBounds(self, axis: int, frac: float = 1.0, orthoRange: object = None) -> None:
+        return None  # markers never drive auto range
+
+    def _label_image(self, text: str, colour: QColor, dpr: float) -> QImage:
+        """The label pre-rotated into an image, once: rotated text is drawn as paths, slowly."""
+        key = (text, colour.rgba(), dpr)
+        img = self._label_cache.get(key)
+        if img is None:
+            fm = QFontMetricsF(self.font)
+            w = int(np.ceil(fm.height())) + 1
+            h = int(np.ceil(fm.horizontalAdvance(text))) + 2
+            img = QImage(max(1, int(w * dpr)), max(1, int(h * dpr)), QImage.Format.Format_ARGB32_Premultiplied)
+            img.setDevicePixelRatio(dpr)
+            img.fill(QColor(0, 0, 0, 150))  # a dark backing keeps labels readable over curves and images
+            q = QPainter(img)
+            q.setFont(self.font)
+            q.setPen(colour)
+            q.translate(fm.descent(), 0)
+            q.rotate(90)  # reads top to bottom, glyphs to the right of the line
+            q.drawText(QPointF(1, 0), text)
+            q.end()
+            if len(self._label_cache) > 512:
+                self._label_cache.clear()
+            self._label_cache[key] = img
+        return img
+
+    def paint(self, p: QPainter, *args: object) -> None:
+        n = self.x.size
+        vr = self.boundingRect()
+        if n == 0 or vr.isEmpty():
+            return
+        left, right = min(vr.left(), vr.right()), max(vr.left(), vr.right())
+        idx = np.flatnonzero((self.x >= left) & (self.x <= right))
+        if idx.size == 0:
+            return
+        tr = p.transform()
+        y0, y1 = vr.top(), vr.bottom()
+        dpr = float(p.device().devicePixelRatioF()) if p.device() is not None else 1.0
+        p.resetTransform()
+        top_dev = min(tr.map(QPointF(0.0, y0)).y(), tr.map(QPointF(0.0, y1)).y())
+        bottom_dev = max(tr.map(QPointF(0.0, y0)).y(), tr.map(QPointF(0.0, y1)).y())
+        # x maps linearly (no rotation in a plot): device x = a * x + b
+        xa = tr.map(QPointF(0.0, y0)).x()
+        xb = tr.map(QPointF(1.0, y0)).x() - xa
+        xd_all = xa + xb * self.x[idx]
+        last_label = -1e9
+        if self.halo:  # fillRect: a wide pen costs ~0.1 ms per line in the raster engine
+            height = bottom_dev - top_dev
+            for xd in xd_all.tolist():
+                p.fillRect(QRectF(xd - 1.5, top_dev, 3.0, height), self._halo_colour)
+        for i, xd in zip(idx.tolist(), xd_all.tolist()):
+            p.setPen(self._pens[self._pen_keys[i]])
+            p.drawLine(QLineF(xd, top_dev, xd, bottom_dev))
+            if self.labels and xd - last_label >= 11:
+                last_label = xd
+                p.drawImage(QPointF(xd + 1, top_dev + 3), self._label_image(self.texts[i], self.colours[i], dpr))
+
+
+class EventMarkers:
+    """Labelled vertical markers for run events on one plot, each added once.
+
+    The markers live in one pooled :class:`EventMarkerItem` added to the plot
+    once; ``reset()`` empties it instead of removing items (PySide6 leaks
+    removed items, DESIGN.md section 6).
     """
 
     #: Beyond this many markers the plot would be a barcode; extra events are counted in ``hidden``.
-    max_markers = 300
+    max_markers = 1000
 
-    def __init__(self, plot: pg.PlotItem, labels: bool = True, log_y: bool = False) -> None:
+    def __init__(self, plot: pg.PlotItem, labels: bool = True, halo: bool = False) -> None:
         self.plot = plot
         self.labels = labels
-        self.active: list[pg.InfiniteLine] = []
-        self._free: list[pg.InfiniteLine] = []
+        self.item = EventMarkerItem(labels, halo)
+        plot.addItem(self.item, ignoreBounds=True)
         self._shown: list[Event] = []
+        self._x: list[float] = []
+        self._texts: list[str] = []
+        self._colours: list[str] = []
         self.hidden = 0
 
     @property
+    def count(self) -> int:
+        """How many markers are drawn."""
+        return len(self._x)
+
+    @property
     def events(self) -> list[Event]:
-        """The events drawn (or counted as hidden), in order."""
+        """The events shown (or counted as hidden), in order."""
         return list(self._shown)
 
     def set_events(self, events: Sequence[Event]) -> int:
@@ -380,50 +516,29 @@ class EventMarkers:
         added = 0
         for ev in events[shown:]:
             self._shown.append(ev)
-            if len(self.active) >= self.max_markers:
+            if len(self._x) >= self.max_markers:
                 self.hidden += 1
                 continue
-            self._add(ev, len(self.active))
+            self._x.append(float(ev.step))
+            self._texts.append(event_label(ev))
+            self._colours.append(EVENT_COLOURS.get(ev.kind, "#eeeeee"))
             added += 1
+        if added:
+            self.item.set_markers(self._x, self._texts, self._colours)
         return added
 
-    def _add(self, ev: Event, index: int) -> None:
-        colour = EVENT_COLOURS.get(ev.kind, "#eeeeee")
-        text = event_label(ev)
-        pen = pg.mkPen(colour, width=1, style=Qt.PenStyle.DashLine)
-        position = (0.95, 0.8, 0.65)[index % 3]  # stagger labels of close events
-        if self._free:
-            line = self._free.pop()
-            line.setPen(pen)
-            line.setPos(ev.step)
-            if line.label is not None:
-                line.label.setFormat(text.replace("{", "{{").replace("}", "}}"))
-                line.label.setColor(colour)
-                line.label.setPosition(position)
-            line.setVisible(True)
-        else:
-            label = text.replace("{", "{{").replace("}", "}}") if self.labels else None
-            line = pg.InfiniteLine(
-                pos=ev.step,
-                angle=90,
-                movable=False,
-                pen=pen,
-                label=label,
-                labelOpts={"position": position, "color": colour, "rotateAxis": (1, 0), "anchors": [(0, 0), (0, 0)]},
-            )
-            line.setZValue(20)
-            self.plot.addItem(line, ignoreBounds=True)
-        line.setToolTip(f"step {ev.step}: {ev.kind}" + (f" = {ev.value}" if ev.value else ""))
-        self.active.append(line)
-
     def reset(self) -> None:
-        """Hide every marker (kept for reuse) and forget the shown events."""
-        for line in self.active:
-            line.setVisible(False)
-            self._free.append(line)
-        self.active.clear()
+        """Remove every marker and forget the shown events (the item stays for reuse)."""
         self._shown.clear()
+        self._x.clear()
+        self._texts.clear()
+        self._colours.clear()
         self.hidden = 0
+        self.item.set_markers([], [], [])
+
+    def positions(self) -> np.ndarray:
+        """Steps of the drawn markers."""
+        return np.asarray(self._x, dtype=np.float64)
 
     def near(self, x: float, tolerance: float) -> list[Event]:
         """Events within ``tolerance`` steps of ``x``, for the hover read-out."""

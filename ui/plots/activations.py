@@ -1,0 +1,115 @@
+"""Saturated and dead units per layer at the latest sampled step: why gradients vanish.
+
+Why: a saturated sigmoid/tanh unit passes almost no gradient back, and a dead
+ReLU unit passes none; the fraction of such units per layer is the mechanism
+behind the decay the other plots show.
+"""
+from __future__ import annotations
+
+from typing import Optional
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6.QtWidgets import QWidget
+
+from gradsim.session import Session
+
+from .base import PlotBase
+from .common import add_legend, fmt, plain_axes
+
+_WIDTH = 0.4
+
+
+class ActivationStats(PlotBase):
+    """act_saturation and act_dead per layer (bars) at the latest step with sampled statistics."""
+
+    TIP = (
+        "Fraction of saturated units (flat sigmoid/tanh region) and dead units (ReLU always zero) per layer: "
+        "both pass little or no gradient back, so high bars explain a vanishing gradient."
+    )
+
+    def __init__(self, parent: Optional[QWidget] = None) -> None:
+        super().__init__(parent)
+        #: The step whose statistics are shown (None before any sampled step).
+        self.step: Optional[int] = None
+        #: Raw per-layer values at ``step`` (nan where not recorded).
+        self.saturation: np.ndarray = np.empty(0)
+        self.dead: np.ndarray = np.empty(0)
+        self.mean: np.ndarray = np.empty(0)
+        self.std: np.ndarray = np.empty(0)
+
+        self.header.setToolTip("The step whose activation statistics are shown: they are sampled every few steps.")
+        self._layout.addWidget(self.header)
+        self.plot: pg.PlotItem = self.graphics.addPlot(row=0, col=0)
+        plain_axes(self.plot)
+        self.plot.setLabel("left", "fraction of units")
+        self.plot.setLabel("bottom", "layer (1 = input side)")
+        self.plot.enableAutoRange(y=False)
+        self.plot.setYRange(0.0, 1.0, padding=0.02)
+        self.plot.setLimits(yMin=-0.05, yMax=1.05)
+        self.legend = add_legend(self.plot)
+        self.saturation_bars = pg.BarGraphItem(x=[], height=[], width=_WIDTH, brush="#ffb300", pen=None, name="saturated")
+        self.dead_bars = pg.BarGraphItem(x=[], height=[], width=_WIDTH, brush="#e53935", pen=None, name="dead")
+        self.plot.addItem(self.saturation_bars)
+        self.plot.addItem(self.dead_bars)
+        self._hover_plots.append(self.plot)
+        self.plot.getViewBox().disableAutoRange(axis=pg.ViewBox.XAxis)
+        self._n_layers_shown = 0
+        self._finish_layout()
+
+    def reset(self) -> None:
+        super().reset()
+        self.step = None
+        self.saturation = self.dead = self.mean = self.std = np.empty(0)
+        self.saturation_bars.setOpts(x=[], height=[])
+        self.dead_bars.setOpts(x=[], height=[])
+        self.header.setText("")
+        self._n_layers_shown = 0
+
+    def _draw(self, store: Session) -> None:
+        hs = store.has_stats
+        if hs.size == 0:
+            return
+        last = hs.size - 1 - int(np.argmax(hs[::-1]))
+        if not hs[last]:
+            self.note.setText("no step with activation statistics yet (they are sampled every few steps)")
+            return
+        step = int(store.steps[last])
+        self.step = step
+        self.saturation = store.layer_metric("act_saturation")[last].astype(np.float64)
+        self.dead = store.layer_metric("act_dead")[last].astype(np.float64)
+        self.mean = store.layer_metric("act_mean")[last].astype(np.float64)
+        self.std = store.layer_metric("act_std")[last].astype(np.float64)
+        x = np.arange(1, store.n_layers + 1, dtype=np.float64)
+        sat = np.nan_to_num(self.saturation, nan=0.0, posinf=1.0, neginf=0.0).clip(0.0, 1.0)
+        dead = np.nan_to_num(self.dead, nan=0.0, posinf=1.0, neginf=0.0).clip(0.0, 1.0)
+        self.saturation_bars.setOpts(x=x - _WIDTH / 2, height=sat, width=_WIDTH)
+        self.dead_bars.setOpts(x=x + _WIDTH / 2, height=dead, width=_WIDTH)
+        if store.n_layers != self._n_layers_shown:
+            self._n_layers_shown = store.n_layers
+            self.plot.setXRange(0.3, store.n_layers + 0.7, padding=0)
+        self.header.setText(f"Saturated and dead units at step {step} (latest step with statistics)")
+        missing = ~(np.isfinite(self.saturation) & np.isfinite(self.dead))
+        self.note.setText(
+            f"layers {', '.join(str(int(v)) for v in x[missing][:8])}: non-finite statistics, drawn as 0"
+            if missing.any()
+            else ""
+        )
+
+    def readout_at(self, plot_index: int, x: float, y: float) -> str:
+        if self.saturation.size == 0 or not np.isfinite(x):
+            return ""
+        layer = int(round(x))
+        if not 1 <= layer <= self.saturation.size:
+            return ""
+        i = layer - 1
+        return (
+            f"step {self.step}, layer {layer}: saturated {fmt(self.saturation[i])}, dead {fmt(self.dead[i])}, "
+            f"mean {fmt(self.mean[i])}, std {fmt(self.std[i])}"
+        )
+
+
+if __name__ == "__main__":
+    from .demo_data import run_demo
+
+    raise SystemExit(run_demo(ActivationStats))

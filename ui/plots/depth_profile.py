@@ -1,0 +1,164 @@
+"""A per-layer metric against depth at one step: the shape of vanishing or exploding.
+
+A straight line on this log plot means a constant factor per layer, the
+signature of a vanishing (sloping up towards the output) or exploding (sloping
+down) gradient. A dashed curve can show a theory prediction to compare against.
+"""
+from __future__ import annotations
+
+from typing import Optional, Sequence
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import QWidget
+
+from gradsim.metrics import LAYER_METRICS
+from gradsim.session import Session
+
+from .base import PlotBase, RangeFollower
+from .common import LOG_CEIL, LOG_FLOOR, METRIC_LABELS, add_legend, clamp_for_log, fmt, make_log_plot
+
+
+class DepthProfile(PlotBase):
+    """The chosen metric against layer index at the latest step (or a picked one), log y."""
+
+    TIP = (
+        "The chosen metric for every layer at one step: a straight slope on this log axis is a constant "
+        "factor per layer, the mark of vanishing (rising to the output) or exploding (falling) gradients."
+    )
+
+    def __init__(self, parent: Optional[QWidget] = None) -> None:
+        super().__init__(parent)
+        self.metric_name = "grad_norm"
+        self._step_wanted: Optional[int] = None
+        #: The step plotted (None before the first refresh).
+        self.step: Optional[int] = None
+        #: Raw metric values per layer at ``step`` (float64, unclamped).
+        self.values: np.ndarray = np.empty(0)
+        #: The theory prediction per layer, as given (None when not shown).
+        self.prediction: Optional[np.ndarray] = None
+
+        self.header.setToolTip("The step shown: the latest, or the one clicked on the heatmap (double-click it to follow the latest again).")
+        self._layout.addWidget(self.header)
+        self.plot: pg.PlotItem = self.graphics.addPlot(row=0, col=0)
+        make_log_plot(self.plot, METRIC_LABELS[self.metric_name], bottom="layer (1 = input side)")
+        self.legend = add_legend(self.plot)
+        self.legend.setVisible(False)  # only needed once a prediction is drawn
+        #: The measured profile: a line with gaps at nan (values clamped to the log range).
+        self.curve = self.plot.plot(pen=pg.mkPen("#56b4e9", width=1), connect="finite")
+        # Symbols only on finite points: a scatter of nothing but nan cannot compute its bounds.
+        self.points = self.plot.plot(pen=None, symbol="o", symbolSize=5, symbolBrush="#56b4e9", symbolPen=None)
+        self.prediction_curve = self.plot.plot(
+            pen=pg.mkPen("#e69f00", width=1, style=Qt.PenStyle.DashLine), connect="finite"
+        )
+        self.legend.addItem(self.curve, "measured")
+        self.legend.addItem(self.prediction_curve, "prediction")
+        self.floor_marks = self.plot.plot(pen=None, symbol="t", symbolSize=9, symbolBrush="#ff9800", symbolPen=None)
+        self.nan_marks = self.plot.plot(pen=None, symbol="x", symbolSize=10, symbolBrush="#ff00ff", symbolPen="#ff00ff")
+        self._hover_plots.append(self.plot)
+        self.follower = RangeFollower(self.plot, x=False, y_log=True)
+        self.plot.getViewBox().disableAutoRange(axis=pg.ViewBox.XAxis)
+        self._n_layers_shown = 0
+        self._finish_layout()
+
+    # ----------------------------------------------------------------- public
+    def set_metric(self, name: str) -> None:
+        """Plot another per-layer metric (any of ``LAYER_METRICS``)."""
+        if name not in LAYER_METRICS:
+            raise ValueError(f"metric {name!r}: one of {', '.join(LAYER_METRICS)}")
+        self.metric_name = name
+        self.plot.setLabel("left", METRIC_LABELS.get(name, name))
+        self.redraw()
+
+    def show_step(self, step: Optional[int]) -> None:
+        """Show the profile at the recorded step at or before ``step``; None follows the latest step."""
+        self._step_wanted = None if step is None else int(step)
+        self.redraw()
+
+    def set_prediction(self, values: Optional[Sequence[float]]) -> None:
+        """Draw a dashed curve of predicted values per layer (layer 1 first); None removes it."""
+        if values is None:
+            self.prediction = None
+            self.prediction_curve.setData([], [])
+            self.legend.setVisible(False)
+            return
+        arr = np.asarray(values, dtype=np.float64).ravel()
+        self.prediction = arr
+        with np.errstate(invalid="ignore"):
+            ok = np.isfinite(arr)
+        x = np.arange(1, arr.size + 1, dtype=np.float64)
+        self.prediction_curve.setData(x[ok], clamp_for_log(arr[ok]))
+        self.legend.setVisible(True)
+
+    def reset(self) -> None:
+        super().reset()
+        self._step_wanted = None
+        self.step = None
+        self.values = np.empty(0)
+        for item in (self.curve, self.points, self.floor_marks, self.nan_marks):
+            item.setData([], [])
+        self.header.setText("")
+        self.follower.reset()
+        self._n_layers_shown = 0
+
+    # ---------------------------------------------------------------- drawing
+    def _draw(self, store: Session) -> None:
+        n = len(store)
+        if n == 0:
+            return
+        steps = store.steps
+        if self._step_wanted is None:
+            row = n - 1
+        else:
+            row = int(np.clip(np.searchsorted(steps, self._step_wanted, side="right") - 1, 0, n - 1))
+        self.step = int(steps[row])
+        values = store.layer_metric(self.metric_name)[row].astype(np.float64)
+        self.values = values
+        x = np.arange(1, values.size + 1, dtype=np.float64)
+        y = clamp_for_log(values)
+        self.curve.setData(x, y)
+        with np.errstate(invalid="ignore"):
+            low = values <= LOG_FLOOR
+            high = ~np.isfinite(values) | (values > LOG_CEIL)
+        ok = ~np.isnan(y)
+        self.points.setData(x[ok], y[ok])
+        if values.size != self._n_layers_shown:
+            self._n_layers_shown = values.size
+            self.plot.setXRange(0.5, values.size + 0.5, padding=0)
+        marks = np.array([LOG_FLOOR if low.any() else np.nan, LOG_CEIL if high.any() else np.nan])
+        pred = self.prediction if self.prediction is not None else np.empty(0)
+        self.follower.update(y=np.concatenate([y, marks, clamp_for_log(pred)]))
+        self.floor_marks.setData(x[low], np.full(int(low.sum()), LOG_FLOOR))
+        self.nan_marks.setData(x[high], np.full(int(high.sum()), LOG_CEIL))
+        which = "latest step" if self._step_wanted is None else "picked step"
+        self.header.setText(f"{self.metric_name} per layer at step {self.step} ({which})")
+        notes = []
+        if low.any():
+            notes.append(f"layers {_layer_list(x[low])}: 0 or < 1e-20, drawn at 1e-20 (triangles)")
+        if high.any():
+            notes.append(f"layers {_layer_list(x[high])}: nan/inf or > 1e+20, marked at 1e+20 (crosses)")
+        self.note.setText("; ".join(notes))
+
+    # ------------------------------------------------------------------ hover
+    def readout_at(self, plot_index: int, x: float, y: float) -> str:
+        if self.values.size == 0 or not np.isfinite(x):
+            return ""
+        layer = int(round(x))
+        if not 1 <= layer <= self.values.size:
+            return ""
+        text = f"step {self.step}, layer {layer}: {self.metric_name} = {fmt(self.values[layer - 1])}"
+        if self.prediction is not None and layer <= self.prediction.size:
+            text += f" (prediction {fmt(self.prediction[layer - 1])})"
+        return text
+
+
+def _layer_list(layers: np.ndarray, limit: int = 8) -> str:
+    items = [str(int(v)) for v in layers[:limit]]
+    return ", ".join(items) + (f" and {layers.size - limit} more" if layers.size > limit else "")
+
+
+if __name__ == "__main__":
+    from .demo_data import run_demo
+
+    raise SystemExit(run_demo(DepthProfile, metric="act_grad_norm"))

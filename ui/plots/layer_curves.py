@@ -1,0 +1,222 @@
+"""A per-layer metric over time for a few chosen layers (default first, middle, last).
+
+Why only a few: the heatmap already shows every layer; curves make the gap
+between the input-side and output-side layers readable as numbers, and 100
+curves would cost ~50 ms a frame (DESIGN.md section 6).
+"""
+from __future__ import annotations
+
+from typing import Optional, Sequence
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6.QtCore import Signal, Slot
+from PySide6.QtWidgets import QHBoxLayout, QLabel, QLineEdit, QWidget
+
+from gradsim.metrics import LAYER_METRICS
+from gradsim.session import Session
+
+from .base import RangeFollower, TimePlotBase
+from .common import (
+    LAYER_COLOURS,
+    LOG_CEIL,
+    LOG_FLOOR,
+    MAX_CURVE_BINS,
+    MAX_SELECTED_LAYERS,
+    add_legend,
+    METRIC_LABELS,
+    BinCache,
+    Bins,
+    EventMarkers,
+    curve_points,
+    default_layers,
+    events_text,
+    fmt,
+    make_log_plot,
+    nearest_row,
+    nonfinite_note,
+    parse_layers,
+)
+
+
+class SelectedLayersPlot(TimePlotBase):
+    """Curves of one per-layer metric over steps for selected layers, log y.
+
+    The curve items are created once (one per possible selection slot) and
+    only their data and visibility change.
+    """
+
+    #: Emitted with the new selection when the user edits the layer list.
+    layers_changed = Signal(list)
+
+    LAYERS_TIP = (
+        "Layers to draw, e.g. '1, 10, 20' (1 = next to the input); empty = first, middle and last, "
+        "whose gap shows how much the gradient shrinks or grows across depth."
+    )
+
+    def __init__(self, parent: Optional[QWidget] = None, metric: str = "grad_norm") -> None:
+        super().__init__(parent)
+        self.metric_name = metric
+        self._wanted: Optional[list[int]] = None
+        self._shown_layers: list[int] = []
+        self._cache = BinCache(MAX_CURVE_BINS)
+        self._bins: Optional[Bins] = None
+
+        controls = QHBoxLayout()
+        controls.setContentsMargins(0, 0, 0, 0)
+        label = QLabel("Layers:")
+        label.setToolTip(self.LAYERS_TIP)
+        controls.addWidget(label)
+        self.layer_edit = QLineEdit()
+        self.layer_edit.setPlaceholderText("first, middle, last")
+        self.layer_edit.setToolTip(self.LAYERS_TIP)
+        self.layer_edit.setMaximumWidth(180)
+        self.layer_edit.editingFinished.connect(self._on_layers_edited)
+        controls.addWidget(self.layer_edit)
+        controls.addStretch(1)
+        self._layout.addLayout(controls)
+
+        self.plot: pg.PlotItem = self.graphics.addPlot(row=0, col=0)
+        make_log_plot(self.plot, METRIC_LABELS.get(metric, metric))
+        self.legend = add_legend(self.plot)
+        self._pool: list[pg.PlotDataItem] = []
+        for colour in LAYER_COLOURS:
+            item = pg.PlotDataItem(pen=pg.mkPen(colour, width=1), connect="finite")
+            item.setVisible(False)
+            self.plot.addItem(item)
+            self._pool.append(item)
+        self.markers_list.append(EventMarkers(self.plot))
+        self.follower = RangeFollower(self.plot, x=True, y_log=True)
+        self.followers.append(self.follower)
+        self._hover_plots.append(self.plot)
+        self._finish_layout()
+
+    # ----------------------------------------------------------------- public
+    @property
+    def layers(self) -> list[int]:
+        """The layers drawn (1-based), in curve order."""
+        return list(self._shown_layers)
+
+    @property
+    def curves(self) -> list[pg.PlotDataItem]:
+        """The visible curve items, one per entry of ``layers`` (``getOriginalDataset()`` = clamped data)."""
+        return self._pool[: len(self._shown_layers)]
+
+    def set_layers(self, layers: Optional[Sequence[int]]) -> None:
+        """Draw these layers (1-based; at most 8); None or [] returns to first, middle, last."""
+        wanted = None if not layers else [int(v) for v in layers][:MAX_SELECTED_LAYERS]
+        self._wanted = wanted
+        text = "" if wanted is None else ", ".join(str(v) for v in wanted)
+        if self.layer_edit.text() != text:
+            self.layer_edit.setText(text)
+        self.redraw()
+
+    def reset(self) -> None:
+        super().reset()
+        self._cache.reset()
+        self._bins = None
+        self._shown_layers = []
+        for item in self._pool:
+            item.setData([], [])
+            item.setVisible(False)
+        self.legend.clear()
+
+    # ---------------------------------------------------------------- drawing
+    def _effective_layers(self, n_layers: int) -> list[int]:
+        if self._wanted:
+            chosen = [v for v in self._wanted if 1 <= v <= n_layers]
+            if chosen:
+                return chosen
+        return default_layers(n_layers)
+
+    def _sync_items(self, layers: list[int]) -> None:
+        """Show one pooled curve per layer and name them in the legend (only when the selection changes)."""
+        if layers == self._shown_layers:
+            return
+        self.legend.clear()
+        for i, item in enumerate(self._pool):
+            active = i < len(layers)
+            item.setVisible(active)
+            if active:
+                self.legend.addItem(item, f"layer {layers[i]}")
+            else:
+                item.setData([], [])
+        self._shown_layers = list(layers)
+        self._cache.reset()
+
+    def _draw(self, store: Session) -> None:
+        layers = self._effective_layers(store.n_layers)
+        self._sync_items(layers)
+        if len(store) == 0:
+            return
+        idx = np.asarray(layers, dtype=np.intp) - 1
+        view = store.layer_metric(self.metric_name)
+        bins = self._cache.update(store, (self.metric_name, tuple(layers)), lambda a, b: view[a:b][:, idx])
+        self._bins = bins
+        steps = store.steps
+        ys = []
+        for i, item in enumerate(self.curves):
+            x, y = curve_points(steps, bins, i)
+            with np.errstate(invalid="ignore"):
+                np.clip(y, LOG_FLOOR, LOG_CEIL, out=y)
+            item.setData(x, y)
+            ys.append(y)
+        self.follower.update(float(steps[0]), float(steps[-1]), self._range_values(ys))
+        note = nonfinite_note(bins, steps, self.metric_name)
+        if bins.k > 1:
+            note = f"{bins.k} steps per point (min and max)" + ("; " + note if note else "")
+        self.note.setText(note)
+
+    def _range_values(self, ys: list[np.ndarray]) -> np.ndarray:
+        """The y values the view must show (subclasses add reference lines)."""
+        return np.concatenate(ys) if ys else np.empty(0)
+
+    # ------------------------------------------------------------------ hover
+    def readout_at(self, plot_index: int, x: float, y: float) -> str:
+        store = self._store
+        if store is None or not self._shown_layers:
+            return ""
+        row = nearest_row(store.steps, x)
+        if row is None:
+            return ""
+        values = store.layer_metric(self.metric_name)[row]
+        parts = [f"L{layer} = {fmt(values[layer - 1])}" for layer in self._shown_layers]
+        return f"step {int(store.steps[row])}: {self.metric_name} " + ", ".join(parts) + events_text(self.markers, x, self.plot)
+
+    @Slot()
+    def _on_layers_edited(self) -> None:
+        """The user typed a layer list: redraw and let the sibling plot follow."""
+        text = self.layer_edit.text().strip()
+        try:
+            layers = parse_layers(text)
+        except ValueError:
+            self.note.setText(f"layers {text!r}: type numbers like 1, 10, 20")
+            return
+        if (layers or None) == self._wanted:
+            return
+        self.set_layers(layers)
+        self.layers_changed.emit(self.layers)
+
+
+class LayerCurves(SelectedLayersPlot):
+    """The chosen metric over time for selected layers (default first, middle, last)."""
+
+    TIP = (
+        "The chosen metric over training for a few layers: when the input-side curve sits decades below "
+        "the output-side one, the gradient vanishes on its way back."
+    )
+
+    def set_metric(self, name: str) -> None:
+        """Plot another per-layer metric (any of ``LAYER_METRICS``)."""
+        if name not in LAYER_METRICS:
+            raise ValueError(f"metric {name!r}: one of {', '.join(LAYER_METRICS)}")
+        self.metric_name = name
+        self.plot.setLabel("left", METRIC_LABELS.get(name, name))
+        self._cache.reset()
+        self.redraw()
+
+
+if __name__ == "__main__":
+    from .demo_data import run_demo
+
+    raise SystemExit(run_demo(LayerCurves, metric="act_grad_norm"))

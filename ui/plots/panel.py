@@ -1,0 +1,180 @@
+"""All six plots in one widget, refreshed together from the GUI's mirror Session.
+
+Why one container: the main window's ~30 Hz timer calls one ``refresh(store)``;
+the panel skips the work when nothing changed and keeps the plots in step (the
+metric shared by heatmap, depth profile and layer curves, the layer selection
+shared by the two curve plots, a step picked on the heatmap shown in the depth
+profile).
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+from PySide6.QtCore import Qt, Slot
+from PySide6.QtWidgets import QSplitter, QVBoxLayout, QWidget
+
+from gradsim.session import Session
+
+from .activations import ActivationStats
+from .base import PlotBase, TimePlotBase
+from .common import HEATMAP_METRICS
+from .depth_profile import DepthProfile
+from .heatmap import GradientHeatmap
+from .layer_curves import LayerCurves
+from .loss_accuracy import LossAccuracyPlot
+from .update_ratio import UpdateRatioPlot
+
+
+class PlotPanel(QWidget):
+    """Heatmap, depth profile and activation bars on top; layer curves, update ratio and loss below."""
+
+    def __init__(self, parent: Optional[QWidget] = None) -> None:
+        super().__init__(parent)
+        self.heatmap = GradientHeatmap()
+        self.depth_profile = DepthProfile()
+        self.activations = ActivationStats()
+        self.layer_curves = LayerCurves()
+        self.update_ratio = UpdateRatioPlot()
+        self.loss_accuracy = LossAccuracyPlot()
+        self.metric_name = self.heatmap.metric_name
+        self._store: Optional[Session] = None
+        self._key: Optional[tuple[int, int, int, int]] = None
+        self._n_events = -1
+
+        top = QSplitter(Qt.Orientation.Horizontal)
+        top.addWidget(self.heatmap)
+        top.addWidget(self.depth_profile)
+        top.addWidget(self.activations)
+        top.setStretchFactor(0, 5)
+        top.setStretchFactor(1, 2)
+        top.setStretchFactor(2, 2)
+        bottom = QSplitter(Qt.Orientation.Horizontal)
+        bottom.addWidget(self.layer_curves)
+        bottom.addWidget(self.update_ratio)
+        bottom.addWidget(self.loss_accuracy)
+        outer = QSplitter(Qt.Orientation.Vertical)
+        outer.addWidget(top)
+        outer.addWidget(bottom)
+        outer.setStretchFactor(0, 3)
+        outer.setStretchFactor(1, 2)
+        for splitter in (top, bottom, outer):
+            splitter.setChildrenCollapsible(False)
+        self.splitters = (outer, top, bottom)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addWidget(outer)
+
+        self.heatmap.metric_changed.connect(self._on_metric_changed)
+        self.heatmap.step_picked.connect(self._on_step_picked)
+        self.heatmap.latest_requested.connect(self._on_latest_requested)
+        self.layer_curves.layers_changed.connect(self._on_curve_layers_changed)
+        self.update_ratio.layers_changed.connect(self._on_ratio_layers_changed)
+        self.set_metric(self.metric_name)
+
+    # ----------------------------------------------------------------- public
+    @property
+    def plots(self) -> tuple[PlotBase, ...]:
+        """All six plot widgets."""
+        return (
+            self.heatmap,
+            self.depth_profile,
+            self.activations,
+            self.layer_curves,
+            self.update_ratio,
+            self.loss_accuracy,
+        )
+
+    @property
+    def time_plots(self) -> tuple[TimePlotBase, ...]:
+        """The plots over steps, which draw event markers."""
+        return (self.heatmap, self.layer_curves, self.update_ratio, self.loss_accuracy)
+
+    def refresh(self, store: Session, force: bool = False) -> bool:
+        """Update every plot from ``store``; returns False (and does nothing) when it has not changed.
+
+        Called ~30 times a second by the main window's timer, so the unchanged
+        case must cost next to nothing: it compares the row count, the last
+        step and the event count. ``force=True`` redraws every item regardless
+        (per-bin reductions of rows already seen are still reused; ``reset()``
+        drops them).
+        """
+        n = len(store)
+        key = (n, int(store.steps[-1]) if n else -1, len(store.events), store.n_layers)
+        if not force and store is self._store and key == self._key:
+            return False
+        self._store = store
+        self._key = key
+        for plot in self.plots:
+            plot.refresh(store)
+        if force or len(store.events) != self._n_events:
+            for plot in self.time_plots:
+                plot.set_events(store.events)
+            self._n_events = len(store.events)
+        return True
+
+    def reset(self) -> None:
+        """Empty every plot and forget the store (a new run starts)."""
+        self._store = None
+        self._key = None
+        self._n_events = -1
+        for plot in self.plots:
+            plot.reset()
+
+    def set_metric(self, name: str) -> None:
+        """Show ``name`` in the heatmap, the depth profile and the layer curves."""
+        if name not in HEATMAP_METRICS:
+            raise ValueError(f"metric {name!r}: one of {', '.join(HEATMAP_METRICS)}")
+        self.metric_name = name
+        self.heatmap.set_metric(name)
+        self.depth_profile.set_metric(name)
+        self.layer_curves.set_metric(name)
+
+    def set_layers(self, layers: Optional[list[int]]) -> None:
+        """Layers drawn by the layer curves and the update-ratio plot (None: first, middle, last)."""
+        self.layer_curves.set_layers(layers)
+        self.update_ratio.set_layers(layers)
+
+    def show_step(self, step: Optional[int]) -> None:
+        """Depth profile (and heatmap cursor) at ``step``; None follows the latest step."""
+        self.heatmap.show_step(step)
+        self.depth_profile.show_step(step)
+
+    def save_png(self, path: str | Path) -> Path:
+        """Save what the panel shows to a PNG (for reports and lab hand-ins)."""
+        path = Path(path)
+        if not self.grab().save(str(path), "PNG"):
+            raise OSError(f"could not write PNG to {path}")
+        return path
+
+    # ------------------------------------------------------------------ slots
+    @Slot(str)
+    def _on_metric_changed(self, name: str) -> None:
+        """The heatmap's selector changed: the depth profile and curves follow it."""
+        self.set_metric(name)
+
+    @Slot(int)
+    def _on_step_picked(self, step: int) -> None:
+        """A click on the heatmap: show that step's depth profile."""
+        self.depth_profile.show_step(step)
+
+    @Slot()
+    def _on_latest_requested(self) -> None:
+        """A double-click on the heatmap: the depth profile follows the latest step again."""
+        self.show_step(None)
+
+    @Slot(list)
+    def _on_curve_layers_changed(self, layers: list) -> None:
+        """Layer curves got a new selection: the update-ratio plot shows the same layers."""
+        self.update_ratio.set_layers(layers)
+
+    @Slot(list)
+    def _on_ratio_layers_changed(self, layers: list) -> None:
+        """Update-ratio plot got a new selection: the layer curves follow."""
+        self.layer_curves.set_layers(layers)
+
+
+if __name__ == "__main__":
+    from .demo_data import run_demo
+
+    raise SystemExit(run_demo(PlotPanel))
