@@ -33,6 +33,13 @@ class Command:
     def apply_to(self, trainer: "Trainer") -> None:  # pragma: no cover - overridden
         raise NotImplementedError
 
+    def check(self, trainer: "Trainer") -> None:
+        """Raise CommandError if this command can never apply to ``trainer``'s run.
+
+        Called when a command is scheduled, so a bad ``--event`` fails before
+        the run starts instead of halfway through it.
+        """
+
     def text(self) -> str:
         return f"{self.key}={self.value()}"
 
@@ -46,7 +53,13 @@ class SetActivation(Command):
     def value(self) -> str:
         return self.name if self.layer is None else f"{self.name}@{self.layer}"
 
+    def check(self, trainer: "Trainer") -> None:
+        depth = trainer.config.depth
+        if self.layer is not None and not 1 <= self.layer <= depth:
+            raise CommandError(f"{self.text()}: layer {self.layer} has no activation; allowed 1 to {depth}")
+
     def apply_to(self, trainer: "Trainer") -> None:
+        self.check(trainer)
         trainer.net.set_activation(self.name, self.layer)
 
 
@@ -72,6 +85,10 @@ class SetBatchNorm(Command):
 
     def value(self) -> str:
         return "on" if self.on else "off"
+
+    def check(self, trainer: "Trainer") -> None:
+        if self.on and trainer.config.batch_size < 2:
+            raise CommandError(f"{self.text()}: batch norm needs batch_size >= 2 (it is {trainer.config.batch_size})")
 
     def apply_to(self, trainer: "Trainer") -> None:
         trainer.set_batchnorm(self.on)

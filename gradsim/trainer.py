@@ -82,7 +82,11 @@ class Trainer:
 
     # ------------------------------------------------------------ commands
     def schedule(self, item: Scheduled) -> None:
-        """Queue a command for just before step ``item.step`` (a past step: the next one)."""
+        """Queue a command for just before step ``item.step`` (a past step: the next one).
+
+        Raises CommandError now if the command could never apply to this run.
+        """
+        item.command.check(self)
         self._schedule[max(item.step, self.step_index)].append(item.command)
 
     def apply(self, command: Command) -> None:

@@ -46,6 +46,7 @@ def test_run_with_no_flags_uses_the_default_config(tmp_path):
         (["--config", "/nonexistent.json"], "no such file"),
         (["--batch-size", "100000"], "batch_size = 100000"),
         (["--bogus"], "unrecognized arguments: --bogus"),
+        (["--depth", "3", "--event", "2:activation=relu@9"], "layer 9 has no activation; allowed 1 to 3"),
     ],
 )
 def test_bad_input_is_one_clear_line_and_exit_2(tmp_path, capsys, args, needle):
