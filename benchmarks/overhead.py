@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import statistics
+import tempfile
 import sys
 import time
 from pathlib import Path
@@ -61,6 +62,28 @@ def bare_loop(cfg: RunConfig, trainer: Trainer):
         opt.step()
         loss.item()  # the bare loop also reads its loss once per step
 
+    step.net = net  # type: ignore[attr-defined]
+    return step
+
+
+def tensorboard_loop(cfg: RunConfig, trainer: Trainer, logdir: str):
+    """How people otherwise get per-layer gradient norms: the bare loop plus every
+    layer's ||dL/dW|| logged to TensorBoard each step. None if tensorboard is missing."""
+    try:
+        from torch.utils.tensorboard import SummaryWriter
+    except Exception:  # tensorboard is not a GradSim dependency
+        return None
+    bare = bare_loop(cfg, trainer)
+    linears = [m for m in bare.net if isinstance(m, nn.Linear)]
+    writer = SummaryWriter(logdir)
+    count = [0]
+
+    def step() -> None:
+        bare()  # leaves this step's .grad in place until the next zero_grad
+        for i, lin in enumerate(linears):
+            writer.add_scalar(f"grad_norm/layer{i + 1}", lin.weight.grad.norm().item(), count[0])
+        count[0] += 1
+
     return step
 
 
@@ -69,28 +92,36 @@ def measure(depth: int, blocks: int, steps: int, stats_every: int) -> tuple[floa
                     steps=10**8, stats_every=stats_every, max_memory_mb=64)
     trainer = Trainer(cfg)
     bare = bare_loop(cfg, trainer)
-    for _ in range(10):  # warm-up both
+    tb = tensorboard_loop(cfg, trainer, tempfile.mkdtemp(prefix="gradsim-tb-"))
+    for _ in range(10):  # warm-up all
         bare()
         trainer.step()
+        if tb:
+            tb()
     # Alternate single steps (bare, gradsim, bare, ...) and sum them per block of
     # `steps` steps (a whole stats_every period), so both see the same noise.
-    t_bare, t_gs, w_bare, w_gs = [], [], [], []
+    t_bare, t_gs, w_bare, w_gs, t_tb = [], [], [], [], []
     clock = time.thread_time
     for _ in range(blocks):
-        tb = tg = wb = wg = 0.0
+        sb = sg = wb = wg = st = 0.0
         for _ in range(steps):
             w0, t0 = time.perf_counter(), clock()
             bare()
             w1, t1 = time.perf_counter(), clock()
             trainer.step()
             w2, t2 = time.perf_counter(), clock()
-            tb, tg, wb, wg = tb + t1 - t0, tg + t2 - t1, wb + w1 - w0, wg + w2 - w1
-        t_bare.append(tb / steps)
-        t_gs.append(tg / steps)
+            sb, sg, wb, wg = sb + t1 - t0, sg + t2 - t1, wb + w1 - w0, wg + w2 - w1
+            if tb:
+                t3 = clock()
+                tb()
+                st += clock() - t3
+        t_bare.append(sb / steps)
+        t_gs.append(sg / steps)
         w_bare.append(wb / steps)
         w_gs.append(wg / steps)
+        t_tb.append(st / steps)
     med = statistics.median
-    return med(t_bare), med(t_gs), med(w_gs) / med(w_bare)
+    return med(t_bare), med(t_gs), med(w_gs) / med(w_bare), (med(t_tb) if tb else None)
 
 
 def main() -> None:
@@ -102,10 +133,12 @@ def main() -> None:
     a = p.parse_args()
     torch.set_num_threads(1)
     print(f"torch {torch.__version__}, 1 thread, width 64, batch 128, stats every {a.stats_every}")
-    print(f"{'depth':>5} {'bare ms/step':>13} {'gradsim ms/step':>16} {'ratio (CPU)':>12} {'ratio (wall)':>13}")
+    print(f"{'depth':>5} {'bare ms/step':>13} {'gradsim ms/step':>16} {'ratio (CPU)':>12} {'ratio (wall)':>13} {'tensorboard ratio':>18}")
     for d in (int(x) for x in a.depths.split(",")):
-        b, g, wall = measure(d, a.blocks, a.steps, a.stats_every)
-        print(f"{d:>5} {b * 1e3:>13.2f} {g * 1e3:>16.2f} {g / b:>12.3f} {wall:>13.3f}")
+        b, g, wall, tbt = measure(d, a.blocks, a.steps, a.stats_every)
+        tb_txt = f"{tbt / b:>18.3f}" if tbt is not None else f"{'(not installed)':>18}"
+        print(f"{d:>5} {b * 1e3:>13.2f} {g * 1e3:>16.2f} {g / b:>12.3f} {wall:>13.3f} {tb_txt}")
+    print("tensorboard ratio: a bare loop that logs every layer's ||dL/dW|| with SummaryWriter.add_scalar")
 
 
 if __name__ == "__main__":
