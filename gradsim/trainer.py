@@ -179,16 +179,13 @@ class Trainer:
             n_p = len(g_params)
             norms = torch.stack(torch._foreach_norm(g_params + g_z + self._weights))
             total = torch.linalg.vector_norm(norms[:n_p])
-            applied, clipped = self._clip(g_params, total)
+            applied, clipped, applied_norms = self._clip(g_params, total, norms[:n_p])
             acc = (logits.argmax(dim=1) == y).float().mean()
             head = torch.stack([loss.detach(), acc, total, applied, clipped]).tolist()
             diverged = not (math.isfinite(head[0]) and math.isfinite(head[2]))
 
             if not diverged:
-                torch._foreach_copy_(self._before, self._weights)
-                self.optimizer.step()
-                torch._foreach_sub_(self._before, self._weights)
-                upd = torch.stack(torch._foreach_norm(self._before))
+                upd = self._update_norms(applied_norms[:n_w])
             else:
                 upd = torch.full((n_w,), float("nan"))
             L = self.n_layers
@@ -216,19 +213,49 @@ class Trainer:
             self.session.add_event(s, "diverged", f"non-finite {what} ({head[0] if what == 'loss' else head[2]})")
         return record
 
-    def _clip(self, grads: list[torch.Tensor], total: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Clip in place; return (total norm after clipping, 1.0 if anything was clipped)."""
+    def _clip(self, grads: list[torch.Tensor], total: torch.Tensor, norms: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Clip in place; return (total norm after clipping, 1.0 if anything was clipped,
+        the per-tensor norms after clipping)."""
         if self.clip_mode == "norm":
             coef = torch.clamp(self.clip_threshold / (total + 1e-6), max=1.0)
             torch._foreach_mul_(grads, coef)
-            return total * coef, (coef < 1.0).float()
+            return total * coef, (coef < 1.0).float(), norms * coef
         if self.clip_mode == "value":
             biggest = torch.stack(torch._foreach_norm(grads, ord=float("inf"))).max()
             torch._foreach_clamp_min_(grads, -self.clip_threshold)
             torch._foreach_clamp_max_(grads, self.clip_threshold)
-            applied = probes.total_norm(list(torch._foreach_norm(grads)))
-            return applied, (biggest > self.clip_threshold).float()
-        return total, total.new_zeros(())
+            after = torch.stack(torch._foreach_norm(grads))
+            return torch.linalg.vector_norm(after), (biggest > self.clip_threshold).float(), after
+        return total, total.new_zeros(()), norms
+
+    def _update_norms(self, applied_w: torch.Tensor) -> torch.Tensor:
+        """||W_after - W_before|| per layer, for the optimizer step just about to run.
+
+        Plain SGD moves W by exactly lr * g and momentum SGD by lr * buffer, so
+        their update norms come from norms already at hand (no copy of the
+        weights: ~0.5 ms a step at depth 50). Adam's update has no such short
+        form: there the weights are copied before the step and subtracted after.
+        Both agree with the measured parameter deltas to float32 rounding
+        (tests/engine/test_physics.py).
+        """
+        opt = self.optimizer
+        plain_sgd = isinstance(opt, torch.optim.SGD) and all(
+            g["momentum"] == 0 and g["weight_decay"] == 0 and not g["maximize"] for g in opt.param_groups
+        )
+        momentum_sgd = isinstance(opt, torch.optim.SGD) and not plain_sgd and all(
+            g["dampening"] == 0 and g["weight_decay"] == 0 and not g["nesterov"] and not g["maximize"] for g in opt.param_groups
+        )
+        if plain_sgd:
+            opt.step()
+            return applied_w * self.lr
+        if momentum_sgd:
+            opt.step()
+            bufs = [opt.state[w]["momentum_buffer"] for w in self._weights]
+            return torch.stack(torch._foreach_norm(bufs)) * self.lr
+        torch._foreach_copy_(self._before, self._weights)
+        opt.step()
+        torch._foreach_sub_(self._before, self._weights)
+        return torch.stack(torch._foreach_norm(self._before))
 
     def run(self, steps: Optional[int] = None, callback: Optional[Callable[[StepRecord], None]] = None) -> Session:
         """Step until finished (or ``steps`` more steps); call ``callback`` after each."""
