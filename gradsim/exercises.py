@@ -74,7 +74,10 @@ def _metric_at(session: Session, metric: str, step: Any, layer: Any = None) -> f
         if rows.size == 0:
             return float("nan")
         i = int(rows[-1])
-    return float(session.layer_metric(metric)[i, _resolve_layer(layer, session.n_layers) - 1])
+    idx = _resolve_layer(layer, session.n_layers)
+    if not 1 <= idx <= session.n_layers:  # an exercise written for a deeper net: not recorded here
+        return float("nan")
+    return float(session.layer_metric(metric)[i, idx - 1])
 
 
 @dataclass(frozen=True)
@@ -467,7 +470,12 @@ def write_submission(folder: str | Path, exercise: Exercise, session: Session, a
         "format": SUBMISSION_FORMAT,
         "exercise": exercise.id,
         "answers": answers,
-        "results": [r.to_dict() for r in results],  # informative only: the grader recomputes
+        # Informative only (the grader recomputes). Answers' true values are left
+        # out, or a student could read them here and type them in.
+        "results": [
+            {"id": r.id, "passed": r.passed} if isinstance(o, Answer) else r.to_dict()
+            for o, r in zip(exercise.objectives, results)
+        ],
     }
     _write_atomic(folder / "submission.json", json.dumps(doc, indent=2, allow_nan=True) + "\n")
     return folder

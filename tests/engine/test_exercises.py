@@ -73,6 +73,11 @@ def test_each_objective_kind(toml, passed, value):
         assert r.value == pytest.approx(value, rel=1e-6)
 
 
+def test_layer_beyond_the_session_is_not_recorded_not_a_crash():
+    r = _one('[[objectives]]\nkind = "metric"\nmetric = "grad_norm"\nlayer = 50\nop = "<"\nvalue = 1').check(_fake_session(), {})
+    assert not r.passed and "not recorded" in r.detail
+
+
 def test_diverged_and_answer_kinds():
     s = _fake_session(diverge_at=6)
     assert _one('[[objectives]]\nkind = "diverged"\nbefore = 10').check(s, {}).passed
@@ -165,6 +170,7 @@ def test_grader_recomputes_and_detects_wrong_config(tmp_path, capsys):
     session = _student(ex, steps=500)
     sub = write_submission(tmp_path / "alice", ex, session, _true_answers(ex, session))
     meta = json.loads((sub / "submission.json").read_text())
+    assert all("value" not in r for r in meta["results"] if r["id"] == "q_ratio")  # no answer leaks
     meta["results"] = [{"id": r["id"], "passed": True} for r in meta["results"]]  # tampering is ignored
     (sub / "submission.json").write_text(json.dumps(meta))
     relu = Trainer(ex.config.with_changes(activation="relu", init="he_normal"))
