@@ -1,0 +1,90 @@
+"""Fixtures for GUI tests: isolated settings, no dangling threads, a ready window.
+
+QT_QPA_PLATFORM=offscreen is set by tests/conftest.py before Qt is imported.
+"""
+from __future__ import annotations
+
+import os
+import sys
+import traceback
+from weakref import WeakKeyDictionary
+
+import pytest
+from PySide6.QtCore import QCoreApplication, QSettings, QThread
+
+from gradsim.config import RunConfig
+
+
+@pytest.fixture(autouse=True)
+def isolated_settings(tmp_path):
+    """Point QSettings at tmp_path, so tests never read or write a user's settings (napari's ``_fresh_settings``)."""
+    from ui.settings import APPLICATION, ORGANIZATION
+
+    folder = tmp_path / "qsettings"
+    folder.mkdir()
+    QSettings.setDefaultFormat(QSettings.Format.IniFormat)
+    QSettings.setPath(QSettings.Format.IniFormat, QSettings.Scope.UserScope, str(folder))
+    QSettings.setPath(QSettings.Format.IniFormat, QSettings.Scope.SystemScope, str(folder / "system"))
+    QCoreApplication.setOrganizationName(ORGANIZATION)
+    QCoreApplication.setApplicationName(APPLICATION)
+    yield folder
+
+
+@pytest.fixture(autouse=True)
+def _dangling_qthreads(monkeypatch, qtbot):
+    """Fail a test that leaves a QThread running (napari's ``_dangling_qthreads``)."""
+    base_start = QThread.start
+    started: "WeakKeyDictionary[QThread, str]" = WeakKeyDictionary()
+
+    def start_and_remember(self, *args, **kwargs):
+        started[self] = "".join(traceback.format_stack(limit=6)[:-1])
+        return base_start(self, *args, **kwargs)
+
+    monkeypatch.setattr(QThread, "start", start_and_remember)
+    yield
+    dangling = []
+    for thread, where in list(started.items()):
+        try:
+            if thread.isRunning():
+                dangling.append((thread, where))
+        except RuntimeError:  # the C++ object is gone: it cannot be running
+            continue
+    for thread, _ in dangling:
+        thread.requestInterruption()
+        thread.quit()
+        thread.wait(5000)
+    if dangling:
+        places = "\n".join(where for _, where in dangling)
+        pytest.fail(f"the test left {len(dangling)} QThread(s) running, started at:\n{places}")
+
+
+@pytest.fixture
+def tiny_run_config() -> RunConfig:
+    return RunConfig(dataset="moons", n_samples=200, depth=4, width=12, batch_size=32, steps=40, stats_every=5)
+
+
+@pytest.fixture
+def window(qtbot, tiny_run_config):
+    """A shown MainWindow with a tiny config in the builder; closed (worker stopped) afterwards."""
+    from ui.main_window import MainWindow
+
+    w = MainWindow()
+    qtbot.addWidget(w)
+    w.builder.set_config(tiny_run_config)
+    w.show()
+    qtbot.waitExposed(w)
+    yield w
+    w.close()
+    assert not w.worker.isRunning()
+
+
+@pytest.fixture
+def subprocess_env(tmp_path):
+    """Environment for running ``main.py`` in a child process, offscreen, from the repo root."""
+    env = dict(os.environ)
+    env["QT_QPA_PLATFORM"] = "offscreen"
+    env.setdefault("OMP_NUM_THREADS", "1")
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    env["PYTHONPATH"] = root + os.pathsep + env.get("PYTHONPATH", "")
+    env["XDG_CONFIG_HOME"] = str(tmp_path / "xdg-config")  # never a user's settings
+    return env, root, sys.executable

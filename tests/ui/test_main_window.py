@@ -1,0 +1,499 @@
+"""The main window driven as a user would: builder, run control, live toggles, export, closing.
+
+Tiny configs (depth 4, width 12, tens of steps); waits are on signals and
+conditions, never fixed sleeps.
+"""
+from __future__ import annotations
+
+import json
+import time
+
+import numpy as np
+import pytest
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import QFileDialog
+
+from gradsim.commands import SetBatchNorm
+from gradsim.config import RunConfig
+from ui.main_window import FAILED, FINISHED, IDLE, PAUSED, RUNNING, MainWindow
+
+WAIT_MS = 60_000
+
+
+def _wait_finished(qtbot, window) -> None:
+    qtbot.waitUntil(lambda: window.state in (FINISHED, FAILED), timeout=WAIT_MS)
+    assert window.state == FINISHED, window.last_error
+
+
+def _trainer(window):
+    """The worker's Trainer; only read while the worker is idle (paused or finished)."""
+    return window.worker._trainer  # noqa: SLF001 - white-box check that a command reached it
+
+
+def _wait_idle_worker(qtbot, window) -> None:
+    """Wait until the worker is paused and the mirror holds everything it did."""
+
+    def settled() -> bool:
+        t = _trainer(window)
+        return t is not None and not window.worker.is_running() and window.mirror is not None and window.mirror.steps_run == t.step_index
+
+    qtbot.waitUntil(settled, timeout=WAIT_MS)
+
+
+# ---------------------------------------------------------------- builder
+def test_first_launch_has_a_valid_default_config(qtbot):
+    w = MainWindow()
+    qtbot.addWidget(w)
+    assert w.builder.config() == RunConfig()
+    assert w.run_action.isEnabled()
+    assert w.state == IDLE
+    w.close()
+
+
+def test_builder_rejects_bad_values_inline_and_disables_run(window, qtbot):
+    b = window.builder
+    b.lr.setText("fast")
+    assert b.config() is None
+    assert not window.run_action.isEnabled()
+    assert not b.error_label.isHidden()
+    assert "lr" in b.error_label.text() and "not a number" in b.error_label.text()
+    b.lr.setText("-1")
+    assert "lr" in b.error() and "> 0" in b.error()
+    assert not window.run_action.isEnabled()
+    b.lr.setText("0.05")
+    assert b.config() is not None and window.run_action.isEnabled()
+    assert b.error_label.isHidden()
+
+    # a value only the engine can judge: batch size larger than the training set
+    b.batch_size.setValue(500)
+    assert b.config() is None
+    assert "batch_size" in b.error() and "160" in b.error()
+    assert "#d32f2f" in b.batch_size.styleSheet()
+    assert not window.run_action.isEnabled()
+    assert window.start_run() is False and window.state == IDLE
+    b.batch_size.setValue(32)
+    assert window.run_action.isEnabled()
+
+
+def test_spin_boxes_make_out_of_range_values_impossible(window):
+    b = window.builder
+    b.depth.setValue(10_000)
+    assert b.depth.value() == 200
+    b.depth.setValue(0)
+    assert b.depth.value() == 1
+
+
+def test_init_std_only_enabled_for_normal_init(window):
+    b = window.builder
+    b.init.setCurrentText("he_normal")
+    assert not b.init_std.isEnabled() and not b.init_scale.isEnabled()
+    b.init.setCurrentText("normal")
+    assert b.init_std.isEnabled()
+    b.init_std.setText("0.3")
+    assert b.config().init_std == pytest.approx(0.3)
+    b.init.setCurrentText("uniform")
+    assert b.init_scale.isEnabled() and not b.init_std.isEnabled()
+
+
+def test_preset_loads_config_and_schedule(window):
+    preset = window.builder.apply_preset("batchnorm-rescue")
+    assert window.builder.config() == preset.config
+    assert [s.text() for s in window.builder.schedule()] == ["300:batchnorm=on"]
+    assert "300:batchnorm=on" in window.builder.schedule_label.text()
+    window.builder.clear_schedule.click()
+    assert window.builder.schedule() == ()
+
+
+# ---------------------------------------------------------------- running
+def test_run_from_window_fills_mirror_and_plots(window, qtbot, tiny_run_config):
+    window.run_action.trigger()
+    assert window.state == RUNNING
+    assert window.toggles.activation.isEnabled() and not window.builder.form.isEnabled()
+    _wait_finished(qtbot, window)
+    m = window.mirror
+    assert len(m) == tiny_run_config.steps
+    np.testing.assert_array_equal(m.steps, np.arange(tiny_run_config.steps))
+    assert np.isfinite(m.column("loss")).all()
+    assert m.layers.shape[1] == tiny_run_config.n_layers
+    assert [e.kind for e in m.events] == ["start"]
+    assert "finished" in window.state_label.text()
+    assert "40 / 40" in window.step_label.text()
+
+    qtbot.waitUntil(lambda: window.plots_have_data(), timeout=WAIT_MS)
+    window.refresh_plots_now()
+    p = window.plots
+    assert p.heatmap.image_data.shape[0] == tiny_run_config.n_layers
+    assert p.depth_profile.values.shape == (tiny_run_config.n_layers,)
+    x, y = p.loss_accuracy.loss_curve.getData()
+    assert len(x) > 0 and np.nanmax(x) == tiny_run_config.steps - 1
+    assert window.toggles.activation.isEnabled() is False
+    assert window.builder.form.isEnabled()
+
+
+def test_each_toggle_reaches_the_trainer_and_is_logged(window, qtbot):
+    window.builder.steps.setValue(100_000)
+    assert window.start_run(paused=True)
+    window.step_once()
+    _wait_idle_worker(qtbot, window)
+    t = window.toggles
+    assert t.lr.isEnabled()
+
+    t.activation.setCurrentText("relu")
+    t.activation_apply.click()
+    t.init.setCurrentText("normal")
+    t.init_scale.setText("0.2")
+    t.reinit.click()
+    t.batchnorm.click()  # off -> on
+    t.clip_mode.setCurrentText("norm")
+    t.clip_threshold.setText("0.5")
+    t.clip_apply.click()
+    t.lr.setText("0.01")
+    t.lr_apply.click()
+    t.optimizer.setCurrentText("adam")
+    t.optimizer_apply.click()
+
+    kinds = ["activation", "init", "batchnorm", "clip", "lr", "optimizer"]
+    qtbot.waitUntil(lambda: [e.kind for e in window.mirror.events][1:] == kinds, timeout=WAIT_MS)
+    _wait_idle_worker(qtbot, window)
+    trainer = _trainer(window)
+    assert [e.kind for e in trainer.session.events][1:] == kinds
+    assert [e.value for e in trainer.session.events][1:] == ["relu", "normal:0.2", "on", "norm:0.5", "0.01", "adam"]
+    assert trainer.net.activations == ["relu"] * 4
+    assert trainer.net.has_batchnorm
+    assert (trainer.clip_mode, trainer.clip_threshold) == ("norm", 0.5)
+    assert trainer.lr == pytest.approx(0.01)
+    assert trainer.optimizer_name == "adam"
+    assert [line[1] for line in window.event_log.lines()] == ["start"] + kinds
+    # ...and as a labelled marker on every time plot
+    window.refresh_plots_now()
+    for plot in window.plots.time_plots:
+        assert [e.kind for e in plot.markers.events][1:] == kinds
+
+    # the next step runs with them; its row shows clipping and the new learning rate
+    window.step_once()
+    qtbot.waitUntil(lambda: window.mirror.steps_run == 2, timeout=WAIT_MS)
+    assert window.mirror.column("lr")[-1] == pytest.approx(0.01)
+
+
+def test_toggle_while_running_applies_at_a_step_boundary(window, qtbot):
+    window.builder.steps.setValue(100_000)
+    window.start_run()
+    qtbot.waitUntil(lambda: window.mirror is not None and len(window.mirror) > 3, timeout=WAIT_MS)
+    window.toggles.lr.setText("0.2")
+    window.toggles.lr_apply.click()
+    qtbot.waitUntil(lambda: any(e.kind == "lr" for e in window.mirror.events), timeout=WAIT_MS)
+    ev = next(e for e in window.mirror.events if e.kind == "lr")
+    qtbot.waitUntil(lambda: window.mirror.steps_run > ev.step + 1, timeout=WAIT_MS)
+    lr = window.mirror.column("lr")
+    steps = window.mirror.steps
+    assert np.allclose(lr[steps >= ev.step], 0.2) and np.allclose(lr[steps < ev.step], 0.05)
+    window.toggle_run()
+    assert window.state == PAUSED
+
+
+def test_refused_command_is_shown_not_raised(window, qtbot):
+    window.builder.set_config(window.builder.config().with_changes(batch_size=1, steps=1000))
+    window.start_run(paused=True)
+    window.toggles.batchnorm.click()
+    qtbot.waitUntil(lambda: any(line[1] == "refused" for line in window.event_log.lines()), timeout=WAIT_MS)
+    assert "batch_size" in window.toggles.error_label.text()
+    assert window.state == PAUSED
+    window.step_once()
+    qtbot.waitUntil(lambda: window.mirror.steps_run == 1, timeout=WAIT_MS)
+
+
+def test_pause_step_reset(window, qtbot):
+    window.builder.steps.setValue(100_000)
+    window.toggle_run()
+    qtbot.waitUntil(lambda: window.mirror is not None and len(window.mirror) >= 5, timeout=WAIT_MS)
+    window.toggle_run()
+    assert window.state == PAUSED and window.run_action.text() == "&Resume"
+    _wait_idle_worker(qtbot, window)
+    n = window.mirror.steps_run
+    assert len(window.mirror) == n
+    assert [(e.kind, e.step) for e in window.mirror.events] == [("start", 0), ("pause", n)]
+
+    window.step_action.trigger()
+    qtbot.waitUntil(lambda: window.mirror.steps_run == n + 1, timeout=WAIT_MS)
+    _wait_idle_worker(qtbot, window)
+    assert window.mirror.steps_run == n + 1 and len(window.mirror) == n + 1
+    assert window.state == PAUSED
+
+    window.toggle_run()  # resume
+    qtbot.waitUntil(lambda: window.mirror.steps_run > n + 5, timeout=WAIT_MS)
+
+    window.reset_action.trigger()
+    assert window.state == IDLE and window.mirror is None
+    assert window.plots.heatmap.image_data.size == 0
+    assert window.event_log.lines() == []
+    assert window.builder.form.isEnabled() and not window.toggles.lr.isEnabled()
+    assert not window.export_action.isEnabled()
+    qtbot.waitUntil(lambda: not window.worker.is_running(), timeout=WAIT_MS)
+
+    # Step from idle starts a fresh run, paused after one step
+    window.step_action.trigger()
+    assert window.state == PAUSED
+    qtbot.waitUntil(lambda: window.mirror is not None and window.mirror.steps_run == 1, timeout=WAIT_MS)
+    assert [e.kind for e in window.mirror.events] == ["start"]
+
+
+def test_shortcuts(window):
+    shortcuts = {
+        window.run_action: "Space",
+        window.step_action: "S",
+        window.reset_action: "R",
+        window.export_action: "Ctrl+E",
+        window.quit_action: "Ctrl+Q",
+    }
+    for action, key in shortcuts.items():
+        assert action.shortcut().toString() == key
+
+
+def test_space_key_runs_and_pauses(window, qtbot):
+    window.builder.steps.setValue(100_000)
+    window.activateWindow()
+    window.plots.setFocus()
+    qtbot.keyClick(window.plots, Qt.Key.Key_Space)
+    qtbot.waitUntil(lambda: window.state == RUNNING, timeout=5000)
+    qtbot.keyClick(window.plots, Qt.Key.Key_Space)
+    assert window.state == PAUSED
+
+
+# ---------------------------------------------------------------- export
+def _finished_run(window, qtbot):
+    window.start_run()
+    _wait_finished(qtbot, window)
+
+
+def test_export_through_menu_writes_the_four_files(window, qtbot, tmp_path, monkeypatch, tiny_run_config):
+    window.builder.steps.setValue(100_000)
+    window.start_run()
+    window.send_command(SetBatchNorm(True))
+    qtbot.waitUntil(lambda: window.mirror is not None and len(window.mirror) > 10, timeout=WAIT_MS)
+    out = tmp_path / "exported"
+    monkeypatch.setattr(QFileDialog, "getSaveFileName", staticmethod(lambda *a, **k: (str(out), "Session folder (*)")))
+    with qtbot.waitSignal(window.worker.export_finished, timeout=WAIT_MS) as blocker:
+        window.export_action.trigger()  # exported while the run goes on: the worker does it between steps
+    assert blocker.args == [str(out)]
+    assert sorted(p.name for p in out.iterdir()) == ["events.csv", "layers.csv", "session.json", "steps.csv"]
+    meta = json.loads((out / "session.json").read_text())
+    assert meta["format"] == "gradsim-session/1"
+    assert meta["config"]["depth"] == tiny_run_config.depth
+    assert [e["kind"] for e in meta["events"]] == ["start", "batchnorm"]
+    n_steps = len((out / "steps.csv").read_text().splitlines()) - 1
+    assert n_steps == meta["steps_run"] > 10
+    n_layer_rows = len((out / "layers.csv").read_text().splitlines()) - 1
+    assert n_layer_rows == n_steps * tiny_run_config.n_layers
+    assert window.last_export == str(out)
+
+
+def test_export_zip(window, qtbot, tmp_path, monkeypatch):
+    _finished_run(window, qtbot)
+    out = tmp_path / "s"
+    monkeypatch.setattr(QFileDialog, "getSaveFileName", staticmethod(lambda *a, **k: (str(out), "Zip archive (*.zip)")))
+    with qtbot.waitSignal(window.worker.export_finished, timeout=WAIT_MS):
+        window.export_action.trigger()
+    assert (tmp_path / "s.zip").is_file()
+
+
+def test_export_error_is_shown_and_a_retry_works(window, qtbot, tmp_path, monkeypatch):
+    _finished_run(window, qtbot)
+    blocker_file = tmp_path / "a-file"
+    blocker_file.write_text("not a folder")
+    bad = blocker_file / "session"  # its parent is a file: cannot be created, even as root
+    monkeypatch.setattr(QFileDialog, "getSaveFileName", staticmethod(lambda *a, **k: (str(bad), "")))
+    with qtbot.waitSignal(window.worker.export_failed, timeout=WAIT_MS) as blocker:
+        window.export_action.trigger()
+    assert str(bad) in blocker.args[0]
+    assert window.last_error.startswith("Export failed")
+    dialogs = window.dialogs
+    assert dialogs and dialogs[-1].isVisible() and "still in memory" in dialogs[-1].text()
+    dialogs[-1].accept()
+    assert window.dialogs == []
+    assert window.state == FINISHED and len(window.mirror) == 40
+
+    good = tmp_path / "retry"
+    monkeypatch.setattr(QFileDialog, "getSaveFileName", staticmethod(lambda *a, **k: (str(good), "")))
+    with qtbot.waitSignal(window.worker.export_finished, timeout=WAIT_MS):
+        window.export_action.trigger()
+    assert len((good / "steps.csv").read_text().splitlines()) == 41
+
+
+def test_cancelled_export_dialog_does_nothing(window, qtbot, monkeypatch):
+    _finished_run(window, qtbot)
+    monkeypatch.setattr(QFileDialog, "getSaveFileName", staticmethod(lambda *a, **k: ("", "")))
+    window.export_action.trigger()
+    assert window.last_error == "" and window.last_export == ""
+
+
+def test_save_plots_png(window, qtbot, tmp_path, monkeypatch):
+    _finished_run(window, qtbot)
+    out = tmp_path / "plots"
+    monkeypatch.setattr(QFileDialog, "getSaveFileName", staticmethod(lambda *a, **k: (str(out), "")))
+    window.save_png_action.trigger()
+    data = (tmp_path / "plots.png").read_bytes()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+# ---------------------------------------------------------------- divergence, failure, closing
+def test_exploding_preset_diverges_cleanly(window, qtbot):
+    window.builder.apply_preset("exploding-relu")
+    with qtbot.waitSignal(window.worker.run_diverged, timeout=WAIT_MS) as blocker:
+        window.toggle_run()
+    _wait_finished(qtbot, window)
+    step = blocker.args[0]
+    assert window.mirror.diverged_at == step
+    assert window.state_label.text() == f"diverged at step {step}"
+    assert "#d32f2f" in window.state_label.styleSheet()
+    assert ("diverged" in [line[1] for line in window.event_log.lines()])
+    window.refresh_plots_now()  # non-finite values must not break a plot
+    assert window.plots.heatmap.image_data.shape[0] == 21
+    assert window.last_error == ""
+
+
+def test_worker_error_is_shown_and_app_stays_usable(window, qtbot, monkeypatch):
+    from gradsim import trainer as trainer_module
+
+    def broken_step(self):
+        raise RuntimeError("simulated failure inside a step")
+
+    monkeypatch.setattr(trainer_module.Trainer, "step", broken_step)
+    with qtbot.waitSignal(window.worker.failed, timeout=WAIT_MS) as blocker:
+        window.toggle_run()
+    assert "simulated failure" in blocker.args[0]
+    qtbot.waitUntil(lambda: window.state == FAILED, timeout=WAIT_MS)
+    assert window.last_error.startswith("Training stopped")
+    assert window.dialogs and window.dialogs[-1].isVisible()
+    assert window.export_action.isEnabled()  # what was recorded can still be exported
+    window.dialogs[-1].accept()
+
+    monkeypatch.undo()
+    window.toggle_run()  # a new run works
+    _wait_finished(qtbot, window)
+    assert len(window.mirror) == 40
+
+
+def test_close_during_run_stops_worker_fast(qtbot, tiny_run_config):
+    w = MainWindow()
+    qtbot.addWidget(w)
+    w.builder.set_config(tiny_run_config.with_changes(steps=1_000_000))
+    w.show()
+    w.toggle_run()
+    qtbot.waitUntil(lambda: w.mirror is not None and len(w.mirror) > 5, timeout=WAIT_MS)
+    assert w.worker.isRunning() and w.worker.is_running()
+    t0 = time.perf_counter()
+    assert w.close()
+    elapsed = time.perf_counter() - t0
+    assert not w.worker.isRunning()
+    assert elapsed < 1.0, f"closing took {elapsed:.2f} s"
+
+
+def test_snapshots_are_paced(window, qtbot):
+    window.builder.steps.setValue(3000)
+    count = [0]
+    window.worker.snapshot.connect(lambda snap: count.__setitem__(0, count[0] + 1))
+    t0 = time.perf_counter()
+    window.toggle_run()
+    _wait_finished(qtbot, window)
+    elapsed = time.perf_counter() - t0
+    assert len(window.mirror) == 3000
+    # at most ~30 a second, plus the forced ones (start, finish)
+    assert count[0] <= 30 * elapsed + 5, (count[0], elapsed)
+
+
+# ---------------------------------------------------------------- settings, tooltips
+def test_settings_remember_config_and_window_state(qtbot, isolated_settings):
+    from ui import settings as st
+
+    w = MainWindow()
+    qtbot.addWidget(w)
+    w.builder.apply_preset("batchnorm-rescue")
+    w.builder.depth.setValue(7)
+    w.show()
+    w.event_dock.toggleViewAction().trigger()  # the user closes the event log
+    assert not w.event_dock.isVisible()
+    w.close()
+    assert list(isolated_settings.rglob("*.ini"))
+    assert st.read_bytes(st.settings(), st.KEY_GEOMETRY) is not None
+
+    w2 = MainWindow()
+    qtbot.addWidget(w2)
+    assert w2.builder.config().depth == 7
+    assert w2.builder.config().activation == "sigmoid"
+    assert [s.text() for s in w2.builder.schedule()] == ["300:batchnorm=on"]
+    assert w2.builder.preset.currentText() == "batchnorm-rescue"
+    w2.show()
+    assert not w2.event_dock.isVisible()  # the dock layout came back
+    assert w2.builder_dock.isVisible()
+    w2.close()
+
+
+def test_corrupt_settings_fall_back_to_defaults(qtbot):
+    from ui import settings as st
+
+    s = st.settings()
+    s.setValue(st.KEY_CONFIG, "{not json")
+    s.setValue(st.KEY_GEOMETRY, "garbage")
+    s.setValue(st.KEY_STATE, 12)
+    s.setValue(st.KEY_SCHEDULE, "[\"x:y\"]")
+    s.sync()
+    w = MainWindow()
+    qtbot.addWidget(w)
+    assert w.builder.config() == RunConfig()
+    assert "defaults" in w.statusBar().currentMessage()
+    assert w.builder.schedule() == ()
+    w.close()
+
+
+def test_every_control_has_a_tooltip(window):
+    from PySide6.QtWidgets import QAbstractButton, QComboBox, QLineEdit, QSpinBox
+
+    for panel in (window.builder, window.toggles):
+        for cls in (QComboBox, QLineEdit, QSpinBox, QAbstractButton):
+            for w in panel.findChildren(cls):
+                if isinstance(w.parent(), (QComboBox, QSpinBox)):
+                    continue  # the line edit inside a combo or spin box
+                assert w.toolTip().strip(), f"{cls.__name__} {w.objectName() or w.text() if hasattr(w, 'text') else ''} has no tooltip"
+    for a in (window.run_action, window.step_action, window.reset_action, window.export_action, window.save_png_action):
+        assert a.toolTip().strip()
+
+
+def test_dataset_preview_shows_points(window, qtbot):
+    window.builder.dataset.setCurrentText("circles")
+    qtbot.waitUntil(lambda: window.builder.preview.dataset == "circles" and window.builder.preview.n_points > 0, timeout=WAIT_MS)
+    window.builder.dataset.setCurrentText("digits")
+    qtbot.waitUntil(lambda: window.builder.preview.dataset == "digits", timeout=WAIT_MS)
+    assert "64-D" in window.builder.preview.note.text()
+
+
+def test_view_menu_toggles_docks(window):
+    a = window.event_dock.toggleViewAction()
+    assert a in window.view_menu.actions()
+    a.trigger()
+    assert not window.event_dock.isVisible()
+    a.trigger()
+    assert window.event_dock.isVisible()
+
+
+def test_plots_redraw_while_running_and_mode_is_remembered(qtbot, tiny_run_config):
+    w = MainWindow()
+    qtbot.addWidget(w)
+    w.builder.set_config(tiny_run_config.with_changes(steps=1_000_000))
+    w.show()
+    assert w.redraw_mode.key == "fast"
+    w.toggle_run()
+    qtbot.waitUntil(w.plots_have_data, timeout=WAIT_MS)
+    n, step = w.frames, w.plots.depth_profile.step
+    qtbot.waitUntil(lambda: w.frames > n, timeout=WAIT_MS)  # live, not only at the end
+    assert w.state == RUNNING
+    assert w.plots.depth_profile.step > step
+    w.redraw_actions["smooth"].trigger()
+    assert w.redraw_mode.key == "smooth" and w.worker._min_interval == pytest.approx(1 / 30)  # noqa: SLF001
+    n = w.frames
+    qtbot.waitUntil(lambda: w.frames >= n + 5, timeout=WAIT_MS)
+    w.close()
+
+    w2 = MainWindow()
+    qtbot.addWidget(w2)
+    assert w2.redraw_mode.key == "smooth" and w2.redraw_actions["smooth"].isChecked()
+    w2.close()

@@ -1,0 +1,277 @@
+"""Live toggles: change a running network and watch the gradients react.
+
+Why each toggle only *emits a Command*: the panel never touches the trainer.
+The window puts the Command on the worker's queue, the worker applies it at
+the next step boundary, and the resulting Event comes back in a snapshot, so
+what the event log and the plot markers show is what the run really did.
+"""
+from __future__ import annotations
+
+import math
+from typing import Optional
+
+from PySide6.QtCore import Qt, Signal, Slot
+from PySide6.QtWidgets import (
+    QCheckBox,
+    QComboBox,
+    QGridLayout,
+    QLabel,
+    QLineEdit,
+    QPushButton,
+    QVBoxLayout,
+    QWidget,
+)
+
+from gradsim.commands import (
+    Command,
+    CommandError,
+    Reinit,
+    SetActivation,
+    SetBatchNorm,
+    SetClip,
+    SetLR,
+    SetOptimizer,
+    command_from_event,
+)
+from gradsim.config import ACTIVATIONS, CLIP_MODES, INITS, OPTIMIZERS, RunConfig
+from gradsim.session import Event
+
+from .builder import format_float
+from .tips import TIPS
+
+
+class TogglesPanel(QWidget):
+    """Controls that send Commands to the running trainer (enabled only during a run)."""
+
+    command_requested = Signal(object)  # a gradsim.commands.Command
+
+    def __init__(self, parent: Optional[QWidget] = None) -> None:
+        super().__init__(parent)
+        outer = QVBoxLayout(self)
+        outer.setContentsMargins(4, 4, 4, 4)
+        grid = QGridLayout()
+        grid.setColumnStretch(1, 1)
+        outer.addLayout(grid)
+        row = 0
+
+        self.activation = self._combo(ACTIVATIONS, "live_activation")
+        self.activation_apply = self._button("Apply", "live_activation_apply")
+        grid.addWidget(QLabel("Activation"), row, 0)
+        grid.addWidget(self.activation, row, 1, 1, 2)
+        grid.addWidget(self.activation_apply, row, 3)
+        row += 1
+
+        self.init = self._combo(INITS, "live_init")
+        self.init.setCurrentText("xavier_normal")
+        self.init_scale = QLineEdit("0.05")
+        self.init_scale.setToolTip(TIPS["live_init_scale"])
+        self.init_scale.setPlaceholderText("std")
+        self.init_scale.setMaximumWidth(70)
+        self.reinit = self._button("Re-init", "live_reinit")
+        grid.addWidget(QLabel("Re-initialize"), row, 0)
+        grid.addWidget(self.init, row, 1)
+        grid.addWidget(self.init_scale, row, 2)
+        grid.addWidget(self.reinit, row, 3)
+        row += 1
+
+        self.batchnorm = QCheckBox("Batch norm on")
+        self.batchnorm.setToolTip(TIPS["live_batchnorm"])
+        grid.addWidget(QLabel("Batch norm"), row, 0)
+        grid.addWidget(self.batchnorm, row, 1, 1, 3)
+        row += 1
+
+        self.clip_mode = self._combo(CLIP_MODES, "live_clip_mode")
+        self.clip_threshold = QLineEdit("1")
+        self.clip_threshold.setToolTip(TIPS["live_clip_threshold"])
+        self.clip_threshold.setMaximumWidth(70)
+        self.clip_apply = self._button("Apply", "live_clip_apply")
+        grid.addWidget(QLabel("Clipping"), row, 0)
+        grid.addWidget(self.clip_mode, row, 1)
+        grid.addWidget(self.clip_threshold, row, 2)
+        grid.addWidget(self.clip_apply, row, 3)
+        row += 1
+
+        self.lr = QLineEdit("0.05")
+        self.lr.setToolTip(TIPS["live_lr"])
+        self.lr_apply = self._button("Apply", "live_lr_apply")
+        grid.addWidget(QLabel("Learning rate"), row, 0)
+        grid.addWidget(self.lr, row, 1, 1, 2)
+        grid.addWidget(self.lr_apply, row, 3)
+        row += 1
+
+        self.optimizer = self._combo(OPTIMIZERS, "live_optimizer")
+        self.optimizer_apply = self._button("Apply", "live_optimizer_apply")
+        grid.addWidget(QLabel("Optimizer"), row, 0)
+        grid.addWidget(self.optimizer, row, 1, 1, 2)
+        grid.addWidget(self.optimizer_apply, row, 3)
+        row += 1
+
+        self.hint = QLabel("Start a run to change it live; each change applies at the next step.")
+        self.hint.setWordWrap(True)
+        self.hint.setStyleSheet("color: palette(mid);")
+        self.error_label = QLabel("")
+        self.error_label.setWordWrap(True)
+        self.error_label.setStyleSheet("color: #d32f2f;")
+        self.error_label.hide()
+        self.try_box = QLabel(
+            "<b>What to try</b><ul style='margin-left:-20px'>"
+            "<li><b>Vanishing</b> (heatmap dark toward layer 1, flat loss): switch batch norm on, "
+            "or the activation to relu and re-init with he_normal.</li>"
+            "<li><b>Exploding</b> (bright rows, loss jumps to inf): clip by norm at 1, "
+            "or lower the learning rate.</li>"
+            "<li>Each change shows as a marker on the time plots and a line in the event log.</li></ul>"
+        )
+        self.try_box.setWordWrap(True)
+        self.try_box.setTextFormat(Qt.TextFormat.RichText)
+        self.try_box.setStyleSheet("color: palette(text); margin-top: 8px;")
+        self.try_box.setToolTip("Common fixes for vanishing and exploding gradients, to try on the running network.")
+        outer.addWidget(self.error_label)
+        outer.addWidget(self.hint)
+        outer.addWidget(self.try_box)
+        outer.addStretch(1)
+
+        self.activation_apply.clicked.connect(self._on_activation_apply)
+        self.reinit.clicked.connect(self._on_reinit)
+        self.batchnorm.clicked.connect(self._on_batchnorm_clicked)
+        self.clip_apply.clicked.connect(self._on_clip_apply)
+        self.lr_apply.clicked.connect(self._on_lr_apply)
+        self.lr.returnPressed.connect(self._on_lr_apply)
+        self.optimizer_apply.clicked.connect(self._on_optimizer_apply)
+        self.init.currentIndexChanged.connect(self._on_init_changed)
+        self.clip_mode.currentIndexChanged.connect(self._on_clip_mode_changed)
+        self._on_init_changed()
+        self._on_clip_mode_changed()
+        self.set_live(False)
+
+    def _combo(self, items: tuple[str, ...], key: str) -> QComboBox:
+        w = QComboBox()
+        w.addItems(list(items))
+        w.setToolTip(TIPS[key])
+        return w
+
+    def _button(self, text: str, key: str) -> QPushButton:
+        w = QPushButton(text)
+        w.setToolTip(TIPS[key])
+        return w
+
+    # ------------------------------------------------------------ public
+    def set_live(self, live: bool) -> None:
+        """Enable the controls while a run can take commands."""
+        for w in self.findChildren(QWidget):
+            if w not in (self.hint, self.error_label, self.try_box):
+                w.setEnabled(live)
+        if live:
+            self._on_init_changed()
+            self._on_clip_mode_changed()
+        self.hint.setVisible(not live)
+
+    def sync_config(self, config: RunConfig) -> None:
+        """Show a new run's starting state."""
+        self._set_quietly(self.activation, config.activation)
+        self.batchnorm.blockSignals(True)
+        self.batchnorm.setChecked(config.batchnorm)
+        self.batchnorm.blockSignals(False)
+        self._set_quietly(self.clip_mode, config.clip_mode)
+        self.clip_threshold.setText(format_float(config.clip_threshold))
+        self.lr.setText(format_float(config.lr))
+        self._set_quietly(self.optimizer, config.optimizer)
+        self._on_clip_mode_changed()
+        self.error_label.hide()
+
+    def sync_event(self, event: Event) -> None:
+        """Follow an applied event (scheduled or toggled), so the panel shows the run's state."""
+        try:
+            cmd = command_from_event(event.kind, event.value)
+        except CommandError:
+            return
+        if isinstance(cmd, SetActivation) and cmd.layer is None:
+            self._set_quietly(self.activation, cmd.name)
+        elif isinstance(cmd, SetBatchNorm):
+            self.batchnorm.blockSignals(True)
+            self.batchnorm.setChecked(cmd.on)
+            self.batchnorm.blockSignals(False)
+        elif isinstance(cmd, SetClip):
+            self._set_quietly(self.clip_mode, cmd.mode)
+            if cmd.mode != "none":
+                self.clip_threshold.setText(format_float(cmd.threshold))
+            self._on_clip_mode_changed()
+        elif isinstance(cmd, SetLR):
+            self.lr.setText(format_float(cmd.lr))
+        elif isinstance(cmd, SetOptimizer):
+            self._set_quietly(self.optimizer, cmd.name)
+
+    @staticmethod
+    def _set_quietly(combo: QComboBox, text: str) -> None:
+        combo.blockSignals(True)
+        combo.setCurrentText(text)
+        combo.blockSignals(False)
+
+    # ------------------------------------------------------------ slots
+    def _send(self, command: Command) -> None:
+        self.error_label.hide()
+        self.command_requested.emit(command)
+
+    def _number(self, field: QLineEdit, name: str) -> Optional[float]:
+        text = field.text().strip()
+        try:
+            x = float(text)
+        except ValueError:
+            x = float("nan")
+        if not math.isfinite(x) or x <= 0:
+            self.error_label.setText(f"{name} = {text!r}: type a finite number > 0")
+            self.error_label.show()
+            return None
+        return x
+
+    @Slot()
+    def _on_activation_apply(self) -> None:
+        self._send(SetActivation(self.activation.currentText()))
+
+    @Slot()
+    def _on_reinit(self) -> None:
+        scheme = self.init.currentText()
+        scale = None
+        if scheme in ("normal", "uniform"):
+            scale = self._number(self.init_scale, "init scale")
+            if scale is None:
+                return
+        self._send(Reinit(scheme, scale))
+
+    @Slot(bool)
+    def _on_batchnorm_clicked(self, checked: bool) -> None:
+        self._send(SetBatchNorm(bool(checked)))
+
+    @Slot()
+    def _on_clip_apply(self) -> None:
+        mode = self.clip_mode.currentText()
+        if mode == "none":
+            self._send(SetClip("none"))
+            return
+        thr = self._number(self.clip_threshold, "clip threshold")
+        if thr is not None:
+            self._send(SetClip(mode, thr))
+
+    @Slot()
+    def _on_lr_apply(self) -> None:
+        lr = self._number(self.lr, "learning rate")
+        if lr is not None:
+            self._send(SetLR(lr))
+
+    @Slot()
+    def _on_optimizer_apply(self) -> None:
+        self._send(SetOptimizer(self.optimizer.currentText()))
+
+    @Slot()
+    def _on_init_changed(self, *_: object) -> None:
+        scheme = self.init.currentText()
+        uses = scheme in ("normal", "uniform")
+        self.init_scale.setEnabled(uses and self.reinit.isEnabled())
+        self.init_scale.setPlaceholderText("std" if scheme == "normal" else "scale")
+
+    @Slot()
+    def _on_clip_mode_changed(self, *_: object) -> None:
+        self.clip_threshold.setEnabled(self.clip_mode.currentText() != "none" and self.clip_apply.isEnabled())
+
+    def show_error(self, message: str) -> None:
+        self.error_label.setText(message)
+        self.error_label.show()

@@ -1,0 +1,457 @@
+"""The one background thread: it owns the Trainer and talks to the window through signals.
+
+Why this shape (DESIGN.md section 6): the GUI thread never runs a training
+step, so the window stays responsive at any depth; the GUI reaches the run
+only through a ``queue.SimpleQueue`` of plain-data messages drained between
+steps (a second toggle never overwrites the first); the worker reaches the GUI
+only through signals that carry copies, at most ~30 snapshots a second, so
+training speed is decoupled from redraw speed. torch is imported here, inside
+``run()``, so the first window paints before the ~2.4 s ``import torch``.
+"""
+from __future__ import annotations
+
+import queue
+import threading
+import time
+import traceback
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any, Callable, Optional
+
+import numpy as np
+from PySide6.QtCore import QObject, QThread, Signal
+
+from gradsim.commands import Command, CommandError, Scheduled
+from gradsim.config import ConfigError, RunConfig
+from gradsim.metrics import STEP_INDEX
+from gradsim.session import Rows
+
+#: At most this many snapshots a second (the plots redraw at ~30 Hz anyway).
+SNAPSHOT_HZ = 30.0
+#: How long an idle worker blocks on its queue before checking for a stop request.
+IDLE_POLL_S = 0.05
+
+
+# ------------------------------------------------------------------ messages
+@dataclass(frozen=True)
+class ResetRun:
+    """Drop the current run; with a config, build a fresh Trainer (paused at step 0)."""
+
+    config: Optional[RunConfig]
+    schedule: tuple[Scheduled, ...] = ()
+    label: str = ""
+    generation: int = 0
+
+
+@dataclass(frozen=True)
+class StartRun:
+    """Step continuously until paused or finished."""
+
+
+@dataclass(frozen=True)
+class PauseRun:
+    """Stop stepping after the current step."""
+
+
+@dataclass(frozen=True)
+class StepRun:
+    """Run ``n`` single steps, then stay paused."""
+
+    n: int = 1
+
+
+@dataclass(frozen=True)
+class ExportRequest:
+    """Write the worker's full session with the engine's exporter, between steps."""
+
+    path: str
+    zip_file: bool = False
+
+
+@dataclass(frozen=True)
+class SessionTask:
+    """Run ``fn(session)`` on the worker's full session between steps (e.g. write a lab submission).
+
+    The result goes back in ``session_task_done(tag, result)``; an exception in
+    ``session_task_failed(tag, message)``. ``fn`` must not keep the session.
+    """
+
+    tag: str
+    fn: Callable[[Any], Any]
+
+
+@dataclass(frozen=True)
+class PreviewRequest:
+    """Build a data set (sklearn imports are slow) and send back 2-D points to preview."""
+
+    dataset: str
+    n_samples: int
+    noise: float
+    seed: int
+    test_fraction: float
+
+
+@dataclass(frozen=True)
+class WarmUp:
+    """Import torch and its optimizers now, so the first Run does not wait for them."""
+
+
+@dataclass(frozen=True)
+class _Wake:
+    """Only wakes a blocked queue read (e.g. after a stop request)."""
+
+
+@dataclass
+class Snapshot:
+    """What the window needs after some steps: new rows (copies) and the run's state."""
+
+    generation: int
+    rows: Rows
+    step: int  # steps done so far (the next step's index)
+    total_steps: int
+    steps_per_s: float
+    loss: float
+    accuracy: float
+    running: bool
+    finished: bool
+    diverged_at: Optional[int]
+    failed: bool = False
+
+
+@dataclass
+class Preview:
+    dataset: str
+    points: np.ndarray  # (n, 2) float
+    labels: np.ndarray  # (n,) int
+    n_inputs: int
+    note: str = ""
+
+
+@dataclass
+class _RateMeter:
+    """Steps per second over the last second or so."""
+
+    marks: deque = field(default_factory=lambda: deque(maxlen=256))
+
+    def mark(self, step: int) -> None:
+        self.marks.append((time.perf_counter(), step))
+
+    def rate(self) -> float:
+        if len(self.marks) < 2:
+            return 0.0
+        now = self.marks[-1][0]
+        while len(self.marks) > 2 and now - self.marks[0][0] > 1.0:
+            self.marks.popleft()
+        (t0, s0), (t1, s1) = self.marks[0], self.marks[-1]
+        return (s1 - s0) / (t1 - t0) if t1 > t0 else 0.0
+
+    def clear(self) -> None:
+        self.marks.clear()
+
+
+class TrainingWorker(QThread):
+    """Owns one Trainer at a time; every public method is safe to call from the GUI thread."""
+
+    snapshot = Signal(object)  # Snapshot
+    run_diverged = Signal(int)  # step at which the run diverged
+    run_finished = Signal()
+    failed = Signal(str)  # an unexpected error: the run is stopped, the thread lives on
+    command_failed = Signal(str)  # a Command the trainer refused (CommandError text)
+    export_finished = Signal(str)  # path written
+    export_failed = Signal(str)  # ExportError text; the session is unchanged
+    preview_ready = Signal(object)  # Preview
+    session_task_done = Signal(str, object)  # tag, result of SessionTask.fn
+    session_task_failed = Signal(str, str)  # tag, message
+    warmed_up = Signal()
+
+    def __init__(self, parent: Optional[QObject] = None, snapshot_hz: float = SNAPSHOT_HZ) -> None:
+        super().__init__(parent)
+        self.setObjectName("TrainingWorker")
+        self._queue: "queue.SimpleQueue[Any]" = queue.SimpleQueue()
+        self._min_interval = 1.0 / snapshot_hz
+        #: Set while the worker steps continuously; only the worker thread changes it.
+        self._running = threading.Event()
+        self._trainer: Any = None
+        self._broken = False
+        self._generation = 0
+        self._pending_steps = 0
+        self._sent_step = -1
+        self._sent_events = 0
+        self._last_emit = 0.0
+        self._rate = _RateMeter()
+        self._torch_ready = False
+
+    # ------------------------------------------------------ GUI-thread API
+    def send(self, message: Any) -> None:
+        """Queue a Command or a control message; it is handled before the next step."""
+        self._queue.put(message)
+
+    def reset_run(self, config: Optional[RunConfig], schedule: tuple[Scheduled, ...] = (), label: str = "", generation: int = 0) -> None:
+        self.send(ResetRun(config, tuple(schedule), label, generation))
+
+    def start_run(self) -> None:
+        self.send(StartRun())
+
+    def pause_run(self) -> None:
+        self.send(PauseRun())
+
+    def step_run(self, n: int = 1) -> None:
+        self.send(StepRun(n))
+
+    def export_session(self, path: str, zip_file: bool = False) -> None:
+        self.send(ExportRequest(str(path), zip_file))
+
+    def run_on_session(self, tag: str, fn: Callable[[Any], Any]) -> None:
+        """Queue ``fn(session)`` to run on the full session between steps (see SessionTask)."""
+        self.send(SessionTask(tag, fn))
+
+    def request_preview(self, config: RunConfig) -> None:
+        self.send(PreviewRequest(config.dataset, config.n_samples, config.noise, config.seed, config.test_fraction))
+
+    def set_snapshot_hz(self, hz: float) -> None:
+        """At most ``hz`` snapshots a second (the window lowers it when plots redraw rarely)."""
+        self._min_interval = 1.0 / max(1.0, min(float(hz), SNAPSHOT_HZ))
+
+    def is_running(self) -> bool:
+        return self._running.is_set()
+
+    def stop(self, timeout_ms: int = 5000) -> bool:
+        """Ask the loop to end and wait for it (never ``terminate()``); True when it ended."""
+        if not self.isRunning():
+            return True
+        self.requestInterruption()
+        self._running.clear()
+        self._queue.put(_Wake())
+        return self.wait(timeout_ms)
+
+    # ------------------------------------------------------ worker thread
+    def run(self) -> None:  # noqa: D401 - QThread API
+        try:
+            self._loop()
+        except BaseException:  # noqa: BLE001 - never let an error kill the thread silently
+            self._running.clear()
+            self.failed.emit("The training thread stopped unexpectedly:\n" + traceback.format_exc(limit=8))
+
+    def _loop(self) -> None:
+        while not self.isInterruptionRequested():
+            self._drain(block=not self._wants_step())
+            if self.isInterruptionRequested():
+                break
+            if self._wants_step():
+                self._step_once()
+            self._maybe_emit()
+
+    def _wants_step(self) -> bool:
+        t = self._trainer
+        if t is None or self._broken or t.finished:
+            return False
+        return self._running.is_set() or self._pending_steps > 0
+
+    def _drain(self, block: bool) -> None:
+        if block:
+            try:
+                self._handle(self._queue.get(timeout=IDLE_POLL_S))
+            except queue.Empty:
+                return
+        while not self.isInterruptionRequested():
+            try:
+                msg = self._queue.get_nowait()
+            except queue.Empty:
+                return
+            self._handle(msg)
+
+    def _handle(self, msg: Any) -> None:
+        try:
+            if isinstance(msg, Command):
+                self._apply(msg)
+            elif isinstance(msg, ResetRun):
+                self._reset(msg)
+            elif isinstance(msg, StartRun):
+                if self._trainer is not None and not self._broken and not self._trainer.finished:
+                    self._running.set()
+                    self._rate.clear()
+                    self._rate.mark(self._trainer.step_index)
+                self._emit(force=True)
+            elif isinstance(msg, PauseRun):
+                t = self._trainer
+                if self._running.is_set() and t is not None and not t.finished:
+                    # An annotation (events.csv kind "pause"); a replay ignores it.
+                    t.session.add_event(t.step_index, "pause", "paused in the window")
+                self._running.clear()
+                self._pending_steps = 0
+                self._emit(force=True)
+            elif isinstance(msg, StepRun):
+                self._running.clear()
+                self._pending_steps += max(0, int(msg.n))
+            elif isinstance(msg, ExportRequest):
+                self._export(msg)
+            elif isinstance(msg, SessionTask):
+                self._session_task(msg)
+            elif isinstance(msg, PreviewRequest):
+                self._preview(msg)
+            elif isinstance(msg, WarmUp):
+                self._warm_up()
+        except ConfigError as exc:  # a config the engine refuses: its message says why
+            self._fail(f"The configuration cannot run: {exc}")
+        except Exception:  # noqa: BLE001 - report, keep the thread and the session
+            self._fail("Error while handling " + type(msg).__name__ + ":\n" + traceback.format_exc(limit=8))
+
+    def _warm_up(self) -> None:
+        if self._torch_ready:
+            return
+        import torch
+
+        torch.set_num_threads(1)
+        # The first optimizer constructor imports torch._dynamo (~3 s): pay it now.
+        torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=0.1)
+        from gradsim import trainer as _trainer  # noqa: F401
+
+        self._torch_ready = True
+        self.warmed_up.emit()
+
+    def _reset(self, msg: ResetRun) -> None:
+        self._running.clear()
+        self._pending_steps = 0
+        self._trainer = None
+        self._broken = False
+        self._generation = msg.generation
+        self._sent_step = -1
+        self._sent_events = 0
+        self._rate.clear()
+        if msg.config is None:
+            return
+        self._warm_up()
+        from gradsim import trainer as trainer_module
+
+        self._trainer = trainer_module.Trainer(msg.config, msg.schedule, label=msg.label)
+        self._rate.mark(0)
+        self._emit(force=True)
+
+    def _apply(self, command: Command) -> None:
+        t = self._trainer
+        if t is None or self._broken:
+            self.command_failed.emit(f"{command.text()}: no run is active; press Run first")
+            return
+        if t.finished:
+            self.command_failed.emit(f"{command.text()}: the run has finished; reset to start a new one")
+            return
+        try:
+            t.apply(command)
+        except CommandError as exc:
+            self.command_failed.emit(str(exc))
+            return
+        self._emit(force=True)
+
+    def _step_once(self) -> None:
+        t = self._trainer
+        try:
+            t.step()
+        except Exception as exc:  # noqa: BLE001
+            self._fail(f"Training step {t.step_index} failed: {type(exc).__name__}: {exc}\n\n" + traceback.format_exc(limit=8))
+            return
+        if self._pending_steps > 0:
+            self._pending_steps -= 1
+            if self._pending_steps == 0:
+                self._emit(force=True)
+        self._rate.mark(t.step_index)
+        if t.finished:
+            self._running.clear()
+            self._pending_steps = 0
+            self._emit(force=True)
+            if t.diverged_at is not None:
+                self.run_diverged.emit(int(t.diverged_at))
+            self.run_finished.emit()
+
+    def _fail(self, message: str) -> None:
+        self._running.clear()
+        self._pending_steps = 0
+        if self._trainer is not None:
+            self._broken = True  # keep the session: it can still be exported
+            self._emit(force=True)
+        self.failed.emit(message)
+
+    def _maybe_emit(self) -> None:
+        if time.perf_counter() - self._last_emit >= self._min_interval:
+            self._emit(force=False)
+
+    def _emit(self, force: bool) -> None:
+        t = self._trainer
+        if t is None:
+            return
+        session = t.session
+        n_events = len(session.events)
+        last_step = int(session.steps[-1]) if len(session) else -1
+        if not force and last_step == self._sent_step and n_events == self._sent_events:
+            return
+        rows = session.rows_after(self._sent_step, self._sent_events)
+        if len(rows):
+            self._sent_step = int(rows.steps[-1])
+        self._sent_events = n_events
+        last = session.last()
+        loss = last.scalar("loss") if last is not None else float("nan")
+        acc = last.scalar("accuracy") if last is not None else float("nan")
+        self._last_emit = time.perf_counter()
+        running = self._running.is_set() and not t.finished and not self._broken
+        self.snapshot.emit(
+            Snapshot(
+                generation=self._generation,
+                rows=rows,
+                step=int(t.step_index),
+                total_steps=int(t.config.steps),
+                steps_per_s=self._rate.rate() if running else 0.0,
+                loss=loss,
+                accuracy=acc,
+                running=running,
+                finished=bool(t.finished),
+                diverged_at=t.diverged_at,
+                failed=self._broken,
+            )
+        )
+
+    def _export(self, msg: ExportRequest) -> None:
+        t = self._trainer
+        if t is None:
+            self.export_failed.emit("There is no session to export yet: press Run first.")
+            return
+        from gradsim.session_io import ExportError
+
+        try:
+            path = t.session.export(msg.path, zip_file=msg.zip_file)
+        except ExportError as exc:
+            self.export_failed.emit(str(exc))
+            return
+        except Exception as exc:  # noqa: BLE001 - the session stays; the user may retry
+            self.export_failed.emit(f"cannot export session to {msg.path!r}: {exc}")
+            return
+        self.export_finished.emit(str(path))
+
+    def _session_task(self, msg: SessionTask) -> None:
+        t = self._trainer
+        if t is None:
+            self.session_task_failed.emit(msg.tag, "There is no session yet: press Run first.")
+            return
+        try:
+            result = msg.fn(t.session)
+        except Exception as exc:  # noqa: BLE001 - the caller shows it; the session is unchanged
+            self.session_task_failed.emit(msg.tag, str(exc) or type(exc).__name__)
+            return
+        self.session_task_done.emit(msg.tag, result)
+
+    def _preview(self, msg: PreviewRequest) -> None:
+        from gradsim.datasets import make_dataset
+
+        data = make_dataset(msg.dataset, msg.n_samples, msg.noise, msg.seed, msg.test_fraction)
+        x = np.asarray(data.x_train, np.float64)
+        note = ""
+        if x.shape[1] > 2:
+            # First two principal components: a faithful 2-D shadow of the 64-D digits.
+            xc = x - x.mean(axis=0)
+            _, _, vt = np.linalg.svd(xc, full_matrices=False)
+            x = xc @ vt[:2].T
+            note = f"{data.n_inputs}-D inputs; shown: first 2 principal components"
+        self.preview_ready.emit(Preview(msg.dataset, x.astype(np.float32), np.asarray(data.y_train), data.n_inputs, note))
+
+
+def snapshot_loss(rows: Rows) -> float:
+    """Loss of the last row in a block (NaN when empty); handy for tests."""
+    return float(rows.scalars[-1, STEP_INDEX["loss"]]) if len(rows) else float("nan")
