@@ -364,7 +364,7 @@ class MainWindow(QMainWindow):
         if watched is self and event.type() == QEvent.Type.Paint and not self._painted:
             self._painted = True
             self.removeEventFilter(self)
-            QTimer.singleShot(0, self.first_painted.emit)
+            self.first_painted.emit()
         return False
 
     # ================================================================ run control
