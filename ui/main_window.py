@@ -175,6 +175,10 @@ class MainWindow(QMainWindow):
         self._make_toolbar()
         self._make_status_bar()
         self.set_redraw_mode(DEFAULT_REDRAW_MODE)
+        # Exercise panel, theory overlay and Jacobian spectrum (before settings restore the docks).
+        from ui.teaching import TeachingController
+
+        self.teaching = TeachingController(self)
 
         self.installEventFilter(self)  # until the first paint (see eventFilter)
 

@@ -78,6 +78,7 @@ class SessionTask:
 
     tag: str
     fn: Callable[[Any], Any]
+    on_trainer: bool = False  # pass the Trainer (its live network) instead of its session
 
 
 @dataclass(frozen=True)
@@ -204,6 +205,11 @@ class TrainingWorker(QThread):
     def run_on_session(self, tag: str, fn: Callable[[Any], Any]) -> None:
         """Queue ``fn(session)`` to run on the full session between steps (see SessionTask)."""
         self.send(SessionTask(tag, fn))
+
+    def run_on_trainer(self, tag: str, fn: Callable[[Any], Any]) -> None:
+        """Queue ``fn(trainer)`` between steps: read the live weights (theory, Jacobian)
+        without ever touching them from the GUI thread. ``fn`` must not change the run."""
+        self.send(SessionTask(tag, fn, on_trainer=True))
 
     def request_preview(self, config: RunConfig) -> None:
         self.send(PreviewRequest(config.dataset, config.n_samples, config.noise, config.seed, config.test_fraction))
@@ -431,7 +437,7 @@ class TrainingWorker(QThread):
             self.session_task_failed.emit(msg.tag, "There is no session yet: press Run first.")
             return
         try:
-            result = msg.fn(t.session)
+            result = msg.fn(t if msg.on_trainer else t.session)
         except Exception as exc:  # noqa: BLE001 - the caller shows it; the session is unchanged
             self.session_task_failed.emit(msg.tag, str(exc) or type(exc).__name__)
             return

@@ -31,6 +31,7 @@ class DepthProfile(PlotBase):
     def __init__(self, parent: Optional[QWidget] = None) -> None:
         super().__init__(parent)
         self.metric_name = "grad_norm"
+        self.gains: Optional[np.ndarray] = None
         self._step_wanted: Optional[int] = None
         #: The step plotted (None before the first refresh).
         self.step: Optional[int] = None
@@ -76,8 +77,13 @@ class DepthProfile(PlotBase):
         self._step_wanted = None if step is None else int(step)
         self.redraw()
 
-    def set_prediction(self, values: Optional[Sequence[float]]) -> None:
-        """Draw a dashed curve of predicted values per layer (layer 1 first); None removes it."""
+    def set_prediction(self, values: Optional[Sequence[float]], gains: Optional[Sequence[float]] = None) -> None:
+        """Draw a dashed curve of predicted values per layer (layer 1 first); None removes it.
+
+        ``gains`` (optional, per layer): the predicted factor from layer l+1 back to
+        layer l, shown on hover next to the prediction.
+        """
+        self.gains = None if gains is None else np.asarray(gains, dtype=np.float64).ravel()
         if values is None:
             self.prediction = None
             self.prediction_curve.setData([], [])
@@ -149,7 +155,10 @@ class DepthProfile(PlotBase):
             return ""
         text = f"step {self.step}, layer {layer}: {self.metric_name} = {fmt(self.values[layer - 1])}"
         if self.prediction is not None and layer <= self.prediction.size:
-            text += f" (prediction {fmt(self.prediction[layer - 1])})"
+            text += f" (prediction {fmt(self.prediction[layer - 1])}"
+            if self.gains is not None and layer <= self.gains.size and np.isfinite(self.gains[layer - 1]):
+                text += f", gain from layer {layer + 1}: x{fmt(self.gains[layer - 1])}"
+            text += ")"
         return text
 
 
