@@ -21,7 +21,7 @@ from typing import Callable, Optional
 
 import numpy as np
 import torch
-from scipy.special import erf  # scipy comes with scikit-learn
+from scipy.special import erf, expit  # scipy comes with scikit-learn
 
 _NODES, _WEIGHTS = np.polynomial.hermite_e.hermegauss(121)
 _WEIGHTS = _WEIGHTS / math.sqrt(2.0 * math.pi)  # E[f(X)], X ~ N(0, 1)
@@ -34,7 +34,7 @@ def _phi(name: str, slope: float) -> Callable[[np.ndarray], np.ndarray]:
         "relu": lambda x: np.maximum(x, 0.0),
         "leaky_relu": lambda x: np.where(x > 0, x, slope * x),
         "tanh": np.tanh,
-        "sigmoid": lambda x: 1.0 / (1.0 + np.exp(-x)),
+        "sigmoid": expit,  # no overflow warning at huge |x| (exploding nets)
         "elu": lambda x: np.where(x > 0, x, np.expm1(np.minimum(x, 0))),
         "selu": lambda x: _SELU_L * np.where(x > 0, x, _SELU_A * np.expm1(np.minimum(x, 0))),
         "gelu": lambda x: 0.5 * x * (1.0 + erf(x / math.sqrt(2.0))),
@@ -43,8 +43,7 @@ def _phi(name: str, slope: float) -> Callable[[np.ndarray], np.ndarray]:
 
 
 def _dphi(name: str, slope: float) -> Callable[[np.ndarray], np.ndarray]:
-    def sig(x: np.ndarray) -> np.ndarray:
-        return 1.0 / (1.0 + np.exp(-x))
+    sig = expit
 
     # At a kink (x = 0) the symmetric value keeps the quadrature exact for
     # relu-like functions: E[relu'(h)^2] = 1/2 on symmetric nodes.
