@@ -47,15 +47,20 @@ def by_depth(depths: list[int], steps: int = 60) -> None:
         print(f"{d:>5} {1 / dt:>9.1f} {dt * 1e3:>8.2f} {s.row_nbytes:>10} {s.capacity:>15,}")
 
 
-def by_length(lengths: list[int], train_up_to: int, budget_mb: float) -> None:
-    print(f"\nrun length at depth 10, store budget {budget_mb} MB")
+def by_length(lengths: list[int], train_up_to: int, budget_mb: float, small: tuple[int, int, int] = (10, 64, 128)) -> None:
+    print(f"\nrun length, trained net depth {small[0]} width {small[1]}, store budget {budget_mb} MB")
     print(f"{'steps':>9} {'how':>8} {'rows kept':>10} {'record_every':>12} {'store MB':>9} {'RSS MB':>8} {'seconds':>8}")
     for n in lengths:
         t0 = time.perf_counter()
         if n <= train_up_to:
-            tr = Trainer(RunConfig(depth=10, steps=n, max_memory_mb=budget_mb))
-            tr.run()
+            tr = Trainer(RunConfig(depth=small[0], width=small[1], batch_size=min(128, small[2]), steps=n, max_memory_mb=budget_mb))
+            samples = []
+            every = max(1, n // 10)
+            tr.run(callback=lambda rec: samples.append(rss_mb()) if rec.step % every == 0 else None)
             s, how = tr.session, "trained"
+            growth = max(samples[2:]) - min(samples[2:]) if len(samples) > 3 else 0.0
+            if growth > 16:
+                print(f"  RSS grew {growth:.1f} MB during training: {[round(x) for x in samples]}")
         else:
             s, how = Session(11, max_memory_mb=budget_mb), "fed"
             layers = np.ones((11, 10), np.float32)
@@ -78,10 +83,13 @@ def main() -> None:
     p.add_argument("--lengths", default="1000,10000,100000,1000000")
     p.add_argument("--train-up-to", type=int, default=10000)
     p.add_argument("--budget-mb", type=float, default=8.0)
+    p.add_argument("--train-net", default="10,64,128", help="depth,width,batch of the trained runs (a small net makes 1e6 steps feasible)")
     a = p.parse_args()
     torch.set_num_threads(1)
-    by_depth([int(x) for x in a.depths.split(",")])
-    by_length([int(x) for x in a.lengths.split(",")], a.train_up_to, a.budget_mb)
+    if a.depths:
+        by_depth([int(x) for x in a.depths.split(",")])
+    small = tuple(int(x) for x in a.train_net.split(","))
+    by_length([int(x) for x in a.lengths.split(",")], a.train_up_to, a.budget_mb, small)  # type: ignore[arg-type]
 
 
 if __name__ == "__main__":

@@ -203,3 +203,27 @@ def test_export_into_existing_folder_replaces_files_atomically(tmp_path, monkeyp
         t.session.export(out)
     assert (out / "steps.csv").read_text() == old  # the old complete file is still there
     assert not [p for p in out.iterdir() if p.name.endswith(".partial")]
+
+
+@pytest.mark.parametrize("as_zip", [False, True])
+def test_oversized_member_is_refused_before_reading(tmp_path, monkeypatch, as_zip):
+    """A file claiming more than the limit (e.g. 1 GB) is refused by its size, not read."""
+    out = _exported(tmp_path)
+    if as_zip:
+        z = tmp_path / "big.zip"
+        with zipfile.ZipFile(z, "w") as zf:
+            for n in ("session.json", "steps.csv", "layers.csv", "events.csv"):
+                zf.writestr(n, (out / n).read_text())
+        out = z
+    monkeypatch.setattr(session_io, "MAX_FILE_BYTES", 200)  # stands in for 2 GiB
+    with pytest.raises(SessionFormatError, match="over the 200 byte limit"):
+        Session.load(out)
+
+
+def test_unexpected_types_in_session_json(tmp_path):
+    out = _exported(tmp_path)
+    meta = json.loads((out / "session.json").read_text())
+    for bad in ([1, 2], {**meta, "config": "x"}, {**meta, "record_every": "2"}):
+        (out / "session.json").write_text(json.dumps(bad))
+        with pytest.raises(SessionFormatError):
+            Session.load(out)
