@@ -70,15 +70,17 @@ class RedrawMode:
 REDRAW_MODES: dict[str, RedrawMode] = {
     m.key: m
     for m in (
-        RedrawMode("fast", "Fastest training (plots about once a second)",
-                   "Plots redraw about once a second while training, so training runs at nearly its headless speed.",
-                   0.04, 2.0, 10.0),
-        RedrawMode("balanced", "Balanced",
-                   "Plots redraw a few times a second while training; training runs noticeably slower than headless.",
-                   0.2, 1.0, 20.0),
+        RedrawMode("fast", "Fastest training (plots every second or two)",
+                   "Plots redraw every second or two while training (and soon after each change you make), "
+                   "so training runs at nearly its headless speed.",
+                   0.03, 2.5, 10.0),
+        RedrawMode("balanced", "Balanced (plots a few times a second)",
+                   "Plots redraw a few times a second while training; training runs somewhat slower than headless.",
+                   0.15, 1.0, 20.0),
         RedrawMode("smooth", "Smoothest plots (up to 30 a second)",
-                   "Plots redraw up to 30 times a second; on a small machine training slows down a lot.",
-                   1.0, 0.1, 30.0),
+                   "Plots redraw as often as a third of the GUI's time allows (up to 30 a second); "
+                   "on a small machine training slows down a lot.",
+                   0.35, 0.5, 30.0),
     )
 }
 DEFAULT_REDRAW_MODE = "fast"

@@ -267,40 +267,48 @@ class TrainingWorker(QThread):
             self._handle(msg)
 
     def _handle(self, msg: Any) -> None:
+        """Apply one message: a Command goes to the trainer, a control message to its handler."""
+        handlers: dict[type, Callable[[Any], None]] = {
+            ResetRun: self._reset,
+            StartRun: self._start,
+            PauseRun: self._pause,
+            StepRun: self._step_request,
+            ExportRequest: self._export,
+            SessionTask: self._session_task,
+            PreviewRequest: self._preview,
+            WarmUp: lambda _: self._warm_up(),
+            _Wake: lambda _: None,
+        }
         try:
             if isinstance(msg, Command):
                 self._apply(msg)
-            elif isinstance(msg, ResetRun):
-                self._reset(msg)
-            elif isinstance(msg, StartRun):
-                if self._trainer is not None and not self._broken and not self._trainer.finished:
-                    self._running.set()
-                    self._rate.clear()
-                    self._rate.mark(self._trainer.step_index)
-                self._emit(force=True)
-            elif isinstance(msg, PauseRun):
-                t = self._trainer
-                if self._running.is_set() and t is not None and not t.finished:
-                    # An annotation (events.csv kind "pause"); a replay ignores it.
-                    t.session.add_event(t.step_index, "pause", "paused in the window")
-                self._running.clear()
-                self._pending_steps = 0
-                self._emit(force=True)
-            elif isinstance(msg, StepRun):
-                self._running.clear()
-                self._pending_steps += max(0, int(msg.n))
-            elif isinstance(msg, ExportRequest):
-                self._export(msg)
-            elif isinstance(msg, SessionTask):
-                self._session_task(msg)
-            elif isinstance(msg, PreviewRequest):
-                self._preview(msg)
-            elif isinstance(msg, WarmUp):
-                self._warm_up()
+            else:
+                handlers[type(msg)](msg)
         except ConfigError as exc:  # a config the engine refuses: its message says why
             self._fail(f"The configuration cannot run: {exc}")
         except Exception:  # noqa: BLE001 - report, keep the thread and the session
             self._fail("Error while handling " + type(msg).__name__ + ":\n" + traceback.format_exc(limit=8))
+
+    def _start(self, _: StartRun) -> None:
+        t = self._trainer
+        if t is not None and not self._broken and not t.finished:
+            self._running.set()
+            self._rate.clear()
+            self._rate.mark(t.step_index)
+        self._emit(force=True)
+
+    def _pause(self, _: PauseRun) -> None:
+        t = self._trainer
+        if self._running.is_set() and t is not None and not t.finished:
+            # An annotation (events.csv kind "pause"); a replay ignores it.
+            t.session.add_event(t.step_index, "pause", "paused in the window")
+        self._running.clear()
+        self._pending_steps = 0
+        self._emit(force=True)
+
+    def _step_request(self, msg: StepRun) -> None:
+        self._running.clear()
+        self._pending_steps += max(0, int(msg.n))
 
     def _warm_up(self) -> None:
         if self._torch_ready:

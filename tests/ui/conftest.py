@@ -10,7 +10,7 @@ import traceback
 from weakref import WeakKeyDictionary
 
 import pytest
-from PySide6.QtCore import QCoreApplication, QSettings, QThread
+from PySide6.QtCore import QCoreApplication, QObject, QSettings, QThread, Slot
 
 from gradsim.config import RunConfig
 
@@ -56,6 +56,23 @@ def _dangling_qthreads(monkeypatch, qtbot):
     if dangling:
         places = "\n".join(where for _, where in dangling)
         pytest.fail(f"the test left {len(dangling)} QThread(s) running, started at:\n{places}")
+
+
+class Recorder(QObject):
+    """Collects what a signal carries, through a bound @Slot (cross-thread safe in PySide6 >= 6.8)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.items: list = []
+
+    @Slot(object)
+    def record(self, item: object) -> None:
+        self.items.append(item)
+
+
+@pytest.fixture
+def recorder():
+    return Recorder()
 
 
 @pytest.fixture

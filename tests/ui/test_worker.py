@@ -17,9 +17,9 @@ def worker(qtbot):
     assert w.stop(5000)
 
 
-def test_reset_run_emits_all_rows_and_finishes(worker, qtbot, tiny_run_config):
-    snaps: list[Snapshot] = []
-    worker.snapshot.connect(snaps.append)
+def test_reset_run_emits_all_rows_and_finishes(worker, qtbot, tiny_run_config, recorder):
+    snaps: list[Snapshot] = recorder.items
+    worker.snapshot.connect(recorder.record)
     worker.reset_run(tiny_run_config, generation=7)
     with qtbot.waitSignal(worker.run_finished, timeout=60_000):
         worker.start_run()
@@ -31,15 +31,19 @@ def test_reset_run_emits_all_rows_and_finishes(worker, qtbot, tiny_run_config):
     assert snaps[-1].step == tiny_run_config.steps and not snaps[-1].running
 
 
-def test_commands_queue_in_order(worker, qtbot, tiny_run_config):
+def test_commands_queue_in_order(worker, qtbot, tiny_run_config, recorder):
     """Two toggles sent back to back both apply (a queue, not one pending slot)."""
-    events = []
-    worker.snapshot.connect(lambda s: events.extend(s.rows.events))
+    worker.snapshot.connect(recorder.record)
     worker.reset_run(tiny_run_config)
     worker.send(SetLR(0.5))
     worker.send(SetClip("value", 0.1))
     worker.send(SetLR(0.25))
-    qtbot.waitUntil(lambda: len(events) == 4, timeout=10_000)
+
+    def events():
+        return [e for snap in recorder.items for e in snap.rows.events]
+
+    qtbot.waitUntil(lambda: len(events()) == 4, timeout=10_000)
+    events = events()
     assert [(e.kind, e.value) for e in events] == [("start", "config"), ("lr", "0.5"), ("clip", "value:0.1"), ("lr", "0.25")]
 
 
