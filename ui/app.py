@@ -267,7 +267,8 @@ def _self_test(app, window) -> int:
     window.send_command(SetBatchNorm(True))
     window.toggle_run()  # paused -> running, as the Run action does
     finished = wait_for(app, lambda: window.state not in (RUNNING, PAUSED), 300)
-    check(finished and window.state == FINISHED, f"the run finishes (state: {window.state})")
+    check(finished and window.state == FINISHED, f"the run finishes (state: {window.state}"
+          + (f"; {window.last_error}" if window.state == "failed" and window.last_error else "") + ")")
     mirror = window.mirror
     n_rows = len(mirror) if mirror is not None else 0
     check(n_rows == steps, f"the window's session holds every step ({n_rows} of {steps})")
