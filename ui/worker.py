@@ -181,6 +181,18 @@ class TrainingWorker(QThread):
         self._last_emit = 0.0
         self._rate = _RateMeter()
         self._torch_ready = False
+        #: Control message type -> handler (Commands apply themselves to the trainer).
+        self._handlers: dict[type, Callable[[Any], None]] = {
+            ResetRun: self._reset,
+            StartRun: self._start,
+            PauseRun: self._pause,
+            StepRun: self._step_request,
+            ExportRequest: self._export,
+            SessionTask: self._session_task,
+            PreviewRequest: self._preview,
+            WarmUp: lambda _: self._warm_up(),
+            _Wake: lambda _: None,
+        }
 
     # ------------------------------------------------------ GUI-thread API
     def send(self, message: Any) -> None:
@@ -268,22 +280,11 @@ class TrainingWorker(QThread):
 
     def _handle(self, msg: Any) -> None:
         """Apply one message: a Command goes to the trainer, a control message to its handler."""
-        handlers: dict[type, Callable[[Any], None]] = {
-            ResetRun: self._reset,
-            StartRun: self._start,
-            PauseRun: self._pause,
-            StepRun: self._step_request,
-            ExportRequest: self._export,
-            SessionTask: self._session_task,
-            PreviewRequest: self._preview,
-            WarmUp: lambda _: self._warm_up(),
-            _Wake: lambda _: None,
-        }
         try:
             if isinstance(msg, Command):
                 self._apply(msg)
             else:
-                handlers[type(msg)](msg)
+                self._handlers[type(msg)](msg)
         except ConfigError as exc:  # a config the engine refuses: its message says why
             self._fail(f"The configuration cannot run: {exc}")
         except Exception:  # noqa: BLE001 - report, keep the thread and the session
