@@ -238,7 +238,7 @@ def main() -> int:
         print(f"   median over {len(all_ratios)} pairs: {med:.2f} (target >= 0.90): {'OK' if med >= 0.9 else 'BELOW TARGET'}")
 
         print("\n   whole runs, back to back (more exposed to other processes' load):")
-        print("   round  headless steps/s  window steps/s  ratio  plot frames  frame CPU ms  GUI thread CPU")
+        print("   round  headless steps/s  window steps/s  ratio  plot frames  GUI ms/frame  GUI thread CPU")
         for r in range(args.whole_rounds):
             h = headless_rate(config)
             w, frames, cost, share = window_rate(app, window, config)
@@ -247,7 +247,9 @@ def main() -> int:
         # A separate run, so the probe's own ticks do not count against the ratio above.
         probe = LatencyProbe()
         window_rate(app, window, config, probe)
-        window.close()
+        from ui.app import _dispose
+
+        _dispose(window)  # destroy it now: left to interpreter exit, pyqtgraph can crash
         latencies = probe.samples
         p50, p95, worst = pct(latencies, 50), pct(latencies, 95), max(latencies) if latencies else float("nan")
         print("\n2. GUI-thread timer latency while training (20 ms timer, one more window run)")

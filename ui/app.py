@@ -98,22 +98,45 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     if os.environ.get("GRADSIM_REPORT_FIRST_PAINT"):
         _report_first_paint(window, app)
     try:
-        if args.self_test:
-            return _self_test(app, window)
-        if args.preset:
-            window.builder.apply_preset(args.preset)
-        elif config is not None:
-            window.builder.set_config(config)
-            window.builder.set_schedule(schedule)
-        if args.screenshot:
-            return _screenshot(app, window, args.screenshot, args.steps)
-        if args.steps is not None:
-            window.builder.steps.setValue(args.steps)
-        window.show()
-        _close_on_signals(window)
-        return app.exec()
+        return _run(app, window, args, config, schedule)
     finally:
-        window.stop_worker()
+        _dispose(window)
+
+
+def _run(app, window, args: argparse.Namespace, config, schedule) -> int:
+    """The mode the flags ask for: self-test, screenshot, or the interactive window."""
+    if args.self_test:
+        return _self_test(app, window)
+    if args.preset:
+        window.builder.apply_preset(args.preset)
+    elif config is not None:
+        window.builder.set_config(config)
+        window.builder.set_schedule(schedule)
+    if args.screenshot:
+        return _screenshot(app, window, args.screenshot, args.steps)
+    if args.steps is not None:
+        window.builder.steps.setValue(args.steps)
+    window.show()
+    _close_on_signals(window)
+    return app.exec()
+
+
+def _dispose(window) -> None:
+    """Stop the worker and destroy the window while Python and Qt are both fully alive.
+
+    Left to interpreter teardown, pyqtgraph's items are destroyed in arbitrary
+    order and the process can die with a segmentation fault after main() has
+    returned 0 (seen here with PySide6 6.11 + pyqtgraph 0.14).
+    """
+    import gc
+
+    from PySide6.QtCore import QCoreApplication, QEvent
+
+    window.stop_worker()
+    window.close()
+    window.deleteLater()
+    QCoreApplication.sendPostedEvents(None, QEvent.Type.DeferredDelete)
+    gc.collect()
 
 
 def _make_app():

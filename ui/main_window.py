@@ -53,10 +53,10 @@ class RedrawMode:
 
     Python threads share one interpreter lock, and Qt painting from Python holds
     it: every millisecond the GUI thread spends drawing is a millisecond the
-    training thread mostly waits. So while a run goes on, redraws (refresh +
-    paint) may use at most ``budget`` of the GUI thread's time; expensive frames
-    are spaced out (never more than ``max_gap_s`` apart) instead of slowing
-    training. Paused or finished, plots redraw at full speed.
+    training thread mostly waits. So while a run goes on, the next redraw waits
+    until the GUI thread's CPU time since the last one is at most ``budget`` of
+    the wall time passed (or ``max_gap_s`` passed): expensive frames are spaced
+    out instead of slowing training. Paused or finished, plots redraw at full speed.
     """
 
     key: str
@@ -70,17 +70,17 @@ class RedrawMode:
 REDRAW_MODES: dict[str, RedrawMode] = {
     m.key: m
     for m in (
-        RedrawMode("fast", "Fastest training (plots every second or two)",
-                   "Plots redraw every second or two while training (and soon after each change you make), "
-                   "so training runs at nearly its headless speed.",
-                   0.03, 2.5, 10.0),
+        RedrawMode("fast", "Fastest training (plots every few seconds)",
+                   "Plots redraw every few seconds while training (and within half a second of each change "
+                   "you make), so training runs at nearly its headless speed.",
+                   0.05, 4.0, 10.0),
         RedrawMode("balanced", "Balanced (plots a few times a second)",
                    "Plots redraw a few times a second while training; training runs somewhat slower than headless.",
-                   0.15, 1.0, 20.0),
+                   0.2, 1.0, 20.0),
         RedrawMode("smooth", "Smoothest plots (up to 30 a second)",
                    "Plots redraw as often as a third of the GUI's time allows (up to 30 a second); "
                    "on a small machine training slows down a lot.",
-                   0.35, 0.5, 30.0),
+                   0.45, 0.5, 30.0),
     )
 }
 DEFAULT_REDRAW_MODE = "fast"
@@ -130,10 +130,10 @@ class MainWindow(QMainWindow):
         self._dirty = False
         self.redraw_mode = REDRAW_MODES[DEFAULT_REDRAW_MODE]
         self.frames = 0
+        #: GUI-thread CPU seconds between the last two frames (the frame and all else meanwhile).
         self.frame_cost_s = 0.0
         self._frame_wall = 0.0
-        self._frame_cpu: Optional[float] = None
-        self._next_frame_at = 0.0
+        self._frame_cpu = 0.0
         self._state_style = ""
         self._status_at = 0.0
         self._event_frame_at = 0.0
@@ -479,7 +479,7 @@ class MainWindow(QMainWindow):
         self.redraw_mode = mode
         self.redraw_actions[key].setChecked(True)
         self.worker.set_snapshot_hz(mode.snapshot_hz)
-        self._next_frame_at = 0.0
+        self._frame_wall = 0.0  # the next frame may come at once
 
     @Slot()
     def _on_redraw_mode_chosen(self) -> None:
@@ -544,27 +544,25 @@ class MainWindow(QMainWindow):
 
     @Slot()
     def _on_redraw_timer(self) -> None:
-        now = time.perf_counter()
-        if self._frame_cpu is not None:
-            # CPU this thread spent since the last frame began: the refresh, its paint
-            # (Qt paints before the next tick) and the snapshots handled meanwhile.
-            self.frame_cost_s = time.thread_time() - self._frame_cpu
-            self._frame_cpu = None
-            if self.state == RUNNING:
-                mode = self.redraw_mode
-                gap = min(mode.max_gap_s, self.frame_cost_s / mode.budget)
-                self._next_frame_at = self._frame_wall + gap
-            else:
-                self._next_frame_at = 0.0
         if not self._dirty or self.mirror is None or len(self.mirror) == 0 or not self.isVisible():
             return  # nothing new, or no step recorded yet (plots were reset when the run started)
+        now = time.perf_counter()
+        cpu = time.thread_time()
         event_due = self._event_frame_at > 0.0 and now >= self._event_frame_at
-        if now < self._next_frame_at and self.state == RUNNING and not event_due:
-            return
+        if self.state == RUNNING and not event_due:
+            # Everything this thread spent since the last frame began (that frame's
+            # refresh and paint, snapshots, status, other panels) must be paid for at
+            # the mode's budget before the next frame: the GUI's share of the
+            # interpreter lock stays under it, whatever a frame happens to cost.
+            mode = self.redraw_mode
+            spent = cpu - self._frame_cpu
+            if now - self._frame_wall < min(mode.max_gap_s, spent / mode.budget):
+                return
+        self.frame_cost_s = cpu - self._frame_cpu if self._frame_wall else 0.0
         self._event_frame_at = 0.0
         self._dirty = False
         self._frame_wall = now
-        self._frame_cpu = time.thread_time()
+        self._frame_cpu = cpu
         self.plots.refresh(self.mirror)
         self.frames += 1
         self.plots_refreshed.emit()

@@ -91,3 +91,12 @@ def test_window_modules_do_not_import_torch(subprocess_env):
     )
     proc = subprocess.run([python, "-c", code], cwd=root, env=env, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0 and "ok" in proc.stdout, proc.stdout + proc.stderr
+
+
+def test_first_paint_before_torch_and_clean_exit(subprocess_env):
+    """``python main.py`` paints its window before torch is imported, and exits with status 0."""
+    env, root, python = subprocess_env
+    env = dict(env, GRADSIM_REPORT_FIRST_PAINT="1")  # quit right after the first paint
+    proc = subprocess.run([python, "main.py"], cwd=root, env=env, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stdout + proc.stderr  # no crash at interpreter exit either
+    assert "first-paint" in proc.stdout and "torch=False" in proc.stdout
