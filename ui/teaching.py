@@ -99,6 +99,8 @@ class TeachingController(QObject):
     # ------------------------------------------------------------ theory
     @Slot(int)
     def _on_mirror_updated(self, generation: int) -> None:
+        if self.w.plots.depth_profile.metric_name != "act_grad_norm":
+            return  # the overlay is only drawn for ||dL/dz||: do not slow training for nothing
         now = time.monotonic()
         fresh = generation != self._theory_generation
         if self._theory_pending or (not fresh and now - self._theory_at < THEORY_PERIOD_S):

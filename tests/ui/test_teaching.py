@@ -29,10 +29,10 @@ def test_exercise_start_loads_config_and_run_fills_objectives_and_theory(window,
     cfg = window.builder.config()
     assert cfg.activation == "sigmoid" and cfg.depth == 20
     window.builder.set_config(cfg.with_changes(steps=12))
+    # theory overlay: only computed and drawn when the depth profile shows act_grad_norm
+    window.plots.set_metric("act_grad_norm")
     assert window.start_run()
     qtbot.waitUntil(lambda: window.state == "finished", timeout=60000)
-    # theory overlay: only drawn when the depth profile shows act_grad_norm
-    window.plots.set_metric("act_grad_norm")
     qtbot.waitUntil(lambda: window.teaching.last_prediction is not None, timeout=20000)
     window.teaching._on_objectives_timer()
     dp = window.plots.depth_profile
