@@ -17,15 +17,6 @@ WAIT_MS = 60_000
 TINY = RunConfig(dataset="moons", n_samples=200, depth=4, width=8, batch_size=32, steps=400, stats_every=3)
 
 
-@pytest.fixture
-def window(qtbot):
-    w = MainWindow(persist=False)
-    qtbot.addWidget(w)
-    w.show()
-    yield w
-    w.close()
-
-
 def _commands(rng: random.Random):
     return rng.choice([
         SetBatchNorm(True), SetBatchNorm(False), SetActivation(rng.choice(["relu", "tanh", "sigmoid", "leaky_relu"])),

@@ -5,16 +5,6 @@ import numpy as np
 import pytest
 
 from gradsim.exercises import exercise_files, grade, load_exercise
-from ui.main_window import MainWindow
-
-
-@pytest.fixture
-def window(qtbot):
-    w = MainWindow(persist=False)
-    qtbot.addWidget(w)
-    w.show()
-    yield w
-    w.close()
 
 
 def _exercise(prefix):
