@@ -245,6 +245,9 @@ class GradientHeatmap(TimePlotBase):
         with np.errstate(invalid="ignore"):
             q = (val - lo) * ((_N_COLOURS - 1) / (hi - lo))
             np.clip(q, 0, _N_COLOURS - 1, out=q)
+            # Round, not truncate: log10 of a float32 lands a hair below a level
+            # (1e-3 -> -2.9999998) and truncation would shift it a colour down.
+            np.rint(q, out=q)
         q[bad] = _N_COLOURS
         self._idx[:, start:stop] = q  # nan only where bad, already replaced
         # RGBA, not indices + colour table: Qt draws an Indexed8 image ~4x slower.
