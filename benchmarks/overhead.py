@@ -43,7 +43,7 @@ def bare_loop(cfg: RunConfig, trainer: Trainer):
             mine.weight.copy_(theirs.weight)
             mine.bias.copy_(theirs.bias)
     opt = torch.optim.SGD(net.parameters(), lr=cfg.lr, foreach=True)
-    x_all, y_all = trainer._x, trainer._y
+    x_all, y_all = torch.from_numpy(trainer.data.x_train), torch.from_numpy(trainer.data.y_train)
     g = torch.Generator().manual_seed(1)
     perm = torch.randperm(len(y_all), generator=g)
     pos = [0]

@@ -33,34 +33,36 @@ import numpy as np  # noqa: E402
 import pyqtgraph as pg  # noqa: E402
 
 from gradsim.metrics import LAYER_INDEX  # noqa: E402
-from gradsim.session import Session  # noqa: E402
+from gradsim.metrics import LAYER_METRICS, STEP_METRICS  # noqa: E402
+from gradsim.session import Rows, Session  # noqa: E402
 from ui.plots.demo_data import fill_demo  # noqa: E402
 from ui.plots.panel import PlotPanel  # noqa: E402
 
 
-def build_store(n_layers: int, n_steps: int, extra: int) -> Session:
-    """A fake vanishing run of ``n_steps`` rows with ``extra`` more rows pre-filled for the live phase.
+def build_store(n_layers: int, n_steps: int, extra: int) -> tuple[Session, Rows]:
+    """A fake vanishing run of ``n_steps`` rows, and ``extra`` more rows for the live phase.
 
-    Fills the store's arrays directly (benchmark only), with a few nan/inf/0
-    cells so the non-finite paths are timed too.
+    A few nan/inf/0 cells make the non-finite paths timed too.
     """
     total = n_steps + extra
-    store = Session(n_layers=n_layers, max_memory_mb=1e6)
-    store._alloc(total)
-    events = fill_demo(
-        store._steps[:total], store._scalars[:total], store._layers[:total], store._has_stats[:total], "vanishing"
-    )
+    steps = np.zeros(total, np.int64)
+    scalars = np.zeros((total, len(STEP_METRICS)), np.float64)
+    layers = np.zeros((total, n_layers, len(LAYER_METRICS)), np.float32)
+    has_stats = np.zeros(total, bool)
+    events = fill_demo(steps, scalars, layers, has_stats, "vanishing")
     g = LAYER_INDEX["grad_norm"]
-    store._layers[n_steps // 3, 0, g] = np.nan
-    store._layers[n_steps // 2, 1, g] = np.inf
-    store._layers[n_steps // 2 + 1, 2, g] = 0.0
-    store._n = n_steps
+    layers[n_steps // 3, 0, g] = np.nan
+    layers[n_steps // 2, 1, g] = np.inf
+    layers[n_steps // 2 + 1, 2, g] = 0.0
+    n = n_steps
+    store = Session.from_arrays(steps[:n], scalars[:n], layers[:n], has_stats[:n], max_memory_mb=1e6)
+    live = Rows(steps[n:], scalars[n:], layers[n:], has_stats[n:])
     for ev in events:
         store.add_event(ev.step, ev.kind, ev.value)
     for i in range(1, 20):  # a busier schedule than the demo's
         store.add_event(i * n_steps // 20, "lr", f"{0.1 / i:.3g}")
     store.events.sort(key=lambda e: e.step)
-    return store
+    return store, live
 
 
 def frame(panel: PlotPanel, store: Session, app: pg.QtWidgets.QApplication, grab: bool) -> tuple[float, float, float]:
@@ -109,7 +111,8 @@ def main() -> int:
 
     app = pg.mkQApp("plot_refresh")
     t = time.perf_counter()
-    store = build_store(args.layers, args.steps, 2 * args.frames * args.rows_per_frame)
+    store, live_rows = build_store(args.layers, args.steps, 2 * args.frames * args.rows_per_frame)
+    pos = 0  # next live row to append
     print(f"store: {args.layers} layers x {len(store)} steps, {store.nbytes / 1e6:.0f} MB, built in {time.perf_counter() - t:.1f} s")
 
     panel = PlotPanel()
@@ -131,7 +134,9 @@ def main() -> int:
         report("forced", [frame(panel, store, app, grab) for _ in range(args.frames)])
         live = []
         for _ in range(args.frames):
-            store._n += args.rows_per_frame
+            k = args.rows_per_frame
+            block, pos = pos, pos + k
+            store.append_rows(Rows(live_rows.steps[block:pos], live_rows.scalars[block:pos], live_rows.layers[block:pos], live_rows.has_stats[block:pos]))
             live.append(frame(panel, store, app, grab))
         report("live", live)
         cold = []

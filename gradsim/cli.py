@@ -18,6 +18,7 @@ from typing import Any, Callable, Optional, Sequence
 from .commands import CommandError, Scheduled, parse_command, parse_event
 from .config import ACTIVATIONS, DATASETS, INITS, OPTIMIZERS, ConfigError, RunConfig
 from .exercises import ExerciseError
+from .metrics import LAYER_INDEX
 
 EXIT_BAD_INPUT = 2
 
@@ -146,6 +147,7 @@ def run_one(cfg: RunConfig, schedule: Sequence[Scheduled], out: Path, label: str
     """Train one config headless and export it; returns the Trainer."""
     import torch
 
+    from .session_io import export_session
     from .trainer import Trainer
 
     torch.set_num_threads(1)
@@ -153,7 +155,7 @@ def run_one(cfg: RunConfig, schedule: Sequence[Scheduled], out: Path, label: str
     cb = (lambda rec: progress(rec.step + 1, rec.scalar("loss"))) if progress else None
     trainer.run(callback=cb)
     trainer.session.meta["test_accuracy"] = trainer.evaluate()
-    trainer.session.export(out)
+    export_session(trainer.session, out)
     return trainer
 
 
@@ -201,7 +203,6 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 # ---------------------------------------------------------------- sweep
-SWEEP_FIELDS = ("dataset", "depth", "width", "activation", "init", "init_std", "init_scale", "batchnorm", "clip", "optimizer", "lr", "batch_size", "steps", "seed", "stats_every", "max_memory_mb")
 SUMMARY_HEADER = (
     "run", "folder", "dataset", "depth", "width", "activation", "init", "batchnorm", "clip", "optimizer", "lr", "steps", "seed",
     "final_loss", "final_accuracy", "test_accuracy",
@@ -218,7 +219,8 @@ def _sweep_job(job: tuple[int, dict[str, Any], list[str], str]) -> dict[str, Any
     trainer = run_one(cfg, tuple(parse_event(e) for e in events), Path(folder), label=f"sweep run {index}")
     s = trainer.session
     first, last = s.rows_after(-1), s.last()
-    g0, a0 = first.layers[0, :, 0], first.layers[0, :, 5]
+    gi, ai = LAYER_INDEX["grad_norm"], LAYER_INDEX["act_grad_norm"]
+    g0, a0 = first.layers[0, :, gi], first.layers[0, :, ai]
     row = {
         "run": index, "folder": Path(folder).name, "dataset": cfg.dataset, "depth": cfg.depth, "width": cfg.width,
         "activation": cfg.activation, "init": cfg.init, "batchnorm": int(cfg.batchnorm),
@@ -227,16 +229,16 @@ def _sweep_job(job: tuple[int, dict[str, Any], list[str], str]) -> dict[str, Any
         "final_loss": repr(last.scalar("loss")), "final_accuracy": repr(last.scalar("accuracy")),
         "test_accuracy": repr(s.meta.get("test_accuracy", float("nan"))),
         "grad_norm_first_step0": "%.9g" % g0[0], "grad_norm_last_step0": "%.9g" % g0[-1],
-        "grad_norm_first_end": "%.9g" % last.layers[0, 0], "grad_norm_last_end": "%.9g" % last.layers[-1, 0],
+        "grad_norm_first_end": "%.9g" % last.layers[0, gi], "grad_norm_last_end": "%.9g" % last.layers[-1, gi],
         "act_grad_norm_first_step0": "%.9g" % a0[0], "act_grad_norm_last_step0": "%.9g" % a0[-1],
-        "act_grad_norm_first_end": "%.9g" % last.layers[0, 5], "act_grad_norm_last_end": "%.9g" % last.layers[-1, 5],
+        "act_grad_norm_first_end": "%.9g" % last.layers[0, ai], "act_grad_norm_last_end": "%.9g" % last.layers[-1, ai],
         "diverged_at": "" if trainer.diverged_at is None else trainer.diverged_at,
     }
     return row
 
 
 def cmd_sweep(args: argparse.Namespace) -> int:
-    from .session_io import _write_atomic
+    from .session_io import write_atomic
 
     base, events, _ = _base(args)
     grid = _overrides(args)
@@ -270,7 +272,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     w = csv.DictWriter(buf, fieldnames=SUMMARY_HEADER, lineterminator="\n")
     w.writeheader()
     w.writerows(rows)
-    _write_atomic(out / "summary.csv", buf.getvalue())
+    write_atomic(out / "summary.csv", buf.getvalue())
     print(f"Wrote {out / 'summary.csv'} ({len(rows)} runs)")
     return 0
 
@@ -285,7 +287,7 @@ def _tag(v: Any) -> str:
 def cmd_check(args: argparse.Namespace) -> int:
     """Grade submissions from their session data (stored results are never trusted)."""
     from .exercises import grade, load_exercise
-    from .session_io import _write_atomic
+    from .session_io import write_atomic
 
     ex = load_exercise(args.exercise)
     grades = [grade(ex, s) for s in args.submissions]
@@ -309,7 +311,7 @@ def cmd_check(args: argparse.Namespace) -> int:
         w.writerow([g.submission, ex.id, f"{g.score:.4f}", problems] + ([int(r.passed) for r in g.results] or [""] * len(ids)))
     out = Path(args.csv)
     try:
-        _write_atomic(out, buf.getvalue())
+        write_atomic(out, buf.getvalue())
     except OSError as exc:
         raise CliError(f"--csv {str(out)!r}: cannot write ({exc.strerror or exc})") from None
     print(f"Scores written to {out}")

@@ -10,12 +10,30 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Callable, ClassVar, Optional
+from typing import Any, Callable, ClassVar, Optional, Protocol
 
-from .config import ACTIVATIONS, CLIP_MODES, INITS, OPTIMIZERS
+from .config import ACTIVATIONS, CLIP_MODES, INITS, OPTIMIZERS, SCALED_INITS
 
-if TYPE_CHECKING:  # pragma: no cover
-    from .trainer import Trainer
+
+class RunTarget(Protocol):
+    """What a command needs from the run it changes (the Trainer provides it).
+
+    Stated here instead of importing the trainer, so commands -> trainer is
+    not a cycle: the trainer imports commands, commands import nothing back.
+    """
+
+    config: Any
+    net: Any
+    clip_mode: str
+    clip_threshold: float
+
+    def reinit(self, scheme: str, scale: Optional[float] = None) -> None: ...
+
+    def set_batchnorm(self, on: bool) -> None: ...
+
+    def set_lr(self, lr: float) -> None: ...
+
+    def set_optimizer(self, name: str) -> None: ...
 
 
 class CommandError(ValueError):
@@ -30,10 +48,10 @@ class Command:
     def value(self) -> str:  # pragma: no cover - overridden
         raise NotImplementedError
 
-    def apply_to(self, trainer: "Trainer") -> None:  # pragma: no cover - overridden
+    def apply_to(self, trainer: "RunTarget") -> None:  # pragma: no cover - overridden
         raise NotImplementedError
 
-    def check(self, trainer: "Trainer") -> None:
+    def check(self, trainer: "RunTarget") -> None:
         """Raise CommandError if this command can never apply to ``trainer``'s run.
 
         Called when a command is scheduled, so a bad ``--event`` fails before
@@ -53,12 +71,12 @@ class SetActivation(Command):
     def value(self) -> str:
         return self.name if self.layer is None else f"{self.name}@{self.layer}"
 
-    def check(self, trainer: "Trainer") -> None:
+    def check(self, trainer: "RunTarget") -> None:
         depth = trainer.config.depth
         if self.layer is not None and not 1 <= self.layer <= depth:
             raise CommandError(f"{self.text()}: layer {self.layer} has no activation; allowed 1 to {depth}")
 
-    def apply_to(self, trainer: "Trainer") -> None:
+    def apply_to(self, trainer: "RunTarget") -> None:
         self.check(trainer)
         trainer.net.set_activation(self.name, self.layer)
 
@@ -74,7 +92,7 @@ class Reinit(Command):
     def value(self) -> str:
         return self.scheme if self.scale is None else f"{self.scheme}:{self.scale!r}"
 
-    def apply_to(self, trainer: "Trainer") -> None:
+    def apply_to(self, trainer: "RunTarget") -> None:
         trainer.reinit(self.scheme, self.scale)
 
 
@@ -86,11 +104,11 @@ class SetBatchNorm(Command):
     def value(self) -> str:
         return "on" if self.on else "off"
 
-    def check(self, trainer: "Trainer") -> None:
+    def check(self, trainer: "RunTarget") -> None:
         if self.on and trainer.config.batch_size < 2:
             raise CommandError(f"{self.text()}: batch norm needs batch_size >= 2 (it is {trainer.config.batch_size})")
 
-    def apply_to(self, trainer: "Trainer") -> None:
+    def apply_to(self, trainer: "RunTarget") -> None:
         trainer.set_batchnorm(self.on)
 
 
@@ -103,7 +121,7 @@ class SetClip(Command):
     def value(self) -> str:
         return "none" if self.mode == "none" else f"{self.mode}:{self.threshold!r}"
 
-    def apply_to(self, trainer: "Trainer") -> None:
+    def apply_to(self, trainer: "RunTarget") -> None:
         trainer.clip_mode = self.mode
         trainer.clip_threshold = float(self.threshold)
 
@@ -116,7 +134,7 @@ class SetLR(Command):
     def value(self) -> str:
         return repr(float(self.lr))
 
-    def apply_to(self, trainer: "Trainer") -> None:
+    def apply_to(self, trainer: "RunTarget") -> None:
         trainer.set_lr(self.lr)
 
 
@@ -128,7 +146,7 @@ class SetOptimizer(Command):
     def value(self) -> str:
         return self.name
 
-    def apply_to(self, trainer: "Trainer") -> None:
+    def apply_to(self, trainer: "RunTarget") -> None:
         trainer.set_optimizer(self.name)
 
 
@@ -170,7 +188,7 @@ def _parse_init(v: str) -> Command:
     scheme, _, scale = v.partition(":")
     if scheme not in INITS:
         raise CommandError(f"init={v}: {scheme!r} is not known; allowed: {', '.join(INITS)}")
-    if scale and scheme not in ("normal", "uniform"):
+    if scale and scheme not in SCALED_INITS:
         raise CommandError(f"init={v}: only normal:STD and uniform:SCALE take a number")
     return Reinit(scheme, _number("init", scale, v) if scale else None)
 

@@ -8,7 +8,6 @@ from __future__ import annotations
 import json
 import math
 from dataclasses import asdict, dataclass, fields, replace
-from pathlib import Path
 from typing import Any
 
 ACTIVATIONS = ("sigmoid", "tanh", "relu", "leaky_relu", "elu", "gelu", "selu", "linear")
@@ -26,6 +25,10 @@ INITS = (
 DATASETS = ("spiral", "moons", "circles", "xor", "blobs", "digits")
 OPTIMIZERS = ("sgd", "momentum", "adam")
 CLIP_MODES = ("none", "norm", "value")
+#: Init schemes that take a number, and the config field holding it (std for
+#: "normal", bound for "uniform"). The one place that says so: the command
+#: parser, the builder and the live toggles all read it.
+SCALED_INITS: dict[str, str] = {"normal": "init_std", "uniform": "init_scale"}
 
 #: Parameters, gradients and up to two optimizer moments live at once (Adam),
 #: plus the update-norm buffer: 5 float32 copies of every weight.
@@ -34,7 +37,15 @@ DEFAULT_PARAM_BUDGET_MB = 2048.0
 
 
 class ConfigError(ValueError):
-    """A bad configuration value; the message names the field and what is allowed."""
+    """A bad configuration value; the message names the field and what is allowed.
+
+    ``field`` is the RunConfig field at fault (None when no single field is), so
+    a form can highlight it without parsing the message.
+    """
+
+    def __init__(self, message: str, field: str | None = None) -> None:
+        super().__init__(message)
+        self.field = field
 
 
 @dataclass(frozen=True)
@@ -88,7 +99,7 @@ class RunConfig:
         _float_range("momentum", self.momentum, 0.0, 0.999999)
         _float_range("leaky_slope", self.leaky_slope, 0.0, 1.0)
         if not isinstance(self.batchnorm, bool):
-            raise ConfigError(f"batchnorm = {self.batchnorm!r}: allowed true or false")
+            raise ConfigError(f"batchnorm = {self.batchnorm!r}: allowed true or false", "batchnorm")
         n_train = self.n_train
         _int_range("batch_size", self.batch_size, 1, n_train, why=f" (the training set of {self.dataset} has {n_train} samples)")
         need = self.param_memory_mb()
@@ -96,7 +107,8 @@ class RunConfig:
             raise ConfigError(
                 f"depth = {self.depth}, width = {self.width}: the network needs about {need:.0f} MB "
                 f"({self.param_count():,} parameters x {PARAM_COPIES} copies), over the budget of "
-                f"param_budget_mb = {self.param_budget_mb:g} MB; make it shallower or narrower"
+                f"param_budget_mb = {self.param_budget_mb:g} MB; make it shallower or narrower",
+                "depth",
             )
         return self
 
@@ -140,12 +152,12 @@ class RunConfig:
         known = {f.name: f for f in fields(cls)}
         unknown = sorted(set(data) - set(known))
         if unknown:
-            raise ConfigError(f"{where}: unknown field {unknown[0]!r}; allowed: {', '.join(known)}")
+            raise ConfigError(f"{where}: unknown field {unknown[0]!r}; allowed: {', '.join(known)}", unknown[0])
         kwargs = {k: _coerce(k, v, known[k].type, where) for k, v in data.items()}
         try:
             return cls(**kwargs).validate()
         except ConfigError as exc:
-            raise ConfigError(f"{where}: {exc}") from None
+            raise ConfigError(f"{where}: {exc}", exc.field) from None
 
     @classmethod
     def from_json(cls, text: str, where: str = "config") -> "RunConfig":
@@ -160,38 +172,31 @@ class RunConfig:
         known = {f.name for f in fields(self)}
         for k in changes:
             if k not in known:
-                raise ConfigError(f"unknown field {k!r}; allowed: {', '.join(sorted(known))}")
+                raise ConfigError(f"unknown field {k!r}; allowed: {', '.join(sorted(known))}", k)
         return replace(self, **changes).validate()
-
-
-def load_config_file(path: str | Path) -> RunConfig:
-    """Read a RunConfig from a JSON file (a bare config, a preset, or a session.json)."""
-    from .presets import parse_run_file
-
-    return parse_run_file(path)[0]
 
 
 # ---------------------------------------------------------------- helpers
 def _choice(name: str, value: Any, allowed: tuple[str, ...]) -> None:
     if value not in allowed:
-        raise ConfigError(f"{name} = {value!r} is not known; allowed: {', '.join(allowed)}")
+        raise ConfigError(f"{name} = {value!r} is not known; allowed: {', '.join(allowed)}", name)
 
 
 def _int_range(name: str, value: Any, lo: int, hi: int, why: str = "") -> None:
     if isinstance(value, bool) or not isinstance(value, int):
-        raise ConfigError(f"{name} = {value!r}: must be a whole number from {lo} to {hi}{why}")
+        raise ConfigError(f"{name} = {value!r}: must be a whole number from {lo} to {hi}{why}", name)
     if not lo <= value <= hi:
-        raise ConfigError(f"{name} = {value} is out of range: allowed {lo} to {hi}{why}")
+        raise ConfigError(f"{name} = {value} is out of range: allowed {lo} to {hi}{why}", name)
 
 
 def _positive(name: str, value: Any) -> None:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
-        raise ConfigError(f"{name} = {value!r}: must be a finite number > 0")
+        raise ConfigError(f"{name} = {value!r}: must be a finite number > 0", name)
 
 
 def _float_range(name: str, value: Any, lo: float, hi: float) -> None:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or not lo <= value <= hi:
-        raise ConfigError(f"{name} = {value!r}: must be a number from {lo:g} to {hi:g}")
+        raise ConfigError(f"{name} = {value!r}: must be a number from {lo:g} to {hi:g}", name)
 
 
 def _coerce(name: str, value: Any, typ: Any, where: str) -> Any:
@@ -208,5 +213,5 @@ def _coerce(name: str, value: Any, typ: Any, where: str) -> Any:
         "bool": isinstance(value, bool),
     }.get(t, True)
     if not ok:
-        raise ConfigError(f"{where}: {name} = {value!r} has the wrong type: expected {t}")
+        raise ConfigError(f"{where}: {name} = {value!r} has the wrong type: expected {t}", name)
     return value

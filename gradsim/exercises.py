@@ -18,7 +18,7 @@ from typing import Any, Callable, Optional
 import numpy as np
 
 from .config import ConfigError, RunConfig
-from .metrics import LAYER_METRICS, STEP_METRICS
+from .metrics import LAYER_METRICS, STEP_METRICS, middle_layer
 from .presets import load_preset
 from .resources import resource_path
 from .session import Session
@@ -49,7 +49,7 @@ class Result:
 # ------------------------------------------------------------ quantities
 def _resolve_layer(spec: Any, n_layers: int) -> int:
     """Layer index (1-based) from an int or 'first' | 'middle' | 'last_hidden' | 'last'."""
-    named = {"first": 1, "middle": max(1, (n_layers - 1 + 1) // 2), "last_hidden": max(1, n_layers - 1), "last": n_layers}
+    named = {"first": 1, "middle": middle_layer(n_layers), "last_hidden": max(1, n_layers - 1), "last": n_layers}
     return named[spec] if isinstance(spec, str) else int(spec)
 
 
@@ -461,10 +461,10 @@ def exercise_files() -> list[Path]:
 # ------------------------------------------------------------ submissions
 def write_submission(folder: str | Path, exercise: Exercise, session: Session, answers: dict[str, Any]) -> Path:
     """Export the session and a submission.json beside it (atomically)."""
-    from .session_io import _write_atomic
+    from .session_io import export_session, write_atomic
 
     folder = Path(folder)
-    session.export(folder)
+    export_session(session, folder)
     results = exercise.evaluate(session, answers)
     doc = {
         "format": SUBMISSION_FORMAT,
@@ -477,7 +477,7 @@ def write_submission(folder: str | Path, exercise: Exercise, session: Session, a
             for o, r in zip(exercise.objectives, results)
         ],
     }
-    _write_atomic(folder / "submission.json", json.dumps(doc, indent=2, allow_nan=True) + "\n")
+    write_atomic(folder / "submission.json", json.dumps(doc, indent=2, allow_nan=True) + "\n")
     return folder
 
 

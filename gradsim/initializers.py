@@ -14,9 +14,6 @@ import torch
 
 from .config import INITS
 
-InitFn = Callable[[torch.Tensor, torch.Generator, float, float], None]
-
-
 def _fans(w: torch.Tensor) -> tuple[int, int]:
     fan_out, fan_in = w.shape
     return fan_in, fan_out

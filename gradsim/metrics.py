@@ -36,8 +36,14 @@ LAYER_METRICS: tuple[str, ...] = (
 #: in memory and an empty cell in the CSV.
 STATS_METRICS: tuple[str, ...] = ("act_mean", "act_std", "act_saturation", "act_dead")
 
-#: Always recorded every step (cheap: one ``torch._foreach_norm`` each).
-NORM_METRICS: tuple[str, ...] = tuple(m for m in LAYER_METRICS if m not in STATS_METRICS)
-
 STEP_INDEX = {name: i for i, name in enumerate(STEP_METRICS)}
 LAYER_INDEX = {name: i for i, name in enumerate(LAYER_METRICS)}
+
+
+def middle_layer(n_layers: int) -> int:
+    """The middle *hidden* layer (1-based) of a net with ``n_layers`` Linear layers.
+
+    One definition for exercises ("middle") and the plots' default curves:
+    layers 1..n_layers-1 are hidden, n_layers is the output layer.
+    """
+    return max(1, n_layers // 2)

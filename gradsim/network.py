@@ -16,9 +16,6 @@ from torch import nn
 from .config import ACTIVATIONS
 from .initializers import init_linear
 
-SATURATING = {"tanh", "sigmoid"}
-
-
 def activation_fn(name: str, leaky_slope: float = 0.01) -> Callable[[torch.Tensor], torch.Tensor]:
     if name not in ACTIVATIONS:
         raise ValueError(f"activation = {name!r} is not known; allowed: {', '.join(ACTIVATIONS)}")

@@ -20,11 +20,6 @@ _SATURATION = {
 }
 
 
-def total_norm(per_tensor_norms: list[torch.Tensor]) -> torch.Tensor:
-    """L2 norm of the concatenation of tensors, from their individual norms."""
-    return torch.linalg.vector_norm(torch.stack(per_tensor_norms))
-
-
 @torch.no_grad()
 def activation_stats(hs: list[torch.Tensor], activations: list[str]) -> torch.Tensor:
     """(n_layers, 4): act_mean, act_std, act_saturation, act_dead of each block's output.

@@ -10,7 +10,6 @@ Export and load live in :mod:`gradsim.session_io`.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Optional
 
 import numpy as np
@@ -19,7 +18,6 @@ from .metrics import LAYER_METRICS, STATS_METRICS, STEP_INDEX, STEP_METRICS, LAY
 
 DEFAULT_MAX_MEMORY_MB = 256.0
 _INITIAL_ROWS = 1024
-_STATS_COLS = np.array([LAYER_INDEX[m] for m in STATS_METRICS])
 
 
 @dataclass(frozen=True)
@@ -94,6 +92,41 @@ class Session:
         self.capacity = max(16, int(self.max_memory_mb * 1e6 // self.row_nbytes))
         self._n = 0
         self._alloc(min(_INITIAL_ROWS, self.capacity))
+
+    @classmethod
+    def from_arrays(
+        cls,
+        steps: np.ndarray,
+        scalars: np.ndarray,
+        layers: np.ndarray,
+        has_stats: np.ndarray,
+        config: Optional[dict[str, Any]] = None,
+        max_memory_mb: float = DEFAULT_MAX_MEMORY_MB,
+        record_every: int = 1,
+    ) -> "Session":
+        """A session holding these rows (a loaded file, a benchmark's synthetic run).
+
+        ``steps`` (n,), ``scalars`` (n, len(STEP_METRICS)), ``layers``
+        (n, n_layers, len(LAYER_METRICS)), ``has_stats`` (n,). The store is
+        sized to hold them whatever the budget; later appends thin as usual.
+        """
+        steps = np.asarray(steps, np.int64)
+        n = len(steps)
+        layers = np.asarray(layers, np.float32)
+        if layers.ndim != 3 or layers.shape[0] != n or layers.shape[2] != len(LAYER_METRICS):
+            raise ValueError(f"layers has shape {layers.shape}; expected ({n}, n_layers, {len(LAYER_METRICS)})")
+        scalars = np.asarray(scalars, np.float64)
+        if scalars.shape != (n, len(STEP_METRICS)):
+            raise ValueError(f"scalars has shape {scalars.shape}; expected ({n}, {len(STEP_METRICS)})")
+        session = cls(layers.shape[1], config, max_memory_mb=max_memory_mb, record_every=record_every)
+        session.capacity = max(session.capacity, n)
+        session._alloc(max(n, 16))
+        session._steps[:n] = steps
+        session._scalars[:n] = scalars
+        session._layers[:n] = layers
+        session._has_stats[:n] = np.asarray(has_stats, bool)
+        session._n = n
+        return session
 
     # ------------------------------------------------------------------ storage
     @property
@@ -227,21 +260,3 @@ class Session:
             return None
         i = self._n - 1
         return StepRecord(int(self._steps[i]), self._scalars[i].copy(), self._layers[i].copy(), bool(self._has_stats[i]))
-
-    # ----------------------------------------------------------------- export
-    def export(self, path: str | Path, zip_file: bool = False) -> Path:
-        """Write the DESIGN.md section 4 folder (or .zip), atomically."""
-        from .session_io import export_session
-
-        return export_session(self, path, zip_file=zip_file)
-
-    @staticmethod
-    def load(path: str | Path) -> "Session":
-        from .session_io import load_session
-
-        return load_session(path)
-
-
-def stats_columns() -> np.ndarray:
-    """Indices of the sampled activation-statistics columns in ``layers``."""
-    return _STATS_COLS

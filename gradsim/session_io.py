@@ -19,7 +19,7 @@ import sys
 import tempfile
 import zipfile
 from pathlib import Path
-from typing import Any, Callable, Optional
+from typing import Any, Optional
 
 import numpy as np
 
@@ -125,7 +125,8 @@ def render(session: Session) -> dict[str, str]:
     }
 
 
-def _write_atomic(path: Path, data: str | bytes, writer: Callable[[Any, str | bytes], None] | None = None) -> None:
+def write_atomic(path: Path, data: str | bytes) -> None:
+    """Write ``data`` to ``path`` through a temporary name and a rename: never a half file."""
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".partial", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as fh:
@@ -161,13 +162,13 @@ def export_session(session: Session, path: str | Path, zip_file: bool = False) -
                     zf.writestr(name, text)
             if not path.parent.is_dir():
                 raise FileNotFoundError(f"folder {str(path.parent)!r} does not exist")
-            _write_atomic(path, buf.getvalue())
+            write_atomic(path, buf.getvalue())
             return path
         if path.exists() and not path.is_dir():
             raise FileExistsError(f"{str(path)!r} exists and is not a folder")
         if path.is_dir():
             for name, text in files.items():
-                _write_atomic(path / name, text)
+                write_atomic(path / name, text)
             return path
         parent = path.parent
         if not parent.is_dir():
@@ -175,7 +176,7 @@ def export_session(session: Session, path: str | Path, zip_file: bool = False) -
         tmpdir = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".partial", dir=parent))
         try:
             for name, text in files.items():
-                _write_atomic(tmpdir / name, text)
+                write_atomic(tmpdir / name, text)
             os.rename(tmpdir, path)
         except BaseException:
             shutil.rmtree(tmpdir, ignore_errors=True)
@@ -280,25 +281,25 @@ def load_session(path: str | Path) -> Session:
 
     # Sized to hold the file whatever the budget was; further appends thin as usual.
     budget = float(config.get("max_memory_mb", 256.0)) if isinstance(config.get("max_memory_mb"), (int, float)) else 256.0
-    session = Session(n_layers, config, max_memory_mb=max(budget, 1e-6), record_every=record_every)
-    session.capacity = max(session.capacity, n)
-    session._alloc(max(n, 16))
+    steps = np.zeros(n, np.int64)
+    scalars = np.zeros((n, len(STEP_METRICS)), np.float64)
     for i, r in enumerate(step_rows):
         line = i + 2
-        session._steps[i] = _int(r[0], "steps.csv", line, "step")
-        session._scalars[i] = [_num(c, "steps.csv", line, h) for c, h in zip(r[1:], STEPS_HEADER[1:])]
-    steps = session._steps[:n]
+        steps[i] = _int(r[0], "steps.csv", line, "step")
+        scalars[i] = [_num(c, "steps.csv", line, h) for c, h in zip(r[1:], STEPS_HEADER[1:])]
     n_norm = len(LAYER_METRICS) - len(STATS_METRICS)
+    layers = np.zeros((n, n_layers, len(LAYER_METRICS)), np.float32)
+    has_stats = np.zeros(n, bool)
     for k, r in enumerate(layer_rows):
         line = k + 2
         i, j = divmod(k, n_layers)
         if _int(r[0], "layers.csv", line, "step") != steps[i] or _int(r[1], "layers.csv", line, "layer") != j + 1:
             raise SessionFormatError(f"layers.csv line {line}: expected step {steps[i]} layer {j + 1}, got step {r[0]} layer {r[1]}")
         vals = [_num(c, "layers.csv", line, h, empty_ok=(m >= n_norm)) for m, (c, h) in enumerate(zip(r[2:], LAYERS_HEADER[2:]))]
-        session._layers[i, j] = vals
+        layers[i, j] = vals
         if j == 0:
-            session._has_stats[i] = any(c != "" for c in r[2 + n_norm :])
-    session._n = n
+            has_stats[i] = any(c != "" for c in r[2 + n_norm :])
+    session = Session.from_arrays(steps, scalars, layers, has_stats, config, max_memory_mb=max(budget, 1e-6), record_every=record_every)
     for i, r in enumerate(event_rows):
         session.add_event(_int(r[0], "events.csv", i + 2, "step"), r[1], r[2])
     steps_run = meta.get("steps_run", int(steps[-1]) + 1 if n else 0)

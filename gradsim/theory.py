@@ -164,4 +164,4 @@ def predicted_for(trainer, act_grad_norm_last: Optional[float] = None, samples: 
     """Prediction for a Trainer's current weights on a fixed sample of its training
     inputs, anchored at a measured output-layer value."""
     anchor = 1.0 if act_grad_norm_last is None or not math.isfinite(act_grad_norm_last) else act_grad_norm_last
-    return predict(trainer.net, anchor, x=trainer._x[:samples])
+    return predict(trainer.net, anchor, x=trainer.probe_inputs(samples))

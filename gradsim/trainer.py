@@ -267,6 +267,11 @@ class Trainer:
                 callback(rec)
         return self.session
 
+    def probe_inputs(self, n: int) -> torch.Tensor:
+        """The first ``n`` training inputs (a copy): a fixed sample for probes of the
+        live network (theory, Jacobian) that never touches the run's batches."""
+        return self._x[:n].clone()
+
     @torch.no_grad()
     def evaluate(self) -> float:
         """Accuracy on the held-out split (NaN when the split is empty)."""

@@ -37,7 +37,7 @@ def _theory(trainer: Any) -> Any:
 def _jacobian(trainer: Any) -> Any:
     from gradsim.theory import jacobian_spectrum
 
-    return jacobian_spectrum(trainer.net, trainer._x[:JACOBIAN_SAMPLES], JACOBIAN_SAMPLES), trainer.step_index
+    return jacobian_spectrum(trainer.net, trainer.probe_inputs(JACOBIAN_SAMPLES), JACOBIAN_SAMPLES), trainer.step_index
 
 
 class TeachingController(QObject):

@@ -23,7 +23,6 @@ from PySide6.QtCore import QObject, QThread, Signal
 
 from gradsim.commands import Command, CommandError, Scheduled
 from gradsim.config import ConfigError, RunConfig
-from gradsim.metrics import STEP_INDEX
 from gradsim.session import Rows
 
 #: At most this many snapshots a second (the plots redraw at ~30 Hz anyway).
@@ -428,10 +427,10 @@ class TrainingWorker(QThread):
         if t is None:
             self.export_failed.emit("There is no session to export yet: press Run first.")
             return
-        from gradsim.session_io import ExportError
+        from gradsim.session_io import ExportError, export_session
 
         try:
-            path = t.session.export(msg.path, zip_file=msg.zip_file)
+            path = export_session(t.session, msg.path, zip_file=msg.zip_file)
         except ExportError as exc:
             self.export_failed.emit(str(exc))
             return
@@ -465,8 +464,3 @@ class TrainingWorker(QThread):
             x = xc @ vt[:2].T
             note = f"{data.n_inputs}-D inputs; shown: first 2 principal components"
         self.preview_ready.emit(Preview(msg.dataset, x.astype(np.float32), np.asarray(data.y_train), data.n_inputs, note))
-
-
-def snapshot_loss(rows: Rows) -> float:
-    """Loss of the last row in a block (NaN when empty); handy for tests."""
-    return float(rows.scalars[-1, STEP_INDEX["loss"]]) if len(rows) else float("nan")

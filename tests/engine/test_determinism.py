@@ -2,11 +2,12 @@
 from gradsim.commands import parse_event
 from gradsim.config import RunConfig
 from gradsim.presets import parse_run_file
+from gradsim.session_io import export_session
 from gradsim.trainer import Trainer
 
 
 def _csvs(session, tmp_path, name):
-    out = session.export(tmp_path / name)
+    out = export_session(session, tmp_path / name)
     steps = [",".join(line.split(",")[:-1]) for line in (out / "steps.csv").read_text().splitlines()]  # elapsed_s aside
     return steps, (out / "layers.csv").read_text(), (out / "events.csv").read_text(), out
 

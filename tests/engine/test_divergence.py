@@ -2,6 +2,7 @@ import numpy as np
 
 from gradsim.config import RunConfig
 from gradsim.session import Session
+from gradsim.session_io import export_session, load_session
 from gradsim.trainer import Trainer
 
 
@@ -17,8 +18,8 @@ def test_exploding_run_stops_cleanly_and_exports(tmp_path):
     last = s.last()
     assert last.scalar("diverged") == 1.0 and not np.isfinite([last.scalar("loss"), last.scalar("grad_norm_total")]).all()
     assert np.isfinite(s.scalars[:-1, 0]).all()  # every row before it is finite
-    out = s.export(tmp_path / "run")
-    back = Session.load(out)
+    out = export_session(s, tmp_path / "run")
+    back = load_session(out)
     assert back.diverged_at == t.diverged_at and len(back) == len(s)
     text = (out / "layers.csv").read_text()
     assert "nan" in text or "inf" in text

@@ -11,7 +11,7 @@ from gradsim.commands import parse_event
 from gradsim.config import RunConfig
 from gradsim.metrics import LAYER_METRICS, STEP_METRICS
 from gradsim.session import Session, StepRecord
-from gradsim.session_io import ExportError, SessionFormatError
+from gradsim.session_io import ExportError, SessionFormatError, export_session, load_session
 from gradsim.trainer import Trainer
 
 
@@ -56,7 +56,7 @@ def _small_run(tmp_path, **kw):
 
 def test_export_has_exactly_the_documented_format(tmp_path):
     t = _small_run(tmp_path)
-    out = t.session.export(tmp_path / "run")
+    out = export_session(t.session, tmp_path / "run")
     assert sorted(os.listdir(out)) == ["events.csv", "layers.csv", "session.json", "steps.csv"]
     meta = json.loads((out / "session.json").read_text())
     assert meta["format"] == "gradsim-session/1"
@@ -79,8 +79,8 @@ def test_export_has_exactly_the_documented_format(tmp_path):
 @pytest.mark.parametrize("as_zip", [False, True])
 def test_load_gives_back_the_same_session(tmp_path, as_zip):
     t = _small_run(tmp_path)
-    out = t.session.export(tmp_path / ("run.zip" if as_zip else "run"))
-    back = Session.load(out)
+    out = export_session(t.session, tmp_path / ("run.zip" if as_zip else "run"))
+    back = load_session(out)
     s = t.session
     assert np.array_equal(back.steps, s.steps)
     assert np.array_equal(back.scalars, s.scalars)
@@ -88,7 +88,7 @@ def test_load_gives_back_the_same_session(tmp_path, as_zip):
     assert np.array_equal(back.has_stats, s.has_stats)
     assert back.events == s.events and back.config == s.config and back.record_every == s.record_every
     # and exporting the loaded session gives byte-identical files
-    again = back.export(tmp_path / "again")
+    again = export_session(back, tmp_path / "again")
     for name in ("steps.csv", "layers.csv", "events.csv"):
         ref = (out / name).read_text() if not as_zip else zipfile.ZipFile(out).read(name).decode()
         assert (again / name).read_text() == ref
@@ -100,16 +100,16 @@ def test_nonfinite_values_written_as_nan_inf(tmp_path):
     rec.layers[0, 0], rec.layers[1, 0], rec.layers[0, 1] = np.inf, -np.inf, np.nan
     rec.scalars[0] = np.nan
     s.append(rec)
-    out = s.export(tmp_path / "r")
+    out = export_session(s, tmp_path / "r")
     assert (out / "layers.csv").read_text().splitlines()[1].startswith("0,1,inf,nan,")
     assert (out / "layers.csv").read_text().splitlines()[2].startswith("0,2,-inf,")
     assert (out / "steps.csv").read_text().splitlines()[1].startswith("0,nan,")
-    back = Session.load(out)
+    back = load_session(out)
     assert np.array_equal(back.layers, s.layers, equal_nan=True)
 
 
 def _exported(tmp_path):
-    return _small_run(tmp_path).session.export(tmp_path / "good")
+    return export_session(_small_run(tmp_path).session, tmp_path / "good")
 
 
 @pytest.mark.parametrize(
@@ -130,7 +130,7 @@ def test_malformed_or_truncated_files_give_clear_errors(tmp_path, name, mutate, 
     f = out / name
     f.write_text(mutate(f.read_text()))
     with pytest.raises(SessionFormatError) as err:
-        Session.load(out)
+        load_session(out)
     assert needle in str(err.value)
 
 
@@ -138,12 +138,12 @@ def test_missing_file_and_not_a_session(tmp_path):
     out = _exported(tmp_path)
     (out / "events.csv").unlink()
     with pytest.raises(SessionFormatError, match="events.csv is missing"):
-        Session.load(out)
+        load_session(out)
     (tmp_path / "junk.zip").write_bytes(b"not a zip")
     with pytest.raises(SessionFormatError, match="valid .zip"):
-        Session.load(tmp_path / "junk.zip")
+        load_session(tmp_path / "junk.zip")
     with pytest.raises(SessionFormatError, match="no such"):
-        Session.load(tmp_path / "nowhere")
+        load_session(tmp_path / "nowhere")
 
 
 def test_hostile_zip_is_read_by_name_never_extracted(tmp_path):
@@ -154,7 +154,7 @@ def test_hostile_zip_is_read_by_name_never_extracted(tmp_path):
         for n in ("steps.csv", "layers.csv", "events.csv"):
             zf.writestr(n, (out / n).read_text())
     with pytest.raises(SessionFormatError, match="session.json is missing"):
-        Session.load(z)
+        load_session(z)
     assert not (tmp_path.parent / "escape").exists()
 
 
@@ -163,12 +163,12 @@ def test_export_to_unwritable_place_leaves_nothing_and_retry_works(tmp_path):
     blocker = tmp_path / "file"
     blocker.write_text("x")
     with pytest.raises(ExportError, match="file"):
-        t.session.export(blocker / "run")  # parent is a file
+        export_session(t.session, blocker / "run")  # parent is a file
     with pytest.raises(ExportError, match="not a folder"):
-        t.session.export(blocker)
+        export_session(t.session, blocker)
     assert blocker.read_text() == "x"
     assert len(t.session) == 12
-    assert t.session.export(tmp_path / "ok").is_dir()
+    assert export_session(t.session, tmp_path / "ok").is_dir()
 
 
 def test_export_failing_halfway_leaves_no_half_written_folder(tmp_path, monkeypatch):
@@ -184,15 +184,15 @@ def test_export_failing_halfway_leaves_no_half_written_folder(tmp_path, monkeypa
 
     monkeypatch.setattr(session_io.os, "replace", flaky)
     with pytest.raises(ExportError, match="No space left"):
-        t.session.export(tmp_path / "run")
+        export_session(t.session, tmp_path / "run")
     assert sorted(p.name for p in tmp_path.iterdir()) == []  # no folder, no temp leftovers
     monkeypatch.setattr(session_io.os, "replace", real)
-    assert sorted(os.listdir(t.session.export(tmp_path / "run"))) == ["events.csv", "layers.csv", "session.json", "steps.csv"]
+    assert sorted(os.listdir(export_session(t.session, tmp_path / "run"))) == ["events.csv", "layers.csv", "session.json", "steps.csv"]
 
 
 def test_export_into_existing_folder_replaces_files_atomically(tmp_path, monkeypatch):
     t = _small_run(tmp_path)
-    out = t.session.export(tmp_path / "run")
+    out = export_session(t.session, tmp_path / "run")
     old = (out / "steps.csv").read_text()
 
     def fail(*a, **k):
@@ -200,7 +200,7 @@ def test_export_into_existing_folder_replaces_files_atomically(tmp_path, monkeyp
 
     monkeypatch.setattr(session_io.os, "fsync", fail)
     with pytest.raises(ExportError):
-        t.session.export(out)
+        export_session(t.session, out)
     assert (out / "steps.csv").read_text() == old  # the old complete file is still there
     assert not [p for p in out.iterdir() if p.name.endswith(".partial")]
 
@@ -217,7 +217,7 @@ def test_oversized_member_is_refused_before_reading(tmp_path, monkeypatch, as_zi
         out = z
     monkeypatch.setattr(session_io, "MAX_FILE_BYTES", 200)  # stands in for 2 GiB
     with pytest.raises(SessionFormatError, match="over the 200 byte limit"):
-        Session.load(out)
+        load_session(out)
 
 
 def test_unexpected_types_in_session_json(tmp_path):
@@ -226,4 +226,4 @@ def test_unexpected_types_in_session_json(tmp_path):
     for bad in ([1, 2], {**meta, "config": "x"}, {**meta, "record_every": "2"}):
         (out / "session.json").write_text(json.dumps(bad))
         with pytest.raises(SessionFormatError):
-            Session.load(out)
+            load_session(out)
