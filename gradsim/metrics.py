@@ -29,12 +29,21 @@ LAYER_METRICS: tuple[str, ...] = (
     "act_std",
     "act_saturation",
     "act_dead",
+    "pred_gain",
 )
 
 #: The activation statistics that are only sampled every ``stats_every`` steps
 #: (they cost 50-70 % of a step, DESIGN.md section 7). Unsampled rows hold NaN
 #: in memory and an empty cell in the CSV.
 STATS_METRICS: tuple[str, ...] = ("act_mean", "act_std", "act_saturation", "act_dead")
+
+#: The theory's predicted ||dL/dz_l|| / ||dL/dz_(l+1)|| for the weights of the step
+#: (gradsim.theory), recorded at step 0, at every event and with the activation
+#: statistics; NaN (an empty cell) for the output layer and on other rows.
+PRED_METRICS: tuple[str, ...] = ("pred_gain",)
+
+#: Always recorded every step (cheap: one ``torch._foreach_norm`` each).
+NORM_METRICS: tuple[str, ...] = tuple(m for m in LAYER_METRICS if m not in STATS_METRICS and m not in PRED_METRICS)
 
 STEP_INDEX = {name: i for i, name in enumerate(STEP_METRICS)}
 LAYER_INDEX = {name: i for i, name in enumerate(LAYER_METRICS)}

@@ -113,8 +113,8 @@ def parse_run_file(path: str | Path) -> tuple[RunConfig, tuple[Scheduled, ...]]:
     where = str(path)
     fmt = data.get("format") if isinstance(data, dict) else None
     if fmt is not None:
-        if fmt != "gradsim-session/1":
-            raise ConfigError(f"{where}: format {fmt!r} is not supported; expected 'gradsim-session/1'")
+        if fmt not in ("gradsim-session/1", "gradsim-session/2"):
+            raise ConfigError(f"{where}: format {fmt!r} is not supported; expected 'gradsim-session/1' or 'gradsim-session/2'")
         return RunConfig.from_dict(data.get("config"), where=where), _events(data.get("events", []), where)
     if isinstance(data, dict) and ("schema_version" in data or "config" in data):
         p = preset_from_file(path if path.is_file() else path / "session.json")

@@ -1,4 +1,7 @@
-"""Session export (DESIGN.md section 4, format ``gradsim-session/1``) and load.
+"""Session export (DESIGN.md section 4, format ``gradsim-session/2``) and load.
+
+Version 2 adds ``pred_gain`` as the last column of layers.csv; version-1
+files (without it) still load, with the column empty (NaN).
 
 Every file is written to a temporary name in the target folder and renamed,
 and a new folder is assembled under a temporary name first, so a failed export
@@ -23,13 +26,16 @@ from typing import Any, Optional
 
 import numpy as np
 
-from .metrics import LAYER_METRICS, STATS_METRICS, STEP_METRICS, LAYER_INDEX
+from .metrics import LAYER_METRICS, NORM_METRICS, PRED_METRICS, STATS_METRICS, STEP_METRICS, LAYER_INDEX
 from .session import Event, Session
 
-FORMAT = "gradsim-session/1"
+FORMAT = "gradsim-session/2"
+#: Formats load_session reads (version 1 has no pred_gain column).
+READABLE_FORMATS = ("gradsim-session/1", FORMAT)
 FILES = ("session.json", "steps.csv", "layers.csv", "events.csv")
 STEPS_HEADER = ("step",) + STEP_METRICS
 LAYERS_HEADER = ("step", "layer") + LAYER_METRICS
+LAYERS_HEADER_V1 = ("step", "layer") + tuple(m for m in LAYER_METRICS if m not in PRED_METRICS)
 EVENTS_HEADER = ("step", "kind", "value")
 MAX_FILE_BYTES = 2 * 1024**3  # refuse to read a member that claims more than this
 _STATS_SET = {LAYER_INDEX[m] for m in STATS_METRICS}
@@ -91,18 +97,24 @@ def steps_csv(session: Session) -> str:
     return out.getvalue()
 
 
+def _fmt_pred(x: float) -> str:
+    return "" if x != x else _fmt32(x)  # NaN: not computed (or the output layer): empty
+
+
 def layers_csv(session: Session) -> str:
     out = io.StringIO()
     out.write(",".join(LAYERS_HEADER) + "\n")
-    n_norm = len(LAYER_METRICS) - len(STATS_METRICS)
-    empty = "," * len(STATS_METRICS)
+    n_norm = len(NORM_METRICS)
+    n_stats = len(STATS_METRICS)
+    empty = "," * n_stats
     layers = session.layers
     for i, (step, has) in enumerate(zip(session.steps.tolist(), session.has_stats.tolist())):
         block = layers[i].tolist()
         for j, vals in enumerate(block):
             head = ",".join(_fmt32(v) for v in vals[:n_norm])
-            tail = ("," + ",".join(_fmt32(v) for v in vals[n_norm:])) if has else empty
-            out.write(f"{step},{j + 1},{head}{tail}\n")
+            tail = ("," + ",".join(_fmt32(v) for v in vals[n_norm : n_norm + n_stats])) if has else empty
+            pred = ",".join(_fmt_pred(v) for v in vals[n_norm + n_stats :])
+            out.write(f"{step},{j + 1},{head}{tail},{pred}\n")
     return out.getvalue()
 
 
@@ -258,9 +270,10 @@ def load_session(path: str | Path) -> Session:
         meta = json.loads(src.read("session.json"))
     except json.JSONDecodeError as exc:
         raise SessionFormatError(f"session.json line {exc.lineno}: not valid JSON ({exc.msg})") from None
-    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+    if not isinstance(meta, dict) or meta.get("format") not in READABLE_FORMATS:
         got = meta.get("format") if isinstance(meta, dict) else type(meta).__name__
-        raise SessionFormatError(f"session.json: format is {got!r}, expected {FORMAT!r}")
+        raise SessionFormatError(f"session.json: format is {got!r}, expected one of {', '.join(map(repr, READABLE_FORMATS))}")
+    v1 = meta["format"] == READABLE_FORMATS[0]
     config = meta.get("config")
     if not isinstance(config, dict):
         raise SessionFormatError("session.json: 'config' must be an object of config fields")
@@ -273,7 +286,8 @@ def load_session(path: str | Path) -> Session:
         raise SessionFormatError(f"session.json: record_every = {record_every!r}, expected a whole number >= 1")
 
     step_rows = _rows(src.read("steps.csv"), "steps.csv", STEPS_HEADER)
-    layer_rows = _rows(src.read("layers.csv"), "layers.csv", LAYERS_HEADER)
+    layer_header = LAYERS_HEADER_V1 if v1 else LAYERS_HEADER
+    layer_rows = _rows(src.read("layers.csv"), "layers.csv", layer_header)
     event_rows = _rows(src.read("events.csv"), "events.csv", EVENTS_HEADER)
     n = len(step_rows)
     if len(layer_rows) != n * n_layers:
@@ -287,18 +301,19 @@ def load_session(path: str | Path) -> Session:
         line = i + 2
         steps[i] = _int(r[0], "steps.csv", line, "step")
         scalars[i] = [_num(c, "steps.csv", line, h) for c, h in zip(r[1:], STEPS_HEADER[1:])]
-    n_norm = len(LAYER_METRICS) - len(STATS_METRICS)
-    layers = np.zeros((n, n_layers, len(LAYER_METRICS)), np.float32)
+    n_norm, n_stats = len(NORM_METRICS), len(STATS_METRICS)
+    n_vals = len(layer_header) - 2
+    layers = np.full((n, n_layers, len(LAYER_METRICS)), np.nan, np.float32)  # version 1: pred_gain stays NaN
     has_stats = np.zeros(n, bool)
     for k, r in enumerate(layer_rows):
         line = k + 2
         i, j = divmod(k, n_layers)
         if _int(r[0], "layers.csv", line, "step") != steps[i] or _int(r[1], "layers.csv", line, "layer") != j + 1:
             raise SessionFormatError(f"layers.csv line {line}: expected step {steps[i]} layer {j + 1}, got step {r[0]} layer {r[1]}")
-        vals = [_num(c, "layers.csv", line, h, empty_ok=(m >= n_norm)) for m, (c, h) in enumerate(zip(r[2:], LAYERS_HEADER[2:]))]
-        layers[i, j] = vals
+        vals = [_num(c, "layers.csv", line, h, empty_ok=(m >= n_norm)) for m, (c, h) in enumerate(zip(r[2:], layer_header[2:]))]
+        layers[i, j, :n_vals] = vals
         if j == 0:
-            has_stats[i] = any(c != "" for c in r[2 + n_norm :])
+            has_stats[i] = any(c != "" for c in r[2 + n_norm : 2 + n_norm + n_stats])
     session = Session.from_arrays(steps, scalars, layers, has_stats, config, max_memory_mb=max(budget, 1e-6), record_every=record_every)
     for i, r in enumerate(event_rows):
         session.add_event(_int(r[0], "events.csv", i + 2, "step"), r[1], r[2])

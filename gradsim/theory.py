@@ -5,13 +5,31 @@ For a wide MLP with zero-mean weights, layer l+1's pre-activation variance is
 and the squared backprop signal shrinks or grows by
     chi_l = sigma_w^2 E[phi'(h)^2]
 per layer (Poole et al. 2016, Schoenholz et al. 2017), with sigma_w^2 = fan_in
-Var(W) of the *next* layer's weights, read from the current weights. Batch
-norm resets the variance of h to gamma^2 (+ beta^2) and scales the backward
-signal by gamma^2 / q. Expectations use Gauss-Hermite quadrature.
+Var(W) of the *next* layer's weights, read from the current weights.
+
+Gaussian expectations: closed forms for linear, relu and leaky relu; otherwise
+Gauss-Legendre quadrature on a geometric grid of intervals in h that splits
+at 0 (the kink or jump of relu, elu and selu) and spans every scale from the
+activation's own (about 1) to the Gaussian's (sqrt(q)), so a narrow peak of
+phi'^2 next to a wide Gaussian (tanh, sigmoid at large q) is resolved. A
+fixed Gauss-Hermite rule is wrong there (DESIGN.md section 7).
+
+Batch norm divides each unit by its *batch* standard deviation and couples
+the samples of a batch: its backward pass projects out the batch mean and the
+component along the normalised activations. Under batch norm the prediction
+runs on the actual batch (finite batch, per-sample terms): the forward
+statistics come from the batch itself, the backward signal is the mean-field
+expectation (weights in the backward pass independent of the forward ones,
+per-sample signals independent) through BN's exact backward projection. This
+reproduces the gradient growth under batch norm at initialisation (Yang et al.
+2019) within about 1-2 % at width 256, batch 128.
 
 The predicted ||dL/dz|| profile is anchored at the output layer's measured
 value (the loss gradient itself is not a mean-field quantity) and carried
 toward the input with sqrt(chi) per layer.
+
+Nothing here changes the network: no parameter, buffer (batch norm's running
+statistics) or train/eval flag is written (tests/engine/test_theory.py).
 """
 from __future__ import annotations
 
@@ -21,11 +39,36 @@ from typing import Callable, Optional
 
 import numpy as np
 import torch
-from scipy.special import erf, expit  # scipy comes with scikit-learn
 
-_NODES, _WEIGHTS = np.polynomial.hermite_e.hermegauss(121)
-_WEIGHTS = _WEIGHTS / math.sqrt(2.0 * math.pi)  # E[f(X)], X ~ N(0, 1)
+from .network import activation_fn
+
 _SELU_L, _SELU_A = 1.0507009873554805, 1.6732632423543772
+_SQRT2 = math.sqrt(2.0)
+_INV_SQRT_2PI = 1.0 / math.sqrt(2.0 * math.pi)
+
+#: Narrowest layer the mean-field model is trusted for (it is a large-width limit).
+MIN_WIDTH = 16
+
+# Gauss-Legendre rule on [0, 1] for every sub-interval of the h grid.
+_GL_X, _GL_W = np.polynomial.legendre.leggauss(10)
+_GL_X, _GL_W = 0.5 * (_GL_X + 1.0), 0.5 * _GL_W
+_GRID_RATIO = 2.0  # each interval [a, 2 a]: 10 nodes resolve any feature of scale >= a (~1e-9 relative)
+_TAIL_SDS = 13.0  # exp(-13^2/2) ~ 2e-37: beyond it the Gaussian weighs nothing in double
+
+
+# ------------------------------------------------------------ activations
+def _erf(x: np.ndarray) -> np.ndarray:
+    return torch.special.erf(torch.from_numpy(np.ascontiguousarray(x, dtype=np.float64))).numpy()
+
+
+def _sech2(x: np.ndarray) -> np.ndarray:
+    """1 - tanh(x)^2 without cancellation or overflow at large |x|."""
+    e = np.exp(-2.0 * np.abs(x))
+    return 4.0 * e / (1.0 + e) ** 2
+
+
+def _expit(x: np.ndarray) -> np.ndarray:
+    return 0.5 * (1.0 + np.tanh(0.5 * x))  # no overflow warning at huge |x| (exploding nets)
 
 
 def _phi(name: str, slope: float) -> Callable[[np.ndarray], np.ndarray]:
@@ -34,52 +77,189 @@ def _phi(name: str, slope: float) -> Callable[[np.ndarray], np.ndarray]:
         "relu": lambda x: np.maximum(x, 0.0),
         "leaky_relu": lambda x: np.where(x > 0, x, slope * x),
         "tanh": np.tanh,
-        "sigmoid": expit,  # no overflow warning at huge |x| (exploding nets)
+        "sigmoid": _expit,
         "elu": lambda x: np.where(x > 0, x, np.expm1(np.minimum(x, 0))),
         "selu": lambda x: _SELU_L * np.where(x > 0, x, _SELU_A * np.expm1(np.minimum(x, 0))),
-        "gelu": lambda x: 0.5 * x * (1.0 + erf(x / math.sqrt(2.0))),
+        "gelu": lambda x: 0.5 * x * (1.0 + _erf(x / _SQRT2)),
     }
     return table[name]
 
 
 def _dphi(name: str, slope: float) -> Callable[[np.ndarray], np.ndarray]:
-    sig = expit
-
-    # At a kink (x = 0) the symmetric value keeps the quadrature exact for
-    # relu-like functions: E[relu'(h)^2] = 1/2 on symmetric nodes.
+    """phi'; at a kink or jump (x = 0) the right-hand value (quadrature never samples 0)."""
     table: dict[str, Callable[[np.ndarray], np.ndarray]] = {
         "linear": np.ones_like,
-        "relu": lambda x: np.where(x > 0, 1.0, np.where(x < 0, 0.0, math.sqrt(0.5))),
-        "leaky_relu": lambda x: np.where(x > 0, 1.0, np.where(x < 0, slope, math.sqrt((1 + slope**2) / 2))),
-        "tanh": lambda x: 1.0 - np.tanh(x) ** 2,
-        "sigmoid": lambda x: sig(x) * (1.0 - sig(x)),
+        "relu": lambda x: np.where(x > 0, 1.0, 0.0),
+        "leaky_relu": lambda x: np.where(x > 0, 1.0, slope),
+        "tanh": _sech2,
+        "sigmoid": lambda x: 0.25 * _sech2(0.5 * x),
         "elu": lambda x: np.where(x > 0, 1.0, np.exp(np.minimum(x, 0))),
         "selu": lambda x: _SELU_L * np.where(x > 0, 1.0, _SELU_A * np.exp(np.minimum(x, 0))),
-        "gelu": lambda x: 0.5 * (1.0 + erf(x / math.sqrt(2.0))) + x * np.exp(-0.5 * x * x) / math.sqrt(2 * math.pi),
+        "gelu": lambda x: 0.5 * (1.0 + _erf(x / _SQRT2)) + x * np.exp(-0.5 * x * x) * _INV_SQRT_2PI,
     }
     return table[name]
 
 
+def _torch_dphi(name: str, slope: float, a: torch.Tensor) -> torch.Tensor:
+    """phi'(a) for the batch-norm path (tensors in, tensors out; same values as _dphi)."""
+    if name in ("linear",):
+        return torch.ones_like(a)
+    if name == "relu":
+        return (a > 0).to(a.dtype)
+    if name == "leaky_relu":
+        return torch.where(a > 0, 1.0, slope).to(a.dtype)
+    if name == "tanh":
+        return 1.0 - torch.tanh(a) ** 2
+    if name == "sigmoid":
+        s = torch.sigmoid(a)
+        return s * (1.0 - s)
+    if name == "elu":
+        return torch.where(a > 0, 1.0, torch.exp(torch.clamp(a, max=0.0))).to(a.dtype)
+    if name == "selu":
+        return _SELU_L * torch.where(a > 0, 1.0, _SELU_A * torch.exp(torch.clamp(a, max=0.0))).to(a.dtype)
+    if name == "gelu":
+        return 0.5 * (1.0 + torch.special.erf(a / _SQRT2)) + a * torch.exp(-0.5 * a * a) * _INV_SQRT_2PI
+    raise ValueError(f"activation {name!r} has no derivative here")
+
+
+def _torch_phi(name: str, slope: float, a: torch.Tensor) -> torch.Tensor:
+    return activation_fn(name, slope)(a)
+
+
+# ------------------------------------------------------------ expectations
+def _half_line_rule(q_lo: float, q_hi: float) -> tuple[np.ndarray, np.ndarray]:
+    """Nodes h > 0 and weights for integrals over [0, inf) of f(h) N(h; 0, q), q in [q_lo, q_hi].
+
+    Intervals [0, a0], then geometric [a, 2 a] up to 13 sd of the widest Gaussian;
+    a0 is far below both the activation's scale (1) and the narrowest Gaussian's.
+    """
+    s_lo, s_hi = math.sqrt(q_lo), math.sqrt(q_hi)
+    a0 = 1e-3 * min(1.0, s_lo)
+    top = _TAIL_SDS * s_hi
+    n = max(1, int(math.ceil(math.log(top / a0) / math.log(_GRID_RATIO))))
+    edges = np.concatenate([[0.0], a0 * _GRID_RATIO ** np.arange(n + 1)])
+    lo, width = edges[:-1], np.diff(edges)
+    nodes = (lo[:, None] + width[:, None] * _GL_X).ravel()
+    weights = (width[:, None] * _GL_W).ravel()
+    return nodes, weights
+
+
+def gauss_expect_many(fs: list[Callable[[np.ndarray], np.ndarray]], q) -> list:
+    """[E[f(h)] for f in fs], h ~ N(0, q) (q scalar or array, > 0): split at 0, adaptive in scale.
+
+    Each ``f`` may have a kink or jump at 0; elsewhere it should be smooth on
+    the scale of 1 or of sqrt(q). q = 0 gives f(0+) (the limit from the right),
+    non-finite q gives NaN. The Gaussian weights are shared by all ``fs``.
+    """
+    qa = np.asarray(q, dtype=np.float64)
+    flat = qa.ravel()
+    outs = [np.empty(flat.shape, np.float64) for _ in fs]
+    zero = flat <= 0
+    pos = ~zero & np.isfinite(flat)
+    for f, out in zip(fs, outs):
+        if zero.any():
+            out[zero] = float(np.asarray(f(np.array([1e-300]))).ravel()[0])
+        out[~zero & ~pos] = np.nan
+    if pos.any():
+        qp = flat[pos]
+        nodes, weights = _half_line_rule(float(qp.min()), float(qp.max()))
+        inv = 1.0 / qp
+        dens = np.exp(np.multiply.outer(-0.5 * inv, nodes * nodes))
+        dens *= (np.sqrt(inv) * _INV_SQRT_2PI)[:, None]
+        for f, out in zip(fs, outs):
+            fsum = np.asarray(f(nodes), np.float64) + np.asarray(f(-nodes), np.float64)
+            out[pos] = dens @ (weights * fsum)
+    res = [out.reshape(qa.shape) for out in outs]
+    return [float(r) if r.ndim == 0 else r for r in res]
+
+
 def gauss_expect(f: Callable[[np.ndarray], np.ndarray], q):
-    """E[f(h)] for h ~ N(0, q), by 121-point Gauss-Hermite quadrature (q scalar or array)."""
-    qa = np.sqrt(np.maximum(np.asarray(q, dtype=np.float64), 0.0))
-    out = f(qa[..., None] * _NODES) @ _WEIGHTS
-    return float(out) if np.ndim(out) == 0 else out
+    """E[f(h)] for h ~ N(0, q): see gauss_expect_many."""
+    return gauss_expect_many([f], q)[0]
 
 
+#: Closed forms E[phi(h)^2] = q * A, E[phi'(h)^2] = B for the piecewise-linear activations.
+def _closed_form(name: str, slope: float) -> Optional[tuple[float, float]]:
+    if name == "linear":
+        return 1.0, 1.0
+    if name == "relu":
+        return 0.5, 0.5
+    if name == "leaky_relu":
+        return 0.5 * (1.0 + slope * slope), 0.5 * (1.0 + slope * slope)
+    return None
+
+
+def expect_both(name: str, q, slope: float = 0.01) -> tuple:
+    """(E[phi(h)^2], E[phi'(h)^2]), h ~ N(0, q), in one pass over the quadrature nodes."""
+    cf = _closed_form(name, slope)
+    if cf is not None:
+        return expect_phi2(name, q, slope), expect_dphi2(name, q, slope)
+    f, df = _phi(name, slope), _dphi(name, slope)
+    a, b = gauss_expect_many([lambda x: f(x) ** 2, lambda x: df(x) ** 2], q)
+    return a, b
+
+
+def expect_phi2(name: str, q, slope: float = 0.01):
+    """E[phi(h)^2], h ~ N(0, q): the forward variance map's expectation."""
+    cf = _closed_form(name, slope)
+    if cf is not None:
+        out = cf[0] * np.asarray(q, dtype=np.float64)
+        return float(out) if out.ndim == 0 else out
+    fn = _phi(name, slope)
+    return gauss_expect(lambda x: fn(x) ** 2, q)
+
+
+def expect_dphi2(name: str, q, slope: float = 0.01):
+    """E[phi'(h)^2], h ~ N(0, q): the backward gain's expectation."""
+    cf = _closed_form(name, slope)
+    if cf is not None:
+        out = np.full(np.shape(q), cf[1], np.float64)
+        return float(out) if out.ndim == 0 else out
+    fn = _dphi(name, slope)
+    return gauss_expect(lambda x: fn(x) ** 2, q)
+
+
+# ------------------------------------------------------------ prediction
 @dataclass
 class Prediction:
-    """Per layer (index 0 = layer 1): the mean-field quantities and the predicted profile."""
+    """Per layer (index 0 = layer 1): the mean-field quantities and the predicted profile.
+
+    ``reason`` is empty when the model applies; otherwise it says in words why
+    not, and the gains are NaN (the overlay shows the words instead of a line).
+    """
 
     sigma_w2: np.ndarray  # fan_in * Var(W) of each Linear
     q: np.ndarray  # pre-activation variance entering each hidden activation (NaN for the output layer)
     chi: np.ndarray  # squared gain from layer l+1 back to layer l (NaN for the output layer)
     act_grad_norm: np.ndarray  # predicted ||dL/dz||, anchored at the output layer
+    reason: str = ""
 
     @property
     def gain(self) -> np.ndarray:
         """Predicted ||dL/dz_l|| / ||dL/dz_{l+1}|| = sqrt(chi_l)."""
         return np.sqrt(self.chi)
+
+    @property
+    def applies(self) -> bool:
+        return not self.reason
+
+
+def profile_from_gains(gains: np.ndarray, anchor: float) -> np.ndarray:
+    """||dL/dz|| per layer from per-layer gains (the last is the output layer's: ignored),
+    anchored at the output layer's value ``anchor``."""
+    g = np.asarray(gains, np.float64)
+    out = np.full(g.shape, np.nan)
+    if g.size == 0:
+        return out
+    out[-1] = anchor
+    for l in range(g.size - 2, -1, -1):
+        out[l] = out[l + 1] * g[l]
+    return out
+
+
+def _not_applicable(n: int, sigma_w2: np.ndarray, reason: str) -> Prediction:
+    nan = np.full(n, np.nan)
+    return Prediction(sigma_w2, nan.copy(), nan.copy(), nan.copy(), reason)
 
 
 def predict(net, anchor: float = 1.0, x: Optional[torch.Tensor] = None, input_var: float = 1.0) -> Prediction:
@@ -92,39 +272,110 @@ def predict(net, anchor: float = 1.0, x: Optional[torch.Tensor] = None, input_va
     The batch profile then assumes equal output gradients per sample:
     ||dL/dz_l||^2 = anchor^2 * mean_x prod_{k>=l} chi_k(x).
 
-    Batch norm: q is reset to gamma^2 + beta^2 and the backward signal scaled by
-    gamma^2 / Var(z). BN's batch-coupling terms in the backward pass (which make
-    deep BN nets' gradients grow, Yang et al. 2019) are not modelled.
+    Batch norm needs the batch itself (``x`` with >= 2 samples): see the
+    module docstring. Reads the network only; changes nothing.
     """
+    n = net.n_layers
     with torch.no_grad():
         ws = [lin.weight.detach().double() for lin in net.linears]
         bs = [lin.bias.detach().double() for lin in net.linears]
         sigma_w2 = np.array([w.shape[1] * float((w * w).mean()) for w in ws])
         sigma_b2 = np.array([float((b * b).mean()) for b in bs])
-        bn = [(float((m.weight.double() ** 2).mean()), float((m.bias.double() ** 2).mean())) for m in net.norms] if net.has_batchnorm else None
-        second = (x.double() ** 2).mean(dim=1).numpy() if x is not None else np.array([input_var])
+    if not (np.all(np.isfinite(sigma_w2)) and np.all(np.isfinite(sigma_b2))):
+        return _not_applicable(n, sigma_w2, "the weights are not finite (the run diverged): no prediction")
+    if net.depth >= 2 and net.width < MIN_WIDTH:
+        return _not_applicable(n, sigma_w2, f"width {net.width} is too narrow for the mean-field theory (it needs {MIN_WIDTH} or more units per layer)")
+    if net.has_batchnorm:
+        if x is None or x.shape[0] < 2:
+            return _not_applicable(n, sigma_w2, "batch norm: the prediction needs a batch of at least 2 samples")
+        with torch.no_grad():
+            power, q = _batchnorm_power(net, x.detach().double(), ws, bs, sigma_w2)
+    else:
+        power, q = _meanfield_power(net, x, input_var, sigma_w2, sigma_b2)
+    with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
+        chi = np.full(n, np.nan)
+        chi[:-1] = power[:-1] / power[1:]
+        profile = anchor * np.sqrt(power)
+    if not np.all(np.isfinite(chi[:-1])):
+        return _not_applicable(n, sigma_w2, "the predicted signal over- or underflows double precision: no prediction")
+    return Prediction(sigma_w2, q, chi, profile)
+
+
+def _meanfield_power(net, x: Optional[torch.Tensor], input_var: float, sigma_w2: np.ndarray, sigma_b2: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Squared ||dL/dz_l|| relative to the output layer (1 there), and mean q per layer."""
     n = net.n_layers
+    second = (x.detach().double() ** 2).mean(dim=1).numpy() if x is not None else np.array([float(input_var)])
     q = np.full(n, np.nan)
     chi_x = np.ones((n, second.shape[0]))
     for l in range(net.depth):
         qz = sigma_w2[l] * second + sigma_b2[l]  # variance of z_l, per sample
-        if bn is not None:
-            g2, b2 = bn[l]
-            qa, bn_scale = np.full_like(qz, g2 + b2), g2 / np.maximum(qz.mean(), 1e-300)
-        else:
-            qa, bn_scale = qz, 1.0
         act, slope = net.activations[l], net.leaky_slope
-        q[l] = float(qa.mean())
-        chi_x[l] = sigma_w2[l + 1] * gauss_expect(lambda v: _dphi(act, slope)(v) ** 2, qa) * bn_scale
-        second = gauss_expect(lambda v: _phi(act, slope)(v) ** 2, qa)
+        q[l] = float(qz.mean())
+        second, dphi2 = expect_both(act, qz, slope)
+        chi_x[l] = sigma_w2[l + 1] * dphi2
     # cumulative products from the output back: P_l(x) = prod_{k=l}^{depth-1} chi_k(x)
     cum = np.ones((n, chi_x.shape[1]))
+    with np.errstate(over="ignore", under="ignore", invalid="ignore"):
+        for l in range(net.depth - 1, -1, -1):
+            cum[l] = cum[l + 1] * chi_x[l]
+    return cum.mean(axis=1), q
+
+
+def _batchnorm_power(net, x: torch.Tensor, ws: list, bs: list, sigma_w2: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Batch norm: forward statistics of the actual batch, mean-field backward through BN.
+
+    Per hidden layer l and unit j, BN's backward maps u = dL/da (over the batch)
+    to dL/dz = c_j P_j u, c_j = gamma_j / sqrt(var_j + eps) and
+    P_j = I - 11^T/B - xhat_j xhat_j^T / B (xhat_j: the unit's normalised batch).
+    With u_k = d_k phi'(a_kj), where the d_k are independent with variance
+    v_k = sigma_w^2 ||dL/dz_{l+1}[k]||^2 / width (the gradient-independence
+    assumption of mean-field theory),
+        E[(dL/dz)_ij^2] = c_j^2 sum_k P_j[i,k]^2 v_k phi'(a_kj)^2,
+    whose sum over k is O(B) per unit once P's square is expanded.
+    """
+    B = x.shape[0]
+    n = net.n_layers
+    q = np.full(n, np.nan)
+    h = x
+    dphi2, xhats, scales = [], [], []
+    for l in range(net.depth):
+        z = torch.addmm(bs[l], h, ws[l].T)
+        m = net.norms[l]
+        var, mean = torch.var_mean(z, dim=0, unbiased=False)
+        inv = torch.rsqrt(var + m.eps)
+        xhat = (z - mean) * inv
+        gamma, beta = m.weight.detach().double(), m.bias.detach().double()
+        a = torch.addcmul(beta, xhat, gamma)
+        q[l] = float((a * a).mean())
+        act = net.activations[l]
+        h = _torch_phi(act, net.leaky_slope, a)
+        if act == "tanh":  # from the output: one transcendental call a layer, not two
+            d = 1.0 - h * h
+        elif act == "sigmoid":
+            d = h * (1.0 - h)
+        else:
+            d = _torch_dphi(act, net.leaky_slope, a)
+        dphi2.append(d * d)
+        xhats.append(xhat)
+        scales.append((gamma * inv) ** 2)
+    p = torch.ones(B, dtype=torch.float64)  # per-sample ||dL/dz_{l+1}||^2, output layer: equal
+    power = np.ones(n)
     for l in range(net.depth - 1, -1, -1):
-        cum[l] = cum[l + 1] * chi_x[l]
-    power = cum.mean(axis=1)
-    chi = np.full(n, np.nan)
-    chi[:-1] = power[:-1] / np.maximum(power[1:], 1e-300)
-    return Prediction(sigma_w2, q, chi, anchor * np.sqrt(power))
+        xh = xhats[l]
+        width = xh.shape[1]
+        v = float(sigma_w2[l + 1]) * p / width  # (B,) per-unit variance of dL/dh_l per sample
+        w = dphi2[l] * v[:, None]  # (B, width): E[u_kj^2]
+        xw = xh * w
+        x2 = xh * xh
+        s0 = w.sum(dim=0)
+        s1 = xw.sum(dim=0)
+        s2 = (xh * xw).sum(dim=0)
+        # sum_k P[i,k]^2 w_k = w_i (1 - 2 (1 + xhat_i^2) / B) + (S0 + 2 xhat_i S1 + xhat_i^2 S2) / B^2
+        e = w * (1.0 - 2.0 / B - (2.0 / B) * x2) + (s0 + 2.0 * xh * s1 + x2 * s2) / (B * B)
+        p = e @ scales[l]
+        power[l] = float(p.mean())
+    # relative to the output layer, as the no-BN path: equal per-sample output gradients
+    return power, q
 
 
 def jacobian_spectrum(net, x: torch.Tensor, max_samples: int = 8) -> np.ndarray:
@@ -134,30 +385,50 @@ def jacobian_spectrum(net, x: torch.Tensor, max_samples: int = 8) -> np.ndarray:
     dynamical isometry (all singular values near 1: orthogonal init in a
     linear or near-linear tanh net) or its absence (a spread over orders of
     magnitude: Gaussian init), Saxe et al. 2013, Pennington et al. 2017.
-    Returns an array (samples, width); batch norm uses this batch's statistics.
+    Returns an array (samples, width); batch norm uses this batch's statistics
+    as constants (the per-sample Jacobian), computed without the module's
+    forward, so its running statistics and train/eval mode stay untouched.
     """
     x = x[:max_samples]
     with torch.no_grad():
-        logits, zs, hs = net.forward_capture(x)
+        zs = _hidden_preacts(net, x.detach().double())
         width = net.width
         out = []
         for s in range(x.shape[0]):
             jac = torch.eye(width, dtype=torch.float64)
             for l in range(1, net.depth):
-                w = net.linears[l].weight.double()
-                z = zs[l].double()
+                w = net.linears[l].weight.detach().double()
+                z = zs[l]
                 if net.has_batchnorm:
                     m = net.norms[l]
-                    var = zs[l].double().var(dim=0, unbiased=False)
-                    scale = m.weight.double() / torch.sqrt(var + m.eps)
-                    a = (z - z.mean(0)) * scale + m.bias.double()
+                    var = z.var(dim=0, unbiased=False)
+                    scale = m.weight.detach().double() / torch.sqrt(var + m.eps)
+                    a = (z - z.mean(0)) * scale + m.bias.detach().double()
                 else:
                     scale = torch.ones(width, dtype=torch.float64)
                     a = z
-                d = torch.from_numpy(_dphi(net.activations[l], net.leaky_slope)(a[s].numpy()))
+                d = _torch_dphi(net.activations[l], net.leaky_slope, a[s])
                 jac = (d * scale).unsqueeze(1) * (w @ jac)
             out.append(torch.linalg.svdvals(jac).numpy())
     return np.stack(out) if out else np.zeros((0, net.width))
+
+
+def _hidden_preacts(net, x: torch.Tensor) -> list[torch.Tensor]:
+    """z of every hidden layer in float64, batch norm by this batch's statistics
+    (computed here: the module's forward would update its running statistics)."""
+    zs = []
+    h = x
+    for l in range(net.depth):
+        lin = net.linears[l]
+        z = h @ lin.weight.detach().double().T + lin.bias.detach().double()
+        zs.append(z)
+        if net.has_batchnorm:
+            m = net.norms[l]
+            a = (z - z.mean(0)) / torch.sqrt(z.var(dim=0, unbiased=False) + m.eps) * m.weight.detach().double() + m.bias.detach().double()
+        else:
+            a = z
+        h = _torch_phi(net.activations[l], net.leaky_slope, a)
+    return zs
 
 
 def predicted_for(trainer, act_grad_norm_last: Optional[float] = None, samples: int = 256) -> Prediction:

@@ -21,11 +21,31 @@ from . import probes
 from .commands import Command, CommandError, Scheduled
 from .config import RunConfig
 from .datasets import Dataset, make_dataset
-from .metrics import LAYER_METRICS, STEP_METRICS
+from .metrics import LAYER_INDEX, LAYER_METRICS, NORM_METRICS, STATS_METRICS, STEP_METRICS
 from .network import GradNet, build_optimizer
 from .session import Session, StepRecord
+from .theory import predict
 
-_N_NORM = 6  # grad_norm, bias_grad_norm, weight_norm, update_norm, update_ratio, act_grad_norm
+# Column layout of a StepRecord's ``layers`` as step() fills it: the norms, then the
+# sampled activation statistics, then the prediction. Checked at import time with
+# an exception (not an assert, which ``python -O`` strips) against every name.
+_NORM_ORDER = ("grad_norm", "bias_grad_norm", "weight_norm", "update_norm", "update_ratio", "act_grad_norm")
+_STATS_ORDER = ("act_mean", "act_std", "act_saturation", "act_dead")
+_N_NORM = len(_NORM_ORDER)
+_STATS_SLICE = slice(_N_NORM, _N_NORM + len(_STATS_ORDER))
+_PRED_COL = LAYER_INDEX["pred_gain"]
+
+
+def _check_layout() -> None:
+    """Raise if metrics.py's columns no longer match the order step() writes them in."""
+    expected = _NORM_ORDER + _STATS_ORDER + ("pred_gain",)
+    if tuple(LAYER_METRICS) != expected or NORM_METRICS != _NORM_ORDER or STATS_METRICS != _STATS_ORDER:
+        raise RuntimeError(f"gradsim.metrics.LAYER_METRICS = {LAYER_METRICS}, but Trainer.step() writes {expected}")
+    if len(STEP_METRICS) != 8:
+        raise RuntimeError(f"gradsim.metrics.STEP_METRICS has {len(STEP_METRICS)} names, but Trainer.step() writes 8")
+
+
+_check_layout()
 
 
 class Trainer:
@@ -58,6 +78,7 @@ class Trainer:
         self._pos = 0
         self.session = session if session is not None else Session(config.n_layers, config.to_dict(), config.max_memory_mb)
         self.step_index = 0
+        self._pred_due = True  # the prediction is recorded at step 0 and after every event
         self.diverged_at: Optional[int] = None
         self.elapsed_s = 0.0
         self._schedule: dict[int, list[Command]] = defaultdict(list)
@@ -101,6 +122,7 @@ class Trainer:
         except ValueError as exc:
             raise CommandError(f"{command.text()}: {exc}") from None
         self.session.add_event(self.step_index, command.key, command.value())
+        self._pred_due = True
 
     def reinit(self, scheme: str, scale: Optional[float] = None) -> None:
         std = scale if (scale is not None and scheme == "normal") else self.config.init_std
@@ -163,6 +185,8 @@ class Trainer:
         t0 = time.perf_counter()
         want_stats = s % self.config.stats_every == 0
         x, y = self._batch()
+        pred = self.predicted_gain(x) if (want_stats or self._pred_due) else None
+        self._pred_due = False
         logits, zs, hs = self.net.forward_capture(x)
         loss = F.cross_entropy(logits, y)
         n_w, n_b = len(self._weights), len(self._biases)
@@ -195,7 +219,9 @@ class Trainer:
             layers = np.full((L, len(LAYER_METRICS)), np.nan, np.float32)
             layers[:, :_N_NORM] = norm_block.numpy()
             if want_stats:
-                layers[:, _N_NORM:] = probes.activation_stats(hs, self.net.activations).numpy()
+                layers[:, _STATS_SLICE] = probes.activation_stats(hs, self.net.activations).numpy()
+            if pred is not None:
+                layers[:, _PRED_COL] = pred
         for p in self._params:
             p.grad = None
         self.elapsed_s += time.perf_counter() - t0
@@ -212,6 +238,15 @@ class Trainer:
             what = "loss" if not math.isfinite(head[0]) else "gradient norm"
             self.session.add_event(s, "diverged", f"non-finite {what} ({head[0] if what == 'loss' else head[2]})")
         return record
+
+    def predicted_gain(self, x: torch.Tensor) -> np.ndarray:
+        """The theory's per-layer gain ||dL/dz_l|| / ||dL/dz_(l+1)|| for the current weights
+        on batch ``x`` (NaN for the output layer and where the model does not apply).
+
+        Only on recorded steps (step 0, events, every ``stats_every``): it costs
+        about as much as a step. Changes nothing in the network.
+        """
+        return predict(self.net, x=x).gain.astype(np.float32)
 
     def _clip(self, grads: list[torch.Tensor], total: torch.Tensor, norms: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Clip in place; return (total norm after clipping, 1.0 if anything was clipped,
@@ -286,4 +321,3 @@ class Trainer:
             self.net.train(was_training)
 
 
-assert len(STEP_METRICS) == 8 and LAYER_METRICS[_N_NORM] == "act_mean"

@@ -48,7 +48,7 @@ def test_thinning_keeps_the_divergence_row():
 
 
 def _small_run(tmp_path, **kw):
-    cfg = RunConfig(dataset="moons", n_samples=200, depth=3, width=8, batch_size=32, steps=12, stats_every=4, **kw)
+    cfg = RunConfig(dataset="moons", n_samples=200, depth=3, width=16, batch_size=32, steps=12, stats_every=4, **kw)
     t = Trainer(cfg, [parse_event("6:batchnorm=on"), parse_event("8:clip=norm:0.5")])
     t.run()
     return t
@@ -59,7 +59,7 @@ def test_export_has_exactly_the_documented_format(tmp_path):
     out = export_session(t.session, tmp_path / "run")
     assert sorted(os.listdir(out)) == ["events.csv", "layers.csv", "session.json", "steps.csv"]
     meta = json.loads((out / "session.json").read_text())
-    assert meta["format"] == "gradsim-session/1"
+    assert meta["format"] == "gradsim-session/2"
     assert set(meta) >= {"format", "config", "events", "record_every", "versions", "created", "steps_run", "diverged_at"}
     assert meta["config"] == t.config.to_dict() and meta["steps_run"] == 12 and meta["diverged_at"] is None
     assert set(meta["versions"]) == {"gradsim", "torch", "numpy", "python", "platform"}
@@ -67,11 +67,17 @@ def test_export_has_exactly_the_documented_format(tmp_path):
     assert steps[0] == "step,loss,accuracy,grad_norm_total,grad_norm_applied,clipped,lr,diverged,elapsed_s"
     assert len(steps) == 13 and steps[1].startswith("0,")
     layers = (out / "layers.csv").read_text().splitlines()
-    assert layers[0] == "step,layer,grad_norm,bias_grad_norm,weight_norm,update_norm,update_ratio,act_grad_norm,act_mean,act_std,act_saturation,act_dead"
+    assert layers[0] == "step,layer,grad_norm,bias_grad_norm,weight_norm,update_norm,update_ratio,act_grad_norm,act_mean,act_std,act_saturation,act_dead,pred_gain"
     assert len(layers) == 1 + 12 * 4
     assert layers[1].startswith("0,1,") and layers[5].startswith("1,1,")
-    assert layers[5].endswith(",,,,")  # step 1: stats not sampled -> empty cells
-    assert not layers[1].endswith(",")
+    assert layers[5].endswith(",,,,,")  # step 1: stats and prediction not sampled -> empty cells
+    assert not layers[1].endswith(",")  # step 0: stats and prediction recorded
+    assert layers[4].startswith("0,4,") and layers[4].endswith(",")  # no prediction for the output layer
+    # pred_gain at step 0, at the events (steps 6 and 8) and every stats_every (0, 4, 8) steps only
+    cells = [r.split(",") for r in layers[1:]]
+    with_pred = sorted({int(c[0]) for c in cells if c[-1] != ""})
+    assert with_pred == [0, 4, 6, 8]
+    assert all(float(c[-1]) > 0 for c in cells if c[-1] != "")
     events = (out / "events.csv").read_text().splitlines()
     assert events == ["step,kind,value", "0,start,config", "6,batchnorm,on", "8,clip,norm:0.5"]
 
@@ -92,6 +98,27 @@ def test_load_gives_back_the_same_session(tmp_path, as_zip):
     for name in ("steps.csv", "layers.csv", "events.csv"):
         ref = (out / name).read_text() if not as_zip else zipfile.ZipFile(out).read(name).decode()
         assert (again / name).read_text() == ref
+
+
+def test_version_1_files_still_load_with_pred_gain_empty(tmp_path):
+    """A gradsim-session/1 export (no pred_gain column) loads; the prediction is NaN."""
+    t = _small_run(tmp_path)
+    out = export_session(t.session, tmp_path / "v2")
+    meta = json.loads((out / "session.json").read_text())
+    meta["format"] = "gradsim-session/1"
+    (out / "session.json").write_text(json.dumps(meta))
+    rows = (out / "layers.csv").read_text().splitlines()
+    (out / "layers.csv").write_text("\n".join(r.rsplit(",", 1)[0] for r in rows) + "\n")  # drop the last column
+    back = load_session(out)
+    pred = back.layer_metric("pred_gain")
+    assert np.isnan(pred).all()
+    others = [i for i, m in enumerate(LAYER_METRICS) if m != "pred_gain"]
+    assert np.array_equal(back.layers[:, :, others], t.session.layers[:, :, others], equal_nan=True)
+    assert np.array_equal(back.has_stats, t.session.has_stats)
+    # a v1 file with a v2 header (or the other way round) is refused with a clear message
+    (out / "layers.csv").write_text("\n".join(rows) + "\n")
+    with pytest.raises(SessionFormatError, match="expected header"):
+        load_session(out)
 
 
 def test_nonfinite_values_written_as_nan_inf(tmp_path):
@@ -120,7 +147,7 @@ def _exported(tmp_path):
         ("layers.csv", lambda t: t.replace("0,1,", "0,1,abc", 1), "is not a number"),
         ("steps.csv", lambda t: "wrong,header\n" + t, "expected header"),
         ("session.json", lambda t: t[:20], "not valid JSON"),
-        ("session.json", lambda t: t.replace("gradsim-session/1", "gradsim-session/9"), "format is"),
+        ("session.json", lambda t: t.replace("gradsim-session/2", "gradsim-session/9"), "format is"),
         ("session.json", lambda t: json.dumps({**json.loads(t), "config": {**json.loads(t)["config"], "depth": "x"}}), "depth"),
         ("events.csv", lambda t: t + "12,note\n", "events.csv line"),
     ],
