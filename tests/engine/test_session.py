@@ -254,3 +254,22 @@ def test_unexpected_types_in_session_json(tmp_path):
         (out / "session.json").write_text(json.dumps(bad))
         with pytest.raises(SessionFormatError):
             load_session(out)
+
+
+def test_trainer_column_layout_is_checked_by_an_exception_not_an_assert(monkeypatch):
+    """trainer.py used a module-level assert (gone under python -O) on one column name;
+    the layout check now raises on any disagreement, whatever the interpreter flags."""
+    from gradsim import trainer
+
+    trainer._check_layout()  # the real layout passes
+    swapped = list(LAYER_METRICS)
+    swapped[0], swapped[1] = swapped[1], swapped[0]
+    monkeypatch.setattr(trainer, "LAYER_METRICS", tuple(swapped))
+    with pytest.raises(RuntimeError, match="LAYER_METRICS"):
+        trainer._check_layout()
+    monkeypatch.setattr(trainer, "LAYER_METRICS", LAYER_METRICS)
+    monkeypatch.setattr(trainer, "STEP_METRICS", STEP_METRICS[:-1])
+    with pytest.raises(RuntimeError, match="STEP_METRICS"):
+        trainer._check_layout()
+    src = open(trainer.__file__).read()
+    assert "\nassert " not in src  # no top-level assert left to vanish under -O
