@@ -83,12 +83,14 @@ class LatencyProbe:
 def window_rate(app, window, config: RunConfig, probe: Optional[LatencyProbe] = None) -> tuple[float, int, float, float]:
     """Steps/s of a run in the window; also plot frames drawn, median frame CPU (ms), GUI CPU share."""
     from ui.app import wait_for
-    from ui.main_window import FAILED, FINISHED
+    from ui.run_controller import RunState
+
+    FAILED, FINISHED = RunState.FAILED, RunState.FINISHED
 
     window.builder.set_config(config)
-    frames0 = window.frames
+    frames0 = window.pacer.frames
     costs: list[float] = []
-    window.plots_refreshed.connect(lambda: costs.append(window.frame_cost_s))
+    window.pacer.frame_drawn.connect(lambda: costs.append(window.pacer.frame_cost_s))
     if probe is not None:
         probe.start()
     cpu0 = time.thread_time()
@@ -99,13 +101,13 @@ def window_rate(app, window, config: RunConfig, probe: Optional[LatencyProbe] = 
         raise SystemExit("the window run did not finish")
     elapsed = time.perf_counter() - t0
     gui_share = (time.thread_time() - cpu0) / elapsed
-    window.plots_refreshed.disconnect()
+    window.pacer.frame_drawn.disconnect()
     if probe is not None:
         probe.stop()
     if window.state == FAILED:
         raise SystemExit(f"the window run failed: {window.last_error}")
     frame_ms = statistics.median(costs[1:]) * 1000.0 if len(costs) > 1 else float("nan")
-    return config.steps / elapsed, window.frames - frames0, frame_ms, gui_share
+    return config.steps / elapsed, window.pacer.frames - frames0, frame_ms, gui_share
 
 
 def paired_blocks(app, window, config: RunConfig, block_s: float) -> tuple[list[tuple[float, float]], int, float]:
@@ -118,7 +120,9 @@ def paired_blocks(app, window, config: RunConfig, block_s: float) -> tuple[list[
     and the GUI thread's CPU share during the window blocks.
     """
     from ui.app import wait_for
-    from ui.main_window import FAILED, FINISHED, RUNNING
+    from ui.run_controller import RunState
+
+    FAILED, FINISHED, RUNNING = RunState.FAILED, RunState.FINISHED, RunState.RUNNING
 
     marks: list[tuple[float, int]] = []
     frames = [0]
@@ -131,8 +135,8 @@ def paired_blocks(app, window, config: RunConfig, block_s: float) -> tuple[list[
         if window.state == RUNNING:
             frames[0] += 1
 
-    window.mirror_updated.connect(on_mirror)
-    window.plots_refreshed.connect(on_frame)
+    window.run.mirror_updated.connect(on_mirror)
+    window.pacer.frame_drawn.connect(on_frame)
     twin = Trainer(config)
     pairs: list[tuple[float, float]] = []
     gui_cpu = gui_wall = 0.0
@@ -161,8 +165,8 @@ def paired_blocks(app, window, config: RunConfig, block_s: float) -> tuple[list[
         window.toggle_run()  # resume
     if not wait_for(app, lambda: window.state in (FINISHED, FAILED), 1200, poll_ms=250):
         raise SystemExit("the window run did not finish")
-    window.mirror_updated.disconnect(on_mirror)
-    window.plots_refreshed.disconnect(on_frame)
+    window.run.mirror_updated.disconnect(on_mirror)
+    window.pacer.frame_drawn.disconnect(on_frame)
     return pairs, frames[0], gui_cpu / gui_wall if gui_wall else float("nan")
 
 

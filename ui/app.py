@@ -143,7 +143,7 @@ def _make_app():
     from PySide6.QtGui import QGuiApplication
     from PySide6.QtWidgets import QApplication
 
-    from .main_window import app_icon
+    from .about import app_icon
     from .settings import APPLICATION, ORGANIZATION
 
     app = QApplication.instance() or QApplication([sys.argv[0] if sys.argv else PROG])
@@ -151,6 +151,9 @@ def _make_app():
     app.setApplicationName(APPLICATION)
     app.setApplicationVersion(__version__)
     QGuiApplication.setDesktopFileName("gradsim")
+    from .logs import setup_logging
+
+    setup_logging()  # after the names are set: they choose the app-data folder
     app.setWindowIcon(app_icon())
     return app
 
@@ -213,7 +216,9 @@ def wait_for(app, condition: Callable[[], bool], timeout_s: float, poll_ms: int 
 
 def _run_to_end(app, window, timeout_s: float = HEADLESS_TIMEOUT_S) -> Optional[str]:
     """Start a run from the builder and wait for it to finish; an error message or None."""
-    from .main_window import FAILED, FINISHED
+    from .run_controller import RunState
+
+    FAILED, FINISHED = RunState.FAILED, RunState.FINISHED
 
     if not window.start_run():
         return f"the configuration is not valid: {window.builder.error()}"
@@ -228,14 +233,16 @@ def _run_to_end(app, window, timeout_s: float = HEADLESS_TIMEOUT_S) -> Optional[
 
 def _run_steps(app, window, steps: int, timeout_s: float = HEADLESS_TIMEOUT_S) -> Optional[str]:
     """Start a run paused, take exactly ``steps`` steps (fewer if it ends first), stay paused."""
-    from .main_window import FAILED, FINISHED
+    from .run_controller import RunState
+
+    FAILED, FINISHED = RunState.FAILED, RunState.FINISHED
 
     builder = window.builder
     if builder.steps.value() < steps:
         builder.steps.setValue(steps)
     if not window.start_run(paused=True):
         return f"the configuration is not valid: {builder.error()}"
-    window.worker.step_run(steps)
+    window.run.step(steps)
 
     def done() -> bool:
         m = window.mirror
@@ -272,7 +279,9 @@ def _self_test(app, window) -> int:
     from gradsim.commands import SetBatchNorm
     from gradsim.config import RunConfig
 
-    from .main_window import FINISHED, PAUSED, RUNNING
+    from .run_controller import RunState
+
+    FINISHED, PAUSED, RUNNING = RunState.FINISHED, RunState.PAUSED, RunState.RUNNING
 
     failures: list[str] = []
 
@@ -287,7 +296,7 @@ def _self_test(app, window) -> int:
     window.builder.set_config(cfg)
     check(window.builder.is_valid(), "the builder accepts a small config")
     check(window.start_run(paused=True), "a run starts from the builder")
-    window.send_command(SetBatchNorm(True))
+    window.run.send_command(SetBatchNorm(True))
     window.toggle_run()  # paused -> running, as the Run action does
     finished = wait_for(app, lambda: window.state not in (RUNNING, PAUSED), 300)
     check(finished and window.state == FINISHED, f"the run finishes (state: {window.state}"
@@ -299,14 +308,14 @@ def _self_test(app, window) -> int:
     check("batchnorm" in kinds, f"the live toggle reached the trainer as an event (events: {kinds})")
     check(any(kind == "batchnorm" for _, kind, _ in window.event_log.lines()), "the event log lists the toggle")
     window.refresh_plots_now()
-    check(window.plots_have_data(), "the plots received data")
+    check(window.plots.has_data(), "the plots received data")
 
     with tempfile.TemporaryDirectory(prefix="gradsim-selftest-") as tmp:
         out = Path(tmp) / "session"
-        window.last_export = ""
+        window.exporter.last_export = ""
         window.last_error = ""
-        window.export_to(str(out))
-        done = wait_for(app, lambda: bool(window.last_export or window.last_error), 60)
+        window.exporter.export_to(str(out))
+        done = wait_for(app, lambda: bool(window.exporter.last_export or window.last_error), 60)
         check(done and not window.last_error, f"the session exports through the worker {window.last_error}".rstrip())
         names = sorted(p.name for p in out.iterdir()) if out.is_dir() else []
         check(names == ["events.csv", "layers.csv", "session.json", "steps.csv"], f"the export holds the four files ({names})")

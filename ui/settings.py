@@ -8,9 +8,13 @@ Keys are ``"group/key"`` names (Orange's ``canvas/__main__.py``).
 from __future__ import annotations
 
 import json
-from typing import Any, Optional
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Optional
 
 from PySide6.QtCore import QByteArray, QSettings
+from PySide6.QtWidgets import QMainWindow
 
 from gradsim.commands import CommandError, Scheduled, parse_event
 from gradsim.config import ConfigError, RunConfig
@@ -24,6 +28,9 @@ KEY_CONFIG = "builder/config"
 KEY_PRESET = "builder/preset"
 KEY_SCHEDULE = "builder/schedule"
 KEY_REDRAW = "plots/redraw_mode"
+KEY_EXPORT_DIR = "export/last_dir"
+
+log = logging.getLogger(__name__)
 
 #: Bumped when the saved window layout (docks, toolbars) changes incompatibly.
 STATE_VERSION = 1
@@ -42,6 +49,7 @@ def read_bytes(s: QSettings, key: str) -> Optional[QByteArray]:
     try:
         value = s.value(key, None)
     except Exception:  # noqa: BLE001 - a corrupt entry must never stop the window
+        log.warning("settings: %s could not be read; using the default", key, exc_info=True)
         return None
     if isinstance(value, QByteArray) and not value.isEmpty():
         return value
@@ -53,7 +61,8 @@ def read_bytes(s: QSettings, key: str) -> Optional[QByteArray]:
 def read_str(s: QSettings, key: str, default: str = "") -> str:
     try:
         value = s.value(key, default, type=str)
-    except Exception:  # noqa: BLE001
+    except Exception:  # noqa: BLE001 - a corrupt entry must never stop the window
+        log.warning("settings: %s could not be read; using the default", key, exc_info=True)
         return default
     return value if isinstance(value, str) else default
 
@@ -91,5 +100,69 @@ def save_schedule(s: QSettings, schedule: tuple[Scheduled, ...]) -> None:
     s.setValue(KEY_SCHEDULE, json.dumps([item.text() for item in schedule]))
 
 
-def save_value(s: QSettings, key: str, value: Any) -> None:
-    s.setValue(key, value)
+def save_builder(s: QSettings, config: Optional[RunConfig], schedule: tuple[Scheduled, ...], preset: str) -> None:
+    """What the builder shows: its config, the preset's scheduled events, the preset's name."""
+    if config is not None:
+        save_config(s, config)
+    save_schedule(s, schedule)
+    s.setValue(KEY_PRESET, preset)
+
+
+@dataclass
+class Restored:
+    """What the window gets back from the settings file, and what could not be used."""
+
+    config: RunConfig
+    config_ok: bool = True  # the saved config was used (else: defaults, no schedule or preset)
+    schedule: tuple[Scheduled, ...] = ()
+    preset: str = ""
+    export_dir: str = ""
+    redraw_mode: str = ""
+    notes: list[str] = field(default_factory=list)
+
+
+def restore_window(window: QMainWindow) -> Restored:
+    """Restore geometry and dock layout onto ``window``; read the rest for the window to apply.
+
+    Every value falls back to its default with a note (Dangerzone's settings do
+    the same): a corrupt or hand-edited file never stops the window.
+    """
+    s = settings()
+    broken = []
+    geometry = read_bytes(s, KEY_GEOMETRY)
+    if geometry is not None and not window.restoreGeometry(geometry):
+        broken.append("window geometry")
+    state = read_bytes(s, KEY_STATE)
+    if state is not None and not window.restoreState(state, STATE_VERSION):
+        broken.append("dock layout")
+    config, msg = load_config(s)
+    schedule, msg2 = load_schedule(s)
+    out = Restored(
+        config,
+        msg is None,
+        schedule if msg is None else (),
+        read_str(s, KEY_PRESET) if msg is None else "",
+        read_str(s, KEY_EXPORT_DIR),
+        read_str(s, KEY_REDRAW),
+    )
+    out.notes = [m for m in (msg, msg2) if m]
+    if broken:
+        out.notes.append("The saved " + " and ".join(broken) + " could not be restored; using the defaults.")
+    for note in out.notes:
+        log.warning("settings: %s", note)
+    return out
+
+
+def save_window(window: QMainWindow, config: Optional[RunConfig], schedule: tuple[Scheduled, ...], preset: str, export_dir: str, redraw_mode: str) -> None:
+    """Everything the window remembers, written at once (at exit)."""
+    s = settings()
+    s.setValue(KEY_GEOMETRY, window.saveGeometry())
+    s.setValue(KEY_STATE, window.saveState(STATE_VERSION))
+    save_builder(s, config, schedule, preset)
+    s.setValue(KEY_EXPORT_DIR, export_dir)
+    s.setValue(KEY_REDRAW, redraw_mode)
+    s.sync()
+
+
+def default_export_dir() -> str:
+    return str(Path.home())

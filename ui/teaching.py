@@ -1,24 +1,27 @@
 """The teaching layer in the window: exercise panel, theory overlay, Jacobian spectrum.
 
-Kept apart from main_window.py so the window's run control stays readable.
-Everything that reads the live network (theory, Jacobian, submissions) runs
-in the training thread between steps through ``TrainingWorker.run_on_*``;
-results come back by signal.
+Kept apart from main_window.py so the window only composes. It uses the
+window's public surface only (``add_dock``, ``export_dir``, ``builder``,
+``plots``, ``show_error``, ``statusBar``) and the run model (``window.run``).
+Everything that reads the live network (theory, Jacobian, submissions) runs in
+the training thread between steps through ``worker.submit``; each result comes
+back to the callback of the request that asked for it.
 """
 from __future__ import annotations
 
+import logging
 import time
+import traceback
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Optional
+from typing import Any
 
 from PySide6.QtCore import QObject, Qt, QTimer, Slot
-from PySide6.QtWidgets import QFileDialog
+from PySide6.QtWidgets import QFileDialog, QMainWindow
 
-from ui.panels.exercise import ExercisePanel, export_submission
-from ui.plots.jacobian import JacobianSpectrumPlot
+from .panels.exercise import ExercisePanel, SubmissionWriteError, export_submission
+from .plots.jacobian import JacobianSpectrumPlot
 
-if TYPE_CHECKING:  # pragma: no cover
-    from ui.main_window import MainWindow
+log = logging.getLogger(__name__)
 
 THEORY_PERIOD_S = 1.0  # the prediction follows the weights about once a second
 OBJECTIVES_MS = 500  # objectives re-checked twice a second
@@ -41,21 +44,22 @@ def _jacobian(trainer: Any) -> Any:
 
 
 class TeachingController(QObject):
-    """Adds the exercise and Jacobian docks to a MainWindow and wires them to its worker."""
+    """Adds the exercise and Jacobian docks to the window and wires them to its run.
 
-    def __init__(self, window: "MainWindow") -> None:
+    ``window`` is the MainWindow (typed loosely: importing it here would make
+    the two modules import each other).
+    """
+
+    def __init__(self, window: QMainWindow) -> None:
         super().__init__(window)
-        self.w = window
+        self.w: Any = window
+        self.run = self.w.run
         self.exercise = ExercisePanel()
         self.jacobian = JacobianSpectrumPlot()
-        self.exercise_dock = window._dock("Exercise", "exerciseDock", self.exercise, Qt.DockWidgetArea.RightDockWidgetArea)
-        self.jacobian_dock = window._dock("Jacobian spectrum", "jacobianDock", self.jacobian, Qt.DockWidgetArea.RightDockWidgetArea)
+        self.exercise_dock = self.w.add_dock("Exercise", "exerciseDock", self.exercise, Qt.DockWidgetArea.RightDockWidgetArea)
+        self.jacobian_dock = self.w.add_dock("Jacobian spectrum", "jacobianDock", self.jacobian, Qt.DockWidgetArea.RightDockWidgetArea)
         window.tabifyDockWidget(self.exercise_dock, self.jacobian_dock)
         self.exercise_dock.raise_()
-        for dock in (self.exercise_dock, self.jacobian_dock):
-            a = dock.toggleViewAction()
-            a.setToolTip(f"Show or hide the {dock.windowTitle().lower()} panel.")
-            window.view_menu.addAction(a)
         self.last_prediction: Any = None
         self.last_submission = ""
         self._theory_at = 0.0
@@ -65,9 +69,7 @@ class TeachingController(QObject):
         self.exercise.start_requested.connect(self._on_start_requested)
         self.exercise.submission_requested.connect(self._on_submission_requested)
         self.jacobian.compute_requested.connect(self._on_jacobian_requested)
-        window.worker.session_task_done.connect(self._on_task_done)
-        window.worker.session_task_failed.connect(self._on_task_failed)
-        window.mirror_updated.connect(self._on_mirror_updated)
+        self.run.mirror_updated.connect(self._on_mirror_updated)
         self._timer = QTimer(self)
         self._timer.setInterval(OBJECTIVES_MS)
         self._timer.timeout.connect(self._on_objectives_timer)
@@ -84,17 +86,33 @@ class TeachingController(QObject):
 
     @Slot(object, dict)
     def _on_submission_requested(self, ex: Any, answers: dict) -> None:
-        if self.w.mirror is None:
+        if self.run.mirror is None:
             self.w.show_error("Nothing to submit", "Run the exercise first: a submission holds your session.")
             return
-        folder = QFileDialog.getExistingDirectory(self.w, "Export submission into an empty or new folder", self.w._export_dir)
+        folder = QFileDialog.getExistingDirectory(self.w, "Export submission into an empty or new folder", self.w.export_dir)
         if folder:
             self.submit_to(folder, ex, answers)
 
     def submit_to(self, folder: str, ex: Any, answers: dict) -> None:
         """Write the worker's full session + submission.json (between steps, in the worker)."""
         target = str(Path(folder) / f"submission-{ex.id}") if Path(folder).is_dir() and any(Path(folder).iterdir()) else folder
-        self.w.worker.run_on_session("submission", lambda s: str(export_submission(target, ex, s, dict(answers))))
+        self.run.worker.submit(lambda s: str(export_submission(target, ex, s, dict(answers))), self._on_submission_written, self._on_submission_failed)
+
+    def _on_submission_written(self, path: str) -> None:
+        self.last_submission = path
+        self.w.statusBar().showMessage(f"Submission written to {path}", 10000)
+
+    def _on_submission_failed(self, exc: BaseException) -> None:
+        if isinstance(exc, SubmissionWriteError):  # the place cannot be written: say so, nothing else is wrong
+            self.w.show_error("Submission not written", f"{exc}\n\nYour session is still in memory: you can try another folder.")
+            return
+        # Anything else is a defect (in GradSim or in the exercise file): log it, show it as one.
+        log.error("writing a submission failed", exc_info=exc)
+        self.w.show_error(
+            "Submission not written: an error in GradSim or in the exercise file",
+            f"{type(exc).__name__}: {exc}\n\nYour session is still in memory. The details are in the log file (Help > Open log folder).",
+            "".join(traceback.format_exception(exc)),
+        )
 
     # ------------------------------------------------------------ theory
     @Slot(int)
@@ -106,7 +124,18 @@ class TeachingController(QObject):
         if self._theory_pending or (not fresh and now - self._theory_at < THEORY_PERIOD_S):
             return
         self._theory_at, self._theory_pending, self._theory_generation = now, True, generation
-        self.w.worker.run_on_trainer("theory", _theory)
+        self.run.worker.submit(_theory, self._on_prediction, self._on_prediction_failed, on_trainer=True)
+
+    def _on_prediction(self, prediction: Any) -> None:
+        self._theory_pending = False
+        self.last_prediction = prediction
+        self._show_prediction()
+
+    def _on_prediction_failed(self, exc: BaseException) -> None:
+        log.info("theory prediction failed: %s", exc)
+        self._theory_pending = False
+        self.last_prediction = None
+        self._show_prediction()
 
     def _show_prediction(self) -> None:
         dp = self.w.plots.depth_profile
@@ -119,39 +148,22 @@ class TeachingController(QObject):
     # ------------------------------------------------------------ jacobian
     @Slot()
     def _on_jacobian_requested(self) -> None:
-        if self.w.mirror is None:
+        if self.run.mirror is None:
             self.jacobian.set_spectrum(None, "Start a run first: the spectrum is of the live network.")
             return
-        self.w.worker.run_on_trainer("jacobian", _jacobian)
+        self.run.worker.submit(_jacobian, self._on_spectrum, self._on_spectrum_failed, on_trainer=True)
 
-    # ------------------------------------------------------------ results
-    @Slot(str, object)
-    def _on_task_done(self, tag: str, result: object) -> None:
-        if tag == "theory":
-            self._theory_pending = False
-            self.last_prediction = result
-            self._show_prediction()
-        elif tag == "jacobian":
-            values, step = result  # type: ignore[misc]
-            self.jacobian.set_spectrum(values, f"hidden-to-hidden Jacobian at step {step}")
-        elif tag == "submission":
-            self.last_submission = str(result)
-            self.w.statusBar().showMessage(f"Submission written to {result}", 10000)
+    def _on_spectrum(self, result: tuple[Any, int]) -> None:
+        values, step = result
+        self.jacobian.set_spectrum(values, f"hidden-to-hidden Jacobian at step {step}")
 
-    @Slot(str, str)
-    def _on_task_failed(self, tag: str, message: str) -> None:
-        if tag == "theory":
-            self._theory_pending = False
-            self.last_prediction = None
-            self._show_prediction()
-        elif tag == "jacobian":
-            self.jacobian.set_spectrum(None, message)
-        elif tag == "submission":
-            self.w.show_error("Submission not written", message + "\n\nYour session is still in memory: you can try another folder.")
+    def _on_spectrum_failed(self, exc: BaseException) -> None:
+        log.info("Jacobian spectrum failed: %s", exc)
+        self.jacobian.set_spectrum(None, str(exc) or type(exc).__name__)
 
     @Slot()
     def _on_objectives_timer(self) -> None:
-        if self.w.mirror is not None and self.exercise.isVisible():
-            self.exercise.update_from(self.w.mirror)
+        if self.run.mirror is not None and self.exercise.isVisible():
+            self.exercise.update_from(self.run.mirror)
         self._show_prediction()  # follows the depth profile's metric choice
 

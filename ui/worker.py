@@ -10,6 +10,8 @@ training speed is decoupled from redraw speed. torch is imported here, inside
 """
 from __future__ import annotations
 
+import itertools
+import logging
 import queue
 import threading
 import time
@@ -19,11 +21,12 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Optional
 
 import numpy as np
-from PySide6.QtCore import QObject, QThread, Signal
+from PySide6.QtCore import QObject, QThread, Signal, Slot
 
 from gradsim.commands import Command, CommandError, Scheduled
 from gradsim.config import ConfigError, RunConfig
-from gradsim.session import Rows
+
+log = logging.getLogger(__name__)
 
 #: At most this many snapshots a second (the plots redraw at ~30 Hz anyway).
 SNAPSHOT_HZ = 30.0
@@ -67,15 +70,19 @@ class ExportRequest:
     zip_file: bool = False
 
 
-@dataclass(frozen=True)
-class SessionTask:
-    """Run ``fn(session)`` on the worker's full session between steps (e.g. write a lab submission).
+class NoRunError(RuntimeError):
+    """A task asked for the run's session or trainer, and there is no run."""
 
-    The result goes back in ``session_task_done(tag, result)``; an exception in
-    ``session_task_failed(tag, message)``. ``fn`` must not keep the session.
+
+@dataclass(frozen=True)
+class Task:
+    """Run ``fn(session)`` (or ``fn(trainer)``) in the worker between steps.
+
+    Only the id travels back; the callbacks stay in the GUI thread, keyed by it
+    (see ``TrainingWorker.submit``). ``fn`` must not keep what it is given.
     """
 
-    tag: str
+    id: int
     fn: Callable[[Any], Any]
     on_trainer: bool = False  # pass the Trainer (its live network) instead of its session
 
@@ -160,9 +167,9 @@ class TrainingWorker(QThread):
     export_finished = Signal(str)  # path written
     export_failed = Signal(str)  # ExportError text; the session is unchanged
     preview_ready = Signal(object)  # Preview
-    session_task_done = Signal(str, object)  # tag, result of SessionTask.fn
-    session_task_failed = Signal(str, str)  # tag, message
-    warmed_up = Signal()
+    #: A Task ended: (task id, True and its result | False and the exception). Private:
+    #: ``submit`` routes it to the callbacks of the caller that asked.
+    _task_finished = Signal(int, bool, object)
 
     def __init__(self, parent: Optional[QObject] = None, snapshot_hz: float = SNAPSHOT_HZ) -> None:
         super().__init__(parent)
@@ -180,6 +187,10 @@ class TrainingWorker(QThread):
         self._last_emit = 0.0
         self._rate = _RateMeter()
         self._torch_ready = False
+        #: Task id -> (on_done, on_error); touched by the GUI thread only.
+        self._callbacks: dict[int, tuple[Optional[Callable[[Any], None]], Optional[Callable[[BaseException], None]]]] = {}
+        self._task_ids = itertools.count(1)
+        self._task_finished.connect(self._on_task_finished)
         #: Control message type -> handler (Commands apply themselves to the trainer).
         self._handlers: dict[type, Callable[[Any], None]] = {
             ResetRun: self._reset,
@@ -187,7 +198,7 @@ class TrainingWorker(QThread):
             PauseRun: self._pause,
             StepRun: self._step_request,
             ExportRequest: self._export,
-            SessionTask: self._session_task,
+            Task: self._task,
             PreviewRequest: self._preview,
             WarmUp: lambda _: self._warm_up(),
             _Wake: lambda _: None,
@@ -213,14 +224,35 @@ class TrainingWorker(QThread):
     def export_session(self, path: str, zip_file: bool = False) -> None:
         self.send(ExportRequest(str(path), zip_file))
 
-    def run_on_session(self, tag: str, fn: Callable[[Any], Any]) -> None:
-        """Queue ``fn(session)`` to run on the full session between steps (see SessionTask)."""
-        self.send(SessionTask(tag, fn))
+    def submit(
+        self,
+        fn: Callable[[Any], Any],
+        on_done: Optional[Callable[[Any], None]] = None,
+        on_error: Optional[Callable[[BaseException], None]] = None,
+        *,
+        on_trainer: bool = False,
+    ) -> int:
+        """Run ``fn(session)`` in the worker between steps; ``on_done(result)`` or
+        ``on_error(exception)`` is then called in the GUI thread.
 
-    def run_on_trainer(self, tag: str, fn: Callable[[Any], Any]) -> None:
-        """Queue ``fn(trainer)`` between steps: read the live weights (theory, Jacobian)
-        without ever touching them from the GUI thread. ``fn`` must not change the run."""
-        self.send(SessionTask(tag, fn, on_trainer=True))
+        With ``on_trainer=True``, ``fn`` gets the Trainer instead (read the live
+        weights: theory, Jacobian) and must not change the run. Each task brings
+        its own callbacks (Orange's ``concurrent.py`` does the same), so nothing
+        dispatches results on a tag. Returns the task's id.
+        """
+        task_id = next(self._task_ids)
+        self._callbacks[task_id] = (on_done, on_error)
+        self.send(Task(task_id, fn, on_trainer))
+        return task_id
+
+    @Slot(int, bool, object)
+    def _on_task_finished(self, task_id: int, ok: bool, payload: object) -> None:
+        on_done, on_error = self._callbacks.pop(task_id, (None, None))
+        callback = on_done if ok else on_error
+        if callback is not None:
+            callback(payload)
+        elif not ok:
+            log.error("background task %d failed and nobody handles it", task_id, exc_info=payload)  # type: ignore[arg-type]
 
     def request_preview(self, config: RunConfig) -> None:
         self.send(PreviewRequest(config.dataset, config.n_samples, config.noise, config.seed, config.test_fraction))
@@ -246,6 +278,7 @@ class TrainingWorker(QThread):
         try:
             self._loop()
         except BaseException:  # noqa: BLE001 - never let an error kill the thread silently
+            log.exception("the training thread stopped unexpectedly")
             self._running.clear()
             self.failed.emit("The training thread stopped unexpectedly:\n" + traceback.format_exc(limit=8))
 
@@ -287,6 +320,7 @@ class TrainingWorker(QThread):
         except ConfigError as exc:  # a config the engine refuses: its message says why
             self._fail(f"The configuration cannot run: {exc}")
         except Exception:  # noqa: BLE001 - report, keep the thread and the session
+            log.exception("error while handling %s", type(msg).__name__)
             self._fail("Error while handling " + type(msg).__name__ + ":\n" + traceback.format_exc(limit=8))
 
     def _start(self, _: StartRun) -> None:
@@ -321,7 +355,6 @@ class TrainingWorker(QThread):
         from gradsim import trainer as _trainer  # noqa: F401
 
         self._torch_ready = True
-        self.warmed_up.emit()
 
     def _reset(self, msg: ResetRun) -> None:
         self._running.clear()
@@ -360,7 +393,8 @@ class TrainingWorker(QThread):
         t = self._trainer
         try:
             t.step()
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:  # noqa: BLE001 - the run stops, the thread and the session stay
+            log.exception("training step %d failed", t.step_index)
             self._fail(f"Training step {t.step_index} failed: {type(exc).__name__}: {exc}\n\n" + traceback.format_exc(limit=8))
             return
         if self._pending_steps > 0:
@@ -435,21 +469,23 @@ class TrainingWorker(QThread):
             self.export_failed.emit(str(exc))
             return
         except Exception as exc:  # noqa: BLE001 - the session stays; the user may retry
+            log.exception("export to %r failed", msg.path)
             self.export_failed.emit(f"cannot export session to {msg.path!r}: {exc}")
             return
         self.export_finished.emit(str(path))
 
-    def _session_task(self, msg: SessionTask) -> None:
+    def _task(self, msg: Task) -> None:
         t = self._trainer
         if t is None:
-            self.session_task_failed.emit(msg.tag, "There is no session yet: press Run first.")
+            self._task_finished.emit(msg.id, False, NoRunError("There is no session yet: press Run first."))
             return
         try:
             result = msg.fn(t if msg.on_trainer else t.session)
-        except Exception as exc:  # noqa: BLE001 - the caller shows it; the session is unchanged
-            self.session_task_failed.emit(msg.tag, str(exc) or type(exc).__name__)
+        except Exception as exc:  # noqa: BLE001 - the caller's on_error shows it; the session is unchanged
+            log.info("background task %d failed", msg.id, exc_info=True)
+            self._task_finished.emit(msg.id, False, exc)
             return
-        self.session_task_done.emit(msg.tag, result)
+        self._task_finished.emit(msg.id, True, result)
 
     def _preview(self, msg: PreviewRequest) -> None:
         from gradsim.datasets import make_dataset
@@ -464,3 +500,4 @@ class TrainingWorker(QThread):
             x = xc @ vt[:2].T
             note = f"{data.n_inputs}-D inputs; shown: first 2 principal components"
         self.preview_ready.emit(Preview(msg.dataset, x.astype(np.float32), np.asarray(data.y_train), data.n_inputs, note))
+

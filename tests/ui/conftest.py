@@ -104,4 +104,5 @@ def subprocess_env(tmp_path):
     root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     env["PYTHONPATH"] = root + os.pathsep + env.get("PYTHONPATH", "")
     env["XDG_CONFIG_HOME"] = str(tmp_path / "xdg-config")  # never a user's settings
+    env["GRADSIM_LOG_DIR"] = str(tmp_path / "logs")  # never a user's log folder
     return env, root, sys.executable

@@ -195,6 +195,21 @@ def test_export_submission_raises_a_clear_oserror(tmp_path, vanishing_session):
         export_submission(tmp_path / "sub.zip", ex, vanishing_session, {})
 
 
+def test_export_submission_does_not_disguise_a_defect_as_a_write_error(tmp_path, vanishing_session, monkeypatch):
+    """Only file-system failures read "cannot write the submission"; a programming error
+    (here: evaluating an objective raises KeyError) propagates as itself, to be logged."""
+    from ui.panels import exercise as panel_module
+
+    ex = load_exercise(resource_path("exercises", "01-vanishing-sigmoid.toml"))
+
+    def broken(*_args, **_kwargs):
+        raise KeyError("objective metric")
+
+    monkeypatch.setattr(panel_module, "write_submission", broken)
+    with pytest.raises(KeyError):
+        export_submission(tmp_path / "sub", ex, vanishing_session, {})
+
+
 def test_a_malformed_exercise_is_listed_disabled_with_its_error(qtbot, tmp_path, monkeypatch):
     res = tmp_path / "resources"
     shutil.copytree(resource_path("presets"), res / "presets")

@@ -15,7 +15,10 @@ from PySide6.QtWidgets import QFileDialog
 
 from gradsim.commands import SetBatchNorm
 from gradsim.config import RunConfig
-from ui.main_window import FAILED, FINISHED, IDLE, PAUSED, RUNNING, MainWindow
+from ui.main_window import MainWindow
+from ui.run_controller import RunState
+
+FAILED, FINISHED, IDLE, PAUSED, RUNNING = RunState.FAILED, RunState.FINISHED, RunState.IDLE, RunState.PAUSED, RunState.RUNNING
 
 WAIT_MS = 60_000
 
@@ -116,10 +119,10 @@ def test_run_from_window_fills_mirror_and_plots(window, qtbot, tiny_run_config):
     assert np.isfinite(m.column("loss")).all()
     assert m.layers.shape[1] == tiny_run_config.n_layers
     assert [e.kind for e in m.events] == ["start"]
-    assert "finished" in window.state_label.text()
-    assert "40 / 40" in window.step_label.text()
+    assert "finished" in window.status.state_label.text()
+    assert "40 / 40" in window.status.step_label.text()
 
-    qtbot.waitUntil(lambda: window.plots_have_data(), timeout=WAIT_MS)
+    qtbot.waitUntil(lambda: window.plots.has_data(), timeout=WAIT_MS)
     window.refresh_plots_now()
     p = window.plots
     assert p.heatmap.image_data.shape[0] == tiny_run_config.n_layers
@@ -268,7 +271,7 @@ def _finished_run(window, qtbot):
 def test_export_through_menu_writes_the_four_files(window, qtbot, tmp_path, monkeypatch, tiny_run_config):
     window.builder.steps.setValue(100_000)
     window.start_run()
-    window.send_command(SetBatchNorm(True))
+    window.run.send_command(SetBatchNorm(True))
     qtbot.waitUntil(lambda: window.mirror is not None and len(window.mirror) > 10, timeout=WAIT_MS)
     out = tmp_path / "exported"
     monkeypatch.setattr(QFileDialog, "getSaveFileName", staticmethod(lambda *a, **k: (str(out), "Session folder (*)")))
@@ -284,7 +287,7 @@ def test_export_through_menu_writes_the_four_files(window, qtbot, tmp_path, monk
     assert n_steps == meta["steps_run"] > 10
     n_layer_rows = len((out / "layers.csv").read_text().splitlines()) - 1
     assert n_layer_rows == n_steps * tiny_run_config.n_layers
-    assert window.last_export == str(out)
+    assert window.exporter.last_export == str(out)
 
 
 def test_export_zip(window, qtbot, tmp_path, monkeypatch):
@@ -323,7 +326,7 @@ def test_cancelled_export_dialog_does_nothing(window, qtbot, monkeypatch):
     _finished_run(window, qtbot)
     monkeypatch.setattr(QFileDialog, "getSaveFileName", staticmethod(lambda *a, **k: ("", "")))
     window.export_action.trigger()
-    assert window.last_error == "" and window.last_export == ""
+    assert window.last_error == "" and window.exporter.last_export == ""
 
 
 def test_save_plots_png(window, qtbot, tmp_path, monkeypatch):
@@ -343,8 +346,8 @@ def test_exploding_preset_diverges_cleanly(window, qtbot):
     _wait_finished(qtbot, window)
     step = blocker.args[0]
     assert window.mirror.diverged_at == step
-    assert window.state_label.text() == f"diverged at step {step}"
-    assert "#d32f2f" in window.state_label.styleSheet()
+    assert window.status.state_label.text() == f"diverged at step {step}"
+    assert "#d32f2f" in window.status.state_label.styleSheet()
     assert ("diverged" in [line[1] for line in window.event_log.lines()])
     window.refresh_plots_now()  # non-finite values must not break a plot
     assert window.plots.heatmap.image_data.shape[0] == 21
@@ -479,20 +482,20 @@ def test_plots_redraw_while_running_and_mode_is_remembered(qtbot, tiny_run_confi
     qtbot.addWidget(w)
     w.builder.set_config(tiny_run_config.with_changes(steps=1_000_000))
     w.show()
-    assert w.redraw_mode.key == "fast"
+    assert w.pacer.mode.key == "fast"
     w.toggle_run()
-    qtbot.waitUntil(w.plots_have_data, timeout=WAIT_MS)
-    n, step = w.frames, w.plots.depth_profile.step
-    qtbot.waitUntil(lambda: w.frames > n, timeout=WAIT_MS)  # live, not only at the end
+    qtbot.waitUntil(w.plots.has_data, timeout=WAIT_MS)
+    n, step = w.pacer.frames, w.plots.depth_profile.step
+    qtbot.waitUntil(lambda: w.pacer.frames > n, timeout=WAIT_MS)  # live, not only at the end
     assert w.state == RUNNING
     assert w.plots.depth_profile.step > step
     w.redraw_actions["smooth"].trigger()
-    assert w.redraw_mode.key == "smooth" and w.worker._min_interval == pytest.approx(1 / 30)  # noqa: SLF001
-    n = w.frames
-    qtbot.waitUntil(lambda: w.frames >= n + 5, timeout=WAIT_MS)
+    assert w.pacer.mode.key == "smooth" and w.worker._min_interval == pytest.approx(1 / 30)  # noqa: SLF001
+    n = w.pacer.frames
+    qtbot.waitUntil(lambda: w.pacer.frames >= n + 5, timeout=WAIT_MS)
     w.close()
 
     w2 = MainWindow()
     qtbot.addWidget(w2)
-    assert w2.redraw_mode.key == "smooth" and w2.redraw_actions["smooth"].isChecked()
+    assert w2.pacer.mode.key == "smooth" and w2.redraw_actions["smooth"].isChecked()
     w2.close()

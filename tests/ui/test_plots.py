@@ -285,6 +285,17 @@ def test_depth_profile_prediction_curve(qtbot):
 
 
 # ------------------------------------------------------------------------ layer curves
+def test_plots_and_exercises_share_one_middle_layer():
+    from gradsim.exercises import _resolve_layer
+    from gradsim.metrics import middle_layer
+    from ui.plots.common import default_layers
+
+    for n_layers in (2, 3, 10, 11, 21, 101):
+        assert middle_layer(n_layers) in default_layers(n_layers)
+        assert _resolve_layer("middle", n_layers) == middle_layer(n_layers)
+    assert default_layers(21) == [1, 10, 21]  # depth 20: the 10th of 20 hidden layers
+
+
 def test_layer_curves_default_to_first_middle_last(qtbot):
     store = make_store(ramp_layers(200, 10, seed=7))
     lc = widget(qtbot, LayerCurves)

@@ -11,7 +11,10 @@ import pytest
 
 from gradsim.commands import Reinit, SetActivation, SetBatchNorm, SetClip, SetLR, SetOptimizer
 from gradsim.config import RunConfig
-from ui.main_window import FAILED, FINISHED, PAUSED, RUNNING, MainWindow
+from ui.main_window import MainWindow
+from ui.run_controller import RunState
+
+FAILED, FINISHED, PAUSED, RUNNING = RunState.FAILED, RunState.FINISHED, RunState.PAUSED, RunState.RUNNING
 
 WAIT_MS = 60_000
 TINY = RunConfig(dataset="moons", n_samples=200, depth=4, width=8, batch_size=32, steps=400, stats_every=3)
@@ -31,7 +34,7 @@ def test_toggles_as_fast_as_the_event_loop_allows(window, qtbot):
     rng = random.Random(0)
     sent = 0
     for _ in range(300):
-        window.send_command(_commands(rng))
+        window.run.send_command(_commands(rng))
         sent += 1
         qtbot.wait(0)  # let the event loop turn, no fixed sleep
     window.toggle_run()  # pause
@@ -75,7 +78,7 @@ def test_diverging_while_the_user_toggles(window, qtbot):
     for _ in range(200):
         if window.state != RUNNING:
             break
-        window.send_command(_commands(rng))
+        window.run.send_command(_commands(rng))
         qtbot.wait(0)
     qtbot.waitUntil(lambda: window.state in (FINISHED, FAILED), timeout=WAIT_MS)
     assert window.state == FINISHED, window.last_error
@@ -90,7 +93,7 @@ def test_close_while_toggling(qtbot):
     assert w.start_run()
     rng = random.Random(3)
     for _ in range(50):
-        w.send_command(_commands(rng))
+        w.run.send_command(_commands(rng))
         qtbot.wait(0)
     assert w.close()
     assert not w.worker.isRunning()

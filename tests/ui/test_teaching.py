@@ -1,8 +1,15 @@
-"""The teaching layer in the window: exercise loading, live objectives, theory overlay, Jacobian, submission."""
+"""The teaching layer in the window: exercise loading, live objectives, theory overlay, Jacobian, submission.
+
+Driven as a student does: the panel's buttons are clicked (never their signals
+emitted by the test), and results are awaited where they land (the builder,
+the plots, the files, the dialogs).
+"""
 import json
+import logging
 
 import numpy as np
-import pytest
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import QFileDialog
 
 from gradsim.exercises import exercise_files, grade, load_exercise
 
@@ -11,46 +18,57 @@ def _exercise(prefix):
     return load_exercise(next(f for f in exercise_files() if f.name.startswith(prefix)))
 
 
-def test_exercise_start_loads_config_and_run_fills_objectives_and_theory(window, qtbot, tmp_path):
+def _click(qtbot, button):
+    assert button.isEnabled(), button.text()
+    qtbot.mouseClick(button, Qt.MouseButton.LeftButton)
+
+
+def test_exercise_start_loads_config_and_run_fills_objectives_and_theory(window, qtbot, tmp_path, monkeypatch):
     ex = _exercise("01-")
-    window.teaching.exercise.select_exercise(ex.id)
-    with qtbot.waitSignal(window.teaching.exercise.start_requested):
-        window.teaching.exercise.start_requested.emit(ex)
+    panel = window.teaching.exercise
+    panel.select_exercise(ex.id)
+    assert window.builder.config() != ex.config  # the tiny test config, until the button is clicked
+    _click(qtbot, panel.start_button)
     cfg = window.builder.config()
-    assert cfg.activation == "sigmoid" and cfg.depth == 20
+    assert cfg == ex.config and cfg.activation == "sigmoid" and cfg.depth == 20
+    assert window.builder.schedule() == tuple(ex.events)
     window.builder.set_config(cfg.with_changes(steps=12))
     # theory overlay: only computed and drawn when the depth profile shows act_grad_norm
     window.plots.set_metric("act_grad_norm")
     assert window.start_run()
     qtbot.waitUntil(lambda: window.state == "finished", timeout=60000)
     qtbot.waitUntil(lambda: window.teaching.last_prediction is not None, timeout=20000)
-    window.teaching._on_objectives_timer()
     dp = window.plots.depth_profile
-    assert dp.prediction is not None and dp.prediction.size == 21
+    qtbot.waitUntil(lambda: dp.prediction is not None, timeout=5000)  # drawn by the objectives timer
+    assert dp.prediction.size == 21
     np.testing.assert_allclose(dp.prediction, window.teaching.last_prediction.act_grad_norm)
     assert "gain from layer" in dp.readout_at(0, 3.0, 0.0)
     # the vanishing objective turns done live
-    window.teaching.exercise.update_from(window.mirror)
-    assert window.teaching.exercise.statuses()["vanishes"] == "done"
-    # submission through the worker: graded equal to a direct grade of the same files
-    with qtbot.waitSignal(window.worker.session_task_done, timeout=20000):
-        window.teaching.submit_to(str(tmp_path / "sub"), ex, {"q_ratio": 1e-12})
+    qtbot.waitUntil(lambda: panel.statuses()["vanishes"] == "done", timeout=5000)
+    # submission through the worker (Export button, folder dialog answered): graded equal to a direct grade
     sub = tmp_path / "sub"
-    assert json.loads((sub / "submission.json").read_text())["exercise"] == ex.id
+    monkeypatch.setattr(QFileDialog, "getExistingDirectory", staticmethod(lambda *a, **k: str(sub)))
+    panel.answer_edits["q_ratio"].setText("1e-12")
+    _click(qtbot, panel.export_button)
+    qtbot.waitUntil(lambda: window.teaching.last_submission == str(sub), timeout=20000)
+    doc = json.loads((sub / "submission.json").read_text())
+    assert doc["exercise"] == ex.id
     g = grade(ex, sub)
     assert g.error == "" and g.config_problems == [] and g.results[0].passed
+    assert window.dialogs == []
 
 
 def test_jacobian_on_demand_from_the_live_network(window, qtbot):
     window.builder.set_config(window.builder.config().with_changes(depth=6, width=16, activation="linear", init="orthogonal", steps=3, lr=1e-9))
     assert window.start_run(paused=True)
-    qtbot.waitUntil(lambda: window.mirror is not None, timeout=20000)
-    with qtbot.waitSignal(window.worker.session_task_done, timeout=20000, check_params_cb=lambda tag, _: tag == "jacobian"):
-        window.teaching.jacobian.compute_requested.emit()
+    qtbot.waitUntil(lambda: window.mirror is not None and len(window.mirror.events) > 0, timeout=20000)
+    jac = window.teaching.jacobian
+    window.teaching.jacobian_dock.raise_()
+    _click(qtbot, jac.compute_button)
+    qtbot.waitUntil(lambda: jac.values.size > 0, timeout=20000)
     # a linear net with orthogonal weights is an exact isometry: every singular value is 1
-    values = window.teaching.jacobian.values
-    assert values.shape == (8, 16)
-    np.testing.assert_allclose(values, 1.0, atol=1e-5)
+    assert jac.values.shape == (8, 16)
+    np.testing.assert_allclose(jac.values, 1.0, atol=1e-5)
 
 
 def test_submission_to_unwritable_place_shows_error_and_keeps_session(window, qtbot, tmp_path):
@@ -60,9 +78,32 @@ def test_submission_to_unwritable_place_shows_error_and_keeps_session(window, qt
     qtbot.waitUntil(lambda: window.state == "finished", timeout=60000)
     blocker = tmp_path / "file"
     blocker.write_text("x")
-    with qtbot.waitSignal(window.worker.session_task_failed, timeout=20000):
-        window.teaching.submit_to(str(blocker / "sub"), ex, {})
-    qtbot.waitUntil(lambda: len(window.dialogs) > 0, timeout=5000)
-    with qtbot.waitSignal(window.worker.session_task_done, timeout=20000):
-        window.teaching.submit_to(str(tmp_path / "ok"), ex, {})
+    window.teaching.submit_to(str(blocker / "sub"), ex, {})
+    qtbot.waitUntil(lambda: len(window.dialogs) > 0, timeout=20000)
+    assert window.dialogs[-1].windowTitle() == "Submission not written"
+    assert "not written" in window.dialogs[-1].text() and "sub" in window.dialogs[-1].text()
+    window.teaching.submit_to(str(tmp_path / "ok"), ex, {})
+    qtbot.waitUntil(lambda: window.teaching.last_submission == str(tmp_path / "ok"), timeout=20000)
     assert (tmp_path / "ok" / "layers.csv").is_file()
+
+
+def test_a_defect_while_submitting_is_logged_and_shown_as_an_error(window, qtbot, tmp_path, monkeypatch, caplog):
+    """A programming error is not reported as "cannot write": it is logged with its traceback."""
+    from ui.panels import exercise as panel_module
+
+    ex = _exercise("01-")
+    window.builder.set_config(ex.config.with_changes(steps=3))
+    assert window.start_run()
+    qtbot.waitUntil(lambda: window.state == "finished", timeout=60000)
+
+    def broken(*_args, **_kwargs):
+        raise KeyError("objective metric")
+
+    monkeypatch.setattr(panel_module, "write_submission", broken)
+    with caplog.at_level(logging.ERROR, logger="ui.teaching"):
+        window.teaching.submit_to(str(tmp_path / "sub"), ex, {})
+        qtbot.waitUntil(lambda: len(window.dialogs) > 0, timeout=20000)
+    box = window.dialogs[-1]
+    assert "error in GradSim" in box.windowTitle() and "KeyError" in box.text()
+    assert "cannot write" not in box.text()
+    assert any(r.exc_info and r.exc_info[0] is KeyError for r in caplog.records)

@@ -6,7 +6,7 @@ import dataclasses
 import pytest
 
 from gradsim.commands import SetClip, SetLR
-from ui.worker import Snapshot, TrainingWorker
+from ui.worker import NoRunError, Snapshot, TrainingWorker
 
 
 @pytest.fixture
@@ -71,17 +71,29 @@ def test_stop_is_prompt_while_running(worker, qtbot, tiny_run_config):
     assert worker.stop(1000)
 
 
-def test_session_task_runs_on_the_full_session(worker, qtbot, tiny_run_config):
-    worker.reset_run(tiny_run_config)
+def test_submitted_tasks_report_to_their_own_callbacks(worker, qtbot, tiny_run_config):
+    """Each task's result (or error) goes to the callbacks it was submitted with, and to no other."""
+    got: dict[str, object] = {}
     with qtbot.waitSignal(worker.run_finished, timeout=60_000):
+        worker.reset_run(tiny_run_config)
         worker.start_run()
-    with qtbot.waitSignal(worker.session_task_done, timeout=10_000) as blocker:
-        worker.run_on_session("count", lambda session: (len(session), len(session.events)))
-    assert blocker.args == ["count", (tiny_run_config.steps, 1)]
 
     def boom(session):
         raise ValueError("cannot write the submission")
 
-    with qtbot.waitSignal(worker.session_task_failed, timeout=10_000) as blocker:
-        worker.run_on_session("submit", boom)
-    assert blocker.args == ["submit", "cannot write the submission"]
+    # Submitted back to back: results must not cross (no shared signal, no tags).
+    worker.submit(lambda s: (len(s), len(s.events)), lambda r: got.setdefault("count", r), lambda e: got.setdefault("count_error", e))
+    worker.submit(boom, lambda r: got.setdefault("boom", r), lambda e: got.setdefault("boom_error", e))
+    worker.submit(lambda t: t.step_index, lambda r: got.setdefault("trainer", r), on_trainer=True)
+    qtbot.waitUntil(lambda: len(got) == 3, timeout=10_000)
+    assert got["count"] == (tiny_run_config.steps, 1)
+    assert isinstance(got["boom_error"], ValueError) and str(got["boom_error"]) == "cannot write the submission"
+    assert got["trainer"] == tiny_run_config.steps
+    assert worker._callbacks == {}  # noqa: SLF001 - every callback pair is released once called
+
+
+def test_task_without_a_run_reports_no_run(worker, qtbot):
+    errors: list[BaseException] = []
+    worker.submit(lambda s: len(s), lambda r: errors.append(AssertionError("must not succeed")), errors.append)
+    qtbot.waitUntil(lambda: len(errors) == 1, timeout=10_000)
+    assert isinstance(errors[0], NoRunError) and "press Run" in str(errors[0])

@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Optional
 
 from PySide6.QtCore import Qt, Slot
+from PySide6.QtGui import QGuiApplication
 from PySide6.QtWidgets import (
     QDialog,
     QDialogButtonBox,
@@ -49,6 +50,11 @@ class ErrorDialog(QDialog):
         self.details.setVisible(False)
         layout.addWidget(self.details, 1)
         buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok)
+        self._report = f"{title}\n\n{text}" + (f"\n\n{details}" if details else "")
+        self.copy_button = QPushButton("Copy details")
+        self.copy_button.setToolTip("Copy the message and its technical details, to paste into a bug report or an e-mail.")
+        self.copy_button.clicked.connect(self._on_copy_clicked)
+        buttons.addButton(self.copy_button, QDialogButtonBox.ButtonRole.ActionRole)
         if details:
             self.details_button = QPushButton("Show details")
             self.details_button.setToolTip("Show the technical details of the error (useful in a bug report).")
@@ -61,6 +67,19 @@ class ErrorDialog(QDialog):
 
     def text(self) -> str:
         return self.message.text()
+
+    def report(self) -> str:
+        """What "Copy details" puts on the clipboard: title, message, details and versions."""
+        import platform
+
+        from gradsim import __version__
+
+        return f"{self._report}\n\nGradSim {__version__}, Python {platform.python_version()}, {platform.platform()}"
+
+    @Slot()
+    def _on_copy_clicked(self) -> None:
+        QGuiApplication.clipboard().setText(self.report())
+        self.copy_button.setText("Copied")
 
     @Slot(bool)
     def _on_details_toggled(self, shown: bool) -> None:

@@ -54,28 +54,30 @@ TIPS: dict[str, str] = {
 }
 
 
+class SubmissionWriteError(OSError):
+    """The submission could not be written where asked (a file system problem, said in words)."""
+
+
 def export_submission(folder: str | Path, exercise: Exercise, session: Session, answers: dict[str, Any]) -> Path:
     """Write ``session`` (session.json, steps.csv, layers.csv, events.csv) and submission.json into ``folder``.
 
     A thin wrapper of :func:`gradsim.exercises.write_submission` for the window:
-    every failure becomes an ``OSError`` whose message says what could not be
-    written and why, ready to show in a dialog. Returns the folder.
+    a failure to *write* (the file system, the exporter) becomes a
+    ``SubmissionWriteError`` whose message says what could not be written and
+    why, ready to show in a dialog. Anything else (a defect in GradSim or in
+    the exercise file) propagates unchanged, so it is logged and shown as an
+    error instead of being passed off as a full disk. Returns the folder.
     """
     folder = Path(folder)
     if folder.suffix.lower() == ".zip":
-        raise OSError(f"cannot export the submission to {str(folder)!r}: a submission is a folder, not a .zip file")
+        raise SubmissionWriteError(f"cannot export the submission to {str(folder)!r}: a submission is a folder, not a .zip file")
     try:
         return write_submission(folder, exercise, session, dict(answers))
     except ExportError as exc:
-        raise OSError(f"submission for exercise {exercise.id!r} not written: {exc}") from None
+        raise SubmissionWriteError(f"submission for exercise {exercise.id!r} not written: {exc}") from exc
     except OSError as exc:
         reason = exc.strerror or str(exc)
-        raise OSError(f"cannot write the submission for exercise {exercise.id!r} to {str(folder)!r}: {reason}") from None
-    except Exception as exc:  # noqa: BLE001 - e.g. an objective that does not fit this session, an answer JSON cannot hold
-        raise OSError(
-            f"cannot write the submission for exercise {exercise.id!r} to {str(folder)!r}: "
-            f"{type(exc).__name__}: {exc} (submission.json was not written)"
-        ) from None
+        raise SubmissionWriteError(f"cannot write the submission for exercise {exercise.id!r} to {str(folder)!r}: {reason}") from exc
 
 
 @dataclass(frozen=True)

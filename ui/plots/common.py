@@ -18,6 +18,7 @@ from PySide6.QtCore import QLineF, QPointF, QRectF, Qt
 from PySide6.QtGui import QColor, QFont, QFontMetricsF, QImage, QPainter, QPen
 from PySide6.QtWidgets import QLabel, QSizePolicy
 
+from gradsim.metrics import middle_layer
 from gradsim.session import Event, Session
 
 #: Smallest value drawn on a log axis. Zero, negative and tiny values are drawn here
@@ -116,8 +117,9 @@ def clamp_for_log(values: np.ndarray) -> np.ndarray:
 
 
 def default_layers(n_layers: int) -> list[int]:
-    """First, middle and last layer (1-based, deduplicated): the depth extremes and a midpoint."""
-    picks = [1, (n_layers + 1) // 2, n_layers]
+    """First, middle and last layer (1-based, deduplicated): the depth extremes and a midpoint
+    (the same "middle" as the exercises', gradsim.metrics.middle_layer)."""
+    picks = [1, middle_layer(n_layers), n_layers]
     out: list[int] = []
     for p in picks:
         if 1 <= p <= n_layers and p not in out:

@@ -140,6 +140,11 @@ class PlotPanel(QWidget):
         self.heatmap.show_step(step)
         self.depth_profile.show_step(step)
 
+    def has_data(self) -> bool:
+        """Whether the heatmap, depth profile and loss curve hold data (self-test, tests)."""
+        x, _ = self.loss_accuracy.loss_curve.getData()
+        return bool(self.heatmap.image_data.size > 0 and self.depth_profile.values.size > 0 and x is not None and len(x) > 0)
+
     def save_png(self, path: str | Path) -> Path:
         """Save what the panel shows to a PNG (for reports and lab hand-ins)."""
         path = Path(path)

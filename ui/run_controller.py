@@ -1,0 +1,234 @@
+"""The run model: one object owns the run's state, its mirror session and the worker.
+
+Why a model apart from the window (napari's ``ViewerModel``, observed by its
+views): the run state used to be a string set from nine places in the window.
+Here it is one Enum changed in one method, and every view (status bar, docks,
+actions, plots, teaching layer) listens to this object's signals instead of
+being told by the window what to do.
+
+Why a *mirror* Session: plots must read a store that only the GUI thread
+writes. The worker's snapshots (copies of new rows) are merged into the mirror
+here; the redraw pacer (``ui/redraw.py``) draws from it, so redraw speed never
+slows training and the trainer's own session is never read from this thread.
+
+The ``generation`` counter tells a snapshot of a run that was reset (still in
+the signal queue) from one of the current run: each start and reset bumps it.
+"""
+from __future__ import annotations
+
+import enum
+import logging
+import math
+import time
+from dataclasses import dataclass
+from typing import Optional
+
+from PySide6.QtCore import QObject, Signal, Slot
+
+from gradsim.commands import Command, Scheduled
+from gradsim.config import RunConfig
+from gradsim.session import Session
+
+from .worker import Snapshot, TrainingWorker, WarmUp
+
+log = logging.getLogger(__name__)
+
+#: The progress numbers change at most this often while training (repaints cost GUI time).
+STATUS_PERIOD_S = 0.25
+
+
+class RunState(enum.StrEnum):
+    """What the run is doing. A StrEnum, so ``state == "running"`` still reads naturally."""
+
+    IDLE = "idle"
+    RUNNING = "running"
+    PAUSED = "paused"
+    FINISHED = "finished"
+    FAILED = "failed"
+
+    @property
+    def live(self) -> bool:
+        """A run exists and accepts commands (running or paused)."""
+        return self in (RunState.RUNNING, RunState.PAUSED)
+
+    @property
+    def has_run(self) -> bool:
+        """There is a session to export (a run was started and not reset)."""
+        return self is not RunState.IDLE
+
+
+@dataclass(frozen=True)
+class Progress:
+    """The numbers a status bar shows."""
+
+    step: int = 0
+    total: Optional[int] = None
+    steps_per_s: float = 0.0
+    loss: float = math.nan
+    accuracy: float = math.nan
+
+
+class RunController(QObject):
+    """Owns the run: state, mirror session, generation, the worker; start/pause/step/reset."""
+
+    #: The state changed (a RunState).
+    state_changed = Signal(object)
+    #: A new run started from this config (views reset and sync to it).
+    run_started = Signal(object)
+    #: The run was discarded (views clear).
+    run_reset = Signal()
+    #: A snapshot was merged into the mirror (its generation).
+    mirror_updated = Signal(int)
+    #: New events (toggles, scheduled changes, the start) arrived in the mirror: list[Event].
+    events_arrived = Signal(list)
+    #: New numbers for the status bar (a Progress).
+    progress_changed = Signal(object)
+    #: The run diverged at this step.
+    run_diverged = Signal(int)
+    #: A command was refused (by the controller or by the trainer): the reason.
+    command_refused = Signal(str)
+    #: The training thread reported an error; the run stopped (the full message).
+    run_failed = Signal(str)
+
+    def __init__(self, parent: Optional[QObject] = None) -> None:
+        super().__init__(parent)
+        self.state = RunState.IDLE
+        self.generation = 0
+        self.mirror: Optional[Session] = None
+        self.config: Optional[RunConfig] = None
+        self.progress = Progress()
+        self._status_at = 0.0
+        self._closing = False
+        self.worker = TrainingWorker(self)
+        self.worker.snapshot.connect(self._on_snapshot)
+        self.worker.failed.connect(self._on_worker_failed)
+        self.worker.command_failed.connect(self._on_command_failed)
+
+    # ------------------------------------------------------------ queries
+    @property
+    def live(self) -> bool:
+        return self.state.live
+
+    @property
+    def diverged_at(self) -> Optional[int]:
+        return self.mirror.diverged_at if self.mirror is not None else None
+
+    # ------------------------------------------------------------ worker life
+    def ensure_worker(self) -> None:
+        """Start the background thread if it is not running (never after shutdown)."""
+        if not self.worker.isRunning() and not self._closing:
+            self.worker.start()
+
+    def warm_up(self) -> None:
+        """Start the thread and import torch in it now, so the first Run does not wait."""
+        if self._closing:
+            return
+        self.ensure_worker()
+        self.worker.send(WarmUp())
+
+    def shutdown(self, timeout_ms: int = 10000) -> bool:
+        """Stop the training thread for good (requestInterruption + wait, never terminate)."""
+        self._closing = True
+        return self.worker.stop(timeout_ms=timeout_ms)
+
+    # ------------------------------------------------------------ run control
+    def start(self, config: RunConfig, schedule: tuple[Scheduled, ...] = (), label: str = "", paused: bool = False) -> None:
+        """Start a new run (discarding any other) from a valid config."""
+        self.generation += 1
+        self.config = config
+        self.mirror = Session(config.n_layers, config.to_dict(), max_memory_mb=config.max_memory_mb)
+        self.ensure_worker()
+        self.worker.reset_run(config, tuple(schedule), label, self.generation)
+        if not paused:
+            self.worker.start_run()
+        self.run_started.emit(config)
+        self._set_progress(Progress(0, config.steps))
+        self._set_state(RunState.PAUSED if paused else RunState.RUNNING)
+
+    def pause(self) -> None:
+        if self.state is RunState.RUNNING:
+            self.worker.pause_run()
+            self._set_state(RunState.PAUSED)
+
+    def resume(self) -> None:
+        if self.state is RunState.PAUSED:
+            self.worker.start_run()
+            self._set_state(RunState.RUNNING)
+
+    def toggle_pause(self) -> bool:
+        """Pause a running run or resume a paused one; False when no run is live."""
+        if self.state is RunState.RUNNING:
+            self.pause()
+        elif self.state is RunState.PAUSED:
+            self.resume()
+        else:
+            return False
+        return True
+
+    def step(self, n: int = 1) -> bool:
+        """``n`` optimizer steps of the live run, then paused; False when no run is live."""
+        if not self.live:
+            return False
+        self.pause()
+        self.worker.step_run(n)
+        return True
+
+    def reset(self) -> None:
+        """Discard the run and its mirror; the next start builds fresh weights."""
+        self.generation += 1
+        self.worker.reset_run(None, generation=self.generation)
+        self.mirror = None
+        self.config = None
+        self.run_reset.emit()
+        self._set_progress(Progress())
+        self._set_state(RunState.IDLE)
+
+    def send_command(self, command: Command) -> None:
+        """Queue a live change; the worker applies it at the next step boundary."""
+        if not self.live:
+            self.command_refused.emit(f"{command.text()}: no run is active; press Run first")
+            return
+        self.worker.send(command)
+
+    def _set_state(self, state: RunState) -> None:
+        self.state = state
+        self.state_changed.emit(state)
+
+    def _set_progress(self, progress: Progress) -> None:
+        self.progress = progress
+        self.progress_changed.emit(progress)
+
+    # ------------------------------------------------------------ worker -> model
+    @Slot(object)
+    def _on_snapshot(self, snap: Snapshot) -> None:
+        if snap.generation != self.generation or self.mirror is None:
+            return  # from a run that was reset
+        rows = snap.rows
+        if len(rows) or rows.events:
+            self.mirror.append_rows(rows)
+        self.mirror.steps_run = snap.step
+        now = time.perf_counter()
+        if not snap.running or now - self._status_at >= STATUS_PERIOD_S:
+            self._status_at = now
+            self._set_progress(Progress(snap.step, snap.total_steps, snap.steps_per_s, snap.loss, snap.accuracy))
+        if snap.diverged_at is not None and self.mirror.diverged_at is None:
+            self.mirror.diverged_at = snap.diverged_at
+            self.run_diverged.emit(int(snap.diverged_at))
+        if rows.events:
+            self.events_arrived.emit(list(rows.events))
+        if snap.failed and self.live:
+            self._set_state(RunState.FAILED)
+        elif snap.finished and self.live:
+            self._set_state(RunState.FINISHED)
+        self.mirror_updated.emit(snap.generation)
+
+    @Slot(str)
+    def _on_command_failed(self, message: str) -> None:
+        self.command_refused.emit(message)
+
+    @Slot(str)
+    def _on_worker_failed(self, message: str) -> None:
+        log.error("training stopped: %s", message)
+        if self.live:
+            self._set_state(RunState.FAILED)
+        self.run_failed.emit(message)

@@ -1,0 +1,82 @@
+"""The window's status bar: run state, step, speed, loss and accuracy, from the RunController.
+
+A view of the run model: it listens to the controller's signals and never
+changes the run. Widths fit typical texts, so a changing number does not
+re-lay out the window; styles change only when the state's look changes
+(restyling costs a re-polish).
+"""
+from __future__ import annotations
+
+import math
+from typing import Optional
+
+from PySide6.QtCore import Slot
+from PySide6.QtWidgets import QLabel, QStatusBar, QWidget
+
+from .run_controller import Progress, RunController, RunState
+
+_DIVERGED_STYLE = "QLabel { color: white; background: #d32f2f; font-weight: bold; padding: 0 6px; border-radius: 3px; }"
+_STATE_STYLE = "QLabel { font-weight: bold; padding: 0 6px; }"
+_STATE_TEXT = {
+    RunState.IDLE: "ready",
+    RunState.RUNNING: "running",
+    RunState.PAUSED: "paused",
+    RunState.FINISHED: "finished",
+    RunState.FAILED: "stopped by an error",
+}
+
+
+class RunStatusBar(QStatusBar):
+    """Status bar with permanent labels that follow a RunController."""
+
+    def __init__(self, run: RunController, parent: Optional[QWidget] = None) -> None:
+        super().__init__(parent)
+        self.run = run
+        self._state_style = ""
+        self.state_label = QLabel()
+        self.step_label = QLabel("step –")
+        self.rate_label = QLabel("– steps/s")
+        self.loss_label = QLabel("loss –")
+        self.acc_label = QLabel("accuracy –")
+        self.state_label.setToolTip("What the run is doing; turns red when the gradients became non-finite (diverged).")
+        self.step_label.setToolTip("Optimizer steps done so far, of the run's maximum.")
+        self.rate_label.setToolTip("Training speed in the background thread (plots redraw at ~30 Hz regardless).")
+        self.loss_label.setToolTip("Training loss of the latest step's batch.")
+        self.acc_label.setToolTip("Training accuracy of the latest step's batch.")
+        fm = self.fontMetrics()
+        samples = ("step 100,000 / 100,000", "10,000 steps/s", "loss 0.00001234", "accuracy 100.0%")
+        for w, sample in zip((self.step_label, self.rate_label, self.loss_label, self.acc_label), samples):
+            w.setMinimumWidth(fm.horizontalAdvance(sample) + 12)
+            self.addPermanentWidget(w)
+        self.addPermanentWidget(self.state_label)
+        run.state_changed.connect(self._on_state_changed)
+        run.progress_changed.connect(self._on_progress_changed)
+        run.run_diverged.connect(self._on_run_diverged)
+        self._show_state()
+
+    @Slot(object)
+    def _on_state_changed(self, _state: object) -> None:
+        self._show_state()
+
+    @Slot(int)
+    def _on_run_diverged(self, _step: int) -> None:
+        self._show_state()
+
+    @Slot(object)
+    def _on_progress_changed(self, p: Progress) -> None:
+        self.step_label.setText(f"step {p.step:,}" + (f" / {p.total:,}" if p.total else ""))
+        self.rate_label.setText(f"{p.steps_per_s:,.0f} steps/s" if p.steps_per_s > 0 else "– steps/s")
+        self.loss_label.setText(f"loss {p.loss:.4g}" if not math.isnan(p.loss) else "loss –")
+        self.acc_label.setText(f"accuracy {p.accuracy:.1%}" if math.isfinite(p.accuracy) else "accuracy –")
+
+    def _show_state(self) -> None:
+        diverged = self.run.diverged_at
+        if diverged is not None:
+            style, text = _DIVERGED_STYLE, f"diverged at step {diverged}"
+        else:
+            style, text = _STATE_STYLE, _STATE_TEXT[self.run.state]
+        if style != self._state_style:
+            self._state_style = style
+            self.state_label.setStyleSheet(style)
+        if self.state_label.text() != text:
+            self.state_label.setText(text)
