@@ -344,7 +344,7 @@ def test_update_ratio_plot_has_reference_line(qtbot):
     store = make_store(ramp_layers(50, 9, seed=8))
     ur = widget(qtbot, UpdateRatioPlot)
     ur.refresh(store)
-    assert ur.layers == [1, 5, 9]
+    assert ur.layers == [1, 4, 9]  # 9 layers: 8 hidden, middle_layer = 4 (as the exercises count)
     np.testing.assert_array_equal(
         ur.curves[2].getOriginalDataset()[1], np.clip(store.layer_metric("update_ratio")[:, 8], LOG_FLOOR, LOG_CEIL)
     )
