@@ -137,7 +137,7 @@ def _true_answers(ex, session):
 PLANS = {
     "vanishing-sigmoid": [],
     "relu-he-fix": [],
-    "exploding": [],
+    "exploding": ["100:lr=0.001"],
     "clipping": ["400:clip=value:0.01"],
     "batchnorm-rescue": ["200:batchnorm=on"],
     "init-comparison": ["2:init=he_normal", "4:init=orthogonal", "6:init=he_normal", "300:activation=leaky_relu"],

@@ -340,7 +340,9 @@ def test_save_plots_png(window, qtbot, tmp_path, monkeypatch):
 
 # ---------------------------------------------------------------- divergence, failure, closing
 def test_exploding_preset_diverges_cleanly(window, qtbot):
-    window.builder.apply_preset("exploding-relu")
+    preset = window.builder.apply_preset("exploding-relu")
+    # the preset itself jumps without diverging (its lesson); at a 30x larger lr it diverges at once
+    window.builder.set_config(preset.config.with_changes(lr=1e-3))
     with qtbot.waitSignal(window.worker.run_diverged, timeout=WAIT_MS) as blocker:
         window.toggle_run()
     _wait_finished(qtbot, window)
