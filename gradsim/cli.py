@@ -167,8 +167,8 @@ def summary(trainer: Any) -> str:
     """One paragraph a student can read: final loss/accuracy, gradient flow, divergence."""
     s = trainer.session
     last = s.last()
-    first_rows = s.rows_after(-1)
-    g0 = first_rows.layers[0, :, 5] if len(first_rows) else None
+    first = s.first()  # one row; rows_after(-1) copied the whole store (up to 256 MB)
+    g0 = first.layer_metric("act_grad_norm") if first is not None else None
     parts = [f"Ran {s.steps_run} steps of a depth-{trainer.config.depth} {trainer.net.activations[0] if trainer.net.activations else ''} net ({trainer.config.init} init) on {trainer.config.dataset}."]
     if last is not None:
         parts.append(
@@ -218,9 +218,9 @@ def _sweep_job(job: tuple[int, dict[str, Any], list[str], str]) -> dict[str, Any
     cfg = RunConfig.from_dict(cfg_dict)
     trainer = run_one(cfg, tuple(parse_event(e) for e in events), Path(folder), label=f"sweep run {index}")
     s = trainer.session
-    first, last = s.rows_after(-1), s.last()
+    first, last = s.first(), s.last()  # single rows: rows_after(-1) copied the whole store
     gi, ai = LAYER_INDEX["grad_norm"], LAYER_INDEX["act_grad_norm"]
-    g0, a0 = first.layers[0, :, gi], first.layers[0, :, ai]
+    g0, a0 = first.layers[:, gi], first.layers[:, ai]
     row = {
         "run": index, "folder": Path(folder).name, "dataset": cfg.dataset, "depth": cfg.depth, "width": cfg.width,
         "activation": cfg.activation, "init": cfg.init, "batchnorm": int(cfg.batchnorm),

@@ -10,6 +10,8 @@ import math
 from dataclasses import asdict, dataclass, fields, replace
 from typing import Any
 
+from .safe_json import parse_json
+
 ACTIVATIONS = ("sigmoid", "tanh", "relu", "leaky_relu", "elu", "gelu", "selu", "linear")
 INITS = (
     "xavier_uniform",
@@ -162,7 +164,7 @@ class RunConfig:
     @classmethod
     def from_json(cls, text: str, where: str = "config") -> "RunConfig":
         try:
-            data = json.loads(text)
+            data = parse_json(text)
         except json.JSONDecodeError as exc:
             raise ConfigError(f"{where}: not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg})") from None
         return cls.from_dict(data, where)

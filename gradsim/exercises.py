@@ -22,6 +22,7 @@ from .metrics import LAYER_METRICS, STEP_METRICS, middle_layer
 from .presets import load_preset
 from .resources import resource_path
 from .session import Session
+from .safe_json import parse_json
 
 OPS: dict[str, Callable[[float, float], bool]] = {
     "<": operator.lt, "<=": operator.le, ">": operator.gt, ">=": operator.ge,
@@ -510,7 +511,7 @@ def grade(exercise: Exercise, submission: str | Path) -> Grade:
     meta_path = sub / "submission.json"
     if sub.is_dir() and meta_path.is_file():
         try:
-            meta = json.loads(meta_path.read_text(encoding="utf-8"))
+            meta = parse_json(meta_path.read_text(encoding="utf-8"))
             if not isinstance(meta, dict):
                 raise ValueError("not an object")
         except (ValueError, OSError) as exc:

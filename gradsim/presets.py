@@ -13,6 +13,7 @@ from typing import Any
 from .commands import COMMAND_KINDS, CommandError, Scheduled, command_from_event, parse_event
 from .config import ConfigError, RunConfig
 from .resources import resource_path
+from .safe_json import parse_json
 
 SCHEMA_VERSION = 1
 MAX_RUN_FILE_BYTES = 10 * 1024 * 1024
@@ -68,7 +69,7 @@ def _read_json(path: Path) -> Any:
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"{path}: cannot read ({exc})") from None
     try:
-        return json.loads(text)
+        return parse_json(text)
     except json.JSONDecodeError as exc:
         raise ConfigError(f"{path} line {exc.lineno}: not valid JSON ({exc.msg})") from None
 

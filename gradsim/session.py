@@ -255,6 +255,12 @@ class Session:
             list(self.events[events_from:]),
         )
 
+    def first(self) -> Optional[StepRecord]:
+        """The earliest recorded row (step 0 unless thinned away), as a copy of that row only."""
+        if self._n == 0:
+            return None
+        return StepRecord(int(self._steps[0]), self._scalars[0].copy(), self._layers[0].copy(), bool(self._has_stats[0]))
+
     def last(self) -> Optional[StepRecord]:
         if self._n == 0:
             return None

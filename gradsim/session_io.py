@@ -28,6 +28,7 @@ import numpy as np
 
 from .metrics import LAYER_METRICS, NORM_METRICS, PRED_METRICS, STATS_METRICS, STEP_METRICS, LAYER_INDEX
 from .session import Event, Session
+from .safe_json import parse_json
 
 FORMAT = "gradsim-session/2"
 #: Formats load_session reads (version 1 has no pred_gain column).
@@ -267,7 +268,7 @@ def load_session(path: str | Path) -> Session:
     """Load an exported folder or .zip back into a Session (checked, never trusted)."""
     src = _Source(Path(path))
     try:
-        meta = json.loads(src.read("session.json"))
+        meta = parse_json(src.read("session.json"))
     except json.JSONDecodeError as exc:
         raise SessionFormatError(f"session.json line {exc.lineno}: not valid JSON ({exc.msg})") from None
     if not isinstance(meta, dict) or meta.get("format") not in READABLE_FORMATS:

@@ -6,6 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from gradsim.cli import main
@@ -107,3 +108,59 @@ def test_sweep_rejects_a_bad_value_before_running_anything(tmp_path, capsys):
     assert main(["sweep", "--depth", "3,999", "--out", str(tmp_path / "s")]) == 2
     assert "depth = 999" in capsys.readouterr().err
     assert not (tmp_path / "s").exists()
+
+
+def test_deeply_nested_json_config_is_one_line_and_exit_2(tmp_path):
+    """100,000 nested brackets gave a RecursionError traceback and exit 1."""
+    deep = tmp_path / "deep.json"
+    deep.write_text("[" * 100_000 + "]" * 100_000)
+    r = _cli("run", "--config", str(deep), "--out", str(tmp_path / "o"))
+    assert r.returncode == 2, r.stderr
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and "deep.json" in lines[0] and "nested too deeply" in lines[0], r.stderr
+    assert "Traceback" not in r.stderr and not (tmp_path / "o").exists()
+
+
+def test_the_same_reader_refuses_deep_json_in_sessions_presets_and_submissions(tmp_path):
+    from gradsim.config import ConfigError, RunConfig
+    from gradsim.presets import preset_from_file
+    from gradsim.session_io import SessionFormatError, load_session
+
+    text = "{\"a\":" * 50_000 + "1" + "}" * 50_000
+    with pytest.raises(ConfigError, match="nested too deeply"):
+        RunConfig.from_json(text)
+    (tmp_path / "p.json").write_text(text)
+    with pytest.raises(ConfigError, match="nested too deeply"):
+        preset_from_file(tmp_path / "p.json")
+    sess = tmp_path / "s"
+    sess.mkdir()
+    (sess / "session.json").write_text(text)
+    with pytest.raises(SessionFormatError, match="nested too deeply"):
+        load_session(sess)
+
+
+def test_summary_reads_step_0_without_copying_the_store(tmp_path, monkeypatch):
+    """cli used rows_after(-1) to read row 0: a copy of every recorded row (up to 256 MB)."""
+    from gradsim import cli
+    from gradsim.config import RunConfig
+    from gradsim.session import Session
+    from gradsim.trainer import Trainer
+
+    t = Trainer(RunConfig(dataset="moons", depth=3, width=16, batch_size=32, steps=20))
+    t.run()
+
+    def refuse(*a, **k):
+        raise AssertionError("rows_after copies the whole store")
+
+    monkeypatch.setattr(Session, "rows_after", refuse)
+    text = cli.summary(t)
+    g0 = t.session.layer_metric("act_grad_norm")[0]
+    assert f"layer 1 / last = {g0[0] / g0[-1]:.3g}" in text
+    first = t.session.first()
+    assert first.step == 0 and first.layers.shape == (4, len(t.session.layers[0][0]))
+    assert np.array_equal(first.layers, t.session.layers[0], equal_nan=True)
+    first.layers[:] = -1  # a copy of one row, not a view into the store
+    assert t.session.layers[0, 0, 0] != -1
+    assert Session(2).first() is None
+    row = cli._sweep_job((0, RunConfig(dataset="moons", depth=3, width=16, batch_size=32, steps=5).to_dict(), [], str(tmp_path / "sw")))
+    assert float(row["act_grad_norm_first_step0"]) > 0
