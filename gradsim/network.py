@@ -116,12 +116,21 @@ class GradNet(nn.Module):
     def norm_params(self) -> list[torch.Tensor]:
         return [p for bn in self.norms for p in bn.parameters()]
 
+    def param_kinds(self) -> dict[str, list[nn.Parameter]]:
+        """Every parameter, grouped by kind: the Linear weights, the Linear biases,
+        then the affine parameters of each normalisation module type, in layer order.
 
-def build_optimizer(name: str, params: list[torch.Tensor], lr: float, momentum: float = 0.9) -> torch.optim.Optimizer:
-    if name == "sgd":
-        return torch.optim.SGD(params, lr=lr, foreach=True)
-    if name == "momentum":
-        return torch.optim.SGD(params, lr=lr, momentum=momentum, foreach=True)
-    if name == "adam":
-        return torch.optim.Adam(params, lr=lr, foreach=True)
-    raise ValueError(f"optimizer = {name!r} is not known; allowed: sgd, momentum, adam")
+        The trainer keeps one flat arena per kind (gradsim/arena.py): the
+        parameters of a kind are created, removed and re-drawn together, so
+        the optimizer's per-kind state matches torch's per-parameter state.
+        A new module type with parameters gets its own kind automatically.
+        """
+        kinds: dict[str, list[nn.Parameter]] = {"weight": list(self.weights()), "bias": list(self.biases())}
+        for m in self.modules():
+            if m is self or isinstance(m, (nn.Linear, nn.ModuleList)):
+                continue
+            own = list(m.parameters(recurse=False))
+            if own:
+                kinds.setdefault(type(m).__name__.lower(), []).extend(own)
+        return kinds
+

@@ -21,8 +21,10 @@ from . import probes
 from .commands import Command, CommandError, Scheduled
 from .config import RunConfig
 from .datasets import Dataset, make_dataset
+from .arena import Arena
 from .metrics import LAYER_INDEX, LAYER_METRICS, NORM_METRICS, STATS_METRICS, STEP_METRICS
-from .network import GradNet, build_optimizer
+from .network import GradNet
+from .optimizers import FlatOptimizer, build_optimizer
 from .session import Session, StepRecord
 from .theory import predict
 
@@ -64,10 +66,10 @@ class Trainer:
         self.optimizer_name = config.optimizer
         self.clip_mode = config.clip_mode
         self.clip_threshold = float(config.clip_threshold)
+        self.arenas: dict[str, Arena] = {}
+        self._stats_ws = probes.StatsWorkspace()
         self._refresh_params()
-        self.optimizer = build_optimizer(self.optimizer_name, self._params, self.lr, config.momentum)
-        # Preallocated: the update norm is ||W_before - W_after|| without new tensors per step.
-        self._before = [torch.empty_like(w) for w in self._weights]
+        self.optimizer: FlatOptimizer = build_optimizer(self.optimizer_name, self.arenas, self.lr, config.momentum)
         # dL/dz arrives through one hook per layer, created once: cheaper than
         # retain_grad (which clones every z.grad) or autograd.grad(..., zs).
         self._gz: list[Optional[torch.Tensor]] = [None] * self.net.n_layers
@@ -96,10 +98,23 @@ class Trainer:
         return self.net.n_layers
 
     def _refresh_params(self) -> None:
+        """(Re)build the flat arenas after a structural change; kinds whose
+        parameters did not change keep their arena (and so their storage)."""
+        kinds = self.net.param_kinds()
+        arenas: dict[str, Arena] = {}
+        for kind, params in kinds.items():
+            old = self.arenas.get(kind)
+            same = old is not None and len(old.params) == len(params) and all(a is b for a, b in zip(old.params, params))
+            arenas[kind] = old if same else Arena(params)
+        self.arenas = arenas
+        self._weight_arena = arenas["weight"]
+        self._arena_list = list(arenas.values())
         self._weights = self.net.weights()
         self._biases = self.net.biases()
-        self._norm_params = self.net.norm_params()
-        self._params = self._weights + self._biases + self._norm_params
+        self._norm_params = [p for kind, a in arenas.items() if kind not in ("weight", "bias") for p in a.params]
+        self._params = [p for a in self._arena_list for p in a.params]
+        # Preallocated: Adam's update norm is ||W_before - W_after|| over the flat weights.
+        self._before = torch.empty_like(self._weight_arena.data)
 
     # ------------------------------------------------------------ commands
     def schedule(self, item: Scheduled) -> None:
@@ -127,9 +142,8 @@ class Trainer:
     def reinit(self, scheme: str, scale: Optional[float] = None) -> None:
         std = scale if (scale is not None and scheme == "normal") else self.config.init_std
         bound = scale if (scale is not None and scheme == "uniform") else self.config.init_scale
-        self.net.reinit(scheme, self.init_gen, std, bound)
-        for p in self._weights + self._biases:  # fresh weights: their old moments mean nothing
-            self.optimizer.state.pop(p, None)
+        self.net.reinit(scheme, self.init_gen, std, bound)  # in place: the arenas stay
+        self.optimizer.reset(("weight", "bias"))  # fresh weights: their old moments mean nothing
 
     def set_batchnorm(self, on: bool) -> None:
         if on and self.config.batch_size < 2:
@@ -137,14 +151,18 @@ class Trainer:
         if on == self.net.has_batchnorm:
             return
         self.net.set_batchnorm(on)
+        self._restructure()
+
+    def _restructure(self) -> None:
+        """After parameters were added or removed: new arenas for the kinds that
+        changed, and the optimizer follows them (survivors keep their state)."""
         self.net.train()
         self._refresh_params()
         self._rebuild_optimizer(keep_state=True)
 
     def set_lr(self, lr: float) -> None:
         self.lr = float(lr)
-        for group in self.optimizer.param_groups:
-            group["lr"] = self.lr
+        self.optimizer.lr = self.lr
 
     def set_optimizer(self, name: str) -> None:
         self.optimizer_name = name
@@ -152,12 +170,10 @@ class Trainer:
 
     def _rebuild_optimizer(self, keep_state: bool) -> None:
         """New optimizer over the current parameters; survivors keep their state (Adam moments)."""
-        old = self.optimizer
-        self.optimizer = build_optimizer(self.optimizer_name, self._params, self.lr, self.config.momentum)
-        if keep_state:
-            for p in self._params:
-                if p in old.state:
-                    self.optimizer.state[p] = old.state[p]
+        if keep_state and self.optimizer.name == self.optimizer_name:
+            self.optimizer.rebind(self.arenas)
+        else:
+            self.optimizer = build_optimizer(self.optimizer_name, self.arenas, self.lr, self.config.momentum)
 
     # ------------------------------------------------------------ stepping
     def _make_z_hook(self, i: int) -> Callable[[torch.Tensor], None]:
@@ -187,6 +203,9 @@ class Trainer:
         x, y = self._batch()
         pred = self.predicted_gain(x) if (want_stats or self._pred_due) else None
         self._pred_due = False
+        arenas = self._arena_list
+        for a in arenas:  # one zero_() per kind; autograd then accumulates into the arena
+            a.zero_grad()
         logits, zs, hs = self.net.forward_capture(x)
         loss = F.cross_entropy(logits, y)
         n_w, n_b = len(self._weights), len(self._biases)
@@ -194,16 +213,21 @@ class Trainer:
             z.register_hook(hook)
         del zs
         loss.backward()
-        g_params = [p.grad for p in self._params]
         g_z = self._gz
 
         with torch.no_grad():
-            # One foreach dispatch for every norm measured before the update:
-            # [dL/dparams..., dL/dz per layer..., W per layer (before the update)].
-            n_p = len(g_params)
-            norms = torch.stack(torch._foreach_norm(g_params + g_z + self._weights))
+            # Every norm measured before the update, in one vector:
+            # [dL/dparams (one reduction per run of equal-sized parameters in
+            # each arena)..., dL/dz per layer (one foreach dispatch)...,
+            # W per layer (reductions over the flat weights)].
+            wa = self._weight_arena
+            n_p = len(self._params)
+            parts = [a.norms(a.grad) for a in arenas]
+            parts.append(torch.stack(torch._foreach_norm(g_z)))
+            parts.append(wa.norms(wa.data))
+            norms = torch.cat(parts)
             total = torch.linalg.vector_norm(norms[:n_p])
-            applied, clipped, applied_norms = self._clip(g_params, total, norms[:n_p])
+            applied, clipped, applied_norms = self._clip(total, norms[:n_p])
             acc = (logits.argmax(dim=1) == y).float().mean()
             head = torch.stack([loss.detach(), acc, total, applied, clipped]).tolist()
             diverged = not (math.isfinite(head[0]) and math.isfinite(head[2]))
@@ -219,11 +243,9 @@ class Trainer:
             layers = np.full((L, len(LAYER_METRICS)), np.nan, np.float32)
             layers[:, :_N_NORM] = norm_block.numpy()
             if want_stats:
-                layers[:, _STATS_SLICE] = probes.activation_stats(hs, self.net.activations).numpy()
+                layers[:, _STATS_SLICE] = probes.activation_stats(hs, self.net.activations, self._stats_ws).numpy()
             if pred is not None:
                 layers[:, _PRED_COL] = pred
-        for p in self._params:
-            p.grad = None
         self.elapsed_s += time.perf_counter() - t0
         scalars = np.array(
             [head[0], head[1], head[2], head[3], head[4], self.lr, float(diverged), self.elapsed_s],
@@ -248,18 +270,20 @@ class Trainer:
         """
         return predict(self.net, x=x).gain.astype(np.float32)
 
-    def _clip(self, grads: list[torch.Tensor], total: torch.Tensor, norms: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Clip in place; return (total norm after clipping, 1.0 if anything was clipped,
-        the per-tensor norms after clipping)."""
+    def _clip(self, total: torch.Tensor, norms: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Clip the flat gradients in place; return (total norm after clipping,
+        1.0 if anything was clipped, the per-parameter norms after clipping)."""
+        arenas = self._arena_list
         if self.clip_mode == "norm":
             coef = torch.clamp(self.clip_threshold / (total + 1e-6), max=1.0)
-            torch._foreach_mul_(grads, coef)
+            for a in arenas:
+                a.grad.mul_(coef)
             return total * coef, (coef < 1.0).float(), norms * coef
         if self.clip_mode == "value":
-            biggest = torch.stack(torch._foreach_norm(grads, ord=float("inf"))).max()
-            torch._foreach_clamp_min_(grads, -self.clip_threshold)
-            torch._foreach_clamp_max_(grads, self.clip_threshold)
-            after = torch.stack(torch._foreach_norm(grads))
+            biggest = torch.stack([torch.linalg.vector_norm(a.grad, ord=float("inf")) for a in arenas]).max()
+            for a in arenas:
+                a.grad.clamp_(-self.clip_threshold, self.clip_threshold)
+            after = torch.cat([a.norms(a.grad) for a in arenas])
             return torch.linalg.vector_norm(after), (biggest > self.clip_threshold).float(), after
         return total, total.new_zeros(()), norms
 
@@ -268,29 +292,23 @@ class Trainer:
 
         Plain SGD moves W by exactly lr * g and momentum SGD by lr * buffer, so
         their update norms come from norms already at hand (no copy of the
-        weights: ~0.5 ms a step at depth 50). Adam's update has no such short
-        form: there the weights are copied before the step and subtracted after.
-        Both agree with the measured parameter deltas to float32 rounding
-        (tests/engine/test_physics.py).
+        weights). Adam's update has no such short form: there the flat weights
+        are copied before the step and subtracted after (one copy, one
+        subtraction, one reduction per run). Both agree with the measured
+        parameter deltas to float32 rounding (tests/engine/test_physics.py).
         """
         opt = self.optimizer
-        plain_sgd = isinstance(opt, torch.optim.SGD) and all(
-            g["momentum"] == 0 and g["weight_decay"] == 0 and not g["maximize"] for g in opt.param_groups
-        )
-        momentum_sgd = isinstance(opt, torch.optim.SGD) and not plain_sgd and all(
-            g["dampening"] == 0 and g["weight_decay"] == 0 and not g["nesterov"] and not g["maximize"] for g in opt.param_groups
-        )
-        if plain_sgd:
+        wa = self._weight_arena
+        if opt.name == "sgd":
             opt.step()
             return applied_w * self.lr
-        if momentum_sgd:
+        if opt.name == "momentum":
             opt.step()
-            bufs = [opt.state[w]["momentum_buffer"] for w in self._weights]
-            return torch.stack(torch._foreach_norm(bufs)) * self.lr
-        torch._foreach_copy_(self._before, self._weights)
+            return wa.norms(opt.buffer("weight")) * self.lr  # type: ignore[attr-defined]
+        self._before.copy_(wa.data)
         opt.step()
-        torch._foreach_sub_(self._before, self._weights)
-        return torch.stack(torch._foreach_norm(self._before))
+        self._before.sub_(wa.data)
+        return wa.norms(self._before)
 
     def run(self, steps: Optional[int] = None, callback: Optional[Callable[[StepRecord], None]] = None) -> Session:
         """Step until finished (or ``steps`` more steps); call ``callback`` after each."""

@@ -47,9 +47,10 @@ schedules = st.lists(st.builds(Scheduled, st.integers(0, 12), commands), max_siz
 
 def _check_consistent(t: Trainer) -> None:
     live = list(t.net.parameters())
-    opt = [p for g in t.optimizer.param_groups for p in g["params"]]
+    opt = t.optimizer.params()
     assert {id(p) for p in opt} == {id(p) for p in live} and len(opt) == len(live)
-    assert all(id(p) in {id(q) for q in live} for p in t.optimizer.state)
+    assert set(t.optimizer.state) <= set(t.arenas) and t.optimizer.arenas == t.arenas
+    assert all(a.owns_storage() for a in t.arenas.values())  # every parameter lives in its arena
     assert sum(p.numel() for p in live) == t.config.with_changes(batchnorm=t.net.has_batchnorm).param_count()
 
 

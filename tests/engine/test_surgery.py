@@ -10,29 +10,30 @@ from gradsim.trainer import Trainer
 
 def _consistent(t: Trainer) -> None:
     """The optimizer owns exactly the live parameters and keeps state for no others."""
-    opt_params = [p for g in t.optimizer.param_groups for p in g["params"]]
+    opt_params = t.optimizer.params()
     live = list(t.net.parameters())
     assert {id(p) for p in opt_params} == {id(p) for p in live}
     assert len(opt_params) == len(live)
-    assert all(id(p) in {id(q) for q in live} for p in t.optimizer.state)
+    assert set(t.optimizer.state) <= set(t.arenas) and t.optimizer.arenas == t.arenas
+    assert all(a.owns_storage() for a in t.arenas.values())
 
 
 def test_batchnorm_on_off_keeps_adam_moments_of_survivors():
     t = Trainer(RunConfig(depth=4, width=16, optimizer="adam", lr=1e-3, steps=50))
     t.run(steps=3)
     w = t.net.linears[2].weight
-    m_before = t.optimizer.state[w]["exp_avg"].clone()
+    m_before = t.optimizer.state_of(w)["exp_avg"].clone()
     t.apply(SetBatchNorm(True))
     _consistent(t)
     assert t.net.has_batchnorm and len(t.net.norm_params()) == 2 * 4
-    assert torch.equal(t.optimizer.state[w]["exp_avg"], m_before)  # survivor keeps its moments
-    assert all(p not in t.optimizer.state for p in t.net.norm_params())  # new params start fresh
+    assert torch.equal(t.optimizer.state_of(w)["exp_avg"], m_before)  # survivor keeps its moments
+    assert not any(t.optimizer.has_state(p) for p in t.net.norm_params())  # new params start fresh
     t.run(steps=2)
     bn = t.net.norm_params()
-    assert all(p in t.optimizer.state for p in bn)
+    assert all(t.optimizer.has_state(p) for p in bn)
     t.apply(SetBatchNorm(False))
     _consistent(t)
-    assert not t.net.has_batchnorm and w in t.optimizer.state
+    assert not t.net.has_batchnorm and t.optimizer.has_state(w)
     assert sum(p.numel() for p in t.net.parameters()) == t.config.param_count()
 
 
@@ -44,8 +45,8 @@ def test_reinit_drops_state_of_reinitialised_parameters_only():
     t.apply(Reinit("he_normal"))
     _consistent(t)
     assert not torch.equal(before, t.net.linears[0].weight)
-    assert all(lin.weight not in t.optimizer.state for lin in t.net.linears)
-    assert all(p in t.optimizer.state for p in bn)
+    assert not any(t.optimizer.has_state(lin.weight) or t.optimizer.has_state(lin.bias) for lin in t.net.linears)
+    assert all(t.optimizer.has_state(p) for p in bn)
     t.apply(Reinit("normal", 2.0))
     assert t.net.linears[1].weight.std().item() == pytest.approx(2.0, rel=0.1)  # 256 draws: sd of std ~4 %
 
@@ -65,10 +66,10 @@ def test_lr_and_optimizer_switch():
     t = Trainer(RunConfig(depth=2, width=8, optimizer="momentum"))
     t.run(steps=2)
     t.apply(SetLR(0.5))
-    assert all(g["lr"] == 0.5 for g in t.optimizer.param_groups)
+    assert t.optimizer.lr == 0.5
     t.apply(SetOptimizer("adam"))
     _consistent(t)
-    assert isinstance(t.optimizer, torch.optim.Adam) and t.optimizer.param_groups[0]["lr"] == 0.5
+    assert t.optimizer.name == "adam" and t.optimizer.lr == 0.5
     assert len(t.optimizer.state) == 0
 
 

@@ -55,7 +55,7 @@ def test_toggles_as_fast_as_the_event_loop_allows(window, qtbot):
     assert window.state != FAILED, window.last_error
     # the network and optimizer are still consistent
     live = {id(p) for p in t.net.parameters()}
-    assert {id(p) for g in t.optimizer.param_groups for p in g["params"]} == live
+    assert {id(p) for p in t.optimizer.params()} == live and all(a.owns_storage() for a in t.arenas.values())
 
 
 def test_start_pause_step_reset_in_rapid_sequence(window, qtbot):
