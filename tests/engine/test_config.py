@@ -36,6 +36,22 @@ def test_bad_values_name_the_field_and_the_allowed_range(changes, field, allowed
         RunConfig(**changes).validate()
     msg = str(err.value)
     assert msg.startswith(field) and allowed in msg and "\n" not in msg
+    assert err.value.field == field  # a form highlights it without parsing the message
+
+
+def test_config_error_field_survives_where_prefixes_and_covers_every_check():
+    with pytest.raises(ConfigError) as err:
+        RunConfig.from_dict({"lr": -1.0}, where="preset x.json")
+    assert str(err.value).startswith("preset x.json: lr") and err.value.field == "lr"
+    with pytest.raises(ConfigError) as err:
+        RunConfig.from_dict({"speed": 3})
+    assert err.value.field == "speed"
+    with pytest.raises(ConfigError) as err:
+        RunConfig(depth=200, width=2048).validate()
+    assert err.value.field == "depth"
+    with pytest.raises(ConfigError) as err:
+        RunConfig().with_changes(lr="fast")
+    assert err.value.field == "lr"
 
 
 def test_size_guard_refuses_before_allocating():

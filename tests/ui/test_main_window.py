@@ -53,6 +53,33 @@ def test_first_launch_has_a_valid_default_config(qtbot):
     w.close()
 
 
+def test_builder_is_built_from_one_table_and_round_trips_every_field(qtbot):
+    from ui.panels.builder import FORM_FIELDS, BuilderPanel
+
+    b = BuilderPanel()
+    qtbot.addWidget(b)
+    cfg = RunConfig(dataset="moons", depth=7, width=33, activation="elu", init="normal", init_std=0.2, init_scale=0.3,
+                    batchnorm=True, optimizer="adam", lr=0.002, batch_size=64, clip_mode="value", clip_threshold=0.5,
+                    steps=123, seed=9, stats_every=4)
+    b.set_config(cfg)
+    assert b.config() == cfg
+    for f in FORM_FIELDS:
+        w = getattr(b, f.name)
+        assert w.objectName() == f.name and w.toolTip()
+    assert {f.name for f in FORM_FIELDS} <= set(RunConfig.__dataclass_fields__)
+
+
+def test_builder_outlines_the_field_the_engine_names(window, qtbot):
+    """The highlight comes from ConfigError.field: a budget error about depth and width outlines depth."""
+    b = window.builder
+    b.width.setValue(2048)
+    b.depth.setValue(200)
+    assert b.config() is None and "param_budget_mb" in b.error()
+    assert "#d32f2f" in b.depth.styleSheet() and b.width.styleSheet() == ""
+    b.depth.setValue(4)
+    assert b.config() is not None and b.depth.styleSheet() == ""
+
+
 def test_builder_rejects_bad_values_inline_and_disables_run(window, qtbot):
     b = window.builder
     b.lr.setText("fast")

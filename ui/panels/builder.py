@@ -9,9 +9,8 @@ inline and Run stays disabled until it is fixed.
 from __future__ import annotations
 
 import math
-import re
-from dataclasses import replace
-from typing import Optional
+from dataclasses import dataclass, replace
+from typing import Any, Callable, Optional
 
 from PySide6.QtCore import Qt, Signal, Slot
 from PySide6.QtWidgets import (
@@ -31,7 +30,7 @@ from PySide6.QtWidgets import (
 )
 
 from gradsim.commands import Scheduled
-from gradsim.config import ACTIVATIONS, CLIP_MODES, DATASETS, INITS, OPTIMIZERS, ConfigError, RunConfig
+from gradsim.config import ACTIVATIONS, CLIP_MODES, DATASETS, INITS, OPTIMIZERS, SCALED_INITS, ConfigError, RunConfig
 from gradsim.presets import Preset, load_preset, preset_names
 
 from .dataset_preview import DatasetPreview
@@ -47,17 +46,49 @@ def format_float(x: float) -> str:
     return f"{x:g}"
 
 
+@dataclass(frozen=True)
+class FormField:
+    """One RunConfig field in the form: the one table the form is built, filled and read from."""
+
+    name: str  # the RunConfig field (and the widget's attribute and object name)
+    label: str  # the row's label; for a check box, its text
+    group: str  # the box it sits in: "data", "network" or "training"
+    kind: str  # "choice" (QComboBox), "int" (QSpinBox), "float" (QLineEdit), "bool" (QCheckBox)
+    choices: tuple[str, ...] = ()
+    lo: int = 0
+    hi: int = _INT_MAX
+    #: Whether the field matters for the other values of the form (else disabled, last good value kept).
+    used_when: Optional[Callable[[dict[str, Any]], bool]] = None
+
+
+#: The form, in order. A new RunConfig field the student may set is one line here.
+FORM_FIELDS: tuple[FormField, ...] = (
+    FormField("dataset", "Dataset", "data", "choice", DATASETS),
+    FormField("depth", "Hidden layers", "network", "int", lo=1, hi=200),
+    FormField("width", "Width", "network", "int", lo=1, hi=2048),
+    FormField("activation", "Activation", "network", "choice", ACTIVATIONS),
+    FormField("init", "Init", "network", "choice", INITS),
+    FormField("init_std", "Init std", "network", "float", used_when=lambda v: SCALED_INITS.get(v["init"]) == "init_std"),
+    FormField("init_scale", "Init scale", "network", "float", used_when=lambda v: SCALED_INITS.get(v["init"]) == "init_scale"),
+    FormField("batchnorm", "Batch norm after each hidden layer", "network", "bool"),
+    FormField("optimizer", "Optimizer", "training", "choice", OPTIMIZERS),
+    FormField("lr", "Learning rate", "training", "float"),
+    FormField("batch_size", "Batch size", "training", "int", lo=1, hi=1_000_000),
+    FormField("clip_mode", "Clipping", "training", "choice", CLIP_MODES),
+    FormField("clip_threshold", "Clip threshold", "training", "float", used_when=lambda v: v["clip_mode"] != "none"),
+    FormField("steps", "Max steps", "training", "int", lo=1, hi=100_000_000),
+    FormField("seed", "Seed", "training", "int", lo=0, hi=_INT_MAX),
+    FormField("stats_every", "Stats every", "training", "int", lo=1, hi=1_000_000),
+)
+
+
 class BuilderPanel(QWidget):
     """Form for a RunConfig plus a preset picker; emits the config (or None) on every edit."""
 
-    #: The current config when valid, None when not.
-    config_changed = Signal(object)
     #: True when the form holds a valid config (Run may start).
     validity_changed = Signal(bool)
     #: The data set (or its size, noise, seed) changed: a new preview is wanted.
     preview_wanted = Signal(object)
-    #: A preset was applied (its name).
-    preset_applied = Signal(str)
 
     def __init__(self, parent: Optional[QWidget] = None) -> None:
         super().__init__(parent)
@@ -116,58 +147,23 @@ class BuilderPanel(QWidget):
         pl.addLayout(srow)
         outer.addWidget(preset_box)
 
-        # ---------------------------------------------------------- data
-        data_box = QGroupBox("Data")
-        dl = QFormLayout(data_box)
-        self.dataset = self._combo(DATASETS, "dataset")
+        # ---------------------------------------------------------- the fields, from FORM_FIELDS
+        self._fields: dict[str, QWidget] = {}
+        forms: dict[str, QFormLayout] = {}
+        for title, group in (("Data", "data"), ("Network", "network"), ("Training", "training")):
+            box = QGroupBox(title)
+            forms[group] = QFormLayout(box)
+            outer.addWidget(box)
+        for f in FORM_FIELDS:
+            w = self._make_widget(f)
+            setattr(self, f.name, w)  # self.depth, self.lr, ...: what tests and callers reach
+            self._fields[f.name] = w
+            if f.kind == "bool":
+                forms[f.group].addRow(w)
+            else:
+                forms[f.group].addRow(f.label, w)
         self.preview = DatasetPreview()
-        dl.addRow("Dataset", self.dataset)
-        dl.addRow(self.preview)
-        outer.addWidget(data_box)
-
-        # ---------------------------------------------------------- network
-        net_box = QGroupBox("Network")
-        nl = QFormLayout(net_box)
-        self.depth = self._spin(1, 200, "depth")
-        self.width = self._spin(1, 2048, "width")
-        self.activation = self._combo(ACTIVATIONS, "activation")
-        self.init = self._combo(INITS, "init")
-        self.init_std = self._line("init_std")
-        self.init_scale = self._line("init_scale")
-        self.batchnorm = QCheckBox("Batch norm after each hidden layer")
-        self.batchnorm.setToolTip(TIPS["batchnorm"])
-        nl.addRow("Hidden layers", self.depth)
-        nl.addRow("Width", self.width)
-        nl.addRow("Activation", self.activation)
-        nl.addRow("Init", self.init)
-        nl.addRow("Init std", self.init_std)
-        nl.addRow("Init scale", self.init_scale)
-        nl.addRow(self.batchnorm)
-        self._init_std_label = nl.labelForField(self.init_std)
-        self._init_scale_label = nl.labelForField(self.init_scale)
-        outer.addWidget(net_box)
-
-        # ---------------------------------------------------------- training
-        train_box = QGroupBox("Training")
-        tl = QFormLayout(train_box)
-        self.optimizer = self._combo(OPTIMIZERS, "optimizer")
-        self.lr = self._line("lr")
-        self.batch_size = self._spin(1, 1_000_000, "batch_size")
-        self.clip_mode = self._combo(CLIP_MODES, "clip_mode")
-        self.clip_threshold = self._line("clip_threshold")
-        self.steps = self._spin(1, 100_000_000, "steps")
-        self.seed = self._spin(0, _INT_MAX, "seed")
-        self.stats_every = self._spin(1, 1_000_000, "stats_every")
-        tl.addRow("Optimizer", self.optimizer)
-        tl.addRow("Learning rate", self.lr)
-        tl.addRow("Batch size", self.batch_size)
-        tl.addRow("Clipping", self.clip_mode)
-        tl.addRow("Clip threshold", self.clip_threshold)
-        tl.addRow("Max steps", self.steps)
-        tl.addRow("Seed", self.seed)
-        tl.addRow("Stats every", self.stats_every)
-        self._clip_threshold_label = tl.labelForField(self.clip_threshold)
-        outer.addWidget(train_box)
+        forms["data"].addRow(self.preview)
 
         self.error_label = QLabel("")
         self.error_label.setWordWrap(True)
@@ -177,25 +173,6 @@ class BuilderPanel(QWidget):
         self.error_label.hide()
         outer.addStretch(1)
         root.addWidget(self.error_label)
-
-        self._fields: dict[str, QWidget] = {
-            "dataset": self.dataset,
-            "depth": self.depth,
-            "width": self.width,
-            "activation": self.activation,
-            "init": self.init,
-            "init_std": self.init_std,
-            "init_scale": self.init_scale,
-            "batchnorm": self.batchnorm,
-            "optimizer": self.optimizer,
-            "lr": self.lr,
-            "batch_size": self.batch_size,
-            "clip_mode": self.clip_mode,
-            "clip_threshold": self.clip_threshold,
-            "steps": self.steps,
-            "seed": self.seed,
-            "stats_every": self.stats_every,
-        }
 
         self.preset.activated.connect(self._on_preset_activated)
         self.clear_schedule.clicked.connect(self._on_clear_schedule)
@@ -211,26 +188,46 @@ class BuilderPanel(QWidget):
         self.set_config(self._base)
 
     # ------------------------------------------------------------ widgets
-    def _combo(self, items: tuple[str, ...], key: str) -> QComboBox:
-        w = QComboBox()
-        w.addItems(list(items))
-        w.setToolTip(TIPS[key])
-        w.setObjectName(key)
+    def _make_widget(self, f: FormField) -> QWidget:
+        w: QWidget
+        if f.kind == "choice":
+            w = QComboBox()
+            w.addItems(list(f.choices))
+        elif f.kind == "int":
+            w = QSpinBox()
+            w.setRange(f.lo, f.hi)
+            w.setKeyboardTracking(True)
+        elif f.kind == "float":
+            w = QLineEdit()
+        elif f.kind == "bool":
+            w = QCheckBox(f.label)
+        else:  # pragma: no cover - a typo in FORM_FIELDS
+            raise ValueError(f"form field {f.name}: unknown kind {f.kind!r}")
+        w.setToolTip(TIPS[f.name])
+        w.setObjectName(f.name)
         return w
 
-    def _spin(self, lo: int, hi: int, key: str) -> QSpinBox:
-        w = QSpinBox()
-        w.setRange(lo, hi)
-        w.setToolTip(TIPS[key])
-        w.setObjectName(key)
-        w.setKeyboardTracking(True)
-        return w
+    @staticmethod
+    def _set_value(f: FormField, w: Any, value: Any) -> None:
+        if f.kind == "choice":
+            w.setCurrentText(str(value))
+        elif f.kind == "int":
+            w.setValue(min(int(value), w.maximum()))
+        elif f.kind == "float":
+            w.setText(format_float(float(value)))
+        else:
+            w.setChecked(bool(value))
 
-    def _line(self, key: str) -> QLineEdit:
-        w = QLineEdit()
-        w.setToolTip(TIPS[key])
-        w.setObjectName(key)
-        return w
+    @staticmethod
+    def _value(f: FormField, w: Any) -> Any:
+        """The widget's value; for a float, its text (parsed by ``_read``)."""
+        if f.kind == "choice":
+            return w.currentText()
+        if f.kind == "int":
+            return w.value()
+        if f.kind == "float":
+            return w.text().strip()
+        return w.isChecked()
 
     # ------------------------------------------------------------ public API
     def config(self) -> Optional[RunConfig]:
@@ -263,22 +260,8 @@ class BuilderPanel(QWidget):
         self._loading = True
         try:
             self._base = config
-            self.dataset.setCurrentText(config.dataset)
-            self.depth.setValue(config.depth)
-            self.width.setValue(config.width)
-            self.activation.setCurrentText(config.activation)
-            self.init.setCurrentText(config.init)
-            self.init_std.setText(format_float(config.init_std))
-            self.init_scale.setText(format_float(config.init_scale))
-            self.batchnorm.setChecked(config.batchnorm)
-            self.optimizer.setCurrentText(config.optimizer)
-            self.lr.setText(format_float(config.lr))
-            self.batch_size.setValue(min(config.batch_size, self.batch_size.maximum()))
-            self.clip_mode.setCurrentText(config.clip_mode)
-            self.clip_threshold.setText(format_float(config.clip_threshold))
-            self.steps.setValue(min(config.steps, self.steps.maximum()))
-            self.seed.setValue(min(config.seed, self.seed.maximum()))
-            self.stats_every.setValue(config.stats_every)
+            for f in FORM_FIELDS:
+                self._set_value(f, self._fields[f.name], getattr(config, f.name))
         finally:
             self._loading = False
         self._on_edited()
@@ -307,7 +290,6 @@ class BuilderPanel(QWidget):
         self.preset_description.setText(preset.description)
         self._show_schedule()
         self._on_edited()
-        self.preset_applied.emit(name)
         return preset
 
     def restore_preset(self, name: str) -> None:
@@ -353,16 +335,15 @@ class BuilderPanel(QWidget):
     def _on_edited(self, *_: object) -> None:
         if self._loading:
             return
-        init = self.init.currentText()
-        self.init_std.setEnabled(init == "normal")
-        self.init_scale.setEnabled(init == "uniform")
-        self.clip_threshold.setEnabled(self.clip_mode.currentText() != "none")
-        config, error = self._read()
+        shown = {f.name: self._value(f, self._fields[f.name]) for f in FORM_FIELDS}
+        for f in FORM_FIELDS:
+            if f.used_when is not None:
+                self._fields[f.name].setEnabled(f.used_when(shown))
+        config, error, bad = self._read()
         was_valid = self._valid
         self._config = config
         self._valid = config is not None
-        self._show_error(error)
-        self.config_changed.emit(config)
+        self._show_error(error, bad)
         if was_valid != self._valid:
             self.validity_changed.emit(self._valid)
         if config is not None:
@@ -373,42 +354,31 @@ class BuilderPanel(QWidget):
                 self.preview_wanted.emit(config)
 
     # ------------------------------------------------------------ reading
-    def _read(self) -> tuple[Optional[RunConfig], str]:
-        values: dict[str, object] = {
-            "dataset": self.dataset.currentText(),
-            "depth": self.depth.value(),
-            "width": self.width.value(),
-            "activation": self.activation.currentText(),
-            "init": self.init.currentText(),
-            "batchnorm": self.batchnorm.isChecked(),
-            "optimizer": self.optimizer.currentText(),
-            "batch_size": self.batch_size.value(),
-            "clip_mode": self.clip_mode.currentText(),
-            "steps": self.steps.value(),
-            "seed": self.seed.value(),
-            "stats_every": self.stats_every.value(),
-        }
-        for key in ("lr", "init_std", "init_scale", "clip_threshold"):
-            w = self._fields[key]
-            assert isinstance(w, QLineEdit)
-            text = w.text().strip()
-            if not w.isEnabled():  # not used by this config: keep the last good value
-                continue
-            try:
-                x = float(text)
-            except ValueError:
-                return None, f"{key} = {text!r}: not a number; type a finite number > 0, e.g. 0.05"
-            if not math.isfinite(x):
-                return None, f"{key} = {text!r}: must be a finite number > 0"
-            values[key] = x
+    def _read(self) -> tuple[Optional[RunConfig], str, Optional[str]]:
+        """(config, "", None) when valid, else (None, the message, the field at fault)."""
+        values: dict[str, object] = {}
+        for f in FORM_FIELDS:
+            w = self._fields[f.name]
+            value = self._value(f, w)
+            if f.kind == "float":
+                if not w.isEnabled():  # not used by this config: keep the last good value
+                    continue
+                try:
+                    value = float(value)
+                except ValueError:
+                    return None, f"{f.name} = {w.text().strip()!r}: not a number; type a finite number > 0, e.g. 0.05", f.name
+                if not math.isfinite(value):
+                    return None, f"{f.name} = {w.text().strip()!r}: must be a finite number > 0", f.name
+            values[f.name] = value
         try:
-            return replace(self._base, **values).validate(), ""
+            return replace(self._base, **values).validate(), "", None
         except ConfigError as exc:
-            return None, str(exc)
+            return None, str(exc), exc.field
         except (TypeError, ValueError) as exc:
-            return None, str(exc)
+            return None, str(exc), None
 
-    def _show_error(self, error: str) -> None:
+    def _show_error(self, error: str, field: Optional[str] = None) -> None:
+        """Show ``error`` under the form and outline the field at fault (ConfigError.field)."""
         self._error = error
         for w in self._fields.values():
             w.setStyleSheet("")
@@ -418,10 +388,9 @@ class BuilderPanel(QWidget):
             return
         self.error_label.setText(error)
         self.error_label.show()
-        for name in _fields_named(error):
-            w = self._fields.get(name)
-            if w is not None:
-                w.setStyleSheet(_ERROR_STYLE)
+        w = self._fields.get(field or "")
+        if w is not None:
+            w.setStyleSheet(_ERROR_STYLE)
 
     def _show_schedule(self) -> None:
         if self._schedule:
@@ -430,8 +399,3 @@ class BuilderPanel(QWidget):
             self.schedule_label.setText("No scheduled events")
         self.clear_schedule.setEnabled(bool(self._schedule))
 
-
-def _fields_named(error: str) -> list[str]:
-    """Field names an engine message starts with (``"depth = 5, width = 9: ..."``)."""
-    head = error.split(":", 1)[0]
-    return re.findall(r"\b([a-z_]+) = ", head + ":")

@@ -13,6 +13,7 @@ the question still needs the student to read a plot.
 """
 from __future__ import annotations
 
+import logging
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,6 +32,8 @@ from gradsim.exercises import (
 )
 from gradsim.session import Session
 from gradsim.session_io import ExportError
+
+log = logging.getLogger(__name__)
 
 #: Status of one objective as shown in the list.
 PENDING = "pending"
@@ -100,6 +103,7 @@ def scan_exercises() -> list[ExerciseEntry]:
         try:
             entries.append(ExerciseEntry(path, load_exercise(path)))
         except Exception as exc:  # noqa: BLE001 - any broken file must be listed, never crash the panel
+            log.warning("exercise file %s cannot be used", path, exc_info=True)
             text = str(exc)
             if not text.startswith(str(path)):
                 text = f"{path}: {type(exc).__name__}: {text}"
@@ -138,6 +142,7 @@ class ExercisePanel(QWidget):
         self._results: list[Result] = []
         self._hidden: set[str] = set()  # objectives whose values are a question's answer
         self.answer_edits: dict[str, QLineEdit] = {}
+        self._logged_checks: set[tuple[str, str, str]] = set()
 
         layout = QVBoxLayout(self)
         layout.setContentsMargins(2, 2, 2, 2)
@@ -406,6 +411,10 @@ class ExercisePanel(QWidget):
         try:
             return obj.check(session, answers)
         except Exception as exc:  # noqa: BLE001 - a live check must never take the window down
+            key = (obj.id, type(exc).__name__, str(exc))
+            if key not in self._logged_checks:  # re-checked twice a second: log each cause once
+                self._logged_checks.add(key)
+                log.info("objective %r cannot be checked on this run", obj.id, exc_info=True)
             return Result(obj.id, obj.text, False, f"cannot be checked on this run: {exc}")
 
     def _evaluate(self) -> None:

@@ -33,7 +33,7 @@ from gradsim.commands import (
     SetOptimizer,
     command_from_event,
 )
-from gradsim.config import ACTIVATIONS, CLIP_MODES, INITS, OPTIMIZERS, RunConfig
+from gradsim.config import ACTIVATIONS, CLIP_MODES, INITS, OPTIMIZERS, SCALED_INITS, RunConfig
 from gradsim.session import Event
 
 from .builder import format_float
@@ -231,7 +231,7 @@ class TogglesPanel(QWidget):
     def _on_reinit(self) -> None:
         scheme = self.init.currentText()
         scale = None
-        if scheme in ("normal", "uniform"):
+        if scheme in SCALED_INITS:
             scale = self._number(self.init_scale, "init scale")
             if scale is None:
                 return
@@ -264,9 +264,9 @@ class TogglesPanel(QWidget):
     @Slot()
     def _on_init_changed(self, *_: object) -> None:
         scheme = self.init.currentText()
-        uses = scheme in ("normal", "uniform")
+        uses = scheme in SCALED_INITS
         self.init_scale.setEnabled(uses and self.reinit.isEnabled())
-        self.init_scale.setPlaceholderText("std" if scheme == "normal" else "scale")
+        self.init_scale.setPlaceholderText("std" if SCALED_INITS.get(scheme) == "init_std" else "scale")
 
     @Slot()
     def _on_clip_mode_changed(self, *_: object) -> None:
