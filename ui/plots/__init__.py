@@ -1,27 +1,7 @@
-"""Live plots of GradSim: one module per plot, and PlotPanel holding all six.
+"""Live plots of GradSim: one module per plot, and ``panel.PlotPanel`` holding all six.
 
-Classes are imported lazily so ``python -m ui.plots.heatmap`` does not import
-the module twice (and importing ``ui.plots`` stays cheap).
+Import a plot from its module (``from ui.plots.heatmap import GradientHeatmap``).
+The package re-exports nothing on purpose: ``python -m ui.plots.heatmap`` (a
+plot shown alone with fake data) would otherwise import its module twice, and
+plain imports let PyInstaller see every module without a hidden-import list.
 """
-from __future__ import annotations
-
-from importlib import import_module
-from typing import Any
-
-_EXPORTS = {
-    "GradientHeatmap": "heatmap",
-    "DepthProfile": "depth_profile",
-    "LayerCurves": "layer_curves",
-    "UpdateRatioPlot": "update_ratio",
-    "LossAccuracyPlot": "loss_accuracy",
-    "ActivationStats": "activations",
-    "PlotPanel": "panel",
-}
-
-__all__ = list(_EXPORTS)
-
-
-def __getattr__(name: str) -> Any:
-    if name in _EXPORTS:
-        return getattr(import_module(f".{_EXPORTS[name]}", __name__), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
