@@ -1,5 +1,6 @@
 # Two entry points a new user needs (see README): `make run` and `make test`.
-# Both create .venv on first use and install exact pins from requirements/lock.txt.
+# Both create .venv on first use and install exact pins from requirements/lock.txt,
+# with the optional extras whose tests must run (cluster: the Dask tests start a real LocalCluster).
 # torch is pinned to 2.13.0: on this kind of machine that takes the local CPU
 # wheel; an unpinned torch would pull a ~3 GB CUDA build (DESIGN.md section 7).
 PYTHON ?= python3
@@ -12,7 +13,7 @@ FIND_LINKS = $(if $(wildcard /opt/wheels),--find-links /opt/wheels,)
 
 $(STAMP): pyproject.toml requirements/lock.txt
 	$(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install -q $(FIND_LINKS) -c requirements/lock.txt -e '.[test]'
+	$(PY) -m pip install -q $(FIND_LINKS) -c requirements/lock.txt -e '.[test,cluster]'
 	touch $(STAMP)
 
 run: $(STAMP)

@@ -1,0 +1,77 @@
+"""One run of ``gradsim sweep`` as a task, and the client-side writing of its files.
+
+The task trains and exports into a private temporary folder on whichever
+machine runs it, then returns the files as bytes with the summary row; the
+client writes them under ``--out``. So a Dask worker needs no access to the
+client's disk, and local processes and cluster workers share one code path.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+SUMMARY_HEADER = (
+    "run", "folder", "dataset", "depth", "width", "activation", "init", "batchnorm", "clip", "optimizer", "lr", "steps", "seed",
+    "final_loss", "final_accuracy", "test_accuracy",
+    "grad_norm_first_step0", "grad_norm_last_step0", "grad_norm_first_end", "grad_norm_last_end",
+    "act_grad_norm_first_step0", "act_grad_norm_last_step0", "act_grad_norm_first_end", "act_grad_norm_last_end",
+    "diverged_at",
+)
+
+
+def sweep_task(job: tuple[int, dict[str, Any], list[str], str]) -> tuple[dict[str, Any], dict[str, bytes]]:
+    """(summary row, {file name: bytes} of the session export) for one config of the grid."""
+    from .cli import run_one
+    from .commands import parse_event
+    from .config import RunConfig
+
+    index, cfg_dict, events, folder_name = job
+    cfg = RunConfig.from_dict(cfg_dict)
+    tmp = Path(tempfile.mkdtemp(prefix="gradsim-sweep-"))
+    try:
+        out = tmp / "session"
+        trainer = run_one(cfg, tuple(parse_event(e) for e in events), out, label=f"sweep run {index}")
+        files = {p.name: p.read_bytes() for p in sorted(out.iterdir()) if p.is_file()}
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    s = trainer.session
+    first, last = s.rows_after(-1), s.last()
+    g0, a0 = first.layers[0, :, 0], first.layers[0, :, 5]
+    row = {
+        "run": index, "folder": folder_name, "dataset": cfg.dataset, "depth": cfg.depth, "width": cfg.width,
+        "activation": cfg.activation, "init": cfg.init, "batchnorm": int(cfg.batchnorm),
+        "clip": "none" if cfg.clip_mode == "none" else f"{cfg.clip_mode}:{cfg.clip_threshold:g}",
+        "optimizer": cfg.optimizer, "lr": repr(cfg.lr), "steps": s.steps_run, "seed": cfg.seed,
+        "final_loss": repr(last.scalar("loss")), "final_accuracy": repr(last.scalar("accuracy")),
+        "test_accuracy": repr(s.meta.get("test_accuracy", float("nan"))),
+        "grad_norm_first_step0": "%.9g" % g0[0], "grad_norm_last_step0": "%.9g" % g0[-1],
+        "grad_norm_first_end": "%.9g" % last.layers[0, 0], "grad_norm_last_end": "%.9g" % last.layers[-1, 0],
+        "act_grad_norm_first_step0": "%.9g" % a0[0], "act_grad_norm_last_step0": "%.9g" % a0[-1],
+        "act_grad_norm_first_end": "%.9g" % last.layers[0, 5], "act_grad_norm_last_end": "%.9g" % last.layers[-1, 5],
+        "diverged_at": "" if trainer.diverged_at is None else trainer.diverged_at,
+    }
+    return row, files
+
+
+def write_folder(path: Path, files: dict[str, bytes]) -> None:
+    """Write ``files`` as the folder ``path``: assembled under a temporary name, then renamed.
+
+    An existing folder has each file replaced atomically instead.
+    """
+    from .session_io import _write_atomic
+
+    if path.is_dir():
+        for name, data in files.items():
+            _write_atomic(path / name, data)
+        return
+    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".partial", dir=path.parent))
+    try:
+        for name, data in files.items():
+            _write_atomic(tmp / name, data)
+        os.rename(tmp, path)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
