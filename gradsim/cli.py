@@ -11,14 +11,13 @@ import itertools
 import math
 import os
 import sys
-from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
-from typing import Any, Callable, Optional, Sequence
+from typing import Any, Callable, Iterator, Optional, Sequence
 
 from .commands import CommandError, Scheduled, parse_command, parse_event
 from .config import ACTIVATIONS, DATASETS, INITS, OPTIMIZERS, ConfigError, RunConfig
 from .exercises import ExerciseError
-from .metrics import LAYER_INDEX
+from .executors import ExecutorError
 
 EXIT_BAD_INPUT = 2
 
@@ -203,42 +202,27 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 # ---------------------------------------------------------------- sweep
-SUMMARY_HEADER = (
-    "run", "folder", "dataset", "depth", "width", "activation", "init", "batchnorm", "clip", "optimizer", "lr", "steps", "seed",
-    "final_loss", "final_accuracy", "test_accuracy",
-    "grad_norm_first_step0", "grad_norm_last_step0", "grad_norm_first_end", "grad_norm_last_end",
-    "act_grad_norm_first_step0", "act_grad_norm_last_step0", "act_grad_norm_first_end", "act_grad_norm_last_end",
-    "diverged_at",
-)
+from .sweep import SUMMARY_HEADER  # noqa: E402  (re-exported: tests and scripts read it from here)
 
 
-def _sweep_job(job: tuple[int, dict[str, Any], list[str], str]) -> dict[str, Any]:
-    """Runs in a worker process: one config, one session folder, one summary row."""
-    index, cfg_dict, events, folder = job
-    cfg = RunConfig.from_dict(cfg_dict)
-    trainer = run_one(cfg, tuple(parse_event(e) for e in events), Path(folder), label=f"sweep run {index}")
-    s = trainer.session
-    first, last = s.first(), s.last()  # single rows: rows_after(-1) copied the whole store
-    gi, ai = LAYER_INDEX["grad_norm"], LAYER_INDEX["act_grad_norm"]
-    g0, a0 = first.layers[:, gi], first.layers[:, ai]
-    row = {
-        "run": index, "folder": Path(folder).name, "dataset": cfg.dataset, "depth": cfg.depth, "width": cfg.width,
-        "activation": cfg.activation, "init": cfg.init, "batchnorm": int(cfg.batchnorm),
-        "clip": "none" if cfg.clip_mode == "none" else f"{cfg.clip_mode}:{cfg.clip_threshold:g}",
-        "optimizer": cfg.optimizer, "lr": repr(cfg.lr), "steps": s.steps_run, "seed": cfg.seed,
-        "final_loss": repr(last.scalar("loss")), "final_accuracy": repr(last.scalar("accuracy")),
-        "test_accuracy": repr(s.meta.get("test_accuracy", float("nan"))),
-        "grad_norm_first_step0": "%.9g" % g0[0], "grad_norm_last_step0": "%.9g" % g0[-1],
-        "grad_norm_first_end": "%.9g" % last.layers[0, gi], "grad_norm_last_end": "%.9g" % last.layers[-1, gi],
-        "act_grad_norm_first_step0": "%.9g" % a0[0], "act_grad_norm_last_step0": "%.9g" % a0[-1],
-        "act_grad_norm_first_end": "%.9g" % last.layers[0, ai], "act_grad_norm_last_end": "%.9g" % last.layers[-1, ai],
-        "diverged_at": "" if trainer.diverged_at is None else trainer.diverged_at,
-    }
-    return row
+def _run_tasks(pool: Any, fn: Callable[..., Any], tasks: list[tuple], what: str) -> Iterator[tuple[int, Any]]:
+    """Submit every task; yield (index, result or the exception) as each finishes, with progress."""
+    from concurrent.futures import as_completed
+
+    futures = {pool.submit(fn, *t): i for i, t in enumerate(tasks)}
+    for done, fut in enumerate(as_completed(futures), start=1):
+        try:
+            result: Any = fut.result()
+        except Exception as exc:  # noqa: BLE001 - one failed task must not lose the others' results
+            result = exc
+        print(f"  {what} {done}/{len(tasks)}", file=sys.stderr)
+        yield futures[fut], result
 
 
 def cmd_sweep(args: argparse.Namespace) -> int:
+    from .executors import describe, task_executor
     from .session_io import write_atomic
+    from .sweep import sweep_task, write_folder
 
     base, events, _ = _base(args)
     grid = _overrides(args)
@@ -255,26 +239,29 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     jobs = []
     for i, (cfg, combo) in enumerate(zip(configs, combos)):
         tag = "-".join(f"{k}{_tag(v)}" for k, v in combo.items()) or "base"
-        jobs.append((i, cfg.to_dict(), schedule, str(out / f"run{i:03d}-{tag}")))
-    n_jobs = max(1, min(args.jobs or os.cpu_count() or 1, len(jobs)))
-    print(f"Sweep: {len(jobs)} runs in {n_jobs} processes -> {out}/", file=sys.stderr)
-    rows: list[dict[str, Any]] = []
-    if n_jobs == 1:
-        for job in jobs:
-            rows.append(_sweep_job(job))
-            print(f"  done {len(rows)}/{len(jobs)}", file=sys.stderr)
-    else:
-        with ProcessPoolExecutor(max_workers=n_jobs) as pool:
-            for row in pool.map(_sweep_job, jobs):
-                rows.append(row)
-                print(f"  done {len(rows)}/{len(jobs)}", file=sys.stderr)
+        jobs.append(((i, cfg.to_dict(), schedule, f"run{i:03d}-{tag}"),))
+    rows: list[Optional[dict[str, Any]]] = [None] * len(jobs)
+    failed: list[str] = []
+    with task_executor(args.jobs, args.scheduler, len(jobs)) as pool:
+        print(f"Sweep: {len(jobs)} runs {describe(args.jobs, args.scheduler, len(jobs))} -> {out}/", file=sys.stderr)
+        for i, result in _run_tasks(pool, sweep_task, jobs, "done"):
+            folder = jobs[i][0][3]
+            if isinstance(result, BaseException):
+                failed.append(f"run {i} ({folder}): {result}")
+                continue
+            row, files = result
+            write_folder(out / folder, files)  # the client writes: workers need no shared disk
+            rows[i] = row
+    done = [r for r in rows if r is not None]
     buf = io.StringIO()
     w = csv.DictWriter(buf, fieldnames=SUMMARY_HEADER, lineterminator="\n")
     w.writeheader()
-    w.writerows(rows)
+    w.writerows(done)
     write_atomic(out / "summary.csv", buf.getvalue())
-    print(f"Wrote {out / 'summary.csv'} ({len(rows)} runs)")
-    return 0
+    print(f"Wrote {out / 'summary.csv'} ({len(done)} runs)")
+    for f in failed:
+        print(f"gradsim: error: {f}", file=sys.stderr)
+    return 1 if failed else 0
 
 
 def _tag(v: Any) -> str:
@@ -284,41 +271,108 @@ def _tag(v: Any) -> str:
 
 
 # ---------------------------------------------------------------- check
+def _page_names(subs: list[Any]) -> list[str]:
+    """A distinct, file-system-safe feedback page name per submission."""
+    import re
+
+    names, seen = [], set()
+    for sub in subs:
+        base = re.sub(r"[^A-Za-z0-9._-]+", "_", sub.name).strip("._") or "submission"
+        name, k = base, 2
+        while name.lower() in seen:
+            name, k = f"{base}-{k}", k + 1
+        seen.add(name.lower())
+        names.append(name)
+    return names
+
+
 def cmd_check(args: argparse.Namespace) -> int:
-    """Grade submissions from their session data (stored results are never trusted)."""
-    from .exercises import grade, load_exercise
+    """Grade submissions: replay each one and compare (unless --no-replay), evaluate, write the CSV."""
+    from .exercises import Grade, load_exercise
+    from .executors import describe, task_executor
+    from .grading.feedback import make_band, reference_profiles, reference_seeds
+    from .grading.grader import grade_task
+    from .grading.submission import read_submission
     from .session_io import write_atomic
 
     ex = load_exercise(args.exercise)
-    grades = [grade(ex, s) for s in args.submissions]
+    if args.tolerance is not None and not (0 <= args.tolerance < 0.01):
+        raise CliError(f"--tolerance {args.tolerance}: must be >= 0 and below 0.01 (a 1 % edit must still be caught)")
+    max_points = args.max_points if args.max_points is not None else float(len(ex.objectives))
+    if not (max_points > 0 and math.isfinite(max_points)):
+        raise CliError(f"--max-points {args.max_points}: must be a number > 0")
+    out_csv = Path(args.csv)
+    if not out_csv.parent.is_dir():
+        raise CliError(f"--csv {str(out_csv)!r}: folder {str(out_csv.parent)!r} does not exist")
+    feedback_dir = Path(args.feedback) if args.feedback else None
+    if feedback_dir is not None:
+        try:
+            feedback_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise CliError(f"--feedback {str(feedback_dir)!r}: cannot create folder ({exc.strerror})") from None
+    subs = [read_submission(p) for p in args.submissions]  # read here: workers may not see this disk
+    names = _page_names(subs)
+    replay = not args.no_replay
+    grades: list[Any] = [None] * len(subs)
+    n_tasks = len(subs) + (len(reference_seeds(ex)) if feedback_dir else 0)
+    with task_executor(args.jobs, args.scheduler, n_tasks) as pool:
+        where = describe(args.jobs, args.scheduler, n_tasks)
+        print(f"Grading {len(subs)} submission(s) {where}" + (", replaying each" if replay else ""), file=sys.stderr)
+        band = None
+        if feedback_dir is not None:
+            seeds = reference_seeds(ex)
+            profiles: list[Any] = [None] * len(seeds)
+            for i, result in _run_tasks(pool, reference_profiles, [(ex, s) for s in seeds], "reference run"):
+                if isinstance(result, BaseException):
+                    raise CliError(f"--feedback: the exercise's reference run (seed {seeds[i]}) failed: {result}")
+                profiles[i] = result
+            band = make_band(profiles, seeds, max_points)
+        tasks = [(ex, sub, replay, args.tolerance, band, name) for sub, name in zip(subs, names)]
+        for i, result in _run_tasks(pool, grade_task, tasks, "graded"):
+            if isinstance(result, BaseException):  # a crashed worker: that submission is reported, not lost
+                grades[i] = Grade(subs[i].path, False, [], [], f"grading failed: {type(result).__name__}: {result}")
+                continue
+            grades[i] = result.grade
+            for fname, data in result.files.items():
+                write_atomic(feedback_dir / fname, data)  # type: ignore[operator]
     ids = [o.id for o in ex.objectives]
     name_w = max([10] + [len(Path(g.submission).name) for g in grades])
-    print(f"{ex.title}  ({len(ids)} objectives: {', '.join(ids)})")
-    print(f"{'submission':<{name_w}}  score  " + "  ".join(f"{i[:10]:<10}" for i in ids))
+    print(f"{ex.title}  ({len(ids)} objectives: {', '.join(ids)}; {max_points:g} points)")
+    if not replay:
+        print("UNVERIFIED (--no-replay): the submitted numbers were trusted, not re-run; an edited CSV would not be noticed.")
+    print(f"{'submission':<{name_w}}  score  points  " + "  ".join(f"{i[:10]:<10}" for i in ids) + "  student")
     for g in grades:
         marks = [("pass" if r.passed else "FAIL") for r in g.results] or ["-"] * len(ids)
-        print(f"{Path(g.submission).name:<{name_w}}  {g.score:5.2f}  " + "  ".join(f"{m:<10}" for m in marks))
-        for problem in ([g.error] if g.error else []) + g.config_problems:
+        flag = "" if g.verified or g.error else "  (unverified)"
+        print(f"{Path(g.submission).name:<{name_w}}  {g.score:5.2f}  {g.score * max_points:6.4g}  " + "  ".join(f"{m:<10}" for m in marks) + f"  {g.student}{flag}")
+        for problem in g.problems:
             print(f"{'':<{name_w}}    ! {problem}")
         for r in g.results:
             if not r.passed and args.verbose:
                 print(f"{'':<{name_w}}    {r.id}: {r.detail}")
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
-    w.writerow(["submission", "exercise", "score", "problems"] + ids)
+    w.writerow(["student", "points", "max_points", "submission", "exercise", "score", "verified", "problems"] + ids)
     for g in grades:
-        problems = "; ".join(([g.error] if g.error else []) + g.config_problems)
-        w.writerow([g.submission, ex.id, f"{g.score:.4f}", problems] + ([int(r.passed) for r in g.results] or [""] * len(ids)))
-    out = Path(args.csv)
+        verified = "replayed" if g.verified else ("unverified" if not replay else "")
+        w.writerow(
+            [g.student, f"{g.score * max_points:.4g}", f"{max_points:g}", g.submission, ex.id, f"{g.score:.4f}", verified, "; ".join(g.problems)]
+            + ([int(r.passed) for r in g.results] or [""] * len(ids))
+        )
     try:
-        write_atomic(out, buf.getvalue())
+        write_atomic(out_csv, buf.getvalue())
     except OSError as exc:
-        raise CliError(f"--csv {str(out)!r}: cannot write ({exc.strerror or exc})") from None
-    print(f"Scores written to {out}")
+        raise CliError(f"--csv {str(out_csv)!r}: cannot write ({exc.strerror or exc})") from None
+    print(f"Scores written to {out_csv}" + (f"; feedback pages in {feedback_dir}/" if feedback_dir else ""))
     return 0
 
 
 # ---------------------------------------------------------------- main
+def _add_executor_flags(p: argparse.ArgumentParser, what: str) -> None:
+    p.add_argument("--jobs", type=int, help=f"local processes for the {what} (default: CPU count)")
+    p.add_argument("--scheduler", metavar="ADDRESS", help="run on an existing Dask cluster, e.g. tcp://host:8786 (needs gradsim[cluster])")
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = _Parser(prog="gradsim", description="GradSim headless engine: train, sweep and export sessions.")
     sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
@@ -326,12 +380,17 @@ def build_parser() -> argparse.ArgumentParser:
     _add_config_flags(run)
     sweep = sub.add_parser("sweep", help="train a grid of configs in parallel (comma-separated values)")
     _add_config_flags(sweep, multi=True)
-    sweep.add_argument("--jobs", type=int, help="processes (default: CPU count)")
-    check = sub.add_parser("check", help="grade exercise submissions from their session data")
+    _add_executor_flags(sweep, "runs")
+    check = sub.add_parser("check", help="grade exercise submissions: replay each session and compare with its CSVs")
     check.add_argument("exercise", help="the exercise .toml file")
-    check.add_argument("submissions", nargs="+", help="submission folders (session files + submission.json)")
+    check.add_argument("submissions", nargs="+", help="submission folders or .zip files (session files + submission.json)")
     check.add_argument("--csv", default="scores.csv", help="where to write the scores CSV (default: scores.csv)")
     check.add_argument("-v", "--verbose", action="store_true", help="say why each failed objective failed")
+    check.add_argument("--no-replay", action="store_true", help="fast path: trust the submitted CSVs without re-running them (marked unverified)")
+    check.add_argument("--tolerance", type=float, metavar="REL", help="relative tolerance of the replay comparison (default: 0 on the recording build, 1e-3 on another; see docs/exercises.md)")
+    check.add_argument("--feedback", metavar="DIR", help="write one HTML feedback page per submission into DIR")
+    check.add_argument("--max-points", type=float, help="the grade book's maximum (default: one point per objective)")
+    _add_executor_flags(check, "submissions")
     return p
 
 
@@ -340,7 +399,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         args = build_parser().parse_args(argv)
         commands = {"run": cmd_run, "sweep": cmd_sweep, "check": cmd_check}
         return commands[args.command](args)
-    except (CliError, ConfigError, CommandError, ExerciseError) as exc:
+    except (CliError, ConfigError, CommandError, ExerciseError, ExecutorError) as exc:
         print(f"gradsim: error: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
     except OSError as exc:  # ExportError and friends: the message already names the path

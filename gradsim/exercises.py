@@ -129,6 +129,10 @@ class Objective:
     def _result(self, passed: bool, detail: str, value: Optional[float] = None) -> Result:
         return Result(self.id, self.text, bool(passed), detail, value)
 
+    def required(self) -> str:
+        """What passing needs, in words (feedback pages show it beside the student's value)."""
+        return self.text
+
 
 @dataclass(frozen=True)
 class Compare(Objective):
@@ -151,6 +155,12 @@ class Compare(Objective):
         need = " and ".join(f"{word} {bound:g}" for word, bound in ((">=", self.lo), ("<=", self.hi)) if bound is not None)
         return self._result(ok, f"{self.quantity.describe()} = {v:.4g} (needs {need})", v)
 
+    def required(self) -> str:
+        if self.op:
+            return f"{self.quantity.describe()} {self.op} {self.target:g}"
+        need = " and ".join(f"{word} {bound:g}" for word, bound in ((">=", self.lo), ("<=", self.hi)) if bound is not None)
+        return f"{self.quantity.describe()} {need}"
+
 
 @dataclass(frozen=True)
 class Accuracy(Objective):
@@ -170,6 +180,9 @@ class Accuracy(Objective):
         best = float(rolling.max())
         return self._result(best >= self.target, f"best {w}-step mean accuracy by step {self.by_step}: {best:.3f} (needs >= {self.target:g})", best)
 
+    def required(self) -> str:
+        return f"{self.window}-step mean batch accuracy >= {self.target:g} by step {self.by_step}"
+
 
 @dataclass(frozen=True)
 class NoDivergence(Objective):
@@ -182,6 +195,9 @@ class NoDivergence(Objective):
             return self._result(False, f"ran {s.steps_run} steps, needs {self.steps} without diverging")
         return self._result(True, f"{s.steps_run} steps without divergence")
 
+    def required(self) -> str:
+        return f"{self.steps} steps without divergence"
+
 
 @dataclass(frozen=True)
 class Diverged(Objective):
@@ -192,6 +208,9 @@ class Diverged(Objective):
             return self._result(False, "the run did not diverge")
         ok = s.diverged_at < self.before
         return self._result(ok, f"diverged at step {s.diverged_at}" + ("" if ok else f" (needs before {self.before})"), float(s.diverged_at))
+
+    def required(self) -> str:
+        return "the run diverges" + (f" before step {self.before}" if self.before < 10**9 else "")
 
 
 @dataclass(frozen=True)
@@ -208,6 +227,10 @@ class EventHappened(Objective):
         want = f"{self.event}{'=' + self.value if self.value else ''}"
         where = f" at step >= {self.min_step}" if self.min_step else ""
         return self._result(len(hits) >= self.count, f"{len(hits)} x {want}{where} (needs {self.count})", float(len(hits)))
+
+    def required(self) -> str:
+        want = f"{self.event}{'=' + self.value if self.value else ''}"
+        return f"at least {self.count} x {want}" + (f" at step >= {self.min_step}" if self.min_step else "")
 
 
 @dataclass(frozen=True)
@@ -239,6 +262,15 @@ class Answer(Objective):
             ok = abs(given - truth) <= (self.abs_tol or 0.0)
             tol = f"within {self.abs_tol or 0:g}"
         return self._result(ok, f"answered {given:g}; your session gives {truth:.4g} ({tol})", truth)
+
+    def required(self) -> str:
+        if self.log10_tol is not None:
+            tol = f"within {self.log10_tol:g} decades"
+        elif self.rel_tol is not None:
+            tol = f"within {self.rel_tol:.0%}"
+        else:
+            tol = f"within {self.abs_tol or 0:g}"
+        return f"an answer {tol} of your session's {self.quantity.describe()}"
 
 
 # ------------------------------------------------------------ parsing
@@ -460,8 +492,12 @@ def exercise_files() -> list[Path]:
 
 
 # ------------------------------------------------------------ submissions
-def write_submission(folder: str | Path, exercise: Exercise, session: Session, answers: dict[str, Any]) -> Path:
-    """Export the session and a submission.json beside it (atomically)."""
+def write_submission(folder: str | Path, exercise: Exercise, session: Session, answers: dict[str, Any], student: str = "") -> Path:
+    """Export the session and a submission.json beside it (atomically).
+
+    ``student`` (a name or ID for the grade book) is optional: submissions
+    without it still grade, with an empty student column.
+    """
     from .session_io import export_session, write_atomic
 
     folder = Path(folder)
@@ -470,6 +506,7 @@ def write_submission(folder: str | Path, exercise: Exercise, session: Session, a
     doc = {
         "format": SUBMISSION_FORMAT,
         "exercise": exercise.id,
+        **({"student": student.strip()} if student.strip() else {}),
         "answers": answers,
         # Informative only (the grader recomputes). Answers' true values are left
         # out, or a student could read them here and type them in.
@@ -484,11 +521,18 @@ def write_submission(folder: str | Path, exercise: Exercise, session: Session, a
 
 @dataclass
 class Grade:
+    """The grade of one submission. ``error`` (unreadable, or a replay mismatch) scores 0."""
+
     submission: str
     exercise_ok: bool
     config_problems: list[str]
     results: list[Result]
     error: str = ""
+    student: str = ""
+    #: True: the submitted data matched its replay and the objectives were evaluated
+    #: on the replay. False: not replayed (``--no-replay``): the CSVs were trusted.
+    verified: bool = False
+    replay_note: str = ""
 
     @property
     def score(self) -> float:
@@ -496,31 +540,14 @@ class Grade:
             return 0.0
         return sum(r.passed for r in self.results) / len(self.results)
 
+    @property
+    def problems(self) -> list[str]:
+        return ([self.error] if self.error else []) + self.config_problems
 
-def grade(exercise: Exercise, submission: str | Path) -> Grade:
-    """Re-evaluate a submission folder (or zip) from its session data."""
-    from .session_io import SessionFormatError, load_session
 
-    sub = Path(submission)
-    try:
-        session = load_session(sub)
-    except SessionFormatError as exc:
-        return Grade(str(sub), False, [], [], f"unreadable session: {exc}")
-    answers: dict[str, Any] = {}
-    exercise_ok = True
-    meta_path = sub / "submission.json"
-    if sub.is_dir() and meta_path.is_file():
-        try:
-            meta = parse_json(meta_path.read_text(encoding="utf-8"))
-            if not isinstance(meta, dict):
-                raise ValueError("not an object")
-        except (ValueError, OSError) as exc:
-            return Grade(str(sub), False, [], [], f"submission.json: {exc}")
-        exercise_ok = meta.get("exercise") == exercise.id
-        answers = meta.get("answers") if isinstance(meta.get("answers"), dict) else {}
-    else:
-        return Grade(str(sub), False, [], [], "submission.json is missing")
-    problems = exercise.config_problems(session.config)
-    if not exercise_ok:
-        problems = [f"submission is for exercise {meta.get('exercise')!r}, not {exercise.id!r}"] + problems
-    return Grade(str(sub), exercise_ok, problems, exercise.evaluate(session, answers))
+def grade(exercise: Exercise, submission: str | Path, replay: bool = True) -> Grade:
+    """Grade a submission folder or .zip: replayed and compared unless ``replay`` is False."""
+    from .grading.grader import grade_files
+    from .grading.submission import read_submission
+
+    return grade_files(exercise, read_submission(submission), replay=replay)

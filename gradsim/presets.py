@@ -114,10 +114,19 @@ def parse_run_file(path: str | Path) -> tuple[RunConfig, tuple[Scheduled, ...]]:
     where = str(path)
     fmt = data.get("format") if isinstance(data, dict) else None
     if fmt is not None:
-        if fmt not in ("gradsim-session/1", "gradsim-session/2"):
-            raise ConfigError(f"{where}: format {fmt!r} is not supported; expected 'gradsim-session/1' or 'gradsim-session/2'")
-        return RunConfig.from_dict(data.get("config"), where=where), _events(data.get("events", []), where)
+        return session_run(data, where)
     if isinstance(data, dict) and ("schema_version" in data or "config" in data):
         p = preset_from_file(path if path.is_file() else path / "session.json")
         return p.config, p.events
     return RunConfig.from_dict(data, where=where), ()
+
+
+def session_run(data: Any, where: str = "session.json") -> tuple[RunConfig, tuple[Scheduled, ...]]:
+    """(config, schedule) of an exported session.json's contents: what a replay runs.
+
+    Annotations (start, pause, note, diverged) are not commands and are left out.
+    """
+    fmt = data.get("format") if isinstance(data, dict) else None
+    if fmt not in ("gradsim-session/1", "gradsim-session/2"):
+        raise ConfigError(f"{where}: format {fmt!r} is not supported; expected 'gradsim-session/1' or 'gradsim-session/2'")
+    return RunConfig.from_dict(data.get("config"), where=where), _events(data.get("events", []), where)

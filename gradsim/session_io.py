@@ -22,7 +22,7 @@ import sys
 import tempfile
 import zipfile
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Mapping, Optional
 
 import numpy as np
 
@@ -202,11 +202,19 @@ def export_session(session: Session, path: str | Path, zip_file: bool = False) -
 
 # --------------------------------------------------------------------- load
 class _Source:
-    """Reads the four files from a folder or a zip, by exact name only."""
+    """Reads the four files from a folder, a zip or a {name: bytes} mapping, by exact name only.
 
-    def __init__(self, path: Path) -> None:
-        self.path = path
+    The mapping form lets a grader hand a submission read on one machine to a
+    process (or cluster worker) that cannot see that machine's disk.
+    """
+
+    def __init__(self, path: "Path | Mapping[str, bytes]", where: str = "") -> None:
         self.zip: Optional[zipfile.ZipFile] = None
+        self.files: Optional[Mapping[str, bytes]] = None
+        if isinstance(path, Mapping):
+            self.files, self.path = path, Path(where or "submission")
+            return
+        self.path = path
         if path.is_file():
             try:
                 self.zip = zipfile.ZipFile(path)
@@ -216,7 +224,13 @@ class _Source:
             raise SessionFormatError(f"{path}: no such session folder or .zip")
 
     def read(self, name: str) -> str:
-        if self.zip is not None:
+        if self.files is not None:
+            if name not in self.files:
+                raise SessionFormatError(f"{self.path}: {name} is missing")
+            data = self.files[name]
+            if len(data) > MAX_FILE_BYTES:
+                raise SessionFormatError(f"{self.path}: {name} is {len(data):,} bytes, over the {MAX_FILE_BYTES:,} byte limit")
+        elif self.zip is not None:
             names = {Path(n).name: n for n in self.zip.namelist() if Path(n).name == name and ".." not in Path(n).parts}
             if name not in names:
                 raise SessionFormatError(f"{self.path}: {name} is missing from the zip")
@@ -264,9 +278,9 @@ def _int(cell: str, name: str, line: int, col: str) -> int:
         raise SessionFormatError(f"{name} line {line}: {col} = {cell!r} is not a whole number") from None
 
 
-def load_session(path: str | Path) -> Session:
-    """Load an exported folder or .zip back into a Session (checked, never trusted)."""
-    src = _Source(Path(path))
+def load_session(path: "str | Path | Mapping[str, bytes]", where: str = "") -> Session:
+    """Load an exported folder, .zip or {file name: bytes} back into a Session (checked, never trusted)."""
+    src = _Source(path if isinstance(path, Mapping) else Path(path), where)
     try:
         meta = parse_json(src.read("session.json"))
     except json.JSONDecodeError as exc:

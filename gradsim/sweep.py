@@ -13,6 +13,8 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from .metrics import LAYER_INDEX
+
 SUMMARY_HEADER = (
     "run", "folder", "dataset", "depth", "width", "activation", "init", "batchnorm", "clip", "optimizer", "lr", "steps", "seed",
     "final_loss", "final_accuracy", "test_accuracy",
@@ -39,7 +41,8 @@ def sweep_task(job: tuple[int, dict[str, Any], list[str], str]) -> tuple[dict[st
         shutil.rmtree(tmp, ignore_errors=True)
     s = trainer.session
     first, last = s.rows_after(-1), s.last()
-    g0, a0 = first.layers[0, :, 0], first.layers[0, :, 5]
+    gi, ai = LAYER_INDEX["grad_norm"], LAYER_INDEX["act_grad_norm"]
+    g0, a0 = first.layers[0, :, gi], first.layers[0, :, ai]
     row = {
         "run": index, "folder": folder_name, "dataset": cfg.dataset, "depth": cfg.depth, "width": cfg.width,
         "activation": cfg.activation, "init": cfg.init, "batchnorm": int(cfg.batchnorm),
@@ -48,9 +51,9 @@ def sweep_task(job: tuple[int, dict[str, Any], list[str], str]) -> tuple[dict[st
         "final_loss": repr(last.scalar("loss")), "final_accuracy": repr(last.scalar("accuracy")),
         "test_accuracy": repr(s.meta.get("test_accuracy", float("nan"))),
         "grad_norm_first_step0": "%.9g" % g0[0], "grad_norm_last_step0": "%.9g" % g0[-1],
-        "grad_norm_first_end": "%.9g" % last.layers[0, 0], "grad_norm_last_end": "%.9g" % last.layers[-1, 0],
+        "grad_norm_first_end": "%.9g" % last.layers[0, gi], "grad_norm_last_end": "%.9g" % last.layers[-1, gi],
         "act_grad_norm_first_step0": "%.9g" % a0[0], "act_grad_norm_last_step0": "%.9g" % a0[-1],
-        "act_grad_norm_first_end": "%.9g" % last.layers[0, 5], "act_grad_norm_last_end": "%.9g" % last.layers[-1, 5],
+        "act_grad_norm_first_end": "%.9g" % last.layers[0, ai], "act_grad_norm_last_end": "%.9g" % last.layers[-1, ai],
         "diverged_at": "" if trainer.diverged_at is None else trainer.diverged_at,
     }
     return row, files
@@ -61,16 +64,16 @@ def write_folder(path: Path, files: dict[str, bytes]) -> None:
 
     An existing folder has each file replaced atomically instead.
     """
-    from .session_io import _write_atomic
+    from .session_io import write_atomic
 
     if path.is_dir():
         for name, data in files.items():
-            _write_atomic(path / name, data)
+            write_atomic(path / name, data)
         return
     tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".partial", dir=path.parent))
     try:
         for name, data in files.items():
-            _write_atomic(tmp / name, data)
+            write_atomic(tmp / name, data)
         os.rename(tmp, path)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
