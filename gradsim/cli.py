@@ -18,6 +18,7 @@ from .commands import CommandError, Scheduled, parse_command, parse_event
 from .config import ACTIVATIONS, DATASETS, INITS, OPTIMIZERS, ConfigError, RunConfig
 from .exercises import ExerciseError
 from .executors import ExecutorError
+from .sweep import SUMMARY_HEADER, run_one  # noqa: F401  (SUMMARY_HEADER: re-exported for scripts)
 
 EXIT_BAD_INPUT = 2
 
@@ -142,22 +143,6 @@ def _progress(total: int, stream: Any) -> Callable[[int, float], None]:
     return show
 
 
-def run_one(cfg: RunConfig, schedule: Sequence[Scheduled], out: Path, label: str = "", progress: Optional[Callable[[int, float], None]] = None):
-    """Train one config headless and export it; returns the Trainer."""
-    import torch
-
-    from .session_io import export_session
-    from .trainer import Trainer
-
-    torch.set_num_threads(1)
-    trainer = Trainer(cfg, schedule, label=label)
-    cb = (lambda rec: progress(rec.step + 1, rec.scalar("loss"))) if progress else None
-    trainer.run(callback=cb)
-    trainer.session.meta["test_accuracy"] = trainer.evaluate()
-    export_session(trainer.session, out)
-    return trainer
-
-
 def _fmt(x: float) -> str:
     return f"{x:.3g}" if math.isfinite(x) else str(x)
 
@@ -202,9 +187,6 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 # ---------------------------------------------------------------- sweep
-from .sweep import SUMMARY_HEADER  # noqa: E402  (re-exported: tests and scripts read it from here)
-
-
 def _run_tasks(pool: Any, fn: Callable[..., Any], tasks: list[tuple], what: str) -> Iterator[tuple[int, Any]]:
     """Submit every task; yield (index, result or the exception) as each finishes, with progress."""
     from concurrent.futures import as_completed
@@ -288,7 +270,8 @@ def _page_names(subs: list[Any]) -> list[str]:
 
 def cmd_check(args: argparse.Namespace) -> int:
     """Grade submissions: replay each one and compare (unless --no-replay), evaluate, write the CSV."""
-    from .exercises import Grade, load_exercise
+    from .exercises import load_exercise
+    from .grading.grade import Grade
     from .executors import describe, task_executor
     from .grading.feedback import make_band, reference_profiles, reference_seeds
     from .grading.grader import grade_task

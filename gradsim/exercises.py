@@ -517,37 +517,3 @@ def write_submission(folder: str | Path, exercise: Exercise, session: Session, a
     }
     write_atomic(folder / "submission.json", json.dumps(doc, indent=2, allow_nan=True) + "\n")
     return folder
-
-
-@dataclass
-class Grade:
-    """The grade of one submission. ``error`` (unreadable, or a replay mismatch) scores 0."""
-
-    submission: str
-    exercise_ok: bool
-    config_problems: list[str]
-    results: list[Result]
-    error: str = ""
-    student: str = ""
-    #: True: the submitted data matched its replay and the objectives were evaluated
-    #: on the replay. False: not replayed (``--no-replay``): the CSVs were trusted.
-    verified: bool = False
-    replay_note: str = ""
-
-    @property
-    def score(self) -> float:
-        if self.error or not self.exercise_ok or self.config_problems or not self.results:
-            return 0.0
-        return sum(r.passed for r in self.results) / len(self.results)
-
-    @property
-    def problems(self) -> list[str]:
-        return ([self.error] if self.error else []) + self.config_problems
-
-
-def grade(exercise: Exercise, submission: str | Path, replay: bool = True) -> Grade:
-    """Grade a submission folder or .zip: replayed and compared unless ``replay`` is False."""
-    from .grading.grader import grade_files
-    from .grading.submission import read_submission
-
-    return grade_files(exercise, read_submission(submission), replay=replay)

@@ -11,8 +11,10 @@ import os
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable, Optional, Sequence
 
+from .commands import Scheduled
+from .config import RunConfig
 from .metrics import LAYER_INDEX
 
 SUMMARY_HEADER = (
@@ -24,11 +26,25 @@ SUMMARY_HEADER = (
 )
 
 
+def run_one(cfg: RunConfig, schedule: Sequence[Scheduled], out: Path, label: str = "", progress: Optional[Callable[[int, float], None]] = None):
+    """Train one config headless and export it to ``out``; returns the Trainer (``run`` and each sweep run)."""
+    import torch
+
+    from .session_io import export_session
+    from .trainer import Trainer
+
+    torch.set_num_threads(1)
+    trainer = Trainer(cfg, schedule, label=label)
+    cb = (lambda rec: progress(rec.step + 1, rec.scalar("loss"))) if progress else None
+    trainer.run(callback=cb)
+    trainer.session.meta["test_accuracy"] = trainer.evaluate()
+    export_session(trainer.session, out)
+    return trainer
+
+
 def sweep_task(job: tuple[int, dict[str, Any], list[str], str]) -> tuple[dict[str, Any], dict[str, bytes]]:
     """(summary row, {file name: bytes} of the session export) for one config of the grid."""
-    from .cli import run_one
     from .commands import parse_event
-    from .config import RunConfig
 
     index, cfg_dict, events, folder_name = job
     cfg = RunConfig.from_dict(cfg_dict)

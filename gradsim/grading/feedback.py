@@ -20,8 +20,9 @@ from typing import Any, Optional
 
 import numpy as np
 
-from ..exercises import Answer, Exercise, Grade, NoDivergence
+from ..exercises import Answer, Exercise, NoDivergence
 from ..session import Session
+from .grade import Grade
 
 BAND_SEEDS = 3  # reference runs per exercise: enough to show seed spread, cheap next to a class
 

@@ -11,9 +11,12 @@ import json
 from dataclasses import dataclass, field
 from typing import Any, Optional
 
-from ..exercises import Exercise, Grade
+from pathlib import Path
+
+from ..exercises import Exercise
+from .grade import Grade
 from ..session import Session
-from .submission import SUBMISSION_JSON, SubmissionFiles
+from .submission import SUBMISSION_JSON, SubmissionFiles, read_submission
 
 MAX_STUDENT_CHARS = 200
 
@@ -22,6 +25,11 @@ def _student(meta: dict[str, Any]) -> str:
     """The optional grade-book name or ID; anything that is not text is ignored."""
     v = meta.get("student")
     return " ".join(v.split())[:MAX_STUDENT_CHARS] if isinstance(v, str) else ""
+
+
+def grade(exercise: Exercise, submission: str | Path, replay: bool = True) -> Grade:
+    """Grade a submission folder or .zip: replayed and compared unless ``replay`` is False."""
+    return grade_files(exercise, read_submission(submission), replay=replay)
 
 
 def grade_files(exercise: Exercise, sub: SubmissionFiles, replay: bool = True, rtol: Optional[float] = None) -> Grade:

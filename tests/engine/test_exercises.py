@@ -7,8 +7,9 @@ import pytest
 from gradsim.cli import main
 from gradsim.commands import parse_event
 from gradsim.exercises import (
-    ExerciseError, exercise_files, grade, load_exercise, parse_exercise, write_submission,
+    ExerciseError, exercise_files, load_exercise, parse_exercise, write_submission,
 )
+from gradsim.grading.grader import grade
 from gradsim.metrics import LAYER_METRICS, STEP_METRICS
 from gradsim.session import Session, StepRecord
 from gradsim.trainer import Trainer

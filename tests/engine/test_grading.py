@@ -14,7 +14,8 @@ import numpy as np
 import pytest
 
 from gradsim.cli import main
-from gradsim.exercises import exercise_files, grade, load_exercise, parse_exercise, write_submission
+from gradsim.exercises import exercise_files, load_exercise, parse_exercise, write_submission
+from gradsim.grading.grader import grade
 from gradsim.grading.grader import grade_task
 from gradsim.grading.feedback import make_band, reference_profiles
 from gradsim.grading.replay import CROSS_BUILD_RTOL, first_mismatch, replay, tolerance_for

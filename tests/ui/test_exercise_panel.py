@@ -14,7 +14,8 @@ from pathlib import Path
 import pytest
 from PySide6.QtCore import Qt
 
-from gradsim.exercises import exercise_files, grade, load_exercise
+from gradsim.exercises import exercise_files, load_exercise
+from gradsim.grading.grader import grade
 from gradsim.resources import resource_path
 from gradsim.session import Session
 from gradsim.trainer import Trainer

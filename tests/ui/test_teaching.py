@@ -11,7 +11,8 @@ import numpy as np
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QFileDialog
 
-from gradsim.exercises import exercise_files, grade, load_exercise
+from gradsim.exercises import exercise_files, load_exercise
+from gradsim.grading.grader import grade
 
 
 def _exercise(prefix):
