@@ -22,7 +22,6 @@ from .metrics import LAYER_METRICS, STEP_METRICS, middle_layer
 from .presets import load_preset
 from .resources import resource_path
 from .session import Session
-from .safe_json import parse_json
 
 OPS: dict[str, Callable[[float, float], bool]] = {
     "<": operator.lt, "<=": operator.le, ">": operator.gt, ">=": operator.ge,

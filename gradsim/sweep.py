@@ -56,9 +56,9 @@ def sweep_task(job: tuple[int, dict[str, Any], list[str], str]) -> tuple[dict[st
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     s = trainer.session
-    first, last = s.rows_after(-1), s.last()
+    first, last = s.first(), s.last()  # single rows: rows_after(-1) copied the whole store
     gi, ai = LAYER_INDEX["grad_norm"], LAYER_INDEX["act_grad_norm"]
-    g0, a0 = first.layers[0, :, gi], first.layers[0, :, ai]
+    g0, a0 = first.layers[:, gi], first.layers[:, ai]
     row = {
         "run": index, "folder": folder_name, "dataset": cfg.dataset, "depth": cfg.depth, "width": cfg.width,
         "activation": cfg.activation, "init": cfg.init, "batchnorm": int(cfg.batchnorm),

@@ -7,13 +7,13 @@ adds the feedback page when asked.
 """
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from typing import Any, Optional
 
 from pathlib import Path
 
 from ..exercises import Exercise
+from ..safe_json import parse_json
 from .grade import Grade
 from ..session import Session
 from .submission import SUBMISSION_JSON, SubmissionFiles, read_submission
@@ -52,7 +52,7 @@ def grade_session(exercise: Exercise, sub: SubmissionFiles, replay: bool = True,
     if raw is None:
         return fail(f"{SUBMISSION_JSON} is missing")
     try:
-        meta = json.loads(raw.decode("utf-8"))
+        meta = parse_json(raw.decode("utf-8"))
         if not isinstance(meta, dict):
             raise ValueError(f"expected a JSON object, got {type(meta).__name__}")
     except (ValueError, UnicodeDecodeError) as exc:
@@ -65,7 +65,7 @@ def grade_session(exercise: Exercise, sub: SubmissionFiles, replay: bool = True,
         return fail(f"unreadable session: {exc}", student)
     session, note, verified = submitted, "not replayed (--no-replay): the submitted numbers were trusted", False
     if replay:
-        session_meta = json.loads(sub.files["session.json"].decode("utf-8"))  # load_session checked it
+        session_meta = parse_json(sub.files["session.json"].decode("utf-8"))  # load_session checked it
         tol = tolerance_for(session_meta.get("versions"), override=rtol)
         try:
             session = replay_session(session_meta, f"{sub.path}: session.json")
@@ -105,9 +105,9 @@ def grade_task(exercise: Exercise, sub: SubmissionFiles, replay: bool = True, rt
 
         answers = {}
         try:
-            meta = json.loads(sub.files.get(SUBMISSION_JSON, b"{}"))
+            meta = parse_json(sub.files.get(SUBMISSION_JSON, b"{}").decode("utf-8"))
             answers = meta.get("answers", {}) if isinstance(meta, dict) and isinstance(meta.get("answers"), dict) else {}
-        except ValueError:
+        except (ValueError, UnicodeDecodeError):
             pass
         name = page_name or sub.name
         files[f"{name}.html"] = render_page(exercise, g, session, answers, feedback, name).encode("utf-8")

@@ -197,6 +197,8 @@ def test_truncated_and_missing_files_score_zero_with_a_problem(tiny, honest, tmp
     nosub = _copy(honest, tmp_path / "nosub")
     (nosub / "submission.json").unlink()
     assert grade(tiny, nosub).error == "submission.json is missing"
+    (nosub / "submission.json").write_text("[" * 100_000)  # hostile nesting: a problem, not a RecursionError
+    assert grade(tiny, nosub).error.startswith("submission.json: nested too deeply")
     g = grade(tiny, tmp_path / "never-handed-in")
     assert g.score == 0.0 and "no such submission" in g.error
     junk = tmp_path / "junk.zip"
