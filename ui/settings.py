@@ -29,6 +29,7 @@ KEY_PRESET = "builder/preset"
 KEY_SCHEDULE = "builder/schedule"
 KEY_REDRAW = "plots/redraw_mode"
 KEY_EXPORT_DIR = "export/last_dir"
+KEY_STUDENT = "exercise/student"  # the name or ID a student types for submissions
 
 log = logging.getLogger(__name__)
 

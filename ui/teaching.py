@@ -16,10 +16,11 @@ from pathlib import Path
 from typing import Any
 
 from PySide6.QtCore import QObject, Qt, QTimer, Slot
-from PySide6.QtWidgets import QFileDialog, QMainWindow
+from PySide6.QtWidgets import QFileDialog, QInputDialog, QLineEdit, QMainWindow
 
 from .panels.exercise import ExercisePanel, SubmissionWriteError, export_submission
 from .plots.jacobian import JacobianSpectrumPlot
+from .settings import KEY_STUDENT, read_str, settings
 
 log = logging.getLogger(__name__)
 
@@ -66,6 +67,7 @@ class TeachingController(QObject):
         self._theory_pending = False
         self._theory_generation = -1
 
+        self.exercise.set_student(read_str(settings(), KEY_STUDENT))
         self.exercise.start_requested.connect(self._on_start_requested)
         self.exercise.submission_requested.connect(self._on_submission_requested)
         self.jacobian.compute_requested.connect(self._on_jacobian_requested)
@@ -89,14 +91,39 @@ class TeachingController(QObject):
         if self.run.mirror is None:
             self.w.show_error("Nothing to submit", "Run the exercise first: a submission holds your session.")
             return
+        student = self.ask_student()
+        if student is None:
+            return
         folder = QFileDialog.getExistingDirectory(self.w, "Export submission into an empty or new folder", self.w.export_dir)
         if folder:
-            self.submit_to(folder, ex, answers)
+            self.submit_to(folder, ex, answers, student)
 
-    def submit_to(self, folder: str, ex: Any, answers: dict) -> None:
+    def ask_student(self) -> "str | None":
+        """The name or ID for the grade book: the panel's field, or asked once when it is empty.
+
+        Remembered in the settings for the next submission. None: the student cancelled.
+        An empty answer is allowed (the submission still grades, without a name).
+        """
+        student = self.exercise.student()
+        if not student:
+            text, ok = QInputDialog.getText(
+                self.w, "Export submission", "Your name or student ID (for the grade book):", QLineEdit.EchoMode.Normal, ""
+            )
+            if not ok:
+                return None
+            student = " ".join(text.split())
+            self.exercise.set_student(student)
+        s = settings()
+        s.setValue(KEY_STUDENT, student)
+        s.sync()
+        return student
+
+    def submit_to(self, folder: str, ex: Any, answers: dict, student: str = "") -> None:
         """Write the worker's full session + submission.json (between steps, in the worker)."""
         target = str(Path(folder) / f"submission-{ex.id}") if Path(folder).is_dir() and any(Path(folder).iterdir()) else folder
-        self.run.worker.submit(lambda s: str(export_submission(target, ex, s, dict(answers))), self._on_submission_written, self._on_submission_failed)
+        self.run.worker.submit(
+            lambda s: str(export_submission(target, ex, s, dict(answers), student)), self._on_submission_written, self._on_submission_failed
+        )
 
     def _on_submission_written(self, path: str) -> None:
         self.last_submission = path

@@ -162,5 +162,8 @@ def test_summary_reads_step_0_without_copying_the_store(tmp_path, monkeypatch):
     first.layers[:] = -1  # a copy of one row, not a view into the store
     assert t.session.layers[0, 0, 0] != -1
     assert Session(2).first() is None
-    row = cli._sweep_job((0, RunConfig(dataset="moons", depth=3, width=16, batch_size=32, steps=5).to_dict(), [], str(tmp_path / "sw")))
+    from gradsim.sweep import sweep_task
+
+    row, files = sweep_task((0, RunConfig(dataset="moons", depth=3, width=16, batch_size=32, steps=5).to_dict(), [], "sw"))
+    assert sorted(files) == ["events.csv", "layers.csv", "session.json", "steps.csv"]
     assert float(row["act_grad_norm_first_step0"]) > 0

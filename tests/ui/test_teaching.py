@@ -9,10 +9,11 @@ import logging
 
 import numpy as np
 from PySide6.QtCore import Qt
-from PySide6.QtWidgets import QFileDialog
+from PySide6.QtWidgets import QFileDialog, QInputDialog
 
 from gradsim.exercises import exercise_files, load_exercise
 from gradsim.grading.grader import grade
+from ui.settings import KEY_STUDENT, read_str, settings
 
 
 def _exercise(prefix):
@@ -50,12 +51,18 @@ def test_exercise_start_loads_config_and_run_fills_objectives_and_theory(window,
     sub = tmp_path / "sub"
     monkeypatch.setattr(QFileDialog, "getExistingDirectory", staticmethod(lambda *a, **k: str(sub)))
     panel.answer_edits["q_ratio"].setText("1e-12")
+    # no name typed yet: Export asks once, and the answer is remembered for next time
+    asked = []
+    monkeypatch.setattr(QInputDialog, "getText", staticmethod(lambda *a, **k: (asked.append(a), ("  Ada   Lovelace ", True))[1]))
     _click(qtbot, panel.export_button)
     qtbot.waitUntil(lambda: window.teaching.last_submission == str(sub), timeout=20000)
     doc = json.loads((sub / "submission.json").read_text())
-    assert doc["exercise"] == ex.id
+    assert doc["exercise"] == ex.id and doc["student"] == "Ada Lovelace" and len(asked) == 1
+    assert panel.student() == "Ada Lovelace" and read_str(settings(), KEY_STUDENT) == "Ada Lovelace"
+    # the window's session replays bit for bit (theory overlay and objectives ran during the run)
     g = grade(ex, sub)
-    assert g.error == "" and g.config_problems == [] and g.results[0].passed
+    assert g.error == "" and g.verified and g.config_problems == [] and g.results[0].passed
+    assert g.student == "Ada Lovelace"
     assert window.dialogs == []
 
 

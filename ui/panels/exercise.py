@@ -52,6 +52,7 @@ TIPS: dict[str, str] = {
     "objectives": "Each objective is checked live on your run with the same rules the grader uses; hover one for details.",
     "answer": "Type a number (e.g. 0.25 or 1e-12), read from your own run's plots; it is checked against your session's value.",
     "export": "Write your whole session plus submission.json (exercise id, answers, objective results) to a folder to hand in.",
+    "student": "Your name or student ID, written into submission.json so the grader's scores CSV can go straight into the course's grade book. Remembered for next time.",
     "summary": "How many objectives your current run satisfies.",
     "config_warning": "Your run's starting settings differ from what the exercise requires; the grader would score it 0.",
 }
@@ -61,7 +62,7 @@ class SubmissionWriteError(OSError):
     """The submission could not be written where asked (a file system problem, said in words)."""
 
 
-def export_submission(folder: str | Path, exercise: Exercise, session: Session, answers: dict[str, Any]) -> Path:
+def export_submission(folder: str | Path, exercise: Exercise, session: Session, answers: dict[str, Any], student: str = "") -> Path:
     """Write ``session`` (session.json, steps.csv, layers.csv, events.csv) and submission.json into ``folder``.
 
     A thin wrapper of :func:`gradsim.exercises.write_submission` for the window:
@@ -75,7 +76,7 @@ def export_submission(folder: str | Path, exercise: Exercise, session: Session, 
     if folder.suffix.lower() == ".zip":
         raise SubmissionWriteError(f"cannot export the submission to {str(folder)!r}: a submission is a folder, not a .zip file")
     try:
-        return write_submission(folder, exercise, session, dict(answers))
+        return write_submission(folder, exercise, session, dict(answers), student=student)
     except ExportError as exc:
         raise SubmissionWriteError(f"submission for exercise {exercise.id!r} not written: {exc}") from exc
     except OSError as exc:
@@ -201,6 +202,19 @@ class ExercisePanel(QWidget):
         self._answers_holder.setContentsMargins(0, 0, 0, 0)
         layout.addLayout(self._answers_holder)
 
+        student_row = QHBoxLayout()
+        self.student_label = QLabel("&Name or ID:")
+        self.student_edit = QLineEdit()
+        self.student_edit.setPlaceholderText("your name or student ID")
+        self.student_edit.setMaxLength(200)
+        self.student_edit.setClearButtonEnabled(True)
+        self.student_label.setBuddy(self.student_edit)
+        for w in (self.student_label, self.student_edit):
+            w.setToolTip(TIPS["student"])
+        student_row.addWidget(self.student_label)
+        student_row.addWidget(self.student_edit, 1)
+        layout.addLayout(student_row)
+
         self.export_button = QPushButton("Export submission\u2026")
         self.export_button.setToolTip(TIPS["export"])
         layout.addWidget(self.export_button)
@@ -264,6 +278,13 @@ class ExercisePanel(QWidget):
                 self.combo.setCurrentIndex(i)
                 return True
         return False
+
+    def student(self) -> str:
+        """The name or ID typed for the grade book (spaces collapsed; may be empty)."""
+        return " ".join(self.student_edit.text().split())
+
+    def set_student(self, text: str) -> None:
+        self.student_edit.setText(text)
 
     def answers(self) -> dict[str, float]:
         """The typed answers of the chosen exercise that are finite numbers, by answer id."""
