@@ -28,6 +28,8 @@ def main() -> int:
         ("Scaling with depth and run length", ["scaling.py"] + (["--lengths", "1000,10000,100000", "--train-up-to", "1000"] if a.quick else [])),
         ("Plot refresh at 100 layers x 100,000 steps", ["plot_refresh.py"] + (["--frames", "15"] if a.quick else [])),
         ("Window vs headless, GUI latency, start-up", ["gui_speed.py"] + (["--rounds", "1", "--whole-rounds", "1", "--startup-runs", "1"] if a.quick else [])),
+        ("Replay drift of a last-bit difference (the grader's tolerance)", ["replay_drift.py"] + (["--steps", "200"] if a.quick else [])),
+        ("Grading: replayed submissions, one process vs all cores vs Dask", ["grading.py"] + (["--n", "10", "--steps", "100"] if a.quick else [])),
     ]
     failed = 0
     for title, args in runs:
