@@ -19,7 +19,7 @@ import torch.nn.functional as F
 
 from . import probes
 from .commands import Command, CommandError, Scheduled
-from .config import RunConfig
+from .config import SCALED_INITS, RunConfig
 from .datasets import Dataset, make_dataset
 from .arena import Arena
 from .metrics import LAYER_INDEX, LAYER_METRICS, NORM_METRICS, STATS_METRICS, STEP_METRICS
@@ -140,8 +140,9 @@ class Trainer:
         self._pred_due = True
 
     def reinit(self, scheme: str, scale: Optional[float] = None) -> None:
-        std = scale if (scale is not None and scheme == "normal") else self.config.init_std
-        bound = scale if (scale is not None and scheme == "uniform") else self.config.init_scale
+        takes = SCALED_INITS.get(scheme) if scale is not None else None  # which field the number replaces
+        std = scale if takes == "init_std" else self.config.init_std
+        bound = scale if takes == "init_scale" else self.config.init_scale
         self.net.reinit(scheme, self.init_gen, std, bound)  # in place: the arenas stay
         self.optimizer.reset(("weight", "bias"))  # fresh weights: their old moments mean nothing
 
