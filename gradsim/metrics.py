@@ -42,6 +42,10 @@ STATS_METRICS: tuple[str, ...] = ("act_mean", "act_std", "act_saturation", "act_
 #: statistics; NaN (an empty cell) for the output layer and on other rows.
 PRED_METRICS: tuple[str, ...] = ("pred_gain",)
 
+#: Narrowest hidden layer the mean-field prediction is made for (a large-width
+#: theory); here, not in gradsim.theory, so the window can say so without torch.
+PRED_MIN_WIDTH = 16
+
 #: Always recorded every step (cheap: one ``torch._foreach_norm`` each).
 NORM_METRICS: tuple[str, ...] = tuple(m for m in LAYER_METRICS if m not in STATS_METRICS and m not in PRED_METRICS)
 

@@ -40,6 +40,7 @@ from typing import Callable, Optional
 import numpy as np
 import torch
 
+from .metrics import PRED_MIN_WIDTH
 from .network import activation_fn
 
 _SELU_L, _SELU_A = 1.0507009873554805, 1.6732632423543772
@@ -47,7 +48,7 @@ _SQRT2 = math.sqrt(2.0)
 _INV_SQRT_2PI = 1.0 / math.sqrt(2.0 * math.pi)
 
 #: Narrowest layer the mean-field model is trusted for (it is a large-width limit).
-MIN_WIDTH = 16
+MIN_WIDTH = PRED_MIN_WIDTH
 
 # Gauss-Legendre rule on [0, 1] for every sub-interval of the h grid.
 _GL_X, _GL_W = np.polynomial.legendre.leggauss(10)

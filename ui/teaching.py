@@ -1,16 +1,17 @@
-"""The teaching layer in the window: exercise panel, theory overlay, Jacobian spectrum.
+"""The teaching layer in the window: exercise panel and Jacobian spectrum.
 
 Kept apart from main_window.py so the window only composes. It uses the
 window's public surface only (``add_dock``, ``export_dir``, ``builder``,
 ``plots``, ``show_error``, ``statusBar``) and the run model (``window.run``).
-Everything that reads the live network (theory, Jacobian, submissions) runs in
-the training thread between steps through ``worker.submit``; each result comes
-back to the callback of the request that asked for it.
+Everything that reads the live network (Jacobian, submissions) runs in the
+training thread between steps through ``worker.submit``; each result comes
+back to the callback of the request that asked for it. The theory overlay is
+no task here: the trainer records the prediction (``pred_gain``) with the
+data and the depth profile draws the one of the step it shows.
 """
 from __future__ import annotations
 
 import logging
-import time
 import traceback
 from pathlib import Path
 from typing import Any
@@ -24,18 +25,8 @@ from .settings import KEY_STUDENT, read_str, settings
 
 log = logging.getLogger(__name__)
 
-THEORY_PERIOD_S = 1.0  # the prediction follows the weights about once a second
 OBJECTIVES_MS = 500  # objectives re-checked twice a second
 JACOBIAN_SAMPLES = 8
-
-
-def _theory(trainer: Any) -> Any:
-    """Runs in the worker: mean-field prediction at the current weights."""
-    from gradsim.theory import predicted_for
-
-    last = trainer.session.last()
-    anchor = float(last.layer_metric("act_grad_norm")[-1]) if last is not None else None
-    return predicted_for(trainer, anchor)
 
 
 def _jacobian(trainer: Any) -> Any:
@@ -61,17 +52,17 @@ class TeachingController(QObject):
         self.jacobian_dock = self.w.add_dock("Jacobian spectrum", "jacobianDock", self.jacobian, Qt.DockWidgetArea.RightDockWidgetArea)
         window.tabifyDockWidget(self.exercise_dock, self.jacobian_dock)
         self.exercise_dock.raise_()
-        self.last_prediction: Any = None
         self.last_submission = ""
-        self._theory_at = 0.0
-        self._theory_pending = False
-        self._theory_generation = -1
+        # Bumped when a run starts or is reset: a Jacobian of the discarded run
+        # that arrives later is dropped instead of shown as the new run's.
+        self._run_ticket = 0
 
         self.exercise.set_student(read_str(settings(), KEY_STUDENT))
         self.exercise.start_requested.connect(self._on_start_requested)
         self.exercise.submission_requested.connect(self._on_submission_requested)
         self.jacobian.compute_requested.connect(self._on_jacobian_requested)
-        self.run.mirror_updated.connect(self._on_mirror_updated)
+        self.run.run_started.connect(self._on_run_started)
+        self.run.run_reset.connect(self._on_run_reset)
         self._timer = QTimer(self)
         self._timer.setInterval(OBJECTIVES_MS)
         self._timer.timeout.connect(self._on_objectives_timer)
@@ -141,36 +132,22 @@ class TeachingController(QObject):
             "".join(traceback.format_exception(exc)),
         )
 
-    # ------------------------------------------------------------ theory
-    @Slot(int)
-    def _on_mirror_updated(self, generation: int) -> None:
-        if self.w.plots.depth_profile.metric_name != "act_grad_norm":
-            return  # the overlay is only drawn for ||dL/dz||: do not slow training for nothing
-        now = time.monotonic()
-        fresh = generation != self._theory_generation
-        if self._theory_pending or (not fresh and now - self._theory_at < THEORY_PERIOD_S):
-            return
-        self._theory_at, self._theory_pending, self._theory_generation = now, True, generation
-        self.run.worker.submit(_theory, self._on_prediction, self._on_prediction_failed, on_trainer=True)
+    # ------------------------------------------------------------ a new or no run
+    # (The theory line is no task here: the trainer records the prediction as
+    # pred_gain and the depth profile draws the one of the step it shows.)
+    @Slot(object)
+    def _on_run_started(self, _config: Any) -> None:
+        self._forget_run("No spectrum of this run yet: press Compute.")
 
-    def _on_prediction(self, prediction: Any) -> None:
-        self._theory_pending = False
-        self.last_prediction = prediction
-        self._show_prediction()
+    @Slot()
+    def _on_run_reset(self) -> None:
+        self._forget_run("No run: start one, then press Compute for the spectrum of the live network.")
 
-    def _on_prediction_failed(self, exc: BaseException) -> None:
-        log.info("theory prediction failed: %s", exc)
-        self._theory_pending = False
-        self.last_prediction = None
-        self._show_prediction()
-
-    def _show_prediction(self) -> None:
-        dp = self.w.plots.depth_profile
-        pred = self.last_prediction
-        if pred is None or dp.metric_name != "act_grad_norm":
-            dp.set_prediction(None)  # the mean-field prediction is of ||dL/dz||
-            return
-        dp.set_prediction(pred.act_grad_norm, pred.gain)
+    def _forget_run(self, jacobian_text: str) -> None:
+        """Nothing that described the previous run stays on screen (the plots reset themselves)."""
+        self._run_ticket += 1
+        self.jacobian.set_spectrum(None, jacobian_text)
+        self.exercise.update_from(None)
 
     # ------------------------------------------------------------ jacobian
     @Slot()
@@ -178,19 +155,27 @@ class TeachingController(QObject):
         if self.run.mirror is None:
             self.jacobian.set_spectrum(None, "Start a run first: the spectrum is of the live network.")
             return
-        self.run.worker.submit(_jacobian, self._on_spectrum, self._on_spectrum_failed, on_trainer=True)
+        ticket = self._run_ticket
+        self.run.worker.submit(
+            _jacobian,
+            lambda result: self._on_spectrum(result, ticket),
+            lambda exc: self._on_spectrum_failed(exc, ticket),
+            on_trainer=True,
+        )
 
-    def _on_spectrum(self, result: tuple[Any, int]) -> None:
+    def _on_spectrum(self, result: tuple[Any, int], ticket: int) -> None:
+        if ticket != self._run_ticket:
+            return  # computed for a run that has since been reset or replaced
         values, step = result
         self.jacobian.set_spectrum(values, f"hidden-to-hidden Jacobian at step {step}")
 
-    def _on_spectrum_failed(self, exc: BaseException) -> None:
+    def _on_spectrum_failed(self, exc: BaseException, ticket: int) -> None:
         log.info("Jacobian spectrum failed: %s", exc)
-        self.jacobian.set_spectrum(None, str(exc) or type(exc).__name__)
+        if ticket == self._run_ticket:
+            self.jacobian.set_spectrum(None, str(exc) or type(exc).__name__)
 
     @Slot()
     def _on_objectives_timer(self) -> None:
         if self.run.mirror is not None and self.exercise.isVisible():
             self.exercise.update_from(self.run.mirror)
-        self._show_prediction()  # follows the depth profile's metric choice
 

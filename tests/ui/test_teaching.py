@@ -35,15 +35,15 @@ def test_exercise_start_loads_config_and_run_fills_objectives_and_theory(window,
     assert cfg == ex.config and cfg.activation == "sigmoid" and cfg.depth == 20
     assert window.builder.schedule() == tuple(ex.events)
     window.builder.set_config(cfg.with_changes(steps=12))
-    # theory overlay: only computed and drawn when the depth profile shows act_grad_norm
+    # theory overlay: the prediction the trainer recorded, drawn when the depth profile shows act_grad_norm
     window.plots.set_metric("act_grad_norm")
     assert window.start_run()
     qtbot.waitUntil(lambda: window.state == "finished", timeout=60000)
-    qtbot.waitUntil(lambda: window.teaching.last_prediction is not None, timeout=20000)
     dp = window.plots.depth_profile
-    qtbot.waitUntil(lambda: dp.prediction is not None, timeout=5000)  # drawn by the objectives timer
-    assert dp.prediction.size == 21
-    np.testing.assert_allclose(dp.prediction, window.teaching.last_prediction.act_grad_norm)
+    qtbot.waitUntil(lambda: dp.prediction is not None and dp.step == 11, timeout=20000)
+    assert dp.prediction.size == 21 and dp.prediction_step == 10  # recorded every stats_every = 10 steps
+    gains = window.mirror.layer_metric("pred_gain")[10].astype(np.float64)
+    np.testing.assert_allclose(dp.prediction[:-1] / dp.prediction[1:], gains[:-1], rtol=1e-6)
     assert "gain from layer" in dp.readout_at(0, 3.0, 0.0)
     # the vanishing objective turns done live
     qtbot.waitUntil(lambda: panel.statuses()["vanishes"] == "done", timeout=5000)

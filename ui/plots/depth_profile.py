@@ -2,7 +2,10 @@
 
 A straight line on this log plot means a constant factor per layer, the
 signature of a vanishing (sloping up towards the output) or exploding (sloping
-down) gradient. A dashed curve can show a theory prediction to compare against.
+down) gradient. For ||dL/dz|| a dashed curve shows the theory's prediction for
+the weights of the step shown: the per-layer gains the trainer recorded
+(``pred_gain``, gradsim.theory), carried down from the measured output layer.
+Where no prediction applies the note says why in words instead of a line.
 """
 from __future__ import annotations
 
@@ -13,7 +16,7 @@ import pyqtgraph as pg
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QWidget
 
-from gradsim.metrics import LAYER_METRICS
+from gradsim.metrics import LAYER_INDEX, LAYER_METRICS, PRED_MIN_WIDTH
 from gradsim.session import Session
 
 from .base import PlotBase, RangeFollower
@@ -37,8 +40,14 @@ class DepthProfile(PlotBase):
         self.step: Optional[int] = None
         #: Raw metric values per layer at ``step`` (float64, unclamped).
         self.values: np.ndarray = np.empty(0)
-        #: The theory prediction per layer, as given (None when not shown).
+        #: The theory prediction per layer, as drawn (None when not shown).
         self.prediction: Optional[np.ndarray] = None
+        #: Step whose recorded pred_gain the drawn prediction uses (None: none drawn).
+        self.prediction_step: Optional[int] = None
+        #: Why no prediction is drawn for ||dL/dz|| at the step shown ("" when one is).
+        self.prediction_gap = ""
+        #: Draw the recorded prediction when the metric is act_grad_norm (off: only set_prediction()).
+        self.show_recorded_prediction = True
 
         self.header.setToolTip("The step shown: the latest, or the one clicked on the heatmap (double-click it to follow the latest again).")
         self._layout.addWidget(self.header)
@@ -102,6 +111,9 @@ class DepthProfile(PlotBase):
         self._step_wanted = None
         self.step = None
         self.values = np.empty(0)
+        self.set_prediction(None)  # the prediction describes the old run too
+        self.prediction_step = None
+        self.prediction_gap = ""
         for item in (self.curve, self.points, self.floor_marks, self.nan_marks):
             item.setData([], [])
         self.header.setText("")
@@ -133,6 +145,8 @@ class DepthProfile(PlotBase):
             self._n_layers_shown = values.size
             self.plot.setXRange(0.5, values.size + 0.5, padding=0)
         marks = np.array([LOG_FLOOR if low.any() else np.nan, LOG_CEIL if high.any() else np.nan])
+        if self.show_recorded_prediction:
+            self._draw_recorded_prediction(store, row, values)
         pred = self.prediction if self.prediction is not None else np.empty(0)
         self.follower.update(y=np.concatenate([y, marks, clamp_for_log(pred)]))
         self.floor_marks.setData(x[low], np.full(int(low.sum()), LOG_FLOOR))
@@ -140,11 +154,48 @@ class DepthProfile(PlotBase):
         which = "latest step" if self._step_wanted is None else "picked step"
         self.header.setText(f"{self.metric_name} per layer at step {self.step} ({which})")
         notes = []
+        if self.prediction_gap:
+            notes.append(self.prediction_gap)
+        elif self.prediction_step is not None and self.prediction_step != self.step:
+            notes.append(f"prediction for the weights of step {self.prediction_step} (the last one recorded before)")
         if low.any():
             notes.append(f"layers {_layer_list(x[low])}: 0 or < 1e-20, drawn at 1e-20 (triangles)")
         if high.any():
             notes.append(f"layers {_layer_list(x[high])}: nan/inf or > 1e+20, marked at 1e+20 (crosses)")
         self.note.setText("; ".join(notes))
+
+    # ------------------------------------------------------------- prediction
+    def _draw_recorded_prediction(self, store: Session, row: int, values: np.ndarray) -> None:
+        """The dashed ||dL/dz|| prediction of the step shown, from the recorded pred_gain.
+
+        The trainer records the gains at step 0, at events and every stats_every
+        steps; a step in between uses the last recorded one at or before it.
+        The profile is anchored at the measured output layer of the step shown.
+        """
+        if self.metric_name != "act_grad_norm":
+            self.prediction_gap = ""
+            self.prediction_step = None
+            if self.prediction is not None:
+                self.set_prediction(None)
+            return
+        found = _last_recorded_prediction(store, row)
+        if found is None:
+            self.prediction_step = None
+            self.prediction_gap = _why_no_prediction(store, row)
+            if self.prediction is not None:
+                self.set_prediction(None)
+            return
+        src, gains = found
+        self.prediction_step = int(store.steps[src])
+        self.prediction_gap = ""
+        anchor = float(values[-1]) if values.size else float("nan")
+        profile = np.full(gains.size, np.nan)
+        if np.isfinite(anchor):
+            profile[-1] = anchor
+            with np.errstate(over="ignore", invalid="ignore"):
+                for l in range(gains.size - 2, -1, -1):
+                    profile[l] = profile[l + 1] * gains[l]
+        self.set_prediction(profile, gains)
 
     # ------------------------------------------------------------------ hover
     def readout_at(self, plot_index: int, x: float, y: float) -> str:
@@ -160,6 +211,38 @@ class DepthProfile(PlotBase):
                 text += f", gain from layer {layer + 1}: x{fmt(self.gains[layer - 1])}"
             text += ")"
         return text
+
+
+_PRED = LAYER_INDEX["pred_gain"]
+_SEARCH_BACK = 4096  # rows looked at first; recorded predictions are at most stats_every steps apart
+
+
+def _last_recorded_prediction(store: Session, row: int) -> Optional[tuple[int, np.ndarray]]:
+    """(row index, gains as float64) of the last row <= ``row`` with a recorded prediction."""
+    if len(store) == 0 or store.n_layers < 2:
+        return None
+    layer1 = store.layers[: row + 1, 0, _PRED]  # strided view of one column: no copy of the store
+    lo = max(0, row + 1 - _SEARCH_BACK)
+    hits = np.flatnonzero(np.isfinite(layer1[lo:]))
+    if hits.size:
+        src = lo + int(hits[-1])
+    else:
+        hits = np.flatnonzero(np.isfinite(layer1[:lo]))
+        if not hits.size:
+            return None
+        src = int(hits[-1])
+    return src, store.layers[src, :, _PRED].astype(np.float64)
+
+
+def _why_no_prediction(store: Session, row: int) -> str:
+    """Words for the depth profile when there is no recorded prediction to draw."""
+    cfg = store.config or {}
+    width, depth = cfg.get("width"), cfg.get("depth")
+    if isinstance(width, int) and isinstance(depth, int) and depth >= 2 and width < PRED_MIN_WIDTH:
+        return f"no theory line: width {width} is too narrow for the mean-field theory (it needs {PRED_MIN_WIDTH} or more units per layer)"
+    if not np.isfinite(store.layer_metric("pred_gain")[:, 0]).any():
+        return "no theory line: this session has no recorded prediction (saved by an older GradSim, or the model never applied)"
+    return "no theory line at this step: the mean-field model does not apply (non-finite or overflowing signal)"
 
 
 def _layer_list(layers: np.ndarray, limit: int = 8) -> str:

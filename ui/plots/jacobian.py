@@ -129,6 +129,7 @@ class JacobianSpectrumPlot(QWidget):
         self.label = label
         self.header.setText(label)
         if values is None:
+            self.values = np.empty((0, 0))  # nothing of an earlier spectrum stays (Reset, a new run)
             self._clear("Press Compute for the singular values at the current weights.")
             return
         arr = np.asarray(values, dtype=np.float64)
