@@ -8,6 +8,7 @@ import argparse
 import csv
 import io
 import itertools
+import logging
 import math
 import os
 import sys
@@ -19,6 +20,8 @@ from .config import ACTIVATIONS, DATASETS, INITS, OPTIMIZERS, ConfigError, RunCo
 from .exercises import ExerciseError
 from .executors import ExecutorError
 from .sweep import SUMMARY_HEADER, run_one  # noqa: F401  (SUMMARY_HEADER: re-exported for scripts)
+
+log = logging.getLogger(__name__)
 
 EXIT_BAD_INPUT = 2
 
@@ -196,6 +199,7 @@ def _run_tasks(pool: Any, fn: Callable[..., Any], tasks: list[tuple], what: str)
         try:
             result: Any = fut.result()
         except Exception as exc:  # noqa: BLE001 - one failed task must not lose the others' results
+            log.info("%s task %d failed", what, futures[fut], exc_info=True)
             result = exc
         print(f"  {what} {done}/{len(tasks)}", file=sys.stderr)
         yield futures[fut], result

@@ -105,6 +105,7 @@ def connect(address: str, timeout: float = CONNECT_TIMEOUT_S) -> Any:
         try:
             return Client(address, timeout=timeout, set_as_default=False)
         except Exception as exc:  # noqa: BLE001 - something listens there, but not a scheduler
+            logging.getLogger(__name__).debug("no scheduler at %s", address, exc_info=True)
             failure = type(exc).__name__
         # The half-made Client closes itself in __del__ and reports its own
         # timeout as an "Exception ignored" traceback: collect it now, quietly.
