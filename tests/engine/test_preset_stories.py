@@ -72,14 +72,14 @@ def test_deep_tanh_xavier():
 
 
 def test_exploding_relu():
-    """The signal grows > 1.5x per layer (layer 1's gradient 10^4 times the output's), for the
-    whole run, the loss stays finite but jumps: the huge updates overshoot again and again."""
-    p, s, t = _run("exploding-relu", 150)
+    """The signal grows > 1.5x per layer (layer 1's gradient ~10^4 times the output's) for the
+    whole run; the loss stays finite but jumps: the huge updates overshoot again and again."""
+    p, s, t = _run("exploding-relu", 300)
     d = p.config.depth
     assert _geo(_gains(s, 0, d)) > 1.5
     ag = s.layer_metric("act_grad_norm")
     assert ag[0, 0] / ag[0, d] > 1e3
-    assert _geo(_gains(s, 100, d)) > 1.2  # still exploding, not a one-step event
+    assert _geo(_gains(s, 250, d)) > 1.3  # still exploding, not a one-step event
     loss = s.column("loss").astype(np.float64)
     assert t.diverged_at is None and np.isfinite(loss).all() and len(loss) >= 50
     jumps = np.flatnonzero(loss[2:] > 3 * loss[1:-1])  # after the first step
