@@ -49,6 +49,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--version", action="version", version=f"{PROG} {__version__}")
     p.add_argument("--preset", metavar="NAME", help="load a preset from resources/presets at start")
     p.add_argument("--config", metavar="FILE", help="load a config (a preset, a bare config JSON or an exported session.json)")
+    p.add_argument("--open", metavar="SESSION", dest="open_path",
+                   help="show an exported session (a folder or a .zip) read-only; with --screenshot, save a picture of it")
     p.add_argument("--steps", metavar="N", type=_positive_int, help="maximum steps of the run")
     p.add_argument("--screenshot", metavar="FILE.png", help="run the steps headless, save a screenshot of the window and exit")
     p.add_argument("--self-test", action="store_true", help="run a small session through the real window, export it, and exit (status 0 when all is well)")
@@ -72,6 +74,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         return _fail_usage("give --preset or --config, not both")
     if args.self_test and args.screenshot:
         return _fail_usage("give --self-test or --screenshot, not both")
+    if args.open_path and (args.preset or args.config or args.self_test):
+        return _fail_usage("give --open alone (with --screenshot if wanted), not with --preset, --config or --self-test")
     config: Optional[RunConfig] = None
     schedule: tuple[Scheduled, ...] = ()
     try:
@@ -83,6 +87,14 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             (config or RunConfig()).with_changes(steps=args.steps)
     except ConfigError as exc:
         return _fail_usage(str(exc).splitlines()[0])
+    opened = None
+    if args.open_path:
+        from .session_viewer import SessionOpenError, load_saved_session
+
+        try:  # before any window: a file that is not a session costs one line, exit 2
+            opened = load_saved_session(args.open_path)
+        except SessionOpenError as exc:
+            return _fail_usage(f"--open: {exc}")
     if args.screenshot:
         shot = Path(args.screenshot)
         if shot.suffix.lower() != ".png":
@@ -98,15 +110,22 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     if os.environ.get("GRADSIM_REPORT_FIRST_PAINT"):
         _report_first_paint(window, app)
     try:
-        return _run(app, window, args, config, schedule)
+        return _run(app, window, args, config, schedule, opened)
     finally:
         _dispose(window)
 
 
-def _run(app, window, args: argparse.Namespace, config, schedule) -> int:
+def _run(app, window, args: argparse.Namespace, config, schedule, opened=None) -> int:
     """The mode the flags ask for: self-test, screenshot, or the interactive window."""
     if args.self_test:
         return _self_test(app, window)
+    if opened is not None:
+        window.show()
+        window.viewer.show_session(opened, args.open_path)
+        if args.screenshot:
+            return _screenshot_now(app, window, args.screenshot)
+        _close_on_signals(window)
+        return app.exec()
     if args.preset:
         window.builder.apply_preset(args.preset)
     elif config is not None:
@@ -271,6 +290,20 @@ def _screenshot(app, window, path: str, steps: Optional[int]) -> int:
         sys.stderr.write(f"{PROG}: error: cannot write the screenshot {path!r}\n")
         return 1
     print(f"screenshot of step {window.mirror.steps_run if window.mirror else 0} saved to {path}")
+    return 0
+
+
+def _screenshot_now(app, window, path: str) -> int:
+    """Save what the window shows now (an opened session) to ``path``."""
+    window.raise_()
+    window.refresh_plots_now()
+    wait_for(app, lambda: False, 0.2)  # let the plots paint
+    ok = window.grab().save(path, "PNG")
+    window.close()
+    if not ok:
+        sys.stderr.write(f"{PROG}: error: cannot write the screenshot {path!r}\n")
+        return 1
+    print(f"screenshot of the saved session saved to {path}")
     return 0
 
 

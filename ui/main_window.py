@@ -32,6 +32,7 @@ from .plots.panel import PlotPanel
 from .redraw import DEFAULT_REDRAW_MODE, REDRAW_MODES, RedrawPacer, add_redraw_menu
 from .run_controller import RunController, RunState
 from .session_export import SessionExporter
+from .session_viewer import SessionViewer
 from .status_bar import RunStatusBar
 from .teaching import TeachingController
 
@@ -81,6 +82,7 @@ class MainWindow(QMainWindow):
             lambda kind, text: self.event_log.add_message(kind, text, error=False), st.default_export_dir(),
         )
 
+        self.viewer = SessionViewer(self)
         self._make_actions()
         self._make_menus()
         self._make_toolbar()
@@ -88,10 +90,12 @@ class MainWindow(QMainWindow):
         self.set_redraw_mode(DEFAULT_REDRAW_MODE)
         # Exercise panel, theory overlay and Jacobian spectrum (before settings restore the docks).
         self.teaching = TeachingController(self)
+        self.teaching.add_menu(self.menuBar())
         self.installEventFilter(self)  # until the first paint (see eventFilter)
 
         # A fixed minimum keeps the layout from re-setting it whenever a panel's content
         # changes (that churns the window manager, and offscreen Qt warns about it).
+        self.setAcceptDrops(True)  # a session folder or .zip dropped on the window opens it
         self.setMinimumSize(960, 600)
         self.resize(1500, 940)
         self.resizeDocks([self.builder_dock], [310], Qt.Orientation.Horizontal)
@@ -140,6 +144,8 @@ class MainWindow(QMainWindow):
     def _make_menus(self) -> None:
         mb = self.menuBar()
         file_menu = mb.addMenu("&File")
+        file_menu.addAction(self.viewer.open_action)
+        file_menu.addSeparator()
         file_menu.addActions([self.export_action, self.save_png_action])
         file_menu.addSeparator()
         file_menu.addAction(self.quit_action)
@@ -160,7 +166,7 @@ class MainWindow(QMainWindow):
         tb.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextBesideIcon)
         tb.addActions([self.run_action, self.step_action, self.reset_action])
         tb.addSeparator()
-        tb.addActions([self.export_action, self.save_png_action])
+        tb.addActions([self.viewer.open_action, self.export_action, self.save_png_action])
         self.addToolBar(Qt.ToolBarArea.TopToolBarArea, tb)
         self.toolbar = tb
         self.view_menu.addAction(tb.toggleViewAction())
@@ -171,6 +177,7 @@ class MainWindow(QMainWindow):
         run.state_changed.connect(self._on_state_changed)
         run.run_started.connect(self._on_run_started)
         run.run_reset.connect(self._on_run_reset)
+        run.session_opened.connect(self._on_session_opened)
         run.events_arrived.connect(self._on_events_arrived)
         run.command_refused.connect(self._on_command_refused)
         run.run_failed.connect(self._on_run_failed)
@@ -259,6 +266,34 @@ class MainWindow(QMainWindow):
         self.toggles.sync_config(config)
         self.toggles_dock.raise_()
 
+    @Slot(object)
+    def _on_session_opened(self, session: Session) -> None:
+        self.plots.reset()
+        self.event_log.clear()
+        self.event_log.add_events(list(session.events))
+        if self.run.config is not None:
+            self.toggles.sync_config(self.run.config)
+        self.builder_dock.raise_()
+
+    def open_session(self, path: str) -> None:
+        """Open an exported session folder or .zip (in the background); see ui/session_viewer.py."""
+        self.viewer.open_path(path)
+
+    # ---------------------------------------------------------------- drag and drop
+    def dragEnterEvent(self, event) -> None:  # noqa: N802 - Qt API
+        if _dropped_path(event) is not None:
+            event.acceptProposedAction()
+        else:
+            event.ignore()
+
+    def dropEvent(self, event) -> None:  # noqa: N802 - Qt API
+        path = _dropped_path(event)
+        if path is None:
+            event.ignore()
+            return
+        event.acceptProposedAction()
+        self.open_session(path)
+
     @Slot()
     def _on_run_reset(self) -> None:
         self.plots.reset()
@@ -333,6 +368,7 @@ class MainWindow(QMainWindow):
 
     def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802 - Qt API
         self.pacer.stop()
+        self.viewer.close()
         try:
             if self.persist:
                 self.save_settings()
@@ -346,3 +382,14 @@ class MainWindow(QMainWindow):
     def stop_worker(self) -> bool:
         """Stop the training thread (requestInterruption + wait, never terminate)."""
         return self.run.shutdown(timeout_ms=10000)
+
+
+def _dropped_path(event) -> Optional[str]:
+    """The one local file or folder a drag carries, or None (several, or not local)."""
+    mime = event.mimeData()
+    if mime is None or not mime.hasUrls():
+        return None
+    urls = [u for u in mime.urls() if u.isLocalFile()]
+    if len(urls) != 1:
+        return None
+    return urls[0].toLocalFile()

@@ -26,7 +26,7 @@ from typing import Optional
 from PySide6.QtCore import QObject, Signal, Slot
 
 from gradsim.commands import Command, Scheduled
-from gradsim.config import RunConfig
+from gradsim.config import ConfigError, RunConfig
 from gradsim.session import Session
 
 from .worker import Snapshot, TrainingWorker, WarmUp
@@ -45,6 +45,8 @@ class RunState(enum.StrEnum):
     PAUSED = "paused"
     FINISHED = "finished"
     FAILED = "failed"
+    #: A saved session is shown, read-only (File > Open session); no run exists.
+    VIEWING = "viewing"
 
     @property
     def live(self) -> bool:
@@ -53,8 +55,8 @@ class RunState(enum.StrEnum):
 
     @property
     def has_run(self) -> bool:
-        """There is a session to export (a run was started and not reset)."""
-        return self is not RunState.IDLE
+        """There is a run's session to export (a run was started and not reset; an opened file is not one)."""
+        return self not in (RunState.IDLE, RunState.VIEWING)
 
 
 @dataclass(frozen=True)
@@ -68,6 +70,27 @@ class Progress:
     accuracy: float = math.nan
 
 
+def session_prefix(session: Session, n: int) -> Session:
+    """A new Session holding the first ``n`` rows of ``session`` and the events up to its last step.
+
+    What the run looked like then: scrubbing a saved session draws this, so
+    every plot (curves, heatmap, depth profile, bars, markers) agrees on the step.
+    """
+    n = max(0, min(int(n), len(session)))
+    out = Session.from_arrays(
+        session.steps[:n], session.scalars[:n], session.layers[:n], session.has_stats[:n],
+        session.config, max_memory_mb=session.max_memory_mb, record_every=session.record_every,
+    )
+    last = int(session.steps[n - 1]) if n else -1
+    for ev in session.events:
+        if ev.step <= last:
+            out.add_event(ev.step, ev.kind, ev.value)
+    out.steps_run = last + 1
+    out.diverged_at = session.diverged_at if session.diverged_at is not None and session.diverged_at <= last else None
+    out.meta = dict(session.meta)
+    return out
+
+
 class RunController(QObject):
     """Owns the run: state, mirror session, generation, the worker; start/pause/step/reset."""
 
@@ -77,6 +100,8 @@ class RunController(QObject):
     run_started = Signal(object)
     #: The run was discarded (views clear).
     run_reset = Signal()
+    #: A saved session is shown read-only (the Session); views reset and draw it.
+    session_opened = Signal(object)
     #: A snapshot was merged into the mirror (its generation).
     mirror_updated = Signal(int)
     #: New events (toggles, scheduled changes, the start) arrived in the mirror: list[Event].
@@ -95,6 +120,7 @@ class RunController(QObject):
         self.state = RunState.IDLE
         self.generation = 0
         self.mirror: Optional[Session] = None
+        self.viewed: Optional[Session] = None
         self.config: Optional[RunConfig] = None
         self.progress = Progress()
         self._status_at = 0.0
@@ -135,6 +161,7 @@ class RunController(QObject):
     def start(self, config: RunConfig, schedule: tuple[Scheduled, ...] = (), label: str = "", paused: bool = False) -> None:
         """Start a new run (discarding any other) from a valid config."""
         self.generation += 1
+        self.viewed = None
         self.config = config
         self.mirror = Session(config.n_layers, config.to_dict(), max_memory_mb=config.max_memory_mb)
         self.ensure_worker()
@@ -178,13 +205,50 @@ class RunController(QObject):
         self.generation += 1
         self.worker.reset_run(None, generation=self.generation)
         self.mirror = None
+        self.viewed = None
         self.config = None
         self.run_reset.emit()
         self._set_progress(Progress())
         self._set_state(RunState.IDLE)
 
+    def view(self, session: Session) -> None:
+        """Show a saved session read-only: any run is discarded, the session becomes the mirror.
+
+        The caller has loaded and checked the session already, so a bad file
+        never gets here and the current run survives it.
+        """
+        self.generation += 1
+        self.worker.reset_run(None, generation=self.generation)
+        self.mirror = session
+        #: The whole opened session; ``mirror`` may hold a prefix of it (the step slider).
+        self.viewed = session
+        try:
+            self.config = RunConfig.from_dict(session.config, where="opened session")
+        except ConfigError:  # a config this version cannot run is still worth showing
+            self.config = None
+        self.session_opened.emit(session)
+        last = session.last()
+        self._set_progress(Progress(
+            session.steps_run, None, 0.0,
+            last.scalar("loss") if last is not None else math.nan,
+            last.scalar("accuracy") if last is not None else math.nan,
+        ))
+        self._set_state(RunState.VIEWING)
+
+    def view_rows(self, n: int) -> Session:
+        """Show the opened session's first ``n`` rows (the step slider); returns the new mirror."""
+        full = self.viewed
+        if full is None or self.state is not RunState.VIEWING:
+            raise RuntimeError("no saved session is open")
+        n = max(1, min(int(n), len(full)))
+        self.mirror = full if n >= len(full) else session_prefix(full, n)
+        return self.mirror
+
     def send_command(self, command: Command) -> None:
         """Queue a live change; the worker applies it at the next step boundary."""
+        if self.state is RunState.VIEWING:
+            self.command_refused.emit(f"{command.text()}: an opened session is read-only; press Re-run to train it again")
+            return
         if not self.live:
             self.command_refused.emit(f"{command.text()}: no run is active; press Run first")
             return

@@ -23,6 +23,7 @@ _STATE_TEXT = {
     RunState.PAUSED: "paused",
     RunState.FINISHED: "finished",
     RunState.FAILED: "stopped by an error",
+    RunState.VIEWING: "saved session (read-only)",
 }
 
 

@@ -46,12 +46,15 @@ class TeachingController(QObject):
         super().__init__(window)
         self.w: Any = window
         self.run = self.w.run
-        self.exercise = ExercisePanel()
+        self.exercise = ExercisePanel(active=False)  # free play until the user opens an exercise
         self.jacobian = JacobianSpectrumPlot()
         self.exercise_dock = self.w.add_dock("Exercise", "exerciseDock", self.exercise, Qt.DockWidgetArea.RightDockWidgetArea)
         self.jacobian_dock = self.w.add_dock("Jacobian spectrum", "jacobianDock", self.jacobian, Qt.DockWidgetArea.RightDockWidgetArea)
         window.tabifyDockWidget(self.exercise_dock, self.jacobian_dock)
-        self.exercise_dock.raise_()
+        # Free play is the default: the exercise and Jacobian docks stay closed until asked for
+        # (Exercises menu, View menu), so the plots get the room and a student sees no grading.
+        self.exercise_dock.hide()
+        self.jacobian_dock.hide()
         self.last_submission = ""
         # Bumped when a run starts or is reset: a Jacobian of the discarded run
         # that arrives later is dropped instead of shown as the new run's.
@@ -69,6 +72,32 @@ class TeachingController(QObject):
         self._timer.start()
 
     # ------------------------------------------------------------ exercises
+    def add_menu(self, menu_bar: Any) -> Any:
+        """Exercises menu: Free play, then one entry per readable exercise (opens the dock in exercise mode)."""
+        menu = menu_bar.addMenu("E&xercises")
+        menu.setToolTipsVisible(True)
+        free = menu.addAction("Free play (no exercise)")
+        free.setToolTip("Nothing is checked and no warning about an exercise's settings appears.")
+        free.triggered.connect(lambda: self.exercise.set_active(False))
+        menu.addSeparator()
+        for ex in self.exercise.exercises():
+            a = menu.addAction(f"{ex.title}  [{ex.level}]")
+            a.setToolTip(f"Open this exercise: its text, its objectives checked live on your run, and its questions.")
+            a.triggered.connect(lambda _checked=False, eid=ex.id: self.open_exercise(eid))
+        self.menu = menu
+        return menu
+
+    def open_exercise(self, exercise_id: str) -> bool:
+        """Exercise mode on the exercise ``exercise_id``: the dock opens and its objectives are checked."""
+        if not self.exercise.select_exercise(exercise_id):
+            return False
+        self.exercise.set_active(True)
+        self.exercise_dock.show()
+        self.exercise_dock.raise_()
+        if self.run.mirror is not None:
+            self.exercise.update_from(self.run.mirror)
+        return True
+
     @Slot(object)
     def _on_start_requested(self, ex: Any) -> None:
         """Load the exercise's starting point into the builder; the student presses Run."""
@@ -176,6 +205,6 @@ class TeachingController(QObject):
 
     @Slot()
     def _on_objectives_timer(self) -> None:
-        if self.run.mirror is not None and self.exercise.isVisible():
+        if self.run.mirror is not None and self.exercise.active and self.exercise.isVisible():
             self.exercise.update_from(self.run.mirror)
 

@@ -28,7 +28,9 @@ def _click(qtbot, button):
 def test_exercise_start_loads_config_and_run_fills_objectives_and_theory(window, qtbot, tmp_path, monkeypatch):
     ex = _exercise("01-")
     panel = window.teaching.exercise
-    panel.select_exercise(ex.id)
+    assert not panel.active  # free play until an exercise is opened
+    assert window.teaching.open_exercise(ex.id)
+    assert panel.active and window.teaching.exercise_dock.isVisible()
     assert window.builder.config() != ex.config  # the tiny test config, until the button is clicked
     _click(qtbot, panel.start_button)
     cfg = window.builder.config()

@@ -130,11 +130,20 @@ class ExercisePanel(QWidget):
     submission_requested = Signal(object, dict)
     #: Another exercise was chosen (None when none is readable).
     exercise_selected = Signal(object)
+    #: Exercise mode was switched on (True) or off (False: free play).
+    active_changed = Signal(bool)
 
-    def __init__(self, parent: Optional[QWidget] = None, answer_feedback: bool = True) -> None:
-        """``answer_feedback``: show whether a typed answer is within tolerance (else only "answered")."""
+    def __init__(self, parent: Optional[QWidget] = None, answer_feedback: bool = True, active: bool = True) -> None:
+        """``answer_feedback``: show whether a typed answer is within tolerance (else only "answered").
+
+        ``active``: exercise mode. When False (free play, the window's default)
+        nothing is checked and no warning about required settings appears; the
+        user opts in by choosing an exercise, loading its starting point, or
+        the Exercises menu.
+        """
         super().__init__(parent)
         self.answer_feedback = answer_feedback
+        self.active = active
         self.entries: list[ExerciseEntry] = []
         self._exercise: Optional[Exercise] = None
         self._session: Optional[Session] = None
@@ -147,6 +156,15 @@ class ExercisePanel(QWidget):
 
         layout = QVBoxLayout(self)
         layout.setContentsMargins(2, 2, 2, 2)
+        mode = QHBoxLayout()
+        self.mode_label = QLabel("")
+        self.mode_label.setWordWrap(True)
+        self.mode_label.setToolTip("Free play checks nothing; in exercise mode the objectives are checked live on your run.")
+        self.mode_button = QPushButton("")
+        self.mode_button.setToolTip("Switch between free play and following the chosen exercise.")
+        mode.addWidget(self.mode_label, 1)
+        mode.addWidget(self.mode_button)
+        layout.addLayout(mode)
         top = QHBoxLayout()
         self.combo = QComboBox()
         self.combo.setToolTip(TIPS["combo"])
@@ -220,6 +238,8 @@ class ExercisePanel(QWidget):
         layout.addWidget(self.export_button)
 
         self.combo.currentIndexChanged.connect(self._on_exercise_chosen)
+        self.combo.activated.connect(self._on_combo_activated)  # a user's pick (not a program's) opts in
+        self.mode_button.clicked.connect(self._on_mode_clicked)
         self.reload_button.clicked.connect(self._on_reload_clicked)
         self.start_button.clicked.connect(self._on_start_clicked)
         self.export_button.clicked.connect(self._on_export_clicked)
@@ -262,6 +282,27 @@ class ExercisePanel(QWidget):
         self.combo.setCurrentIndex(target)
         self.combo.blockSignals(False)
         self._on_exercise_chosen(target)
+
+    def set_active(self, active: bool) -> None:
+        """Exercise mode on (objectives checked, settings warnings) or off (free play)."""
+        active = bool(active)
+        changed = active != self.active
+        self.active = active
+        self._show_mode()
+        self._evaluate()
+        if changed:
+            self.active_changed.emit(active)
+
+    def _show_mode(self) -> None:
+        if self.active:
+            self.mode_label.setText("<b>Exercise mode</b>: objectives are checked on your run.")
+            self.mode_button.setText("Free play")
+        else:
+            self.mode_label.setText("<b>Free play</b>: nothing is checked. Pick an exercise to follow it.")
+            self.mode_button.setText("Start exercise")
+        self.mode_button.setEnabled(self.active or self._exercise is not None)
+        for w in (self.objectives_title, self._objectives_box, self.summary, self.answers_title, self._answers_box, self.export_button):
+            w.setVisible(self.active and (w not in (self.answers_title, self._answers_box) or bool(self.answer_edits)))
 
     def exercises(self) -> list[Exercise]:
         """The readable exercises, in list order."""
@@ -324,8 +365,18 @@ class ExercisePanel(QWidget):
             self.body_view.setMarkdown(f"## {ex.title}\n\n*Level: {ex.level}*\n\n{ex.body}")
         self._build_objectives(ex)
         self._build_answers(ex)
+        self._show_mode()
         self._evaluate()
         self.exercise_selected.emit(ex)
+
+    @Slot(int)
+    def _on_combo_activated(self, _index: int) -> None:
+        if self._exercise is not None:
+            self.set_active(True)
+
+    @Slot()
+    def _on_mode_clicked(self) -> None:
+        self.set_active(not self.active)
 
     @Slot()
     def _on_reload_clicked(self) -> None:
@@ -334,6 +385,7 @@ class ExercisePanel(QWidget):
     @Slot()
     def _on_start_clicked(self) -> None:
         if self._exercise is not None:
+            self.set_active(True)
             self.start_requested.emit(self._exercise)
 
     @Slot()
@@ -440,7 +492,7 @@ class ExercisePanel(QWidget):
 
     def _evaluate(self) -> None:
         ex, session = self._exercise, self._session
-        if ex is None:
+        if ex is None or not self.active:  # free play: nothing is checked, nothing warns
             self._results = []
             self.summary.setText("")
             self.config_warning.setVisible(False)

@@ -1,0 +1,288 @@
+"""File > Open session: show an exported session read-only, scrub it, re-run it.
+
+Why a module of its own: opening is a second way to fill the plots (besides a
+live run) with its own life cycle: a background load (a long session's CSVs
+take seconds to parse), a clear message when the file is not a session (the
+current run is untouched, because nothing changes until the load succeeded),
+a step slider, and "Re-run" that turns the file back into a live run from its
+config and events. The run model shows the file through
+``RunController.view``; this object only loads, scrubs and asks.
+"""
+from __future__ import annotations
+
+import logging
+from concurrent.futures import Future, ThreadPoolExecutor
+from pathlib import Path
+from typing import Any, Optional
+
+from PySide6.QtCore import QObject, Qt, QTimer, Signal, Slot
+from PySide6.QtGui import QAction, QKeySequence
+from PySide6.QtWidgets import QFileDialog, QLabel, QMainWindow, QSlider, QToolBar, QToolButton
+
+from gradsim.commands import COMMAND_KINDS, CommandError, Scheduled, command_from_event
+from gradsim.config import ConfigError, RunConfig
+from gradsim.session import Session
+
+from .run_controller import RunState
+
+log = logging.getLogger(__name__)
+
+#: The slider redraws at most this often while dragged (a prefix of a long session costs a few ms).
+SCRUB_MS = 60
+
+
+class SessionOpenError(ValueError):
+    """The path is not a readable GradSim session; the message says why, in one line."""
+
+
+def load_saved_session(path: str | Path) -> Session:
+    """Load an exported session folder or .zip, or raise SessionOpenError with one clear line.
+
+    Any failure (a foreign file, a truncated CSV, no permission) becomes the
+    same error type, so callers show it and keep what they had.
+    """
+    from gradsim.session_io import SessionFormatError, load_session
+
+    p = Path(path)
+    try:
+        session = load_session(p)
+    except SessionFormatError as exc:
+        text = _one_line(str(exc))
+        raise SessionOpenError(text if str(p) in text else f"{p}: {text}") from None
+    except OSError as exc:
+        raise SessionOpenError(f"{p}: cannot read ({exc.strerror or exc})") from None
+    except (ValueError, TypeError, KeyError) as exc:  # shapes or fields the loader did not expect
+        raise SessionOpenError(f"{p}: not a GradSim session ({type(exc).__name__}: {_one_line(str(exc))})") from None
+    if len(session) == 0:
+        raise SessionOpenError(f"{p}: the session holds no recorded steps")
+    return session
+
+
+def session_schedule(session: Session) -> tuple[Scheduled, ...]:
+    """The session's changes (toggles, scheduled events) as a schedule that replays them.
+
+    Annotations (start, pause, diverged, note) are not commands and are left out.
+    """
+    out = []
+    for ev in session.events:
+        if ev.kind not in COMMAND_KINDS:
+            continue
+        try:
+            cmd = command_from_event(ev.kind, ev.value)
+        except CommandError as exc:
+            raise SessionOpenError(f"event at step {ev.step} cannot be replayed: {exc}") from None
+        if cmd is not None:
+            out.append(Scheduled(int(ev.step), cmd))
+    return tuple(out)
+
+
+def _one_line(text: str) -> str:
+    return " ".join(text.split())
+
+
+class _LoadDone(QObject):
+    """Carries a background load's result to the GUI thread (a queued signal)."""
+
+    finished = Signal(str, object, str)  # path, Session or None, error text
+
+
+class SessionViewer(QObject):
+    """Open action, drag-and-drop target, step slider and Re-run for a saved session.
+
+    ``window`` is the MainWindow (typed loosely: it imports this module).
+    """
+
+    #: A session was opened and is shown (its path).
+    opened = Signal(str)
+    #: Opening failed; nothing changed (the one-line reason).
+    open_failed = Signal(str)
+
+    def __init__(self, window: QMainWindow) -> None:
+        super().__init__(window)
+        self.w: Any = window
+        self.run = self.w.run
+        self.path = ""
+        self.loading = ""
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="gradsim-open")
+        self._done = _LoadDone()
+        self._done.finished.connect(self._on_loaded)
+
+        self.open_action = QAction("&Open session…", window)
+        self.open_action.setShortcut(QKeySequence.StandardKey.Open)
+        tip = "Show an exported session (a folder or a .zip) in every plot, read-only, with a step slider. (Ctrl+O)"
+        self.open_action.setToolTip(tip)
+        self.open_action.setStatusTip(tip)
+        self.open_action.triggered.connect(self.ask_and_open)
+
+        self.bar = QToolBar("Saved session", window)
+        self.bar.setObjectName("savedSessionToolBar")
+        self.title = QLabel("")
+        self.title.setToolTip("The saved session shown (read-only).")
+        self.slider = QSlider(Qt.Orientation.Horizontal)
+        self.slider.setMinimumWidth(240)
+        self.slider.setToolTip("Scrub through the saved session: every plot shows the run as it was at this step (Left/Right, PgUp/PgDn, Home/End).")
+        self.step_label = QLabel("")
+        self.step_label.setMinimumWidth(self.step_label.fontMetrics().horizontalAdvance("step 100,000 of 100,000") + 8)
+        self.rerun_action = QAction("Re-run", window)
+        self.rerun_action.setToolTip("Start a new live run from this session's configuration and its events (toggles replayed at their steps).")
+        self.rerun_action.triggered.connect(self.rerun)
+        self.close_action = QAction("Close", window)
+        self.close_action.setToolTip("Close the saved session and return to an empty window.")
+        self.close_action.triggered.connect(self.close_session)
+        self.bar.addWidget(self.title)
+        self.bar.addSeparator()
+        self.bar.addWidget(self.slider)
+        self.bar.addWidget(self.step_label)
+        self.bar.addSeparator()
+        for a in (self.rerun_action, self.close_action):
+            self.bar.addAction(a)
+            btn = self.bar.widgetForAction(a)
+            if isinstance(btn, QToolButton):
+                btn.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextOnly)
+        window.addToolBarBreak(Qt.ToolBarArea.TopToolBarArea)
+        window.addToolBar(Qt.ToolBarArea.TopToolBarArea, self.bar)
+        self.bar.setVisible(False)
+
+        self._scrub = QTimer(self)
+        self._scrub.setSingleShot(True)
+        self._scrub.setInterval(SCRUB_MS)
+        self._scrub.timeout.connect(self._apply_slider)
+        self.slider.valueChanged.connect(self._on_slider_moved)
+        self.run.state_changed.connect(self._on_state_changed)
+
+    # ------------------------------------------------------------ opening
+    @Slot()
+    def ask_and_open(self) -> None:
+        """File > Open session: a folder or a .zip (the dialog offers both)."""
+        dialog = QFileDialog(self.w, "Open session (a session folder, or a .zip of one)", self.w.export_dir)
+        dialog.setFileMode(QFileDialog.FileMode.AnyFile)
+        dialog.setNameFilters(["Session .zip or folder (*.zip session.json)", "All files (*)"])
+        dialog.setOption(QFileDialog.Option.DontUseNativeDialog, True)  # the native one cannot pick "a folder or a file"
+        dialog.setAcceptMode(QFileDialog.AcceptMode.AcceptOpen)
+        dialog.fileSelected.connect(self._on_file_selected)
+        dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        dialog.open()
+
+    @Slot(str)
+    def _on_file_selected(self, path: str) -> None:
+        if path:
+            p = Path(path)
+            self.open_path(str(p.parent if p.name == "session.json" else p))
+
+    def open_path(self, path: str | Path) -> None:
+        """Load ``path`` in the background; show it when loaded, or say why not (the window keeps its state)."""
+        path = str(path)
+        if self.loading:
+            self.w.status.showMessage(f"Still opening {self.loading}…", 5000)
+            return
+        self.loading = path
+        self.w.status.showMessage(f"Opening {path}…")
+        future = self._pool.submit(load_saved_session, path)
+        future.add_done_callback(lambda f, p=path: self._emit_loaded(p, f))
+
+    def _emit_loaded(self, path: str, future: Future) -> None:
+        """In the loader thread: hand the result to the GUI thread."""
+        exc = future.exception()
+        if exc is None:
+            self._done.finished.emit(path, future.result(), "")
+        else:
+            if not isinstance(exc, SessionOpenError):
+                log.error("opening %s failed", path, exc_info=exc)
+            self._done.finished.emit(path, None, str(exc) if isinstance(exc, SessionOpenError) else f"{path}: {type(exc).__name__}: {exc}")
+
+    @Slot(str, object, str)
+    def _on_loaded(self, path: str, session: Optional[Session], error: str) -> None:
+        self.loading = ""
+        if session is None:
+            self.w.status.showMessage("Not opened: " + error, 10000)
+            self.w.show_error("Cannot open session", f"{error}\n\nA session is a folder (or .zip) exported by GradSim, "
+                              "holding session.json, steps.csv, layers.csv and events.csv. Nothing in the window changed.")
+            self.open_failed.emit(error)
+            return
+        self.show_session(session, path)
+
+    def show_session(self, session: Session, path: str | Path) -> None:
+        """Show an already loaded session (``--open`` loads it before the window exists)."""
+        self.path = str(path)
+        self.run.view(session)
+        self.title.setText(f"<b>{Path(self.path).name}</b>")
+        self.title.setToolTip(self.path)
+        n = len(session)
+        self.slider.blockSignals(True)
+        self.slider.setRange(0, n - 1)
+        self.slider.setPageStep(max(1, n // 20))
+        self.slider.setValue(n - 1)
+        self.slider.blockSignals(False)
+        self._show_step_label(n - 1)
+        self.bar.setVisible(True)
+        self.w.refresh_plots_now()
+        self.w.status.showMessage(f"Opened {self.path}: {session.steps_run:,} steps, read-only; Re-run trains it again.", 10000)
+        self.opened.emit(self.path)
+
+    def close(self) -> None:
+        """Stop the loader thread (window close)."""
+        self._pool.shutdown(wait=True, cancel_futures=True)
+
+    # ------------------------------------------------------------ scrubbing
+    def show_row(self, row: int) -> None:
+        """Show the session as it was at its ``row``-th recorded step (the slider calls this)."""
+        if self.run.state is not RunState.VIEWING:
+            return
+        self.slider.blockSignals(True)
+        self.slider.setValue(row)
+        self.slider.blockSignals(False)
+        self._scrub.stop()
+        self._apply_slider()
+
+    @Slot(int)
+    def _on_slider_moved(self, row: int) -> None:
+        self._show_step_label(row)
+        if not self._scrub.isActive():
+            self._scrub.start()
+
+    @Slot()
+    def _apply_slider(self) -> None:
+        if self.run.state is not RunState.VIEWING:
+            return
+        row = self.slider.value()
+        self.run.view_rows(row + 1)
+        self._show_step_label(row)
+        self.w.refresh_plots_now()
+
+    def _show_step_label(self, row: int) -> None:
+        full = self.run.viewed
+        if full is None or len(full) == 0:
+            self.step_label.setText("")
+            return
+        row = max(0, min(row, len(full) - 1))
+        self.step_label.setText(f"step {int(full.steps[row]):,} of {int(full.steps[-1]):,}")
+
+    # ------------------------------------------------------------ re-run, close
+    @Slot()
+    def rerun(self) -> bool:
+        """A new live run from the session's config and events (the builder shows them)."""
+        full = self.run.viewed
+        if full is None:
+            return False
+        try:
+            config = RunConfig.from_dict(full.config, where=Path(self.path).name or "session")
+            schedule = session_schedule(full)
+        except (ConfigError, SessionOpenError) as exc:
+            self.w.show_error("Cannot re-run this session", _one_line(str(exc)))
+            return False
+        self.w.builder.set_config(config)
+        self.w.builder.set_schedule(schedule)
+        return bool(self.w.start_run())
+
+    @Slot()
+    def close_session(self) -> None:
+        if self.run.state is RunState.VIEWING:
+            self.run.reset()
+
+    @Slot(object)
+    def _on_state_changed(self, state: RunState) -> None:
+        viewing = state is RunState.VIEWING
+        self.bar.setVisible(viewing)
+        self.rerun_action.setEnabled(viewing)
+        if not viewing:
+            self.path = ""
