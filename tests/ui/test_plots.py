@@ -306,7 +306,7 @@ def test_layer_curves_default_to_first_middle_last(qtbot):
         x, y = curve.getOriginalDataset()
         np.testing.assert_array_equal(x, store.steps)
         np.testing.assert_array_equal(y, np.clip(store.layer_metric("grad_norm")[:, layer - 1], LOG_FLOOR, LOG_CEIL))
-    assert [label.text for _, label in lc.legend.items] == ["layer 1", "layer 5", "layer 10"]
+    assert lc.legend.texts() == ["layer 1", "layer 5", "layer 10"]
 
     lc.set_layers([2, 7])
     assert lc.layers == [2, 7] and len(lc.curves) == 2
@@ -397,23 +397,62 @@ def test_event_markers_created_once_per_event(qtbot):
     panel = widget(qtbot, PlotPanel)
     panel.refresh(store)
     n_events = len(store.events)
+    steps = sorted({ev.step for ev in store.events})
     assert n_events >= 3
     for plot in panel.time_plots:
-        assert plot.markers.count == n_events
+        assert plot.markers.count == len(steps) and len(plot.markers.events) == n_events
         assert plot.set_events(store.events) == 0  # nothing new: nothing added
-        assert plot.markers.count == n_events
-    np.testing.assert_array_equal(panel.heatmap.markers.positions(), [ev.step for ev in store.events])
-    assert "batchnorm=on" in panel.heatmap.markers.item.texts
+        assert plot.markers.count == len(steps)
+    np.testing.assert_array_equal(panel.heatmap.markers.positions(), steps)
+    assert any("batchnorm on" in t for t in panel.heatmap.markers.item.texts)
 
     store.add_event(250, "clip", "norm:1")
     panel.refresh(store)
-    assert all(p.markers.count == n_events + 1 for p in panel.time_plots)
-    assert panel.layer_curves.markers.item.texts[-1] == "clip=norm:1"
+    assert all(p.markers.count == len(steps) + 1 for p in panel.time_plots)
+    assert panel.layer_curves.markers.item.texts[-1] == "250: clip norm:1"
 
     other = [Event(5, "note", "another run")]  # not a continuation: start over
     assert panel.update_ratio.set_events(other) == 1 and panel.update_ratio.markers.count == 1
     panel.reset()
     assert all(p.markers.count == 0 for p in panel.time_plots)
+
+
+def test_coincident_events_merge_into_one_flag_with_full_text_on_hover(qtbot):
+    """Pause and batch norm at step 324 used to overprint; now one flag names both."""
+    panel = widget(qtbot, PlotPanel)
+    events = [Event(0, "start", "config"), Event(324, "pause", "paused in the window"), Event(324, "batchnorm", "on"),
+              Event(500, "lr", "0.01")]
+    lc = panel.loss_accuracy
+    assert lc.set_events(events) == 4
+    assert lc.markers.texts == ["0: start", "324: pause, batchnorm on", "500: lr 0.01"]
+    assert lc.markers.count == 3
+    # The flag takes the change's colour, not the pause's grey.
+    from ui.plots.common import EVENT_COLOURS
+
+    assert lc.markers.item.colours[1].name() == EVENT_COLOURS["batchnorm"]
+    near = lc.markers.near(325, tolerance=3)
+    assert [step for step, _ in near] == [324]
+    from ui.plots.common import full_text
+
+    assert full_text(*near[0]) == "324: pause (paused in the window), batchnorm=on"
+
+
+def test_event_flags_never_overlap(qtbot):
+    """Flags of close steps stack in rows instead of overprinting."""
+    panel = widget(qtbot, PlotPanel)
+    panel.resize(1200, 700)
+    store = make_demo_session(6, 300)
+    for step in (100, 101, 102, 103, 104):
+        store.add_event(step, "lr", f"0.0{step}")
+    panel.refresh(store, force=True)
+    item = panel.loss_accuracy.markers.item
+    item.setVisible(True)
+    panel.loss_accuracy.graphics.grab()  # paint
+    rects = item.flag_rects
+    assert len(rects) >= 3
+    for i, a in enumerate(rects):
+        for b in rects[i + 1 :]:
+            assert not a.intersects(b), (a, b)
 
 
 # -------------------------------------------------------------------- robustness

@@ -15,7 +15,7 @@ from PySide6.QtWidgets import QWidget
 from gradsim.session import Session
 
 from .base import PlotBase
-from .common import add_legend, fmt, plain_axes
+from .common import LegendLabel, fmt, plain_axes
 
 _WIDTH = 0.4
 
@@ -27,6 +27,7 @@ class ActivationStats(PlotBase):
         "Fraction of saturated units (flat sigmoid/tanh region) and dead units (ReLU always zero) per layer: "
         "both pass little or no gradient back, so high bars explain a vanishing gradient."
     )
+    EMPTY_HINT = "Press Run to train; this plot will show the fraction of saturated and dead units per layer."
 
     def __init__(self, parent: Optional[QWidget] = None) -> None:
         super().__init__(parent)
@@ -40,6 +41,9 @@ class ActivationStats(PlotBase):
 
         self.header.setToolTip("The step whose activation statistics are shown: they are sampled every few steps.")
         self._layout.addWidget(self.header)
+        self.legend = LegendLabel()
+        self.legend.set_entries([("#ffb300", "saturated", False), ("#e53935", "dead", False)])
+        self._layout.addWidget(self.legend)
         self.plot: pg.PlotItem = self.graphics.addPlot(row=0, col=0)
         plain_axes(self.plot)
         self.plot.setLabel("left", "fraction of units")
@@ -47,11 +51,15 @@ class ActivationStats(PlotBase):
         self.plot.enableAutoRange(y=False)
         self.plot.setYRange(0.0, 1.0, padding=0.02)
         self.plot.setLimits(yMin=-0.05, yMax=1.05)
-        self.legend = add_legend(self.plot)
         self.saturation_bars = pg.BarGraphItem(x=[], height=[], width=_WIDTH, brush="#ffb300", pen=None, name="saturated")
         self.dead_bars = pg.BarGraphItem(x=[], height=[], width=_WIDTH, brush="#e53935", pen=None, name="dead")
         self.plot.addItem(self.saturation_bars)
         self.plot.addItem(self.dead_bars)
+        #: Said in words when every bar is zero: an empty plot would look broken, but zero is the value.
+        self.zero_text = pg.TextItem("no saturated or dead units", color="#bdbdbd", anchor=(0.5, 0.5))
+        self.zero_text.setPos(0.5, 0.5)
+        self.zero_text.setVisible(False)
+        self.plot.addItem(self.zero_text, ignoreBounds=True)
         self._hover_plots.append(self.plot)
         self.plot.getViewBox().disableAutoRange(axis=pg.ViewBox.XAxis)
         self._n_layers_shown = 0
@@ -63,7 +71,8 @@ class ActivationStats(PlotBase):
         self.saturation = self.dead = self.mean = self.std = np.empty(0)
         self.saturation_bars.setOpts(x=[], height=[])
         self.dead_bars.setOpts(x=[], height=[])
-        self.header.setText("")
+        self.header.set_variants("")
+        self.zero_text.setVisible(False)
         self._n_layers_shown = 0
 
     def _draw(self, store: Session) -> None:
@@ -88,7 +97,15 @@ class ActivationStats(PlotBase):
         if store.n_layers != self._n_layers_shown:
             self._n_layers_shown = store.n_layers
             self.plot.setXRange(0.3, store.n_layers + 0.7, padding=0)
-        self.header.setText(f"Saturated and dead units at step {step} (latest step with statistics)")
+        self.header.set_variants(
+            f"Saturated and dead units at step {step} (latest with statistics)",
+            f"Saturated and dead units, step {step}",
+            f"Units at step {step}",
+            f"step {step}",
+        )
+        zero = bool(np.all(sat == 0) and np.all(dead == 0))
+        self.zero_text.setPos((store.n_layers + 1) / 2, 0.5)
+        self.zero_text.setVisible(zero)
         missing = ~(np.isfinite(self.saturation) & np.isfinite(self.dead))
         self.note.setText(
             f"layers {', '.join(str(int(v)) for v in x[missing][:8])}: non-finite statistics, drawn as 0"

@@ -10,12 +10,12 @@ from typing import Optional, Sequence
 import numpy as np
 
 import pyqtgraph as pg
-from PySide6.QtCore import QPointF, Slot
+from PySide6.QtCore import QPointF, Qt, Slot
 from PySide6.QtWidgets import QLabel, QSizePolicy, QVBoxLayout, QWidget
 
 from gradsim.session import Event, Session
 
-from .common import EventMarkers, make_note, make_readout, scene_to_view
+from .common import EventMarkers, FitLabel, make_note, make_readout, scene_to_view
 
 
 class PlotBase(QWidget):
@@ -23,6 +23,8 @@ class PlotBase(QWidget):
 
     #: One sentence on what the plot shows about the gradients (the widget's tooltip).
     TIP = ""
+    #: The one line shown instead of empty axes before there is data.
+    EMPTY_HINT = "Press Run to train; this plot will fill with the run's data."
 
     def __init__(self, parent: Optional[QWidget] = None) -> None:
         super().__init__(parent)
@@ -32,8 +34,15 @@ class PlotBase(QWidget):
         self._layout.setSpacing(2)
         self.note = make_note()
         #: A one-line caption (e.g. the step shown); subclasses that use it add it to the layout.
-        self.header = QLabel("")
-        self.header.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Fixed)
+        self.header = FitLabel("")
+        #: Shown instead of the (meaningless) empty axes until the first data arrives.
+        self.hint = QLabel(self.EMPTY_HINT)
+        self.hint.setWordWrap(True)
+        self.hint.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.hint.setStyleSheet("color: #9e9e9e;")
+        self.hint.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Expanding)
+        self.hint.setToolTip(self.TIP)
+        self.empty = True
         self.readout = make_readout("Exact values under the mouse pointer: step, layer and value as recorded.")
         self.graphics = pg.GraphicsLayoutWidget()
         self.graphics.setToolTip(self.TIP)
@@ -44,10 +53,20 @@ class PlotBase(QWidget):
         self.graphics.scene().sigMouseMoved.connect(self._on_mouse_moved)
 
     def _finish_layout(self) -> None:
-        """Add graphics, note and read-out under whatever controls the subclass added."""
+        """Add graphics (or the empty hint), note and read-out under whatever controls the subclass added."""
         self._layout.addWidget(self.graphics, 1)
+        self._layout.addWidget(self.hint, 1)
         self._layout.addWidget(self.note)
         self._layout.addWidget(self.readout)
+        self.graphics.setVisible(False)
+
+    def set_empty(self, empty: bool) -> None:
+        """Show the one-line hint (no data) or the graphics (data); cheap when nothing changes."""
+        if empty == self.empty:
+            return
+        self.empty = empty
+        self.hint.setVisible(empty)
+        self.graphics.setVisible(not empty)
 
     # ----------------------------------------------------------------- public
     @property
@@ -58,6 +77,7 @@ class PlotBase(QWidget):
     def refresh(self, store: Session) -> None:
         """Redraw from ``store``; subclasses implement ``_draw``."""
         self._store = store
+        self.set_empty(len(store) == 0)
         self._draw(store)
 
     def redraw(self) -> None:
@@ -70,6 +90,7 @@ class PlotBase(QWidget):
         self._store = None
         self.note.setText("")
         self.readout.setText(" ")
+        self.set_empty(True)
 
     def _draw(self, store: Session) -> None:  # pragma: no cover - abstract
         raise NotImplementedError

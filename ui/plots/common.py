@@ -7,6 +7,7 @@ plots would be comparing two different conventions.
 """
 from __future__ import annotations
 
+import html
 import math
 import weakref
 from dataclasses import dataclass
@@ -15,7 +16,7 @@ from typing import Callable, Optional, Sequence
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QLineF, QPointF, QRectF, Qt
-from PySide6.QtGui import QColor, QFont, QFontMetricsF, QImage, QPainter, QPen
+from PySide6.QtGui import QColor, QFont, QFontMetricsF, QImage, QPainter, QPen, QTextDocument
 from PySide6.QtWidgets import QLabel, QSizePolicy
 
 from gradsim.metrics import middle_layer
@@ -53,6 +54,16 @@ METRIC_LABELS: dict[str, str] = {
     "bias_grad_norm": "||dL/db|| (bias gradient)",
     "weight_norm": "||W|| (weight norm)",
     "update_norm": "||W_after - W_before||",
+}
+
+#: Axis titles: short, so a vertical title fits a short plot (the combo box and tooltips give the long names).
+AXIS_LABELS: dict[str, str] = {
+    "grad_norm": "||dL/dW||",
+    "act_grad_norm": "||dL/dz||",
+    "update_ratio": "||update||/||W||",
+    "bias_grad_norm": "||dL/db||",
+    "weight_norm": "||W||",
+    "update_norm": "||update||",
 }
 
 METRIC_TIPS: dict[str, str] = {
@@ -316,9 +327,101 @@ def plain_axes(plot: pg.PlotItem) -> None:
     plot.setMenuEnabled(False)
 
 
-def add_legend(plot: pg.PlotItem) -> pg.LegendItem:
-    """A compact legend on a translucent box, so it stays readable over curves."""
-    return plot.addLegend(offset=(-5, 5), labelTextSize="8pt", brush=pg.mkBrush(0, 0, 0, 160), verSpacing=-6)
+class LegendLabel(QLabel):
+    """A one-line legend above the plot (never on the data): a coloured mark and a name per entry.
+
+    Why not pyqtgraph's LegendItem: it sits inside the view box, over curves
+    and over guide labels such as the 1e-3 line's.
+    """
+
+    def __init__(self) -> None:
+        super().__init__("")
+        self.setTextFormat(Qt.TextFormat.RichText)
+        self.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Fixed)
+        self._entries: list[tuple[str, str, bool]] = []
+        self._compact = False
+
+    def set_entries(self, entries: Sequence[tuple[str, str, bool]]) -> None:
+        """(colour, name, dashed) per entry; the text changes only when the entries do."""
+        entries = list(entries)
+        if entries == self._entries:
+            return
+        self._entries = entries
+        self.setToolTip(", ".join(name for _, name, _ in entries))
+        self._render()
+
+    def _html(self, compact: bool) -> str:
+        parts = []
+        for colour, name, dashed in self._entries:
+            mark = ("\u2505" if dashed else "\u2501") * (1 if compact else 2)
+            if compact and name.startswith("layer "):
+                name = "L" + name[len("layer "):]
+            sep = "" if compact else "&nbsp;"
+            parts.append(f"<span style='color:{colour}'>{mark}</span>{sep}{html.escape(name)}")
+        return ("&nbsp;" if compact else "&nbsp;&nbsp; ").join(parts)
+
+    def _render(self) -> None:
+        """The full legend, or a compact one ("L1 L10 L21") when the full one does not fit."""
+        full = self._html(False)
+        doc = QTextDocument()
+        doc.setDefaultFont(self.font())
+        doc.setHtml(full)
+        fits = doc.idealWidth() <= self.contentsRect().width() or self.contentsRect().width() <= 0
+        text = full if fits else self._html(True)
+        if self.text() != text:
+            self.setText(text)
+
+    def resizeEvent(self, event) -> None:  # noqa: N802 - Qt API
+        super().resizeEvent(event)
+        self._render()
+
+    def texts(self) -> list[str]:
+        """The entries' names, in order."""
+        return [name for _, name, _ in self._entries]
+
+
+class FitLabel(QLabel):
+    """A caption that never gets cut: it shows the longest of its variants that fits its width.
+
+    The full text is always the tooltip. Why: plot headers such as
+    "grad_norm per layer at step 899 (latest step)" were clipped in narrow
+    panes at 1280x720.
+    """
+
+    def __init__(self, text: str = "") -> None:
+        super().__init__("")
+        self.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Fixed)
+        self._variants: tuple[str, ...] = (text,)
+        self._fit()
+
+    def set_variants(self, *texts: str) -> None:
+        """Texts from longest to shortest; the first that fits is shown (the last is elided if need be)."""
+        texts = tuple(t for t in texts if t) or ("",)
+        if texts == self._variants:
+            return
+        self._variants = texts
+        self.setToolTip(texts[0] if len(texts[0]) > 0 else "")
+        self._fit()
+
+    def full_text(self) -> str:
+        return self._variants[0]
+
+    def resizeEvent(self, event) -> None:  # noqa: N802 - Qt API
+        super().resizeEvent(event)
+        self._fit()
+
+    def _fit(self) -> None:
+        width = self.contentsRect().width()
+        fm = self.fontMetrics()
+        chosen = None
+        for text in self._variants:
+            if fm.horizontalAdvance(text) <= width:
+                chosen = text
+                break
+        if chosen is None:
+            chosen = fm.elidedText(self._variants[-1], Qt.TextElideMode.ElideRight, max(0, width))
+        if self.text() != chosen:
+            super().setText(chosen)
 
 
 def make_log_plot(plot: pg.PlotItem, left: str, bottom: str = "step") -> None:
@@ -358,19 +461,56 @@ def scene_to_view(plot: pg.PlotItem, pos: QPointF) -> Optional[QPointF]:
     return vb.mapSceneToView(pos)
 
 
+#: Event kinds that annotate a run rather than change it: their flag shows the kind only.
+ANNOTATION_KINDS = ("start", "pause", "diverged", "note")
+#: A flag's text is cut to this many characters (the hover read-out has the full text).
+FLAG_MAX_CHARS = 36
+#: Flags stack in at most this many rows at the top of a plot before labels are skipped.
+FLAG_ROWS = 3
+
+
 def event_label(ev: Event) -> str:
-    """Text on an event marker, e.g. ``batchnorm=on``."""
-    text = ev.kind if not ev.value else f"{ev.kind}={ev.value}"
-    return text if len(text) <= 32 else text[:31] + "\u2026"
+    """Full text of one event, e.g. ``batchnorm=on`` or ``pause (paused in the window)``."""
+    if not ev.value:
+        return ev.kind
+    if ev.kind in ANNOTATION_KINDS:
+        return f"{ev.kind} ({ev.value})"
+    return f"{ev.kind}={ev.value}"
+
+
+def event_short(ev: Event) -> str:
+    """Short text of one event on a flag: ``batchnorm on``, ``lr 0.01``, ``pause``."""
+    if ev.kind in ANNOTATION_KINDS or not ev.value:
+        return ev.kind
+    return f"{ev.kind} {ev.value}"
+
+
+def flag_text(step: int, events: Sequence[Event]) -> str:
+    """One flag for all events at ``step``: ``324: pause, batchnorm on`` (duplicates once)."""
+    parts: list[str] = []
+    for ev in events:
+        short = event_short(ev)
+        if short not in parts:
+            parts.append(short)
+    text = f"{step}: " + ", ".join(parts)
+    return text if len(text) <= FLAG_MAX_CHARS else text[: FLAG_MAX_CHARS - 1] + "\u2026"
+
+
+def full_text(step: int, events: Sequence[Event]) -> str:
+    """Everything that happened at ``step``, for the hover read-out."""
+    return f"{step}: " + ", ".join(event_label(ev) for ev in events)
 
 
 class EventMarkerItem(pg.GraphicsObject):
-    """All event markers of one plot as a single item: vertical lines plus rotated labels.
+    """All event markers of one plot as a single item: thin vertical lines and short flags at the top.
 
-    Why not one ``pg.InfiniteLine`` per event: each labelled line re-lays itself
-    out in Python on every view change, and with ~20 events on four plots that
-    alone took ~40 ms of a 60 ms frame while the x range grows (measured with
-    benchmarks/plot_refresh.py). One item paints every marker in one call.
+    Why one item: each labelled ``pg.InfiniteLine`` re-lays itself out in
+    Python on every view change (~40 ms of a 60 ms frame with ~20 events on
+    four plots, benchmarks/plot_refresh.py). Why flags: vertical text written
+    over the curves hid the data, and two events at one step overprinted; a
+    flag per step (events merged) reads horizontally at the top, and flags that
+    would overlap stack in up to three rows (more: the label is left to the
+    hover read-out).
     """
 
     def __init__(self, labels: bool = True, halo: bool = False) -> None:
@@ -383,10 +523,13 @@ class EventMarkerItem(pg.GraphicsObject):
         self.texts: list[str] = []
         self.colours: list[QColor] = []
         self._pens: dict[str, QPen] = {}
+        self._pen_keys: list[str] = []
         self._br: Optional[QRectF] = None
         self.font = QFont()
         self.font.setPointSizeF(7.5)
         self._label_cache: dict[tuple[str, int, float], QImage] = {}
+        #: Device rectangles of the flags drawn by the last paint (tests check they never overlap).
+        self.flag_rects: list[QRectF] = []
         self.setZValue(20)
 
     def set_markers(self, x: Sequence[float], texts: Sequence[str], colours: Sequence[str]) -> None:
@@ -419,22 +562,21 @@ class EventMarkerItem(pg.GraphicsObject):
         return None  # markers never drive auto range
 
     def _label_image(self, text: str, colour: QColor, dpr: float) -> QImage:
-        """The label pre-rotated into an image, once: rotated text is drawn as paths, slowly."""
+        """The flag drawn into an image once (text on a dark box): cheap to blit every frame."""
         key = (text, colour.rgba(), dpr)
         img = self._label_cache.get(key)
         if img is None:
             fm = QFontMetricsF(self.font)
-            w = int(np.ceil(fm.height())) + 1
-            h = int(np.ceil(fm.horizontalAdvance(text))) + 2
+            w = int(np.ceil(fm.horizontalAdvance(text))) + 6
+            h = int(np.ceil(fm.height())) + 2
             img = QImage(max(1, int(w * dpr)), max(1, int(h * dpr)), QImage.Format.Format_ARGB32_Premultiplied)
             img.setDevicePixelRatio(dpr)
-            img.fill(QColor(0, 0, 0, 150))  # a dark backing keeps labels readable over curves and images
+            img.fill(QColor(0, 0, 0, 185))  # a dark backing keeps flags readable over curves and images
             q = QPainter(img)
             q.setFont(self.font)
             q.setPen(colour)
-            q.translate(fm.descent(), 0)
-            q.rotate(90)  # reads top to bottom, glyphs to the right of the line
-            q.drawText(QPointF(1, 0), text)
+            q.fillRect(QRectF(0, 0, 2, h), colour)  # the flag's edge continues the marker line
+            q.drawText(QPointF(4, 1 + fm.ascent()), text)
             q.end()
             if len(self._label_cache) > 512:
                 self._label_cache.clear()
@@ -442,6 +584,7 @@ class EventMarkerItem(pg.GraphicsObject):
         return img
 
     def paint(self, p: QPainter, *args: object) -> None:
+        self.flag_rects = []
         n = self.x.size
         vr = self.boundingRect()
         if n == 0 or vr.isEmpty():
@@ -460,7 +603,6 @@ class EventMarkerItem(pg.GraphicsObject):
         xa = tr.map(QPointF(0.0, y0)).x()
         xb = tr.map(QPointF(1.0, y0)).x() - xa
         xd_all = xa + xb * self.x[idx]
-        last_label = -1e9
         if self.halo:  # fillRect: a wide pen costs ~0.1 ms per line in the raster engine
             height = bottom_dev - top_dev
             for xd in xd_all.tolist():
@@ -468,20 +610,35 @@ class EventMarkerItem(pg.GraphicsObject):
         for i, xd in zip(idx.tolist(), xd_all.tolist()):
             p.setPen(self._pens[self._pen_keys[i]])
             p.drawLine(QLineF(xd, top_dev, xd, bottom_dev))
-            if self.labels and xd - last_label >= 11:
-                last_label = xd
-                p.drawImage(QPointF(xd + 1, top_dev + 3), self._label_image(self.texts[i], self.colours[i], dpr))
+        if not self.labels:
+            return
+        row_right = [-1e9] * FLAG_ROWS
+        right_dev = max(tr.map(QPointF(left, y0)).x(), tr.map(QPointF(right, y0)).x())
+        for i, xd in zip(idx.tolist(), xd_all.tolist()):
+            img = self._label_image(self.texts[i], self.colours[i], dpr)
+            w = img.width() / dpr
+            h = img.height() / dpr
+            x = xd if xd + w <= right_dev else xd - w  # near the right edge the flag points left
+            row = next((r for r in range(FLAG_ROWS) if row_right[r] + 2 <= x), None)
+            if row is None:
+                continue  # no room: the hover read-out still names it
+            y = top_dev + 1 + row * (h + 1)
+            if y + h > bottom_dev:
+                continue
+            row_right[row] = x + w
+            p.drawImage(QPointF(x, y), img)
+            self.flag_rects.append(QRectF(x, y, w, h))
 
 
 class EventMarkers:
-    """Labelled vertical markers for run events on one plot, each added once.
+    """Event markers on one plot: one line and one flag per step, events at one step merged.
 
     The markers live in one pooled :class:`EventMarkerItem` added to the plot
     once; ``reset()`` empties it instead of removing items (PySide6 leaks
     removed items, DESIGN.md section 6).
     """
 
-    #: Beyond this many markers the plot would be a barcode; extra events are counted in ``hidden``.
+    #: Beyond this many marked steps the plot would be a barcode; extra events are counted in ``hidden``.
     max_markers = 1000
 
     def __init__(self, plot: pg.PlotItem, labels: bool = True, halo: bool = False) -> None:
@@ -490,23 +647,26 @@ class EventMarkers:
         self.item = EventMarkerItem(labels, halo)
         plot.addItem(self.item, ignoreBounds=True)
         self._shown: list[Event] = []
-        self._x: list[float] = []
-        self._texts: list[str] = []
-        self._colours: list[str] = []
+        self._groups: dict[int, list[Event]] = {}  # step -> its events, in arrival order
         self.hidden = 0
 
     @property
     def count(self) -> int:
-        """How many markers are drawn."""
-        return len(self._x)
+        """How many marked steps (lines and flags) are drawn."""
+        return len(self._groups)
 
     @property
     def events(self) -> list[Event]:
         """The events shown (or counted as hidden), in order."""
         return list(self._shown)
 
+    @property
+    def texts(self) -> list[str]:
+        """The flags' texts, in step order."""
+        return list(self.item.texts)
+
     def set_events(self, events: Sequence[Event]) -> int:
-        """Add markers for events not yet shown; returns how many were added.
+        """Add markers for events not yet shown; returns how many events were added.
 
         The event list only grows during a run; if it is not a continuation of
         what is shown (a new session), the markers start over.
@@ -518,44 +678,55 @@ class EventMarkers:
         added = 0
         for ev in events[shown:]:
             self._shown.append(ev)
-            if len(self._x) >= self.max_markers:
-                self.hidden += 1
-                continue
-            self._x.append(float(ev.step))
-            self._texts.append(event_label(ev))
-            self._colours.append(EVENT_COLOURS.get(ev.kind, "#eeeeee"))
+            group = self._groups.get(int(ev.step))
+            if group is None:
+                if len(self._groups) >= self.max_markers:
+                    self.hidden += 1
+                    continue
+                group = self._groups[int(ev.step)] = []
+            group.append(ev)
             added += 1
         if added:
-            self.item.set_markers(self._x, self._texts, self._colours)
+            self._push()
         return added
+
+    def _push(self) -> None:
+        steps = sorted(self._groups)
+        texts, colours = [], []
+        for step in steps:
+            group = self._groups[step]
+            texts.append(flag_text(step, group))
+            # The colour of the change, not of an annotation at the same step (a pause).
+            lead = next((ev for ev in group if ev.kind not in ANNOTATION_KINDS), group[0])
+            colours.append(EVENT_COLOURS.get(lead.kind, "#eeeeee"))
+        self.item.set_markers([float(s) for s in steps], texts, colours)
 
     def reset(self) -> None:
         """Remove every marker and forget the shown events (the item stays for reuse)."""
         self._shown.clear()
-        self._x.clear()
-        self._texts.clear()
-        self._colours.clear()
+        self._groups.clear()
         self.hidden = 0
         self.item.set_markers([], [], [])
 
     def positions(self) -> np.ndarray:
-        """Steps of the drawn markers."""
-        return np.asarray(self._x, dtype=np.float64)
+        """Steps of the drawn markers (one per marked step)."""
+        return np.asarray(sorted(self._groups), dtype=np.float64)
 
-    def near(self, x: float, tolerance: float) -> list[Event]:
-        """Events within ``tolerance`` steps of ``x``, for the hover read-out."""
-        return [ev for ev in self._shown if abs(ev.step - x) <= tolerance]
+    def near(self, x: float, tolerance: float) -> list[tuple[int, list[Event]]]:
+        """(step, its events) within ``tolerance`` steps of ``x``, nearest first, for the hover read-out."""
+        hits = [(step, evs) for step, evs in self._groups.items() if abs(step - x) <= tolerance]
+        return sorted(hits, key=lambda h: abs(h[0] - x))
 
 
 def events_text(markers: EventMarkers, x: float, plot: pg.PlotItem) -> str:
-    """' | event: batchnorm=on' when the mouse is near an event marker."""
+    """' | events 324: pause (paused in the window), batchnorm=on' when the mouse is near a marker."""
     vb = plot.getViewBox()
     width = vb.viewRect().width()
     px = max(vb.width(), 1.0)
     near = markers.near(x, tolerance=4 * width / px)
     if not near:
         return ""
-    return " | event: " + ", ".join(f"{event_label(ev)} @ {ev.step}" for ev in near[:3])
+    return " | events " + "; ".join(full_text(step, evs) for step, evs in near[:2])
 
 
 def nearest_row(steps: np.ndarray, x: float) -> Optional[int]:

@@ -20,7 +20,7 @@ from gradsim.metrics import LAYER_INDEX, LAYER_METRICS, PRED_MIN_WIDTH
 from gradsim.session import Session
 
 from .base import PlotBase, RangeFollower
-from .common import LOG_CEIL, LOG_FLOOR, METRIC_LABELS, add_legend, clamp_for_log, fmt, make_log_plot
+from .common import AXIS_LABELS, LOG_CEIL, LOG_FLOOR, LegendLabel, clamp_for_log, fmt, make_log_plot
 
 
 class DepthProfile(PlotBase):
@@ -30,6 +30,7 @@ class DepthProfile(PlotBase):
         "The chosen metric for every layer at one step: a straight slope on this log axis is a constant "
         "factor per layer, the mark of vanishing (rising to the output) or exploding (falling) gradients."
     )
+    EMPTY_HINT = "Press Run to train; this plot will show the chosen metric for every layer at one step."
 
     def __init__(self, parent: Optional[QWidget] = None) -> None:
         super().__init__(parent)
@@ -51,10 +52,13 @@ class DepthProfile(PlotBase):
 
         self.header.setToolTip("The step shown: the latest, or the one clicked on the heatmap (double-click it to follow the latest again).")
         self._layout.addWidget(self.header)
+        #: Measured vs prediction, above the plot (only while a prediction is drawn).
+        self.legend = LegendLabel()
+        self.legend.set_entries([("#56b4e9", "measured", False), ("#e69f00", "prediction", True)])
+        self.legend.setVisible(False)
+        self._layout.addWidget(self.legend)
         self.plot: pg.PlotItem = self.graphics.addPlot(row=0, col=0)
-        make_log_plot(self.plot, METRIC_LABELS[self.metric_name], bottom="layer (1 = input side)")
-        self.legend = add_legend(self.plot)
-        self.legend.setVisible(False)  # only needed once a prediction is drawn
+        make_log_plot(self.plot, AXIS_LABELS[self.metric_name], bottom="layer (1 = input side)")
         #: The measured profile: a line with gaps at nan (values clamped to the log range).
         self.curve = self.plot.plot(pen=pg.mkPen("#56b4e9", width=1), connect="finite")
         # Symbols only on finite points: a scatter of nothing but nan cannot compute its bounds.
@@ -62,8 +66,6 @@ class DepthProfile(PlotBase):
         self.prediction_curve = self.plot.plot(
             pen=pg.mkPen("#e69f00", width=1, style=Qt.PenStyle.DashLine), connect="finite"
         )
-        self.legend.addItem(self.curve, "measured")
-        self.legend.addItem(self.prediction_curve, "prediction")
         self.floor_marks = self.plot.plot(pen=None, symbol="t", symbolSize=9, symbolBrush="#ff9800", symbolPen=None)
         self.nan_marks = self.plot.plot(pen=None, symbol="x", symbolSize=10, symbolBrush="#ff00ff", symbolPen="#ff00ff")
         self._hover_plots.append(self.plot)
@@ -78,7 +80,7 @@ class DepthProfile(PlotBase):
         if name not in LAYER_METRICS:
             raise ValueError(f"metric {name!r}: one of {', '.join(LAYER_METRICS)}")
         self.metric_name = name
-        self.plot.setLabel("left", METRIC_LABELS.get(name, name))
+        self.plot.setLabel("left", AXIS_LABELS.get(name, name))
         self.redraw()
 
     def show_step(self, step: Optional[int]) -> None:
@@ -116,7 +118,7 @@ class DepthProfile(PlotBase):
         self.prediction_gap = ""
         for item in (self.curve, self.points, self.floor_marks, self.nan_marks):
             item.setData([], [])
-        self.header.setText("")
+        self.header.set_variants("")
         self.follower.reset()
         self._n_layers_shown = 0
 
@@ -152,7 +154,12 @@ class DepthProfile(PlotBase):
         self.floor_marks.setData(x[low], np.full(int(low.sum()), LOG_FLOOR))
         self.nan_marks.setData(x[high], np.full(int(high.sum()), LOG_CEIL))
         which = "latest step" if self._step_wanted is None else "picked step"
-        self.header.setText(f"{self.metric_name} per layer at step {self.step} ({which})")
+        self.header.set_variants(
+            f"{self.metric_name} per layer at step {self.step} ({which})",
+            f"{self.metric_name} at step {self.step} ({which.split()[0]})",
+            f"step {self.step} ({which.split()[0]})",
+            f"step {self.step}",
+        )
         notes = []
         if self.prediction_gap:
             notes.append(self.prediction_gap)

@@ -45,6 +45,7 @@ class GradientHeatmap(TimePlotBase):
         "Each row is a layer (1 = next to the input) and each column a range of steps; "
         "dark rows near the input mean the gradient vanishes on its way back, bright ones that it explodes."
     )
+    EMPTY_HINT = "Press Run to train; this heatmap will show every layer's gradient over the steps, dark where it vanishes."
 
     #: Emitted with a step when the user clicks the image (the depth profile can follow it).
     step_picked = Signal(int)

@@ -23,8 +23,8 @@ from .common import (
     LOG_FLOOR,
     MAX_CURVE_BINS,
     MAX_SELECTED_LAYERS,
-    add_legend,
-    METRIC_LABELS,
+    LegendLabel,
+    AXIS_LABELS,
     BinCache,
     Bins,
     EventMarkers,
@@ -70,15 +70,16 @@ class SelectedLayersPlot(TimePlotBase):
         self.layer_edit = QLineEdit()
         self.layer_edit.setPlaceholderText("first, middle, last")
         self.layer_edit.setToolTip(self.LAYERS_TIP)
-        self.layer_edit.setMaximumWidth(180)
+        self.layer_edit.setMaximumWidth(120)
         self.layer_edit.editingFinished.connect(self._on_layers_edited)
         controls.addWidget(self.layer_edit)
-        controls.addStretch(1)
+        #: The curves' colours and layers, beside the layer box (never over the data).
+        self.legend = LegendLabel()
+        controls.addWidget(self.legend, 1)
         self._layout.addLayout(controls)
 
         self.plot: pg.PlotItem = self.graphics.addPlot(row=0, col=0)
-        make_log_plot(self.plot, METRIC_LABELS.get(metric, metric))
-        self.legend = add_legend(self.plot)
+        make_log_plot(self.plot, AXIS_LABELS.get(metric, metric))
         self._pool: list[pg.PlotDataItem] = []
         for colour in LAYER_COLOURS:
             item = pg.PlotDataItem(pen=pg.mkPen(colour, width=1), connect="finite")
@@ -119,7 +120,7 @@ class SelectedLayersPlot(TimePlotBase):
         for item in self._pool:
             item.setData([], [])
             item.setVisible(False)
-        self.legend.clear()
+        self.legend.set_entries([])
 
     # ---------------------------------------------------------------- drawing
     def _effective_layers(self, n_layers: int) -> list[int]:
@@ -133,14 +134,12 @@ class SelectedLayersPlot(TimePlotBase):
         """Show one pooled curve per layer and name them in the legend (only when the selection changes)."""
         if layers == self._shown_layers:
             return
-        self.legend.clear()
         for i, item in enumerate(self._pool):
             active = i < len(layers)
             item.setVisible(active)
-            if active:
-                self.legend.addItem(item, f"layer {layers[i]}")
-            else:
+            if not active:
                 item.setData([], [])
+        self.legend.set_entries([(LAYER_COLOURS[i], f"layer {layer}", False) for i, layer in enumerate(layers)])
         self._shown_layers = list(layers)
         self._cache.reset()
 
@@ -205,13 +204,14 @@ class LayerCurves(SelectedLayersPlot):
         "The chosen metric over training for a few layers: when the input-side curve sits decades below "
         "the output-side one, the gradient vanishes on its way back."
     )
+    EMPTY_HINT = "Press Run to train; this plot will show the chosen metric over the steps for the first, middle and last layer."
 
     def set_metric(self, name: str) -> None:
         """Plot another per-layer metric (any of ``LAYER_METRICS``)."""
         if name not in LAYER_METRICS:
             raise ValueError(f"metric {name!r}: one of {', '.join(LAYER_METRICS)}")
         self.metric_name = name
-        self.plot.setLabel("left", METRIC_LABELS.get(name, name))
+        self.plot.setLabel("left", AXIS_LABELS.get(name, name))
         self._cache.reset()
         self.redraw()
 

@@ -42,6 +42,7 @@ class LossAccuracyPlot(TimePlotBase):
         "Training loss (log scale) and accuracy: a loss that stalls means the gradient is not reaching the "
         "layers that need it; one that shoots up and turns nan means it exploded."
     )
+    EMPTY_HINT = "Press Run to train; this plot will show the training loss and accuracy over the steps."
 
     def __init__(self, parent: Optional[QWidget] = None) -> None:
         super().__init__(parent)
@@ -61,8 +62,8 @@ class LossAccuracyPlot(TimePlotBase):
         self.acc_plot.setYRange(0.0, 1.0, padding=0.02)
         self.acc_plot.setLimits(yMin=-0.05, yMax=1.05)
         self.acc_curve = self.acc_plot.plot(pen=pg.mkPen("#66bb6a", width=1), connect="finite", name="accuracy")
-        self.graphics.ci.layout.setRowStretchFactor(0, 3)
-        self.graphics.ci.layout.setRowStretchFactor(1, 2)
+        self.graphics.ci.layout.setRowStretchFactor(0, 1)
+        self.graphics.ci.layout.setRowStretchFactor(1, 1)
         self.markers_list.append(EventMarkers(self.loss_plot))
         self.follower = RangeFollower(self.loss_plot, x=True, y_log=True)
         self.followers.append(self.follower)

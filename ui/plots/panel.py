@@ -60,6 +60,11 @@ class PlotPanel(QWidget):
         outer.setStretchFactor(1, 2)
         for splitter in (top, bottom, outer):
             splitter.setChildrenCollapsible(False)
+        # Proportions, not hints: the plots' size hints (an empty plot's hint text, the heatmap's
+        # controls) would otherwise give the heatmap most of the width at 1280x720.
+        top.setSizes([5000, 2300, 2300])
+        bottom.setSizes([3000, 3000, 2600])
+        outer.setSizes([3000, 2000])
         self.splitters = (outer, top, bottom)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)

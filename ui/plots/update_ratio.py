@@ -26,6 +26,7 @@ class UpdateRatioPlot(SelectedLayersPlot):
         "How much each step changes a layer's weights relative to their size: around 1e-3 is healthy, "
         "far below means the layer barely learns (vanishing), near 1 means it is being rewritten (exploding)."
     )
+    EMPTY_HINT = "Press Run to train; this plot will show how much each step changes a few layers' weights (1e-3 is healthy)."
 
     def __init__(self, parent: Optional[QWidget] = None) -> None:
         super().__init__(parent, metric="update_ratio")
@@ -35,8 +36,8 @@ class UpdateRatioPlot(SelectedLayersPlot):
             angle=0,
             movable=False,
             pen=pg.mkPen("#bbbbbb", width=1, style=Qt.PenStyle.DotLine),
-            label="1e-3 (healthy update size)",
-            labelOpts={"position": 0.98, "color": "#bbbbbb", "anchors": [(1, 1), (1, 1)]},
+            label="1e-3 healthy",
+            labelOpts={"position": 0.02, "color": "#bbbbbb", "anchors": [(0, 1), (0, 1)], "fill": (0, 0, 0, 170)},
         )
         self.reference.setToolTip("Rule of thumb: updates about 1e-3 of the weights; far below, the layer barely learns.")
         self.plot.addItem(self.reference, ignoreBounds=True)
