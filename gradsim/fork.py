@@ -1,0 +1,79 @@
+"""Fork a run: a second Trainer that continues from the exact state of the first.
+
+Why: "batch norm helps" is only convincing from one starting point. A fork
+copies everything the future of a run depends on (weights and batch-norm
+buffers, optimizer state such as momentum or Adam moments, the batch order and
+position in the epoch, both random generators, pending scheduled commands,
+the live settings and the recorded history), so two branches stepped without
+any change stay bit-identical, and a toggle on one branch is the only cause
+of any difference after it.
+
+State is copied through ``state_dict``/``load_state_dict`` and generator
+``get_state``/``set_state`` (never by sharing tensors or reaching into how the
+parameters are stored), and the live structure (activation, batch norm, ...)
+is rebuilt by replaying the run's own recorded commands, so a new kind of
+command forks without a change here.
+"""
+from __future__ import annotations
+
+import copy
+from typing import Optional
+
+from .commands import command_from_event
+from .session import Session
+from .trainer import Trainer
+
+
+def copy_session(session: Session) -> Session:
+    """An independent copy of a session's rows, events and bookkeeping."""
+    out = Session.from_arrays(
+        session.steps, session.scalars, session.layers, session.has_stats, copy.deepcopy(session.config),
+        max_memory_mb=session.max_memory_mb, record_every=session.record_every,
+    )
+    out.capacity = max(out.capacity, session.capacity)
+    for ev in session.events:
+        out.add_event(ev.step, ev.kind, ev.value)
+    out.steps_run = session.steps_run
+    out.diverged_at = session.diverged_at
+    out.meta = copy.deepcopy(session.meta)
+    return out
+
+
+def fork_trainer(source: Trainer, note: Optional[str] = None) -> Trainer:
+    """A new Trainer in exactly ``source``'s state, with a copy of its session.
+
+    ``note`` (optional) is recorded as a ``note`` event at the fork step in the
+    new branch's session only (annotations never change a run).
+    """
+    branch = Trainer(source.config)
+    # The live structure: replay what the run changed (activation, batch norm, optimizer...).
+    for ev in source.session.events:
+        cmd = command_from_event(ev.kind, ev.value)
+        if cmd is not None:
+            cmd.apply_to(branch)
+    branch.lr = source.lr
+    branch.optimizer_name = source.optimizer_name
+    branch.clip_mode = source.clip_mode
+    branch.clip_threshold = source.clip_threshold
+    # Weights and buffers (batch-norm running statistics) are copied into the branch's own tensors.
+    branch.net.load_state_dict(source.net.state_dict())
+    branch.net.train(source.net.training)
+    # load_state_dict would keep tensors of the right dtype as they are, i.e. shared: copy them first.
+    branch.optimizer.load_state_dict(copy.deepcopy(source.optimizer.state_dict()))
+    for group in branch.optimizer.param_groups:
+        group["lr"] = branch.lr
+    branch.init_gen.set_state(source.init_gen.get_state())
+    branch.batch_gen.set_state(source.batch_gen.get_state())
+    branch._perm = source._perm.clone()  # noqa: SLF001 - the batch order is part of the state
+    branch._pos = source._pos  # noqa: SLF001
+    branch._pred_due = source._pred_due  # noqa: SLF001
+    branch._schedule.clear()  # noqa: SLF001
+    for step, commands in source._schedule.items():  # noqa: SLF001
+        branch._schedule[step] = list(commands)  # noqa: SLF001 - commands are frozen dataclasses
+    branch.step_index = source.step_index
+    branch.diverged_at = source.diverged_at
+    branch.elapsed_s = source.elapsed_s
+    branch.session = copy_session(source.session)
+    if note:
+        branch.session.add_event(source.step_index, "note", note)
+    return branch
