@@ -17,7 +17,7 @@ command forks without a change here.
 from __future__ import annotations
 
 import copy
-from typing import Optional
+from typing import Any, Optional
 
 from .commands import command_from_event
 from .session import Session
@@ -39,6 +39,15 @@ def copy_session(session: Session) -> Session:
     return out
 
 
+def _copy_optimizer_state(source: Any, target: Any) -> None:
+    """Momentum buffers, Adam moments and step counts: copied, never shared between branches."""
+    if hasattr(source, "state_dict") and hasattr(target, "load_state_dict"):  # a torch.optim optimizer
+        # load_state_dict keeps tensors of the right dtype as they are (shared): copy them first.
+        target.load_state_dict(copy.deepcopy(source.state_dict()))
+    else:  # GradSim's flat optimizers: state per parameter kind, flat buffers and counters
+        target.state = copy.deepcopy(source.state)
+
+
 def fork_trainer(source: Trainer, note: Optional[str] = None) -> Trainer:
     """A new Trainer in exactly ``source``'s state, with a copy of its session.
 
@@ -51,17 +60,14 @@ def fork_trainer(source: Trainer, note: Optional[str] = None) -> Trainer:
         cmd = command_from_event(ev.kind, ev.value)
         if cmd is not None:
             cmd.apply_to(branch)
-    branch.lr = source.lr
     branch.optimizer_name = source.optimizer_name
     branch.clip_mode = source.clip_mode
     branch.clip_threshold = source.clip_threshold
     # Weights and buffers (batch-norm running statistics) are copied into the branch's own tensors.
     branch.net.load_state_dict(source.net.state_dict())
     branch.net.train(source.net.training)
-    # load_state_dict would keep tensors of the right dtype as they are, i.e. shared: copy them first.
-    branch.optimizer.load_state_dict(copy.deepcopy(source.optimizer.state_dict()))
-    for group in branch.optimizer.param_groups:
-        group["lr"] = branch.lr
+    _copy_optimizer_state(source.optimizer, branch.optimizer)
+    branch.set_lr(source.lr)
     branch.init_gen.set_state(source.init_gen.get_state())
     branch.batch_gen.set_state(source.batch_gen.get_state())
     branch._perm = source._perm.clone()  # noqa: SLF001 - the batch order is part of the state
