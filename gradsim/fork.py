@@ -17,7 +17,11 @@ command forks without a change here.
 from __future__ import annotations
 
 import copy
+import io
+from pathlib import Path
 from typing import Any, Optional
+
+import numpy as np
 
 from .commands import command_from_event
 from .session import Session
@@ -83,3 +87,50 @@ def fork_trainer(source: Trainer, note: Optional[str] = None) -> Trainer:
     if note:
         branch.session.add_event(source.step_index, "note", note)
     return branch
+
+
+# ------------------------------------------------------------------ export of two branches
+COMPARISON_HEADER = (
+    "step", "loss_A", "loss_B", "accuracy_A", "accuracy_B", "grad_norm_total_A", "grad_norm_total_B",
+    "layer1_act_grad_norm_A", "layer1_act_grad_norm_B",
+)
+
+
+def comparison_csv(a: Session, b: Session) -> str:
+    """One row per step recorded in both branches: loss, accuracy, total gradient norm and the
+    input-side layer's ||dL/dz|| (where vanishing shows first), A next to B."""
+    common, ia, ib = np.intersect1d(a.steps, b.steps, return_indices=True)
+    cols = []
+    for name in ("loss", "accuracy", "grad_norm_total"):
+        cols += [a.column(name)[ia], b.column(name)[ib]]
+    cols += [a.layer_metric("act_grad_norm")[ia, 0], b.layer_metric("act_grad_norm")[ib, 0]]
+    out = io.StringIO()
+    out.write(",".join(COMPARISON_HEADER) + "\n")
+    for k, step in enumerate(common.tolist()):
+        out.write(f"{step}," + ",".join(repr(float(c[k])) for c in cols) + "\n")
+    return out.getvalue()
+
+
+def export_comparison(a: Session, b: Session, path: str | Path, zip_file: bool = False) -> Path:
+    """Write a folder holding both branches as sessions (``branch-A``, ``branch-B``; .zip files
+    when ``zip_file``) and ``comparison.csv``. Each file is written atomically."""
+    from .session_io import ExportError, export_session, write_atomic
+
+    path = Path(path)
+    if path.suffix.lower() == ".zip":
+        path = path.with_suffix("")
+        zip_file = True
+    try:
+        if path.exists() and not path.is_dir():
+            raise ExportError(f"cannot export the branches to {str(path)!r}: it exists and is not a folder")
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ExportError(f"cannot export the branches to {str(path)!r}: {exc.strerror or exc}") from None
+    ext = ".zip" if zip_file else ""
+    export_session(a, path / f"branch-A{ext}", zip_file=zip_file)
+    export_session(b, path / f"branch-B{ext}", zip_file=zip_file)
+    try:
+        write_atomic(path / "comparison.csv", comparison_csv(a, b))
+    except OSError as exc:
+        raise ExportError(f"cannot write {str(path / 'comparison.csv')!r}: {exc.strerror or exc}") from None
+    return path

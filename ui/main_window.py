@@ -32,6 +32,8 @@ from .plots.panel import PlotPanel
 from .redraw import DEFAULT_REDRAW_MODE, REDRAW_MODES, RedrawPacer, add_redraw_menu
 from .run_controller import RunController, RunState
 from .session_export import SessionExporter
+from .fork_controls import ForkControls
+from .learned_view import LearnedController
 from .session_viewer import SessionViewer
 from .status_bar import RunStatusBar
 from .teaching import TeachingController
@@ -76,13 +78,15 @@ class MainWindow(QMainWindow):
 
         self.status = RunStatusBar(self.run, self)
         self.setStatusBar(self.status)
-        self.pacer = RedrawPacer(self.run, self.plots.refresh, self.isVisible, self)
+        self.pacer = RedrawPacer(self.run, self._refresh_plots, self.isVisible, self)
         self.exporter = SessionExporter(
             self.run, self, self.status, self.show_error,
             lambda kind, text: self.event_log.add_message(kind, text, error=False), st.default_export_dir(),
         )
 
         self.viewer = SessionViewer(self)
+        self.fork = ForkControls(self)
+        self.learned = LearnedController(self)
         self._make_actions()
         self._make_menus()
         self._make_toolbar()
@@ -151,7 +155,11 @@ class MainWindow(QMainWindow):
         file_menu.addAction(self.quit_action)
         run_menu = mb.addMenu("&Run")
         run_menu.addActions([self.run_action, self.step_action, self.reset_action])
+        run_menu.addSeparator()
+        run_menu.addAction(self.fork.fork_action)
         self.view_menu = mb.addMenu("&View")
+        self.view_menu.addAction(self.learned.action)
+        self.view_menu.addSeparator()
         self.redraw_actions = add_redraw_menu(self.view_menu, self.pacer)
         self._view_menu_end = self.view_menu.actions()[-1]  # dock toggles are listed above it
         for dock in (self.builder_dock, self.toggles_dock, self.event_dock):
@@ -164,9 +172,11 @@ class MainWindow(QMainWindow):
         tb = QToolBar("Run controls", self)
         tb.setObjectName("runToolBar")
         tb.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextBesideIcon)
-        tb.addActions([self.run_action, self.step_action, self.reset_action])
+        tb.addActions([self.run_action, self.step_action, self.reset_action, self.fork.fork_action])
         tb.addSeparator()
         tb.addActions([self.viewer.open_action, self.export_action, self.save_png_action])
+        tb.addSeparator()
+        tb.addAction(self.learned.action)
         self.addToolBar(Qt.ToolBarArea.TopToolBarArea, tb)
         self.toolbar = tb
         self.view_menu.addAction(tb.toggleViewAction())
@@ -179,6 +189,7 @@ class MainWindow(QMainWindow):
         run.run_reset.connect(self._on_run_reset)
         run.session_opened.connect(self._on_session_opened)
         run.events_arrived.connect(self._on_events_arrived)
+        run.branch_events_arrived.connect(self._on_branch_events_arrived)
         run.command_refused.connect(self._on_command_refused)
         run.run_failed.connect(self._on_run_failed)
         self.toggles.command_requested.connect(run.send_command)
@@ -305,6 +316,18 @@ class MainWindow(QMainWindow):
         self.event_log.add_events(events)
         for ev in events:
             self.toggles.sync_event(ev)
+
+    @Slot(list)
+    def _on_branch_events_arrived(self, events: list) -> None:
+        """Branch B's own changes (its copied history is already listed as A's)."""
+        step = self.fork.fork_step if self.fork.fork_step is not None else self.run.branch_mirror.steps_run
+        for ev in events:
+            if ev.step >= step and ev.kind != "start":
+                self.event_log.add_message(f"B: {ev.kind}", ev.value, step=ev.step, error=False)
+
+    def _refresh_plots(self, mirror: Session, force: bool = False) -> bool:
+        """The pacer's redraw: the run's mirror, and branch B when the run is forked."""
+        return self.plots.refresh(mirror, force, compare=self.run.branch_mirror)
 
     @Slot(str)
     def _on_command_refused(self, message: str) -> None:

@@ -29,7 +29,7 @@ from gradsim.commands import Command, Scheduled
 from gradsim.config import ConfigError, RunConfig
 from gradsim.session import Session
 
-from .worker import Snapshot, TrainingWorker, WarmUp
+from .worker import BranchCommand, ForkRun, Snapshot, TrainingWorker, WarmUp
 
 log = logging.getLogger(__name__)
 
@@ -114,12 +114,20 @@ class RunController(QObject):
     command_refused = Signal(str)
     #: The training thread reported an error; the run stopped (the full message).
     run_failed = Signal(str)
+    #: The run was forked at this step: branch B exists (its mirror is ``branch_mirror``).
+    run_forked = Signal(int)
+    #: New events arrived in branch B's mirror: list[Event].
+    branch_events_arrived = Signal(list)
 
     def __init__(self, parent: Optional[QObject] = None) -> None:
         super().__init__(parent)
         self.state = RunState.IDLE
         self.generation = 0
         self.mirror: Optional[Session] = None
+        #: Branch B of a forked run (a mirror like ``mirror``), None when not forked.
+        self.branch_mirror: Optional[Session] = None
+        #: Which branches live toggles go to when forked: (0,) = A, (1,) = B, (0, 1) = both.
+        self.command_targets: tuple[int, ...] = (1,)
         self.viewed: Optional[Session] = None
         self.config: Optional[RunConfig] = None
         self.progress = Progress()
@@ -128,6 +136,7 @@ class RunController(QObject):
         self.worker = TrainingWorker(self)
         self.worker.snapshot.connect(self._on_snapshot)
         self.worker.failed.connect(self._on_worker_failed)
+        self.worker.forked.connect(self._on_forked)
         self.worker.command_failed.connect(self._on_command_failed)
 
     # ------------------------------------------------------------ queries
@@ -162,6 +171,7 @@ class RunController(QObject):
         """Start a new run (discarding any other) from a valid config."""
         self.generation += 1
         self.viewed = None
+        self.branch_mirror = None
         self.config = config
         self.mirror = Session(config.n_layers, config.to_dict(), max_memory_mb=config.max_memory_mb)
         self.ensure_worker()
@@ -205,6 +215,7 @@ class RunController(QObject):
         self.generation += 1
         self.worker.reset_run(None, generation=self.generation)
         self.mirror = None
+        self.branch_mirror = None
         self.viewed = None
         self.config = None
         self.run_reset.emit()
@@ -219,6 +230,7 @@ class RunController(QObject):
         """
         self.generation += 1
         self.worker.reset_run(None, generation=self.generation)
+        self.branch_mirror = None
         self.mirror = session
         #: The whole opened session; ``mirror`` may hold a prefix of it (the step slider).
         self.viewed = session
@@ -252,7 +264,42 @@ class RunController(QObject):
         if not self.live:
             self.command_refused.emit(f"{command.text()}: no run is active; press Run first")
             return
+        if self.forked:
+            for branch in self.command_targets:
+                self.worker.send(BranchCommand(branch, command))
+            return
         self.worker.send(command)
+
+    # ------------------------------------------------------------ fork
+    @property
+    def forked(self) -> bool:
+        return self.branch_mirror is not None
+
+    def can_fork(self) -> bool:
+        """A fork is made from a paused run that is not forked yet (the step is exact then)."""
+        return self.state is RunState.PAUSED and not self.forked and self.mirror is not None
+
+    def fork(self) -> bool:
+        """Ask the worker for branch B from the run's exact state; ``run_forked`` follows."""
+        if not self.can_fork():
+            why = "pause the run first" if self.state is RunState.RUNNING else (
+                "the run is already forked" if self.forked else "start a run and pause it first")
+            self.command_refused.emit(f"Fork: {why}")
+            return False
+        self.worker.send(ForkRun())
+        return True
+
+    def set_command_targets(self, targets: tuple[int, ...]) -> None:
+        """Which branches the live toggles change (A, B or both)."""
+        if not targets or any(t not in (0, 1) for t in targets):
+            raise ValueError(f"targets {targets!r}: a non-empty subset of (0, 1)")
+        self.command_targets = tuple(targets)
+
+    @Slot(int, int)
+    def _on_forked(self, generation: int, step: int) -> None:
+        if generation != self.generation or self.mirror is None:
+            return
+        self.run_forked.emit(step)
 
     def _set_state(self, state: RunState) -> None:
         self.state = state
@@ -267,6 +314,9 @@ class RunController(QObject):
     def _on_snapshot(self, snap: Snapshot) -> None:
         if snap.generation != self.generation or self.mirror is None:
             return  # from a run that was reset
+        if snap.branch == 1:
+            self._on_branch_snapshot(snap)
+            return
         rows = snap.rows
         if len(rows) or rows.events:
             self.mirror.append_rows(rows)
@@ -284,6 +334,21 @@ class RunController(QObject):
             self._set_state(RunState.FAILED)
         elif snap.finished and self.live:
             self._set_state(RunState.FINISHED)
+        self.mirror_updated.emit(snap.generation)
+
+    def _on_branch_snapshot(self, snap: Snapshot) -> None:
+        """Branch B's rows: the first snapshot after a fork holds its whole history."""
+        rows = snap.rows
+        if self.branch_mirror is None:
+            self.branch_mirror = Session(self.mirror.n_layers, dict(self.mirror.config), max_memory_mb=self.mirror.max_memory_mb)
+        b = self.branch_mirror
+        if len(rows) or rows.events:
+            b.append_rows(rows)
+        b.steps_run = snap.step
+        if snap.diverged_at is not None and b.diverged_at is None:
+            b.diverged_at = snap.diverged_at
+        if rows.events:
+            self.branch_events_arrived.emit(list(rows.events))
         self.mirror_updated.emit(snap.generation)
 
     @Slot(str)

@@ -63,6 +63,19 @@ class StepRun:
 
 
 @dataclass(frozen=True)
+class ForkRun:
+    """Make branch B from the exact state of the (paused) run; from then on both branches step."""
+
+
+@dataclass(frozen=True)
+class BranchCommand:
+    """A Command for one branch of a forked run (0 = A, 1 = B)."""
+
+    branch: int
+    command: Command
+
+
+@dataclass(frozen=True)
 class ExportRequest:
     """Write the worker's full session with the engine's exporter, between steps."""
 
@@ -123,6 +136,8 @@ class Snapshot:
     finished: bool
     diverged_at: Optional[int]
     failed: bool = False
+    #: Which branch the rows belong to: 0 = the run (A), 1 = its fork (B).
+    branch: int = 0
 
 
 @dataclass
@@ -167,6 +182,7 @@ class TrainingWorker(QThread):
     export_finished = Signal(str)  # path written
     export_failed = Signal(str)  # ExportError text; the session is unchanged
     preview_ready = Signal(object)  # Preview
+    forked = Signal(int, int)  # (generation, step): branch B exists from this step
     #: A Task ended: (task id, True and its result | False and the exception). Private:
     #: ``submit`` routes it to the callbacks of the caller that asked.
     _task_finished = Signal(int, bool, object)
@@ -179,6 +195,9 @@ class TrainingWorker(QThread):
         #: Set while the worker steps continuously; only the worker thread changes it.
         self._running = threading.Event()
         self._trainer: Any = None
+        #: Branch B of a forked run (None until Fork); it steps right after the run, in this thread.
+        self._fork: Any = None
+        self._fork_sent = (-1, 0)  # (last step, events) of branch B sent to the GUI
         self._broken = False
         self._generation = 0
         self._pending_steps = 0
@@ -198,6 +217,8 @@ class TrainingWorker(QThread):
             PauseRun: self._pause,
             StepRun: self._step_request,
             ExportRequest: self._export,
+            ForkRun: self._fork_run,
+            BranchCommand: self._branch_command,
             Task: self._task,
             PreviewRequest: self._preview,
             WarmUp: lambda _: self._warm_up(),
@@ -293,7 +314,7 @@ class TrainingWorker(QThread):
 
     def _wants_step(self) -> bool:
         t = self._trainer
-        if t is None or self._broken or t.finished:
+        if t is None or self._broken or (t.finished and (self._fork is None or self._fork.finished)):
             return False
         return self._running.is_set() or self._pending_steps > 0
 
@@ -325,7 +346,7 @@ class TrainingWorker(QThread):
 
     def _start(self, _: StartRun) -> None:
         t = self._trainer
-        if t is not None and not self._broken and not t.finished:
+        if t is not None and not self._broken and not self._all_finished():
             self._running.set()
             self._rate.clear()
             self._rate.mark(t.step_index)
@@ -360,6 +381,8 @@ class TrainingWorker(QThread):
         self._running.clear()
         self._pending_steps = 0
         self._trainer = None
+        self._fork = None
+        self._fork_sent = (-1, 0)
         self._broken = False
         self._generation = msg.generation
         self._sent_step = -1
@@ -372,6 +395,50 @@ class TrainingWorker(QThread):
 
         self._trainer = trainer_module.Trainer(msg.config, msg.schedule, label=msg.label)
         self._rate.mark(0)
+        self._emit(force=True)
+
+    def _all_finished(self) -> bool:
+        t = self._trainer
+        return t is None or (t.finished and (self._fork is None or self._fork.finished))
+
+    def _fork_run(self, _: ForkRun) -> None:
+        t = self._trainer
+        if t is None or self._broken:
+            self.command_failed.emit("Fork: no run is active; press Run first")
+            return
+        if self._fork is not None:
+            self.command_failed.emit("Fork: the run is already forked into branches A and B")
+            return
+        if t.finished:
+            self.command_failed.emit("Fork: the run has finished; fork a paused run")
+            return
+        from gradsim.fork import fork_trainer
+
+        self._running.clear()
+        self._pending_steps = 0
+        step = int(t.step_index)
+        self._fork = fork_trainer(t, note=f"fork of branch A at step {step}")
+        t.session.add_event(step, "note", f"fork at step {step} (branch B starts here)")
+        self._fork_sent = (-1, 0)
+        self._emit(force=True)
+        self.forked.emit(self._generation, step)
+
+    def _branch_command(self, msg: BranchCommand) -> None:
+        if msg.branch == 0:
+            self._apply(msg.command)
+            return
+        b = self._fork
+        if b is None:
+            self.command_failed.emit(f"{msg.command.text()}: there is no branch B; press Fork first")
+            return
+        if b.finished:
+            self.command_failed.emit(f"{msg.command.text()}: branch B has finished")
+            return
+        try:
+            b.apply(msg.command)
+        except CommandError as exc:
+            self.command_failed.emit(f"branch B: {exc}")
+            return
         self._emit(force=True)
 
     def _apply(self, command: Command) -> None:
@@ -391,8 +458,13 @@ class TrainingWorker(QThread):
 
     def _step_once(self) -> None:
         t = self._trainer
+        b = self._fork
         try:
-            t.step()
+            # A forked run steps its branches alternately, in this one thread: A, then B.
+            if not t.finished:
+                t.step()
+            if b is not None and not b.finished:
+                b.step()
         except Exception as exc:  # noqa: BLE001 - the run stops, the thread and the session stay
             log.exception("training step %d failed", t.step_index)
             self._fail(f"Training step {t.step_index} failed: {type(exc).__name__}: {exc}\n\n" + traceback.format_exc(limit=8))
@@ -402,7 +474,7 @@ class TrainingWorker(QThread):
             if self._pending_steps == 0:
                 self._emit(force=True)
         self._rate.mark(t.step_index)
-        if t.finished:
+        if self._all_finished():
             self._running.clear()
             self._pending_steps = 0
             self._emit(force=True)
@@ -423,6 +495,41 @@ class TrainingWorker(QThread):
             self._emit(force=False)
 
     def _emit(self, force: bool) -> None:
+        self._emit_branch(force)
+        if self._fork is not None:
+            self._emit_fork(force)
+
+    def _emit_fork(self, force: bool) -> None:
+        """Branch B's new rows, as a snapshot with ``branch=1``."""
+        b = self._fork
+        session = b.session
+        n_events = len(session.events)
+        last_step = int(session.steps[-1]) if len(session) else -1
+        sent_step, sent_events = self._fork_sent
+        if not force and last_step == sent_step and n_events == sent_events:
+            return
+        rows = session.rows_after(sent_step, sent_events)
+        self._fork_sent = (int(rows.steps[-1]) if len(rows) else sent_step, n_events)
+        last = session.last()
+        running = self._running.is_set() and not b.finished and not self._broken
+        self.snapshot.emit(
+            Snapshot(
+                generation=self._generation,
+                rows=rows,
+                step=int(b.step_index),
+                total_steps=int(b.config.steps),
+                steps_per_s=self._rate.rate() if running else 0.0,
+                loss=last.scalar("loss") if last is not None else float("nan"),
+                accuracy=last.scalar("accuracy") if last is not None else float("nan"),
+                running=running,
+                finished=bool(b.finished),
+                diverged_at=b.diverged_at,
+                failed=self._broken,
+                branch=1,
+            )
+        )
+
+    def _emit_branch(self, force: bool) -> None:
         t = self._trainer
         if t is None:
             return
@@ -439,7 +546,7 @@ class TrainingWorker(QThread):
         loss = last.scalar("loss") if last is not None else float("nan")
         acc = last.scalar("accuracy") if last is not None else float("nan")
         self._last_emit = time.perf_counter()
-        running = self._running.is_set() and not t.finished and not self._broken
+        running = self._running.is_set() and not self._all_finished() and not self._broken
         self.snapshot.emit(
             Snapshot(
                 generation=self._generation,
@@ -450,7 +557,7 @@ class TrainingWorker(QThread):
                 loss=loss,
                 accuracy=acc,
                 running=running,
-                finished=bool(t.finished),
+                finished=bool(self._all_finished()),
                 diverged_at=t.diverged_at,
                 failed=self._broken,
             )
@@ -464,7 +571,12 @@ class TrainingWorker(QThread):
         from gradsim.session_io import ExportError, export_session
 
         try:
-            path = export_session(t.session, msg.path, zip_file=msg.zip_file)
+            if self._fork is not None:
+                from gradsim.fork import export_comparison
+
+                path = export_comparison(t.session, self._fork.session, msg.path, zip_file=msg.zip_file)
+            else:
+                path = export_session(t.session, msg.path, zip_file=msg.zip_file)
         except ExportError as exc:
             self.export_failed.emit(str(exc))
             return

@@ -29,6 +29,8 @@ class PlotBase(QWidget):
     def __init__(self, parent: Optional[QWidget] = None) -> None:
         super().__init__(parent)
         self._store: Optional[Session] = None
+        #: Branch B of a forked run, drawn dashed on the same axes (None: no comparison).
+        self.compare: Optional[Session] = None
         self._layout = QVBoxLayout(self)
         self._layout.setContentsMargins(2, 2, 2, 2)
         self._layout.setSpacing(2)
@@ -80,6 +82,10 @@ class PlotBase(QWidget):
         self.set_empty(len(store) == 0)
         self._draw(store)
 
+    def set_compare(self, store: Optional[Session]) -> None:
+        """Draw ``store`` (branch B) on the same axes at the next refresh; None stops comparing."""
+        self.compare = store
+
     def redraw(self) -> None:
         """Redraw from the last store, e.g. after a setting changed."""
         if self._store is not None:
@@ -88,6 +94,7 @@ class PlotBase(QWidget):
     def reset(self) -> None:
         """Empty the plot for a new run (items stay, data goes)."""
         self._store = None
+        self.compare = None
         self.note.setText("")
         self.readout.setText(" ")
         self.set_empty(True)

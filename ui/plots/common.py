@@ -479,7 +479,13 @@ def event_label(ev: Event) -> str:
 
 
 def event_short(ev: Event) -> str:
-    """Short text of one event on a flag: ``batchnorm on``, ``lr 0.01``, ``pause``."""
+    """Short text of one event on a flag: ``batchnorm on``, ``lr 0.01``, ``pause``, ``fork``.
+
+    A note shows its first word (a fork's note begins with "fork"); a kind
+    prefixed "B " is branch B's change in a comparison.
+    """
+    if ev.kind == "note" and ev.value:
+        return ev.value.split()[0].rstrip(":,")
     if ev.kind in ANNOTATION_KINDS or not ev.value:
         return ev.kind
     return f"{ev.kind} {ev.value}"
@@ -698,7 +704,7 @@ class EventMarkers:
             texts.append(flag_text(step, group))
             # The colour of the change, not of an annotation at the same step (a pause).
             lead = next((ev for ev in group if ev.kind not in ANNOTATION_KINDS), group[0])
-            colours.append(EVENT_COLOURS.get(lead.kind, "#eeeeee"))
+            colours.append(EVENT_COLOURS.get(lead.kind.removeprefix("B "), "#eeeeee"))
         self.item.set_markers([float(s) for s in steps], texts, colours)
 
     def reset(self) -> None:

@@ -54,7 +54,6 @@ class DepthProfile(PlotBase):
         self._layout.addWidget(self.header)
         #: Measured vs prediction, above the plot (only while a prediction is drawn).
         self.legend = LegendLabel()
-        self.legend.set_entries([("#56b4e9", "measured", False), ("#e69f00", "prediction", True)])
         self.legend.setVisible(False)
         self._layout.addWidget(self.legend)
         self.plot: pg.PlotItem = self.graphics.addPlot(row=0, col=0)
@@ -66,6 +65,10 @@ class DepthProfile(PlotBase):
         self.prediction_curve = self.plot.plot(
             pen=pg.mkPen("#e69f00", width=1, style=Qt.PenStyle.DashLine), connect="finite"
         )
+        #: Branch B of a forked run at the same step, dashed (empty until a fork).
+        self.curve_b = self.plot.plot(pen=pg.mkPen("#56b4e9", width=1, style=Qt.PenStyle.DashLine), connect="finite")
+        #: Raw metric values per layer of branch B at ``step`` (empty when not comparing).
+        self.values_b: np.ndarray = np.empty(0)
         self.floor_marks = self.plot.plot(pen=None, symbol="t", symbolSize=9, symbolBrush="#ff9800", symbolPen=None)
         self.nan_marks = self.plot.plot(pen=None, symbol="x", symbolSize=10, symbolBrush="#ff00ff", symbolPen="#ff00ff")
         self._hover_plots.append(self.plot)
@@ -98,7 +101,7 @@ class DepthProfile(PlotBase):
         if values is None:
             self.prediction = None
             self.prediction_curve.setData([], [])
-            self.legend.setVisible(False)
+            self._update_legend()
             return
         arr = np.asarray(values, dtype=np.float64).ravel()
         self.prediction = arr
@@ -106,17 +109,31 @@ class DepthProfile(PlotBase):
             ok = np.isfinite(arr)
         x = np.arange(1, arr.size + 1, dtype=np.float64)
         self.prediction_curve.setData(x[ok], clamp_for_log(arr[ok]))
-        self.legend.setVisible(True)
+        self._update_legend()
+
+    def _update_legend(self) -> None:
+        """Named only when there is more than the measured curve: branch B, a prediction."""
+        comparing = self.values_b.size > 0
+        entries = [("#56b4e9", "A" if comparing else "measured", False)]
+        if comparing:
+            entries.append(("#56b4e9", "B", True))
+        if self.prediction is not None:
+            entries.append(("#e69f00", "prediction", True))
+        self.legend.set_entries(entries)
+        visible = len(entries) > 1
+        if self.legend.isVisibleTo(self) != visible:
+            self.legend.setVisible(visible)
 
     def reset(self) -> None:
         super().reset()
         self._step_wanted = None
         self.step = None
         self.values = np.empty(0)
+        self.values_b = np.empty(0)
         self.set_prediction(None)  # the prediction describes the old run too
         self.prediction_step = None
         self.prediction_gap = ""
-        for item in (self.curve, self.points, self.floor_marks, self.nan_marks):
+        for item in (self.curve, self.points, self.curve_b, self.floor_marks, self.nan_marks):
             item.setData([], [])
         self.header.set_variants("")
         self.follower.reset()
@@ -150,7 +167,18 @@ class DepthProfile(PlotBase):
         if self.show_recorded_prediction:
             self._draw_recorded_prediction(store, row, values)
         pred = self.prediction if self.prediction is not None else np.empty(0)
-        self.follower.update(y=np.concatenate([y, marks, clamp_for_log(pred)]))
+        b = self.compare
+        yb = np.empty(0)
+        if b is not None and len(b):
+            rb = int(np.clip(np.searchsorted(b.steps, self.step, side="right") - 1, 0, len(b) - 1))
+            self.values_b = b.layer_metric(self.metric_name)[rb].astype(np.float64)
+            yb = clamp_for_log(self.values_b)
+            self.curve_b.setData(x[: yb.size], yb)
+        elif self.values_b.size:
+            self.values_b = np.empty(0)
+            self.curve_b.setData([], [])
+        self.follower.update(y=np.concatenate([y, yb, marks, clamp_for_log(pred)]))
+        self._update_legend()
         self.floor_marks.setData(x[low], np.full(int(low.sum()), LOG_FLOOR))
         self.nan_marks.setData(x[high], np.full(int(high.sum()), LOG_CEIL))
         which = "latest step" if self._step_wanted is None else "picked step"
@@ -212,6 +240,8 @@ class DepthProfile(PlotBase):
         if not 1 <= layer <= self.values.size:
             return ""
         text = f"step {self.step}, layer {layer}: {self.metric_name} = {fmt(self.values[layer - 1])}"
+        if self.values_b.size >= layer:
+            text += f" (A), {fmt(self.values_b[layer - 1])} (B)"
         if self.prediction is not None and layer <= self.prediction.size:
             text += f" (prediction {fmt(self.prediction[layer - 1])}"
             if self.gains is not None and layer <= self.gains.size and np.isfinite(self.gains[layer - 1]):

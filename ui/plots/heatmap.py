@@ -53,6 +53,8 @@ class GradientHeatmap(TimePlotBase):
     latest_requested = Signal()
     #: Emitted when the user picks another metric in the combo box.
     metric_changed = Signal(str)
+    #: Emitted when the user picks what a forked run's heatmap shows: "A", "B" or "ratio".
+    branch_changed = Signal(str)
 
     def __init__(self, parent: Optional[QWidget] = None, max_columns: int = MAX_IMAGE_COLUMNS) -> None:
         super().__init__(parent)
@@ -84,6 +86,20 @@ class GradientHeatmap(TimePlotBase):
         label.setToolTip(self.combo.toolTip())
         self.combo.currentIndexChanged.connect(self._on_combo_changed)
         controls.addWidget(self.combo)
+        #: Which branch of a forked run the image shows (hidden until a fork).
+        self.branch_combo = QComboBox()
+        for text, key, tip in (
+            ("branch A", "A", "The run as it went on after the fork (solid curves elsewhere)."),
+            ("branch B", "B", "The forked branch (dashed curves elsewhere)."),
+            ("log10 B/A", "ratio", "log10 of branch B's value over branch A's, per layer and step: 0 (white) = equal, "
+                                   "red = B larger, blue = B smaller."),
+        ):
+            self.branch_combo.addItem(text, key)
+            self.branch_combo.setItemData(self.branch_combo.count() - 1, tip, Qt.ItemDataRole.ToolTipRole)
+        self.branch_combo.setToolTip("Compare a forked run: show branch A, branch B, or where they differ (log10 of B/A).")
+        self.branch_combo.setVisible(False)
+        self.branch_combo.currentIndexChanged.connect(self._on_branch_changed)
+        controls.addWidget(self.branch_combo)
         controls.addStretch(1)
         self._layout.addLayout(controls)
 
@@ -103,6 +119,15 @@ class GradientHeatmap(TimePlotBase):
         lut[_N_COLOURS, :3] = NONFINITE_RGB
         #: colour index -> RGBA; index 255 is the non-finite colour.
         self.lut = lut
+        self._lut_sequential = lut
+        diverging = pg.colormap.get("CET-D1")
+        lut_d = lut.copy()
+        lut_d[:_N_COLOURS, :3] = diverging.getLookupTable(nPts=_N_COLOURS, alpha=False)
+        self._lut_diverging = lut_d
+        self._cmap_sequential, self._cmap_diverging = self.cmap, diverging
+        #: What the image shows of a forked run: "A", "B" or "ratio" (log10 B/A).
+        self.branch = "A"
+        self._levels_sequential = self.levels
         self.colorbar = pg.ColorBarItem(
             values=self.levels,
             colorMap=self.cmap,
@@ -155,6 +180,45 @@ class GradientHeatmap(TimePlotBase):
             self._quantise(0, self._n_cols)
             self._push_image()
 
+    def set_forked(self, forked: bool) -> None:
+        """Offer (or hide) the branch choice; not forked means branch A."""
+        self.branch_combo.setVisible(forked)
+        if not forked and self.branch != "A":
+            self.set_branch("A")
+
+    def set_branch(self, key: str) -> None:
+        """Show branch "A", branch "B" or "ratio" (log10 B/A on a diverging scale centred on 0)."""
+        if key not in ("A", "B", "ratio"):
+            raise ValueError(f"branch {key!r}: one of A, B, ratio")
+        idx = self.branch_combo.findData(key)
+        if self.branch_combo.currentIndex() != idx:
+            self.branch_combo.blockSignals(True)
+            self.branch_combo.setCurrentIndex(idx)
+            self.branch_combo.blockSignals(False)
+        if key == self.branch:
+            return
+        was_ratio = self.branch == "ratio"
+        self.branch = key
+        self._cache.reset()
+        if key == "ratio":
+            self._levels_sequential = self.levels
+            self.lut = self._lut_diverging
+            self.colorbar.setColorMap(self._cmap_diverging)
+            self.colorbar.getAxis("left").setLabel("log10 B/A")
+            self.set_levels(-3.0, 3.0)
+        elif was_ratio:
+            self.lut = self._lut_sequential
+            self.colorbar.setColorMap(self._cmap_sequential)
+            self.colorbar.getAxis("left").setLabel("log10")
+            self.set_levels(*self._levels_sequential)
+
+    @Slot(int)
+    def _on_branch_changed(self, index: int) -> None:
+        key = self.branch_combo.itemData(index)
+        if key:
+            self.set_branch(key)
+            self.branch_changed.emit(key)
+
     def show_step(self, step: Optional[int]) -> None:
         """Draw the step cursor at ``step`` (None hides it)."""
         if step is None:
@@ -171,6 +235,7 @@ class GradientHeatmap(TimePlotBase):
         self.image.clear()
         self.step_cursor.setVisible(False)
         self._n_layers_shown = 0
+        self.set_forked(False)
 
     # ---------------------------------------------------------------- drawing
     def _update_tooltip(self) -> None:

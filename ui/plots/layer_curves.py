@@ -10,7 +10,7 @@ from typing import Optional, Sequence
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import Signal, Slot
+from PySide6.QtCore import Qt, Signal, Slot
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QLineEdit, QWidget
 
 from gradsim.metrics import LAYER_METRICS
@@ -81,11 +81,20 @@ class SelectedLayersPlot(TimePlotBase):
         self.plot: pg.PlotItem = self.graphics.addPlot(row=0, col=0)
         make_log_plot(self.plot, AXIS_LABELS.get(metric, metric))
         self._pool: list[pg.PlotDataItem] = []
+        #: The same layers of branch B (a forked run), dashed; created once, hidden until a fork.
+        self._pool_b: list[pg.PlotDataItem] = []
         for colour in LAYER_COLOURS:
             item = pg.PlotDataItem(pen=pg.mkPen(colour, width=1), connect="finite")
             item.setVisible(False)
             self.plot.addItem(item)
             self._pool.append(item)
+        for colour in LAYER_COLOURS:
+            item = pg.PlotDataItem(pen=pg.mkPen(colour, width=1, style=Qt.PenStyle.DashLine), connect="finite")
+            item.setVisible(False)
+            self.plot.addItem(item)
+            self._pool_b.append(item)
+        self._cache_b = BinCache(MAX_CURVE_BINS)
+        self._b_shown = False
         self.markers_list.append(EventMarkers(self.plot))
         self.follower = RangeFollower(self.plot, x=True, y_log=True)
         self.followers.append(self.follower)
@@ -117,7 +126,9 @@ class SelectedLayersPlot(TimePlotBase):
         self._cache.reset()
         self._bins = None
         self._shown_layers = []
-        for item in self._pool:
+        self._cache_b.reset()
+        self._b_shown = False
+        for item in self._pool + self._pool_b:
             item.setData([], [])
             item.setVisible(False)
         self.legend.set_entries([])
@@ -139,9 +150,17 @@ class SelectedLayersPlot(TimePlotBase):
             item.setVisible(active)
             if not active:
                 item.setData([], [])
-        self.legend.set_entries([(LAYER_COLOURS[i], f"layer {layer}", False) for i, layer in enumerate(layers)])
         self._shown_layers = list(layers)
         self._cache.reset()
+        self._cache_b.reset()
+        self._b_shown = False
+        self._show_legend()
+
+    def _show_legend(self) -> None:
+        entries = [(LAYER_COLOURS[i], f"layer {layer}", False) for i, layer in enumerate(self._shown_layers)]
+        if self.compare is not None:
+            entries.append(("#bdbdbd", "B", True))
+        self.legend.set_entries(entries)
 
     def _draw(self, store: Session) -> None:
         layers = self._effective_layers(store.n_layers)
@@ -160,7 +179,32 @@ class SelectedLayersPlot(TimePlotBase):
                 np.clip(y, LOG_FLOOR, LOG_CEIL, out=y)
             item.setData(x, y)
             ys.append(y)
-        self.follower.update(float(steps[0]), float(steps[-1]), self._range_values(ys))
+        x_end = float(steps[-1])
+        b = self.compare
+        if b is not None and len(b):
+            bins_b = self._cache_b.update(b, (self.metric_name, tuple(layers), "B"), lambda i, j: b.layer_metric(self.metric_name)[i:j][:, idx])
+            for i, item in enumerate(self._pool_b):
+                if i < len(layers):
+                    xb, yb = curve_points(b.steps, bins_b, i)
+                    with np.errstate(invalid="ignore"):
+                        np.clip(yb, LOG_FLOOR, LOG_CEIL, out=yb)
+                    item.setData(xb, yb)
+                    item.setVisible(True)
+                    ys.append(yb)
+                elif item.isVisible():
+                    item.setVisible(False)
+            x_end = max(x_end, float(b.steps[-1]))
+            if not self._b_shown:
+                self._b_shown = True
+                self._show_legend()
+        elif self._b_shown:
+            self._b_shown = False
+            self._cache_b.reset()
+            for item in self._pool_b:
+                item.setData([], [])
+                item.setVisible(False)
+            self._show_legend()
+        self.follower.update(float(steps[0]), x_end, self._range_values(ys))
         note = nonfinite_note(bins, steps, self.metric_name)
         if bins.k > 1:
             note = f"{bins.k} steps per point (min and max)" + ("; " + note if note else "")
@@ -180,7 +224,14 @@ class SelectedLayersPlot(TimePlotBase):
             return ""
         values = store.layer_metric(self.metric_name)[row]
         parts = [f"L{layer} = {fmt(values[layer - 1])}" for layer in self._shown_layers]
-        return f"step {int(store.steps[row])}: {self.metric_name} " + ", ".join(parts) + events_text(self.markers, x, self.plot)
+        text = f"step {int(store.steps[row])}: {self.metric_name} " + ", ".join(parts)
+        b = self.compare
+        if b is not None and len(b):
+            rb = nearest_row(b.steps, x)
+            if rb is not None:
+                vb = b.layer_metric(self.metric_name)[rb]
+                text = "A " + text + " | B " + ", ".join(f"L{layer} = {fmt(vb[layer - 1])}" for layer in self._shown_layers)
+        return text + events_text(self.markers, x, self.plot)
 
     @Slot()
     def _on_layers_edited(self) -> None:

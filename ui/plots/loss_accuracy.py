@@ -10,6 +10,7 @@ from typing import Optional
 
 import numpy as np
 import pyqtgraph as pg
+from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QWidget
 
 from gradsim.metrics import STEP_INDEX
@@ -62,6 +63,12 @@ class LossAccuracyPlot(TimePlotBase):
         self.acc_plot.setYRange(0.0, 1.0, padding=0.02)
         self.acc_plot.setLimits(yMin=-0.05, yMax=1.05)
         self.acc_curve = self.acc_plot.plot(pen=pg.mkPen("#66bb6a", width=1), connect="finite", name="accuracy")
+        # Branch B of a forked run: same colours, dashed (created once, empty until a fork).
+        dash = Qt.PenStyle.DashLine
+        self.loss_curve_b = self.loss_plot.plot(pen=pg.mkPen("#ffcc80", width=1, style=dash), connect="finite")
+        self.acc_curve_b = self.acc_plot.plot(pen=pg.mkPen("#c5e1a5", width=1, style=dash), connect="finite")
+        self._cache_b = BinCache(MAX_CURVE_BINS)
+        self._b_shown = False
         self.graphics.ci.layout.setRowStretchFactor(0, 1)
         self.graphics.ci.layout.setRowStretchFactor(1, 1)
         self.markers_list.append(EventMarkers(self.loss_plot))
@@ -80,8 +87,10 @@ class LossAccuracyPlot(TimePlotBase):
         super().reset()
         self._cache.reset()
         self._bins = None
-        self.loss_curve.setData([], [])
-        self.acc_curve.setData([], [])
+        self._cache_b.reset()
+        self._b_shown = False
+        for c in (self.loss_curve, self.acc_curve, self.loss_curve_b, self.acc_curve_b):
+            c.setData([], [])
 
     def _draw(self, store: Session) -> None:
         if len(store) == 0:
@@ -97,7 +106,23 @@ class LossAccuracyPlot(TimePlotBase):
         self.loss_curve.setData(x, loss)
         x, acc = curve_points(steps, bins, 1)
         self.acc_curve.setData(x, acc)
-        self.follower.update(float(steps[0]), float(steps[-1]), loss)
+        b = self.compare
+        if b is not None and len(b):
+            bins_b = self._cache_b.update(b, "loss_accuracy_b", lambda i, j: b.scalars[i:j][:, cols])
+            xb, loss_b = curve_points(b.steps, bins_b, 0)
+            with np.errstate(invalid="ignore"):
+                np.clip(loss_b, LOG_FLOOR, LOG_CEIL, out=loss_b)
+            self.loss_curve_b.setData(xb, loss_b)
+            self.acc_curve_b.setData(*curve_points(b.steps, bins_b, 1))
+            self._b_shown = True
+            self.follower.update(float(steps[0]), float(max(steps[-1], b.steps[-1])), np.concatenate([loss, loss_b]))
+        else:
+            if self._b_shown:
+                self._b_shown = False
+                self._cache_b.reset()
+                self.loss_curve_b.setData([], [])
+                self.acc_curve_b.setData([], [])
+            self.follower.update(float(steps[0]), float(steps[-1]), loss)
         notes = []
         if bins.k > 1:
             notes.append(f"{bins.k} steps per point (min and max)")
@@ -118,9 +143,13 @@ class LossAccuracyPlot(TimePlotBase):
         loss = store.column("loss")[row]
         acc = store.column("accuracy")[row]
         plot = self.loss_plot if plot_index == 0 else self.acc_plot
-        return f"step {int(store.steps[row])}: loss = {fmt(loss)}, accuracy = {fmt(acc)}" + events_text(
-            self.markers, x, plot
-        )
+        text = f"step {int(store.steps[row])}: loss = {fmt(loss)}, accuracy = {fmt(acc)}"
+        b = self.compare
+        if b is not None and len(b):
+            rb = nearest_row(b.steps, x)
+            if rb is not None:
+                text = "A " + text + f" | B: loss = {fmt(b.column('loss')[rb])}, accuracy = {fmt(b.column('accuracy')[rb])}"
+        return text + events_text(self.markers, x, plot)
 
 
 if __name__ == "__main__":

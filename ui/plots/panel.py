@@ -11,10 +11,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Optional
 
+import numpy as np
 from PySide6.QtCore import Qt, Slot
 from PySide6.QtWidgets import QSplitter, QVBoxLayout, QWidget
 
-from gradsim.session import Session
+from gradsim.session import Event, Session
 
 from .activations import ActivationStats
 from .base import PlotBase, TimePlotBase
@@ -24,6 +25,38 @@ from .heatmap import GradientHeatmap
 from .layer_curves import LayerCurves
 from .loss_accuracy import LossAccuracyPlot
 from .update_ratio import UpdateRatioPlot
+
+
+def _store_key(store: Optional[Session]) -> tuple:
+    if store is None:
+        return ()
+    n = len(store)
+    return (n, int(store.steps[-1]) if n else -1, len(store.events))
+
+
+def compared_events(a: Session, b: Session) -> list[Event]:
+    """A's events plus branch B's own changes (kind prefixed "B "), in step order, for the flags."""
+    shared = set(a.events)
+    extra = [Event(e.step, f"B {e.kind}", e.value) for e in b.events
+             if e not in shared and e.kind not in ("note", "start")]
+    if not extra:
+        return list(a.events)
+    return sorted(list(a.events) + extra, key=lambda e: e.step)
+
+
+def ratio_session(a: Session, b: Session) -> Session:
+    """Per layer and step, branch B's metrics over branch A's, at the steps both recorded.
+
+    The heatmap draws log10 of a metric, so this draws log10 B - log10 A: 0 where
+    the branches agree (every step before the fork), signed where they part.
+    """
+    common, ia, ib = np.intersect1d(a.steps, b.steps, return_indices=True)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        layers = b.layers[ib] / a.layers[ia]
+    out = Session.from_arrays(common, a.scalars[ia], layers, a.has_stats[ia] & b.has_stats[ib], a.config)
+    for ev in b.events:
+        out.add_event(ev.step, ev.kind, ev.value)
+    return out
 
 
 class PlotPanel(QWidget):
@@ -39,7 +72,8 @@ class PlotPanel(QWidget):
         self.loss_accuracy = LossAccuracyPlot()
         self.metric_name = self.heatmap.metric_name
         self._store: Optional[Session] = None
-        self._key: Optional[tuple[int, int, int, int]] = None
+        self._compare: Optional[Session] = None
+        self._key: Optional[tuple] = None
         self._n_events = -1
 
         top = QSplitter(Qt.Orientation.Horizontal)
@@ -73,6 +107,7 @@ class PlotPanel(QWidget):
         self.heatmap.metric_changed.connect(self._on_metric_changed)
         self.heatmap.step_picked.connect(self._on_step_picked)
         self.heatmap.latest_requested.connect(self._on_latest_requested)
+        self.heatmap.branch_changed.connect(self._on_branch_changed)
         self.layer_curves.layers_changed.connect(self._on_curve_layers_changed)
         self.update_ratio.layers_changed.connect(self._on_ratio_layers_changed)
         self.set_metric(self.metric_name)
@@ -95,32 +130,52 @@ class PlotPanel(QWidget):
         """The plots over steps, which draw event markers."""
         return (self.heatmap, self.layer_curves, self.update_ratio, self.loss_accuracy)
 
-    def refresh(self, store: Session, force: bool = False) -> bool:
+    def refresh(self, store: Session, force: bool = False, compare: Optional[Session] = None) -> bool:
         """Update every plot from ``store``; returns False (and does nothing) when it has not changed.
 
         Called ~30 times a second by the main window's timer, so the unchanged
         case must cost next to nothing: it compares the row count, the last
         step and the event count. ``force=True`` redraws every item regardless
         (per-bin reductions of rows already seen are still reused; ``reset()``
-        drops them).
+        drops them). ``compare``: branch B of a forked run, drawn on the same
+        axes (dashed) and offered by the heatmap.
         """
         n = len(store)
-        key = (n, int(store.steps[-1]) if n else -1, len(store.events), store.n_layers)
-        if not force and store is self._store and key == self._key:
+        key = (n, int(store.steps[-1]) if n else -1, len(store.events), store.n_layers, _store_key(compare))
+        if not force and store is self._store and compare is self._compare and key == self._key:
             return False
+        if (compare is None) != (self._compare is None):
+            self.heatmap.set_forked(compare is not None)
         self._store = store
+        self._compare = compare
         self._key = key
         for plot in self.plots:
+            if plot is self.heatmap:
+                continue
+            plot.set_compare(compare)
             plot.refresh(store)
-        if force or len(store.events) != self._n_events:
+        heat = self._heatmap_store(store, compare)
+        self.heatmap.refresh(heat)
+        if force or key[2] != self._n_events or compare is not None:
+            events = store.events if compare is None else compared_events(store, compare)
             for plot in self.time_plots:
-                plot.set_events(store.events)
-            self._n_events = len(store.events)
+                plot.set_events(heat.events if plot is self.heatmap and heat is not store else events)
+            self._n_events = key[2]
         return True
+
+    def _heatmap_store(self, store: Session, compare: Optional[Session]) -> Session:
+        """What the heatmap draws: branch A, branch B, or the ratio B/A (its log10 is the difference)."""
+        mode = self.heatmap.branch if compare is not None else "A"
+        if mode == "B" and compare is not None and len(compare):
+            return compare
+        if mode == "ratio" and compare is not None:
+            return ratio_session(store, compare)
+        return store
 
     def reset(self) -> None:
         """Empty every plot and forget the store (a new run starts)."""
         self._store = None
+        self._compare = None
         self._key = None
         self._n_events = -1
         for plot in self.plots:
@@ -172,6 +227,12 @@ class PlotPanel(QWidget):
     def _on_latest_requested(self) -> None:
         """A double-click on the heatmap: the depth profile follows the latest step again."""
         self.show_step(None)
+
+    @Slot(str)
+    def _on_branch_changed(self, _key: str) -> None:
+        """The heatmap's branch choice changed: redraw it from the right store at once."""
+        if self._store is not None:
+            self.refresh(self._store, force=True, compare=self._compare)
 
     @Slot(list)
     def _on_curve_layers_changed(self, layers: list) -> None:

@@ -1,0 +1,115 @@
+"""Fork and compare in the window: branch B from the exact state, toggled alone, drawn on the same axes.
+
+The references are headless runs that never forked (gradsim.trainer), so the
+window's numbers are checked against an independent computation.
+"""
+from __future__ import annotations
+
+import csv
+
+import numpy as np
+import pytest
+
+from gradsim.commands import Scheduled, SetBatchNorm
+from gradsim.metrics import STEP_INDEX
+from gradsim.trainer import Trainer
+from ui.run_controller import RunState
+
+FORK_AT = 8
+MORE = 6
+
+
+def _scalars(session):
+    s = session.scalars.copy()
+    s[:, STEP_INDEX["elapsed_s"]] = 0.0
+    return s
+
+
+@pytest.fixture
+def forked(window, qtbot, tiny_run_config):
+    cfg = tiny_run_config.with_changes(optimizer="momentum", activation="tanh")
+    window.builder.set_config(cfg)
+    assert window.start_run(paused=True)
+    window.run.step(FORK_AT)
+    qtbot.waitUntil(lambda: window.mirror is not None and window.mirror.steps_run >= FORK_AT, timeout=30000)
+    assert window.fork.fork_action.isEnabled()
+    with qtbot.waitSignal(window.run.run_forked, timeout=30000):
+        assert window.fork.fork()
+    assert window.fork.bar.isVisible() and not window.fork.fork_action.isEnabled()
+    return window, cfg
+
+
+def test_fork_then_toggle_on_b_differs_only_through_it(forked, qtbot, tmp_path):
+    window, cfg = forked
+    a, b = window.fork.mirrors()
+    np.testing.assert_array_equal(a.layers, b.layers)  # B starts with A's whole history
+    window.run.send_command(SetBatchNorm(True))  # the toggles go to branch B by default
+    window.run.step(MORE)
+    target = FORK_AT + MORE
+    qtbot.waitUntil(lambda: all(m.steps_run >= target for m in window.fork.mirrors()), timeout=30000)
+    window.refresh_plots_now()
+    a, b = window.fork.mirrors()
+    assert not any(e.kind == "batchnorm" for e in a.events)
+    assert [e.step for e in b.events if e.kind == "batchnorm"] == [FORK_AT]
+
+    plain = Trainer(cfg)
+    plain.run(target)
+    replay = Trainer(cfg, (Scheduled(FORK_AT, SetBatchNorm(True)),))
+    replay.run(target)
+    np.testing.assert_array_equal(_scalars(a), _scalars(plain.session))
+    np.testing.assert_array_equal(a.layers, plain.session.layers)
+    np.testing.assert_array_equal(_scalars(b), _scalars(replay.session))
+    np.testing.assert_array_equal(b.layers, replay.session.layers)
+    np.testing.assert_array_equal(a.layers[:FORK_AT], b.layers[:FORK_AT])
+    assert not np.array_equal(a.layers[FORK_AT:], b.layers[FORK_AT:])
+
+    # Drawn on the same axes: B's curves hold B's data.
+    plots = window.plots
+    _, loss_b = plots.loss_accuracy.loss_curve_b.getOriginalDataset()
+    np.testing.assert_array_equal(loss_b, b.column("loss"))
+    np.testing.assert_array_equal(plots.depth_profile.values_b, b.layer_metric("grad_norm")[-1])
+    lc = plots.layer_curves
+    for i, layer in enumerate(lc.layers):
+        np.testing.assert_array_equal(lc._pool_b[i].getOriginalDataset()[1], np.clip(b.layer_metric("grad_norm")[:, layer - 1], 1e-20, 1e20))
+    assert "B" in lc.legend.texts()
+    # The heatmap shows B, or log10 B/A (0 before the fork).
+    hm = plots.heatmap
+    assert hm.branch_combo.isVisible()
+    hm.branch_combo.setCurrentIndex(hm.branch_combo.findData("B"))
+    np.testing.assert_allclose(hm.image_data, np.log10(b.layer_metric("grad_norm")).T, rtol=1e-6)
+    hm.branch_combo.setCurrentIndex(hm.branch_combo.findData("ratio"))
+    with np.errstate(divide="ignore"):
+        want = np.log10(b.layer_metric("grad_norm") / a.layer_metric("grad_norm")).T
+    np.testing.assert_allclose(hm.image_data, want, rtol=1e-5, atol=1e-6)
+    assert np.all(hm.image_data[:, :FORK_AT] == 0)
+    assert hm.levels == (-3.0, 3.0)
+
+    # Export: both branches as sessions plus a comparison CSV.
+    out = tmp_path / "compare"
+    with qtbot.waitSignal(window.worker.export_finished, timeout=30000):
+        window.exporter.export_to(str(out))
+    from gradsim.session_io import load_session
+
+    la, lb = load_session(out / "branch-A"), load_session(out / "branch-B")
+    np.testing.assert_array_equal(la.layers, a.layers)
+    np.testing.assert_array_equal(lb.layers, b.layers)
+    rows = list(csv.DictReader((out / "comparison.csv").open()))
+    assert [int(r["step"]) for r in rows] == list(range(target))
+    np.testing.assert_array_equal([float(r["loss_B"]) for r in rows], b.column("loss"))
+    np.testing.assert_array_equal([float(r["loss_A"]) for r in rows], a.column("loss"))
+
+
+def test_fork_needs_a_paused_run(window, qtbot):
+    refused = []
+    window.run.command_refused.connect(refused.append)
+    assert not window.fork.fork()
+    assert refused and "Fork" in refused[0]
+    assert not window.fork.fork_action.isEnabled()
+
+
+def test_reset_ends_the_comparison(forked, qtbot):
+    window, _ = forked
+    window.reset_run()
+    assert window.run.branch_mirror is None and not window.fork.bar.isVisible()
+    assert not window.plots.heatmap.branch_combo.isVisible()
+    assert window.state is RunState.IDLE
