@@ -100,7 +100,7 @@ def test_reset_clears_every_overlay_and_dock_of_the_run(window, qtbot):
 
     ex = load_exercise(next(f for f in exercise_files() if f.name.startswith("01-")))
     panel = window.teaching.exercise
-    panel.select_exercise(ex.id)
+    assert window.teaching.open_exercise(ex.id)  # exercise mode is opt-in (free play checks nothing)
     window.builder.set_config(ex.config.with_changes(steps=12))
     window.plots.set_metric("act_grad_norm")
     assert window.start_run()
@@ -110,6 +110,7 @@ def test_reset_clears_every_overlay_and_dock_of_the_run(window, qtbot):
     window.teaching.exercise_dock.raise_()
     qtbot.waitUntil(lambda: panel.statuses()["vanishes"] == "done", timeout=5000)
     jac = window.teaching.jacobian
+    window.teaching.jacobian_dock.show()  # closed by default, opened from the View menu
     window.teaching.jacobian_dock.raise_()
     qtbot.mouseClick(jac.compute_button, Qt.MouseButton.LeftButton)
     qtbot.waitUntil(lambda: jac.values.size > 0, timeout=20000)
