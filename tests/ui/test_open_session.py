@@ -138,6 +138,7 @@ def test_corrupt_or_foreign_file_leaves_the_run_intact(qtbot, window, exported, 
     window.run.step(3)
     qtbot.waitUntil(lambda: window.mirror is not None and window.mirror.steps_run >= 3, timeout=30000)
     mirror, generation = window.mirror, window.run.generation
+    window.refresh_plots_now()  # the pacer may not have drawn the last steps yet
     n_rows, loss_before = len(mirror), window.plots.loss_accuracy.loss_curve.getOriginalDataset()[1]
     for bad in _corrupt_copies(exported[0], tmp_path):
         with qtbot.waitSignal(window.viewer.open_failed, timeout=20000) as blocker:
