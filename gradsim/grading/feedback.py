@@ -93,6 +93,9 @@ def profile_png(session: Session, band: Band, title: str) -> bytes:
         ax.plot(layers, _positive(g[0]), "o-", color="tab:blue", label=f"yours at step {int(session.steps[0])}")
         ax.plot(layers, _positive(g[-1]), "s--", color="tab:orange", label=f"yours at step {int(session.steps[-1])}")
     ax.set_yscale("log")
+    from matplotlib.ticker import MaxNLocator
+
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # layers are whole numbers
     ax.set_xlabel("layer (1 = next to the input)")
     ax.set_ylabel("||dL/dz||  (backprop signal)")
     ax.set_title(title, fontsize=10)

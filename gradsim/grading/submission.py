@@ -8,6 +8,7 @@ base name only (a ``..`` path is ignored), each refused above a size limit.
 from __future__ import annotations
 
 import zipfile
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -63,5 +64,5 @@ def read_submission(path: str | Path) -> SubmissionFiles:
                     files[member.name] = zf.read(info)
             return SubmissionFiles(str(p), files)
         return SubmissionFiles(str(p), error="no such submission folder or .zip")
-    except (OSError, zipfile.BadZipFile, RuntimeError) as exc:  # unreadable, corrupt member, encrypted zip
+    except (OSError, zipfile.BadZipFile, zlib.error, RuntimeError, EOFError) as exc:  # unreadable, corrupt member, encrypted zip
         return SubmissionFiles(str(p), error=f"cannot read ({exc})")

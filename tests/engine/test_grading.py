@@ -204,6 +204,16 @@ def test_truncated_and_missing_files_score_zero_with_a_problem(tiny, honest, tmp
     junk = tmp_path / "junk.zip"
     junk.write_bytes(b"not a zip")
     assert "not a submission folder or a valid .zip" in grade(tiny, junk).error
+    broken = tmp_path / "broken.zip"  # a damaged download: the archive opens, a member does not decompress
+    with zipfile.ZipFile(broken, "w", zipfile.ZIP_DEFLATED) as zf:
+        for f in sorted(honest.iterdir()):
+            zf.write(f, f.name)
+    data = bytearray(broken.read_bytes())
+    mid = data.find(b"layers.csv") + 400
+    data[mid : mid + 64] = bytes(64)
+    broken.write_bytes(bytes(data))
+    g = grade(tiny, broken)
+    assert g.score == 0.0 and g.error.startswith("cannot read")
 
 
 def test_zipped_submission_is_graded_like_its_folder(tiny, honest, tmp_path):
