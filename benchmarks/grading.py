@@ -78,16 +78,21 @@ def main() -> None:
         root = Path(tmp)
         exf, subs = _make_class(root, args.n, args.steps or None)
         base = ["check", str(exf), *subs, "--csv", str(root / "scores.csv")]
-        print(f"{args.n} replayed submissions of exercise 1 ({args.steps or 500} steps, depth 20); {cores} cores; load average before: {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}")
-        rows = []
-        rows.append(("one process (--jobs 1)", _timed(base + ["--jobs", "1"])))
-        rows.append((f"all local cores (--jobs {cores})", _timed(base + ["--jobs", str(cores)])))
+        print(f"{args.n} replayed submissions of exercise 1 ({args.steps or 500} steps, depth 20); {cores} cores; load average before: {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}", flush=True)
+        rows: list[tuple[str, float]] = []
+
+        def row(name: str, t: float) -> None:
+            rows.append((name, t))
+            print(f"  {name:<40} {t:8.1f} s total {t / args.n:8.3f} s per submission (load now {os.getloadavg()[0]:.1f})", flush=True)
+
+        row("one process (--jobs 1)", _timed(base + ["--jobs", "1"]))
+        row(f"all local cores (--jobs {cores})", _timed(base + ["--jobs", str(cores)]))
         t0 = time.perf_counter()
         with LocalCluster(n_workers=cores, threads_per_worker=1, processes=True, dashboard_address=None, silence_logs=50) as cluster:
             start = time.perf_counter() - t0
             addr = cluster.scheduler_address
             _timed(["check", str(exf), subs[0], "--csv", str(root / "warm.csv"), "--scheduler", addr])  # workers import torch once
-            rows.append((f"Dask LocalCluster ({cores} workers x 1 thread)", _timed(base + ["--scheduler", addr])))
+            row(f"Dask LocalCluster ({cores} workers x 1 thread)", _timed(base + ["--scheduler", addr]))
             # per-task overhead: ship the bytes, grade without replay, return the grade
             n_over = args.n
             over_base = ["check", str(exf), *subs[:n_over], "--csv", str(root / "o.csv"), "--no-replay"]

@@ -19,16 +19,16 @@ Tolerance (why these numbers)
 * Another build or machine: ``CROSS_BUILD_RTOL`` = 1e-3 relative. Another
   torch or CPU may sum in another order and change a result in its last bit;
   we model that by moving every initial weight one float32 ulp. Measured over
-  whole runs (benchmarks/replay_drift.py): the sigmoid, exploding and
-  batch-norm exercises drift by at most 5.4e-5, so 1e-3 accepts them with a
-  ~18x margin and still catches any edit of 0.1 % or more. The ReLU
-  exercises (relu-he-fix, clipping, init-comparison) are chaotic at their
-  learning rates: the same 1-ulp nudge reaches 1e-3 within 5-12 steps and
-  1e-2 within 8-30, so no tolerance can both accept an honest replay on
-  another build and catch a 1 % edit. Those must be graded on the build they
-  were recorded with (the lab's installer); the mismatch message names the
-  builds that differ so the instructor knows why. ``gradsim check
-  --tolerance`` overrides the choice.
+  whole runs (benchmarks/replay_drift.py, table in benchmarks/RESULTS.md): the
+  sigmoid and batch-norm exercises drift by at most 5.4e-5, so 1e-3 accepts
+  them with a ~18x margin and still catches any edit of 0.1 % or more. The
+  ReLU exercises (relu-he-fix, exploding, clipping, init-comparison) are
+  chaotic at their learning rates: the same 1-ulp nudge grows to order 1
+  (relu-he-fix and clipping pass 1e-2 within 8-30 steps), so no tolerance can
+  both accept an honest replay on another build and catch a 1 % edit. Those
+  must be graded on the build they were recorded with (the lab's installer);
+  the mismatch message names the builds that differ so the instructor knows
+  why. ``gradsim check --tolerance`` overrides the choice.
 * Exact in both cases: the step list, the number of layers, which rows carry
   activation statistics (an empty cell stays empty), which values are
   non-finite, the commands and where they were applied, the divergence step.
