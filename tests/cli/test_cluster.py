@@ -72,6 +72,11 @@ def _table(path):
 
 
 def test_check_on_the_cluster_equals_local(cluster, submissions, tmp_path):
+    """~15-25 s here, justified: it is the one test of both parallel grading paths end to end.
+
+    Most of the time is worker processes (the local pool's and the cluster's)
+    importing torch once each; the runs themselves are 8 steps of a tiny net.
+    """
     ex, subs = submissions
     args = ["check", str(ex)] + [str(s) for s in subs]
     assert main(args + ["--csv", str(tmp_path / "local.csv"), "--jobs", "2"]) == 0
