@@ -68,6 +68,13 @@ def _add_config_flags(p: argparse.ArgumentParser, multi: bool = False) -> None:
     bn = p.add_mutually_exclusive_group()
     bn.add_argument("--batchnorm", dest="batchnorm", action="store_const", const=True, default=None)
     bn.add_argument("--no-batchnorm", dest="batchnorm", action="store_const", const=False)
+    ln = p.add_mutually_exclusive_group()
+    ln.add_argument("--layernorm", dest="layernorm", action="store_const", const=True, default=None, help="layer norm after each hidden Linear (per sample: works at batch size 1)")
+    ln.add_argument("--no-layernorm", dest="layernorm", action="store_const", const=False)
+    res = p.add_mutually_exclusive_group()
+    res.add_argument("--residual", dest="residual", action="store_const", const=True, default=None, help="skip connections: hidden blocks 2..depth become h + alpha * block(h)")
+    res.add_argument("--no-residual", dest="residual", action="store_const", const=False)
+    p.add_argument("--residual-alpha", type=conv(_positive_float), help="alpha of the skip connections (default 1/sqrt(depth))")
     p.add_argument("--clip", type=conv(_clip), help="none, norm:X or value:X")
     p.add_argument("--optimizer", type=conv(str), help=f"one of {', '.join(OPTIMIZERS)}")
     p.add_argument("--lr", type=conv(_positive_float), help="learning rate > 0")
@@ -89,6 +96,9 @@ _FLAG_TO_FIELD = {
     "init_std": "init_std",
     "init_scale": "init_scale",
     "batchnorm": "batchnorm",
+    "layernorm": "layernorm",
+    "residual": "residual",
+    "residual_alpha": "residual_alpha",
     "optimizer": "optimizer",
     "lr": "lr",
     "batch_size": "batch_size",

@@ -31,6 +31,10 @@ class RunTarget(Protocol):
 
     def set_batchnorm(self, on: bool) -> None: ...
 
+    def set_layernorm(self, on: bool) -> None: ...
+
+    def set_residual(self, on: bool, alpha: Optional[float] = None) -> None: ...
+
     def set_lr(self, lr: float) -> None: ...
 
     def set_optimizer(self, name: str) -> None: ...
@@ -110,6 +114,46 @@ class SetBatchNorm(Command):
 
     def apply_to(self, trainer: "RunTarget") -> None:
         trainer.set_batchnorm(self.on)
+
+
+@dataclass(frozen=True)
+class SetLayerNorm(Command):
+    """Layer norm after every hidden Linear: per sample, so it works at any batch size."""
+
+    on: bool
+    key: ClassVar[str] = "layernorm"
+
+    def value(self) -> str:
+        return "on" if self.on else "off"
+
+    def apply_to(self, trainer: "RunTarget") -> None:
+        trainer.set_layernorm(self.on)
+
+
+@dataclass(frozen=True)
+class SetResidual(Command):
+    """Skip connections around hidden blocks 2..depth: h + alpha * block(h).
+
+    ``alpha`` None means the default 1/sqrt(depth); written ``on`` (default
+    alpha) or ``on:ALPHA``.
+    """
+
+    on: bool
+    alpha: Optional[float] = None
+    key: ClassVar[str] = "residual"
+
+    def value(self) -> str:
+        if not self.on:
+            return "off"
+        return "on" if self.alpha is None else f"on:{float(self.alpha)!r}"
+
+    def check(self, trainer: "RunTarget") -> None:
+        if self.alpha is not None and not (math.isfinite(self.alpha) and 0 < self.alpha <= 10):
+            raise CommandError(f"{self.text()}: alpha must be a number > 0 and <= 10")
+
+    def apply_to(self, trainer: "RunTarget") -> None:
+        self.check(trainer)
+        trainer.set_residual(self.on, self.alpha)
 
 
 @dataclass(frozen=True)
@@ -193,11 +237,31 @@ def _parse_init(v: str) -> Command:
     return Reinit(scheme, _number("init", scale, v) if scale else None)
 
 
+_ON_OFF = {"on": True, "off": False, "true": True, "false": False, "1": True, "0": False}
+
+
 def _parse_batchnorm(v: str) -> Command:
-    table = {"on": True, "off": False, "true": True, "false": False, "1": True, "0": False}
-    if v.lower() not in table:
+    if v.lower() not in _ON_OFF:
         raise CommandError(f"batchnorm={v}: allowed on or off")
-    return SetBatchNorm(table[v.lower()])
+    return SetBatchNorm(_ON_OFF[v.lower()])
+
+
+def _parse_layernorm(v: str) -> Command:
+    if v.lower() not in _ON_OFF:
+        raise CommandError(f"layernorm={v}: allowed on or off")
+    return SetLayerNorm(_ON_OFF[v.lower()])
+
+
+def _parse_residual(v: str) -> Command:
+    state, colon, alpha = v.partition(":")
+    if state.lower() not in _ON_OFF or (colon and not _ON_OFF[state.lower()]):
+        raise CommandError(f"residual={v}: allowed on, on:ALPHA (0 < ALPHA <= 10) or off")
+    if not colon:
+        return SetResidual(_ON_OFF[state.lower()])
+    a = _number("residual", alpha, v, "on:ALPHA with 0 < ALPHA <= 10")
+    if a > 10:
+        raise CommandError(f"residual={v}: alpha must be a number > 0 and <= 10")
+    return SetResidual(True, a)
 
 
 def _parse_clip(v: str) -> Command:
@@ -223,6 +287,8 @@ PARSERS: dict[str, Callable[[str], Command]] = {
     "activation": _parse_activation,
     "init": _parse_init,
     "batchnorm": _parse_batchnorm,
+    "layernorm": _parse_layernorm,
+    "residual": _parse_residual,
     "clip": _parse_clip,
     "lr": _parse_lr,
     "optimizer": _parse_optimizer,

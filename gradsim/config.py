@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 import math
 from dataclasses import asdict, dataclass, fields, replace
-from typing import Any
+from typing import Any, Optional
 
 from .safe_json import parse_json
 
@@ -64,6 +64,13 @@ class RunConfig:
     init_scale: float = 0.05
     leaky_slope: float = 0.01
     batchnorm: bool = False
+    #: Skip connection around hidden blocks 2..depth: h <- h + alpha * block(h).
+    residual: bool = False
+    #: alpha of the skip; None means 1/sqrt(depth), which keeps the residual
+    #: stream's variance bounded at any depth (the per-block gain is sqrt(1 + alpha^2 chi)).
+    residual_alpha: Optional[float] = None
+    #: Layer norm (per sample, over the units) after each hidden Linear.
+    layernorm: bool = False
     clip_mode: str = "none"
     clip_threshold: float = 1.0
     optimizer: str = "sgd"
@@ -100,8 +107,11 @@ class RunConfig:
         _float_range("test_fraction", self.test_fraction, 0.0, 0.9)
         _float_range("momentum", self.momentum, 0.0, 0.999999)
         _float_range("leaky_slope", self.leaky_slope, 0.0, 1.0)
-        if not isinstance(self.batchnorm, bool):
-            raise ConfigError(f"batchnorm = {self.batchnorm!r}: allowed true or false", "batchnorm")
+        for flag in ("batchnorm", "residual", "layernorm"):
+            if not isinstance(getattr(self, flag), bool):
+                raise ConfigError(f"{flag} = {getattr(self, flag)!r}: allowed true or false", flag)
+        if self.residual_alpha is not None:
+            _float_range("residual_alpha", self.residual_alpha, 1e-6, 10.0)
         n_train = self.n_train
         _int_range("batch_size", self.batch_size, 1, n_train, why=f" (the training set of {self.dataset} has {n_train} samples)")
         need = self.param_memory_mb()
@@ -133,7 +143,13 @@ class RunConfig:
         w = self.width
         linear = (n_in * w + w) + (self.depth - 1) * (w * w + w) + (w * n_out + n_out)
         bn = 2 * w * self.depth if self.batchnorm else 0
-        return linear + bn
+        ln = 2 * w * self.depth if self.layernorm else 0
+        return linear + bn + ln
+
+    @property
+    def effective_residual_alpha(self) -> float:
+        """The alpha a residual run uses: the set one, or 1/sqrt(depth)."""
+        return default_residual_alpha(self.depth) if self.residual_alpha is None else float(self.residual_alpha)
 
     def param_memory_mb(self) -> float:
         """Memory the parameters, grads and optimizer state need, worst case, in MB."""
@@ -178,6 +194,12 @@ class RunConfig:
         return replace(self, **changes).validate()
 
 
+def default_residual_alpha(depth: int) -> float:
+    """1/sqrt(depth): with it the residual stream's variance grows by at most a
+    factor (1 + chi/depth)^depth ~ e^chi over the whole network."""
+    return 1.0 / math.sqrt(max(int(depth), 1))
+
+
 # ---------------------------------------------------------------- helpers
 def _choice(name: str, value: Any, allowed: tuple[str, ...]) -> None:
     if value not in allowed:
@@ -204,6 +226,10 @@ def _float_range(name: str, value: Any, lo: float, hi: float) -> None:
 def _coerce(name: str, value: Any, typ: Any, where: str) -> Any:
     """Accept JSON's natural types for each field; reject the rest with a clear message."""
     t = typ if isinstance(typ, str) else getattr(typ, "__name__", str(typ))
+    if t.startswith("Optional["):
+        if value is None:
+            return None
+        t = t[len("Optional["):-1]
     if t == "float" and isinstance(value, int) and not isinstance(value, bool):
         return float(value)
     if t == "int" and isinstance(value, float) and value.is_integer():

@@ -59,7 +59,10 @@ class Trainer:
         self.data: Dataset = make_dataset(config.dataset, config.n_samples, config.noise, config.seed, config.test_fraction)
         self.init_gen = torch.Generator().manual_seed(config.seed)
         self.batch_gen = torch.Generator().manual_seed(config.seed + 1)
-        self.net = GradNet(self.data.n_inputs, self.data.n_classes, config.depth, config.width, config.activation, config.batchnorm, config.leaky_slope)
+        self.net = GradNet(
+            self.data.n_inputs, self.data.n_classes, config.depth, config.width, config.activation, config.batchnorm,
+            config.leaky_slope, layernorm=config.layernorm, residual=config.residual, residual_alpha=config.residual_alpha,
+        )
         self.net.reinit(config.init, self.init_gen, config.init_std, config.init_scale)
         self.net.train()
         self.lr = float(config.lr)
@@ -160,6 +163,18 @@ class Trainer:
         self.net.train()
         self._refresh_params()
         self._rebuild_optimizer(keep_state=True)
+
+    def set_layernorm(self, on: bool) -> None:
+        """Insert or remove layer norm; like batch norm it adds parameters, so the
+        optimizer is rebuilt with the survivors' state kept."""
+        if on == self.net.has_layernorm:
+            return
+        self.net.set_layernorm(on)
+        self._restructure()
+
+    def set_residual(self, on: bool, alpha: Optional[float] = None) -> None:
+        """Switch the skip connections (no parameters change, so the optimizer is untouched)."""
+        self.net.set_residual(on, alpha)
 
     def set_lr(self, lr: float) -> None:
         self.lr = float(lr)

@@ -167,3 +167,14 @@ def test_summary_reads_step_0_without_copying_the_store(tmp_path, monkeypatch):
     row, files = sweep_task((0, RunConfig(dataset="moons", depth=3, width=16, batch_size=32, steps=5).to_dict(), [], "sw"))
     assert sorted(files) == ["events.csv", "layers.csv", "session.json", "steps.csv"]
     assert float(row["act_grad_norm_first_step0"]) > 0
+
+
+def test_residual_and_layernorm_flags_and_events(tmp_path, capsys):
+    out = tmp_path / "res"
+    assert main(["run", *TINY, "--residual", "--residual-alpha", "0.4", "--layernorm", "--event", "5:residual=off", "--event", "7:layernorm=off", "--out", str(out)]) == 0
+    data = json.loads((out / "session.json").read_text())
+    assert data["config"]["residual"] is True and data["config"]["residual_alpha"] == 0.4 and data["config"]["layernorm"] is True
+    kinds = [(e["step"], e["kind"], e["value"]) for e in data["events"]]
+    assert (5, "residual", "off") in kinds and (7, "layernorm", "off") in kinds
+    assert main(["run", *TINY, "--event", "3:residual=sideways", "--out", str(tmp_path / "bad")]) == 2
+    assert "residual=sideways" in capsys.readouterr().err
