@@ -65,6 +65,7 @@ def _add_config_flags(p: argparse.ArgumentParser, multi: bool = False) -> None:
     p.add_argument("--init", type=conv(str), help=f"one of {', '.join(INITS)}")
     p.add_argument("--init-std", type=conv(float), help="std of the 'normal' init")
     p.add_argument("--init-scale", type=conv(float), help="bound of the 'uniform' init")
+    p.add_argument("--bias-std", type=conv(float), help="std of the initial biases (default 0: zero biases)")
     bn = p.add_mutually_exclusive_group()
     bn.add_argument("--batchnorm", dest="batchnorm", action="store_const", const=True, default=None)
     bn.add_argument("--no-batchnorm", dest="batchnorm", action="store_const", const=False)
@@ -95,6 +96,7 @@ _FLAG_TO_FIELD = {
     "init": "init",
     "init_std": "init_std",
     "init_scale": "init_scale",
+    "bias_std": "bias_std",
     "batchnorm": "batchnorm",
     "layernorm": "layernorm",
     "residual": "residual",

@@ -62,6 +62,9 @@ class RunConfig:
     init: str = "xavier_normal"
     init_std: float = 0.05
     init_scale: float = 0.05
+    #: Std of the biases at (re-)initialisation; 0 keeps them at zero. Mean-field
+    #: phase diagrams (Schoenholz et al. 2017) are drawn at a fixed sigma_b^2 > 0.
+    bias_std: float = 0.0
     leaky_slope: float = 0.01
     batchnorm: bool = False
     #: Skip connection around hidden blocks 2..depth: h <- h + alpha * block(h).
@@ -104,6 +107,7 @@ class RunConfig:
         _positive("max_memory_mb", self.max_memory_mb)
         _positive("param_budget_mb", self.param_budget_mb)
         _float_range("noise", self.noise, 0.0, 10.0)
+        _float_range("bias_std", self.bias_std, 0.0, 100.0)
         _float_range("test_fraction", self.test_fraction, 0.0, 0.9)
         _float_range("momentum", self.momentum, 0.0, 0.999999)
         _float_range("leaky_slope", self.leaky_slope, 0.0, 1.0)

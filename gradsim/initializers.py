@@ -2,8 +2,9 @@
 
 Each scheme fills a Linear's weight in place from an explicit generator, so a
 re-initialisation in the middle of a run is as reproducible as the first one.
-Biases always start at zero: the schemes are about the weight variance, which
-is what sets the per-layer gain of the backward signal.
+Biases start at zero unless the config asks for a bias std: the schemes are
+about the weight variance, which is what sets the per-layer gain of the
+backward signal.
 """
 from __future__ import annotations
 
@@ -50,8 +51,11 @@ def weight_std(scheme: str, fan_in: int, fan_out: int, init_std: float = 0.05, i
 
 
 @torch.no_grad()
-def init_linear(linear: torch.nn.Linear, scheme: str, generator: torch.Generator, init_std: float = 0.05, init_scale: float = 0.05) -> None:
-    """Re-initialise one Linear layer in place (same Parameter objects)."""
+def init_linear(
+    linear: torch.nn.Linear, scheme: str, generator: torch.Generator, init_std: float = 0.05, init_scale: float = 0.05, bias_std: float = 0.0
+) -> None:
+    """Re-initialise one Linear layer in place (same Parameter objects); biases are
+    zero, or N(0, bias_std^2) drawn after the weights when ``bias_std`` > 0."""
     if scheme not in INITS:
         raise ValueError(f"init = {scheme!r} is not known; allowed: {', '.join(INITS)}")
     w = linear.weight
@@ -66,7 +70,10 @@ def init_linear(linear: torch.nn.Linear, scheme: str, generator: torch.Generator
     else:
         _normal(std)(w, generator)
     if linear.bias is not None:
-        linear.bias.zero_()
+        if bias_std > 0:
+            linear.bias.normal_(0.0, bias_std, generator=generator)
+        else:
+            linear.bias.zero_()
 
 
 def _orthogonal(w: torch.Tensor, g: torch.Generator) -> None:

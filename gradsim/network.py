@@ -165,10 +165,10 @@ class GradNet(nn.Module):
         self.residual = bool(on)
         self.residual_alpha = (default_residual_alpha(self.depth) if alpha is None else float(alpha)) if on else 0.0
 
-    def reinit(self, scheme: str, generator: torch.Generator, init_std: float = 0.05, init_scale: float = 0.05) -> None:
-        """Re-draw every Linear's weights (same Parameter objects) and zero the biases."""
+    def reinit(self, scheme: str, generator: torch.Generator, init_std: float = 0.05, init_scale: float = 0.05, bias_std: float = 0.0) -> None:
+        """Re-draw every Linear's weights (same Parameter objects); biases zero or N(0, bias_std^2)."""
         for lin in self.linears:
-            init_linear(lin, scheme, generator, init_std, init_scale)
+            init_linear(lin, scheme, generator, init_std, init_scale, bias_std)
 
     # ----------------------------------------------------------- params
     def weights(self) -> list[torch.Tensor]:

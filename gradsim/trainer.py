@@ -63,7 +63,7 @@ class Trainer:
             self.data.n_inputs, self.data.n_classes, config.depth, config.width, config.activation, config.batchnorm,
             config.leaky_slope, layernorm=config.layernorm, residual=config.residual, residual_alpha=config.residual_alpha,
         )
-        self.net.reinit(config.init, self.init_gen, config.init_std, config.init_scale)
+        self.net.reinit(config.init, self.init_gen, config.init_std, config.init_scale, config.bias_std)
         self.net.train()
         self.lr = float(config.lr)
         self.optimizer_name = config.optimizer
@@ -146,7 +146,7 @@ class Trainer:
         takes = SCALED_INITS.get(scheme) if scale is not None else None  # which field the number replaces
         std = scale if takes == "init_std" else self.config.init_std
         bound = scale if takes == "init_scale" else self.config.init_scale
-        self.net.reinit(scheme, self.init_gen, std, bound)  # in place: the arenas stay
+        self.net.reinit(scheme, self.init_gen, std, bound, self.config.bias_std)  # in place: the arenas stay
         self.optimizer.reset(("weight", "bias"))  # fresh weights: their old moments mean nothing
 
     def set_batchnorm(self, on: bool) -> None:

@@ -206,3 +206,14 @@ def test_residual_rescues_a_100_layer_relu_network_at_step_0():
     assert 0.1 < g[-2] / g[1] < 10
     v = _step0_gz(init="xavier_normal")
     assert v[1] / v[-2] < 1e-10  # (1/sqrt 2)^98 ~ 2e-15 predicted
+
+
+def test_bias_std_draws_biases_and_zero_keeps_them_zero():
+    t = Trainer(RunConfig(depth=3, width=400, bias_std=0.3, steps=1))
+    b = t.net.linears[1].bias.detach().clone()
+    assert b.std().item() == pytest.approx(0.3, rel=0.15)  # 400 draws: sd of the sample std ~3.5 %
+    t.reinit("he_normal")
+    assert t.net.linears[1].bias.detach().std().item() == pytest.approx(0.3, rel=0.15)
+    assert not torch.equal(b, t.net.linears[1].bias.detach())
+    z = Trainer(RunConfig(depth=3, width=16, steps=1))
+    assert all(torch.count_nonzero(lin.bias) == 0 for lin in z.net.linears)
