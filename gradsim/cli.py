@@ -1,4 +1,4 @@
-"""Headless command line: ``python -m gradsim run | sweep | check`` (DESIGN.md section 5).
+"""Headless command line: ``python -m gradsim run | sweep | check | replicate`` (DESIGN.md section 5).
 
 Every bad value gives one line naming it and exit status 2, never a traceback.
 """
@@ -20,6 +20,7 @@ from .config import ACTIVATIONS, DATASETS, INITS, OPTIMIZERS, ConfigError, RunCo
 from .exercises import ExerciseError
 from .executors import ExecutorError
 from .sweep import SUMMARY_HEADER, run_one  # noqa: F401  (SUMMARY_HEADER: re-exported for scripts)
+from .replications.framework import ReplicationError
 
 log = logging.getLogger(__name__)
 
@@ -366,6 +367,56 @@ def cmd_check(args: argparse.Namespace) -> int:
     return 0
 
 
+# ---------------------------------------------------------------- replicate
+def _replication_progress(stream: Any) -> Callable[[int, int, str], None]:
+    """A progress bar on a terminal; otherwise one line per run (logs stay readable)."""
+    tty = getattr(stream, "isatty", lambda: False)()
+    state = {"text": "", "shown": -1}
+
+    def show(done: int, total: int, text: str) -> None:
+        if not tty:
+            if text != state["text"]:
+                state["text"] = text
+                stream.write(f"  {text}\n")
+                stream.flush()
+            return
+        frac = done / total if total else 1.0
+        pct = int(1000 * frac)
+        if pct == state["shown"] and text == state["text"]:
+            return
+        state["shown"], state["text"] = pct, text
+        bar = "#" * int(30 * frac)
+        stream.write(f"\r[{bar:<30}] {100 * frac:5.1f}%  {text:<40.40}")
+        if done >= total:
+            stream.write("\n")
+        stream.flush()
+
+    return show
+
+
+def cmd_replicate(args: argparse.Namespace) -> int:
+    from .replications import REPLICATIONS, get_replication, run_replication
+
+    if args.list:
+        width = max(len(n) for n in REPLICATIONS)
+        for name, rep in REPLICATIONS.items():
+            print(f"{name:<{width}}  {rep.title}")
+        return 0
+    if not args.name:
+        raise CliError("replicate: give a replication NAME (see --list) or --list")
+    if not args.out:
+        raise CliError("replicate: --out DIR is required")
+    if args.full and args.quick:
+        raise CliError("replicate: --full and --quick exclude each other")
+    rep = get_replication(args.name)
+    mode = "full" if args.full else "quick" if args.quick else "default"
+    print(f"Replicating {rep.name} ({mode} mode) -> {args.out}/", file=sys.stderr)
+    report = run_replication(rep, args.out, mode, progress=_replication_progress(sys.stderr))
+    print(report.verdict)
+    print(f"Figure {report.figure}, numbers {report.csv}, {len(report.sessions)} sessions under {Path(args.out) / 'runs'}/")
+    return 0 if report.reproduced else 1
+
+
 # ---------------------------------------------------------------- main
 def _add_executor_flags(p: argparse.ArgumentParser, what: str) -> None:
     p.add_argument("--jobs", type=int, help=f"local processes for the {what} (default: CPU count)")
@@ -390,15 +441,21 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("--feedback", metavar="DIR", help="write one HTML feedback page per submission into DIR")
     check.add_argument("--max-points", type=float, help="the grade book's maximum (default: one point per objective)")
     _add_executor_flags(check, "submissions")
+    rep = sub.add_parser("replicate", help="re-run a classic paper's experiment and say whether its result is reproduced")
+    rep.add_argument("name", nargs="?", help="the replication (see --list)")
+    rep.add_argument("--list", action="store_true", help="list the replications")
+    rep.add_argument("--full", action="store_true", help="more seeds, steps and depths (slower)")
+    rep.add_argument("--quick", action="store_true", help="reduced mode for CI: fewer steps and seeds, the same code path")
+    rep.add_argument("--out", help="output folder (figure.png, results.csv, verdict.txt, runs/*)")
     return p
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     try:
         args = build_parser().parse_args(argv)
-        commands = {"run": cmd_run, "sweep": cmd_sweep, "check": cmd_check}
+        commands = {"run": cmd_run, "sweep": cmd_sweep, "check": cmd_check, "replicate": cmd_replicate}
         return commands[args.command](args)
-    except (CliError, ConfigError, CommandError, ExerciseError, ExecutorError) as exc:
+    except (CliError, ConfigError, CommandError, ExerciseError, ExecutorError, ReplicationError) as exc:
         print(f"gradsim: error: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
     except OSError as exc:  # ExportError and friends: the message already names the path

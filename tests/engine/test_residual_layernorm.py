@@ -14,6 +14,7 @@ import torch.nn.functional as F
 from gradsim.commands import CommandError, SetLayerNorm, SetResidual, parse_command, parse_event
 from gradsim.config import ConfigError, RunConfig
 from gradsim.presets import parse_run_file
+from gradsim.session_io import export_session
 from gradsim.trainer import Trainer
 
 RTOL = 1e-5  # float32 norms of a few thousand terms (see test_physics.py)
@@ -139,7 +140,7 @@ SCHEDULE = ["2:residual=on", "4:layernorm=on", "6:residual=on:0.3", "8:residual=
 
 
 def _csvs(session, tmp_path, name):
-    out = session.export(tmp_path / name)
+    out = export_session(session, tmp_path / name)
     steps = [",".join(line.split(",")[:-1]) for line in (out / "steps.csv").read_text().splitlines()]
     return steps, (out / "layers.csv").read_text(), (out / "events.csv").read_text(), out
 

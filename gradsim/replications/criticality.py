@@ -1,0 +1,126 @@
+"""schoenholz2017: the gradient's depth scale peaks at the order-to-chaos
+transition, and networks much deeper than a few depth scales do not train."""
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+
+from ..config import RunConfig
+from .framework import Outcome, Replication, Run, RunResult, depth_scale, fmt
+
+SIGMA_B2 = 0.05
+CRITICAL = 1.76  # the paper's critical sigma_w^2 for tanh at sigma_b^2 = 0.05
+
+
+class Schoenholz2017(Replication):
+    name = "schoenholz2017"
+    title = "Schoenholz et al. 2017: the gradient depth scale peaks at criticality"
+    citation = (
+        "S. S. Schoenholz, J. Gilmer, S. Ganguli, J. Sohl-Dickstein, \"Deep Information Propagation\", ICLR 2017."
+    )
+    claim = (
+        "for tanh networks with bias variance 0.05, the depth over which gradients shrink or grow by a factor e (the "
+        "depth scale xi) diverges at the critical weight variance sigma_w^2 ~ 1.76 between the ordered and the chaotic "
+        "phase, and networks deeper than about 6 xi cannot be trained."
+    )
+    setup = (
+        "the paper measured on MNIST and CIFAR-10 with nets up to 300 layers; here tanh MLPs on the 2-D 'spiral' "
+        "(depth scale: width 128, depth 40, sigma_w^2 swept, xi from a straight-line fit of log ||dL/dz_l||^2 over "
+        "layers 6..38 at step 0, log-profiles averaged over seeds) and on 'moons' (trainability: depth 50, width 64, "
+        "SGD lr 0.01 at sigma_w^2 = 1.0, 1.76 and 4.0); weights N(0, sigma_w^2/width), biases N(0, 0.05)."
+    )
+
+    def runs(self, mode: str) -> list[Run]:
+        grid = {"quick": [1.0, 1.5, 1.76, 2.0, 4.0], "default": [1.0, 1.25, 1.5, 1.76, 2.0, 2.5, 3.0, 4.0],
+                "full": [1.0, 1.25, 1.5, 1.6, 1.76, 1.9, 2.0, 2.25, 2.5, 3.0, 4.0]}[mode]
+        seeds = {"quick": 3, "default": 3, "full": 5}[mode]  # step-0 runs: cheap, and one seed is noisy near the peak
+        width, depth = {"quick": (128, 40), "default": (128, 40), "full": (256, 60)}[mode]
+        out = []
+        for s2 in grid:
+            for seed in range(seeds):
+                cfg = RunConfig(dataset="spiral", depth=depth, width=width, activation="tanh", init="normal", init_std=math.sqrt(s2 / width),
+                                bias_std=math.sqrt(SIGMA_B2), steps=1, seed=seed)
+                out.append(Run(f"xi-sw2-{s2:g}-seed{seed}", cfg, tags={"part": "xi", "sigma_w2": s2, "seed": seed}))
+        t_depth, t_steps = {"quick": (50, 200), "default": (50, 400), "full": (80, 800)}[mode]
+        t_seeds = {"quick": 1, "default": 2, "full": 3}[mode]
+        for s2 in (1.0, CRITICAL, 4.0):
+            for seed in range(t_seeds):
+                cfg = RunConfig(dataset="moons", depth=t_depth, width=64, activation="tanh", init="normal", init_std=math.sqrt(s2 / 64),
+                                bias_std=math.sqrt(SIGMA_B2), lr=0.01, steps=t_steps, seed=seed, stats_every=50)
+                out.append(Run(f"train-sw2-{s2:g}-seed{seed}", cfg, tags={"part": "train", "sigma_w2": s2, "seed": seed}))
+        return out
+
+    @staticmethod
+    def measured_xi(results: list[RunResult]) -> tuple[float, float]:
+        """(xi, slope) from the seed-averaged log ||dL/dz_l||^2 over the hidden layers, skipping
+        the first 5 (q has not reached its fixed point) and the last 2 (next to the output)."""
+        logs = [np.log(r.step0("act_grad_norm")[: r.session.config["depth"]] ** 2) for r in results]
+        mean_log = np.mean(logs, axis=0)
+        return depth_scale(np.exp(mean_log / 2), 5, 2)
+
+    def analyse(self, results: dict[str, RunResult], mode: str) -> Outcome:
+        table: list[dict[str, Any]] = []
+        xi_runs = [r for r in results.values() if r.run.tags["part"] == "xi"]
+        grid = sorted({r.run.tags["sigma_w2"] for r in xi_runs})
+        xis = {}
+        for s2 in grid:
+            xi, slope = self.measured_xi([r for r in xi_runs if r.run.tags["sigma_w2"] == s2])
+            xis[s2] = xi
+            table.append({"part": "depth_scale", "sigma_w2": s2, "xi": xi, "slope_log_grad2_per_layer": slope})
+        peak = max(grid, key=lambda s: xis[s] if math.isfinite(xis[s]) else math.inf)
+        nearest = min(grid, key=lambda s: abs(s - CRITICAL))
+        peak_ok = peak == nearest
+        trains: dict[float, list[float]] = {}
+        depth_t = None
+        for k, r in results.items():
+            if r.run.tags["part"] != "train":
+                continue
+            depth_t = r.session.config["depth"]
+            acc = r.tail_mean("accuracy")
+            trains.setdefault(r.run.tags["sigma_w2"], []).append(acc)
+            table.append({"part": "trainability", "run": k, "sigma_w2": r.run.tags["sigma_w2"], "seed": r.run.tags["seed"], "depth": depth_t,
+                          "accuracy_end": acc, "loss_end": r.tail_mean("loss")})
+        crit_trains = all(a >= 0.9 for a in trains[CRITICAL])
+        # The off-critical nets must be "much deeper than a few depth scales" for the claim to apply.
+        far = {s2: xis.get(s2, float("nan")) for s2 in (1.0, 4.0)}
+        deep_enough = all(math.isfinite(x) and depth_t >= 6 * x for x in far.values())
+        off_fail = all(a <= 0.7 for s2 in (1.0, 4.0) for a in trains[s2])
+        measured = (
+            "depth scale xi: " + ", ".join(f"{fmt(xis[s])} at {s:g}" for s in grid) + f" (peak at sigma_w^2 = {peak:g}); "
+            f"depth-{depth_t} nets, final batch accuracy: " + "; ".join(f"sigma_w^2 = {s:g}: {', '.join(fmt(a, 3) for a in trains[s])}" for s in sorted(trains)) + "."
+        )
+        criterion = (
+            f"the largest measured xi is at the grid point nearest {CRITICAL} (here {nearest:g}); at depth {depth_t} the "
+            f"critical net reaches >= 0.9 mean training accuracy over its last 10% of steps in every seed, while the nets at "
+            f"sigma_w^2 = 1.0 and 4.0, whose depth is >= 6 of their measured xi, stay <= 0.7 (chance 0.5)."
+        )
+        checks = {"xi_peaks_at_critical": peak_ok, "critical_trains": crit_trains, "off_critical_deep_enough": deep_enough, "off_critical_fails": off_fail}
+        return Outcome(all(checks.values()), measured, criterion, table, checks)
+
+    def draw(self, fig: Any, results: dict[str, RunResult], outcome: Outcome) -> None:
+        ax = fig.add_subplot(1, 2, 1)
+        rows = [t for t in outcome.table if t["part"] == "depth_scale"]
+        ax.semilogy([t["sigma_w2"] for t in rows], [t["xi"] for t in rows], "o-", color="tab:blue", label="measured xi")
+        ax.axvline(CRITICAL, color="k", ls="--", lw=0.8, label=f"critical {CRITICAL} (paper)")
+        depth_t = next((t["depth"] for t in outcome.table if t["part"] == "trainability"), None)
+        if depth_t:
+            ax.axhline(depth_t / 6, color="tab:red", ls=":", lw=1, label=f"depth {depth_t} / 6")
+        ax.set_xlabel("sigma_w^2")
+        ax.set_ylabel("gradient depth scale xi (layers)")
+        ax.legend(fontsize=8)
+        ax2 = fig.add_subplot(1, 2, 2)
+        colors = {1.0: "tab:orange", CRITICAL: "tab:blue", 4.0: "tab:red"}
+        for r in results.values():
+            if r.run.tags["part"] != "train":
+                continue
+            s2 = r.run.tags["sigma_w2"]
+            y = r.session.column("accuracy").astype(float)
+            n = max(1, y.size // 40)
+            ys = np.convolve(y, np.ones(n) / n, mode="valid")
+            ax2.plot(r.session.steps[n - 1:], ys, color=colors[s2], lw=1.1, label=f"sigma_w^2 = {s2:g}" if r.run.tags["seed"] == 0 else None)
+        ax2.set_xlabel("step")
+        ax2.set_ylabel("training accuracy (running mean)")
+        ax2.set_title(f"depth {depth_t}: only the critical net trains", fontsize=9)
+        ax2.legend(fontsize=8)
