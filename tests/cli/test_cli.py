@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from gradsim.cli import main
+from gradsim.config import RunConfig
 
 ROOT = Path(__file__).resolve().parents[2]
 TINY = ["--dataset", "moons", "--depth", "3", "--width", "8", "--batch-size", "32", "--steps", "15", "--stats-every", "5"]
@@ -178,3 +179,42 @@ def test_residual_and_layernorm_flags_and_events(tmp_path, capsys):
     assert (5, "residual", "off") in kinds and (7, "layernorm", "off") in kinds
     assert main(["run", *TINY, "--event", "3:residual=sideways", "--out", str(tmp_path / "bad")]) == 2
     assert "residual=sideways" in capsys.readouterr().err
+
+
+def test_replicate_list_and_bad_input(capsys):
+    assert main(["replicate", "--list"]) == 0
+    out = capsys.readouterr().out
+    for name in ("he2015", "glorot2010", "saxe2014", "pennington2017", "schoenholz2017", "ioffe2015", "pascanu2013"):
+        assert name in out
+    assert main(["replicate", "nobody1999", "--out", "x"]) == 2
+    assert "replication 'nobody1999' is not known; allowed: he2015" in capsys.readouterr().err
+    assert main(["replicate", "he2015"]) == 2
+    assert "--out" in capsys.readouterr().err
+
+
+def test_replicate_exit_status_follows_the_verdict(tmp_path, monkeypatch, capsys):
+    """Exit 0 when reproduced, 1 when not: a tiny replication whose criterion is set by the test."""
+    from gradsim import replications
+    from gradsim.replications.framework import Outcome, Replication, Run
+
+    class Tiny(Replication):
+        name, title, citation, claim, setup = "tiny", "Tiny", "nobody", "the loss is finite", "one small run"
+        want = True
+
+        def runs(self, mode):
+            return [Run("only", RunConfig(dataset="moons", depth=2, width=4, steps=3))]
+
+        def analyse(self, results, mode):
+            finite = bool(np.isfinite(results["only"].loss()).all())
+            return Outcome(finite == self.want, f"finite: {finite}", "loss finite", [{"run": "only", "finite": int(finite)}])
+
+        def draw(self, fig, results, outcome):
+            fig.add_subplot(1, 1, 1).plot(results["only"].loss())
+
+    monkeypatch.setitem(replications.REPLICATIONS, "tiny", Tiny())
+    assert main(["replicate", "tiny", "--quick", "--out", str(tmp_path / "a")]) == 0
+    assert "Verdict: REPRODUCED." in capsys.readouterr().out
+    Tiny.want = False
+    assert main(["replicate", "tiny", "--out", str(tmp_path / "b")]) == 1
+    assert "Verdict: NOT REPRODUCED." in capsys.readouterr().out
+    assert (tmp_path / "b" / "runs" / "only" / "session.json").is_file() and (tmp_path / "b" / "figure.png").is_file()
