@@ -286,7 +286,14 @@ def predict(net, anchor: float = 1.0, x: Optional[torch.Tensor] = None, input_va
         return _not_applicable(n, sigma_w2, "the weights are not finite (the run diverged): no prediction")
     if net.depth >= 2 and net.width < MIN_WIDTH:
         return _not_applicable(n, sigma_w2, f"width {net.width} is too narrow for the mean-field theory (it needs {MIN_WIDTH} or more units per layer)")
-    if net.has_batchnorm:
+    if getattr(net, "residual", False) or getattr(net, "has_layernorm", False):
+        if x is None or x.shape[0] < 1:
+            return _not_applicable(n, sigma_w2, "residual connections / layer norm: the prediction needs a batch of inputs")
+        if net.has_batchnorm and x.shape[0] < 2:
+            return _not_applicable(n, sigma_w2, "batch norm: the prediction needs a batch of at least 2 samples")
+        with torch.no_grad():
+            power, q = _stream_power(net, x.detach().double(), ws, bs, sigma_w2)
+    elif net.has_batchnorm:
         if x is None or x.shape[0] < 2:
             return _not_applicable(n, sigma_w2, "batch norm: the prediction needs a batch of at least 2 samples")
         with torch.no_grad():
@@ -379,6 +386,83 @@ def _batchnorm_power(net, x: torch.Tensor, ws: list, bs: list, sigma_w2: np.ndar
     return power, q
 
 
+def _projected(w: torch.Tensor, xh: torch.Tensor, dim: int) -> torch.Tensor:
+    """E[(P g)_i^2] for independent g with E[g_k^2] = w_k, P = I - 11^T/N - xhat xhat^T/N
+    along ``dim`` (N entries): the backward projection of a normalisation (batch norm
+    along the batch, layer norm along the units):
+        w_i (1 - 2 (1 + xhat_i^2) / N) + (S0 + 2 xhat_i S1 + xhat_i^2 S2) / N^2."""
+    N = xh.shape[dim]
+    x2 = xh * xh
+    s0 = w.sum(dim=dim, keepdim=True)
+    s1 = (xh * w).sum(dim=dim, keepdim=True)
+    s2 = (x2 * w).sum(dim=dim, keepdim=True)
+    return w * (1.0 - 2.0 / N - (2.0 / N) * x2) + (s0 + 2.0 * xh * s1 + x2 * s2) / (N * N)
+
+
+def _stream_power(net, x: torch.Tensor, ws: list, bs: list, sigma_w2: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Residual connections and/or layer norm (with or without batch norm).
+
+    Forward: the actual batch in float64, as the network computes it (pre-activation
+    residual stream z_l = z_(l-1) + alpha (W_l h + b_l) for layers 2..depth, then
+    [batch norm] -> [layer norm] -> activation). Backward: the mean-field expectation
+    (backward weights independent of the forward ones), per sample:
+        ||dL/dz_l||^2 = ||dL/dz_(l+1)||^2 [skip] + alpha^2 sigma_w^2 / n sum_j phi'(a_j)^2 (...)
+    where (...) is 1, or the normalisations' exact backward projections. Without
+    normalisation this is the residual per-block gain sqrt(1 + alpha^2 chi). Layer
+    norm divides each sample by its own standard deviation over the units, so its
+    backward is a per-sample projection: no batch coupling, and a batch of one works.
+    """
+    B = x.shape[0]
+    n = net.n_layers
+    depth = net.depth
+    alpha = float(net.residual_alpha) if net.residual else 0.0
+    q = np.full(n, np.nan)
+    z = torch.addmm(bs[0], x, ws[0].T)
+    d2s, lns, bns = [], [], []
+    for l in range(depth):
+        a = z
+        if net.has_batchnorm:
+            m = net.norms[l]
+            var, mean = torch.var_mean(a, dim=0, unbiased=False)
+            inv = torch.rsqrt(var + m.eps)
+            xh = (a - mean) * inv
+            gamma = m.weight.detach().double()
+            a = torch.addcmul(m.bias.detach().double(), xh, gamma)
+            bns.append((xh, (gamma * inv) ** 2))
+        if net.has_layernorm:
+            m = net.lnorms[l]
+            var, mean = torch.var_mean(a, dim=1, unbiased=False, keepdim=True)
+            inv = torch.rsqrt(var + m.eps)
+            xh = (a - mean) * inv
+            gamma = m.weight.detach().double()
+            a = torch.addcmul(m.bias.detach().double(), xh, gamma)
+            lns.append((xh, inv * inv, gamma * gamma))
+        q[l] = float((a * a).mean())
+        act = net.activations[l]
+        h = _torch_phi(act, net.leaky_slope, a)
+        d = _torch_dphi(act, net.leaky_slope, a)
+        d2s.append(d * d)
+        u = torch.addmm(bs[l + 1], h, ws[l + 1].T)
+        z = z + alpha * u if (net.residual and l + 1 < depth) else u
+    p = torch.ones(B, dtype=torch.float64)  # per-sample ||dL/dz||^2 at the output: equal
+    power = np.ones(n)
+    for l in range(depth - 1, -1, -1):
+        skip = net.residual and l + 1 < depth
+        width = d2s[l].shape[1]
+        v = (alpha * alpha if skip else 1.0) * float(sigma_w2[l + 1]) * p / width
+        w = d2s[l] * v[:, None]  # E[(dL/da)_kj^2]
+        if net.has_layernorm:
+            xh, inv2, g2 = lns[l]
+            w = _projected(w * g2, xh, dim=1) * inv2
+        if net.has_batchnorm:
+            xh, scale = bns[l]
+            w = _projected(w, xh, dim=0) * scale
+        branch = w.sum(dim=1)
+        p = p + branch if skip else branch
+        power[l] = float(p.mean())
+    return power, q
+
+
 def jacobian_spectrum(net, x: torch.Tensor, max_samples: int = 8) -> np.ndarray:
     """Singular values of d h_depth / d h_1 (last hidden output w.r.t. the first), per sample.
 
@@ -391,6 +475,8 @@ def jacobian_spectrum(net, x: torch.Tensor, max_samples: int = 8) -> np.ndarray:
     forward, so its running statistics and train/eval mode stay untouched.
     """
     x = x[:max_samples]
+    if getattr(net, "residual", False) or getattr(net, "has_layernorm", False):
+        return _stream_jacobian_spectrum(net, x.detach().double())
     with torch.no_grad():
         zs = _hidden_preacts(net, x.detach().double())
         width = net.width
@@ -412,6 +498,73 @@ def jacobian_spectrum(net, x: torch.Tensor, max_samples: int = 8) -> np.ndarray:
                 jac = (d * scale).unsqueeze(1) * (w @ jac)
             out.append(torch.linalg.svdvals(jac).numpy())
     return np.stack(out) if out else np.zeros((0, net.width))
+
+
+def _stream_jacobian_spectrum(net, x: torch.Tensor) -> np.ndarray:
+    """Residual / layer-norm nets, per sample, by autograd on a float64 copy of the
+    forward pass (batch norm by this batch's statistics, held constant).
+
+    With residual connections the stream z carries the signal, and z_2 depends on
+    z_1 as well as on h_1, so the map is d z_depth / d z_1 (the Jacobian the
+    backprop signal passes through); with layer norm alone it is d h_depth / d h_1.
+    """
+    depth, residual = net.depth, bool(net.residual)
+    alpha = float(net.residual_alpha) if residual else 0.0
+    lin = [(m.weight.detach().double(), m.bias.detach().double()) for m in net.linears]
+    bn_stats = []
+    with torch.no_grad():  # batch norm's statistics of this batch, as in _hidden_preacts
+        z = x @ lin[0][0].T + lin[0][1]
+        for l in range(depth):
+            a = z
+            if net.has_batchnorm:
+                m = net.norms[l]
+                var, mean = torch.var_mean(a, dim=0, unbiased=False)
+                bn_stats.append((mean, torch.rsqrt(var + m.eps), m.weight.detach().double(), m.bias.detach().double()))
+                mean, inv, g, b = bn_stats[-1]
+                a = (a - mean) * inv * g + b
+            a = _layernorm_double(net, l, a)
+            h = _torch_phi(net.activations[l], net.leaky_slope, a)
+            u = h @ lin[l + 1][0].T + lin[l + 1][1]
+            z = z + alpha * u if (residual and l + 1 < depth) else u
+
+    def block(l: int, z: torch.Tensor) -> torch.Tensor:
+        a = z
+        if net.has_batchnorm:
+            mean, inv, g, b = bn_stats[l]
+            a = (a - mean) * inv * g + b
+        return _torch_phi(net.activations[l], net.leaky_slope, _layernorm_double(net, l, a))
+
+    def stream(z1: torch.Tensor) -> torch.Tensor:  # z_1 -> z_depth
+        z = z1
+        for l in range(depth - 1):
+            u = block(l, z) @ lin[l + 1][0].T + lin[l + 1][1]
+            z = z + alpha * u
+        return z
+
+    def hidden(h1: torch.Tensor) -> torch.Tensor:  # h_1 -> h_depth (no skips)
+        h = h1
+        for l in range(1, depth):
+            h = block(l, h @ lin[l][0].T + lin[l][1])
+        return h
+
+    with torch.no_grad():
+        z1 = x @ lin[0][0].T + lin[0][1]
+        start = z1 if residual else block(0, z1)
+    fn = stream if residual else hidden
+    out = []
+    for s in range(x.shape[0]):
+        jac = torch.autograd.functional.jacobian(lambda v: fn(v.unsqueeze(0))[0], start[s], vectorize=True)
+        out.append(torch.linalg.svdvals(jac.detach()).numpy())
+    return np.stack(out) if out else np.zeros((0, net.width))
+
+
+def _layernorm_double(net, l: int, a: torch.Tensor) -> torch.Tensor:
+    """Layer norm of hidden layer l on float64 values (no-op when layer norm is off)."""
+    if not getattr(net, "has_layernorm", False):
+        return a
+    m = net.lnorms[l]
+    var, mean = torch.var_mean(a, dim=-1, unbiased=False, keepdim=True)
+    return (a - mean) * torch.rsqrt(var + m.eps) * m.weight.detach().double() + m.bias.detach().double()
 
 
 def _hidden_preacts(net, x: torch.Tensor) -> list[torch.Tensor]:
