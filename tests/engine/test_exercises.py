@@ -142,10 +142,14 @@ PLANS = {
     "clipping": ["400:clip=value:0.01"],
     "batchnorm-rescue": ["200:batchnorm=on"],
     "init-comparison": ["2:init=he_normal", "4:init=orthogonal", "6:init=he_normal", "300:activation=leaky_relu"],
+    # 100 layers x 500 steps (~15 s on one core): the exercise is about depth 100, so the run is
+    "residual-rescue": ["100:residual=on", "100:init=he_normal"],
+    # tries batch norm at batch size 2 (it blocks the gradient), then layer norm
+    "layernorm-batch2": ["50:batchnorm=on", "60:batchnorm=off", "100:layernorm=on"],
 }
 
 
-def test_six_exercises_ship_with_two_to_four_objectives():
+def test_eight_exercises_ship_with_two_to_four_objectives():
     exs = [load_exercise(f) for f in exercise_files()]
     assert sorted(e.id for e in exs) == sorted(PLANS)
     assert all(2 <= len(e.objectives) <= 4 and e.answers for e in exs)
@@ -200,3 +204,12 @@ def test_check_with_a_malformed_exercise_exits_2(tmp_path, capsys):
     assert main(["check", str(f), str(tmp_path)]) == 2
     err = capsys.readouterr().err
     assert "broken.toml" in err and "key 'id'" in err and len(err.strip().splitlines()) == 1
+
+
+def test_layernorm_exercise_fails_a_student_who_keeps_batch_norm_at_batch_size_2(tmp_path):
+    """Batch norm over two samples maps each unit to +-1 and passes no gradient back:
+    a student who switches it on instead of layer norm does not reach the accuracy."""
+    ex = next(load_exercise(f) for f in exercise_files() if load_exercise(f).id == "layernorm-batch2")
+    session = _student(ex, ["100:batchnorm=on"])
+    g = grade(ex, write_submission(tmp_path / "bn", ex, session, _true_answers(ex, session)))
+    assert {r.id: r.passed for r in g.results}["learns"] is False
