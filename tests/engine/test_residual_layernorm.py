@@ -118,20 +118,23 @@ def test_toggle_applies_at_its_step_and_is_recorded(event):
 
 
 def test_toggles_on_off_keep_optimizer_consistent():
+    """Layer norm adds parameters (a 'layernorm' arena); residual adds none."""
     t = Trainer(RunConfig(depth=4, width=16, optimizer="adam", lr=1e-3, steps=50))
     t.run(steps=2)
     w = t.net.linears[2].weight
-    m_before = t.optimizer.state[w]["exp_avg"].clone()
+    m_before = t.optimizer.state_of(w)["exp_avg"].clone()
     t.apply(SetLayerNorm(True))
-    assert len(t.net.norm_params()) == 2 * 4
-    assert torch.equal(t.optimizer.state[w]["exp_avg"], m_before)
+    assert len(t.net.norm_params()) == 2 * 4 and "layernorm" in t.arenas
+    assert torch.equal(t.optimizer.state_of(w)["exp_avg"], m_before)  # survivors keep their moments
+    assert not any(t.optimizer.has_state(p) for p in t.net.norm_params())
     t.apply(SetResidual(True))
     assert t.net.residual and t.net.residual_alpha == pytest.approx(0.5)
     t.run(steps=2)
+    assert all(t.optimizer.has_state(p) for p in t.net.norm_params())
     t.apply(SetLayerNorm(False))
     t.apply(SetResidual(False))
-    opt_params = {id(p) for g in t.optimizer.param_groups for p in g["params"]}
-    assert opt_params == {id(p) for p in t.net.parameters()}
+    assert {id(p) for p in t.optimizer.params()} == {id(p) for p in t.net.parameters()}
+    assert "layernorm" not in t.arenas and all(a.owns_storage() for a in t.arenas.values())
     assert sum(p.numel() for p in t.net.parameters()) == t.config.param_count()
     assert not t.net.residual and t.net.residual_alpha == 0.0
 
