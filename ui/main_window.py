@@ -144,6 +144,9 @@ class MainWindow(QMainWindow):
         self.log_action.triggered.connect(self.open_log_folder)
         self.about_action = QAction("&About GradSim", self)
         self.about_action.triggered.connect(self._on_about)
+        self.replications_action = QAction("&Replications…", self)
+        self.replications_action.setToolTip("Re-run a classic paper's experiment (He 2015, Glorot 2010, ...) and see its figure and verdict.")
+        self.replications_action.triggered.connect(self.show_replications)
 
     def _make_menus(self) -> None:
         mb = self.menuBar()
@@ -166,6 +169,8 @@ class MainWindow(QMainWindow):
             self._list_in_view_menu(dock)
         self.view_menu.addSeparator()
         help_menu = mb.addMenu("&Help")
+        help_menu.addAction(self.replications_action)
+        help_menu.addSeparator()
         help_menu.addActions([self.log_action, self.about_action])
 
     def _make_toolbar(self) -> None:
@@ -373,6 +378,21 @@ class MainWindow(QMainWindow):
     @Slot()
     def _on_about(self) -> None:
         show_about(self, str(log_dir()))
+
+    def show_replications(self):
+        """Help > Replications...: one dialog, kept (and its last result) for the session.
+        Its runs open as sessions when the window can open one (File > Open session)."""
+        from .panels.replications import ReplicationsDialog
+
+        dlg = getattr(self, "_replications", None)
+        if dlg is None:
+            dlg = self._replications = ReplicationsDialog(self.worker, self, getattr(self, "open_session", None))
+        if dlg.isVisible():  # already open: bring it forward
+            dlg.raise_()
+            dlg.activateWindow()
+        else:
+            dlg.show()
+        return dlg
 
     # ================================================================ life cycle
     def showEvent(self, event) -> None:  # noqa: N802 - Qt API

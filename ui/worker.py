@@ -112,6 +112,29 @@ class PreviewRequest:
 
 
 @dataclass(frozen=True)
+class ReplicationRequest:
+    """Run a paper replication (gradsim.replications) into ``out``; a live run is paused
+    while it runs, since this is the one thread that trains."""
+
+    name: str
+    out: str
+    mode: str = "default"
+
+
+@dataclass(frozen=True)
+class ReplicationResult:
+    """What the dialog shows when a replication ends (plain data, copied across threads)."""
+
+    name: str
+    reproduced: bool
+    verdict: str
+    out: str
+    figure: str
+    csv: str
+    sessions: tuple[str, ...]
+
+
+@dataclass(frozen=True)
 class WarmUp:
     """Import torch and its optimizers now, so the first Run does not wait for them."""
 
@@ -183,6 +206,9 @@ class TrainingWorker(QThread):
     export_failed = Signal(str)  # ExportError text; the session is unchanged
     preview_ready = Signal(object)  # Preview
     forked = Signal(int, int)  # (generation, step): branch B exists from this step
+    replication_progress = Signal(int, int, str)  # steps done, steps in all, which run
+    replication_finished = Signal(object)  # ReplicationResult
+    replication_failed = Signal(str)  # an error, or "cancelled"
     #: A Task ended: (task id, True and its result | False and the exception). Private:
     #: ``submit`` routes it to the callbacks of the caller that asked.
     _task_finished = Signal(int, bool, object)
@@ -209,6 +235,8 @@ class TrainingWorker(QThread):
         #: Task id -> (on_done, on_error); touched by the GUI thread only.
         self._callbacks: dict[int, tuple[Optional[Callable[[Any], None]], Optional[Callable[[BaseException], None]]]] = {}
         self._task_ids = itertools.count(1)
+        #: Set from the GUI thread to stop a replication between two steps.
+        self._cancel_replication = threading.Event()
         self._task_finished.connect(self._on_task_finished)
         #: Control message type -> handler (Commands apply themselves to the trainer).
         self._handlers: dict[type, Callable[[Any], None]] = {
@@ -221,6 +249,7 @@ class TrainingWorker(QThread):
             BranchCommand: self._branch_command,
             Task: self._task,
             PreviewRequest: self._preview,
+            ReplicationRequest: self._replicate,
             WarmUp: lambda _: self._warm_up(),
             _Wake: lambda _: None,
         }
@@ -278,6 +307,15 @@ class TrainingWorker(QThread):
     def request_preview(self, config: RunConfig) -> None:
         self.send(PreviewRequest(config.dataset, config.n_samples, config.noise, config.seed, config.test_fraction))
 
+    def replicate(self, name: str, out: str, mode: str = "default") -> None:
+        """Run replication ``name`` in this thread; progress and the result come back as signals."""
+        self._cancel_replication.clear()
+        self.send(ReplicationRequest(name, str(out), mode))
+
+    def cancel_replication(self) -> None:
+        """Stop a running replication at its next step (what is written so far stays)."""
+        self._cancel_replication.set()
+
     def set_snapshot_hz(self, hz: float) -> None:
         """At most ``hz`` snapshots a second (the window lowers it when plots redraw rarely)."""
         self._min_interval = 1.0 / max(1.0, min(float(hz), SNAPSHOT_HZ))
@@ -291,6 +329,7 @@ class TrainingWorker(QThread):
             return True
         self.requestInterruption()
         self._running.clear()
+        self._cancel_replication.set()
         self._queue.put(_Wake())
         return self.wait(timeout_ms)
 
@@ -598,6 +637,42 @@ class TrainingWorker(QThread):
             self._task_finished.emit(msg.id, False, exc)
             return
         self._task_finished.emit(msg.id, True, result)
+
+    def _replicate(self, msg: ReplicationRequest) -> None:
+        """Many short runs of their own, each a standard session folder: the live run
+        (if any) is paused first and stays as it was."""
+        if self._running.is_set():
+            self._pause(PauseRun())
+        self._warm_up()
+        from gradsim.replications import Cancelled, ReplicationError, get_replication, run_replication
+
+        last = [0.0]
+
+        def progress(done: int, total: int, text: str) -> None:
+            now = time.perf_counter()
+            if now - last[0] >= 0.1 or done >= total:  # at most ~10 updates a second
+                last[0] = now
+                self.replication_progress.emit(int(done), int(total), str(text))
+
+        def should_stop() -> bool:
+            return self._cancel_replication.is_set() or self.isInterruptionRequested()
+
+        try:
+            report = run_replication(get_replication(msg.name), msg.out, msg.mode, progress, should_stop)
+        except Cancelled:
+            self.replication_failed.emit("cancelled")
+            return
+        except (ReplicationError, ConfigError, OSError) as exc:
+            self.replication_failed.emit(str(exc))
+            return
+        except Exception as exc:  # noqa: BLE001 - report it; the thread and the live run stay
+            log.exception("replication %s failed", msg.name)
+            self.replication_failed.emit(f"{type(exc).__name__}: {exc}")
+            return
+        self.replication_finished.emit(
+            ReplicationResult(report.name, bool(report.reproduced), report.verdict, str(report.out), str(report.figure),
+                              str(report.csv), tuple(str(p) for p in report.sessions))
+        )
 
     def _preview(self, msg: PreviewRequest) -> None:
         from gradsim.datasets import make_dataset

@@ -53,7 +53,8 @@ class FormField:
     name: str  # the RunConfig field (and the widget's attribute and object name)
     label: str  # the row's label; for a check box, its text
     group: str  # the box it sits in: "data", "network" or "training"
-    kind: str  # "choice" (QComboBox), "int" (QSpinBox), "float" (QLineEdit), "bool" (QCheckBox)
+    kind: str  # "choice" (QComboBox), "int" (QSpinBox), "float" (QLineEdit), "bool" (QCheckBox),
+    # "optfloat" (QLineEdit; empty means None, the engine's default)
     choices: tuple[str, ...] = ()
     lo: int = 0
     hi: int = _INT_MAX
@@ -71,6 +72,9 @@ FORM_FIELDS: tuple[FormField, ...] = (
     FormField("init_std", "Init std", "network", "float", used_when=lambda v: SCALED_INITS.get(v["init"]) == "init_std"),
     FormField("init_scale", "Init scale", "network", "float", used_when=lambda v: SCALED_INITS.get(v["init"]) == "init_scale"),
     FormField("batchnorm", "Batch norm after each hidden layer", "network", "bool"),
+    FormField("layernorm", "Layer norm after each hidden layer", "network", "bool"),
+    FormField("residual", "Residual (skip) connections", "network", "bool"),
+    FormField("residual_alpha", "Residual alpha", "network", "optfloat", used_when=lambda v: bool(v["residual"])),
     FormField("optimizer", "Optimizer", "training", "choice", OPTIMIZERS),
     FormField("lr", "Learning rate", "training", "float"),
     FormField("batch_size", "Batch size", "training", "int", lo=1, hi=1_000_000),
@@ -199,6 +203,9 @@ class BuilderPanel(QWidget):
             w.setKeyboardTracking(True)
         elif f.kind == "float":
             w = QLineEdit()
+        elif f.kind == "optfloat":
+            w = QLineEdit()
+            w.setPlaceholderText("default")
         elif f.kind == "bool":
             w = QCheckBox(f.label)
         else:  # pragma: no cover - a typo in FORM_FIELDS
@@ -215,6 +222,8 @@ class BuilderPanel(QWidget):
             w.setValue(min(int(value), w.maximum()))
         elif f.kind == "float":
             w.setText(format_float(float(value)))
+        elif f.kind == "optfloat":
+            w.setText("" if value is None else format_float(float(value)))
         else:
             w.setChecked(bool(value))
 
@@ -225,7 +234,7 @@ class BuilderPanel(QWidget):
             return w.currentText()
         if f.kind == "int":
             return w.value()
-        if f.kind == "float":
+        if f.kind in ("float", "optfloat"):
             return w.text().strip()
         return w.isChecked()
 
@@ -369,6 +378,13 @@ class BuilderPanel(QWidget):
                     return None, f"{f.name} = {w.text().strip()!r}: not a number; type a finite number > 0, e.g. 0.05", f.name
                 if not math.isfinite(value):
                     return None, f"{f.name} = {w.text().strip()!r}: must be a finite number > 0", f.name
+            if f.kind == "optfloat":
+                if not w.isEnabled():
+                    continue
+                try:
+                    value = float(value) if value else None
+                except ValueError:
+                    return None, f"{f.name} = {w.text().strip()!r}: not a number; leave it empty for the default or type a number > 0", f.name
             values[f.name] = value
         try:
             return replace(self._base, **values).validate(), "", None

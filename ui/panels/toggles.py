@@ -29,8 +29,10 @@ from gradsim.commands import (
     SetActivation,
     SetBatchNorm,
     SetClip,
+    SetLayerNorm,
     SetLR,
     SetOptimizer,
+    SetResidual,
     command_from_event,
 )
 from gradsim.config import ACTIVATIONS, CLIP_MODES, INITS, OPTIMIZERS, SCALED_INITS, RunConfig
@@ -78,6 +80,23 @@ class TogglesPanel(QWidget):
         self.batchnorm.setToolTip(TIPS["live_batchnorm"])
         grid.addWidget(QLabel("Batch norm"), row, 0)
         grid.addWidget(self.batchnorm, row, 1, 1, 3)
+        row += 1
+
+        self.layernorm = QCheckBox("Layer norm on")
+        self.layernorm.setToolTip(TIPS["live_layernorm"])
+        grid.addWidget(QLabel("Layer norm"), row, 0)
+        grid.addWidget(self.layernorm, row, 1, 1, 3)
+        row += 1
+
+        self.residual = QCheckBox("Residual on")
+        self.residual.setToolTip(TIPS["live_residual"])
+        self.residual_alpha = QLineEdit("")
+        self.residual_alpha.setPlaceholderText("alpha")
+        self.residual_alpha.setToolTip(TIPS["live_residual_alpha"])
+        self.residual_alpha.setMaximumWidth(70)
+        grid.addWidget(QLabel("Skip connections"), row, 0)
+        grid.addWidget(self.residual, row, 1)
+        grid.addWidget(self.residual_alpha, row, 2)
         row += 1
 
         self.clip_mode = self._combo(CLIP_MODES, "live_clip_mode")
@@ -133,6 +152,9 @@ class TogglesPanel(QWidget):
         self.activation_apply.clicked.connect(self._on_activation_apply)
         self.reinit.clicked.connect(self._on_reinit)
         self.batchnorm.clicked.connect(self._on_batchnorm_clicked)
+        self.layernorm.clicked.connect(self._on_layernorm_clicked)
+        self.residual.clicked.connect(self._on_residual_clicked)
+        self.residual_alpha.returnPressed.connect(self._on_residual_alpha_entered)
         self.clip_apply.clicked.connect(self._on_clip_apply)
         self.lr_apply.clicked.connect(self._on_lr_apply)
         self.lr.returnPressed.connect(self._on_lr_apply)
@@ -168,9 +190,10 @@ class TogglesPanel(QWidget):
     def sync_config(self, config: RunConfig) -> None:
         """Show a new run's starting state."""
         self._set_quietly(self.activation, config.activation)
-        self.batchnorm.blockSignals(True)
-        self.batchnorm.setChecked(config.batchnorm)
-        self.batchnorm.blockSignals(False)
+        self._check_quietly(self.batchnorm, config.batchnorm)
+        self._check_quietly(self.layernorm, config.layernorm)
+        self._check_quietly(self.residual, config.residual)
+        self.residual_alpha.setText("" if config.residual_alpha is None else format_float(config.residual_alpha))
         self._set_quietly(self.clip_mode, config.clip_mode)
         self.clip_threshold.setText(format_float(config.clip_threshold))
         self.lr.setText(format_float(config.lr))
@@ -190,6 +213,12 @@ class TogglesPanel(QWidget):
             self.batchnorm.blockSignals(True)
             self.batchnorm.setChecked(cmd.on)
             self.batchnorm.blockSignals(False)
+        elif isinstance(cmd, SetLayerNorm):
+            self._check_quietly(self.layernorm, cmd.on)
+        elif isinstance(cmd, SetResidual):
+            self._check_quietly(self.residual, cmd.on)
+            if cmd.on:
+                self.residual_alpha.setText("" if cmd.alpha is None else format_float(cmd.alpha))
         elif isinstance(cmd, SetClip):
             self._set_quietly(self.clip_mode, cmd.mode)
             if cmd.mode != "none":
@@ -199,6 +228,12 @@ class TogglesPanel(QWidget):
             self.lr.setText(format_float(cmd.lr))
         elif isinstance(cmd, SetOptimizer):
             self._set_quietly(self.optimizer, cmd.name)
+
+    @staticmethod
+    def _check_quietly(box: QCheckBox, on: bool) -> None:
+        box.blockSignals(True)
+        box.setChecked(bool(on))
+        box.blockSignals(False)
 
     @staticmethod
     def _set_quietly(combo: QComboBox, text: str) -> None:
@@ -240,6 +275,40 @@ class TogglesPanel(QWidget):
     @Slot(bool)
     def _on_batchnorm_clicked(self, checked: bool) -> None:
         self._send(SetBatchNorm(bool(checked)))
+
+    @Slot(bool)
+    def _on_layernorm_clicked(self, checked: bool) -> None:
+        self._send(SetLayerNorm(bool(checked)))
+
+    def _alpha(self) -> tuple[bool, Optional[float]]:
+        """(valid, alpha): an empty field is the default 1/sqrt(depth)."""
+        if not self.residual_alpha.text().strip():
+            return True, None
+        a = self._number(self.residual_alpha, "residual alpha")
+        if a is not None and a > 10:
+            self.error_label.setText(f"residual alpha = {a:g}: allowed more than 0 and at most 10")
+            self.error_label.show()
+            return False, None
+        return a is not None, a
+
+    @Slot(bool)
+    def _on_residual_clicked(self, checked: bool) -> None:
+        if not checked:
+            self._send(SetResidual(False))
+            return
+        ok, alpha = self._alpha()
+        if not ok:
+            self._check_quietly(self.residual, False)
+            return
+        self._send(SetResidual(True, alpha))
+
+    @Slot()
+    def _on_residual_alpha_entered(self) -> None:
+        """Enter in the alpha field re-sends residual=on with the new alpha (when it is on)."""
+        if self.residual.isChecked():
+            ok, alpha = self._alpha()
+            if ok:
+                self._send(SetResidual(True, alpha))
 
     @Slot()
     def _on_clip_apply(self) -> None:

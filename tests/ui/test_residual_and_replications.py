@@ -1,0 +1,138 @@
+"""Window: live residual / layer-norm toggles and builder fields; Help > Replications...
+running a replication in the worker with progress, figure, verdict and session folders."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from gradsim import replications
+from gradsim.config import RunConfig
+from gradsim.replications.framework import Outcome, Replication, Run
+
+WAIT_MS = 60_000
+
+
+def _wait_idle_worker(qtbot, window) -> None:
+    def settled() -> bool:
+        m = window.mirror
+        return (not window.worker.is_running() and window.worker._queue.empty() and m is not None  # noqa: SLF001
+                and window.worker._trainer is not None and m.steps_run == window.worker._trainer.step_index)  # noqa: SLF001
+
+    qtbot.waitUntil(settled, timeout=WAIT_MS)
+
+
+def test_residual_and_layernorm_toggles_reach_the_trainer_and_are_logged(window, qtbot):
+    window.builder.steps.setValue(100_000)
+    assert window.start_run(paused=True)
+    window.step_once()
+    _wait_idle_worker(qtbot, window)
+    t = window.toggles
+    assert t.residual.isEnabled() and t.layernorm.isEnabled()
+    t.residual_alpha.setText("0.3")
+    t.residual.click()  # off -> on with alpha 0.3
+    t.layernorm.click()
+    qtbot.waitUntil(lambda: [e.kind for e in window.mirror.events][1:] == ["residual", "layernorm"], timeout=WAIT_MS)
+    _wait_idle_worker(qtbot, window)
+    trainer = window.worker._trainer  # noqa: SLF001 - white-box: the command reached it
+    assert [e.value for e in trainer.session.events][1:] == ["on:0.3", "on"]
+    assert trainer.net.residual and trainer.net.residual_alpha == pytest.approx(0.3) and trainer.net.has_layernorm
+    t.residual.click()  # on -> off
+    qtbot.waitUntil(lambda: [e.value for e in window.mirror.events][-1] == "off", timeout=WAIT_MS)
+    t.residual_alpha.setText("-2")
+    t.residual.click()  # a bad alpha is refused in the panel, nothing is sent
+    assert t.error_label.isVisible() and "residual alpha" in t.error_label.text() and not t.residual.isChecked()
+    window.step_once()
+    qtbot.waitUntil(lambda: window.mirror.steps_run == 2, timeout=WAIT_MS)
+    assert [e.kind for e in window.mirror.events][1:] == ["residual", "layernorm", "residual"]
+
+
+def test_builder_reads_residual_layernorm_and_alpha(window):
+    b = window.builder
+    b.residual.setChecked(True)
+    b.layernorm.setChecked(True)
+    assert b.config().residual and b.config().layernorm and b.config().residual_alpha is None
+    b.residual_alpha.setText("0.25")
+    assert b.config().residual_alpha == 0.25
+    b.residual_alpha.setText("abc")
+    assert b.config() is None and "residual_alpha" in b.error()
+    b.set_config(RunConfig(residual=True, residual_alpha=0.5, layernorm=False))
+    assert b.residual.isChecked() and b.residual_alpha.text() == "0.5" and not b.layernorm.isChecked()
+    window.toggles.sync_config(RunConfig(residual=True, layernorm=True))
+    assert window.toggles.residual.isChecked() and window.toggles.layernorm.isChecked()
+
+
+class _Tiny(Replication):
+    """A real replication through the real runner, small enough for a GUI test."""
+
+    name, title, citation = "tinyrep", "Tiny replication", "nobody 2026"
+    claim, setup = "the loss stays finite", "two small runs"
+    steps = 30
+
+    def runs(self, mode):
+        return [Run(f"seed{s}", RunConfig(dataset="moons", n_samples=200, depth=3, width=8, batch_size=16, steps=self.steps, seed=s)) for s in (0, 1)]
+
+    def analyse(self, results, mode):
+        ok = all(np.isfinite(r.loss()).all() for r in results.values())
+        return Outcome(ok, f"finite: {ok}", "every loss finite", [{"run": k, "loss_end": r.tail_mean("loss")} for k, r in results.items()])
+
+    def draw(self, fig, results, outcome):
+        ax = fig.add_subplot(1, 1, 1)
+        for r in results.values():
+            ax.plot(r.loss())
+
+
+@pytest.fixture
+def tiny_replication(monkeypatch):
+    rep = _Tiny()
+    monkeypatch.setitem(replications.REPLICATIONS, rep.name, rep)
+    import ui.panels.replications as dialog_module
+
+    monkeypatch.setattr(dialog_module, "REPLICATIONS", replications.REPLICATIONS)
+    return rep
+
+
+# The offscreen platform cannot propagate a top-level dialog's size hints and says so.
+OFFSCREEN_DIALOG = pytest.mark.qt_log_ignore("does not support propagateSizeHints")
+
+
+@OFFSCREEN_DIALOG
+def test_help_replications_runs_in_the_worker_and_shows_figure_and_verdict(window, qtbot, tmp_path, tiny_replication):
+    actions = [a.text() for m in window.menuBar().findChildren(type(window.menuBar().actions()[0].menu())) for a in m.actions()]
+    assert "&Replications…" in actions
+    dlg = window.show_replications()
+    assert dlg.list.count() == len(replications.REPLICATIONS)
+    assert "he2015" in dlg.list.item(0).text()
+    dlg.select("tinyrep")
+    assert "the loss stays finite" in dlg.description.text()
+    dlg.out.setText(str(tmp_path / "rep"))
+    seen = []
+    window.worker.replication_progress.connect(lambda d, t, s: seen.append((d, t)))
+    with qtbot.waitSignal(window.worker.replication_finished, timeout=WAIT_MS):
+        dlg.run_button.click()
+        assert dlg.is_running() and not dlg.run_button.isEnabled()
+    assert seen and seen[-1] == (60, 60)
+    assert not dlg.is_running() and dlg.result.reproduced
+    assert "Verdict: REPRODUCED." in dlg.verdict.toPlainText()
+    assert dlg.figure.pixmap() is not None and not dlg.figure.pixmap().isNull()
+    assert dlg.sessions.count() == 2 and (tmp_path / "rep" / "runs" / "seed0" / "session.json").is_file()
+    assert dlg.progress.value() == dlg.progress.maximum()
+    assert dlg.open_run.isEnabled() and dlg.open_folder.isEnabled()
+
+
+@OFFSCREEN_DIALOG
+def test_replication_can_be_cancelled_and_the_live_run_survives(window, qtbot, tmp_path, tiny_replication):
+    window.builder.steps.setValue(100_000)
+    assert window.start_run(paused=True)
+    window.step_once()
+    _wait_idle_worker(qtbot, window)
+    tiny_replication.steps = 200_000  # would take minutes
+    dlg = window.show_replications()
+    dlg.select("tinyrep")
+    dlg.out.setText(str(tmp_path / "rep"))
+    with qtbot.waitSignal(window.worker.replication_progress, timeout=WAIT_MS):
+        dlg.start()
+    with qtbot.waitSignal(window.worker.replication_failed, timeout=WAIT_MS) as blocker:
+        dlg.cancel_button.click()
+    assert blocker.args == ["cancelled"] and "Cancelled" in dlg.status.text() and dlg.run_button.isEnabled()
+    window.step_once()  # the window's own run is still there and steps on
+    qtbot.waitUntil(lambda: window.mirror.steps_run == 2, timeout=WAIT_MS)
