@@ -53,6 +53,22 @@ class Schoenholz2017(Replication):
         return out
 
     @staticmethod
+    def mean_field_xi(sigma_w2: float, sigma_b2: float = SIGMA_B2) -> float:
+        """The theory's gradient depth scale: iterate q -> sigma_w^2 E[tanh(h)^2] + sigma_b^2 to
+        its fixed point q*, then chi = sigma_w^2 E[tanh'(h)^2] at q* and xi = 1 / |log chi|
+        (gradsim.theory's expectations; drawn next to the measured points, not used in the verdict)."""
+        from ..theory import expect_dphi2, expect_phi2
+
+        q = 1.0
+        for _ in range(2000):
+            q_new = sigma_w2 * float(expect_phi2("tanh", q)) + sigma_b2
+            if abs(q_new - q) < 1e-12 * max(q, 1e-12):
+                break
+            q = q_new
+        chi = sigma_w2 * float(expect_dphi2("tanh", q))
+        return 1.0 / abs(math.log(chi)) if chi != 1.0 else math.inf
+
+    @staticmethod
     def measured_xi(results: list[RunResult]) -> tuple[float, float]:
         """(xi, slope) from the seed-averaged log ||dL/dz_l||^2 over the hidden layers, skipping
         the first 5 (q has not reached its fixed point) and the last 2 (next to the output)."""
@@ -68,7 +84,7 @@ class Schoenholz2017(Replication):
         for s2 in grid:
             xi, slope = self.measured_xi([r for r in xi_runs if r.run.tags["sigma_w2"] == s2])
             xis[s2] = xi
-            table.append({"part": "depth_scale", "sigma_w2": s2, "xi": xi, "slope_log_grad2_per_layer": slope})
+            table.append({"part": "depth_scale", "sigma_w2": s2, "xi": xi, "slope_log_grad2_per_layer": slope, "xi_mean_field": self.mean_field_xi(s2)})
         peak = max(grid, key=lambda s: xis[s] if math.isfinite(xis[s]) else math.inf)
         nearest = min(grid, key=lambda s: abs(s - CRITICAL))
         peak_ok = peak == nearest
@@ -103,6 +119,8 @@ class Schoenholz2017(Replication):
         ax = fig.add_subplot(1, 2, 1)
         rows = [t for t in outcome.table if t["part"] == "depth_scale"]
         ax.semilogy([t["sigma_w2"] for t in rows], [t["xi"] for t in rows], "o-", color="tab:blue", label="measured xi")
+        grid = np.linspace(min(t["sigma_w2"] for t in rows), max(t["sigma_w2"] for t in rows), 200)
+        ax.semilogy(grid, [min(self.mean_field_xi(s), 1e3) for s in grid], "-", color="tab:gray", lw=1, label="mean-field theory")
         ax.axvline(CRITICAL, color="k", ls="--", lw=0.8, label=f"critical {CRITICAL} (paper)")
         depth_t = next((t["depth"] for t in outcome.table if t["part"] == "trainability"), None)
         if depth_t:
