@@ -111,11 +111,14 @@ class ReplicationsDialog(QDialog):
 
         self.figure = QLabel("The figure appears here when the replication has run.")
         self.figure.setAlignment(Qt.AlignmentFlag.AlignCenter)
-        self.figure.setMinimumHeight(260)
+        self.figure.setMinimumHeight(120)
         self.figure.setToolTip("figure.png of the replication (the same file the command line writes).")
+        self._pixmap = QPixmap()
         fig_scroll = QScrollArea()
         fig_scroll.setWidgetResizable(True)
         fig_scroll.setWidget(self.figure)
+        self.fig_scroll = fig_scroll
+        fig_scroll.setMinimumHeight(240)
         self.verdict = QPlainTextEdit()
         self.verdict.setReadOnly(True)
         self.verdict.setToolTip("The verdict paragraph: what the paper reports, what was measured, the criterion.")
@@ -197,6 +200,7 @@ class ReplicationsDialog(QDialog):
         self.status.setText(f"Starting {name}…")
         self.sessions.clear()
         self.verdict.clear()
+        self._pixmap = QPixmap()
         self.figure.setPixmap(QPixmap())
         self.figure.setText("Running…")
         self.worker.replicate(name, out, self.mode.currentData())
@@ -250,11 +254,11 @@ class ReplicationsDialog(QDialog):
         word = "REPRODUCED" if result.reproduced else "NOT REPRODUCED"
         self.status.setText(f"{result.name}: {word}. Files in {result.out}")
         self.verdict.setPlainText(result.verdict)
-        pix = QPixmap(result.figure)
-        if pix.isNull():
+        self._pixmap = QPixmap(result.figure)
+        if self._pixmap.isNull():
             self.figure.setText(f"The figure could not be read: {result.figure}")
         else:
-            self.figure.setPixmap(pix.scaledToWidth(min(pix.width(), max(400, self.figure.width() - 10)), Qt.TransformationMode.SmoothTransformation))
+            self._fit_figure()
         for folder in result.sessions:
             item = QListWidgetItem(Path(folder).name)
             item.setData(Qt.ItemDataRole.UserRole, folder)
@@ -292,6 +296,19 @@ class ReplicationsDialog(QDialog):
             self._open_session(folder)
         else:
             QDesktopServices.openUrl(QUrl.fromLocalFile(folder))
+
+    def _fit_figure(self) -> None:
+        """The whole figure in the space the dialog gives it (never enlarged past its pixels)."""
+        if self._pixmap.isNull():
+            return
+        room = self.fig_scroll.viewport().size()
+        w = min(self._pixmap.width(), max(200, room.width() - 4))
+        h = min(self._pixmap.height(), max(120, room.height() - 4))
+        self.figure.setPixmap(self._pixmap.scaled(w, h, Qt.AspectRatioMode.KeepAspectRatio, Qt.TransformationMode.SmoothTransformation))
+
+    def resizeEvent(self, event) -> None:  # noqa: N802 - Qt API
+        super().resizeEvent(event)
+        self._fit_figure()
 
     def _set_busy(self, busy: bool) -> None:
         self.run_button.setEnabled(not busy)

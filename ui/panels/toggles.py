@@ -91,7 +91,7 @@ class TogglesPanel(QWidget):
         self.residual = QCheckBox("Residual on")
         self.residual.setToolTip(TIPS["live_residual"])
         self.residual_alpha = QLineEdit("")
-        self.residual_alpha.setPlaceholderText("alpha")
+        self.residual_alpha.setPlaceholderText("α")
         self.residual_alpha.setToolTip(TIPS["live_residual_alpha"])
         self.residual_alpha.setMaximumWidth(70)
         grid.addWidget(QLabel("Skip connections"), row, 0)
