@@ -74,7 +74,7 @@ def _add_config_flags(p: argparse.ArgumentParser, multi: bool = False) -> None:
     ln.add_argument("--layernorm", dest="layernorm", action="store_const", const=True, default=None, help="layer norm after each hidden Linear (per sample: works at batch size 1)")
     ln.add_argument("--no-layernorm", dest="layernorm", action="store_const", const=False)
     res = p.add_mutually_exclusive_group()
-    res.add_argument("--residual", dest="residual", action="store_const", const=True, default=None, help="skip connections: hidden blocks 2..depth become h + alpha * block(h)")
+    res.add_argument("--residual", dest="residual", action="store_const", const=True, default=None, help="skip connections: hidden blocks 2..depth become z + alpha * Linear(act(z)) (pre-activation residual)")
     res.add_argument("--no-residual", dest="residual", action="store_const", const=False)
     p.add_argument("--residual-alpha", type=conv(_positive_float), help="alpha of the skip connections (default 1/sqrt(depth))")
     p.add_argument("--clip", type=conv(_clip), help="none, norm:X or value:X")
