@@ -132,7 +132,8 @@ class SetLayerNorm(Command):
 
 @dataclass(frozen=True)
 class SetResidual(Command):
-    """Skip connections around hidden blocks 2..depth: h + alpha * block(h).
+    """Skip connections for hidden layers 2..depth (pre-activation residual blocks):
+    z_l = z_(l-1) + alpha * Linear_l(act(norm(z_(l-1)))).
 
     ``alpha`` None means the default 1/sqrt(depth); written ``on`` (default
     alpha) or ``on:ALPHA``.

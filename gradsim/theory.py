@@ -238,7 +238,9 @@ class Prediction:
     @property
     def gain(self) -> np.ndarray:
         """Predicted ||dL/dz_l|| / ||dL/dz_{l+1}|| = sqrt(chi_l)."""
-        return np.sqrt(self.chi)
+        # chi is an expectation of squares; at batch size 2 batch norm passes exactly
+        # nothing back and rounding can leave -1e-17 (NaN stays NaN).
+        return np.sqrt(np.maximum(self.chi, 0.0))
 
     @property
     def applies(self) -> bool:
