@@ -250,3 +250,13 @@ def test_docs_show_every_replications_figure_with_its_citation():
         first_author = rep.citation.split(",")[0].split()[-1]
         assert first_author in text, (name, first_author)
     assert "NOT REPRODUCED" not in text
+
+
+@pytest.mark.parametrize("mode", ["quick", "default", "full"])
+def test_every_mode_lists_valid_runs_with_unique_folders(mode):
+    """--full and the default mode are not run in CI (minutes): their configs at least validate."""
+    for name, rep in REPLICATIONS.items():
+        runs = rep.runs(mode)
+        assert runs and len({r.key for r in runs}) == len(runs), name
+        for r in runs:
+            r.config.validate()
