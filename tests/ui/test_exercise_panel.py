@@ -225,17 +225,17 @@ def test_a_malformed_exercise_is_listed_disabled_with_its_error(qtbot, tmp_path,
 
     p = ExercisePanel()
     qtbot.addWidget(p)
-    assert p.combo.count() == 8
+    assert p.combo.count() == 10  # 8 shipped + 2 broken
     model = p.combo.model()
     broken = [i for i in range(p.combo.count()) if not model.item(i).isEnabled()]
-    assert broken == [0, 7]
+    assert broken == [0, 9]
     tip = p.combo.itemData(0, Qt.ItemDataRole.ToolTipRole)
     assert "00-broken.toml" in tip and "level" in tip and "expert" in tip
     assert "00-broken.toml" in p.combo.itemText(0)
-    assert "not valid TOML" in p.combo.itemData(7, Qt.ItemDataRole.ToolTipRole)
+    assert "not valid TOML" in p.combo.itemData(9, Qt.ItemDataRole.ToolTipRole)
     assert not p.list_note.isHidden() and "2 exercise file(s)" in p.list_note.text()
     assert p.current_exercise() is not None and p.current_exercise().id == VANISHING
-    assert len(p.exercises()) == 6
+    assert len(p.exercises()) == 8
 
 
 def test_the_complete_example_in_the_docs_parses():
