@@ -117,6 +117,11 @@ def test_help_replications_runs_in_the_worker_and_shows_figure_and_verdict(windo
     assert dlg.sessions.count() == 2 and (tmp_path / "rep" / "runs" / "seed0" / "session.json").is_file()
     assert dlg.progress.value() == dlg.progress.maximum()
     assert dlg.open_run.isEnabled() and dlg.open_folder.isEnabled()
+    # a run behind the figure opens as a session in the window (File > Open session's path)
+    assert dlg.open_run.text() == "Open selected &session"
+    with qtbot.waitSignal(window.viewer.opened, timeout=WAIT_MS) as opened:
+        dlg.open_run.click()
+    assert opened.args == [str(tmp_path / "rep" / "runs" / "seed0")]
 
 
 @OFFSCREEN_DIALOG
