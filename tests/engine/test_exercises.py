@@ -208,7 +208,9 @@ def test_check_with_a_malformed_exercise_exits_2(tmp_path, capsys):
 
 def test_layernorm_exercise_fails_a_student_who_keeps_batch_norm_at_batch_size_2(tmp_path):
     """Batch norm over two samples maps each unit to +-1 and passes no gradient back:
-    a student who switches it on instead of layer norm does not reach the accuracy."""
+    a student who switches it on instead of layer norm does not reach the accuracy.
+    (The exercise's whole 1500-step budget at batch size 2, ~10 s on an idle core:
+    the claim is that batch norm fails within that budget.)"""
     ex = next(load_exercise(f) for f in exercise_files() if load_exercise(f).id == "layernorm-batch2")
     session = _student(ex, ["100:batchnorm=on"])
     g = grade(ex, write_submission(tmp_path / "bn", ex, session, _true_answers(ex, session)))

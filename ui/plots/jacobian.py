@@ -43,7 +43,8 @@ class JacobianSpectrumPlot(QWidget):
     TIP = (
         "Singular values of the Jacobian from the first to the last hidden layer at the current weights: "
         "all near 1 (orthogonal init in a linear or tanh net) means signals neither vanish nor explode in any "
-        "direction; a wide spread means some directions vanish while others explode."
+        "direction; a wide spread means some directions vanish while others explode. With residual "
+        "connections it is the stream's Jacobian \u2202z_last / \u2202z_1 (z = the pre-activation the skips carry)."
     )
 
     def __init__(self, parent: Optional[QWidget] = None) -> None:
