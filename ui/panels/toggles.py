@@ -138,6 +138,8 @@ class TogglesPanel(QWidget):
             "or the activation to relu and re-init with he_normal.</li>"
             "<li><b>Exploding</b> (bright rows, loss jumps to inf): clip by norm at 1, "
             "or lower the learning rate.</li>"
+            "<li><b>Very deep</b> (50-100 layers): switch skip connections on; at batch size 1-2 use "
+            "layer norm, since batch norm needs a real batch.</li>"
             "<li>Each change shows as a marker on the time plots and a line in the event log.</li></ul>"
         )
         self.try_box.setWordWrap(True)
