@@ -60,7 +60,7 @@ class TeachingController(QObject):
         # that arrives later is dropped instead of shown as the new run's.
         self._run_ticket = 0
 
-        self.exercise.set_student(read_str(settings(), KEY_STUDENT))
+        self.restore_student()
         self.exercise.start_requested.connect(self._on_start_requested)
         self.exercise.submission_requested.connect(self._on_submission_requested)
         self.jacobian.compute_requested.connect(self._on_jacobian_requested)
@@ -117,6 +117,10 @@ class TeachingController(QObject):
         folder = QFileDialog.getExistingDirectory(self.w, "Export submission into an empty or new folder", self.w.export_dir)
         if folder:
             self.submit_to(folder, ex, answers, student)
+
+    def restore_student(self) -> None:
+        """Fill the panel's name field with the name remembered from the last submission."""
+        self.exercise.set_student(read_str(settings(), KEY_STUDENT))
 
     def ask_student(self) -> "str | None":
         """The name or ID for the grade book: the panel's field, or asked once when it is empty.

@@ -65,6 +65,10 @@ def test_exercise_start_loads_config_and_run_fills_objectives_and_theory(window,
     g = grade(ex, sub)
     assert g.error == "" and g.verified and g.config_problems == [] and g.results[0].passed
     assert g.student == "Ada Lovelace"
+    # the next window starts with the remembered name (the controller reads it at start-up)
+    panel.set_student("")
+    window.teaching.restore_student()
+    assert panel.student() == "Ada Lovelace"
     assert window.dialogs == []
 
 
