@@ -21,8 +21,9 @@ import shutil
 import sys
 import tempfile
 import zipfile
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Mapping, Optional
+from typing import Any, BinaryIO, Iterable, Iterator, Mapping, Optional
 
 import numpy as np
 
@@ -51,14 +52,6 @@ class SessionFormatError(ValueError):
 
 
 # ------------------------------------------------------------------- export
-def _fmt64(x: float) -> str:
-    return repr(float(x))  # shortest exact round trip; 'nan', 'inf', '-inf'
-
-
-def _fmt32(x: float) -> str:
-    return "%.9g" % x  # 9 significant digits round-trip float32 exactly
-
-
 def _versions() -> dict[str, str]:
     import torch
 
@@ -86,37 +79,60 @@ def session_json(session: Session) -> dict[str, Any]:
     }
 
 
+#: About this many CSV lines are rendered at a time. An export holds one chunk of
+#: text (~1 MB, ~3 MB while it is assembled) in memory whatever the size of the store, instead of the
+#: whole file as one string (which grew with the store: hundreds of MB for the
+#: default 256 MB budget).
+CHUNK_LINES = 8192
+
+
+def iter_steps_csv(session: Session, chunk_lines: Optional[int] = None) -> Iterator[str]:
+    """steps.csv as a sequence of text chunks (header first)."""
+    yield ",".join(STEPS_HEADER) + "\n"
+    chunk_lines = max(1, chunk_lines or CHUNK_LINES)
+    # One format per line: %r is repr() (the shortest exact round trip: 'nan',
+    # 'inf', '-inf' included); the two flags as whole numbers.
+    cells = ["%r"] * len(STEP_METRICS)
+    cells[STEP_METRICS.index("clipped")] = cells[STEP_METRICS.index("diverged")] = "%d"
+    line = "%d," + ",".join(cells) + "\n"
+    n = len(session)
+    for a in range(0, n, chunk_lines):
+        b = min(n, a + chunk_lines)
+        yield "".join([line % (step, *row) for step, row in zip(session.steps[a:b].tolist(), session.scalars[a:b].tolist())])
+
+
 def steps_csv(session: Session) -> str:
-    out = io.StringIO()
-    out.write(",".join(STEPS_HEADER) + "\n")
-    clipped, diverged = STEP_METRICS.index("clipped"), STEP_METRICS.index("diverged")
-    for step, row in zip(session.steps.tolist(), session.scalars.tolist()):
-        cells = [_fmt64(v) for v in row]
-        cells[clipped] = str(int(row[clipped]))
-        cells[diverged] = str(int(row[diverged]))
-        out.write(f"{step}," + ",".join(cells) + "\n")
-    return out.getvalue()
+    return "".join(iter_steps_csv(session))
 
 
-def _fmt_pred(x: float) -> str:
-    return "" if x != x else _fmt32(x)  # NaN: not computed (or the output layer): empty
+def iter_layers_csv(session: Session, chunk_lines: Optional[int] = None) -> Iterator[str]:
+    """layers.csv as a sequence of text chunks (header first), ~chunk_lines lines each."""
+    yield ",".join(LAYERS_HEADER) + "\n"
+    chunk_lines = max(1, chunk_lines or CHUNK_LINES)
+    n_norm, n_stats = len(NORM_METRICS), len(STATS_METRICS)
+    k = n_norm + n_stats
+    n_pred = len(LAYER_METRICS) - k
+    norm = ",".join(["%.9g"] * n_norm)
+    with_stats = "%d,%d," + norm + "," + ",".join(["%.9g"] * n_stats)  # 9 digits: float32 round trip
+    without = "%d,%d," + norm + "," * n_stats  # unsampled statistics: empty cells
+    n = len(session)
+    per = max(1, chunk_lines // max(1, session.n_layers))
+    for a in range(0, n, per):
+        b = min(n, a + per)
+        out: list[str] = []
+        add = out.append
+        for step, has, block in zip(session.steps[a:b].tolist(), session.has_stats[a:b].tolist(), session.layers[a:b].tolist()):
+            head = with_stats if has else without
+            for j, vals in enumerate(block, 1):
+                text = head % (step, j, *vals[: k if has else n_norm])
+                if n_pred:  # pred_gain: empty where not computed (NaN) and for the output layer
+                    text += "".join("," if v != v else ",%.9g" % v for v in vals[k:])
+                add(text + "\n")
+        yield "".join(out)
 
 
 def layers_csv(session: Session) -> str:
-    out = io.StringIO()
-    out.write(",".join(LAYERS_HEADER) + "\n")
-    n_norm = len(NORM_METRICS)
-    n_stats = len(STATS_METRICS)
-    empty = "," * n_stats
-    layers = session.layers
-    for i, (step, has) in enumerate(zip(session.steps.tolist(), session.has_stats.tolist())):
-        block = layers[i].tolist()
-        for j, vals in enumerate(block):
-            head = ",".join(_fmt32(v) for v in vals[:n_norm])
-            tail = ("," + ",".join(_fmt32(v) for v in vals[n_norm : n_norm + n_stats])) if has else empty
-            pred = ",".join(_fmt_pred(v) for v in vals[n_norm + n_stats :])
-            out.write(f"{step},{j + 1},{head}{tail},{pred}\n")
-    return out.getvalue()
+    return "".join(iter_layers_csv(session))
 
 
 def events_csv(session: Session) -> str:
@@ -128,22 +144,29 @@ def events_csv(session: Session) -> str:
     return out.getvalue()
 
 
-def render(session: Session) -> dict[str, str]:
-    """The four files of an export, as text."""
+def _streams(session: Session) -> dict[str, Iterable[str]]:
+    """The four files of an export as chunk iterators. session.json is rendered
+    now, so a config value JSON cannot hold fails before anything is written."""
     return {
-        "session.json": json.dumps(session_json(session), indent=2, allow_nan=False) + "\n",
-        "steps.csv": steps_csv(session),
-        "layers.csv": layers_csv(session),
-        "events.csv": events_csv(session),
+        "session.json": [json.dumps(session_json(session), indent=2, allow_nan=False) + "\n"],
+        "steps.csv": iter_steps_csv(session),
+        "layers.csv": iter_layers_csv(session),
+        "events.csv": [events_csv(session)],
     }
 
 
-def write_atomic(path: Path, data: str | bytes) -> None:
-    """Write ``data`` to ``path`` through a temporary name and a rename: never a half file."""
+def render(session: Session) -> dict[str, str]:
+    """The four files of an export, as text (whole strings: for small sessions and tests)."""
+    return {name: "".join(chunks) for name, chunks in _streams(session).items()}
+
+
+@contextmanager
+def _atomic_file(path: Path) -> Iterator[BinaryIO]:
+    """A binary file that appears at ``path`` only once complete (temp name, fsync, rename)."""
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".partial", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as fh:
-            fh.write(data.encode() if isinstance(data, str) else data)
+            yield fh
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)
@@ -155,41 +178,53 @@ def write_atomic(path: Path, data: str | bytes) -> None:
         raise
 
 
+def write_atomic(path: Path, data: str | bytes | Iterable[str | bytes]) -> None:
+    """Write ``data`` (text, bytes, or an iterable of chunks of either) to ``path``
+    through a temporary name and a rename: never a half file, and a chunked
+    ``data`` is never held in memory whole."""
+    chunks = [data] if isinstance(data, (str, bytes)) else data
+    with _atomic_file(path) as fh:
+        for chunk in chunks:
+            fh.write(chunk.encode() if isinstance(chunk, str) else chunk)
+
+
 def export_session(session: Session, path: str | Path, zip_file: bool = False) -> Path:
     """Write ``path`` (a folder, or a .zip when ``zip_file`` or the name ends in .zip).
 
+    Rows are rendered and written in chunks (``CHUNK_LINES``), so an export
+    adds a few MB to the process's memory whatever the size of the store.
     Into an existing folder, each of the four files is replaced atomically; a
     new folder appears only once complete. Raises ExportError with a clear
     message; the in-memory session is never changed.
     """
     path = Path(path)
     try:
-        files = render(session)
+        files = _streams(session)
     except (ValueError, TypeError) as exc:  # e.g. a config value JSON cannot hold
         raise ExportError(f"cannot export session: {exc}") from None
     try:
         if zip_file or path.suffix.lower() == ".zip":
-            buf = io.BytesIO()
-            with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
-                for name, text in files.items():
-                    zf.writestr(name, text)
             if not path.parent.is_dir():
                 raise FileNotFoundError(f"folder {str(path.parent)!r} does not exist")
-            write_atomic(path, buf.getvalue())
+            with _atomic_file(path) as fh, zipfile.ZipFile(fh, "w", zipfile.ZIP_DEFLATED) as zf:
+                for name, chunks in files.items():
+                    with zf.open(name, "w", force_zip64=True) as member:  # streamed: no size known up front
+                        for chunk in chunks:
+                            member.write(chunk.encode())
             return path
         if path.exists() and not path.is_dir():
             raise FileExistsError(f"{str(path)!r} exists and is not a folder")
         if path.is_dir():
-            for name, text in files.items():
-                write_atomic(path / name, text)
+            for name, chunks in files.items():
+                write_atomic(path / name, chunks)
             return path
         parent = path.parent
         if not parent.is_dir():
             parent.mkdir(parents=True, exist_ok=True)
         tmpdir = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".partial", dir=parent))
         try:
-            for name, text in files.items():
-                write_atomic(tmpdir / name, text)
+            for name, chunks in files.items():
+                write_atomic(tmpdir / name, chunks)
             os.rename(tmpdir, path)
         except BaseException:
             shutil.rmtree(tmpdir, ignore_errors=True)
