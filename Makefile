@@ -23,6 +23,7 @@ test: $(STAMP)
 	QT_QPA_PLATFORM=offscreen $(PY) -m pytest -q
 
 bench: $(STAMP)
+	$(PY) -m pip install -q $(FIND_LINKS) -c requirements/lock.txt -e '.[bench]'
 	$(PY) benchmarks/overhead.py
 
 clean:

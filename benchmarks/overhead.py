@@ -1,144 +1,175 @@
-"""Instrumentation overhead: GradSim's Trainer vs a bare PyTorch loop, side by side.
+"""Time per step of GradSim vs a plain PyTorch loop, as whole processes, start-up subtracted.
 
-Same network (depth D, width 64, batch 128, 1 thread), same data; the two are
-run in short interleaved blocks so machine noise hits both alike, and the ratio
-of median block times is printed. Times are this thread's CPU time
-(time.thread_time), so other processes on this shared 2-core machine do not
-count against either side; wall-clock ratios are printed too. Target: Trainer <= 1.15x bare at depth 50 with
-every per-layer norm every step and activation stats every 10 steps.
+    python benchmarks/overhead.py [--depths 10,50,100] [--rounds 5] [--quick]
 
-    python benchmarks/overhead.py [--depths 10,50,100] [--blocks 15] [--steps 40]
+Each side is its own process, started fresh: GradSim's Trainer (everything the
+headless ``gradsim run`` computes: every per-layer norm every step, activation
+statistics and the theory prediction every 10th step), the same plus the
+export (``python -m gradsim run``, which writes every recorded row to CSV), a
+plain loop (``nn.Sequential`` + ``torch.optim.SGD`` with its defaults, as a
+student writes it), and that loop logging every layer's ||dL/dW|| with
+``torch.utils.tensorboard`` (how people get these numbers otherwise; needs the
+``bench`` extra). Same data, width 64, batch 128, tanh, SGD, 1 torch thread.
+
+Every kind runs N steps and 1 step; time per step = (T(N) - T(1)) / (N - 1),
+so start-up (interpreter, imports, building the net) cancels out. Kinds are
+interleaved within each round and the median over rounds is reported, so load
+from the shared machine hits all alike. CPU time (user + system of the child,
+from os.wait4) is the main figure: on a loaded machine it excludes waiting for a
+core; wall-clock ratios are printed beside it.
 """
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
-import tempfile
+import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-import torch  # noqa: E402
-import torch.nn.functional as F  # noqa: E402
-from torch import nn  # noqa: E402
-
-from gradsim.config import RunConfig  # noqa: E402
-from gradsim.trainer import Trainer  # noqa: E402
+ROOT = Path(__file__).resolve().parents[1]
+KINDS = ("plain", "gradsim", "gradsim-run", "tensorboard")
+STEPS = {10: 1500, 50: 400, 100: 200}
 
 
-def bare_loop(cfg: RunConfig, trainer: Trainer):
-    """The loop a student would write: Sequential, backward, step. Same data and batches."""
+# ---------------------------------------------------------------- children
+def _data(depth: int):
+    from gradsim.config import RunConfig
+    from gradsim.datasets import make_dataset
+
+    cfg = RunConfig(depth=depth, width=64, batch_size=128, activation="tanh", init="xavier_normal", lr=0.01)
+    return cfg, make_dataset(cfg.dataset, cfg.n_samples, cfg.noise, cfg.seed, cfg.test_fraction)
+
+
+def child_plain(depth: int, steps: int, tensorboard: bool) -> None:
+    import torch
+    import torch.nn.functional as F
+    from torch import nn
+
+    torch.set_num_threads(1)
+    cfg, data = _data(depth)
     torch.manual_seed(cfg.seed)
     layers: list[nn.Module] = []
-    n_in = trainer.data.n_inputs
-    for _ in range(cfg.depth):
+    n_in = data.n_inputs
+    for _ in range(depth):
         layers += [nn.Linear(n_in, cfg.width), nn.Tanh()]
         n_in = cfg.width
-    layers.append(nn.Linear(n_in, trainer.data.n_classes))
+    layers.append(nn.Linear(n_in, data.n_classes))
     net = nn.Sequential(*layers)
-    with torch.no_grad():  # same starting weights, so both do the same arithmetic
-        for mine, theirs in zip([m for m in net if isinstance(m, nn.Linear)], trainer.net.linears):
-            mine.weight.copy_(theirs.weight)
-            mine.bias.copy_(theirs.bias)
-    opt = torch.optim.SGD(net.parameters(), lr=cfg.lr, foreach=True)
-    x_all, y_all = torch.from_numpy(trainer.data.x_train), torch.from_numpy(trainer.data.y_train)
-    g = torch.Generator().manual_seed(1)
-    perm = torch.randperm(len(y_all), generator=g)
-    pos = [0]
-
-    def step() -> None:
-        nonlocal perm
-        b = cfg.batch_size
-        if pos[0] + b > len(perm):
-            perm = torch.randperm(len(y_all), generator=g)
-            pos[0] = 0
-        idx = perm[pos[0] : pos[0] + b]
-        pos[0] += b
-        loss = F.cross_entropy(net(x_all[idx]), y_all[idx])
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        loss.item()  # the bare loop also reads its loss once per step
-
-    step.net = net  # type: ignore[attr-defined]
-    return step
-
-
-def tensorboard_loop(cfg: RunConfig, trainer: Trainer, logdir: str):
-    """How people otherwise get per-layer gradient norms: the bare loop plus every
-    layer's ||dL/dW|| logged to TensorBoard each step. None if tensorboard is missing."""
-    try:
+    opt = torch.optim.SGD(net.parameters(), lr=cfg.lr)
+    x, y = torch.from_numpy(data.x_train), torch.from_numpy(data.y_train)
+    g = torch.Generator().manual_seed(cfg.seed + 1)
+    perm, pos, b = torch.randperm(len(y), generator=g), 0, cfg.batch_size
+    writer = linears = None
+    if tensorboard:
         from torch.utils.tensorboard import SummaryWriter
-    except Exception:  # tensorboard is not a GradSim dependency
-        return None
-    bare = bare_loop(cfg, trainer)
-    linears = [m for m in bare.net if isinstance(m, nn.Linear)]
-    writer = SummaryWriter(logdir)
-    count = [0]
 
-    def step() -> None:
-        bare()  # leaves this step's .grad in place until the next zero_grad
-        for i, lin in enumerate(linears):
-            writer.add_scalar(f"grad_norm/layer{i + 1}", lin.weight.grad.norm().item(), count[0])
-        count[0] += 1
+        writer = SummaryWriter(tempfile.mkdtemp(prefix="gradsim-tb-"))
+        linears = [m for m in net if isinstance(m, nn.Linear)]
+    for step in range(steps):
+        if pos + b > len(perm):
+            perm, pos = torch.randperm(len(y), generator=g), 0
+        idx = perm[pos : pos + b]
+        pos += b
+        loss = F.cross_entropy(net(x[idx]), y[idx])
+        opt.zero_grad()
+        loss.backward()
+        if writer is not None:
+            for i, lin in enumerate(linears):
+                writer.add_scalar(f"grad_norm/layer{i + 1}", lin.weight.grad.norm().item(), step)
+        opt.step()
+        loss.item()
+    if writer is not None:
+        writer.close()
 
-    return step
+
+def child_gradsim(depth: int, steps: int) -> None:
+    import torch
+
+    from gradsim.trainer import Trainer
+
+    torch.set_num_threads(1)
+    cfg, _ = _data(depth)
+    Trainer(cfg.with_changes(steps=steps)).run()
 
 
-def measure(depth: int, blocks: int, steps: int, stats_every: int) -> tuple[float, float]:
-    cfg = RunConfig(depth=depth, width=64, batch_size=128, activation="tanh", init="xavier_normal", lr=0.01,
-                    steps=10**8, stats_every=stats_every, max_memory_mb=64)
-    trainer = Trainer(cfg)
-    bare = bare_loop(cfg, trainer)
-    tb = tensorboard_loop(cfg, trainer, tempfile.mkdtemp(prefix="gradsim-tb-"))
-    for _ in range(10):  # warm-up all
-        bare()
-        trainer.step()
-        if tb:
-            tb()
-    # Alternate single steps (bare, gradsim, bare, ...) and sum them per block of
-    # `steps` steps (a whole stats_every period), so both see the same noise.
-    t_bare, t_gs, w_bare, w_gs, t_tb = [], [], [], [], []
-    clock = time.thread_time
-    for _ in range(blocks):
-        sb = sg = wb = wg = st = 0.0
-        for _ in range(steps):
-            w0, t0 = time.perf_counter(), clock()
-            bare()
-            w1, t1 = time.perf_counter(), clock()
-            trainer.step()
-            w2, t2 = time.perf_counter(), clock()
-            sb, sg, wb, wg = sb + t1 - t0, sg + t2 - t1, wb + w1 - w0, wg + w2 - w1
-            if tb:
-                t3 = clock()
-                tb()
-                st += clock() - t3
-        t_bare.append(sb / steps)
-        t_gs.append(sg / steps)
-        w_bare.append(wb / steps)
-        w_gs.append(wg / steps)
-        t_tb.append(st / steps)
-    med = statistics.median
-    return med(t_bare), med(t_gs), med(w_gs) / med(w_bare), (med(t_tb) if tb else None)
+def _child_cmd(kind: str, depth: int, steps: int, out: str) -> list[str]:
+    if kind == "gradsim-run":
+        return [sys.executable, "-m", "gradsim", "run", "--depth", str(depth), "--width", "64", "--batch-size", "128",
+                "--activation", "tanh", "--init", "xavier_normal", "--lr", "0.01", "--steps", str(steps), "--out", out]
+    return [sys.executable, str(Path(__file__).resolve()), "--child", kind, "--depth", str(depth), "--steps", str(steps)]
+
+
+def run_child(kind: str, depth: int, steps: int) -> tuple[float, float]:
+    """(wall s, CPU s) of one whole child process."""
+    out = tempfile.mkdtemp(prefix="gradsim-ovh-")
+    env = dict(os.environ, PYTHONPATH=str(ROOT), OMP_NUM_THREADS="1")
+    t0 = time.perf_counter()
+    p = subprocess.Popen(_child_cmd(kind, depth, steps, str(Path(out) / "s")), cwd=out, env=env,
+                         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    _, status, ru = os.wait4(p.pid, 0)
+    wall = time.perf_counter() - t0
+    err = p.stderr.read().decode() if p.stderr else ""
+    if status != 0:
+        raise RuntimeError(f"{kind} depth {depth} failed: {err[-1500:]}")
+    return wall, ru.ru_utime + ru.ru_stime
+
+
+def has_tensorboard() -> bool:
+    try:
+        import tensorboard  # noqa: F401
+    except ImportError:
+        return False
+    return True
 
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--depths", default="10,50,100")
-    p.add_argument("--blocks", type=int, default=40)
-    p.add_argument("--steps", type=int, default=10)
-    p.add_argument("--stats-every", type=int, default=10)
+    p.add_argument("--rounds", type=int, default=5)
+    p.add_argument("--quick", action="store_true", help="2 rounds, a quarter of the steps")
+    p.add_argument("--kinds", default=",".join(KINDS))
+    p.add_argument("--child", help=argparse.SUPPRESS)
+    p.add_argument("--depth", type=int, help=argparse.SUPPRESS)
+    p.add_argument("--steps", type=int, help=argparse.SUPPRESS)
     a = p.parse_args()
-    torch.set_num_threads(1)
-    print(f"torch {torch.__version__}, 1 thread, width 64, batch 128, stats every {a.stats_every}")
-    print(f"{'depth':>5} {'bare ms/step':>13} {'gradsim ms/step':>16} {'ratio (CPU)':>12} {'ratio (wall)':>13} {'tensorboard ratio':>18}")
-    for d in (int(x) for x in a.depths.split(",")):
-        b, g, wall, tbt = measure(d, a.blocks, a.steps, a.stats_every)
-        tb_txt = f"{tbt / b:>18.3f}" if tbt is not None else f"{'(not installed)':>18}"
-        print(f"{d:>5} {b * 1e3:>13.2f} {g * 1e3:>16.2f} {g / b:>12.3f} {wall:>13.3f} {tb_txt}")
-    print("tensorboard ratio: a bare loop that logs every layer's ||dL/dW|| with SummaryWriter.add_scalar")
+    if a.child:
+        sys.path.insert(0, str(ROOT))
+        if a.child == "gradsim":
+            child_gradsim(a.depth, a.steps)
+        else:
+            child_plain(a.depth, a.steps, tensorboard=a.child == "tensorboard")
+        return
+    kinds = [k for k in a.kinds.split(",") if k]
+    if "tensorboard" in kinds and not has_tensorboard():
+        print("tensorboard is not installed (pip install -e '.[bench]'): its column is skipped")
+        kinds.remove("tensorboard")
+    rounds = 2 if a.quick else a.rounds
+    print(f"whole processes, 1 torch thread, width 64, batch 128, tanh, SGD; {rounds} rounds; "
+          f"load average at start {os.getloadavg()[0]:.1f}")
+    print(f"{'depth':>5} {'kind':>12} {'steps':>6} {'ms/step CPU':>12} {'ms/step wall':>13} {'ratio CPU':>10} {'ratio wall':>11} {'start-up s':>11}")
+    for depth in (int(x) for x in a.depths.split(",")):
+        n = STEPS.get(depth, max(100, 20000 // depth))
+        if a.quick:
+            n = max(50, n // 4)
+        per: dict[str, list[tuple[float, float, float]]] = {k: [] for k in kinds}
+        for _ in range(rounds):
+            for kind in kinds:
+                w1, c1 = run_child(kind, depth, 1)
+                wn, cn = run_child(kind, depth, n)
+                per[kind].append(((cn - c1) / (n - 1), (wn - w1) / (n - 1), w1))
+        med = {k: tuple(statistics.median(r[i] for r in v) for i in range(3)) for k, v in per.items()}
+        base = med.get("plain")
+        for kind in kinds:
+            cpu, wall, start = med[kind]
+            rc = f"{cpu / base[0]:>10.3f}" if base else f"{'':>10}"
+            rw = f"{wall / base[1]:>11.3f}" if base else f"{'':>11}"
+            print(f"{depth:>5} {kind:>12} {n:>6} {cpu * 1e3:>12.2f} {wall * 1e3:>13.2f} {rc} {rw} {start:>11.2f}", flush=True)
+    print(f"load average at end {os.getloadavg()[0]:.1f}")
+    print("gradsim: the Trainer as `gradsim run` drives it, without the export; gradsim-run: the whole CLI, "
+          "which also writes every row to CSV; ratio: to the plain loop.")
 
 
 if __name__ == "__main__":
