@@ -2,13 +2,17 @@
 
 Inputs are standardised (zero mean, unit variance per feature on the training
 split) so the initialisation theory (He, Xavier) applies to layer 1 as written.
-The digits come from scikit-learn, which ships them: nothing is downloaded.
+The digits are the 8x8 UCI digits as scikit-learn ships them, in
+resources/data/digits.csv.gz (BSD-3-Clause, see DIGITS-LICENSE.txt there):
+nothing is downloaded.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 
 import numpy as np
+
+from .resources import resource_path
 
 _SHAPES = {
     "spiral": (2, 3),
@@ -88,35 +92,78 @@ def _xor(n: int, noise: float, rng: np.random.Generator) -> tuple[np.ndarray, np
     return x + rng.normal(0.0, noise, x.shape), y
 
 
-def _sk(fn_name: str):
-    def make(n: int, noise: float, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-        from sklearn import datasets as skd
+# moons, circles and blobs are scikit-learn's make_moons / make_circles /
+# make_blobs (BSD-3-Clause), ported line for line so that the same seed gives
+# the same points as before (sessions recorded then replay identically:
+# tests/engine/test_datasets.py compares them with scikit-learn when it is
+# installed). scikit-learn itself (~70 MB with scipy) is no longer a dependency.
+def _shuffled(x: np.ndarray, y: np.ndarray, rs: np.random.RandomState) -> tuple[np.ndarray, np.ndarray]:
+    idx = np.arange(len(y))
+    rs.shuffle(idx)
+    return x[idx], y[idx]
 
-        state = int(rng.integers(0, 2**31 - 1))
-        if fn_name == "moons":
-            return skd.make_moons(n, noise=noise, random_state=state)
-        if fn_name == "circles":
-            return skd.make_circles(n, noise=noise, factor=0.5, random_state=state)
-        return skd.make_blobs(n, centers=_SHAPES["blobs"][1], cluster_std=1.0 + 10 * noise, random_state=state)
 
-    return make
+def _moons(n: int, noise: float, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    rs = np.random.RandomState(int(rng.integers(0, 2**31 - 1)))
+    n_out = n // 2
+    n_in = n - n_out
+    x = np.vstack([
+        np.append(np.cos(np.linspace(0, np.pi, n_out)), 1 - np.cos(np.linspace(0, np.pi, n_in))),
+        np.append(np.sin(np.linspace(0, np.pi, n_out)), 1 - np.sin(np.linspace(0, np.pi, n_in)) - 0.5),
+    ]).T
+    y = np.hstack([np.zeros(n_out, dtype=np.intp), np.ones(n_in, dtype=np.intp)])
+    x, y = _shuffled(x, y, rs)
+    x += rs.normal(scale=noise, size=x.shape)
+    return x, y
+
+
+def _circles(n: int, noise: float, rng: np.random.Generator, factor: float = 0.5) -> tuple[np.ndarray, np.ndarray]:
+    rs = np.random.RandomState(int(rng.integers(0, 2**31 - 1)))
+    n_out = n // 2
+    n_in = n - n_out
+    t_out = np.linspace(0, 2 * np.pi, n_out, endpoint=False)
+    t_in = np.linspace(0, 2 * np.pi, n_in, endpoint=False)
+    x = np.vstack([
+        np.append(np.cos(t_out), np.cos(t_in) * factor),
+        np.append(np.sin(t_out), np.sin(t_in) * factor),
+    ]).T
+    y = np.hstack([np.zeros(n_out, dtype=np.intp), np.ones(n_in, dtype=np.intp)])
+    x, y = _shuffled(x, y, rs)
+    x += rs.normal(scale=noise, size=x.shape)
+    return x, y
+
+
+def _blobs(n: int, noise: float, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    rs = np.random.RandomState(int(rng.integers(0, 2**31 - 1)))
+    k, std = _SHAPES["blobs"][1], 1.0 + 10 * noise
+    centers = rs.uniform(-10.0, 10.0, size=(k, 2))
+    per = [n // k + (1 if i < n % k else 0) for i in range(k)]
+    x = np.empty((n, 2), dtype=np.float64)
+    y = np.empty(n, dtype=int)
+    start = 0
+    for i, m in enumerate(per):
+        x[start : start + m] = rs.normal(loc=centers[i], scale=std, size=(m, 2))
+        y[start : start + m] = i
+        start += m
+    return _shuffled(x, y, rs)
 
 
 def _digits(n: int, noise: float, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-    from sklearn.datasets import load_digits
-
-    d = load_digits()
-    x = d.data.astype(np.float64) / 16.0
+    path = resource_path("data", "digits.csv.gz")
+    if not path.is_file():
+        raise FileNotFoundError(f"the digits data file is missing: {path} (a broken install?)")
+    data = np.loadtxt(path, delimiter=",")
+    x = data[:, :-1] / 16.0
     if noise > 0:
         x = x + rng.normal(0.0, noise, x.shape) * 0.1
-    return x, d.target
+    return x, data[:, -1].astype(int)
 
 
 _MAKERS = {
     "spiral": _spiral,
-    "moons": _sk("moons"),
-    "circles": _sk("circles"),
+    "moons": _moons,
+    "circles": _circles,
     "xor": _xor,
-    "blobs": _sk("blobs"),
+    "blobs": _blobs,
     "digits": _digits,
 }

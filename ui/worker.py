@@ -102,7 +102,7 @@ class Task:
 
 @dataclass(frozen=True)
 class PreviewRequest:
-    """Build a data set (sklearn imports are slow) and send back 2-D points to preview."""
+    """Build a data set and send back 2-D points to preview (off the GUI thread: digits reads a file)."""
 
     dataset: str
     n_samples: int
@@ -410,8 +410,9 @@ class TrainingWorker(QThread):
         import torch
 
         torch.set_num_threads(1)
-        # The first optimizer constructor imports torch._dynamo (~3 s): pay it now.
-        torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=0.1)
+        # No torch.optim here: GradSim's optimizers (gradsim/optimizers.py) never
+        # construct one, so torch._dynamo (~2.4 s, imported by the first
+        # torch.optim constructor) is never imported.
         from gradsim import trainer as _trainer  # noqa: F401
 
         self._torch_ready = True
