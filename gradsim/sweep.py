@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import os
 import shutil
+import sys
 import tempfile
+import time
 from pathlib import Path
 from typing import Any, Callable, Optional, Sequence
 
@@ -35,8 +37,15 @@ def run_one(cfg: RunConfig, schedule: Sequence[Scheduled], out: Path, label: str
 
     torch.set_num_threads(1)
     trainer = Trainer(cfg, schedule, label=label)
-    cb = (lambda rec: progress(rec.step + 1, rec.scalar("loss"))) if progress else None
-    trainer.run(callback=cb)
+    report_first = bool(os.environ.get("GRADSIM_REPORT_FIRST_STEP"))  # benchmarks/startup.py reads it
+
+    def cb(rec: Any) -> None:
+        if report_first and rec.step == 0:
+            print(f"gradsim: first step done at {time.time():.6f}", file=sys.stderr, flush=True)
+        if progress is not None:
+            progress(rec.step + 1, rec.scalar("loss"))
+
+    trainer.run(callback=cb if (progress is not None or report_first) else None)
     trainer.session.meta["test_accuracy"] = trainer.evaluate()
     export_session(trainer.session, out)
     return trainer
