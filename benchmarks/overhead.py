@@ -102,10 +102,13 @@ def _child_cmd(kind: str, depth: int, steps: int, out: str) -> list[str]:
     return [sys.executable, str(Path(__file__).resolve()), "--child", kind, "--depth", str(depth), "--steps", str(steps)]
 
 
+SRC = ROOT  # --src: another checkout's gradsim (before figures)
+
+
 def run_child(kind: str, depth: int, steps: int) -> tuple[float, float]:
     """(wall s, CPU s) of one whole child process."""
     out = tempfile.mkdtemp(prefix="gradsim-ovh-")
-    env = dict(os.environ, PYTHONPATH=str(ROOT), OMP_NUM_THREADS="1")
+    env = dict(os.environ, PYTHONPATH=str(SRC), OMP_NUM_THREADS="1")
     t0 = time.perf_counter()
     p = subprocess.Popen(_child_cmd(kind, depth, steps, str(Path(out) / "s")), cwd=out, env=env,
                          stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
@@ -131,12 +134,16 @@ def main() -> None:
     p.add_argument("--rounds", type=int, default=5)
     p.add_argument("--quick", action="store_true", help="2 rounds, a quarter of the steps")
     p.add_argument("--kinds", default=",".join(KINDS))
+    p.add_argument("--src", help="run another checkout's gradsim (e.g. a worktree of the commit before a change)")
     p.add_argument("--child", help=argparse.SUPPRESS)
     p.add_argument("--depth", type=int, help=argparse.SUPPRESS)
     p.add_argument("--steps", type=int, help=argparse.SUPPRESS)
     a = p.parse_args()
+    global SRC
+    if a.src:
+        SRC = Path(a.src).resolve()
     if a.child:
-        sys.path.insert(0, str(ROOT))
+        sys.path.insert(0, os.environ.get("PYTHONPATH", str(ROOT)).split(os.pathsep)[0])
         if a.child == "gradsim":
             child_gradsim(a.depth, a.steps)
         else:
@@ -147,6 +154,7 @@ def main() -> None:
         print("tensorboard is not installed (pip install -e '.[bench]'): its column is skipped")
         kinds.remove("tensorboard")
     rounds = 2 if a.quick else a.rounds
+    print(f"gradsim from {SRC}")
     print(f"whole processes, 1 torch thread, width 64, batch 128, tanh, SGD; {rounds} rounds; "
           f"load average at start {os.getloadavg()[0]:.1f}")
     print(f"{'depth':>5} {'kind':>12} {'steps':>6} {'ms/step CPU':>12} {'ms/step wall':>13} {'ratio CPU':>10} {'ratio wall':>11} {'start-up s':>11}")

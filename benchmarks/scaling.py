@@ -55,12 +55,20 @@ def by_length(lengths: list[int], train_up_to: int, budget_mb: float, small: tup
         if n <= train_up_to:
             tr = Trainer(RunConfig(depth=small[0], width=small[1], batch_size=min(128, small[2]), steps=n, max_memory_mb=budget_mb))
             samples = []
-            every = max(1, n // 10)
-            tr.run(callback=lambda rec: samples.append(rss_mb()) if rec.step % every == 0 else None)
+            every = max(1, n // 20)
+            t_start = time.perf_counter()
+
+            def sample(rec) -> None:
+                if rec.step % every == 0 or rec.step == n - 1:
+                    samples.append((rec.step + 1, time.perf_counter() - t_start, rss_mb(), tr.session.nbytes / 1e6))
+
+            tr.run(callback=sample)
             s, how = tr.session, "trained"
-            growth = max(samples[2:]) - min(samples[2:]) if len(samples) > 3 else 0.0
-            if growth > 16:
-                print(f"  RSS grew {growth:.1f} MB during training: {[round(x) for x in samples]}")
+            rss = [x[2] for x in samples]
+            growth = max(rss[2:]) - min(rss[2:]) if len(rss) > 3 else 0.0
+            print(f"  memory along the run (steps, seconds, RSS MB, store MB): "
+                  + ", ".join(f"({k:,}, {t:.0f}, {r:.0f}, {m:.1f})" for k, t, r, m in samples))
+            print(f"  RSS range after the first tenth: {growth:.1f} MB")
         else:
             s, how = Session(11, max_memory_mb=budget_mb), "fed"
             layers = np.ones((11, 10), np.float32)
