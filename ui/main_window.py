@@ -61,7 +61,7 @@ class MainWindow(QMainWindow):
         self.run = RunController(self)
         self.worker = self.run.worker
 
-        self.plots = PlotPanel()
+        self.plots = PlotPanel(build_now=False)  # built just after the first paint (start-up time)
         self.setCentralWidget(self.plots)
         self.builder = BuilderPanel()
         self.toggles = TogglesPanel()
@@ -87,13 +87,13 @@ class MainWindow(QMainWindow):
         self.viewer = SessionViewer(self)
         self.fork = ForkControls(self)
         self.learned = LearnedController(self)
+        # Exercise panel and Jacobian spectrum: docks built on first use (View and Exercises menus).
+        self.teaching = TeachingController(self)
         self._make_actions()
         self._make_menus()
         self._make_toolbar()
         self._connect_views()
         self.set_redraw_mode(DEFAULT_REDRAW_MODE)
-        # Exercise panel, theory overlay and Jacobian spectrum (before settings restore the docks).
-        self.teaching = TeachingController(self)
         self.teaching.add_menu(self.menuBar())
         self.installEventFilter(self)  # until the first paint (see eventFilter)
 
@@ -111,8 +111,9 @@ class MainWindow(QMainWindow):
             self.worker.request_preview(self.builder.config())
 
     # ================================================================ composition
-    def add_dock(self, title: str, name: str, widget: QWidget, area: Qt.DockWidgetArea) -> QDockWidget:
-        """A movable, floatable, closable dock; its toggle is listed in the View menu once that exists."""
+    def add_dock(self, title: str, name: str, widget: QWidget, area: Qt.DockWidgetArea, listed: bool = True) -> QDockWidget:
+        """A movable, floatable, closable dock; its toggle is listed in the View menu once that exists
+        (``listed=False``: the caller lists its own action, e.g. for a dock built on demand)."""
         dock = QDockWidget(title, self)
         dock.setObjectName(name)
         dock.setWidget(widget)
@@ -122,8 +123,9 @@ class MainWindow(QMainWindow):
             | QDockWidget.DockWidgetFeature.DockWidgetClosable
         )
         self.addDockWidget(area, dock)
-        if hasattr(self, "view_menu"):
+        if listed and hasattr(self, "view_menu"):
             self._list_in_view_menu(dock)
+        self.restoreDockWidget(dock)  # a dock built after the layout was restored takes its saved place
         return dock
 
     def _list_in_view_menu(self, dock: QDockWidget) -> None:
@@ -161,7 +163,7 @@ class MainWindow(QMainWindow):
         run_menu.addSeparator()
         run_menu.addAction(self.fork.fork_action)
         self.view_menu = mb.addMenu("&View")
-        self.view_menu.addAction(self.learned.action)
+        self.view_menu.addActions([self.teaching.exercise_action, self.teaching.jacobian_action, self.learned.action])
         self.view_menu.addSeparator()
         self.redraw_actions = add_redraw_menu(self.view_menu, self.pacer)
         self._view_menu_end = self.view_menu.actions()[-1]  # dock toggles are listed above it
@@ -407,6 +409,7 @@ class MainWindow(QMainWindow):
             self._painted = True
             self.removeEventFilter(self)
             self.first_painted.emit()
+            QTimer.singleShot(0, self.plots.ensure_built)
         return False
 
     def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802 - Qt API

@@ -19,8 +19,8 @@ from typing import Any
 from PySide6.QtCore import QObject, Qt, QTimer, Slot
 from PySide6.QtWidgets import QFileDialog, QInputDialog, QLineEdit, QMainWindow
 
-from .panels.exercise import ExercisePanel, SubmissionWriteError, export_submission
-from .plots.jacobian import JacobianSpectrumPlot
+from PySide6.QtGui import QAction
+
 from .settings import KEY_STUDENT, read_str, settings
 
 log = logging.getLogger(__name__)
@@ -46,24 +46,24 @@ class TeachingController(QObject):
         super().__init__(window)
         self.w: Any = window
         self.run = self.w.run
-        self.exercise = ExercisePanel(active=False)  # free play until the user opens an exercise
-        self.jacobian = JacobianSpectrumPlot()
-        self.exercise_dock = self.w.add_dock("Exercise", "exerciseDock", self.exercise, Qt.DockWidgetArea.RightDockWidgetArea)
-        self.jacobian_dock = self.w.add_dock("Jacobian spectrum", "jacobianDock", self.jacobian, Qt.DockWidgetArea.RightDockWidgetArea)
-        window.tabifyDockWidget(self.exercise_dock, self.jacobian_dock)
         # Free play is the default: the exercise and Jacobian docks stay closed until asked for
         # (Exercises menu, View menu), so the plots get the room and a student sees no grading.
-        self.exercise_dock.hide()
-        self.jacobian_dock.hide()
+        # They are built on first use, which keeps their imports (pyqtgraph, the exercise
+        # files) off the path to the window's first paint.
+        self._exercise: Any = None
+        self._jacobian: Any = None
+        self._exercise_dock: Any = None
+        self._jacobian_dock: Any = None
+        self.exercise_action = QAction("&Exercise", window, checkable=True)
+        self.exercise_action.setToolTip("Show or hide the exercise panel (free play until you open an exercise).")
+        self.exercise_action.toggled.connect(lambda on: self._show_dock(self.exercise_dock, on))
+        self.jacobian_action = QAction("&Jacobian spectrum", window, checkable=True)
+        self.jacobian_action.setToolTip("Show or hide the Jacobian spectrum of the live network (computed on request).")
+        self.jacobian_action.toggled.connect(lambda on: self._show_dock(self.jacobian_dock, on))
         self.last_submission = ""
         # Bumped when a run starts or is reset: a Jacobian of the discarded run
         # that arrives later is dropped instead of shown as the new run's.
         self._run_ticket = 0
-
-        self.restore_student()
-        self.exercise.start_requested.connect(self._on_start_requested)
-        self.exercise.submission_requested.connect(self._on_submission_requested)
-        self.jacobian.compute_requested.connect(self._on_jacobian_requested)
         self.run.run_started.connect(self._on_run_started)
         self.run.run_reset.connect(self._on_run_reset)
         self._timer = QTimer(self)
@@ -71,21 +71,90 @@ class TeachingController(QObject):
         self._timer.timeout.connect(self._on_objectives_timer)
         self._timer.start()
 
+    # ------------------------------------------------------------ docks on demand
+    @property
+    def exercise(self) -> Any:
+        """The exercise panel (built on first use)."""
+        if self._exercise is None:
+            from .panels.exercise import ExercisePanel
+
+            self._exercise = ExercisePanel(active=False)  # free play until the user opens an exercise
+            self.restore_student()  # the name remembered from the last submission
+            self._exercise.start_requested.connect(self._on_start_requested)
+            self._exercise.submission_requested.connect(self._on_submission_requested)
+        return self._exercise
+
+    @property
+    def exercise_dock(self) -> Any:
+        if self._exercise_dock is None:
+            self._exercise_dock = self._make_dock("Exercise", "exerciseDock", self.exercise, self.exercise_action)
+        return self._exercise_dock
+
+    @property
+    def jacobian(self) -> Any:
+        """The Jacobian spectrum plot (built on first use)."""
+        if self._jacobian is None:
+            from .plots.jacobian import JacobianSpectrumPlot
+
+            self._jacobian = JacobianSpectrumPlot()
+            self._jacobian.compute_requested.connect(self._on_jacobian_requested)
+        return self._jacobian
+
+    @property
+    def jacobian_dock(self) -> Any:
+        if self._jacobian_dock is None:
+            self._jacobian_dock = self._make_dock("Jacobian spectrum", "jacobianDock", self.jacobian, self.jacobian_action)
+        return self._jacobian_dock
+
+    def _make_dock(self, title: str, name: str, widget: Any, action: QAction) -> Any:
+        dock = self.w.add_dock(title, name, widget, Qt.DockWidgetArea.RightDockWidgetArea, listed=False)
+        other = self._jacobian_dock if name == "exerciseDock" else self._exercise_dock
+        if other is not None:
+            self.w.tabifyDockWidget(other, dock)
+        dock.hide()
+        dock.visibilityChanged.connect(lambda on, a=action, d=dock: a.setChecked(d.isVisible()))
+        return dock
+
+    @staticmethod
+    def _show_dock(dock: Any, on: bool) -> None:
+        if on:
+            dock.show()
+            dock.raise_()
+        else:
+            dock.hide()
+
     # ------------------------------------------------------------ exercises
     def add_menu(self, menu_bar: Any) -> Any:
-        """Exercises menu: Free play, then one entry per readable exercise (opens the dock in exercise mode)."""
-        menu = menu_bar.addMenu("E&xercises")
+        """Exercises menu: Free play, then one entry per readable exercise (listed when the menu opens)."""
+        from PySide6.QtWidgets import QMenu
+
+        menu = QMenu("E&xercises", menu_bar)
+        actions = menu_bar.actions()
+        if actions:  # before Help, which stays last
+            menu_bar.insertMenu(actions[-1], menu)
+        else:
+            menu_bar.addMenu(menu)
         menu.setToolTipsVisible(True)
+        menu.aboutToShow.connect(self._fill_menu)
+        self.menu = menu
+        self._fill_menu()  # cheap entries now; the exercise files are read on first opening
+        return menu
+
+    @Slot()
+    def _fill_menu(self) -> None:
+        menu = self.menu
+        menu.clear()
         free = menu.addAction("Free play (no exercise)")
         free.setToolTip("Nothing is checked and no warning about an exercise's settings appears.")
-        free.triggered.connect(lambda: self.exercise.set_active(False))
+        free.triggered.connect(lambda: self._exercise is not None and self._exercise.set_active(False))
+        menu.addAction(self.exercise_action)
         menu.addSeparator()
+        if self._exercise is None and not menu.isVisible():
+            return  # listing the exercises reads their files: only when the user opens the menu
         for ex in self.exercise.exercises():
             a = menu.addAction(f"{ex.title}  [{ex.level}]")
-            a.setToolTip(f"Open this exercise: its text, its objectives checked live on your run, and its questions.")
+            a.setToolTip("Open this exercise: its text, its objectives checked live on your run, and its questions.")
             a.triggered.connect(lambda _checked=False, eid=ex.id: self.open_exercise(eid))
-        self.menu = menu
-        return menu
 
     def open_exercise(self, exercise_id: str) -> bool:
         """Exercise mode on the exercise ``exercise_id``: the dock opens and its objectives are checked."""
@@ -119,7 +188,8 @@ class TeachingController(QObject):
             self.submit_to(folder, ex, answers, student)
 
     def restore_student(self) -> None:
-        """Fill the panel's name field with the name remembered from the last submission."""
+        """Fill the panel's name field with the name remembered from the last submission
+        (done when the panel is built: it is built on first use, not at start-up)."""
         self.exercise.set_student(read_str(settings(), KEY_STUDENT))
 
     def ask_student(self) -> "str | None":
@@ -144,6 +214,8 @@ class TeachingController(QObject):
 
     def submit_to(self, folder: str, ex: Any, answers: dict, student: str = "") -> None:
         """Write the worker's full session + submission.json (between steps, in the worker)."""
+        from .panels.exercise import export_submission
+
         target = str(Path(folder) / f"submission-{ex.id}") if Path(folder).is_dir() and any(Path(folder).iterdir()) else folder
         self.run.worker.submit(
             lambda s: str(export_submission(target, ex, s, dict(answers), student)), self._on_submission_written, self._on_submission_failed
@@ -154,6 +226,8 @@ class TeachingController(QObject):
         self.w.statusBar().showMessage(f"Submission written to {path}", 10000)
 
     def _on_submission_failed(self, exc: BaseException) -> None:
+        from .panels.exercise import SubmissionWriteError
+
         if isinstance(exc, SubmissionWriteError):  # the place cannot be written: say so, nothing else is wrong
             self.w.show_error("Submission not written", f"{exc}\n\nYour session is still in memory: you can try another folder.")
             return
@@ -179,8 +253,10 @@ class TeachingController(QObject):
     def _forget_run(self, jacobian_text: str) -> None:
         """Nothing that described the previous run stays on screen (the plots reset themselves)."""
         self._run_ticket += 1
-        self.jacobian.set_spectrum(None, jacobian_text)
-        self.exercise.update_from(None)
+        if self._jacobian is not None:
+            self._jacobian.set_spectrum(None, jacobian_text)
+        if self._exercise is not None:
+            self._exercise.update_from(None)
 
     # ------------------------------------------------------------ jacobian
     @Slot()
@@ -209,6 +285,7 @@ class TeachingController(QObject):
 
     @Slot()
     def _on_objectives_timer(self) -> None:
-        if self.run.mirror is not None and self.exercise.active and self.exercise.isVisible():
+        ex = self._exercise
+        if ex is not None and self.run.mirror is not None and ex.active and ex.isVisible():
             self.exercise.update_from(self.run.mirror)
 

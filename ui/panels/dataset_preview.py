@@ -9,7 +9,6 @@ from __future__ import annotations
 from typing import Optional
 
 import numpy as np
-import pyqtgraph as pg
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QLabel, QVBoxLayout, QWidget
 
@@ -28,21 +27,18 @@ class DatasetPreview(QWidget):
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.setSpacing(2)
-        self.plot = pg.PlotWidget()
-        self.plot.setBackground("w")
-        self.plot.setFixedHeight(130)
-        self.plot.setMouseEnabled(False, False)
-        self.plot.hideButtons()
-        self.plot.setMenuEnabled(False)
-        for axis in ("left", "bottom"):
-            self.plot.hideAxis(axis)
-        self.scatter = pg.ScatterPlotItem(size=4, pen=None)
-        self.plot.addItem(self.scatter)
+        # The plot is built when the first points arrive (after the window has painted):
+        # importing pyqtgraph is the largest cost on the way to the first paint.
+        self.plot: Optional[QWidget] = None
+        self.scatter = None
+        self._holder = QWidget()
+        self._holder.setFixedHeight(130)
+        self._holder.setStyleSheet("background: white;")
         self.note = QLabel("Loading preview…")
         self.note.setWordWrap(True)
         self.note.setStyleSheet("color: palette(mid); font-size: 9pt;")
         self.note.setAlignment(Qt.AlignmentFlag.AlignLeft)
-        layout.addWidget(self.plot)
+        layout.addWidget(self._holder)
         layout.addWidget(self.note)
         self.setToolTip(TIPS["preview"])
         self.dataset = ""
@@ -50,9 +46,13 @@ class DatasetPreview(QWidget):
 
     def set_points(self, dataset: str, points: np.ndarray, labels: np.ndarray, n_inputs: int, note: str = "") -> None:
         """Show ``points`` (n, 2) coloured by ``labels``; at most MAX_POINTS are drawn."""
+        if self.plot is None:
+            self._build_plot()
         if len(points) > MAX_POINTS:
             idx = np.linspace(0, len(points) - 1, MAX_POINTS).astype(int)
             points, labels = points[idx], labels[idx]
+        import pyqtgraph as pg
+
         brushes = [pg.mkBrush(CLASS_COLOURS[int(c) % len(CLASS_COLOURS)]) for c in labels]
         self.scatter.setData(x=points[:, 0], y=points[:, 1], brush=brushes)
         self.plot.autoRange(padding=0.05)
@@ -63,6 +63,23 @@ class DatasetPreview(QWidget):
         if note:
             text = f"{dataset}: {note}, {n_classes} classes"
         self.note.setText(text)
+
+    def _build_plot(self) -> None:
+        import pyqtgraph as pg
+
+        plot = pg.PlotWidget()
+        plot.setBackground("w")
+        plot.setFixedHeight(130)
+        plot.setMouseEnabled(False, False)
+        plot.hideButtons()
+        plot.setMenuEnabled(False)
+        for axis in ("left", "bottom"):
+            plot.hideAxis(axis)
+        self.scatter = pg.ScatterPlotItem(size=4, pen=None)
+        plot.addItem(self.scatter)
+        self.layout().replaceWidget(self._holder, plot)
+        self._holder.deleteLater()
+        self.plot = plot
 
     def set_loading(self, dataset: str) -> None:
         self.note.setText(f"{dataset}: loading preview…")

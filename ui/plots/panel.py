@@ -9,22 +9,19 @@ profile).
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
+from typing import TYPE_CHECKING, Any, Optional
 
 import numpy as np
 from PySide6.QtCore import Qt, Slot
-from PySide6.QtWidgets import QSplitter, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QLabel, QSplitter, QVBoxLayout, QWidget
 
 from gradsim.session import Event, Session
 
-from .activations import ActivationStats
-from .base import PlotBase, TimePlotBase
-from .common import HEATMAP_METRICS
-from .depth_profile import DepthProfile
-from .heatmap import GradientHeatmap
-from .layer_curves import LayerCurves
-from .loss_accuracy import LossAccuracyPlot
-from .update_ratio import UpdateRatioPlot
+if TYPE_CHECKING:
+    from .base import PlotBase, TimePlotBase
+
+#: The plot widgets a panel holds; they are built on first use (see ``PlotPanel.ensure_built``).
+_PLOT_NAMES = ("heatmap", "depth_profile", "activations", "layer_curves", "update_ratio", "loss_accuracy", "splitters")
 
 
 def _store_key(store: Optional[Session]) -> tuple:
@@ -62,19 +59,55 @@ def ratio_session(a: Session, b: Session) -> Session:
 class PlotPanel(QWidget):
     """Heatmap, depth profile and activation bars on top; layer curves, update ratio and loss below."""
 
-    def __init__(self, parent: Optional[QWidget] = None) -> None:
+    def __init__(self, parent: Optional[QWidget] = None, build_now: bool = True) -> None:
+        """``build_now=False``: show a one-line placeholder and build the plots on first use
+        (the window builds them right after its first paint: importing pyqtgraph and
+        creating ten plot items is most of the start-up time)."""
         super().__init__(parent)
+        self.metric_name = "grad_norm"
+        self._built = False
+        self._store: Optional[Session] = None
+        self._compare: Optional[Session] = None
+        self._key: Optional[tuple] = None
+        self._n_events = -1
+        self._layout = QVBoxLayout(self)
+        self._layout.setContentsMargins(0, 0, 0, 0)
+        self._placeholder = QLabel("Preparing the plots\u2026")
+        self._placeholder.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self._placeholder.setStyleSheet("color: #9e9e9e;")
+        self._layout.addWidget(self._placeholder)
+        if build_now:
+            self.ensure_built()
+
+    def __getattr__(self, name: str) -> Any:
+        # Only reached when normal lookup fails: a plot asked for before the panel was built.
+        if name in _PLOT_NAMES and not self.__dict__.get("_built", True):
+            self.ensure_built()
+            return getattr(self, name)
+        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+
+    @property
+    def built(self) -> bool:
+        return self._built
+
+    def ensure_built(self) -> None:
+        """Build the six plots now (once)."""
+        if self._built:
+            return
+        self._built = True
+        from .activations import ActivationStats
+        from .depth_profile import DepthProfile
+        from .heatmap import GradientHeatmap
+        from .layer_curves import LayerCurves
+        from .loss_accuracy import LossAccuracyPlot
+        from .update_ratio import UpdateRatioPlot
+
         self.heatmap = GradientHeatmap()
         self.depth_profile = DepthProfile()
         self.activations = ActivationStats()
         self.layer_curves = LayerCurves()
         self.update_ratio = UpdateRatioPlot()
         self.loss_accuracy = LossAccuracyPlot()
-        self.metric_name = self.heatmap.metric_name
-        self._store: Optional[Session] = None
-        self._compare: Optional[Session] = None
-        self._key: Optional[tuple] = None
-        self._n_events = -1
 
         top = QSplitter(Qt.Orientation.Horizontal)
         top.addWidget(self.heatmap)
@@ -100,9 +133,8 @@ class PlotPanel(QWidget):
         bottom.setSizes([3000, 3000, 2600])
         outer.setSizes([3000, 2000])
         self.splitters = (outer, top, bottom)
-        layout = QVBoxLayout(self)
-        layout.setContentsMargins(0, 0, 0, 0)
-        layout.addWidget(outer)
+        self._layout.replaceWidget(self._placeholder, outer)
+        self._placeholder.deleteLater()
 
         self.heatmap.metric_changed.connect(self._on_metric_changed)
         self.heatmap.step_picked.connect(self._on_step_picked)
@@ -174,6 +206,9 @@ class PlotPanel(QWidget):
 
     def reset(self) -> None:
         """Empty every plot and forget the store (a new run starts)."""
+        if not self._built:
+            self._store = self._compare = self._key = None
+            return
         self._store = None
         self._compare = None
         self._key = None
@@ -183,6 +218,8 @@ class PlotPanel(QWidget):
 
     def set_metric(self, name: str) -> None:
         """Show ``name`` in the heatmap, the depth profile and the layer curves."""
+        from .common import HEATMAP_METRICS
+
         if name not in HEATMAP_METRICS:
             raise ValueError(f"metric {name!r}: one of {', '.join(HEATMAP_METRICS)}")
         self.metric_name = name
