@@ -72,6 +72,8 @@ class LearnedController(QObject):
             self.panel = LearnedPanel()
             self.dock = self.w.add_dock("What the network learns", "learnedDock", self.panel, Qt.DockWidgetArea.RightDockWidgetArea)
             self.dock.visibilityChanged.connect(self._on_visibility_changed)
+            # A side panel, not the main view: the plots keep most of the width.
+            self.w.resizeDocks([self.dock], [max(260, self.w.width() // 5)], Qt.Orientation.Horizontal)
             self.dock.toggleViewAction().toggled.connect(self._sync_action)
         return self.dock
 

@@ -31,6 +31,7 @@ class Shot:
     caption: str
     metric: str = "act_grad_norm"
     setup: Optional[Callable] = None  # window -> error message or None, run after the steps
+    learned: bool = False  # open "What the network learns" too
 
 
 def _fork_batchnorm(app, window) -> Optional[str]:
@@ -62,12 +63,14 @@ SHOTS = (
          "so the heatmap goes dark toward layer 1 and the loss barely moves."),
     Shot("batchnorm-rescue", "batchnorm-rescue", 700,
          "The same net with batch norm switched on at step 300: the early layers light up and the loss falls."),
-    Shot("exploding-relu", "exploding-relu", 1000,
-         "ReLU with weights at std 0.5: the gradient grows ~2.8x per layer and the run diverges (magenta = nan/inf)."),
+    Shot("exploding-relu", "exploding-relu", 150,
+         "ReLU with weights at std 0.5: the backprop signal grows ~2.8x per layer toward the input (bright bottom rows, "
+         "a depth profile falling toward the output) and the loss jumps."),
     Shot("clipping-rescue", "clipping-rescue", 400,
          "Oversized init and a large learning rate, but the gradient norm is clipped at 1: the run stays finite."),
     Shot("healthy-relu-he", "healthy-relu-he", 500,
-         "ReLU with He init: the backprop signal keeps its size across depth and every layer learns."),
+         "ReLU with He init: the backprop signal keeps its size across depth and every layer learns; "
+         "the decision boundary (right) has formed around the classes.", learned=True),
     Shot("deep-tanh-xavier", "deep-tanh-xavier", 500,
          "30 tanh layers with Xavier init near the edge of chaos: the signal decays slowly and the net still trains."),
     Shot("fork-batchnorm", "vanishing-sigmoid", 300,
@@ -86,9 +89,16 @@ def take(app, shot: Shot, size: tuple[int, int], out: Path) -> Path:
         window.show()
         window.builder.apply_preset(shot.preset)
         window.plots.set_metric(shot.metric)
+        if shot.learned:
+            window.learned.show()
         error = _run_steps(app, window, shot.steps)
         if error is None and shot.setup is not None:
             error = shot.setup(app, window)
+        if error is None and shot.learned:
+            panel = window.learned.panel
+            window.learned.request()
+            if not wait_for(app, lambda: panel.grid is not None and panel.grid.step >= window.mirror.steps_run, 120):
+                error = "the decision boundary did not arrive"
         if error:
             raise RuntimeError(f"{shot.name}: {error}")
         window.refresh_plots_now()

@@ -70,7 +70,8 @@ class SelectedLayersPlot(TimePlotBase):
         self.layer_edit = QLineEdit()
         self.layer_edit.setPlaceholderText("first, middle, last")
         self.layer_edit.setToolTip(self.LAYERS_TIP)
-        self.layer_edit.setMaximumWidth(120)
+        self.layer_edit.setMaximumWidth(100)
+        self.layer_edit.setMinimumWidth(48)
         self.layer_edit.editingFinished.connect(self._on_layers_edited)
         controls.addWidget(self.layer_edit)
         #: The curves' colours and layers, beside the layer box (never over the data).
