@@ -291,6 +291,14 @@ class MainWindow(QMainWindow):
         self.event_log.add_events(list(session.events))
         if self.run.config is not None:
             self.toggles.sync_config(self.run.config)
+            # The builder shows what the opened run was (and what Re-run will train).
+            from .session_viewer import SessionOpenError, session_schedule
+
+            self.builder.set_config(self.run.config)
+            try:
+                self.builder.set_schedule(session_schedule(session))
+            except SessionOpenError as exc:
+                self.status.showMessage(str(exc), 10000)
         self.builder_dock.raise_()
 
     def open_session(self, path: str) -> None:

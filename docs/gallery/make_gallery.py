@@ -52,6 +52,7 @@ def _fork_batchnorm(app, window) -> Optional[str]:
     window.run.step(500)
     if not wait_for(app, lambda: all(m.steps_run >= target for m in fork.mirrors()), 600):
         return "the branches did not take 500 steps"
+    window.plots.heatmap.set_branch("ratio")  # where the branches differ, layer by layer
     window.refresh_plots_now()
     wait_for(app, lambda: False, 0.2)
     return None
@@ -65,7 +66,7 @@ SHOTS = (
          "The same net with batch norm switched on at step 300: the early layers light up and the loss falls."),
     Shot("exploding-relu", "exploding-relu", 150,
          "ReLU with weights at std 0.5: the backprop signal grows ~2.8x per layer toward the input (bright bottom rows, "
-         "a depth profile falling toward the output) and the loss jumps."),
+         "a depth profile falling toward the output) and the loss starts in the thousands."),
     Shot("clipping-rescue", "clipping-rescue", 400,
          "Oversized init and a large learning rate, but the gradient norm is clipped at 1: the run stays finite."),
     Shot("healthy-relu-he", "healthy-relu-he", 500,
@@ -75,7 +76,8 @@ SHOTS = (
          "30 tanh layers with Xavier init near the edge of chaos: the signal decays slowly and the net still trains."),
     Shot("fork-batchnorm", "vanishing-sigmoid", 300,
          "Fork and compare: the vanishing run paused at step 300 and forked; batch norm switched on in branch B only. "
-         "Both branches drawn on the same axes from one starting point.", setup=_fork_batchnorm),
+         "Both branches drawn on the same axes from one starting point (B dashed); the heatmap shows log10 B/A: "
+         "red where B's backprop signal is larger; after the fork the input-side layers of B get over a million times more.", setup=_fork_batchnorm),
 )
 
 
@@ -137,7 +139,7 @@ def main(argv: Optional[list[str]] = None) -> int:
     for shot in shots:
         path = take(app, shot, size, out)
         print(f"{shot.name}: {path}", flush=True)
-    if not args.only and out == Path(__file__).resolve().parent:
+    if out == Path(__file__).resolve().parent:
         write_index(out, SHOTS)
     return 0
 

@@ -82,7 +82,7 @@ def test_fork_then_toggle_on_b_differs_only_through_it(forked, qtbot, tmp_path):
         want = np.log10(b.layer_metric("grad_norm") / a.layer_metric("grad_norm")).T
     np.testing.assert_allclose(hm.image_data, want, rtol=1e-5, atol=1e-6)
     assert np.all(hm.image_data[:, :FORK_AT] == 0)
-    assert hm.levels == (-3.0, 3.0)
+    assert hm.levels == (-6.0, 6.0)
 
     # Export: both branches as sessions plus a comparison CSV.
     out = tmp_path / "compare"

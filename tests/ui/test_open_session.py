@@ -78,6 +78,9 @@ def test_opened_session_plots_equal_the_files(qtbot, window, exported, which):
     # Read-only: toggles are dead, export is off, the slider is shown.
     assert not window.export_action.isEnabled()
     assert window.viewer.bar.isVisible()
+    # The builder shows the opened run's config and events (what Re-run trains).
+    assert window.builder.config().depth == 3 and window.builder.config().activation == "tanh"
+    assert [s.text() for s in window.builder.schedule()] == [f"{EVENT_STEP}:batchnorm=on"]
 
 
 def test_step_slider_scrubs_every_plot(qtbot, window, exported):

@@ -205,7 +205,7 @@ class GradientHeatmap(TimePlotBase):
             self.lut = self._lut_diverging
             self.colorbar.setColorMap(self._cmap_diverging)
             self.colorbar.getAxis("left").setLabel("log10 B/A")
-            self.set_levels(-3.0, 3.0)
+            self.set_levels(-6.0, 6.0)  # a million times either way; beyond, the end colours
         elif was_ratio:
             self.lut = self._lut_sequential
             self.colorbar.setColorMap(self._cmap_sequential)
