@@ -17,8 +17,8 @@ from typing import Any
 import numpy as np
 import torch
 
-#: Grid cells per side of the decision-boundary image (48 x 48 = 2304 points a frame).
-GRID_SIZE = 48
+#: Grid cells per side of the decision-boundary image (40 x 40 = 1600 points a frame).
+GRID_SIZE = 40
 #: Training points drawn over the regions (a fixed, seeded subset of the training set).
 MAX_POINTS = 400
 
