@@ -175,3 +175,21 @@ def test_cli_open_with_screenshot(subprocess_env, exported, tmp_path):
                           cwd=root, env=env, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
     assert shot.stat().st_size > 10000
+
+
+def test_dropping_a_session_zip_opens_it(qtbot, window, exported):
+    from PySide6.QtCore import QMimeData, QPointF, Qt, QUrl
+    from PySide6.QtGui import QDropEvent
+
+    mime = QMimeData()
+    mime.setUrls([QUrl.fromLocalFile(str(exported[1]))])
+    event = QDropEvent(QPointF(10, 10), Qt.DropAction.CopyAction, mime, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier)
+    with qtbot.waitSignal(window.viewer.opened, timeout=20000):
+        window.dropEvent(event)
+    assert window.state is RunState.VIEWING and len(window.mirror) == STEPS
+    # Two files at once are not one session: refused without a change.
+    mime2 = QMimeData()
+    mime2.setUrls([QUrl.fromLocalFile(str(exported[0])), QUrl.fromLocalFile(str(exported[1]))])
+    event2 = QDropEvent(QPointF(10, 10), Qt.DropAction.CopyAction, mime2, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier)
+    window.dropEvent(event2)
+    assert not event2.isAccepted() and window.state is RunState.VIEWING
