@@ -46,6 +46,7 @@ def test_empty_plots_show_one_line_of_help(window, qtbot):
     for plot in window.plots.plots:
         assert plot.empty and plot.graphics.isHidden() and not plot.hint.isHidden()
         assert plot.hint.text().startswith("Press Run to train; this")
+    assert window.plots.activations.legend.isHidden()  # nothing to name yet
     _run(window, qtbot, steps=6)
     for plot in window.plots.plots:
         assert not plot.empty and not plot.graphics.isHidden() and plot.hint.isHidden()

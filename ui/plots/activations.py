@@ -64,6 +64,11 @@ class ActivationStats(PlotBase):
         self.plot.getViewBox().disableAutoRange(axis=pg.ViewBox.XAxis)
         self._n_layers_shown = 0
         self._finish_layout()
+        self.legend.setVisible(False)  # until there are bars
+
+    def set_empty(self, empty: bool) -> None:
+        super().set_empty(empty)
+        self.legend.setVisible(not empty)  # no bars, nothing to name
 
     def reset(self) -> None:
         super().reset()
