@@ -329,6 +329,8 @@ class MainWindow(QMainWindow):
     @Slot(list)
     def _on_events_arrived(self, events: list) -> None:
         self.event_log.add_events(events)
+        if self.run.forked and 0 not in self.run.command_targets:
+            return  # the toggles show the branch they change (B)
         for ev in events:
             self.toggles.sync_event(ev)
 
@@ -339,6 +341,8 @@ class MainWindow(QMainWindow):
         for ev in events:
             if ev.step >= step and ev.kind != "start":
                 self.event_log.add_message(f"B: {ev.kind}", ev.value, step=ev.step, error=False)
+                if 0 not in self.run.command_targets:
+                    self.toggles.sync_event(ev)  # the toggles show the branch they change
 
     def _refresh_plots(self, mirror: Session, force: bool = False) -> bool:
         """The pacer's redraw: the run's mirror, and branch B when the run is forked."""

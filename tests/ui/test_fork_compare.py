@@ -49,6 +49,7 @@ def test_fork_then_toggle_on_b_differs_only_through_it(forked, qtbot, tmp_path):
     qtbot.waitUntil(lambda: all(m.steps_run >= target for m in window.fork.mirrors()), timeout=30000)
     window.refresh_plots_now()
     a, b = window.fork.mirrors()
+    assert window.toggles.batchnorm.isChecked()  # the toggles show branch B, the one they change
     assert not any(e.kind == "batchnorm" for e in a.events)
     assert [e.step for e in b.events if e.kind == "batchnorm"] == [FORK_AT]
 
