@@ -12,8 +12,8 @@ from __future__ import annotations
 import logging
 from typing import Optional
 
-from PySide6.QtCore import QEvent, QObject, Qt, QTimer, Signal, Slot
-from PySide6.QtGui import QAction, QCloseEvent
+from PySide6.QtCore import QEvent, QObject, QSize, Qt, QTimer, Signal, Slot
+from PySide6.QtGui import QAction, QCloseEvent, QGuiApplication
 from PySide6.QtWidgets import QDockWidget, QMainWindow, QStyle, QToolBar, QWidget
 
 from gradsim import __version__
@@ -101,7 +101,7 @@ class MainWindow(QMainWindow):
         # changes (that churns the window manager, and offscreen Qt warns about it).
         self.setAcceptDrops(True)  # a session folder or .zip dropped on the window opens it
         self.setMinimumSize(960, 600)
-        self.resize(1500, 940)
+        self.resize(_default_size(self))
         self.resizeDocks([self.builder_dock], [310], Qt.Orientation.Horizontal)
         self.resizeDocks([self.builder_dock, self.event_dock], [620, 260], Qt.Orientation.Vertical)
         if persist:
@@ -440,6 +440,17 @@ class MainWindow(QMainWindow):
     def stop_worker(self) -> bool:
         """Stop the training thread (requestInterruption + wait, never terminate)."""
         return self.run.shutdown(timeout_ms=10000)
+
+
+def _default_size(window: QWidget) -> QSize:
+    """1500x940, shrunk to the screen's free area: on a 1280x720 lab laptop the window
+    must fit on screen, not hang off its edge. The offscreen platform (tests, headless
+    screenshots) has no real screen, so it keeps the full size."""
+    size = QSize(1500, 940)
+    screen = window.screen()
+    if screen is None or QGuiApplication.platformName() == "offscreen":
+        return size
+    return size.boundedTo(screen.availableGeometry().size())
 
 
 def _dropped_path(event) -> Optional[str]:
