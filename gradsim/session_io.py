@@ -160,11 +160,42 @@ def render(session: Session) -> dict[str, str]:
     return {name: "".join(chunks) for name, chunks in _streams(session).items()}
 
 
+def _umask() -> int:
+    """The process's umask. Read from /proc where it exists: setting and restoring
+    it (the only portable getter) would briefly change it for the other threads."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as fh:
+            for line in fh:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def partial_dir(path: Path) -> Path:
+    """A new empty folder beside ``path`` to assemble it in, then rename onto ``path``.
+
+    mkdtemp makes it owner-only (0700); an exported folder gets the permissions
+    the user's umask gives, like any folder a program creates, so an instructor
+    can collect it from a shared folder.
+    """
+    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".partial", dir=path.parent))
+    os.chmod(tmp, 0o777 & ~_umask())
+    return tmp
+
+
 @contextmanager
 def _atomic_file(path: Path) -> Iterator[BinaryIO]:
-    """A binary file that appears at ``path`` only once complete (temp name, fsync, rename)."""
+    """A binary file that appears at ``path`` only once complete (temp name, fsync, rename).
+
+    mkstemp creates it owner-only (0600); it gets the umask's permissions instead,
+    as a plain open() would give (see partial_dir)."""
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".partial", dir=path.parent)
     try:
+        os.chmod(tmp, 0o666 & ~_umask())
         with os.fdopen(fd, "wb") as fh:
             yield fh
             fh.flush()
@@ -221,7 +252,7 @@ def export_session(session: Session, path: str | Path, zip_file: bool = False) -
         parent = path.parent
         if not parent.is_dir():
             parent.mkdir(parents=True, exist_ok=True)
-        tmpdir = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".partial", dir=parent))
+        tmpdir = partial_dir(path)
         try:
             for name, chunks in files.items():
                 write_atomic(tmpdir / name, chunks)

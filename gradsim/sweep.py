@@ -89,13 +89,13 @@ def write_folder(path: Path, files: dict[str, bytes]) -> None:
 
     An existing folder has each file replaced atomically instead.
     """
-    from .session_io import write_atomic
+    from .session_io import partial_dir, write_atomic
 
     if path.is_dir():
         for name, data in files.items():
             write_atomic(path / name, data)
         return
-    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".partial", dir=path.parent))
+    tmp = partial_dir(path)
     try:
         for name, data in files.items():
             write_atomic(tmp / name, data)
