@@ -3,7 +3,10 @@
 The window holds no run logic. The run (state, mirror session, generation,
 worker) lives in ``RunController`` (``ui/run_controller.py``); redraw pacing
 in ``ui/redraw.py``; settings in ``ui/settings.py``; export dialogs in
-``ui/session_export.py``; the status bar in ``ui/status_bar.py``. The window
+``ui/session_export.py``; the status bar in ``ui/status_bar.py``; menus and
+the toolbar in ``ui/menus.py``; opening a saved session (File > Open, drag and
+drop) in ``ui/session_viewer.py``; open error dialogs in
+``ui/panels/error_dialog.py``. The window
 builds them, connects the views to the run's signals, and turns user actions
 (menu, toolbar, builder) into calls on the controller.
 """
@@ -13,23 +16,22 @@ import logging
 from typing import Optional
 
 from PySide6.QtCore import QEvent, QObject, QSize, Qt, QTimer, Signal, Slot
-from PySide6.QtGui import QAction, QCloseEvent, QGuiApplication
-from PySide6.QtWidgets import QDockWidget, QMainWindow, QStyle, QToolBar, QWidget
+from PySide6.QtGui import QCloseEvent, QGuiApplication
+from PySide6.QtWidgets import QDockWidget, QMainWindow, QWidget
 
 from gradsim import __version__
 from gradsim.config import RunConfig
 from gradsim.session import Session
 
+from . import menus
 from . import settings as st
-from .about import app_icon, open_log_folder, show_about
-from .actions import RunActions, make_action
-from .logs import log_dir
+from .about import app_icon
 from .panels.builder import BuilderPanel
-from .panels.error_dialog import ErrorDialog
+from .panels.error_dialog import ErrorDialog, OpenErrorDialogs
 from .panels.event_log import EventLog
 from .panels.toggles import TogglesPanel
 from .plots.panel import PlotPanel
-from .redraw import DEFAULT_REDRAW_MODE, REDRAW_MODES, RedrawPacer, add_redraw_menu
+from .redraw import DEFAULT_REDRAW_MODE, REDRAW_MODES, RedrawPacer
 from .run_controller import RunController, RunState
 from .session_export import SessionExporter
 from .fork_controls import ForkControls
@@ -54,8 +56,7 @@ class MainWindow(QMainWindow):
         self.persist = persist
         self.setWindowTitle(f"GradSim {__version__} — vanishing & exploding gradients, live")
         self.setWindowIcon(app_icon())
-        self.last_error = ""
-        self.dialogs: list[ErrorDialog] = []
+        self.errors = OpenErrorDialogs(self)
         self._painted = False
 
         self.run = RunController(self)
@@ -89,9 +90,9 @@ class MainWindow(QMainWindow):
         self.learned = LearnedController(self)
         # Exercise panel and Jacobian spectrum: docks built on first use (View and Exercises menus).
         self.teaching = TeachingController(self)
-        self._make_actions()
-        self._make_menus()
-        self._make_toolbar()
+        menus.make_actions(self)
+        menus.make_menus(self)
+        menus.make_toolbar(self)
         self._connect_views()
         self.set_redraw_mode(DEFAULT_REDRAW_MODE)
         self.teaching.add_menu(self.menuBar())
@@ -99,7 +100,6 @@ class MainWindow(QMainWindow):
 
         # A fixed minimum keeps the layout from re-setting it whenever a panel's content
         # changes (that churns the window manager, and offscreen Qt warns about it).
-        self.setAcceptDrops(True)  # a session folder or .zip dropped on the window opens it
         self.setMinimumSize(960, 600)
         self.resize(_default_size(self))
         self.resizeDocks([self.builder_dock], [310], Qt.Orientation.Horizontal)
@@ -124,69 +124,9 @@ class MainWindow(QMainWindow):
         )
         self.addDockWidget(area, dock)
         if listed and hasattr(self, "view_menu"):
-            self._list_in_view_menu(dock)
+            menus.list_in_view_menu(self, dock)
         self.restoreDockWidget(dock)  # a dock built after the layout was restored takes its saved place
         return dock
-
-    def _list_in_view_menu(self, dock: QDockWidget) -> None:
-        a = dock.toggleViewAction()
-        a.setToolTip(f"Show or hide the {dock.windowTitle().lower()} panel.")
-        self.view_menu.insertAction(self._view_menu_end, a)
-
-    def _make_actions(self) -> None:
-        sp = QStyle.StandardPixmap
-        self.run_actions = RunActions(self, self.run, self.builder.is_valid, self.toggle_run, self.step_once, self.reset_run)
-        self.run_action, self.step_action, self.reset_action = self.run_actions.actions()
-        self.export_action = make_action(self, "&Export session…", "export", self.exporter.ask_and_export, "Ctrl+E", sp.SP_DialogSaveButton)
-        self.save_png_action = make_action(self, "Save plots as &PNG…", "save_png", self._on_save_png, None, sp.SP_FileIcon)
-        self.quit_action = make_action(self, "&Quit", "quit", self.close, "Ctrl+Q")
-        self.quit_action.setMenuRole(QAction.MenuRole.QuitRole)
-        self.log_action = QAction("Open &log folder", self)
-        self.log_action.setToolTip("Open the folder of GradSim's log file (attach it to a bug report).")
-        self.log_action.triggered.connect(self.open_log_folder)
-        self.about_action = QAction("&About GradSim", self)
-        self.about_action.triggered.connect(self._on_about)
-        self.replications_action = QAction("&Replications…", self)
-        self.replications_action.setToolTip("Re-run a classic paper's experiment (He 2015, Glorot 2010, ...) and see its figure and verdict.")
-        self.replications_action.triggered.connect(self.show_replications)
-
-    def _make_menus(self) -> None:
-        mb = self.menuBar()
-        file_menu = mb.addMenu("&File")
-        file_menu.addAction(self.viewer.open_action)
-        file_menu.addSeparator()
-        file_menu.addActions([self.export_action, self.save_png_action])
-        file_menu.addSeparator()
-        file_menu.addAction(self.quit_action)
-        run_menu = mb.addMenu("&Run")
-        run_menu.addActions([self.run_action, self.step_action, self.reset_action])
-        run_menu.addSeparator()
-        run_menu.addAction(self.fork.fork_action)
-        self.view_menu = mb.addMenu("&View")
-        self.view_menu.addActions([self.teaching.exercise_action, self.teaching.jacobian_action, self.learned.action])
-        self.view_menu.addSeparator()
-        self.redraw_actions = add_redraw_menu(self.view_menu, self.pacer)
-        self._view_menu_end = self.view_menu.actions()[-1]  # dock toggles are listed above it
-        for dock in (self.builder_dock, self.toggles_dock, self.event_dock):
-            self._list_in_view_menu(dock)
-        self.view_menu.addSeparator()
-        help_menu = mb.addMenu("&Help")
-        help_menu.addAction(self.replications_action)
-        help_menu.addSeparator()
-        help_menu.addActions([self.log_action, self.about_action])
-
-    def _make_toolbar(self) -> None:
-        tb = QToolBar("Run controls", self)
-        tb.setObjectName("runToolBar")
-        tb.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextBesideIcon)
-        tb.addActions([self.run_action, self.step_action, self.reset_action, self.fork.fork_action])
-        tb.addSeparator()
-        tb.addActions([self.viewer.open_action, self.export_action, self.save_png_action])
-        tb.addSeparator()
-        tb.addAction(self.learned.action)
-        self.addToolBar(Qt.ToolBarArea.TopToolBarArea, tb)
-        self.toolbar = tb
-        self.view_menu.addAction(tb.toggleViewAction())
 
     def _connect_views(self) -> None:
         """Views follow the run model; user input goes to it."""
@@ -291,34 +231,18 @@ class MainWindow(QMainWindow):
         self.event_log.add_events(list(session.events))
         if self.run.config is not None:
             self.toggles.sync_config(self.run.config)
-            # The builder shows what the opened run was (and what Re-run will train).
-            from .session_viewer import SessionOpenError, session_schedule
-
-            self.builder.set_config(self.run.config)
-            try:
-                self.builder.set_schedule(session_schedule(session))
-            except SessionOpenError as exc:
-                self.status.showMessage(str(exc), 10000)
+            self.viewer.sync_builder(session)
         self.builder_dock.raise_()
 
     def open_session(self, path: str) -> None:
         """Open an exported session folder or .zip (in the background); see ui/session_viewer.py."""
         self.viewer.open_path(path)
 
-    # ---------------------------------------------------------------- drag and drop
     def dragEnterEvent(self, event) -> None:  # noqa: N802 - Qt API
-        if _dropped_path(event) is not None:
-            event.acceptProposedAction()
-        else:
-            event.ignore()
+        self.viewer.drag_enter(event)
 
     def dropEvent(self, event) -> None:  # noqa: N802 - Qt API
-        path = _dropped_path(event)
-        if path is None:
-            event.ignore()
-            return
-        event.acceptProposedAction()
-        self.open_session(path)
+        self.viewer.drop(event)
 
     @Slot()
     def _on_run_reset(self) -> None:
@@ -361,52 +285,30 @@ class MainWindow(QMainWindow):
         self.show_error("Training stopped", f"{first}\n\nThe training run stopped. The data recorded so far is kept "
                         "and can be exported; press Run to start a new run.", message)
 
-    @Slot()
-    def _on_save_png(self) -> None:
-        def save(path: str) -> Optional[bool]:
-            self.refresh_plots_now()
-            return self.plots.save_png(path)
-
-        self.exporter.ask_and_save_png(save)
-
     # ================================================================ dialogs
     def show_error(self, title: str, text: str, details: str = "") -> ErrorDialog:
         """A non-blocking error dialog (never a nested event loop: headless runs must not hang)."""
-        self.last_error = f"{title}: {text}"
-        box = ErrorDialog(title, text, details, self)
-        box.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
-        box.finished.connect(self._on_dialog_finished)
-        self.dialogs.append(box)
-        box.open()
-        return box
+        return self.errors.show(title, text, details)
 
-    @Slot(int)
-    def _on_dialog_finished(self, _: int) -> None:
-        box = self.sender()
-        self.dialogs = [d for d in self.dialogs if d is not box]
+    @property
+    def dialogs(self) -> list[ErrorDialog]:
+        """The error dialogs still open."""
+        return self.errors.dialogs
 
-    @Slot()
-    def open_log_folder(self) -> None:
-        open_log_folder(self.status)
+    @property
+    def last_error(self) -> str:
+        """The last error shown ("title: text"; ``--self-test`` reports it)."""
+        return self.errors.last_error
 
-    @Slot()
-    def _on_about(self) -> None:
-        show_about(self, str(log_dir()))
+    @last_error.setter
+    def last_error(self, text: str) -> None:
+        self.errors.last_error = text
 
     def show_replications(self):
-        """Help > Replications...: one dialog, kept (and its last result) for the session.
-        Its runs open as sessions when the window can open one (File > Open session)."""
-        from .panels.replications import ReplicationsDialog
+        """Help > Replications... (one dialog, kept); its runs open as sessions (File > Open session)."""
+        from .panels.replications import show_replications  # matplotlib figures: imported on first use
 
-        dlg = getattr(self, "_replications", None)
-        if dlg is None:
-            dlg = self._replications = ReplicationsDialog(self.worker, self, getattr(self, "open_session", None))
-        if dlg.isVisible():  # already open: bring it forward
-            dlg.raise_()
-            dlg.activateWindow()
-        else:
-            dlg.show()
-        return dlg
+        return show_replications(self, self.worker, self.open_session)
 
     # ================================================================ life cycle
     def showEvent(self, event) -> None:  # noqa: N802 - Qt API
@@ -433,8 +335,7 @@ class MainWindow(QMainWindow):
         except Exception:  # noqa: BLE001 - never block closing on settings, but say why they were not saved
             log.exception("the settings could not be saved at exit")
         self.stop_worker()
-        for box in list(self.dialogs):
-            box.close()
+        self.errors.close_all()
         super().closeEvent(event)
 
     def stop_worker(self) -> bool:
@@ -452,13 +353,3 @@ def _default_size(window: QWidget) -> QSize:
         return size
     return size.boundedTo(screen.availableGeometry().size())
 
-
-def _dropped_path(event) -> Optional[str]:
-    """The one local file or folder a drag carries, or None (several, or not local)."""
-    mime = event.mimeData()
-    if mime is None or not mime.hasUrls():
-        return None
-    urls = [u for u in mime.urls() if u.isLocalFile()]
-    if len(urls) != 1:
-        return None
-    return urls[0].toLocalFile()

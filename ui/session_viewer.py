@@ -6,7 +6,9 @@ take seconds to parse), a clear message when the file is not a session (the
 current run is untouched, because nothing changes until the load succeeded),
 a step slider, and "Re-run" that turns the file back into a live run from its
 config and events. The run model shows the file through
-``RunController.view``; this object only loads, scrubs and asks.
+``RunController.view``; this object only loads, scrubs and asks. A session
+folder or .zip dropped on the window opens the same way (the window's drag
+events are handed here).
 """
 from __future__ import annotations
 
@@ -80,6 +82,17 @@ def _one_line(text: str) -> str:
     return " ".join(text.split())
 
 
+def dropped_path(event: Any) -> Optional[str]:
+    """The one local file or folder a drag carries, or None (several, or not local)."""
+    mime = event.mimeData()
+    if mime is None or not mime.hasUrls():
+        return None
+    urls = [u for u in mime.urls() if u.isLocalFile()]
+    if len(urls) != 1:
+        return None
+    return urls[0].toLocalFile()
+
+
 class _LoadDone(QObject):
     """Carries a background load's result to the GUI thread (a queued signal)."""
 
@@ -149,6 +162,7 @@ class SessionViewer(QObject):
         self._scrub.timeout.connect(self._apply_slider)
         self.slider.valueChanged.connect(self._on_slider_moved)
         self.run.state_changed.connect(self._on_state_changed)
+        window.setAcceptDrops(True)  # a session folder or .zip dropped on the window opens it
 
     # ------------------------------------------------------------ opening
     @Slot()
@@ -222,6 +236,31 @@ class SessionViewer(QObject):
     def close(self) -> None:
         """Stop the loader thread (window close)."""
         self._pool.shutdown(wait=True, cancel_futures=True)
+
+    def sync_builder(self, session: Session) -> None:
+        """The builder shows what the opened run was (and what Re-run will train)."""
+        self.w.builder.set_config(self.run.config)
+        try:
+            self.w.builder.set_schedule(session_schedule(session))
+        except SessionOpenError as exc:
+            self.w.status.showMessage(str(exc), 10000)
+
+    # ------------------------------------------------------------ drag and drop (the window's events)
+    def drag_enter(self, event: Any) -> None:
+        """Accept a drag that carries one local file or folder."""
+        if dropped_path(event) is not None:
+            event.acceptProposedAction()
+        else:
+            event.ignore()
+
+    def drop(self, event: Any) -> None:
+        """Open the dropped file or folder; several, or non-local ones, are refused without a change."""
+        path = dropped_path(event)
+        if path is None:
+            event.ignore()
+            return
+        event.acceptProposedAction()
+        self.open_path(path)
 
     # ------------------------------------------------------------ scrubbing
     def show_row(self, row: int) -> None:

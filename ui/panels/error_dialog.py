@@ -5,12 +5,14 @@ hang ``--self-test`` and ``--screenshot`` (nobody clicks OK), and QMessageBox
 fixes its own size after it is shown, which the offscreen platform used by the
 tests reports as a warning. This dialog opens window-modal with ``open()``,
 lets the worker thread keep running, and its size is set once, before it shows.
+``OpenErrorDialogs`` keeps the ones still open (and the last message, which
+``--self-test`` and the tests read), so closing the window closes them.
 """
 from __future__ import annotations
 
 from typing import Optional
 
-from PySide6.QtCore import Qt, Slot
+from PySide6.QtCore import QObject, Qt, Slot
 from PySide6.QtGui import QGuiApplication
 from PySide6.QtWidgets import (
     QDialog,
@@ -86,3 +88,32 @@ class ErrorDialog(QDialog):
         self.details.setVisible(shown)
         self.details_button.setText("Hide details" if shown else "Show details")
         self.resize(self.width(), 420 if shown else 200)
+
+
+class OpenErrorDialogs(QObject):
+    """The error dialogs a window has open, and the last error shown."""
+
+    def __init__(self, parent: QWidget) -> None:
+        super().__init__(parent)
+        self._parent = parent
+        self.dialogs: list[ErrorDialog] = []
+        self.last_error = ""
+
+    def show(self, title: str, text: str, details: str = "") -> ErrorDialog:
+        """Open a non-blocking error dialog over the parent window (never a nested event loop)."""
+        self.last_error = f"{title}: {text}"
+        box = ErrorDialog(title, text, details, self._parent)
+        box.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        box.finished.connect(self._on_finished)
+        self.dialogs.append(box)
+        box.open()
+        return box
+
+    @Slot(int)
+    def _on_finished(self, _: int) -> None:
+        box = self.sender()
+        self.dialogs[:] = [d for d in self.dialogs if d is not box]
+
+    def close_all(self) -> None:
+        for box in list(self.dialogs):
+            box.close()

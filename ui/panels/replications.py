@@ -4,6 +4,7 @@ The replication runs in the one training thread (``TrainingWorker.replicate``):
 the dialog only sends the request, follows the progress signals and shows the
 PNG and the verdict paragraph the engine wrote. Every run behind the figure is
 a standard session folder; the dialog lists them so they can be opened.
+``show_replications`` is the Help menu's hook: one dialog per window, kept.
 """
 from __future__ import annotations
 
@@ -47,6 +48,20 @@ def default_output_folder(name: str) -> Path:
     docs = QStandardPaths.writableLocation(QStandardPaths.StandardLocation.DocumentsLocation) or str(Path.home())
     stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
     return Path(docs) / "GradSim" / "replications" / f"{name}-{stamp}"
+
+
+def show_replications(parent: QWidget, worker, open_session: Optional[Callable[[str], None]] = None) -> "ReplicationsDialog":
+    """Help > Replications...: one dialog per window, kept (with its last result) for the session;
+    brought forward when it is already open. Its runs open as sessions through ``open_session``."""
+    dlg = parent.findChild(ReplicationsDialog)
+    if dlg is None:
+        dlg = ReplicationsDialog(worker, parent, open_session)
+    if dlg.isVisible():
+        dlg.raise_()
+        dlg.activateWindow()
+    else:
+        dlg.show()
+    return dlg
 
 
 class ReplicationsDialog(QDialog):
