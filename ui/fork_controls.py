@@ -5,7 +5,8 @@ a paused step, Fork asks the worker for branch B (an exact copy of the run:
 weights, optimizer state, batch order, random generators; see gradsim/fork.py);
 from then on the one worker steps A and B alternately, the plots draw B dashed
 on the same axes, and the heatmap can show A, B or log10 B/A. The toggles go
-to the branch chosen here (B by default: change one branch, keep the other).
+to the branch chosen here (B by default: change one branch, keep the other),
+and B's own changes are listed in the event log (marked "B:").
 """
 from __future__ import annotations
 
@@ -58,6 +59,7 @@ class ForkControls(QObject):
         self.fork_step: Optional[int] = None
 
         self.run.state_changed.connect(self._on_state_changed)
+        self.run.branch_events_arrived.connect(self._on_branch_events)
         self.run.run_forked.connect(self._on_forked)
         self.run.run_started.connect(self._on_unforked)
         self.run.run_reset.connect(self._on_unforked)
@@ -103,6 +105,16 @@ class ForkControls(QObject):
     def _on_unforked(self, *_: object) -> None:
         self.fork_step = None
         self.bar.setVisible(False)
+
+    @Slot(list)
+    def _on_branch_events(self, events: list) -> None:
+        """Branch B's own changes go to the event log (its copied history is already listed as A's)."""
+        step = self.fork_step if self.fork_step is not None else self.run.branch_mirror.steps_run
+        for ev in events:
+            if ev.step >= step and ev.kind != "start":
+                self.w.event_log.add_message(f"B: {ev.kind}", ev.value, step=ev.step, error=False)
+                if 0 not in self.run.command_targets:
+                    self.w.toggles.sync_event(ev)  # the toggles show the branch they change
 
     @Slot(int)
     def _on_target_changed(self, _index: int) -> None:

@@ -5,18 +5,18 @@ worker) lives in ``RunController`` (``ui/run_controller.py``); redraw pacing
 in ``ui/redraw.py``; settings in ``ui/settings.py``; export dialogs in
 ``ui/session_export.py``; the status bar in ``ui/status_bar.py``; menus and
 the toolbar in ``ui/menus.py``; opening a saved session (File > Open, drag and
-drop) in ``ui/session_viewer.py``; open error dialogs in
-``ui/panels/error_dialog.py``. The window
-builds them, connects the views to the run's signals, and turns user actions
-(menu, toolbar, builder) into calls on the controller.
+drop) in ``ui/session_viewer.py``; fork and compare in ``ui/fork_controls.py``;
+open error dialogs in ``ui/panels/error_dialog.py``. The window builds them,
+connects the views to the run's signals, and turns user actions (menu,
+toolbar, builder) into calls on the controller.
 """
 from __future__ import annotations
 
 import logging
 from typing import Optional
 
-from PySide6.QtCore import QEvent, QObject, QSize, Qt, QTimer, Signal, Slot
-from PySide6.QtGui import QCloseEvent, QGuiApplication
+from PySide6.QtCore import QEvent, QObject, Qt, QTimer, Signal, Slot
+from PySide6.QtGui import QCloseEvent
 from PySide6.QtWidgets import QDockWidget, QMainWindow, QWidget
 
 from gradsim import __version__
@@ -101,7 +101,7 @@ class MainWindow(QMainWindow):
         # A fixed minimum keeps the layout from re-setting it whenever a panel's content
         # changes (that churns the window manager, and offscreen Qt warns about it).
         self.setMinimumSize(960, 600)
-        self.resize(_default_size(self))
+        self.resize(st.default_size(self))
         self.resizeDocks([self.builder_dock], [310], Qt.Orientation.Horizontal)
         self.resizeDocks([self.builder_dock, self.event_dock], [620, 260], Qt.Orientation.Vertical)
         if persist:
@@ -136,7 +136,6 @@ class MainWindow(QMainWindow):
         run.run_reset.connect(self._on_run_reset)
         run.session_opened.connect(self._on_session_opened)
         run.events_arrived.connect(self._on_events_arrived)
-        run.branch_events_arrived.connect(self._on_branch_events_arrived)
         run.command_refused.connect(self._on_command_refused)
         run.run_failed.connect(self._on_run_failed)
         self.toggles.command_requested.connect(run.send_command)
@@ -234,16 +233,6 @@ class MainWindow(QMainWindow):
             self.viewer.sync_builder(session)
         self.builder_dock.raise_()
 
-    def open_session(self, path: str) -> None:
-        """Open an exported session folder or .zip (in the background); see ui/session_viewer.py."""
-        self.viewer.open_path(path)
-
-    def dragEnterEvent(self, event) -> None:  # noqa: N802 - Qt API
-        self.viewer.drag_enter(event)
-
-    def dropEvent(self, event) -> None:  # noqa: N802 - Qt API
-        self.viewer.drop(event)
-
     @Slot()
     def _on_run_reset(self) -> None:
         self.plots.reset()
@@ -257,16 +246,6 @@ class MainWindow(QMainWindow):
             return  # the toggles show the branch they change (B)
         for ev in events:
             self.toggles.sync_event(ev)
-
-    @Slot(list)
-    def _on_branch_events_arrived(self, events: list) -> None:
-        """Branch B's own changes (its copied history is already listed as A's)."""
-        step = self.fork.fork_step if self.fork.fork_step is not None else self.run.branch_mirror.steps_run
-        for ev in events:
-            if ev.step >= step and ev.kind != "start":
-                self.event_log.add_message(f"B: {ev.kind}", ev.value, step=ev.step, error=False)
-                if 0 not in self.run.command_targets:
-                    self.toggles.sync_event(ev)  # the toggles show the branch they change
 
     def _refresh_plots(self, mirror: Session, force: bool = False) -> bool:
         """The pacer's redraw: the run's mirror, and branch B when the run is forked."""
@@ -284,6 +263,18 @@ class MainWindow(QMainWindow):
         self.event_log.add_message("error", first)
         self.show_error("Training stopped", f"{first}\n\nThe training run stopped. The data recorded so far is kept "
                         "and can be exported; press Run to start a new run.", message)
+
+    # ================================================================ saved sessions (ui/session_viewer.py)
+    def open_session(self, path: str) -> None:
+        """Open an exported session folder or .zip (in the background); see ui/session_viewer.py."""
+        self.viewer.open_path(path)
+
+    # A session folder or .zip dropped on the window opens it.
+    def dragEnterEvent(self, event) -> None:  # noqa: N802 - Qt API
+        self.viewer.drag_enter(event)
+
+    def dropEvent(self, event) -> None:  # noqa: N802 - Qt API
+        self.viewer.drop(event)
 
     # ================================================================ dialogs
     def show_error(self, title: str, text: str, details: str = "") -> ErrorDialog:
@@ -341,15 +332,4 @@ class MainWindow(QMainWindow):
     def stop_worker(self) -> bool:
         """Stop the training thread (requestInterruption + wait, never terminate)."""
         return self.run.shutdown(timeout_ms=10000)
-
-
-def _default_size(window: QWidget) -> QSize:
-    """1500x940, shrunk to the screen's free area: on a 1280x720 lab laptop the window
-    must fit on screen, not hang off its edge. The offscreen platform (tests, headless
-    screenshots) has no real screen, so it keeps the full size."""
-    size = QSize(1500, 940)
-    screen = window.screen()
-    if screen is None or QGuiApplication.platformName() == "offscreen":
-        return size
-    return size.boundedTo(screen.availableGeometry().size())
 

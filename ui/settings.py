@@ -3,7 +3,8 @@
 Why a module: every stored value is read with a type and a fallback, so a
 corrupt or hand-edited settings file degrades to defaults with a message
 instead of crashing the window (Dangerzone's ``settings.py`` does the same).
-Keys are ``"group/key"`` names (Orange's ``canvas/__main__.py``).
+Keys are ``"group/key"`` names (Orange's ``canvas/__main__.py``). The
+window's default size lives here too: it is what the saved geometry falls back to.
 """
 from __future__ import annotations
 
@@ -13,7 +14,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
 
-from PySide6.QtCore import QByteArray, QSettings
+from PySide6.QtCore import QByteArray, QSettings, QSize
+from PySide6.QtGui import QGuiApplication
 from PySide6.QtWidgets import QMainWindow
 
 from gradsim.commands import CommandError, Scheduled, parse_event
@@ -120,6 +122,17 @@ class Restored:
     export_dir: str = ""
     redraw_mode: str = ""
     notes: list[str] = field(default_factory=list)
+
+
+def default_size(window: QMainWindow) -> QSize:
+    """The window's size when no geometry is saved: 1500x940, shrunk to the screen's free area
+    (on a 1280x720 lab laptop the window must fit on screen, not hang off its edge). The
+    offscreen platform (tests, headless screenshots) has no real screen: it keeps the full size."""
+    size = QSize(1500, 940)
+    screen = window.screen()
+    if screen is None or QGuiApplication.platformName() == "offscreen":
+        return size
+    return size.boundedTo(screen.availableGeometry().size())
 
 
 def restore_window(window: QMainWindow) -> Restored:

@@ -50,6 +50,10 @@ def test_fork_then_toggle_on_b_differs_only_through_it(forked, qtbot, tmp_path):
     window.refresh_plots_now()
     a, b = window.fork.mirrors()
     assert window.toggles.batchnorm.isChecked()  # the toggles show branch B, the one they change
+    # B's own changes are listed, marked "B:"; its copied history (start, steps before the fork) is not.
+    b_lines = [(int(step), kind) for step, kind, _ in window.event_log.lines() if kind.startswith("B: ")]
+    assert (FORK_AT, "B: batchnorm") in b_lines
+    assert all(step >= FORK_AT and kind != "B: start" for step, kind in b_lines)
     assert not any(e.kind == "batchnorm" for e in a.events)
     assert [e.step for e in b.events if e.kind == "batchnorm"] == [FORK_AT]
 

@@ -193,3 +193,21 @@ def test_dropping_a_session_zip_opens_it(qtbot, window, exported):
     event2 = QDropEvent(QPointF(10, 10), Qt.DropAction.CopyAction, mime2, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier)
     window.dropEvent(event2)
     assert not event2.isAccepted() and window.state is RunState.VIEWING
+
+
+def test_dragging_one_local_path_over_the_window_is_accepted_several_are_not(window, tmp_path):
+    from PySide6.QtCore import QMimeData, QPoint, Qt, QUrl
+    from PySide6.QtGui import QDragEnterEvent
+
+    def drag(*paths):
+        mime = QMimeData()
+        mime.setUrls([QUrl.fromLocalFile(str(p)) for p in paths])
+        event = QDragEnterEvent(QPoint(10, 10), Qt.DropAction.CopyAction, mime, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier)
+        event.setAccepted(False)
+        window.dragEnterEvent(event)
+        return event.isAccepted()
+
+    assert window.acceptDrops()
+    assert drag(tmp_path / "a.zip")
+    assert not drag(tmp_path / "a.zip", tmp_path / "b.zip")
+    assert not drag()

@@ -124,6 +124,16 @@ def test_help_replications_runs_in_the_worker_and_shows_figure_and_verdict(windo
     assert opened.args == [str(tmp_path / "rep" / "runs" / "seed0")]
 
 
+@pytest.mark.qt_log_ignore("does not support propagateSizeHints", "does not support raise")  # offscreen platform
+def test_help_replications_keeps_one_dialog_per_window(window, qtbot):
+    window.replications_action.trigger()
+    dlg = window.show_replications()
+    assert dlg.isVisible() and window.show_replications() is dlg
+    dlg.close()
+    assert window.show_replications() is dlg and dlg.isVisible()  # reopened, with its last result
+    dlg.close()
+
+
 @OFFSCREEN_DIALOG
 def test_replication_can_be_cancelled_and_the_live_run_survives(window, qtbot, tmp_path, tiny_replication):
     window.builder.steps.setValue(100_000)
