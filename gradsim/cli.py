@@ -198,7 +198,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     out = Path(args.out)
     trainer = run_one(cfg, schedule, out, label, _progress(cfg.steps, sys.stderr))
     print(summary(trainer))
-    print(f"Session written to {out}/ (session.json, steps.csv, layers.csv, events.csv)")
+    where = f"{out} (a .zip of" if out.suffix.lower() == ".zip" else f"{out}/ ("
+    print(f"Session written to {where} session.json, steps.csv, layers.csv, events.csv)")
     return 0
 
 
@@ -304,6 +305,8 @@ def cmd_check(args: argparse.Namespace) -> int:
     out_csv = Path(args.csv)
     if not out_csv.parent.is_dir():
         raise CliError(f"--csv {str(out_csv)!r}: folder {str(out_csv.parent)!r} does not exist")
+    if out_csv.is_dir():  # found before grading, not after every replay has run
+        raise CliError(f"--csv {str(out_csv)!r} is a folder; give the name of the CSV file to write")
     feedback_dir = Path(args.feedback) if args.feedback else None
     if feedback_dir is not None:
         try:

@@ -218,3 +218,17 @@ def test_replicate_exit_status_follows_the_verdict(tmp_path, monkeypatch, capsys
     assert main(["replicate", "tiny", "--out", str(tmp_path / "b")]) == 1
     assert "Verdict: NOT REPRODUCED." in capsys.readouterr().out
     assert (tmp_path / "b" / "runs" / "only" / "session.json").is_file() and (tmp_path / "b" / "figure.png").is_file()
+
+
+def test_zip_output_is_named_as_a_zip_in_the_last_line(tmp_path, capsys):
+    assert main(["run", *TINY, "--steps", "2", "--out", str(tmp_path / "r.zip")]) == 0
+    last = capsys.readouterr().out.strip().splitlines()[-1]
+    assert last.startswith(f"Session written to {tmp_path / 'r.zip'} (a .zip of session.json")
+
+
+def test_check_refuses_a_csv_path_that_is_a_folder_before_grading(tmp_path, capsys):
+    # It used to replay every submission first, then fail to write: all work lost.
+    ex = ROOT / "resources" / "exercises" / "01-vanishing-sigmoid.toml"
+    assert main(["check", str(ex), str(tmp_path / "missing"), "--csv", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert "is a folder" in err and "Grading" not in err
