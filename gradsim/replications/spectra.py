@@ -202,6 +202,12 @@ class Pennington2017(Replication):
         for n, c in colors.items():
             ys = [np.mean([t["spread"] for t in outcome.table if t["net"] == n and t["depth"] == d]) for d in depths]
             ax.loglog(depths, ys, "o-", color=c, label=n)
+        from matplotlib.ticker import NullLocator
+
+        # Ticks at the depths run, plainly labelled: matplotlib's automatic log
+        # ticks over one decade label the minor ticks too, and they overlapped.
+        ax.set_xticks(depths, [str(d) for d in depths])
+        ax.xaxis.set_minor_locator(NullLocator())
         ax.set_xlabel("depth (hidden layers)")
         ax.set_ylabel("spread var(s^2) / mean(s^2)^2")
         ax.set_title("spread of the Jacobian's singular values", fontsize=9)

@@ -260,3 +260,30 @@ def test_every_mode_lists_valid_runs_with_unique_folders(mode):
         assert runs and len({r.key for r in runs}) == len(runs), name
         for r in runs:
             r.config.validate()
+
+
+def test_pennington2017_depth_axis_labels_only_the_depths_run(tmp_path, monkeypatch):
+    """Its log depth axis spans about one decade, where matplotlib labels the
+    minor ticks too: the labels overlapped into an unreadable row."""
+    from gradsim.replications import framework
+
+    figs = []
+    original = framework.write_figure
+
+    def keep(rep, results, outcome, path):
+        original(rep, results, outcome, path)
+        from matplotlib.backends.backend_agg import FigureCanvasAgg
+        from matplotlib.figure import Figure
+
+        fig = Figure()
+        FigureCanvasAgg(fig)
+        rep.draw(fig, results, outcome)
+        fig.canvas.draw()
+        figs.append(fig)
+
+    monkeypatch.setattr(framework, "write_figure", keep)
+    rep = run_replication(REPLICATIONS["pennington2017"], tmp_path, "quick")
+    depths = sorted({int(r["depth"]) for r in _rows(rep.csv)})
+    ax = figs[0].axes[0]
+    assert [t.get_text() for t in ax.get_xticklabels()] == [str(d) for d in depths]
+    assert not [t.get_text() for t in ax.get_xticklabels(minor=True) if t.get_text()]
