@@ -198,8 +198,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     out = Path(args.out)
     trainer = run_one(cfg, schedule, out, label, _progress(cfg.steps, sys.stderr))
     print(summary(trainer))
-    where = f"{out} (a .zip of" if out.suffix.lower() == ".zip" else f"{out}/ ("
-    print(f"Session written to {where} session.json, steps.csv, layers.csv, events.csv)")
+    where = f"{out} (a .zip of " if out.suffix.lower() == ".zip" else f"{out}/ ("
+    print(f"Session written to {where}session.json, steps.csv, layers.csv, events.csv)")
     return 0
 
 

@@ -224,6 +224,8 @@ def test_zip_output_is_named_as_a_zip_in_the_last_line(tmp_path, capsys):
     assert main(["run", *TINY, "--steps", "2", "--out", str(tmp_path / "r.zip")]) == 0
     last = capsys.readouterr().out.strip().splitlines()[-1]
     assert last.startswith(f"Session written to {tmp_path / 'r.zip'} (a .zip of session.json")
+    assert main(["run", *TINY, "--steps", "2", "--out", str(tmp_path / "r")]) == 0
+    assert capsys.readouterr().out.strip().splitlines()[-1].startswith(f"Session written to {tmp_path / 'r'}/ (session.json")
 
 
 def test_check_refuses_a_csv_path_that_is_a_folder_before_grading(tmp_path, capsys):
