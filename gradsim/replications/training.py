@@ -27,6 +27,20 @@ def _steps(mode: str, default: int) -> int:
     return max(20, int(round(default * SIZES[mode][1])))
 
 
+def _step0_axes(fig: Any, results: dict[str, RunResult], groups: dict[str, tuple[str, list[str]]]) -> Any:
+    """Right panel: each run's ||dL/dz|| per layer at step 0, one colour per group {label: (colour, run keys)}."""
+    ax = fig.add_subplot(1, 2, 2)
+    for label, (color, keys) in groups.items():
+        for j, k in enumerate(keys):
+            g = results[k].step0("act_grad_norm")
+            ax.semilogy(np.arange(1, g.size + 1), g, color=color, alpha=0.8, label=label if j == 0 else None)
+    ax.set_xlabel("layer (1 = input side)")
+    ax.set_ylabel("||dL/dz|| at step 0")
+    ax.set_title("backprop signal at initialization", fontsize=9)
+    ax.legend(fontsize=8)
+    return ax
+
+
 def _loss_axes(fig: Any, results: dict[str, RunResult], groups: dict[str, tuple[str, list[str]]], ylog: bool = False, metric: str = "loss") -> Any:
     ax = fig.add_subplot(1, 2, 1)
     for label, (color, keys) in groups.items():
@@ -95,15 +109,7 @@ class He2015(Replication):
     def draw(self, fig: Any, results: dict[str, RunResult], outcome: Outcome) -> None:
         keys = {i: [k for k, r in results.items() if r.run.tags["init"] == i] for i in ("xavier_normal", "he_normal")}
         _loss_axes(fig, results, {"Xavier (stalls in the paper)": ("tab:red", keys["xavier_normal"]), "He (converges)": ("tab:blue", keys["he_normal"])})
-        ax = fig.add_subplot(1, 2, 2)
-        for init, color in (("xavier_normal", "tab:red"), ("he_normal", "tab:blue")):
-            for j, k in enumerate(keys[init]):
-                g = results[k].step0("act_grad_norm")
-                ax.semilogy(np.arange(1, g.size + 1), g, color=color, alpha=0.8, label=init if j == 0 else None)
-        ax.set_xlabel("layer (1 = input side)")
-        ax.set_ylabel("||dL/dz|| at step 0")
-        ax.set_title("backprop signal at initialization", fontsize=9)
-        ax.legend(fontsize=8)
+        _step0_axes(fig, results, {i: (c, keys[i]) for i, c in (("xavier_normal", "tab:red"), ("he_normal", "tab:blue"))})
 
 
 class Ioffe2015(Replication):
@@ -152,15 +158,7 @@ class Ioffe2015(Replication):
         off = [k for k, r in results.items() if not r.run.tags["batchnorm"]]
         on = [k for k, r in results.items() if r.run.tags["batchnorm"]]
         _loss_axes(fig, results, {"sigmoid, no batch norm": ("tab:red", off), "sigmoid + batch norm": ("tab:green", on)}, metric="accuracy")
-        ax = fig.add_subplot(1, 2, 2)
-        for keys, color, label in ((off, "tab:red", "no batch norm"), (on, "tab:green", "batch norm")):
-            for j, k in enumerate(keys):
-                g = results[k].step0("act_grad_norm")
-                ax.semilogy(np.arange(1, g.size + 1), g, color=color, alpha=0.8, label=label if j == 0 else None)
-        ax.set_xlabel("layer (1 = input side)")
-        ax.set_ylabel("||dL/dz|| at step 0")
-        ax.set_title("backprop signal at initialization", fontsize=9)
-        ax.legend(fontsize=8)
+        _step0_axes(fig, results, {"no batch norm": ("tab:red", off), "batch norm": ("tab:green", on)})
 
 
 class Pascanu2013(Replication):
