@@ -197,6 +197,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     schedule = tuple(events) + tuple(parse_event(e) for e in args.event)
     out = Path(args.out)
     trainer = run_one(cfg, schedule, out, label, _progress(cfg.steps, sys.stderr))
+    late = [e.text() for e in schedule if e.step >= trainer.session.steps_run]
+    if late:  # e.g. a preset's event past a shorter --steps: say so rather than drop it silently
+        print(f"gradsim: note: not applied, the run ended after {trainer.session.steps_run} steps: {', '.join(late)}", file=sys.stderr)
     print(summary(trainer))
     where = f"{out} (a .zip of " if out.suffix.lower() == ".zip" else f"{out}/ ("
     print(f"Session written to {where}session.json, steps.csv, layers.csv, events.csv)")

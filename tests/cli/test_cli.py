@@ -234,3 +234,9 @@ def test_check_refuses_a_csv_path_that_is_a_folder_before_grading(tmp_path, caps
     assert main(["check", str(ex), str(tmp_path / "missing"), "--csv", str(tmp_path)]) == 2
     err = capsys.readouterr().err
     assert "is a folder" in err and "Grading" not in err
+
+
+def test_events_after_the_last_step_are_reported_not_dropped_silently(tmp_path, capsys):
+    assert main(["run", "--preset", "batchnorm-rescue", *TINY, "--steps", "3", "--event", "2:lr=0.01", "--out", str(tmp_path / "r")]) == 0
+    err = capsys.readouterr().err
+    assert "not applied, the run ended after 3 steps: 300:batchnorm=on" in err and "2:lr" not in err
