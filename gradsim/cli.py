@@ -53,9 +53,24 @@ def _clip(text: str) -> tuple[str, float]:
     return cmd.mode, cmd.threshold  # type: ignore[attr-defined]
 
 
+def _comma_list(f: Callable[[str], Any]) -> Callable[[str], list[Any]]:
+    """A sweep flag's converter: each comma-separated value through ``f``, and a bad
+    one named (argparse's own message named the converter, "invalid <lambda> value")."""
+    def convert(text: str) -> list[Any]:
+        out = []
+        for v in text.split(","):
+            try:
+                out.append(f(v.strip()))
+            except ValueError:
+                raise argparse.ArgumentTypeError(f"{v.strip()!r} in {text!r} is not a valid {f.__name__} (give comma-separated values)") from None
+        return out
+
+    return convert
+
+
 def _add_config_flags(p: argparse.ArgumentParser, multi: bool = False) -> None:
     """The RunConfig flags; with ``multi`` each takes a comma-separated list (sweep)."""
-    conv: Callable[[Any], Any] = (lambda f: (lambda s: [f(v) for v in s.split(",")])) if multi else (lambda f: f)
+    conv: Callable[[Any], Any] = _comma_list if multi else (lambda f: f)
     src = p.add_mutually_exclusive_group()
     src.add_argument("--preset", help="start from a preset in resources/presets")
     src.add_argument("--config", help="start from a config JSON, a preset file or an exported session.json (replays its events)")

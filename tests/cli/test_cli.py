@@ -240,3 +240,9 @@ def test_events_after_the_last_step_are_reported_not_dropped_silently(tmp_path, 
     assert main(["run", "--preset", "batchnorm-rescue", *TINY, "--steps", "3", "--event", "2:lr=0.01", "--out", str(tmp_path / "r")]) == 0
     err = capsys.readouterr().err
     assert "not applied, the run ended after 3 steps: 300:batchnorm=on" in err and "2:lr" not in err
+
+
+def test_sweep_names_the_bad_value_of_a_list_flag(tmp_path, capsys):
+    assert main(["sweep", "--depth", "2,x", "--steps", "2", "--out", str(tmp_path / "s")]) == 2
+    err = capsys.readouterr().err
+    assert "'x' in '2,x' is not a valid int" in err and "lambda" not in err
