@@ -131,8 +131,10 @@ class RangeFollower:
     (the "A" button) is asked for again.
     """
 
-    #: Head room added to the right of the newest step when the x range grows.
-    X_PAD = 0.05
+    #: Head room added to the right of the newest step when the x range grows: a quarter,
+    #: so the range (and every tick label of the step axis) changes ~10 times per decade
+    #: of steps, not ~50 (each change re-lays out the axis, the costliest part of a frame).
+    X_PAD = 0.25
     #: A log y range spans at least this many decades.
     MIN_DECADES = 3
 
