@@ -391,6 +391,94 @@ def test_activations_show_latest_sampled_step(qtbot):
     assert "step 20" in act.header.text()
 
 
+
+def _count_calls(monkeypatch, obj, name: str) -> list:
+    """Record each call of ``obj.name`` (still calling it)."""
+    calls: list = []
+    orig = getattr(obj, name)
+
+    def spy(*args, **kwargs):
+        calls.append(args)
+        return orig(*args, **kwargs)
+
+    monkeypatch.setattr(obj, name, spy)
+    return calls
+
+
+def test_activations_redraw_bars_only_when_the_sampled_row_changes(qtbot, monkeypatch):
+    """Rows without statistics leave the bars as they were (no redraw); a new sample redraws them."""
+    layers = ramp_layers(25, 4)
+    layers[:, :, LAYER_INDEX["act_saturation"]] = np.linspace(0, 1, 25)[:, None]
+    act = widget(qtbot, ActivationStats)
+    full = make_store(layers, stats_every=10)  # rows 0, 10, 20 sampled
+    store = Session(n_layers=4)
+    for i in range(15):
+        store.append(StepRecord(i, full.scalars[i], full.layers[i], bool(full.has_stats[i])))
+    calls = _count_calls(monkeypatch, act.saturation_bars, "setOpts")
+    act.refresh(store)
+    assert act.step == 10 and len(calls) == 1
+    for i in range(15, 20):  # no statistics in these rows
+        store.append(StepRecord(i, full.scalars[i], full.layers[i], bool(full.has_stats[i])))
+        act.refresh(store)
+    assert act.step == 10 and len(calls) == 1
+    np.testing.assert_allclose(act.saturation_bars.opts["height"], full.layer_metric("act_saturation")[10])
+    store.append(StepRecord(20, full.scalars[20], full.layers[20], True))
+    act.refresh(store)
+    assert act.step == 20 and len(calls) == 2
+    np.testing.assert_allclose(act.saturation_bars.opts["height"], full.layer_metric("act_saturation")[20])
+    act.reset()  # a new run draws again even if it starts with the same numbers
+    act.refresh(store)
+    assert len(calls) == 4  # reset clears the bars (one call), the refresh draws them
+    np.testing.assert_allclose(act.saturation_bars.opts["height"], full.layer_metric("act_saturation")[20])
+
+
+def test_depth_profile_marks_follow_the_data_and_are_not_redrawn_unchanged(qtbot, monkeypatch):
+    layers = ramp_layers(4, 3, seed=7)
+    layers[2, :, G] = [1e-3, 0.0, 1e-2]  # layer 2 on the floor at row 2
+    layers[3, :, G] = [1e-3, 1e-2, np.nan]  # then layer 3 nan, layer 2 back up
+    full = make_store(layers)
+    store = Session(n_layers=3)
+    dp = widget(qtbot, DepthProfile)
+    calls = _count_calls(monkeypatch, dp.floor_marks, "setData")
+    for i in range(2):
+        store.append(StepRecord(i, full.scalars[i], full.layers[i], True))
+        dp.refresh(store)
+    assert len(calls) == 1  # nothing to mark: set (empty) at the first frame only
+    store.append(StepRecord(2, full.scalars[2], full.layers[2], True))
+    dp.refresh(store)
+    np.testing.assert_array_equal(dp.floor_marks.getOriginalDataset()[0], [2])
+    assert len(calls) == 2
+    dp.refresh(store)
+    assert len(calls) == 2  # same marks: not set again
+    store.append(StepRecord(3, full.scalars[3], full.layers[3], True))
+    dp.refresh(store)
+    fx = dp.floor_marks.getOriginalDataset()[0]
+    assert fx is None or np.asarray(fx).size == 0  # layer 2 left the floor
+    np.testing.assert_array_equal(dp.nan_marks.getOriginalDataset()[0], [3])
+    dp.show_step(2)  # back to the step with the zero
+    np.testing.assert_array_equal(dp.floor_marks.getOriginalDataset()[0], [2])
+    nx = dp.nan_marks.getOriginalDataset()[0]
+    assert nx is None or np.asarray(nx).size == 0
+
+
+def test_step_axis_moves_a_few_times_per_decade(qtbot):
+    """The x range grows ahead of the data, so a growing run moves the step axis rarely
+    (each move re-lays out the axis); the newest step is always in view."""
+    from ui.plots.base import RangeFollower
+
+    lc = widget(qtbot, LayerCurves)
+    follower = lc.follower
+    assert isinstance(follower, RangeFollower)
+    moves, last = 0, None
+    for end in range(10, 100_001, 10):
+        follower.update(0.0, float(end))
+        lo, hi = follower.x_range
+        assert lo == 0.0 and hi >= end
+        if follower.x_range != last:
+            moves, last = moves + 1, follower.x_range
+    assert moves <= 12 * 4  # ~10 a decade over four decades (5 % head room moved ~50 a decade)
+
+
 # ---------------------------------------------------------------------------- markers
 def test_event_markers_created_once_per_event(qtbot):
     store = make_demo_session(6, 300)

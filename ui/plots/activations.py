@@ -63,6 +63,8 @@ class ActivationStats(PlotBase):
         self._hover_plots.append(self.plot)
         self.plot.getViewBox().disableAutoRange(axis=pg.ViewBox.XAxis)
         self._n_layers_shown = 0
+        #: (step, layers, saturation bytes, dead bytes) of the bars drawn (None: none yet).
+        self._drawn: Optional[tuple] = None
         self._finish_layout()
         self.legend.setVisible(False)  # until there are bars
 
@@ -79,6 +81,7 @@ class ActivationStats(PlotBase):
         self.header.set_variants("")
         self.zero_text.setVisible(False)
         self._n_layers_shown = 0
+        self._drawn = None
 
     def _draw(self, store: Session) -> None:
         hs = store.has_stats
@@ -94,6 +97,12 @@ class ActivationStats(PlotBase):
         self.dead = store.layer_metric("act_dead")[last].astype(np.float64)
         self.mean = store.layer_metric("act_mean")[last].astype(np.float64)
         self.std = store.layer_metric("act_std")[last].astype(np.float64)
+        # Statistics are sampled every few steps: most frames find the same row. Redrawing
+        # the bars then would cost a frame's share of GUI time for an unchanged picture.
+        drawn = (step, store.n_layers, self.saturation.tobytes(), self.dead.tobytes())
+        if drawn == self._drawn:
+            return
+        self._drawn = drawn
         x = np.arange(1, store.n_layers + 1, dtype=np.float64)
         sat = np.nan_to_num(self.saturation, nan=0.0, posinf=1.0, neginf=0.0).clip(0.0, 1.0)
         dead = np.nan_to_num(self.dead, nan=0.0, posinf=1.0, neginf=0.0).clip(0.0, 1.0)

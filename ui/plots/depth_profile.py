@@ -73,6 +73,8 @@ class DepthProfile(PlotBase):
         self.nan_marks = self.plot.plot(pen=None, symbol="x", symbolSize=10, symbolBrush="#ff00ff", symbolPen="#ff00ff")
         self._hover_plots.append(self.plot)
         self.follower = RangeFollower(self.plot, x=False, y_log=True)
+        #: The layers drawn as floor / nan marks at the last frame (their masks' bytes).
+        self._marked: tuple[bytes, bytes] = (b"", b"")
         self.plot.getViewBox().disableAutoRange(axis=pg.ViewBox.XAxis)
         self._n_layers_shown = 0
         self._finish_layout()
@@ -135,6 +137,7 @@ class DepthProfile(PlotBase):
         self.prediction_gap = ""
         for item in (self.curve, self.points, self.curve_b, self.floor_marks, self.nan_marks):
             item.setData([], [])
+        self._marked = (b"", b"")
         self.header.set_variants("")
         self.follower.reset()
         self._n_layers_shown = 0
@@ -179,8 +182,13 @@ class DepthProfile(PlotBase):
             self.curve_b.setData([], [])
         self.follower.update(y=np.concatenate([y, yb, marks, clamp_for_log(pred)]))
         self._update_legend()
-        self.floor_marks.setData(x[low], np.full(int(low.sum()), LOG_FLOOR))
-        self.nan_marks.setData(x[high], np.full(int(high.sum()), LOG_CEIL))
+        # The marks change rarely: a scatter's setData costs about a millisecond even
+        # when empty, so it is skipped while the marked layers stay the same.
+        marked = (low.tobytes(), high.tobytes())
+        if marked != self._marked:
+            self._marked = marked
+            self.floor_marks.setData(x[low], np.full(int(low.sum()), LOG_FLOOR))
+            self.nan_marks.setData(x[high], np.full(int(high.sum()), LOG_CEIL))
         which = "latest step" if self._step_wanted is None else "picked step"
         self.header.set_variants(
             f"{self.metric_name} per layer at step {self.step} ({which})",
