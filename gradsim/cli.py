@@ -322,7 +322,8 @@ def cmd_check(args: argparse.Namespace) -> int:
         raise CliError(f"--max-points {args.max_points}: must be a number > 0")
     out_csv = Path(args.csv)
     if not out_csv.parent.is_dir():
-        raise CliError(f"--csv {str(out_csv)!r}: folder {str(out_csv.parent)!r} does not exist")
+        what = "is a file, not a folder" if out_csv.parent.exists() else "does not exist"
+        raise CliError(f"--csv {str(out_csv)!r}: folder {str(out_csv.parent)!r} {what}")
     if out_csv.is_dir():  # found before grading, not after every replay has run
         raise CliError(f"--csv {str(out_csv)!r} is a folder; give the name of the CSV file to write")
     feedback_dir = Path(args.feedback) if args.feedback else None

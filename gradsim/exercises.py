@@ -253,23 +253,22 @@ class Answer(Objective):
             return self._result(False, f"your session has no finite value for {self.quantity.describe()}", truth)
         if self.log10_tol is not None:
             ok = given > 0 and truth > 0 and abs(math.log10(given) - math.log10(truth)) <= self.log10_tol
-            tol = f"within {self.log10_tol:g} decades"
         elif self.rel_tol is not None:
             ok = abs(given - truth) <= self.rel_tol * abs(truth)
-            tol = f"within {self.rel_tol:.0%}"
         else:
             ok = abs(given - truth) <= (self.abs_tol or 0.0)
-            tol = f"within {self.abs_tol or 0:g}"
-        return self._result(ok, f"answered {given:g}; your session gives {truth:.4g} ({tol})", truth)
+        return self._result(ok, f"answered {given:g}; your session gives {truth:.4g} ({self._tolerance()})", truth)
+
+    def _tolerance(self) -> str:
+        """The tolerance in words, as students read it in the panel and on feedback pages."""
+        if self.log10_tol is not None:
+            return f"within {self.log10_tol:g} decade{'' if self.log10_tol == 1 else 's'}"
+        if self.rel_tol is not None:
+            return f"within {self.rel_tol:.0%}"
+        return f"within {self.abs_tol or 0:g}"
 
     def required(self) -> str:
-        if self.log10_tol is not None:
-            tol = f"within {self.log10_tol:g} decades"
-        elif self.rel_tol is not None:
-            tol = f"within {self.rel_tol:.0%}"
-        else:
-            tol = f"within {self.abs_tol or 0:g}"
-        return f"an answer {tol} of your session's {self.quantity.describe()}"
+        return f"an answer {self._tolerance()} of your session's {self.quantity.describe()}"
 
 
 # ------------------------------------------------------------ parsing

@@ -246,3 +246,10 @@ def test_sweep_names_the_bad_value_of_a_list_flag(tmp_path, capsys):
     assert main(["sweep", "--depth", "2,x", "--steps", "2", "--out", str(tmp_path / "s")]) == 2
     err = capsys.readouterr().err
     assert "'x' in '2,x' is not a valid int" in err and "lambda" not in err
+
+
+def test_check_says_when_the_csv_folder_is_a_file(tmp_path, capsys):
+    (tmp_path / "f").write_text("")
+    ex = ROOT / "resources" / "exercises" / "01-vanishing-sigmoid.toml"
+    assert main(["check", str(ex), str(tmp_path / "missing"), "--csv", str(tmp_path / "f" / "s.csv")]) == 2
+    assert "is a file, not a folder" in capsys.readouterr().err

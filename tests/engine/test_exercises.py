@@ -215,3 +215,11 @@ def test_layernorm_exercise_fails_a_student_who_keeps_batch_norm_at_batch_size_2
     session = _student(ex, ["100:batchnorm=on"])
     g = grade(ex, write_submission(tmp_path / "bn", ex, session, _true_answers(ex, session)))
     assert {r.id: r.passed for r in g.results}["learns"] is False
+
+
+def test_answer_tolerance_reads_as_english():
+    # Exercise 1's feedback page said "within 1 decades".
+    ex = load_exercise(next(p for p in exercise_files() if p.name.startswith("01-")))
+    assert "within 1 decade of" in ex.answers[0].required()
+    half = parse_exercise('id = "t"\ntitle = "t"\n[[objectives]]\nid = "q"\nkind = "answer"\nquestion = "?"\ncompute = "layer_ratio"\nmetric = "act_grad_norm"\nlayer_a = 1\nlayer_b = 2\nstep = 0\nlog10_tol = 0.5', "t.toml")
+    assert "within 0.5 decades of" in half.answers[0].required()
