@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterator, Optional, Sequence
 
 from .commands import CommandError, Scheduled, parse_command, parse_event
-from .config import ACTIVATIONS, DATASETS, INITS, OPTIMIZERS, ConfigError, RunConfig
+from .config import ACTIVATIONS, DATASETS, INITS, OPTIMIZERS, SCALED_INITS, ConfigError, RunConfig
 from .exercises import ExerciseError
 from .executors import ExecutorError
 from .sweep import SUMMARY_HEADER, run_one  # noqa: F401  (SUMMARY_HEADER: re-exported for scripts)
@@ -78,7 +78,7 @@ def _add_config_flags(p: argparse.ArgumentParser, multi: bool = False) -> None:
     p.add_argument("--depth", type=conv(int), help="hidden blocks, 1-200")
     p.add_argument("--width", type=conv(int), help="units per hidden layer, 1-2048")
     p.add_argument("--activation", type=conv(str), help=f"one of {', '.join(ACTIVATIONS)}")
-    p.add_argument("--init", type=conv(str), help=f"one of {', '.join(INITS)}")
+    p.add_argument("--init", type=conv(str), help=f"one of {', '.join(INITS)}; normal:STD and uniform:SCALE set the number too")
     p.add_argument("--init-std", type=conv(float), help="std of the 'normal' init")
     p.add_argument("--init-scale", type=conv(float), help="bound of the 'uniform' init")
     p.add_argument("--bias-std", type=conv(float), help="std of the initial biases (default 0: zero biases)")
@@ -148,6 +148,16 @@ def _overrides(args: argparse.Namespace) -> dict[str, Any]:
 
 def _apply(cfg: RunConfig, changes: dict[str, Any]) -> RunConfig:
     changes = dict(changes)
+    init = changes.get("init")
+    if isinstance(init, str) and ":" in init:
+        # NAME:NUMBER, the spelling events, presets and the window use (normal:0.5):
+        # the number goes to the field that scheme reads (init_std or init_scale).
+        try:
+            cmd = parse_command(f"init={init}")
+        except CommandError as exc:
+            raise ConfigError(f"--init {init}: {exc}", field="init") from None
+        changes["init"] = cmd.scheme  # type: ignore[attr-defined]
+        changes[SCALED_INITS[cmd.scheme]] = cmd.scale  # type: ignore[attr-defined]
     clip = changes.pop("clip", None)
     if clip is not None:
         changes["clip_mode"], changes["clip_threshold"] = clip[0], (clip[1] if clip[0] != "none" else cfg.clip_threshold)

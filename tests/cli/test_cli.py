@@ -253,3 +253,19 @@ def test_check_says_when_the_csv_folder_is_a_file(tmp_path, capsys):
     ex = ROOT / "resources" / "exercises" / "01-vanishing-sigmoid.toml"
     assert main(["check", str(ex), str(tmp_path / "missing"), "--csv", str(tmp_path / "f" / "s.csv")]) == 2
     assert "is a file, not a folder" in capsys.readouterr().err
+
+
+def test_init_flag_takes_the_same_name_number_spelling_as_events(tmp_path, capsys):
+    """`--init normal:0.5` was refused as an unknown scheme although events,
+    presets and the window all spell a scaled init that way."""
+    assert main(["run", *TINY, "--init", "normal:0.5", "--out", str(tmp_path / "n")]) == 0
+    cfg = json.loads((tmp_path / "n" / "session.json").read_text())["config"]
+    assert cfg["init"] == "normal" and cfg["init_std"] == 0.5
+    assert main(["run", *TINY, "--init", "uniform:0.2", "--out", str(tmp_path / "u")]) == 0
+    cfg = json.loads((tmp_path / "u" / "session.json").read_text())["config"]
+    assert cfg["init"] == "uniform" and cfg["init_scale"] == 0.2
+    capsys.readouterr()
+    assert main(["run", *TINY, "--init", "he_normal:2", "--out", str(tmp_path / "h")]) == 2
+    err = capsys.readouterr().err
+    assert "he_normal:2" in err and "only normal:STD and uniform:SCALE take a number" in err
+    assert not (tmp_path / "h").exists()
