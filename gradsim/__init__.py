@@ -1,2 +1,2 @@
 """GradSim engine: instrumented training of deep MLPs. Never imports Qt."""
-__version__ = "0.1.0"
+__version__ = "0.2.0"

@@ -5,13 +5,13 @@
 ; which first makes the PyInstaller one-folder build (packaging/dist/gradsim) and the
 ; icon (packaging/build/icons/gradsim.ico), then runs:
 ;
-;   ISCC.exe /DAppVersion=0.1.0 packaging\inno\gradsim.iss
+;   ISCC.exe /DAppVersion=0.2.0 packaging\inno\gradsim.iss
 ;
 ; Install modes: per user (default, no admin rights: %LOCALAPPDATA%\Programs\GradSim)
 ; or per machine (C:\Program Files\GradSim) - the wizard asks, and the command line
 ; chooses with /CURRENTUSER or /ALLUSERS. Silent install for IT staff:
 ;
-;   GradSim-0.1.0-windows-x64-setup.exe /VERYSILENT /SUPPRESSMSGBOXES /ALLUSERS /NORESTART
+;   GradSim-0.2.0-windows-x64-setup.exe /VERYSILENT /SUPPRESSMSGBOXES /ALLUSERS /NORESTART
 ;
 ; Uninstall: Settings > Apps, or "{app}\unins000.exe /VERYSILENT". It removes the
 ; program folder, run-time leftovers included, and the Start-menu shortcut. The user's

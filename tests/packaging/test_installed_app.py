@@ -3,7 +3,7 @@
 Selected with ``-m packaging`` (deselected by default in pyproject.toml) and run by
 ``packaging/build_linux.sh`` after it builds the package:
 
-    GRADSIM_DEB=packaging/dist/gradsim_0.1.0_amd64.deb pytest -m packaging tests/packaging
+    GRADSIM_DEB=packaging/dist/gradsim_0.2.0_amd64.deb pytest -m packaging tests/packaging
 
 Without GRADSIM_DEB the newest ``packaging/dist/gradsim_*.deb`` is used; with none
 built, the tests are skipped with a message saying how to build one.
