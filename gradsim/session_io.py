@@ -251,6 +251,10 @@ def export_session(session: Session, path: str | Path, zip_file: bool = False) -
             return path
         parent = path.parent
         if not parent.is_dir():
+            # mkdir under a *file* says only "File exists": name the file instead
+            blocker = next((p for p in parent.parents if p.exists()), None) if not parent.exists() else parent
+            if blocker is not None and not blocker.is_dir():
+                raise NotADirectoryError(f"{str(blocker)!r} is a file, not a folder")
             parent.mkdir(parents=True, exist_ok=True)
         tmpdir = partial_dir(path)
         try:

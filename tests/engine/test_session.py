@@ -189,8 +189,10 @@ def test_export_to_unwritable_place_leaves_nothing_and_retry_works(tmp_path):
     t = _small_run(tmp_path)
     blocker = tmp_path / "file"
     blocker.write_text("x")
-    with pytest.raises(ExportError, match="file"):
-        export_session(t.session, blocker / "run")  # parent is a file
+    with pytest.raises(ExportError, match="is a file, not a folder"):
+        export_session(t.session, blocker / "run")  # parent is a file (mkdir alone said "File exists")
+    with pytest.raises(ExportError, match="is a file, not a folder"):
+        export_session(t.session, blocker / "deeper" / "run")
     with pytest.raises(ExportError, match="not a folder"):
         export_session(t.session, blocker)
     assert blocker.read_text() == "x"
