@@ -220,6 +220,62 @@ def expect_dphi2(name: str, q, slope: float = 0.01):
     return gauss_expect(lambda x: fn(x) ** 2, q)
 
 
+# Tabulated expectations for the prediction's per-sample recursion. Quadrature
+# per layer and sample costs about one training step per prediction (issue 13);
+# both expectations are smooth in ln q, so predict reads them from a table of
+# the same quadrature on a uniform grid in ln q (built once per activation, a
+# few ms) by 4-point Lagrange interpolation of ln E in ln q: error ~1e-9
+# relative (tests/engine/test_theory_table.py), far below the float32 that
+# pred_gain is stored in. q outside the table (or 0, or not finite) goes to the
+# quadrature itself.
+_TAB_LNQ_LO, _TAB_LNQ_HI = math.log(1e-8), math.log(1e6)
+_TAB_STEP = 1.0 / 32
+_TAB_N = int(math.ceil((_TAB_LNQ_HI - _TAB_LNQ_LO) / _TAB_STEP)) + 1  # grid points LO .. >= HI
+# Monomial coefficients of the cubic through a stencil's 4 points at s = -1, 0, 1, 2.
+_TAB_TO_CUBIC = np.linalg.inv(np.vander(np.array([-1.0, 0.0, 1.0, 2.0]), 4, increasing=True))
+_tables: dict[tuple[str, float], np.ndarray] = {}
+
+
+def _table(name: str, slope: float) -> np.ndarray:
+    """(_TAB_N - 1, 4, 2): per interval i of the ln q grid (ln q = LO + STEP * (i + s),
+    0 <= s <= 1), the coefficients c_k of sum_k c_k s^k for ln E[phi^2] and ln E[phi'^2]:
+    the cubic through grid points i-1 .. i+2 (4-point Lagrange interpolation)."""
+    key = (name, float(slope))
+    tab = _tables.get(key)
+    if tab is None:
+        lnq = _TAB_LNQ_LO + _TAB_STEP * np.arange(-1, _TAB_N + 1)  # one extra point each side
+        a, b = expect_both(name, np.exp(lnq), slope)
+        y = np.log(np.stack([a, b], axis=1))  # (_TAB_N + 2, 2)
+        stencils = np.stack([y[k : k + _TAB_N - 1] for k in range(4)], axis=1)  # (_TAB_N - 1, 4, 2)
+        tab = np.ascontiguousarray(np.einsum("ck,ikj->icj", _TAB_TO_CUBIC, stencils))
+        _tables[key] = tab
+    return tab
+
+
+def expect_both_fast(name: str, q: np.ndarray, slope: float = 0.01) -> tuple[np.ndarray, np.ndarray]:
+    """expect_both for a 1-d array of q, from the table where 1e-8 <= q <= 1e6 (see above)."""
+    q = np.asarray(q, dtype=np.float64)
+    cf = _closed_form(name, slope)
+    if cf is not None:
+        return cf[0] * q, np.full(q.shape, cf[1], np.float64)
+    tab = _table(name, slope)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        u = (np.log(q) - _TAB_LNQ_LO) * (1.0 / _TAB_STEP)
+    lo, hi = u.min(initial=0.0), u.max(initial=0.0)
+    if not (lo >= 0.0 and hi <= _TAB_N - 1):  # some q outside the table, 0 or not finite (NaN fails both)
+        inside = (u >= 0.0) & (u <= _TAB_N - 1)
+        a, b = np.empty(q.shape), np.empty(q.shape)
+        if inside.any():
+            a[inside], b[inside] = expect_both_fast(name, q[inside], slope)
+        a[~inside], b[~inside] = expect_both(name, q[~inside], slope)
+        return a, b
+    i = np.minimum(u.astype(np.intp), _TAB_N - 2)
+    s = (u - i)[:, None]
+    c = tab[i]  # (m, 4, 2)
+    val = np.exp(((c[:, 3] * s + c[:, 2]) * s + c[:, 1]) * s + c[:, 0])
+    return val[:, 0], val[:, 1]
+
+
 # ------------------------------------------------------------ prediction
 @dataclass
 class Prediction:
@@ -280,10 +336,12 @@ def predict(net, anchor: float = 1.0, x: Optional[torch.Tensor] = None, input_va
     """
     n = net.n_layers
     with torch.no_grad():
-        ws = [lin.weight.detach().double() for lin in net.linears]
-        bs = [lin.bias.detach().double() for lin in net.linears]
-        sigma_w2 = np.array([w.shape[1] * float((w * w).mean()) for w in ws])
-        sigma_b2 = np.array([float((b * b).mean()) for b in bs])
+        # fan_in * mean(W^2) and mean(b^2) per layer, accumulated in float64 (one dispatch each)
+        lin_w, lin_b = net.weights(), net.biases()
+        wn = torch.stack(torch._foreach_norm(lin_w, 2, dtype=torch.float64)).numpy()
+        bn = torch.stack(torch._foreach_norm(lin_b, 2, dtype=torch.float64)).numpy()
+        sigma_w2 = np.array([w.shape[1] / w.numel() for w in lin_w]) * wn * wn
+        sigma_b2 = bn * bn / np.array([b.numel() for b in lin_b], np.float64)
     if not (np.all(np.isfinite(sigma_w2)) and np.all(np.isfinite(sigma_b2))):
         return _not_applicable(n, sigma_w2, "the weights are not finite (the run diverged): no prediction")
     if net.depth >= 2 and net.width < MIN_WIDTH:
@@ -294,11 +352,13 @@ def predict(net, anchor: float = 1.0, x: Optional[torch.Tensor] = None, input_va
         if net.has_batchnorm and x.shape[0] < 2:
             return _not_applicable(n, sigma_w2, "batch norm: the prediction needs a batch of at least 2 samples")
         with torch.no_grad():
+            ws, bs = _doubles(net)
             power, q = _stream_power(net, x.detach().double(), ws, bs, sigma_w2)
     elif net.has_batchnorm:
         if x is None or x.shape[0] < 2:
             return _not_applicable(n, sigma_w2, "batch norm: the prediction needs a batch of at least 2 samples")
         with torch.no_grad():
+            ws, bs = _doubles(net)
             power, q = _batchnorm_power(net, x.detach().double(), ws, bs, sigma_w2)
     else:
         power, q = _meanfield_power(net, x, input_var, sigma_w2, sigma_b2)
@@ -321,14 +381,22 @@ def _meanfield_power(net, x: Optional[torch.Tensor], input_var: float, sigma_w2:
         qz = sigma_w2[l] * second + sigma_b2[l]  # variance of z_l, per sample
         act, slope = net.activations[l], net.leaky_slope
         q[l] = float(qz.mean())
-        second, dphi2 = expect_both(act, qz, slope)
+        second, dphi2 = _expect_pair(act, qz, slope)
         chi_x[l] = sigma_w2[l + 1] * dphi2
     # cumulative products from the output back: P_l(x) = prod_{k=l}^{depth-1} chi_k(x)
-    cum = np.ones((n, chi_x.shape[1]))
+    # (the output row of chi_x is 1, so the same products in the same order as a loop)
     with np.errstate(over="ignore", under="ignore", invalid="ignore"):
-        for l in range(net.depth - 1, -1, -1):
-            cum[l] = cum[l + 1] * chi_x[l]
+        cum = np.cumprod(chi_x[::-1], axis=0)[::-1]
     return cum.mean(axis=1), q
+
+
+def _doubles(net) -> tuple[list, list]:
+    """float64 copies of every Linear's weight and bias (the batch paths' forward pass)."""
+    return [lin.weight.detach().double() for lin in net.linears], [lin.bias.detach().double() for lin in net.linears]
+
+
+#: The per-sample expectations of the mean-field recursion (the table; tests swap in the quadrature).
+_expect_pair = expect_both_fast
 
 
 def _batchnorm_power(net, x: torch.Tensor, ws: list, bs: list, sigma_w2: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
