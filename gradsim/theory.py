@@ -12,7 +12,10 @@ Gauss-Legendre quadrature on a geometric grid of intervals in h that splits
 at 0 (the kink or jump of relu, elu and selu) and spans every scale from the
 activation's own (about 1) to the Gaussian's (sqrt(q)), so a narrow peak of
 phi'^2 next to a wide Gaussian (tanh, sigmoid at large q) is resolved. A
-fixed Gauss-Hermite rule is wrong there (DESIGN.md section 7).
+fixed Gauss-Hermite rule is wrong there (DESIGN.md section 7). The prediction's
+per-sample recursion reads the same quadrature from a table in ln q (built once
+per activation; ~3e-9 relative, see expect_both_fast), since running it per
+layer and sample cost about a training step per recorded step (issue 13).
 
 Batch norm divides each unit by its *batch* standard deviation and couples
 the samples of a batch: its backward pass projects out the batch mean and the
@@ -231,6 +234,7 @@ def expect_dphi2(name: str, q, slope: float = 0.01):
 _TAB_LNQ_LO, _TAB_LNQ_HI = math.log(1e-8), math.log(1e6)
 _TAB_STEP = 1.0 / 32
 _TAB_N = int(math.ceil((_TAB_LNQ_HI - _TAB_LNQ_LO) / _TAB_STEP)) + 1  # grid points LO .. >= HI
+_TAB_Q_LO, _TAB_Q_HI = 1e-8, 1e6  # the q read from the table (u = ln(q / 1e-8) * 32 in [0, _TAB_N - 1])
 # Monomial coefficients of the cubic through a stencil's 4 points at s = -1, 0, 1, 2.
 _TAB_TO_CUBIC = np.linalg.inv(np.vander(np.array([-1.0, 0.0, 1.0, 2.0]), 4, increasing=True))
 _tables: dict[tuple[str, float], np.ndarray] = {}
@@ -259,17 +263,18 @@ def expect_both_fast(name: str, q: np.ndarray, slope: float = 0.01) -> tuple[np.
     if cf is not None:
         return cf[0] * q, np.full(q.shape, cf[1], np.float64)
     tab = _table(name, slope)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        u = (np.log(q) - _TAB_LNQ_LO) * (1.0 / _TAB_STEP)
-    lo, hi = u.min(initial=0.0), u.max(initial=0.0)
-    if not (lo >= 0.0 and hi <= _TAB_N - 1):  # some q outside the table, 0 or not finite (NaN fails both)
-        inside = (u >= 0.0) & (u <= _TAB_N - 1)
+    lo, hi = (q.min(), q.max()) if q.size else (1.0, 1.0)
+    if not (lo >= _TAB_Q_LO and hi <= _TAB_Q_HI):  # some q outside the table, 0 or not finite (NaN fails both)
+        inside = (q >= _TAB_Q_LO) & (q <= _TAB_Q_HI)
         a, b = np.empty(q.shape), np.empty(q.shape)
         if inside.any():
             a[inside], b[inside] = expect_both_fast(name, q[inside], slope)
         a[~inside], b[~inside] = expect_both(name, q[~inside], slope)
         return a, b
-    i = np.minimum(u.astype(np.intp), _TAB_N - 2)
+    u = np.log(q)
+    u -= _TAB_LNQ_LO
+    u *= 1.0 / _TAB_STEP
+    i = np.minimum(u.astype(np.intp), _TAB_N - 2)  # u >= 0 up to round-off: truncation is floor
     s = (u - i)[:, None]
     c = tab[i]  # (m, 4, 2)
     val = np.exp(((c[:, 3] * s + c[:, 2]) * s + c[:, 1]) * s + c[:, 0])
@@ -377,12 +382,15 @@ def _meanfield_power(net, x: Optional[torch.Tensor], input_var: float, sigma_w2:
     second = (x.detach().double() ** 2).mean(dim=1).numpy() if x is not None else np.array([float(input_var)])
     q = np.full(n, np.nan)
     chi_x = np.ones((n, second.shape[0]))
-    for l in range(net.depth):
-        qz = sigma_w2[l] * second + sigma_b2[l]  # variance of z_l, per sample
-        act, slope = net.activations[l], net.leaky_slope
-        q[l] = float(qz.mean())
+    qzs = np.empty((net.depth, second.shape[0]))
+    sw2, sb2, slope = sigma_w2.tolist(), sigma_b2.tolist(), net.leaky_slope
+    for l, act in enumerate(net.activations):
+        qz = qzs[l]
+        np.multiply(second, sw2[l], out=qz)
+        qz += sb2[l]  # variance of z_l, per sample
         second, dphi2 = _expect_pair(act, qz, slope)
-        chi_x[l] = sigma_w2[l + 1] * dphi2
+        np.multiply(dphi2, sw2[l + 1], out=chi_x[l])
+    q[: net.depth] = qzs.mean(axis=1)
     # cumulative products from the output back: P_l(x) = prod_{k=l}^{depth-1} chi_k(x)
     # (the output row of chi_x is 1, so the same products in the same order as a loop)
     with np.errstate(over="ignore", under="ignore", invalid="ignore"):
