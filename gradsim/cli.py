@@ -250,7 +250,8 @@ def _run_tasks(pool: Any, fn: Callable[..., Any], tasks: list[tuple], what: str)
 def cmd_sweep(args: argparse.Namespace) -> int:
     from .executors import describe, task_executor
     from .session_io import write_atomic
-    from .sweep import sweep_task, write_folder
+    from .session_io import write_folder
+    from .sweep import sweep_task
 
     base, events, _ = _base(args)
     grid = _overrides(args)

@@ -219,6 +219,27 @@ def write_atomic(path: Path, data: str | bytes | Iterable[str | bytes]) -> None:
             fh.write(chunk.encode() if isinstance(chunk, str) else chunk)
 
 
+def write_folder(path: Path, files: Mapping[str, str | bytes | Iterable[str | bytes]]) -> None:
+    """Write ``files`` ({name: data or text chunks}) as the folder ``path``.
+
+    A new folder is assembled under a temporary name and renamed, so it appears
+    only once complete; into an existing folder each file is replaced atomically.
+    The session export and the sweep's client-side writer share this one path.
+    """
+    if path.is_dir():
+        for name, data in files.items():
+            write_atomic(path / name, data)
+        return
+    tmp = partial_dir(path)
+    try:
+        for name, data in files.items():
+            write_atomic(tmp / name, data)
+        os.rename(tmp, path)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
 def export_session(session: Session, path: str | Path, zip_file: bool = False) -> Path:
     """Write ``path`` (a folder, or a .zip when ``zip_file`` or the name ends in .zip).
 
@@ -245,10 +266,6 @@ def export_session(session: Session, path: str | Path, zip_file: bool = False) -
             return path
         if path.exists() and not path.is_dir():
             raise FileExistsError(f"{str(path)!r} exists and is not a folder")
-        if path.is_dir():
-            for name, chunks in files.items():
-                write_atomic(path / name, chunks)
-            return path
         parent = path.parent
         if not parent.is_dir():
             # mkdir under a *file* says only "File exists": name the file instead
@@ -256,14 +273,7 @@ def export_session(session: Session, path: str | Path, zip_file: bool = False) -
             if blocker is not None and not blocker.is_dir():
                 raise NotADirectoryError(f"{str(blocker)!r} is a file, not a folder")
             parent.mkdir(parents=True, exist_ok=True)
-        tmpdir = partial_dir(path)
-        try:
-            for name, chunks in files.items():
-                write_atomic(tmpdir / name, chunks)
-            os.rename(tmpdir, path)
-        except BaseException:
-            shutil.rmtree(tmpdir, ignore_errors=True)
-            raise
+        write_folder(path, files)
         return path
     except OSError as exc:
         reason = exc.strerror or str(exc)

@@ -84,22 +84,3 @@ def sweep_task(job: tuple[int, dict[str, Any], list[str], str]) -> tuple[dict[st
     return row, files
 
 
-def write_folder(path: Path, files: dict[str, bytes]) -> None:
-    """Write ``files`` as the folder ``path``: assembled under a temporary name, then renamed.
-
-    An existing folder has each file replaced atomically instead.
-    """
-    from .session_io import partial_dir, write_atomic
-
-    if path.is_dir():
-        for name, data in files.items():
-            write_atomic(path / name, data)
-        return
-    tmp = partial_dir(path)
-    try:
-        for name, data in files.items():
-            write_atomic(tmp / name, data)
-        os.rename(tmp, path)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise

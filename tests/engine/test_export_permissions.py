@@ -13,7 +13,6 @@ import pytest
 
 from gradsim import session_io
 from gradsim.session import Session, StepRecord
-from gradsim.sweep import write_folder
 
 pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="POSIX permission bits")
 
@@ -42,6 +41,6 @@ def test_export_follows_the_umask(tmp_path, umask):
     assert _mode(session_io.export_session(_session(), tmp_path / "run.zip")) == 0o666 & ~umask
     session_io.write_atomic(tmp_path / "scores.csv", "a\n")
     assert _mode(tmp_path / "scores.csv") == 0o666 & ~umask
-    write_folder(tmp_path / "sweep-run", {"x.csv": b"1\n"})
+    session_io.write_folder(tmp_path / "sweep-run", {"x.csv": b"1\n"})
     assert _mode(tmp_path / "sweep-run") == 0o777 & ~umask
     assert _mode(tmp_path / "sweep-run" / "x.csv") == 0o666 & ~umask
