@@ -95,10 +95,15 @@ class Arena:
         parameter's grad from the buffer, and the next backward would then put
         its gradient where the norms and the optimizer do not look.
         """
+        self.attach_grads()
+        self.grad.zero_()
+
+    def attach_grads(self) -> None:
+        """Point every ``.grad`` back at its view of ``grad`` (for code that reads
+        ``p.grad`` after a pass that wrote the flat buffer directly)."""
         for p, g in zip(self.params, self.grad_views):
             if p.grad is not g:
                 p.grad = g
-        self.grad.zero_()
 
     def owns_storage(self) -> bool:
         """Whether every parameter still lives in ``data`` (a cheap sanity check for tests)."""

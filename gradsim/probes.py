@@ -46,13 +46,20 @@ class StatsWorkspace:
 
 
 @torch.no_grad()
-def activation_stats(hs: list[torch.Tensor], activations: list[str], workspace: Optional[StatsWorkspace] = None) -> torch.Tensor:
+def activation_stats(
+    hs: list[torch.Tensor],
+    activations: list[str],
+    workspace: Optional[StatsWorkspace] = None,
+    stacked: Optional[torch.Tensor] = None,
+) -> torch.Tensor:
     """(n_layers, 4): act_mean, act_std, act_saturation, act_dead of each block's output.
 
     The hidden blocks all have the same shape, so they are stacked and reduced
     in a handful of vectorised ops instead of five ops per layer. The output
     layer (the logits) has no activation: its saturation and dead are 0.
-    With a ``workspace`` the stack and the temporaries reuse its buffers.
+    With a ``workspace`` the stack and the temporaries reuse its buffers;
+    ``stacked`` (``[n, batch, width]``, contiguous) is the hidden blocks
+    already in one tensor (the hand-written pass keeps them so): no copy then.
     """
     out = hs[-1]
     n = len(hs) - 1
@@ -61,9 +68,9 @@ def activation_stats(hs: list[torch.Tensor], activations: list[str], workspace: 
         tmp = mask = mask2 = None
     elif workspace is not None:
         stack, tmp, mask, mask2 = workspace.buffers(n, tuple(hs[0].shape), hs[0].dtype)
-        hidden = torch.stack(hs[:-1], out=stack)
+        hidden = stacked if stacked is not None else torch.stack(hs[:-1], out=stack)
     else:
-        hidden = torch.stack(hs[:-1])
+        hidden = stacked if stacked is not None else torch.stack(hs[:-1])
         tmp = mask = mask2 = None
     flat = hidden.reshape(n, -1)
     m = flat.shape[1]

@@ -17,11 +17,12 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from . import probes
+from . import backprop, probes
 from .commands import Command, CommandError, Scheduled
 from .config import SCALED_INITS, RunConfig
 from .datasets import Dataset, make_dataset
 from .arena import Arena
+from .backprop import DirectPass
 from .metrics import LAYER_INDEX, LAYER_METRICS, NORM_METRICS, STATS_METRICS, STEP_METRICS
 from .network import GradNet
 from .optimizers import FlatOptimizer, build_optimizer
@@ -77,6 +78,11 @@ class Trainer:
         # retain_grad (which clones every z.grad) or autograd.grad(..., zs).
         self._gz: list[Optional[torch.Tensor]] = [None] * self.net.n_layers
         self._z_hooks = [self._make_z_hook(i) for i in range(self.net.n_layers)]
+        # Without batch/layer norm, a hand-written forward/backward (gradsim/backprop.py)
+        # replaces autograd: same numbers bit for bit, no hooks, no accumulation kernels.
+        # ``use_direct = False`` forces the autograd path (tests compare the two).
+        self.use_direct = True
+        self._direct: Optional[DirectPass] = None
         self._x = torch.from_numpy(self.data.x_train)
         self._y = torch.from_numpy(self.data.y_train)
         self._perm = torch.randperm(len(self._y), generator=self.batch_gen)
@@ -198,6 +204,18 @@ class Trainer:
 
         return hook
 
+    def _direct_pass(self, x: torch.Tensor) -> Optional[DirectPass]:
+        """The hand-written pass for this step, or None when the network's current
+        structure needs autograd (batch norm, layer norm): checked every step, so
+        a toggle switches paths at the step it applies to."""
+        if not self.use_direct or not backprop.supports(self.net) or set(self.arenas) != {"weight", "bias"}:
+            return None
+        wa, ba = self.arenas["weight"], self.arenas["bias"]
+        d = self._direct
+        if d is None or not d.matches(wa, ba, x.shape[0], x.dtype):
+            d = self._direct = DirectPass(self.net, wa, ba, x.shape[0])
+        return d
+
     def _batch(self) -> tuple[torch.Tensor, torch.Tensor]:
         b = self.config.batch_size
         if self._pos + b > len(self._perm):
@@ -220,26 +238,39 @@ class Trainer:
         pred = self.predicted_gain(x) if (want_stats or self._pred_due) else None
         self._pred_due = False
         arenas = self._arena_list
-        for a in arenas:  # one zero_() per kind; autograd then accumulates into the arena
-            a.zero_grad()
-        logits, zs, hs = self.net.forward_capture(x)
-        loss = F.cross_entropy(logits, y)
         n_w, n_b = len(self._weights), len(self._biases)
-        for z, hook in zip(zs, self._z_hooks):
-            z.register_hook(hook)
-        del zs
-        loss.backward()
-        g_z = self._gz
+        direct = self._direct_pass(x)
+        if direct is not None:
+            # Hand-written pass (gradsim/backprop.py): writes every weight and bias
+            # gradient into the arenas (no zeroing needed), dL/dz comes for free.
+            for a in arenas:
+                a.attach_grads()
+            logits, loss = direct.run(self.net, x, y)
+            hs = None
+        else:
+            for a in arenas:  # one zero_() per kind; autograd then accumulates into the arena
+                a.zero_grad()
+            logits, zs, hs = self.net.forward_capture(x)
+            loss = F.cross_entropy(logits, y)
+            for z, hook in zip(zs, self._z_hooks):
+                z.register_hook(hook)
+            del zs
+            loss.backward()
 
         with torch.no_grad():
             # Every norm measured before the update, in one vector:
             # [dL/dparams (one reduction per run of equal-sized parameters in
-            # each arena)..., dL/dz per layer (one foreach dispatch)...,
-            # W per layer (reductions over the flat weights)].
+            # each arena)..., dL/dz per layer, W per layer (reductions over the
+            # flat weights)].
             wa = self._weight_arena
             n_p = len(self._params)
             parts = [a.norms(a.grad) for a in arenas]
-            parts.append(torch.stack(torch._foreach_norm(g_z)))
+            if direct is not None:  # the hidden layers' dL/dz are one block: one reduction
+                depth = direct.depth
+                parts.append(torch.linalg.vector_norm(direct.G.view(depth, -1), dim=1))
+                parts.append(torch.linalg.vector_norm(direct.g_out).view(1))
+            else:
+                parts.append(torch.stack(torch._foreach_norm(self._gz)))
             parts.append(wa.norms(wa.data))
             norms = torch.cat(parts)
             total = torch.linalg.vector_norm(norms[:n_p])
@@ -259,7 +290,11 @@ class Trainer:
             layers = np.full((L, len(LAYER_METRICS)), np.nan, np.float32)
             layers[:, :_N_NORM] = norm_block.numpy()
             if want_stats:
-                layers[:, _STATS_SLICE] = probes.activation_stats(hs, self.net.activations, self._stats_ws).numpy()
+                if direct is not None:
+                    stats = probes.activation_stats(direct.h + [logits], self.net.activations, self._stats_ws, stacked=direct.H)
+                else:
+                    stats = probes.activation_stats(hs, self.net.activations, self._stats_ws)
+                layers[:, _STATS_SLICE] = stats.numpy()
             if pred is not None:
                 layers[:, _PRED_COL] = pred
         self.elapsed_s += time.perf_counter() - t0
