@@ -1,8 +1,11 @@
 """Trainer: one instrumented optimizer step at a time, commands between steps.
 
 ``step()`` runs forward, one backward pass that keeps both dL/dW and dL/dz
-(z = each Linear's output, via ``a hook per layer), clipping, divergence detection and the
-update, and returns a StepRecord. ``apply(command)`` changes the run between
+(z = each Linear's output), clipping, divergence detection and the update, and
+returns a StepRecord. Without batch or layer norm the pass is hand-written
+(gradsim/backprop.py: gradients straight into the flat arenas, dL/dz as an
+explicit intermediate); with them it is autograd with a hook per layer for
+dL/dz. Both give the same numbers bit for bit (tests/engine/test_backprop.py). ``apply(command)`` changes the run between
 steps and records the event in the session. Nothing here raises on inf/nan:
 a non-finite loss or gradient ends the run cleanly with a ``diverged`` event.
 """
@@ -83,6 +86,7 @@ class Trainer:
         # ``use_direct = False`` forces the autograd path (tests compare the two).
         self.use_direct = True
         self._direct: Optional[DirectPass] = None
+        self.last_pass = ""  # "direct" or "autograd": which pass the last step ran
         self._x = torch.from_numpy(self.data.x_train)
         self._y = torch.from_numpy(self.data.y_train)
         self._perm = torch.randperm(len(self._y), generator=self.batch_gen)
@@ -247,6 +251,7 @@ class Trainer:
                 a.attach_grads()
             logits, loss = direct.run(self.net, x, y)
             hs = None
+            self.last_pass = "direct"
         else:
             for a in arenas:  # one zero_() per kind; autograd then accumulates into the arena
                 a.zero_grad()
@@ -256,6 +261,7 @@ class Trainer:
                 z.register_hook(hook)
             del zs
             loss.backward()
+            self.last_pass = "autograd"
 
         with torch.no_grad():
             # Every norm measured before the update, in one vector:

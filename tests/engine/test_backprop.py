@@ -1,0 +1,228 @@
+"""The hand-written forward/backward (gradsim/backprop.py) against autograd.
+
+The hand-written pass runs the very kernels autograd runs for the same graph
+(addmm, the two mm of AddmmBackward0, the bias's sum over the batch, the
+activations' aten backward kernels, the cross-entropy head's backward), in the
+same order, so every comparison here is exact (``torch.equal`` /
+``assert_array_equal``): a difference would be a bug, not rounding.
+"""
+import copy
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from gradsim import backprop
+from gradsim.commands import (
+    Reinit,
+    SetActivation,
+    SetBatchNorm,
+    SetClip,
+    SetLayerNorm,
+    SetLR,
+    SetOptimizer,
+    SetResidual,
+)
+from gradsim.config import ACTIVATIONS, RunConfig
+from gradsim.trainer import Trainer
+
+
+def _fixed_batch(trainer, n=48, seed=5):
+    g = torch.Generator().manual_seed(seed)
+    idx = torch.randperm(len(trainer._y), generator=g)[:n]
+    x, y = trainer._x[idx].clone(), trainer._y[idx].clone()
+    trainer._batch = lambda: (x, y)
+    return x, y
+
+
+def _pair(cfg, n=48):
+    """Two trainers on the same config and batch: the hand-written pass and autograd."""
+    fast, slow = Trainer(cfg), Trainer(cfg)
+    slow.use_direct = False
+    _fixed_batch(fast, n)
+    _fixed_batch(slow, n)
+    return fast, slow
+
+
+def _same(a, b, msg):
+    """Exactly equal, NaN where the other has NaN (a diverged run's gradients)."""
+    torch.testing.assert_close(a, b, rtol=0, atol=0, equal_nan=True, msg=msg)
+
+
+def _assert_same_step(fast, slow, rec_f, rec_s, where):
+    # Every per-layer number: dL/dW, dL/db, ||W||, update norm and ratio, dL/dz,
+    # the activation statistics and the prediction (NaN where not recorded).
+    np.testing.assert_array_equal(rec_f.layers, rec_s.layers, err_msg=where)
+    # loss, accuracy, total and applied gradient norm, clipped, lr, diverged (not the elapsed time)
+    np.testing.assert_array_equal(rec_f.scalars[:-1], rec_s.scalars[:-1], err_msg=where)
+    assert rec_f.has_stats == rec_s.has_stats
+    for key in slow.arenas:
+        _same(fast.arenas[key].grad, slow.arenas[key].grad, f"{where}: {key} gradients")
+        _same(fast.arenas[key].data, slow.arenas[key].data, f"{where}: {key} after the update")
+    for p, q in zip(fast.net.parameters(), slow.net.parameters()):
+        _same(p.detach(), q.detach(), where)
+
+
+# ------------------------------------------------- the pass against autograd
+@pytest.mark.parametrize("residual", [False, True])
+@pytest.mark.parametrize("activation", ACTIVATIONS)
+def test_every_gradient_and_dz_equals_autograd_on_the_same_weights(activation, residual):
+    cfg = RunConfig(depth=5, width=24, activation=activation, init="xavier_normal", bias_std=0.1, residual=residual, steps=2)
+    t = Trainer(cfg)
+    t.step()  # away from the initial point
+    x, y = _fixed_batch(t, 40)
+    assert backprop.supports(t.net)
+    direct = t._direct_pass(x)
+    logits, loss = direct.run(t.net, x, y)
+
+    ref = copy.deepcopy(t.net)  # separate Parameters; autograd through the network's own forward
+    for p in ref.parameters():
+        p.grad = None
+    ref_logits, zs, hs = ref.forward_capture(x)
+    for z in zs:
+        z.retain_grad()
+    ref_loss = F.cross_entropy(ref_logits, y)
+    ref_loss.backward()
+
+    assert torch.equal(loss, ref_loss.detach())
+    assert torch.equal(logits, ref_logits.detach())
+    for l in range(cfg.depth):
+        assert torch.equal(direct.g[l], zs[l].grad), f"dL/dz of layer {l + 1}"
+        assert torch.equal(direct.h[l], hs[l].detach()), f"activation of layer {l + 1}"
+    assert torch.equal(direct.g_out, zs[-1].grad)
+    for k, lin in enumerate(ref.linears):
+        assert torch.equal(t.net.linears[k].weight.grad, lin.weight.grad), f"dL/dW of layer {k + 1}"
+        assert torch.equal(t.net.linears[k].bias.grad, lin.bias.grad), f"dL/db of layer {k + 1}"
+
+
+def test_mixed_activations_per_layer_equal_autograd():
+    cfg = RunConfig(depth=len(ACTIVATIONS), width=16, activation="tanh", residual=True, steps=4)
+    fast, slow = _pair(cfg)
+    for t in (fast, slow):
+        for layer, name in enumerate(ACTIVATIONS, start=1):
+            t.apply(SetActivation(name, layer))
+    for s in range(4):
+        _assert_same_step(fast, slow, fast.step(), slow.step(), f"step {s}")
+    assert fast.last_pass == "direct" and slow.last_pass == "autograd"
+
+
+# ---------------------------------- whole runs: hand-written pass vs autograd
+# Clipping by norm and by value, SGD, momentum and Adam, an lr change, within one run.
+RUN_SCHEDULE = {
+    2: SetClip("norm", 0.05),
+    3: SetOptimizer("momentum"),
+    5: SetClip("value", 1e-3),
+    6: SetOptimizer("adam"),
+    8: SetLR(0.002),
+    9: SetClip("none"),
+}
+
+
+@pytest.mark.parametrize("residual", [False, True])
+@pytest.mark.parametrize("activation", ACTIVATIONS)
+def test_runs_equal_autograd_step_by_step(activation, residual):
+    cfg = RunConfig(depth=4, width=16, activation=activation, init="he_normal", residual=residual, lr=0.05,
+                    stats_every=3, steps=11)
+    fast, slow = _pair(cfg)
+    for s in range(cfg.steps):
+        cmd = RUN_SCHEDULE.get(s)
+        if cmd is not None:
+            fast.apply(cmd)
+            slow.apply(cmd)
+        rec_f, rec_s = fast.step(), slow.step()
+        assert fast.last_pass == "direct"
+        _assert_same_step(fast, slow, rec_f, rec_s, f"{activation} residual={residual} step {s}")
+    assert rec_f.scalar("clipped") == 0.0 and fast.session.events == slow.session.events
+    # the schedule really clipped: at step 2 (norm) and 5 (value)
+    clipped = fast.session.column("clipped")
+    assert clipped[2] == 1.0 and clipped[5] == 1.0
+
+
+def test_toggles_switch_paths_at_their_step_and_every_number_still_equals_autograd():
+    schedule = {
+        2: [SetBatchNorm(True)],  # autograd from here
+        4: [SetBatchNorm(False), Reinit("xavier_normal")],  # back to the hand-written pass
+        5: [SetResidual(True)],
+        6: [SetLayerNorm(True), SetOptimizer("adam")],  # autograd
+        7: [SetResidual(False)],
+        8: [SetLayerNorm(False), SetActivation("gelu")],  # hand-written again
+        9: [SetActivation("relu", 2), SetClip("norm", 0.02)],
+        10: [SetOptimizer("momentum"), SetResidual(True, 0.5)],
+        11: [SetBatchNorm(True), SetClip("value", 1e-3)],
+        12: [SetBatchNorm(False)],
+    }
+    expected = {2: "autograd", 3: "autograd", 6: "autograd", 7: "autograd", 11: "autograd"}
+    cfg = RunConfig(depth=5, width=16, activation="tanh", init="xavier_normal", lr=0.05, stats_every=2, steps=14)
+    fast, slow = _pair(cfg)
+    for s in range(cfg.steps):
+        for cmd in schedule.get(s, ()):
+            fast.apply(cmd)
+            slow.apply(cmd)
+        rec_f, rec_s = fast.step(), slow.step()
+        assert fast.last_pass == expected.get(s, "direct"), f"step {s}"
+        _assert_same_step(fast, slow, rec_f, rec_s, f"step {s}")
+    assert [e.step for e in fast.session.events if e.kind != "start"] == [s for s in sorted(schedule) for _ in schedule[s]]
+
+
+def test_a_toggle_changes_the_very_step_it_applies_to():
+    """The hand-written pass reads the activation and the residual switch at every
+    step: a step after a toggle equals a fresh autograd trainer built that way."""
+    cfg = RunConfig(depth=4, width=16, activation="tanh", steps=3)
+    t = Trainer(cfg)
+    x, y = _fixed_batch(t)
+    t.step()
+    weights = [p.detach().clone() for p in t.net.parameters()]
+    t.apply(SetActivation("relu"))
+    t.apply(SetResidual(True, 0.7))
+    rec = t.step()
+    assert t.last_pass == "direct"
+    ref = Trainer(cfg.with_changes(activation="relu", residual=True, residual_alpha=0.7))
+    ref.use_direct = False
+    _fixed_batch(ref)
+    with torch.no_grad():
+        for p, w in zip(ref.net.parameters(), weights):
+            p.copy_(w)
+    ref_rec = ref.step()
+    np.testing.assert_array_equal(rec.layer_metric("act_grad_norm"), ref_rec.layer_metric("act_grad_norm"))
+    np.testing.assert_array_equal(rec.layer_metric("grad_norm"), ref_rec.layer_metric("grad_norm"))
+
+
+def test_a_new_batch_size_and_depth_one_still_equal_autograd():
+    cfg = RunConfig(depth=1, width=8, activation="selu", steps=4, stats_every=1)
+    fast, slow = _pair(cfg, n=48)
+    _assert_same_step(fast, slow, fast.step(), slow.step(), "batch 48")
+    _fixed_batch(fast, 17, seed=9)
+    _fixed_batch(slow, 17, seed=9)
+    _assert_same_step(fast, slow, fast.step(), slow.step(), "batch 17")
+    assert fast._direct.batch == 17
+
+
+def test_divergence_is_detected_the_same_way():
+    cfg = RunConfig(depth=6, width=16, activation="relu", init="normal", init_std=3.0, lr=50.0, steps=30)
+    fast, slow = _pair(cfg)
+    while not fast.finished:
+        rec_f, rec_s = fast.step(), slow.step()
+        _assert_same_step(fast, slow, rec_f, rec_s, f"step {rec_f.step}")
+    assert fast.diverged_at is not None and fast.diverged_at == slow.diverged_at
+    assert fast.session.events == slow.session.events
+
+
+def test_grads_stay_views_of_the_arena_after_a_hand_written_step():
+    t = Trainer(RunConfig(depth=3, width=8))
+    t.step()
+    t.net.zero_grad()  # set_to_none: .grad leaves the arena
+    t.step()
+    assert t.last_pass == "direct"
+    for arena in t.arenas.values():
+        assert all(p.grad is g for p, g in zip(arena.params, arena.grad_views))
+
+
+def test_supports_refuses_normalisation():
+    t = Trainer(RunConfig(depth=3, width=8))
+    assert backprop.supports(t.net)
+    t.apply(SetBatchNorm(True))
+    assert not backprop.supports(t.net)
+    t.apply(SetBatchNorm(False))
+    t.apply(SetLayerNorm(True))
+    assert not backprop.supports(t.net)
