@@ -199,14 +199,14 @@ def test_export_submission_raises_a_clear_oserror(tmp_path, vanishing_session):
 def test_export_submission_does_not_disguise_a_defect_as_a_write_error(tmp_path, vanishing_session, monkeypatch):
     """Only file-system failures read "cannot write the submission"; a programming error
     (here: evaluating an objective raises KeyError) propagates as itself, to be logged."""
-    from ui.panels import exercise as panel_module
+    import gradsim.exercises
 
     ex = load_exercise(resource_path("exercises", "01-vanishing-sigmoid.toml"))
 
     def broken(*_args, **_kwargs):
         raise KeyError("objective metric")
 
-    monkeypatch.setattr(panel_module, "write_submission", broken)
+    monkeypatch.setattr(gradsim.exercises, "write_submission", broken)
     with pytest.raises(KeyError):
         export_submission(tmp_path / "sub", ex, vanishing_session, {})
 

@@ -28,10 +28,11 @@ from PySide6.QtWidgets import (
 
 from gradsim.exercises import (
     Answer, Compare, Diverged, Exercise, Objective, Quantity, Result, exercise_files, load_exercise,
-    write_submission,
 )
+# The submission writer runs in the engine (a child process): it lives in gradsim so the
+# engine never imports Qt to unpickle it; re-exported here for the panel's callers.
+from gradsim.engine_tasks import SubmissionWriteError, export_submission  # noqa: F401
 from gradsim.session import Session
-from gradsim.session_io import ExportError
 
 log = logging.getLogger(__name__)
 
@@ -56,32 +57,6 @@ TIPS: dict[str, str] = {
     "summary": "How many objectives your current run satisfies.",
     "config_warning": "Your run's starting settings differ from what the exercise requires; the grader would score it 0.",
 }
-
-
-class SubmissionWriteError(OSError):
-    """The submission could not be written where asked (a file system problem, said in words)."""
-
-
-def export_submission(folder: str | Path, exercise: Exercise, session: Session, answers: dict[str, Any], student: str = "") -> Path:
-    """Write ``session`` (session.json, steps.csv, layers.csv, events.csv) and submission.json into ``folder``.
-
-    A thin wrapper of :func:`gradsim.exercises.write_submission` for the window:
-    a failure to *write* (the file system, the exporter) becomes a
-    ``SubmissionWriteError`` whose message says what could not be written and
-    why, ready to show in a dialog. Anything else (a defect in GradSim or in
-    the exercise file) propagates unchanged, so it is logged and shown as an
-    error instead of being passed off as a full disk. Returns the folder.
-    """
-    folder = Path(folder)
-    if folder.suffix.lower() == ".zip":
-        raise SubmissionWriteError(f"cannot export the submission to {str(folder)!r}: a submission is a folder, not a .zip file")
-    try:
-        return write_submission(folder, exercise, session, dict(answers), student=student)
-    except ExportError as exc:
-        raise SubmissionWriteError(f"submission for exercise {exercise.id!r} not written: {exc}") from exc
-    except OSError as exc:
-        reason = exc.strerror or str(exc)
-        raise SubmissionWriteError(f"cannot write the submission for exercise {exercise.id!r} to {str(folder)!r}: {reason}") from exc
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,69 @@
+"""Work the window asks of the engine between steps (``TrainingWorker.submit``). No Qt.
+
+Why a module of its own: the engine runs in a child process, so a task's
+function travels down a pipe by pickle, i.e. by its module and name. Defined
+in a ``ui`` module, unpickling it would import Qt into the engine; here the
+child imports nothing but the engine. Each function takes the run's Trainer or
+Session first; bind the rest with ``functools.partial``. Results and
+exceptions travel back pickled, so they are plain data (numpy arrays,
+dataclasses, exceptions whose only argument is their message).
+"""
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # imported where used: the window imports this module on its way to the first paint
+    from .exercises import Exercise
+    from .session import Session
+
+
+def jacobian(trainer: Any, n_samples: int = 8) -> tuple[Any, int]:
+    """The hidden-to-hidden Jacobian's singular values of the live network, and the step they describe."""
+    from .theory import jacobian_spectrum
+
+    return jacobian_spectrum(trainer.net, trainer.probe_inputs(n_samples), n_samples), int(trainer.step_index)
+
+
+def learned(trainer: Any) -> tuple[Any, float]:
+    """What the network learned: the class grid (2-D inputs) or the confusion matrix, and its cost in seconds."""
+    from .learned import boundary_grid, confusion
+
+    t0 = time.perf_counter()
+    result = boundary_grid(trainer) if trainer.data.n_inputs == 2 else confusion(trainer)
+    return result, time.perf_counter() - t0
+
+
+class SubmissionWriteError(OSError):
+    """The submission could not be written where asked (a file system problem, said in words)."""
+
+
+def export_submission(folder: str | Path, exercise: Exercise, session: Session, answers: dict[str, Any], student: str = "") -> Path:
+    """Write ``session`` (session.json, steps.csv, layers.csv, events.csv) and submission.json into ``folder``.
+
+    A thin wrapper of :func:`gradsim.exercises.write_submission` for the window:
+    a failure to *write* (the file system, the exporter) becomes a
+    ``SubmissionWriteError`` whose message says what could not be written and
+    why, ready to show in a dialog. Anything else (a defect in GradSim or in
+    the exercise file) propagates unchanged, so it is logged and shown as an
+    error instead of being passed off as a full disk. Returns the folder.
+    """
+    from .exercises import write_submission
+    from .session_io import ExportError
+
+    folder = Path(folder)
+    if folder.suffix.lower() == ".zip":
+        raise SubmissionWriteError(f"cannot export the submission to {str(folder)!r}: a submission is a folder, not a .zip file")
+    try:
+        return write_submission(folder, exercise, session, dict(answers), student=student)
+    except ExportError as exc:
+        raise SubmissionWriteError(f"submission for exercise {exercise.id!r} not written: {exc}") from exc
+    except OSError as exc:
+        reason = exc.strerror or str(exc)
+        raise SubmissionWriteError(f"cannot write the submission for exercise {exercise.id!r} to {str(folder)!r}: {reason}") from exc
+
+
+def submission_task(session: Session, folder: str, exercise: Exercise, answers: dict[str, Any], student: str = "") -> str:
+    """The task form of :func:`export_submission` (the session comes first): the folder written, as text."""
+    return str(export_submission(folder, exercise, session, answers, student))
