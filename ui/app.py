@@ -140,6 +140,19 @@ def _run(app, window, args: argparse.Namespace, config, schedule, opened=None) -
     return app.exec()
 
 
+def _process_alive(pid: int) -> bool:
+    """Whether process ``pid`` still exists (POSIX; on Windows os.kill would end it, so: unknown = False)."""
+    if os.name == "nt":
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # exists, owned by someone else
+        return True
+    return True
+
+
 def _dispose(window) -> None:
     """Stop the worker and destroy the window while Python and Qt are both fully alive.
 
@@ -354,8 +367,12 @@ def _self_test(app, window) -> int:
         check(names == ["events.csv", "layers.csv", "session.json", "steps.csv"], f"the export holds the four files ({names})")
     grabbed = window.grab()
     check(not grabbed.isNull() and grabbed.width() > 100, "the window can be grabbed as an image")
+    engine_pid = window.worker.engine_pid
+    check(window.worker.engine_mode == "process" and engine_pid not in (None, os.getpid()),
+          f"training runs in its own engine process (mode: {window.worker.engine_mode or 'not started'}, pid {engine_pid})")
     window.close()
     check(not window.worker.isRunning(), "closing the window stops the training thread")
+    check(engine_pid is None or not _process_alive(engine_pid), f"closing the window ends the engine process {engine_pid}")
     if failures:
         sys.stderr.write(f"{PROG}: self-test FAILED: {len(failures)} check(s): {'; '.join(failures)}\n")
         return 1

@@ -1,8 +1,8 @@
 """The "What the network learns" dock: built on first use, fed by the worker at a pace training can afford.
 
 Why the pacing: the grid's forward pass (40 x 40 points) costs about as much
-as a few training steps. It runs in the worker between steps (through
-``worker.submit``), only while the dock is visible, and the next one is asked
+as a few training steps. It runs in the engine between steps (through
+``worker.submit``, as ``gradsim.engine_tasks.learned``), only while the dock is visible, and the next one is asked
 for no sooner than ``cost / MAX_SHARE`` after the last, so it takes at most
 ``MAX_SHARE`` of the training thread whatever the net's size (the issue's
 budget is 5 %; benchmarks/boundary_overhead.py measured more than the share
@@ -18,6 +18,8 @@ from PySide6.QtCore import QObject, Qt, Slot
 from PySide6.QtGui import QAction
 from PySide6.QtWidgets import QDockWidget, QMainWindow
 
+from gradsim import engine_tasks
+
 from .run_controller import RunState
 
 log = logging.getLogger(__name__)
@@ -26,15 +28,6 @@ log = logging.getLogger(__name__)
 MAX_SHARE = 0.02
 #: And never more often than this (the plots' own pace in the balanced mode).
 MIN_PERIOD_S = 0.5
-
-
-def _compute(trainer: Any) -> tuple[Any, float]:
-    """In the worker, between steps: the grid (2-D inputs) or the confusion matrix, and its cost."""
-    from gradsim.learned import boundary_grid, confusion
-
-    t0 = time.perf_counter()
-    result = boundary_grid(trainer) if trainer.data.n_inputs == 2 else confusion(trainer)
-    return result, time.perf_counter() - t0
 
 
 class LearnedController(QObject):
@@ -96,7 +89,7 @@ class LearnedController(QObject):
         self.pending = True
         self.requests += 1
         generation = self.run.generation
-        self.run.worker.submit(_compute, lambda r, g=generation: self._on_result(g, r),
+        self.run.worker.submit(engine_tasks.learned, lambda r, g=generation: self._on_result(g, r),
                                lambda e, g=generation: self._on_failed(g, e), on_trainer=True)
         return True
 

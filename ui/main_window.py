@@ -142,6 +142,7 @@ class MainWindow(QMainWindow):
         self.builder.validity_changed.connect(self.run_actions.on_validity_changed)
         self.builder.preview_wanted.connect(self.worker.request_preview)
         self.worker.preview_ready.connect(self.builder.set_preview)
+        self.worker.engine_notice.connect(self._on_engine_notice)
 
     # ================================================================ settings
     def _restore_settings(self) -> None:
@@ -256,6 +257,12 @@ class MainWindow(QMainWindow):
         self.event_log.add_message("refused", message)
         self.toggles.show_error(message)
         self.status.showMessage(message, 10000)
+
+    @Slot(str)
+    def _on_engine_notice(self, message: str) -> None:
+        """Where training runs changed (the in-process fallback): the event log and status bar say so."""
+        self.event_log.add_message("engine", message, error=False)
+        self.status.showMessage(message, 15000)
 
     @Slot(str)
     def _on_run_failed(self, message: str) -> None:

@@ -133,7 +133,10 @@ class RunController(QObject):
         self.progress = Progress()
         self._status_at = 0.0
         self._closing = False
+        #: The engine process of the current run died: its session is gone, the mirror is what is left.
+        self.engine_lost = False
         self.worker = TrainingWorker(self)
+        self.worker.engine_lost.connect(self._on_engine_lost)
         self.worker.snapshot.connect(self._on_snapshot)
         self.worker.failed.connect(self._on_worker_failed)
         self.worker.forked.connect(self._on_forked)
@@ -170,6 +173,7 @@ class RunController(QObject):
     def start(self, config: RunConfig, schedule: tuple[Scheduled, ...] = (), label: str = "", paused: bool = False) -> None:
         """Start a new run (discarding any other) from a valid config."""
         self.generation += 1
+        self.engine_lost = False
         self.viewed = None
         self.branch_mirror = None
         self.config = config
@@ -213,6 +217,7 @@ class RunController(QObject):
     def reset(self) -> None:
         """Discard the run and its mirror; the next start builds fresh weights."""
         self.generation += 1
+        self.engine_lost = False
         self.worker.reset_run(None, generation=self.generation)
         self.mirror = None
         self.branch_mirror = None
@@ -229,6 +234,7 @@ class RunController(QObject):
         never gets here and the current run survives it.
         """
         self.generation += 1
+        self.engine_lost = False
         self.worker.reset_run(None, generation=self.generation)
         self.branch_mirror = None
         self.mirror = session
@@ -354,6 +360,19 @@ class RunController(QObject):
     @Slot(str)
     def _on_command_failed(self, message: str) -> None:
         self.command_refused.emit(message)
+
+    def export(self, path: str, zip_file: bool = False) -> None:
+        """Write the run's session: the engine's full one, or, when its engine died, the window's mirror of it."""
+        if self.engine_lost and self.mirror is not None:
+            self.worker.export_mirror(self.mirror, self.branch_mirror, path, zip_file)
+        else:
+            self.worker.export_session(path, zip_file=zip_file)
+
+    @Slot(str)
+    def _on_engine_lost(self, _message: str) -> None:
+        # ``failed`` follows with the same message (state and dialog); here only: the run's
+        # session is gone with its process, so an export writes the mirror.
+        self.engine_lost = self.mirror is not None and self.state is not RunState.VIEWING
 
     @Slot(str)
     def _on_worker_failed(self, message: str) -> None:

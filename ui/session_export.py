@@ -65,7 +65,7 @@ class SessionExporter(QObject):
             path += ".zip"
         self.export_dir = str(Path(path).parent)
         self._status.showMessage(f"Exporting session to {path}…")
-        self.run.worker.export_session(path, zip_file=zip_file)
+        self.run.export(path, zip_file=zip_file)
 
     @Slot(str)
     def _on_export_finished(self, path: str) -> None:

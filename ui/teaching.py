@@ -4,13 +4,15 @@ Kept apart from main_window.py so the window only composes. It uses the
 window's public surface only (``add_dock``, ``export_dir``, ``builder``,
 ``plots``, ``show_error``, ``statusBar``) and the run model (``window.run``).
 Everything that reads the live network (Jacobian, submissions) runs in the
-training thread between steps through ``worker.submit``; each result comes
-back to the callback of the request that asked for it. The theory overlay is
+engine process between steps through ``worker.submit`` (functions of
+``gradsim.engine_tasks``, pickled there); each result comes back to the
+callback of the request that asked for it. The theory overlay is
 no task here: the trainer records the prediction (``pred_gain``) with the
 data and the depth profile draws the one of the step it shows.
 """
 from __future__ import annotations
 
+import functools
 import logging
 import traceback
 from pathlib import Path
@@ -21,18 +23,14 @@ from PySide6.QtWidgets import QFileDialog, QInputDialog, QLineEdit, QMainWindow
 
 from PySide6.QtGui import QAction
 
+from gradsim import engine_tasks
+
 from .settings import KEY_STUDENT, read_str, settings
 
 log = logging.getLogger(__name__)
 
 OBJECTIVES_MS = 500  # objectives re-checked twice a second
 JACOBIAN_SAMPLES = 8
-
-
-def _jacobian(trainer: Any) -> Any:
-    from gradsim.theory import jacobian_spectrum
-
-    return jacobian_spectrum(trainer.net, trainer.probe_inputs(JACOBIAN_SAMPLES), JACOBIAN_SAMPLES), trainer.step_index
 
 
 class TeachingController(QObject):
@@ -213,22 +211,18 @@ class TeachingController(QObject):
         return student
 
     def submit_to(self, folder: str, ex: Any, answers: dict, student: str = "") -> None:
-        """Write the worker's full session + submission.json (between steps, in the worker)."""
-        from .panels.exercise import export_submission
-
+        """Write the engine's full session + submission.json (between steps, in the engine process)."""
         target = str(Path(folder) / f"submission-{ex.id}") if Path(folder).is_dir() and any(Path(folder).iterdir()) else folder
-        self.run.worker.submit(
-            lambda s: str(export_submission(target, ex, s, dict(answers), student)), self._on_submission_written, self._on_submission_failed
-        )
+        # A partial of a gradsim function: it is pickled to the engine process (a lambda cannot be).
+        task = functools.partial(engine_tasks.submission_task, folder=target, exercise=ex, answers=dict(answers), student=student)
+        self.run.worker.submit(task, self._on_submission_written, self._on_submission_failed)
 
     def _on_submission_written(self, path: str) -> None:
         self.last_submission = path
         self.w.statusBar().showMessage(f"Submission written to {path}", 10000)
 
     def _on_submission_failed(self, exc: BaseException) -> None:
-        from .panels.exercise import SubmissionWriteError
-
-        if isinstance(exc, SubmissionWriteError):  # the place cannot be written: say so, nothing else is wrong
+        if isinstance(exc, engine_tasks.SubmissionWriteError):  # the place cannot be written: say so, nothing else is wrong
             self.w.show_error("Submission not written", f"{exc}\n\nYour session is still in memory: you can try another folder.")
             return
         # Anything else is a defect (in GradSim or in the exercise file): log it, show it as one.
@@ -266,7 +260,7 @@ class TeachingController(QObject):
             return
         ticket = self._run_ticket
         self.run.worker.submit(
-            _jacobian,
+            functools.partial(engine_tasks.jacobian, n_samples=JACOBIAN_SAMPLES),
             lambda result: self._on_spectrum(result, ticket),
             lambda exc: self._on_spectrum_failed(exc, ticket),
             on_trainer=True,

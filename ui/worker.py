@@ -1,201 +1,85 @@
-"""The one background thread: it owns the Trainer and talks to the window through signals.
+"""The one background thread: it owns the run for the window and relays it as Qt signals.
 
-Why this shape (DESIGN.md section 6): the GUI thread never runs a training
-step, so the window stays responsive at any depth; the GUI reaches the run
-only through a ``queue.SimpleQueue`` of plain-data messages drained between
-steps (a second toggle never overwrites the first); the worker reaches the GUI
-only through signals that carry copies, at most ~30 snapshots a second, so
-training speed is decoupled from redraw speed. torch is imported here, inside
-``run()``, so the first window paints before the ~2.4 s ``import torch``.
+Why this shape: pyqtgraph paints from Python, so a training thread in the
+window's process waits for the interpreter lock whenever a plot redraws
+(benchmarks/RESULTS.md 4.6). So the torch work runs in a *child process*
+(``gradsim.engine_process``, Qt-free): this QThread starts it, sends it the
+window's messages down a pipe and turns every report that comes back
+(snapshots, export done/failed, previews, fork, replication progress, task
+results, divergence, the end, failures) into the same signals as before, so
+RunController and the panels keep their API and painting never competes with
+training for the lock, only for a core.
+
+The rest of DESIGN.md section 6 holds as before: the GUI thread never runs a
+training step; GUI -> engine through a ``queue.SimpleQueue`` of plain-data
+messages applied between steps (a second toggle never overwrites the first);
+engine -> GUI only through signals carrying copies, at most ~30 snapshots a second.
+
+If no child process can be started (a locked-down machine, a broken frozen
+build), the same loop runs in this thread instead, as it did before; the
+window says so (``engine_notice``). If the child dies, the window gets one
+clear message (``failed`` and ``engine_lost``), keeps what it shows, and the
+next message (Reset / Run) starts a new child.
 """
 from __future__ import annotations
 
 import itertools
 import logging
+import os
+import pickle
 import queue
 import threading
-import time
 import traceback
 from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Callable, Optional
 
-import numpy as np
 from PySide6.QtCore import QObject, QThread, Signal, Slot
 
-from gradsim.commands import Command, CommandError, Scheduled
-from gradsim.config import ConfigError, RunConfig
+from gradsim import engine_process as ep
+from gradsim.commands import Scheduled
+from gradsim.config import RunConfig
+from gradsim.engine_process import (  # noqa: F401 - the message types, re-exported for the window's modules
+    SNAPSHOT_HZ, BranchCommand, CancelReplication, ExportRequest, ForkRun, NoRunError, PauseRun, Preview,
+    PreviewRequest, ReplicationRequest, ReplicationResult, ResetRun, SetSnapshotRate, Shutdown, Snapshot,
+    StartRun, StepRun, Task, WarmUp,
+)
+from gradsim.session import Session
 
 log = logging.getLogger(__name__)
 
-#: At most this many snapshots a second (the plots redraw at ~30 Hz anyway).
-SNAPSHOT_HZ = 30.0
-#: How long an idle worker blocks on its queue before checking for a stop request.
-IDLE_POLL_S = 0.05
+#: Where the engine runs: "process" (a child process; the default) or "thread" (in this
+#: thread, sharing the interpreter lock with the plots). GRADSIM_ENGINE overrides it.
+ENGINE_ENV = "GRADSIM_ENGINE"
+#: How long a closing window waits for the engine to end by itself before ending it.
+CHILD_EXIT_S = 3.0
 
 
-# ------------------------------------------------------------------ messages
-@dataclass(frozen=True)
-class ResetRun:
-    """Drop the current run; with a config, build a fresh Trainer (paused at step 0)."""
-
-    config: Optional[RunConfig]
-    schedule: tuple[Scheduled, ...] = ()
-    label: str = ""
-    generation: int = 0
+class EngineLostError(RuntimeError):
+    """The engine process ended while a task was waiting for it."""
 
 
 @dataclass(frozen=True)
-class StartRun:
-    """Step continuously until paused or finished."""
+class ExportMirror:
+    """Export the window's mirror of a run whose engine died (handled in the relay thread:
+    the mirror is what is left of that run, and nothing writes to it any more)."""
 
-
-@dataclass(frozen=True)
-class PauseRun:
-    """Stop stepping after the current step."""
-
-
-@dataclass(frozen=True)
-class StepRun:
-    """Run ``n`` single steps, then stay paused."""
-
-    n: int = 1
-
-
-@dataclass(frozen=True)
-class ForkRun:
-    """Make branch B from the exact state of the (paused) run; from then on both branches step."""
-
-
-@dataclass(frozen=True)
-class BranchCommand:
-    """A Command for one branch of a forked run (0 = A, 1 = B)."""
-
-    branch: int
-    command: Command
-
-
-@dataclass(frozen=True)
-class ExportRequest:
-    """Write the worker's full session with the engine's exporter, between steps."""
-
+    session: Session
+    branch: Optional[Session]
     path: str
     zip_file: bool = False
 
 
-class NoRunError(RuntimeError):
-    """A task asked for the run's session or trainer, and there is no run."""
-
-
-@dataclass(frozen=True)
-class Task:
-    """Run ``fn(session)`` (or ``fn(trainer)``) in the worker between steps.
-
-    Only the id travels back; the callbacks stay in the GUI thread, keyed by it
-    (see ``TrainingWorker.submit``). ``fn`` must not keep what it is given.
-    """
-
-    id: int
-    fn: Callable[[Any], Any]
-    on_trainer: bool = False  # pass the Trainer (its live network) instead of its session
-
-
-@dataclass(frozen=True)
-class PreviewRequest:
-    """Build a data set and send back 2-D points to preview (off the GUI thread: digits reads a file)."""
-
-    dataset: str
-    n_samples: int
-    noise: float
-    seed: int
-    test_fraction: float
-
-
-@dataclass(frozen=True)
-class ReplicationRequest:
-    """Run a paper replication (gradsim.replications) into ``out``; a live run is paused
-    while it runs, since this is the one thread that trains."""
-
-    name: str
-    out: str
-    mode: str = "default"
-
-
-@dataclass(frozen=True)
-class ReplicationResult:
-    """What the dialog shows when a replication ends (plain data, copied across threads)."""
-
-    name: str
-    reproduced: bool
-    verdict: str
-    out: str
-    figure: str
-    csv: str
-    sessions: tuple[str, ...]
-
-
-@dataclass(frozen=True)
-class WarmUp:
-    """Import torch and its optimizers now, so the first Run does not wait for them."""
-
-
-@dataclass(frozen=True)
-class _Wake:
-    """Only wakes a blocked queue read (e.g. after a stop request)."""
-
-
-@dataclass
-class Snapshot:
-    """What the window needs after some steps: new rows (copies) and the run's state."""
-
-    generation: int
-    rows: Rows
-    step: int  # steps done so far (the next step's index)
-    total_steps: int
-    steps_per_s: float
-    loss: float
-    accuracy: float
-    running: bool
-    finished: bool
-    diverged_at: Optional[int]
-    failed: bool = False
-    #: Which branch the rows belong to: 0 = the run (A), 1 = its fork (B).
-    branch: int = 0
-
-
-@dataclass
-class Preview:
-    dataset: str
-    points: np.ndarray  # (n, 2) float
-    labels: np.ndarray  # (n,) int
-    n_inputs: int
-    note: str = ""
-
-
-@dataclass
-class _RateMeter:
-    """Steps per second over the last second or so."""
-
-    marks: deque = field(default_factory=lambda: deque(maxlen=256))
-
-    def mark(self, step: int) -> None:
-        self.marks.append((time.perf_counter(), step))
-
-    def rate(self) -> float:
-        if len(self.marks) < 2:
-            return 0.0
-        now = self.marks[-1][0]
-        while len(self.marks) > 2 and now - self.marks[0][0] > 1.0:
-            self.marks.popleft()
-        (t0, s0), (t1, s1) = self.marks[0], self.marks[-1]
-        return (s1 - s0) / (t1 - t0) if t1 > t0 else 0.0
-
-    def clear(self) -> None:
-        self.marks.clear()
+def engine_mode_wanted() -> str:
+    mode = os.environ.get(ENGINE_ENV, "process").strip().lower() or "process"
+    if mode not in ("process", "thread"):
+        log.warning("%s=%r: use 'process' or 'thread'; using 'process'", ENGINE_ENV, mode)
+        return "process"
+    return mode
 
 
 class TrainingWorker(QThread):
-    """Owns one Trainer at a time; every public method is safe to call from the GUI thread."""
+    """Owns the run's engine; every public method is safe to call from the GUI thread."""
 
     snapshot = Signal(object)  # Snapshot
     run_diverged = Signal(int)  # step at which the run diverged
@@ -209,55 +93,68 @@ class TrainingWorker(QThread):
     replication_progress = Signal(int, int, str)  # steps done, steps in all, which run
     replication_finished = Signal(object)  # ReplicationResult
     replication_failed = Signal(str)  # an error, or "cancelled"
+    #: The engine is ready (torch imported): its process id (this process's in thread mode).
+    engine_ready = Signal(int)
+    #: Something the user should know about where training runs (e.g. the in-thread fallback).
+    engine_notice = Signal(str)
+    #: The engine process ended unexpectedly (the message also goes out as ``failed``).
+    engine_lost = Signal(str)
     #: A Task ended: (task id, True and its result | False and the exception). Private:
     #: ``submit`` routes it to the callbacks of the caller that asked.
     _task_finished = Signal(int, bool, object)
 
-    def __init__(self, parent: Optional[QObject] = None, snapshot_hz: float = SNAPSHOT_HZ) -> None:
+    def __init__(self, parent: Optional[QObject] = None, snapshot_hz: float = SNAPSHOT_HZ, mode: Optional[str] = None) -> None:
         super().__init__(parent)
         self.setObjectName("TrainingWorker")
         self._queue: "queue.SimpleQueue[Any]" = queue.SimpleQueue()
         self._min_interval = 1.0 / snapshot_hz
-        #: Set while the worker steps continuously; only the worker thread changes it.
-        self._running = threading.Event()
-        self._trainer: Any = None
-        #: Branch B of a forked run (None until Fork); it steps right after the run, in this thread.
-        self._fork: Any = None
-        self._fork_sent = (-1, 0)  # (last step, events) of branch B sent to the GUI
-        self._broken = False
-        self._generation = 0
-        self._pending_steps = 0
-        self._sent_step = -1
-        self._sent_events = 0
-        self._last_emit = 0.0
-        self._rate = _RateMeter()
-        self._torch_ready = False
+        self._mode_wanted = mode or engine_mode_wanted()
+        #: "process" or "thread" once the engine runs ("" before).
+        self.engine_mode = ""
+        #: The engine process's id while one runs (None otherwise).
+        self.engine_pid: Optional[int] = None
+        #: How many engine processes this worker started (a restart after a crash adds one).
+        self.engines_started = 0
+        self._ready = threading.Event()
+        self._proc: Any = None
+        self._conn: Any = None
+        import multiprocessing as mp
+
+        # A pipe only to wake the relay's wait() when the GUI queues a message.
+        self._wake_r, self._wake_w = mp.Pipe(duplex=False)
+        self._backlog: deque = deque()
+        #: The engine's last reported running state (its snapshots say; read by the GUI thread).
+        self._running_seen = False
         #: Task id -> (on_done, on_error); touched by the GUI thread only.
         self._callbacks: dict[int, tuple[Optional[Callable[[Any], None]], Optional[Callable[[BaseException], None]]]] = {}
+        #: Ids of tasks sent and not answered (the relay answers them itself if the engine dies).
+        self._outstanding: set[int] = set()
+        self._outstanding_lock = threading.Lock()
         self._task_ids = itertools.count(1)
-        #: Set from the GUI thread to stop a replication between two steps.
-        self._cancel_replication = threading.Event()
         self._task_finished.connect(self._on_task_finished)
-        #: Control message type -> handler (Commands apply themselves to the trainer).
-        self._handlers: dict[type, Callable[[Any], None]] = {
-            ResetRun: self._reset,
-            StartRun: self._start,
-            PauseRun: self._pause,
-            StepRun: self._step_request,
-            ExportRequest: self._export,
-            ForkRun: self._fork_run,
-            BranchCommand: self._branch_command,
-            Task: self._task,
-            PreviewRequest: self._preview,
-            ReplicationRequest: self._replicate,
-            WarmUp: lambda _: self._warm_up(),
-            _Wake: lambda _: None,
+        self._signals: dict[str, Any] = {
+            ep.DIVERGED: self.run_diverged,
+            ep.FINISHED: self.run_finished,
+            ep.FAILED: self.failed,
+            ep.COMMAND_FAILED: self.command_failed,
+            ep.EXPORT_FINISHED: self.export_finished,
+            ep.EXPORT_FAILED: self.export_failed,
+            ep.PREVIEW: self.preview_ready,
+            ep.FORKED: self.forked,
+            ep.REPLICATION_PROGRESS: self.replication_progress,
+            ep.REPLICATION_FINISHED: self.replication_finished,
+            ep.REPLICATION_FAILED: self.replication_failed,
         }
 
     # ------------------------------------------------------ GUI-thread API
     def send(self, message: Any) -> None:
         """Queue a Command or a control message; it is handled before the next step."""
         self._queue.put(message)
+        if self.engine_mode != "thread":  # the in-thread loop reads the queue itself
+            try:
+                self._wake_w.send_bytes(b"w")
+            except OSError:  # closed at shutdown: nobody is listening any more
+                pass
 
     def reset_run(self, config: Optional[RunConfig], schedule: tuple[Scheduled, ...] = (), label: str = "", generation: int = 0) -> None:
         self.send(ResetRun(config, tuple(schedule), label, generation))
@@ -274,6 +171,10 @@ class TrainingWorker(QThread):
     def export_session(self, path: str, zip_file: bool = False) -> None:
         self.send(ExportRequest(str(path), zip_file))
 
+    def export_mirror(self, session: Session, branch: Optional[Session], path: str, zip_file: bool = False) -> None:
+        """Export what the window holds of a run whose engine died (``export_finished``/``export_failed`` follow)."""
+        self.send(ExportMirror(session, branch, str(path), zip_file))
+
     def submit(
         self,
         fn: Callable[[Any], Any],
@@ -282,16 +183,24 @@ class TrainingWorker(QThread):
         *,
         on_trainer: bool = False,
     ) -> int:
-        """Run ``fn(session)`` in the worker between steps; ``on_done(result)`` or
+        """Run ``fn(session)`` in the engine between steps; ``on_done(result)`` or
         ``on_error(exception)`` is then called in the GUI thread.
 
-        With ``on_trainer=True``, ``fn`` gets the Trainer instead (read the live
-        weights: theory, Jacobian) and must not change the run. Each task brings
-        its own callbacks (Orange's ``concurrent.py`` does the same), so nothing
-        dispatches results on a tag. Returns the task's id.
+        ``fn`` travels to the engine process by pickle: a module-level function
+        (of a Qt-free module: ``gradsim.engine_tasks``) or a ``functools.partial``
+        of one; a lambda or a bound method raises TypeError here. With
+        ``on_trainer=True``, ``fn`` gets the Trainer instead (read the live
+        weights: Jacobian, what the network learns) and must not change the run.
+        The result comes back pickled. Returns the task's id.
         """
+        try:
+            pickle.dumps(fn)
+        except Exception as exc:  # noqa: BLE001 - any pickling error means the same thing
+            raise TypeError(f"a task for the engine must be picklable (a module-level function or a functools.partial of one): {fn!r}: {exc}") from None
         task_id = next(self._task_ids)
         self._callbacks[task_id] = (on_done, on_error)
+        with self._outstanding_lock:
+            self._outstanding.add(task_id)
         self.send(Task(task_id, fn, on_trainer))
         return task_id
 
@@ -308,384 +217,301 @@ class TrainingWorker(QThread):
         self.send(PreviewRequest(config.dataset, config.n_samples, config.noise, config.seed, config.test_fraction))
 
     def replicate(self, name: str, out: str, mode: str = "default") -> None:
-        """Run replication ``name`` in this thread; progress and the result come back as signals."""
-        self._cancel_replication.clear()
+        """Run replication ``name`` in the engine; progress and the result come back as signals."""
         self.send(ReplicationRequest(name, str(out), mode))
 
     def cancel_replication(self) -> None:
         """Stop a running replication at its next step (what is written so far stays)."""
-        self._cancel_replication.set()
+        self.send(CancelReplication())
 
     def set_snapshot_hz(self, hz: float) -> None:
         """At most ``hz`` snapshots a second (the window lowers it when plots redraw rarely)."""
         self._min_interval = 1.0 / max(1.0, min(float(hz), SNAPSHOT_HZ))
+        self.send(SetSnapshotRate(hz))
 
     def is_running(self) -> bool:
-        return self._running.is_set()
+        """The engine steps continuously (as its last snapshot said)."""
+        return self._running_seen
+
+    @property
+    def ready(self) -> bool:
+        """The engine has imported torch and takes work."""
+        return self._ready.is_set()
+
+    @property
+    def shares_interpreter(self) -> bool:
+        """Training runs in this process (the fallback): plots and training share the interpreter lock."""
+        return self.engine_mode == "thread"
 
     def stop(self, timeout_ms: int = 5000) -> bool:
-        """Ask the loop to end and wait for it (never ``terminate()``); True when it ended."""
+        """End the engine and this thread and wait for both (never ``QThread.terminate()``);
+        True when they ended. A child that does not end by itself is ended."""
         if not self.isRunning():
             return True
         self.requestInterruption()
-        self._running.clear()
-        self._cancel_replication.set()
-        self._queue.put(_Wake())
+        self.send(Shutdown())
         return self.wait(timeout_ms)
 
-    # ------------------------------------------------------ worker thread
+    # ------------------------------------------------------ relay thread
     def run(self) -> None:  # noqa: D401 - QThread API
         try:
-            self._loop()
+            if self._mode_wanted == "process" and self._start_child(first=True):
+                self._relay()
+            elif not self.isInterruptionRequested():
+                self._serve_here()
         except BaseException:  # noqa: BLE001 - never let an error kill the thread silently
             log.exception("the training thread stopped unexpectedly")
-            self._running.clear()
+            self._running_seen = False
             self.failed.emit("The training thread stopped unexpectedly:\n" + traceback.format_exc(limit=8))
+        finally:
+            self._end_child()
+            self._ready.clear()
 
-    def _loop(self) -> None:
+    def _serve_here(self) -> None:
+        """The fallback: the engine loop in this thread, reading the GUI's queue directly."""
+        self.engine_mode = "thread"
+        self.engine_pid = os.getpid()
+        ep.warm_up()
+        self._ready.set()
+        self.engine_ready.emit(os.getpid())
+        loop = ep.EngineLoop(_BacklogInbox(self._backlog, self._queue), self._dispatch, 1.0 / self._min_interval)
+        loop.add_handler(ExportMirror, self._export_mirror)
+        loop.run()
+
+    def _start_child(self, first: bool = False) -> bool:
+        """Start an engine process and wait for its READY; False (logged, said) when none starts."""
+        try:
+            proc, conn = ep.start_engine_process(1.0 / self._min_interval)
+        except Exception as exc:  # noqa: BLE001 - any failure to start means the fallback
+            log.warning("starting the engine process failed", exc_info=True)
+            return self._no_child(f"{type(exc).__name__}: {exc}", first)
+        self.engines_started += 1
+        from multiprocessing.connection import wait
+
+        report: Any = None
+        while report is None:
+            if self.isInterruptionRequested():
+                self._proc, self._conn = proc, conn  # run() ends it
+                return False
+            ready = wait([conn, proc.sentinel], timeout=0.2)
+            try:
+                if conn in ready or (proc.sentinel in ready and conn.poll()):
+                    report = conn.recv()
+                    if report[0] != ep.READY:
+                        raise EOFError(f"it said {report[0]!r} before it was ready")
+                elif proc.sentinel in ready:
+                    raise EOFError("it ended")
+            except (EOFError, OSError) as exc:
+                proc.join(1.0)
+                conn.close()
+                why = f"{exc}; " if str(exc) else ""
+                return self._no_child(f"{why}{ep.describe_exit(proc.exitcode)} before it was ready", first)
+        self._proc, self._conn = proc, conn
+        self.engine_mode = "process"
+        self.engine_pid = int(report[1])
+        self._ready.set()
+        log.info("training engine process %d started (%s)", self.engine_pid, ep.start_method())
+        self.engine_ready.emit(self.engine_pid)
+        return True
+
+    def _no_child(self, why: str, first: bool) -> bool:
+        text = (f"The training engine could not start as a separate process ({why}); training runs inside the "
+                "window's process instead, and plots redraw less often while it trains.")
+        log.warning("%s", text)
+        if first:
+            self.engine_notice.emit(text)
+        return False
+
+    def _relay(self) -> None:
+        """Wait on the child's pipe, its exit and the GUI's wake-ups; relay both ways."""
+        from multiprocessing.connection import wait
+
         while not self.isInterruptionRequested():
-            self._drain(block=not self._wants_step())
+            waitables = [self._wake_r]
+            if self._conn is not None:
+                waitables += [self._conn, self._proc.sentinel]
+            ready = wait(waitables, timeout=0.5)
+            if self._wake_r in ready:
+                while self._wake_r.poll():
+                    self._wake_r.recv_bytes()
+            if self._conn is not None and (self._conn in ready or self._proc.sentinel in ready):
+                self._receive()
             if self.isInterruptionRequested():
                 break
-            if self._wants_step():
-                self._step_once()
-            self._maybe_emit()
-
-    def _wants_step(self) -> bool:
-        t = self._trainer
-        if t is None or self._broken or (t.finished and (self._fork is None or self._fork.finished)):
-            return False
-        return self._running.is_set() or self._pending_steps > 0
-
-    def _drain(self, block: bool) -> None:
-        if block:
-            try:
-                self._handle(self._queue.get(timeout=IDLE_POLL_S))
-            except queue.Empty:
+            if not self._forward():
+                # No new engine could be started: serve the rest of the session here.
+                self._serve_here()
                 return
-        while not self.isInterruptionRequested():
-            try:
-                msg = self._queue.get_nowait()
-            except queue.Empty:
-                return
-            self._handle(msg)
+        # Closing: tell the engine (the Shutdown is in the queue or the backlog).
+        self._forward(closing=True)
 
-    def _handle(self, msg: Any) -> None:
-        """Apply one message: a Command goes to the trainer, a control message to its handler."""
-        try:
-            if isinstance(msg, Command):
-                self._apply(msg)
+    def _receive(self) -> None:
+        """Every report the child has written; its end (EOF or exit) -> ``_child_died``."""
+        conn = self._conn
+        while conn is not None:
+            try:
+                if not conn.poll():
+                    break
+                report = conn.recv()
+            except (EOFError, OSError):
+                self._child_died()
+                return
+            except Exception:  # noqa: BLE001 - a report that cannot be read: say so, keep relaying
+                log.exception("a report from the engine could not be read")
+                continue
+            self._dispatch(report)
+        if conn is not None and self._proc is not None and not self._proc.is_alive():
+            self._child_died()
+
+    def _forward(self, closing: bool = False) -> bool:
+        """GUI messages -> the engine, in order; a new engine first if the last one died.
+
+        False: no engine could be started (the caller falls back to this thread).
+        """
+        while True:
+            if self._backlog:
+                msg = self._backlog.popleft()
             else:
-                self._handlers[type(msg)](msg)
-        except ConfigError as exc:  # a config the engine refuses: its message says why
-            self._fail(f"The configuration cannot run: {exc}")
-        except Exception:  # noqa: BLE001 - report, keep the thread and the session
-            log.exception("error while handling %s", type(msg).__name__)
-            self._fail("Error while handling " + type(msg).__name__ + ":\n" + traceback.format_exc(limit=8))
+                try:
+                    msg = self._queue.get_nowait()
+                except queue.Empty:
+                    return True
+            if isinstance(msg, ExportMirror):
+                self._export_mirror(msg)
+                continue
+            if self._conn is None:
+                if closing or isinstance(msg, (Shutdown, CancelReplication, SetSnapshotRate, WarmUp)):
+                    continue  # nothing to tell a dead engine; a new one starts with the current rate
+                if not self._start_child():
+                    self._backlog.appendleft(msg)
+                    return False
+            try:
+                self._conn.send(msg)
+            except (BrokenPipeError, ConnectionResetError, EOFError):
+                self._receive()  # what it said last, then its end
+                if self._conn is not None:
+                    self._child_died()
+                self._answer_task(msg, EngineLostError("the training engine ended before it got this task"))
+            except Exception as exc:  # noqa: BLE001 - cannot be pickled: tell whoever asked
+                log.exception("cannot send %s to the engine", type(msg).__name__)
+                if not self._answer_task(msg, exc):
+                    self.failed.emit(f"{type(msg).__name__} could not be sent to the training engine: {exc}")
 
-    def _start(self, _: StartRun) -> None:
-        t = self._trainer
-        if t is not None and not self._broken and not self._all_finished():
-            self._running.set()
-            self._rate.clear()
-            self._rate.mark(t.step_index)
-        self._emit(force=True)
+    def _answer_task(self, msg: Any, exc: BaseException) -> bool:
+        if not isinstance(msg, Task):
+            return False
+        with self._outstanding_lock:
+            self._outstanding.discard(msg.id)
+        self._task_finished.emit(msg.id, False, exc)
+        return True
 
-    def _pause(self, _: PauseRun) -> None:
-        t = self._trainer
-        if self._running.is_set() and t is not None and not t.finished:
-            # An annotation (events.csv kind "pause"); a replay ignores it.
-            t.session.add_event(t.step_index, "pause", "paused in the window")
-        self._running.clear()
-        self._pending_steps = 0
-        self._emit(force=True)
-
-    def _step_request(self, msg: StepRun) -> None:
-        self._running.clear()
-        self._pending_steps += max(0, int(msg.n))
-
-    def _warm_up(self) -> None:
-        if self._torch_ready:
-            return
-        import torch
-
-        torch.set_num_threads(1)
-        # No torch.optim here: GradSim's optimizers (gradsim/optimizers.py) never
-        # construct one, so torch._dynamo (~2.4 s, imported by the first
-        # torch.optim constructor) is never imported.
-        from gradsim import trainer as _trainer  # noqa: F401
-
-        self._torch_ready = True
-
-    def _reset(self, msg: ResetRun) -> None:
-        self._running.clear()
-        self._pending_steps = 0
-        self._trainer = None
-        self._fork = None
-        self._fork_sent = (-1, 0)
-        self._broken = False
-        self._generation = msg.generation
-        self._sent_step = -1
-        self._sent_events = 0
-        self._rate.clear()
-        if msg.config is None:
-            return
-        self._warm_up()
-        from gradsim import trainer as trainer_module
-
-        self._trainer = trainer_module.Trainer(msg.config, msg.schedule, label=msg.label)
-        self._rate.mark(0)
-        self._emit(force=True)
-
-    def _all_finished(self) -> bool:
-        t = self._trainer
-        return t is None or (t.finished and (self._fork is None or self._fork.finished))
-
-    def _fork_run(self, _: ForkRun) -> None:
-        t = self._trainer
-        if t is None or self._broken:
-            self.command_failed.emit("Fork: no run is active; press Run first")
-            return
-        if self._fork is not None:
-            self.command_failed.emit("Fork: the run is already forked into branches A and B")
-            return
-        if t.finished:
-            self.command_failed.emit("Fork: the run has finished; fork a paused run")
-            return
-        from gradsim.fork import fork_trainer
-
-        self._running.clear()
-        self._pending_steps = 0
-        step = int(t.step_index)
-        self._fork = fork_trainer(t, note=f"fork of branch A at step {step}")
-        t.session.add_event(step, "note", f"fork at step {step} (branch B starts here)")
-        self._fork_sent = (-1, 0)
-        self._emit(force=True)
-        self.forked.emit(self._generation, step)
-
-    def _branch_command(self, msg: BranchCommand) -> None:
-        if msg.branch == 0:
-            self._apply(msg.command)
-            return
-        b = self._fork
-        if b is None:
-            self.command_failed.emit(f"{msg.command.text()}: there is no branch B; press Fork first")
-            return
-        if b.finished:
-            self.command_failed.emit(f"{msg.command.text()}: branch B has finished")
-            return
-        try:
-            b.apply(msg.command)
-        except CommandError as exc:
-            self.command_failed.emit(f"branch B: {exc}")
-            return
-        self._emit(force=True)
-
-    def _apply(self, command: Command) -> None:
-        t = self._trainer
-        if t is None or self._broken:
-            self.command_failed.emit(f"{command.text()}: no run is active; press Run first")
-            return
-        if t.finished:
-            self.command_failed.emit(f"{command.text()}: the run has finished; reset to start a new one")
-            return
-        try:
-            t.apply(command)
-        except CommandError as exc:
-            self.command_failed.emit(str(exc))
-            return
-        self._emit(force=True)
-
-    def _step_once(self) -> None:
-        t = self._trainer
-        b = self._fork
-        try:
-            # A forked run steps its branches alternately, in this one thread: A, then B.
-            if not t.finished:
-                t.step()
-            if b is not None and not b.finished:
-                b.step()
-        except Exception as exc:  # noqa: BLE001 - the run stops, the thread and the session stay
-            log.exception("training step %d failed", t.step_index)
-            self._fail(f"Training step {t.step_index} failed: {type(exc).__name__}: {exc}\n\n" + traceback.format_exc(limit=8))
-            return
-        if self._pending_steps > 0:
-            self._pending_steps -= 1
-            if self._pending_steps == 0:
-                self._emit(force=True)
-        self._rate.mark(t.step_index)
-        if self._all_finished():
-            self._running.clear()
-            self._pending_steps = 0
-            self._emit(force=True)
-            if t.diverged_at is not None:
-                self.run_diverged.emit(int(t.diverged_at))
-            self.run_finished.emit()
-
-    def _fail(self, message: str) -> None:
-        self._running.clear()
-        self._pending_steps = 0
-        if self._trainer is not None:
-            self._broken = True  # keep the session: it can still be exported
-            self._emit(force=True)
+    def _child_died(self) -> None:
+        """The engine process ended without being asked: one clear message; waiting tasks get an error."""
+        proc, conn = self._proc, self._conn
+        self._proc = self._conn = None
+        self._ready.clear()
+        self._running_seen = False
+        self.engine_pid = None
+        if conn is not None:
+            conn.close()
+        if proc is not None:
+            proc.join(1.0)
+        how = ep.describe_exit(proc.exitcode if proc is not None else None)
+        log.error("the training engine process ended unexpectedly (%s)", how)
+        message = (f"The training engine stopped unexpectedly ({how}). What the window shows is kept and can be "
+                   "exported; press Run to start again in a new engine.")
+        with self._outstanding_lock:
+            waiting, self._outstanding = sorted(self._outstanding), set()
+        for task_id in waiting:
+            self._task_finished.emit(task_id, False, EngineLostError(message))
+        self.engine_lost.emit(message)
         self.failed.emit(message)
 
-    def _maybe_emit(self) -> None:
-        if time.perf_counter() - self._last_emit >= self._min_interval:
-            self._emit(force=False)
-
-    def _emit(self, force: bool) -> None:
-        self._emit_branch(force)
-        if self._fork is not None:
-            self._emit_fork(force)
-
-    def _emit_fork(self, force: bool) -> None:
-        """Branch B's new rows, as a snapshot with ``branch=1``."""
-        b = self._fork
-        session = b.session
-        n_events = len(session.events)
-        last_step = int(session.steps[-1]) if len(session) else -1
-        sent_step, sent_events = self._fork_sent
-        if not force and last_step == sent_step and n_events == sent_events:
+    def _end_child(self) -> None:
+        """Ask the engine to end, then end it if it does not (no orphan processes)."""
+        proc, conn = self._proc, self._conn
+        self._proc = self._conn = None
+        self.engine_pid = None
+        if proc is None:
             return
-        rows = session.rows_after(sent_step, sent_events)
-        self._fork_sent = (int(rows.steps[-1]) if len(rows) else sent_step, n_events)
-        last = session.last()
-        running = self._running.is_set() and not b.finished and not self._broken
-        self.snapshot.emit(
-            Snapshot(
-                generation=self._generation,
-                rows=rows,
-                step=int(b.step_index),
-                total_steps=int(b.config.steps),
-                steps_per_s=self._rate.rate() if running else 0.0,
-                loss=last.scalar("loss") if last is not None else float("nan"),
-                accuracy=last.scalar("accuracy") if last is not None else float("nan"),
-                running=running,
-                finished=bool(b.finished),
-                diverged_at=b.diverged_at,
-                failed=self._broken,
-                branch=1,
-            )
-        )
+        try:
+            if conn is not None:
+                conn.send(Shutdown())
+        except (OSError, EOFError, ValueError):
+            pass
+        proc.join(CHILD_EXIT_S)
+        if proc.is_alive():
+            log.warning("the training engine did not end within %.0f s; ending it", CHILD_EXIT_S)
+            proc.terminate()
+            proc.join(2.0)
+        if proc.is_alive():
+            proc.kill()
+            proc.join(2.0)
+        if conn is not None:
+            conn.close()
+        try:
+            proc.close()
+        except ValueError:  # still running after kill(): nothing more this process can do
+            log.error("the training engine process %s could not be ended", proc.pid)
 
-    def _emit_branch(self, force: bool) -> None:
-        t = self._trainer
-        if t is None:
-            return
-        session = t.session
-        n_events = len(session.events)
-        last_step = int(session.steps[-1]) if len(session) else -1
-        if not force and last_step == self._sent_step and n_events == self._sent_events:
-            return
-        rows = session.rows_after(self._sent_step, self._sent_events)
-        if len(rows):
-            self._sent_step = int(rows.steps[-1])
-        self._sent_events = n_events
-        last = session.last()
-        loss = last.scalar("loss") if last is not None else float("nan")
-        acc = last.scalar("accuracy") if last is not None else float("nan")
-        self._last_emit = time.perf_counter()
-        running = self._running.is_set() and not self._all_finished() and not self._broken
-        self.snapshot.emit(
-            Snapshot(
-                generation=self._generation,
-                rows=rows,
-                step=int(t.step_index),
-                total_steps=int(t.config.steps),
-                steps_per_s=self._rate.rate() if running else 0.0,
-                loss=loss,
-                accuracy=acc,
-                running=running,
-                finished=bool(self._all_finished()),
-                diverged_at=t.diverged_at,
-                failed=self._broken,
-            )
-        )
+    def _dispatch(self, report: tuple) -> None:
+        """One report of the engine -> the matching signal (in this thread; Qt queues it to the GUI)."""
+        kind = report[0]
+        if kind == ep.SNAPSHOT:
+            snap = report[1]
+            if snap.branch == 0:
+                self._running_seen = bool(snap.running)
+            self.snapshot.emit(snap)
+        elif kind == ep.TASK:
+            task_id, ok, payload = report[1:]
+            if self.engine_mode == "process":
+                try:
+                    payload = pickle.loads(payload)
+                except Exception as exc:  # noqa: BLE001 - the caller still gets an answer
+                    log.exception("the result of task %d could not be read", task_id)
+                    ok, payload = False, RuntimeError(f"the task's result could not be read: {exc}")
+            with self._outstanding_lock:
+                self._outstanding.discard(task_id)
+            self._task_finished.emit(task_id, ok, payload)
+        elif kind == ep.RESET:
+            self._running_seen = False
+        elif kind in self._signals:
+            if kind == ep.FINISHED:
+                self._running_seen = False
+            self._signals[kind].emit(*report[1:])
+        else:
+            log.warning("unknown report from the engine: %r", kind)
 
-    def _export(self, msg: ExportRequest) -> None:
-        t = self._trainer
-        if t is None:
-            self.export_failed.emit("There is no session to export yet: press Run first.")
-            return
+    def _export_mirror(self, msg: ExportMirror) -> None:
         from gradsim.session_io import ExportError, export_session
 
         try:
-            if self._fork is not None:
+            if msg.branch is not None:
                 from gradsim.fork import export_comparison
 
-                path = export_comparison(t.session, self._fork.session, msg.path, zip_file=msg.zip_file)
+                path = export_comparison(msg.session, msg.branch, msg.path, zip_file=msg.zip_file)
             else:
-                path = export_session(t.session, msg.path, zip_file=msg.zip_file)
+                path = export_session(msg.session, msg.path, zip_file=msg.zip_file)
         except ExportError as exc:
             self.export_failed.emit(str(exc))
             return
-        except Exception as exc:  # noqa: BLE001 - the session stays; the user may retry
-            log.exception("export to %r failed", msg.path)
+        except Exception as exc:  # noqa: BLE001 - the mirror stays; the user may retry
+            log.exception("export of the window's copy to %r failed", msg.path)
             self.export_failed.emit(f"cannot export session to {msg.path!r}: {exc}")
             return
         self.export_finished.emit(str(path))
 
-    def _task(self, msg: Task) -> None:
-        t = self._trainer
-        if t is None:
-            self._task_finished.emit(msg.id, False, NoRunError("There is no session yet: press Run first."))
-            return
-        try:
-            result = msg.fn(t if msg.on_trainer else t.session)
-        except Exception as exc:  # noqa: BLE001 - the caller's on_error shows it; the session is unchanged
-            log.info("background task %d failed", msg.id, exc_info=True)
-            self._task_finished.emit(msg.id, False, exc)
-            return
-        self._task_finished.emit(msg.id, True, result)
 
-    def _replicate(self, msg: ReplicationRequest) -> None:
-        """Many short runs of their own, each a standard session folder: the live run
-        (if any) is paused first and stays as it was."""
-        if self._running.is_set():
-            self._pause(PauseRun())
-        self._warm_up()
-        from gradsim.replications import Cancelled, ReplicationError, get_replication, run_replication
 
-        last = [0.0]
+class _BacklogInbox(ep.QueueInbox):
+    """The fallback's inbox: messages the relay had not yet sent anywhere come first."""
 
-        def progress(done: int, total: int, text: str) -> None:
-            now = time.perf_counter()
-            if now - last[0] >= 0.1 or done >= total:  # at most ~10 updates a second
-                last[0] = now
-                self.replication_progress.emit(int(done), int(total), str(text))
+    def __init__(self, backlog: deque, q: "queue.SimpleQueue[Any]") -> None:
+        super().__init__(q)
+        self._backlog = backlog
 
-        def should_stop() -> bool:
-            return self._cancel_replication.is_set() or self.isInterruptionRequested()
+    def get(self, timeout: float) -> Any:
+        return self._backlog.popleft() if self._backlog else super().get(timeout)
 
-        try:
-            report = run_replication(get_replication(msg.name), msg.out, msg.mode, progress, should_stop)
-        except Cancelled:
-            self.replication_failed.emit("cancelled")
-            return
-        except (ReplicationError, ConfigError, OSError) as exc:
-            self.replication_failed.emit(str(exc))
-            return
-        except Exception as exc:  # noqa: BLE001 - report it; the thread and the live run stay
-            log.exception("replication %s failed", msg.name)
-            self.replication_failed.emit(f"{type(exc).__name__}: {exc}")
-            return
-        self.replication_finished.emit(
-            ReplicationResult(report.name, bool(report.reproduced), report.verdict, str(report.out), str(report.figure),
-                              str(report.csv), tuple(str(p) for p in report.sessions))
-        )
-
-    def _preview(self, msg: PreviewRequest) -> None:
-        from gradsim.datasets import make_dataset
-
-        data = make_dataset(msg.dataset, msg.n_samples, msg.noise, msg.seed, msg.test_fraction)
-        x = np.asarray(data.x_train, np.float64)
-        note = ""
-        if x.shape[1] > 2:
-            # First two principal components: a faithful 2-D shadow of the 64-D digits.
-            xc = x - x.mean(axis=0)
-            _, _, vt = np.linalg.svd(xc, full_matrices=False)
-            x = xc @ vt[:2].T
-            note = f"{data.n_inputs}-D inputs; shown: first 2 principal components"
-        self.preview_ready.emit(Preview(msg.dataset, x.astype(np.float32), np.asarray(data.y_train), data.n_inputs, note))
-
+    def get_nowait(self) -> Any:
+        return self._backlog.popleft() if self._backlog else super().get_nowait()

@@ -106,3 +106,40 @@ def subprocess_env(tmp_path):
     env["XDG_CONFIG_HOME"] = str(tmp_path / "xdg-config")  # never a user's settings
     env["GRADSIM_LOG_DIR"] = str(tmp_path / "logs")  # never a user's log folder
     return env, root, sys.executable
+
+
+@pytest.fixture
+def thread_engine(monkeypatch):
+    """Windows made after this run their engine in the worker thread (the fallback), not a child process.
+
+    For the few tests that must patch engine code (a step that fails, a replication
+    defined in the test): a patch in this process cannot reach a child. List it
+    before ``window`` so the window is made after it.
+    """
+    monkeypatch.setenv("GRADSIM_ENGINE", "thread")
+
+
+def engine_facts(qtbot, window, timeout_ms: int = 60_000) -> dict:
+    """The live Trainer's state (tests/ui/engine_probes.trainer_facts), asked of the engine as a task."""
+    from tests.ui.engine_probes import trainer_facts
+
+    got: list = []
+    window.worker.submit(trainer_facts, got.append, got.append, on_trainer=True)
+    qtbot.waitUntil(lambda: bool(got), timeout=timeout_ms)
+    if isinstance(got[0], BaseException):
+        raise got[0]
+    return got[0]
+
+
+def wait_engine_settled(qtbot, window, timeout_ms: int = 60_000) -> dict:
+    """Wait until the engine is idle and the mirror holds all it did; returns the trainer's facts."""
+    facts: dict = {}
+
+    def settled() -> bool:
+        if window.worker.is_running() or window.mirror is None:
+            return False
+        facts.update(engine_facts(qtbot, window, timeout_ms))
+        return window.mirror.steps_run == facts["step_index"] and not window.worker.is_running()
+
+    qtbot.waitUntil(settled, timeout=timeout_ms)
+    return facts

@@ -15,6 +15,7 @@ from PySide6.QtWidgets import QFileDialog
 
 from gradsim.commands import SetBatchNorm
 from gradsim.config import RunConfig
+from tests.ui.conftest import wait_engine_settled
 from ui.main_window import MainWindow
 from ui.run_controller import RunState
 
@@ -28,19 +29,9 @@ def _wait_finished(qtbot, window) -> None:
     assert window.state == FINISHED, window.last_error
 
 
-def _trainer(window):
-    """The worker's Trainer; only read while the worker is idle (paused or finished)."""
-    return window.worker._trainer  # noqa: SLF001 - white-box check that a command reached it
-
-
-def _wait_idle_worker(qtbot, window) -> None:
-    """Wait until the worker is paused and the mirror holds everything it did."""
-
-    def settled() -> bool:
-        t = _trainer(window)
-        return t is not None and not window.worker.is_running() and window.mirror is not None and window.mirror.steps_run == t.step_index
-
-    qtbot.waitUntil(settled, timeout=WAIT_MS)
+def _wait_idle_worker(qtbot, window) -> dict:
+    """Wait until the engine is paused and the mirror holds everything it did; the trainer's facts."""
+    return wait_engine_settled(qtbot, window, WAIT_MS)
 
 
 # ---------------------------------------------------------------- builder
@@ -184,15 +175,14 @@ def test_each_toggle_reaches_the_trainer_and_is_logged(window, qtbot):
 
     kinds = ["activation", "init", "batchnorm", "clip", "lr", "optimizer"]
     qtbot.waitUntil(lambda: [e.kind for e in window.mirror.events][1:] == kinds, timeout=WAIT_MS)
-    _wait_idle_worker(qtbot, window)
-    trainer = _trainer(window)
-    assert [e.kind for e in trainer.session.events][1:] == kinds
-    assert [e.value for e in trainer.session.events][1:] == ["relu", "normal:0.2", "on", "norm:0.5", "0.01", "adam"]
-    assert trainer.net.activations == ["relu"] * 4
-    assert trainer.net.has_batchnorm
-    assert (trainer.clip_mode, trainer.clip_threshold) == ("norm", 0.5)
-    assert trainer.lr == pytest.approx(0.01)
-    assert trainer.optimizer_name == "adam"
+    trainer = _wait_idle_worker(qtbot, window)  # the engine's own Trainer, read in its process
+    assert [e[1] for e in trainer["events"]][1:] == kinds
+    assert [e[2] for e in trainer["events"]][1:] == ["relu", "normal:0.2", "on", "norm:0.5", "0.01", "adam"]
+    assert trainer["activations"] == ["relu"] * 4
+    assert trainer["has_batchnorm"]
+    assert trainer["clip"] == ("norm", 0.5)
+    assert trainer["lr"] == pytest.approx(0.01)
+    assert trainer["optimizer"] == "adam"
     assert [line[1] for line in window.event_log.lines()] == ["start"] + kinds
     # ...and as a labelled marker on every time plot
     window.refresh_plots_now()
@@ -383,7 +373,9 @@ def test_exploding_preset_diverges_cleanly(window, qtbot):
     assert window.last_error == ""
 
 
-def test_worker_error_is_shown_and_app_stays_usable(window, qtbot, monkeypatch):
+def test_worker_error_is_shown_and_app_stays_usable(thread_engine, window, qtbot, monkeypatch):
+    """A step that raises (patched: so the engine runs in the worker thread here, the
+    fallback; the same loop serves the child process)."""
     from gradsim import trainer as trainer_module
 
     def broken_step(self):

@@ -8,17 +8,13 @@ import pytest
 from gradsim import replications
 from gradsim.config import RunConfig
 from gradsim.replications.framework import Outcome, Replication, Run
+from tests.ui.conftest import wait_engine_settled
 
 WAIT_MS = 60_000
 
 
-def _wait_idle_worker(qtbot, window) -> None:
-    def settled() -> bool:
-        m = window.mirror
-        return (not window.worker.is_running() and window.worker._queue.empty() and m is not None  # noqa: SLF001
-                and window.worker._trainer is not None and m.steps_run == window.worker._trainer.step_index)  # noqa: SLF001
-
-    qtbot.waitUntil(settled, timeout=WAIT_MS)
+def _wait_idle_worker(qtbot, window) -> dict:
+    return wait_engine_settled(qtbot, window, WAIT_MS)
 
 
 def test_residual_and_layernorm_toggles_reach_the_trainer_and_are_logged(window, qtbot):
@@ -32,10 +28,9 @@ def test_residual_and_layernorm_toggles_reach_the_trainer_and_are_logged(window,
     t.residual.click()  # off -> on with alpha 0.3
     t.layernorm.click()
     qtbot.waitUntil(lambda: [e.kind for e in window.mirror.events][1:] == ["residual", "layernorm"], timeout=WAIT_MS)
-    _wait_idle_worker(qtbot, window)
-    trainer = window.worker._trainer  # noqa: SLF001 - white-box: the command reached it
-    assert [e.value for e in trainer.session.events][1:] == ["on:0.3", "on"]
-    assert trainer.net.residual and trainer.net.residual_alpha == pytest.approx(0.3) and trainer.net.has_layernorm
+    trainer = _wait_idle_worker(qtbot, window)  # white-box: the command reached the engine's Trainer
+    assert [e[2] for e in trainer["events"]][1:] == ["on:0.3", "on"]
+    assert trainer["residual"] and trainer["residual_alpha"] == pytest.approx(0.3) and trainer["has_layernorm"]
     t.residual.click()  # on -> off
     qtbot.waitUntil(lambda: [e.value for e in window.mirror.events][-1] == "off", timeout=WAIT_MS)
     t.residual_alpha.setText("-2")
@@ -83,6 +78,9 @@ class _Tiny(Replication):
 
 @pytest.fixture
 def tiny_replication(monkeypatch):
+    """A replication defined here: the tests that use it list ``thread_engine`` first, since a
+    replication registered in this process is unknown to an engine process (the engine's
+    cancel and progress through the pipe are tested in tests/engine/test_engine_process.py)."""
     rep = _Tiny()
     monkeypatch.setitem(replications.REPLICATIONS, rep.name, rep)
     import ui.panels.replications as dialog_module
@@ -96,7 +94,7 @@ OFFSCREEN_DIALOG = pytest.mark.qt_log_ignore("does not support propagateSizeHint
 
 
 @OFFSCREEN_DIALOG
-def test_help_replications_runs_in_the_worker_and_shows_figure_and_verdict(window, qtbot, tmp_path, tiny_replication):
+def test_help_replications_runs_in_the_worker_and_shows_figure_and_verdict(thread_engine, window, qtbot, tmp_path, tiny_replication):
     actions = [a.text() for m in window.menuBar().findChildren(type(window.menuBar().actions()[0].menu())) for a in m.actions()]
     assert "&Replications…" in actions
     dlg = window.show_replications()
@@ -135,7 +133,7 @@ def test_help_replications_keeps_one_dialog_per_window(window, qtbot):
 
 
 @OFFSCREEN_DIALOG
-def test_replication_can_be_cancelled_and_the_live_run_survives(window, qtbot, tmp_path, tiny_replication):
+def test_replication_can_be_cancelled_and_the_live_run_survives(thread_engine, window, qtbot, tmp_path, tiny_replication):
     window.builder.steps.setValue(100_000)
     assert window.start_run(paused=True)
     window.step_once()

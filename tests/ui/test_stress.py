@@ -11,6 +11,7 @@ import pytest
 
 from gradsim.commands import Reinit, SetActivation, SetBatchNorm, SetClip, SetLR, SetOptimizer
 from gradsim.config import RunConfig
+from tests.ui.conftest import wait_engine_settled
 from ui.main_window import MainWindow
 from ui.run_controller import RunState
 
@@ -40,22 +41,16 @@ def test_toggles_as_fast_as_the_event_loop_allows(window, qtbot):
     window.toggle_run()  # pause
     qtbot.waitUntil(lambda: window.state in (PAUSED, FINISHED, FAILED), timeout=WAIT_MS)
 
-    def settled() -> bool:
-        t = window.worker._trainer  # noqa: SLF001
-        return t is not None and not window.worker.is_running() and window.mirror is not None and window.mirror.steps_run == t.step_index
-
-    qtbot.waitUntil(settled, timeout=WAIT_MS)
-    t = window.worker._trainer  # noqa: SLF001 - idle now: safe to read
-    applied = [e for e in t.session.events if e.kind in ("batchnorm", "activation", "init", "clip", "lr", "optimizer")]
+    t = wait_engine_settled(qtbot, window, WAIT_MS)  # the engine's Trainer, read in its process
+    applied = [e for e in t["events"] if e[1] in ("batchnorm", "activation", "init", "clip", "lr", "optimizer")]
     # every command sent during the run reached the trainer in order (none dropped by a
     # single pending slot); after a divergence the window stops sending them
     assert 0 < len(applied) <= sent
-    if t.diverged_at is None:
+    if t["diverged_at"] is None:
         assert len(applied) == sent
     assert window.state != FAILED, window.last_error
     # the network and optimizer are still consistent
-    live = {id(p) for p in t.net.parameters()}
-    assert {id(p) for p in t.optimizer.params()} == live and all(a.owns_storage() for a in t.arenas.values())
+    assert t["consistent"]
 
 
 def test_start_pause_step_reset_in_rapid_sequence(window, qtbot):

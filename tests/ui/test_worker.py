@@ -1,20 +1,27 @@
-"""TrainingWorker on its own: commands through the queue, pacing, export, stop."""
+"""TrainingWorker on its own: commands through the queue, pacing, export, stop.
+
+Each test runs with the engine in a child process (the default) and in the
+worker thread (the fallback), since both must behave alike.
+"""
 from __future__ import annotations
 
 import dataclasses
+import functools
 
 import pytest
 
 from gradsim.commands import SetClip, SetLR
+from tests.ui import engine_probes
 from ui.worker import NoRunError, Snapshot, TrainingWorker
 
 
-@pytest.fixture
-def worker(qtbot):
-    w = TrainingWorker()
+@pytest.fixture(params=["process", "thread"])
+def worker(qtbot, request):
+    w = TrainingWorker(mode=request.param)
     w.start()
     yield w
-    assert w.stop(5000)
+    assert w.stop(10_000)
+    assert w.engine_pid is None
 
 
 def test_reset_run_emits_all_rows_and_finishes(worker, qtbot, tiny_run_config, recorder):
@@ -78,22 +85,37 @@ def test_submitted_tasks_report_to_their_own_callbacks(worker, qtbot, tiny_run_c
         worker.reset_run(tiny_run_config)
         worker.start_run()
 
-    def boom(session):
-        raise ValueError("cannot write the submission")
-
+    boom = functools.partial(engine_probes.fail_with, message="cannot write the submission")
     # Submitted back to back: results must not cross (no shared signal, no tags).
-    worker.submit(lambda s: (len(s), len(s.events)), lambda r: got.setdefault("count", r), lambda e: got.setdefault("count_error", e))
+    worker.submit(engine_probes.session_counts, lambda r: got.setdefault("count", r), lambda e: got.setdefault("count_error", e))
     worker.submit(boom, lambda r: got.setdefault("boom", r), lambda e: got.setdefault("boom_error", e))
-    worker.submit(lambda t: t.step_index, lambda r: got.setdefault("trainer", r), on_trainer=True)
+    worker.submit(engine_probes.trainer_facts, lambda r: got.setdefault("trainer", r), on_trainer=True)
     qtbot.waitUntil(lambda: len(got) == 3, timeout=10_000)
     assert got["count"] == (tiny_run_config.steps, 1)
     assert isinstance(got["boom_error"], ValueError) and str(got["boom_error"]) == "cannot write the submission"
-    assert got["trainer"] == tiny_run_config.steps
+    assert got["trainer"]["step_index"] == tiny_run_config.steps
     assert worker._callbacks == {}  # noqa: SLF001 - every callback pair is released once called
 
 
 def test_task_without_a_run_reports_no_run(worker, qtbot):
     errors: list[BaseException] = []
-    worker.submit(lambda s: len(s), lambda r: errors.append(AssertionError("must not succeed")), errors.append)
+    worker.submit(engine_probes.session_counts, lambda r: errors.append(AssertionError("must not succeed")), errors.append)
     qtbot.waitUntil(lambda: len(errors) == 1, timeout=10_000)
     assert isinstance(errors[0], NoRunError) and "press Run" in str(errors[0])
+
+
+def test_a_task_that_cannot_travel_is_refused_at_once(worker):
+    """A lambda cannot be pickled to the engine process: submit says so instead of losing it."""
+    with pytest.raises(TypeError, match="picklable"):
+        worker.submit(lambda s: len(s))
+    assert worker._callbacks == {}  # noqa: SLF001 - nothing left waiting
+
+
+def test_the_engine_runs_where_asked(worker, qtbot):
+    qtbot.waitUntil(lambda: worker.ready, timeout=60_000)
+    import os
+
+    if worker.engine_mode == "process":
+        assert worker.engine_pid not in (None, os.getpid())
+    else:
+        assert worker.engine_pid == os.getpid() and worker.shares_interpreter
