@@ -96,6 +96,30 @@ def _backward_fn(name: str, slope: float) -> Optional[Callable[[torch.Tensor, to
     raise ValueError(f"activation = {name!r} has no hand-written pass")
 
 
+_ALIGN_BYTES = 64  # what torch's CPU allocator aligns every fresh tensor to
+
+
+def _aligned(t: torch.Tensor) -> bool:
+    return t.data_ptr() % _ALIGN_BYTES == 0
+
+
+def _layer_block(depth: int, batch: int, width: int, dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
+    """A ``[depth, batch, width]`` block whose every layer starts on a 64-byte boundary.
+
+    Why: MKL's gemm picks its kernel by the operands' alignment, and its result
+    can differ in the last bit between an aligned and an unaligned copy of the
+    same matrix (measured: a 130 x 5 input shifted by 4 bytes). Autograd's
+    operands are fresh tensors, always aligned; so every matrix the
+    hand-written pass feeds to mm/addmm/bmm must be too. Returns (the block as
+    ``[depth, batch * width]`` rows, the same memory as ``[depth, batch, width]``).
+    """
+    m = batch * width
+    per = _ALIGN_BYTES // torch.empty((), dtype=dtype).element_size()
+    stride = -(-m // per) * per
+    rows = torch.empty((depth, stride), dtype=dtype)[:, :m]
+    return rows, rows.view(depth, batch, width)
+
+
 KNOWN = ("sigmoid", "tanh", "relu", "leaky_relu", "elu", "gelu", "selu", "linear")
 
 
@@ -132,15 +156,30 @@ class DirectPass:
         self.gb = list(biases.grad_views)
         # One block per quantity: z (Linear outputs) and h (activation outputs) of
         # the hidden layers, dL/dz of the hidden layers; the output layer's apart.
-        self.Z = torch.empty((depth, batch, width), dtype=dtype)
-        self.H = torch.empty((depth, batch, width), dtype=dtype)
-        self.G = torch.empty((depth, batch, width), dtype=dtype)
+        # G_rows: dL/dz as [depth, batch * width] rows (one reduction for all norms).
+        _, self.Z = _layer_block(depth, batch, width, dtype)
+        _, self.H = _layer_block(depth, batch, width, dtype)
+        self.G_rows, self.G = _layer_block(depth, batch, width, dtype)
         self.logits = torch.empty((batch, n_out), dtype=dtype)
-        self.z = list(self.Z.unbind(0))
+        self.z = list(self.Z.unbind(0))  # each 64-byte aligned
         self.h = list(self.H.unbind(0))
         self.g = list(self.G.unbind(0))
         self._u = torch.empty((batch, width), dtype=dtype)  # residual branch / dL/dh scratch
         self._d = torch.empty((batch, width), dtype=dtype)  # activation backward scratch (residual)
+        # Layers 2..depth (0-based 1..depth-1) are width x width: their weight and
+        # bias gradients are contiguous runs of the arenas, filled by one bmm and
+        # one sum after the backward loop instead of two calls per layer in it.
+        k = depth - 1
+        wo, bo = weights.offsets, biases.offsets
+        self.gw_hidden = weights.grad[wo[1] : wo[1] + k * width * width].view(k, width, width) if k else None
+        self.gb_hidden = biases.grad[bo[1] : bo[1] + k * width].view(k, width) if k else None
+        self._gu: Optional[torch.Tensor] = None  # residual: alpha * dL/dz of layers 2..depth
+        # Gradient slots that are not 64-byte aligned in the arena (odd widths) get
+        # their gemm written into an aligned scratch and copied (see _layer_block).
+        self._gw_scratch = {l: torch.empty(self.gw[l].shape, dtype=dtype) for l in (0, depth) if not _aligned(self.gw[l])}
+        self._gw_hidden_scratch = None
+        if k and not (_aligned(self.gw_hidden) and (width * width * self.gw_hidden.element_size()) % _ALIGN_BYTES == 0):
+            self._gw_hidden_scratch = _layer_block(k, width, width, dtype)[1]
         self._one = torch.ones((), dtype=dtype)  # loss.backward()'s seed gradient
         self._fns: dict[tuple[str, float], tuple] = {}
 
@@ -192,18 +231,22 @@ class DirectPass:
         dls = aten.nll_loss_backward(self._one, ls, y, None, _MEAN, _IGNORE, total_weight)
         g = self.g_out = aten._log_softmax_backward_data(dls, ls, 1, ls.dtype)
 
-        # ---- backward, output layer down to layer 2: dW, db, then dL/dz of the layer below
+        # ---- backward. The output layer's dW and db first (its own shape) ...
+        self._dw(depth, g, H[depth - 1])
+        torch.sum(g, 0, out=gb[depth])
+        # ... then dL/dz down the stack: dh = dz W (AddmmBackward0's mat1 grad), the
+        # activation's backward, and at a residual fork the skip's dz added.
         dh, d = self._u, self._d
+        gu_all = None
+        if residual and depth > 1:
+            gu_all = self._gu
+            if gu_all is None:
+                gu_all = self._gu = _layer_block(depth - 1, self.batch, G[0].shape[1], self.dtype)[1]
         for l in range(depth, 0, -1):  # l: 0-based index of the Linear (layer l + 1)
-            skip = residual and l < depth  # z_l = z_(l-1) + alpha * u_l
-            gu = g
-            if skip:
-                gu = torch.mul(g, alpha, out=d)  # MulBackward0 of ``alpha * u``
-            mm(gu.t(), H[l - 1], out=gw[l])
-            torch.sum(gu, 0, out=gb[l])
             back = pairs[l - 1][1]
             below = G[l - 1]
-            if skip:
+            if gu_all is not None and l < depth:  # z_l = z_(l-1) + alpha * u_l
+                gu = torch.mul(g, alpha, out=gu_all[l - 1])  # MulBackward0 of ``alpha * u``
                 mm(gu, w[l], out=dh)
                 if back is None:
                     add(g, dh, out=below)
@@ -211,11 +254,29 @@ class DirectPass:
                     back(dh, Z[l - 1], H[l - 1], d)
                     add(g, d, out=below)
             elif back is None:
-                mm(gu, w[l], out=below)
+                mm(g, w[l], out=below)
             else:
-                mm(gu, w[l], out=dh)
+                mm(g, w[l], out=dh)
                 back(dh, Z[l - 1], H[l - 1], below)
             g = below
-        mm(g.t(), x, out=gw[0])
+        if depth > 1:
+            # dW_l = dz_l^T h_(l-1) (mm_mat2_backward) for layers 2..depth in one bmm (the
+            # same gemm per matrix: equal to the per-layer mm bit for bit), db_l = sum_batch dz_l
+            src = gu_all if gu_all is not None else self.G[1:]
+            scratch = self._gw_hidden_scratch
+            torch.bmm(src.transpose(1, 2), self.H[: depth - 1], out=self.gw_hidden if scratch is None else scratch)
+            if scratch is not None:
+                self.gw_hidden.copy_(scratch)
+            torch.sum(src, 1, out=self.gb_hidden)
+        self._dw(0, g, x)
         torch.sum(g, 0, out=gb[0])
         return logits, loss
+
+    def _dw(self, l: int, g: torch.Tensor, h: torch.Tensor) -> None:
+        """dW of Linear ``l`` = g^T h into the arena (through an aligned scratch if its slot is not)."""
+        scratch = self._gw_scratch.get(l)
+        if scratch is None:
+            torch.mm(g.t(), h, out=self.gw[l])
+        else:
+            torch.mm(g.t(), h, out=scratch)
+            self.gw[l].copy_(scratch)

@@ -272,8 +272,7 @@ class Trainer:
             n_p = len(self._params)
             parts = [a.norms(a.grad) for a in arenas]
             if direct is not None:  # the hidden layers' dL/dz are one block: one reduction
-                depth = direct.depth
-                parts.append(torch.linalg.vector_norm(direct.G.view(depth, -1), dim=1))
+                parts.append(torch.linalg.vector_norm(direct.G_rows, dim=1))
                 parts.append(torch.linalg.vector_norm(direct.g_out).view(1))
             else:
                 parts.append(torch.stack(torch._foreach_norm(self._gz)))
