@@ -21,6 +21,7 @@ from gradsim.session import Session
 
 from .base import PlotBase, RangeFollower
 from .common import AXIS_LABELS, LOG_CEIL, LOG_FLOOR, LegendLabel, clamp_for_log, fmt, make_log_plot
+from .items import LineItem
 
 
 class DepthProfile(PlotBase):
@@ -59,14 +60,12 @@ class DepthProfile(PlotBase):
         self.plot: pg.PlotItem = self.graphics.addPlot(row=0, col=0)
         make_log_plot(self.plot, AXIS_LABELS[self.metric_name], bottom="layer (1 = input side)")
         #: The measured profile: a line with gaps at nan (values clamped to the log range).
-        self.curve = self.plot.plot(pen=pg.mkPen("#56b4e9", width=1), connect="finite")
-        # Symbols only on finite points: a scatter of nothing but nan cannot compute its bounds.
-        self.points = self.plot.plot(pen=None, symbol="o", symbolSize=5, symbolBrush="#56b4e9", symbolPen=None)
-        self.prediction_curve = self.plot.plot(
-            pen=pg.mkPen("#e69f00", width=1, style=Qt.PenStyle.DashLine), connect="finite"
-        )
+        self.curve = self._add(LineItem(pg.mkPen("#56b4e9", width=1)))
+        # One dot per finite layer value (lean items: the profile changes every frame, DESIGN.md 6).
+        self.points = self._add(LineItem(dots=5, brush="#56b4e9"))
+        self.prediction_curve = self._add(LineItem(pg.mkPen("#e69f00", width=1, style=Qt.PenStyle.DashLine)))
         #: Branch B of a forked run at the same step, dashed (empty until a fork).
-        self.curve_b = self.plot.plot(pen=pg.mkPen("#56b4e9", width=1, style=Qt.PenStyle.DashLine), connect="finite")
+        self.curve_b = self._add(LineItem(pg.mkPen("#56b4e9", width=1, style=Qt.PenStyle.DashLine)))
         #: Raw metric values per layer of branch B at ``step`` (empty when not comparing).
         self.values_b: np.ndarray = np.empty(0)
         self.floor_marks = self.plot.plot(pen=None, symbol="t", symbolSize=9, symbolBrush="#ff9800", symbolPen=None)
@@ -78,6 +77,10 @@ class DepthProfile(PlotBase):
         self.plot.getViewBox().disableAutoRange(axis=pg.ViewBox.XAxis)
         self._n_layers_shown = 0
         self._finish_layout()
+
+    def _add(self, item: LineItem) -> LineItem:
+        self.plot.addItem(item)
+        return item
 
     # ----------------------------------------------------------------- public
     def set_metric(self, name: str) -> None:

@@ -37,6 +37,7 @@ from .common import (
     nonfinite_note,
     parse_layers,
 )
+from .items import LineItem
 
 
 class SelectedLayersPlot(TimePlotBase):
@@ -81,16 +82,16 @@ class SelectedLayersPlot(TimePlotBase):
 
         self.plot: pg.PlotItem = self.graphics.addPlot(row=0, col=0)
         make_log_plot(self.plot, AXIS_LABELS.get(metric, metric))
-        self._pool: list[pg.PlotDataItem] = []
+        self._pool: list[LineItem] = []
         #: The same layers of branch B (a forked run), dashed; created once, hidden until a fork.
-        self._pool_b: list[pg.PlotDataItem] = []
+        self._pool_b: list[LineItem] = []
         for colour in LAYER_COLOURS:
-            item = pg.PlotDataItem(pen=pg.mkPen(colour, width=1), connect="finite")
+            item = LineItem(pg.mkPen(colour, width=1))
             item.setVisible(False)
             self.plot.addItem(item)
             self._pool.append(item)
         for colour in LAYER_COLOURS:
-            item = pg.PlotDataItem(pen=pg.mkPen(colour, width=1, style=Qt.PenStyle.DashLine), connect="finite")
+            item = LineItem(pg.mkPen(colour, width=1, style=Qt.PenStyle.DashLine))
             item.setVisible(False)
             self.plot.addItem(item)
             self._pool_b.append(item)
@@ -109,7 +110,7 @@ class SelectedLayersPlot(TimePlotBase):
         return list(self._shown_layers)
 
     @property
-    def curves(self) -> list[pg.PlotDataItem]:
+    def curves(self) -> list[LineItem]:
         """The visible curve items, one per entry of ``layers`` (``getOriginalDataset()`` = clamped data)."""
         return self._pool[: len(self._shown_layers)]
 

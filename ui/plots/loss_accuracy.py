@@ -32,6 +32,13 @@ from .common import (
     nearest_row,
     nonfinite_note,
 )
+from .items import LineItem
+
+
+def _add(plot: pg.PlotItem, item: LineItem) -> LineItem:
+    plot.addItem(item)
+    return item
+
 
 _COLS = np.array([STEP_INDEX["loss"], STEP_INDEX["accuracy"]])
 
@@ -53,7 +60,7 @@ class LossAccuracyPlot(TimePlotBase):
         self.loss_plot: pg.PlotItem = self.graphics.addPlot(row=0, col=0)
         make_log_plot(self.loss_plot, "loss")
         self.loss_plot.setLabel("bottom", "")
-        self.loss_curve = self.loss_plot.plot(pen=pg.mkPen("#ff7043", width=1), connect="finite", name="loss")
+        self.loss_curve = _add(self.loss_plot, LineItem(pg.mkPen("#ff7043", width=1)))
         self.acc_plot: pg.PlotItem = self.graphics.addPlot(row=1, col=0)
         plain_axes(self.acc_plot)
         self.acc_plot.setLabel("left", "accuracy")
@@ -62,11 +69,11 @@ class LossAccuracyPlot(TimePlotBase):
         self.acc_plot.enableAutoRange(y=False)
         self.acc_plot.setYRange(0.0, 1.0, padding=0.02)
         self.acc_plot.setLimits(yMin=-0.05, yMax=1.05)
-        self.acc_curve = self.acc_plot.plot(pen=pg.mkPen("#66bb6a", width=1), connect="finite", name="accuracy")
+        self.acc_curve = _add(self.acc_plot, LineItem(pg.mkPen("#66bb6a", width=1)))
         # Branch B of a forked run: same colours, dashed (created once, empty until a fork).
         dash = Qt.PenStyle.DashLine
-        self.loss_curve_b = self.loss_plot.plot(pen=pg.mkPen("#ffcc80", width=1, style=dash), connect="finite")
-        self.acc_curve_b = self.acc_plot.plot(pen=pg.mkPen("#c5e1a5", width=1, style=dash), connect="finite")
+        self.loss_curve_b = _add(self.loss_plot, LineItem(pg.mkPen("#ffcc80", width=1, style=dash)))
+        self.acc_curve_b = _add(self.acc_plot, LineItem(pg.mkPen("#c5e1a5", width=1, style=dash)))
         self._cache_b = BinCache(MAX_CURVE_BINS)
         self._b_shown = False
         self.graphics.ci.layout.setRowStretchFactor(0, 1)
@@ -79,7 +86,7 @@ class LossAccuracyPlot(TimePlotBase):
         self._finish_layout()
 
     @property
-    def curves(self) -> list[pg.PlotDataItem]:
+    def curves(self) -> list[LineItem]:
         """[loss curve, accuracy curve]."""
         return [self.loss_curve, self.acc_curve]
 
