@@ -1,4 +1,14 @@
-"""The lean curve items (ui/plots/items.py) draw exactly the values they are given."""
+"""Cheap live frames must never show a stale picture; lean curve items draw exactly what they are given.
+
+The plots keep work from frame to frame: axes and event markers are painted
+into pixmaps that Qt reuses (ui/plots/common.py), curves are lean items that
+build their path once per setData (ui/plots/items.py). These tests drive a
+panel the way a live run does (rows arrive, events arrive, the step axis
+grows, a metric or a toggle changes), letting the event loop paint every frame
+so the caches are filled and reused, and then compare what the panel shows
+with a rendering from scratch with every cache switched off. A stale axis,
+marker or curve differs from it in hundreds of pixels.
+"""
 from __future__ import annotations
 
 import os
@@ -6,10 +16,172 @@ import os
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
 import numpy as np  # noqa: E402
+import pytest  # noqa: E402
 import pyqtgraph as pg  # noqa: E402
+from PySide6.QtCore import Qt  # noqa: E402
+from PySide6.QtGui import QImage  # noqa: E402
+from PySide6.QtWidgets import QApplication, QGraphicsItem  # noqa: E402
 
+from gradsim.session import Rows, Session  # noqa: E402
 from ui.plots.common import LOG_CEIL, LOG_FLOOR  # noqa: E402
+from ui.plots.demo_data import make_demo_session  # noqa: E402
 from ui.plots.items import LineItem  # noqa: E402
+from ui.plots.panel import PlotPanel  # noqa: E402
+
+#: A shown top-level panel makes the offscreen platform say it cannot resize to hints (harmless).
+pytestmark = pytest.mark.qt_log_ignore("This plugin does not support propagateSizeHints")
+
+#: Pixels a cached rendering may differ from an uncached one: the last pixel of an
+#: axis line lies just outside the axis' bounding rectangle, so Qt's pixmap cache
+#: clips it (one pixel per cached axis at most; a stale axis differs in hundreds).
+TOLERATED_PIXELS = 12
+
+
+def pixels(img: QImage) -> np.ndarray:
+    img = img.convertToFormat(QImage.Format.Format_RGB32)
+    a = np.frombuffer(img.constBits(), np.uint8).reshape(img.height(), img.bytesPerLine())
+    return a[:, : img.width() * 4].reshape(img.height(), img.width(), 4)[:, :, :3].copy()
+
+
+def differing(a: QImage, b: QImage) -> int:
+    """Pixels that differ (every pixel when the sizes differ)."""
+    pa, pb = pixels(a), pixels(b)
+    if pa.shape != pb.shape:
+        return max(pa.shape[0] * pa.shape[1], pb.shape[0] * pb.shape[1])
+    return int(np.any(pa != pb, axis=2).sum())
+
+
+def set_caches(panel: PlotPanel, on: bool) -> list:
+    """Switch Qt's item caches of every plot off (or back on); returns the items that had one."""
+    cached = []
+    for plot in panel.plots:
+        for item in plot.graphics.scene().items():
+            if item.cacheMode() != QGraphicsItem.CacheMode.NoCache:
+                cached.append(item)
+    for item in cached:
+        item.setCacheMode(QGraphicsItem.CacheMode.DeviceCoordinateCache if on else QGraphicsItem.CacheMode.NoCache)
+    return cached
+
+
+def solid_markers(panel: PlotPanel) -> None:
+    """Draw event lines solid: a dash pattern starts at a different phase in a pixmap
+    than on the view, which would differ in every other pixel of a line without
+    anything being stale."""
+    for plot in panel.time_plots:
+        for m in plot.markers_list:
+            for pen in m.item._pens.values():
+                pen.setStyle(Qt.PenStyle.SolidLine)
+
+
+def uncached_grab(panel: PlotPanel) -> QImage:
+    solid_markers(panel)
+    cached = set_caches(panel, False)
+    img = panel.grab().toImage()
+    for item in cached:
+        item.setCacheMode(QGraphicsItem.CacheMode.DeviceCoordinateCache)
+    return img
+
+
+def head(full: Session, n: int) -> Session:
+    store = Session.from_arrays(full.steps[:n], full.scalars[:n], full.layers[:n], full.has_stats[:n], max_memory_mb=1e6)
+    for ev in full.events:
+        if ev.step < n:
+            store.add_event(ev.step, ev.kind, ev.value)
+    return store
+
+
+def grow(store: Session, full: Session, n: int) -> None:
+    a = len(store)
+    store.append_rows(Rows(full.steps[a:n], full.scalars[a:n], full.layers[a:n], full.has_stats[a:n]))
+
+
+def live_panel(qtbot) -> PlotPanel:
+    panel = PlotPanel()
+    qtbot.addWidget(panel)
+    panel.resize(1200, 700)
+    panel.show()
+    QApplication.processEvents()
+    return panel
+
+
+def frame(panel: PlotPanel, store: Session) -> None:
+    """One live frame: refresh, then let the event loop paint what changed (filling the caches)."""
+    panel.refresh(store)
+    solid_markers(panel)
+    QApplication.processEvents()
+
+
+def test_live_frames_match_a_rendering_without_caches(qtbot):
+    full = make_demo_session(8, 2400, "exploding")
+    store = head(full, 60)
+    panel = live_panel(qtbot)
+    frame(panel, store)
+    assert set_caches(panel, True), "the axes and markers are expected to be cached"
+    first = {p: p.graphics.grab().toImage() for p in panel.time_plots}
+    for n in range(120, 2400, 180):  # the step axis grows past its head room several times
+        grow(store, full, n)
+        if n == 1020:
+            store.add_event(int(store.steps[-1]), "lr", "0.05")  # a new marker and flag
+        frame(panel, store)
+        shown = panel.grab().toImage()
+        assert differing(shown, uncached_grab(panel)) <= TOLERATED_PIXELS, f"stale picture at {n} rows"
+    for plot in panel.time_plots:  # and the data did change what is shown
+        assert differing(first[plot], plot.graphics.grab().toImage()) > 1000
+
+
+def test_an_event_alone_repaints_the_cached_markers(qtbot):
+    """A toggle in a paused run adds an event but no row: the view stays put, the flags change."""
+    full = make_demo_session(8, 2400, "exploding")
+    store = head(full, 2300)
+    panel = live_panel(qtbot)
+    frame(panel, store)
+    before = panel.grab().toImage()
+    store.add_event(500, "clip", "norm:1")
+    frame(panel, store)
+    shown = panel.grab().toImage()
+    assert "500: clip norm:1" in panel.layer_curves.markers.texts
+    assert differing(shown, before) > 100
+    assert differing(shown, uncached_grab(panel)) <= TOLERATED_PIXELS, "stale markers"
+
+
+def test_toggles_and_switches_repaint_the_cached_parts(qtbot):
+    """A metric switch (axis label and range), a picked step, a branch-free reset and a new run."""
+    full = make_demo_session(6, 900, "vanishing")
+    store = head(full, 900)
+    panel = live_panel(qtbot)
+    frame(panel, store)
+    before = panel.grab().toImage()
+    panel.set_metric("act_grad_norm")
+    solid_markers(panel)
+    QApplication.processEvents()
+    shown = panel.grab().toImage()
+    assert differing(shown, before) > 1000
+    assert differing(shown, uncached_grab(panel)) <= TOLERATED_PIXELS
+    panel.show_step(300)
+    QApplication.processEvents()
+    assert differing(panel.grab().toImage(), uncached_grab(panel)) <= TOLERATED_PIXELS
+    panel.reset()
+    other = make_demo_session(6, 200, "exploding", seed=3)
+    frame(panel, other)
+    assert panel.layer_curves.markers.count == len({ev.step for ev in other.events})
+    assert differing(panel.grab().toImage(), uncached_grab(panel)) <= TOLERATED_PIXELS
+
+
+def test_zoom_and_pan_repaint_the_cached_markers_and_axes(qtbot):
+    store = make_demo_session(6, 600, "vanishing")
+    store.add_event(250, "clip", "norm:1")
+    panel = live_panel(qtbot)
+    frame(panel, store)
+    vb = panel.layer_curves.plot.getViewBox()
+    before = panel.layer_curves.graphics.grab().toImage()
+    vb.setXRange(200, 400, padding=0)  # zoom in: markers move, flags and ticks change
+    QApplication.processEvents()
+    zoomed = panel.grab().toImage()
+    assert differing(zoomed, uncached_grab(panel)) <= TOLERATED_PIXELS
+    assert differing(before, panel.layer_curves.graphics.grab().toImage()) > 1000
+    vb.translateBy(x=37.0)  # a pan: the same scale, shifted
+    QApplication.processEvents()
+    assert differing(panel.grab().toImage(), uncached_grab(panel)) <= TOLERATED_PIXELS
 
 
 # ----------------------------------------------------------------------- LineItem

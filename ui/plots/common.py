@@ -17,7 +17,7 @@ import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QLineF, QPointF, QRectF, Qt
 from PySide6.QtGui import QColor, QFont, QFontMetricsF, QImage, QPainter, QPen, QTextDocument
-from PySide6.QtWidgets import QLabel, QSizePolicy
+from PySide6.QtWidgets import QGraphicsItem, QLabel, QSizePolicy
 
 from gradsim.metrics import middle_layer
 from gradsim.session import Event, Session
@@ -320,10 +320,34 @@ def nonfinite_note(bins: Bins, steps: np.ndarray, what: str) -> str:
 
 
 # ------------------------------------------------------------------- plot helpers
-def plain_axes(plot: pg.PlotItem) -> None:
-    """No automatic SI prefixes: "(x0.001)" next to a log axis reads as a different value."""
+#: Tick marks point out of the plot, into the axis' own strip (pyqtgraph's default
+#: points them into the view box, so the axis overlaps the data area).
+TICK_LENGTH = 5
+
+
+def cache_axes(plot: pg.PlotItem) -> None:
+    """Keep each axis as a pixmap that Qt redraws only when the axis changes.
+
+    Why: every new point of a curve repaints the view box plus a pixel or two
+    around it, and any overlap with an axis replayed that axis' whole tick
+    picture in Python (10 axes, ~1.2 ms of a live frame at 100 layers x 100,000
+    steps). With a device-coordinate cache Qt blits the overlap from the
+    pixmap; the axis' own ``update()`` (range, ticks, label, style) drops the
+    pixmap, so a changed axis is always repainted. Qt sizes the pixmap for the
+    screen's pixel ratio (checked at 2x: identical text).
+    """
     for name in ("left", "bottom"):
-        plot.getAxis(name).enableAutoSIPrefix(False)
+        plot.getAxis(name).setCacheMode(QGraphicsItem.CacheMode.DeviceCoordinateCache)
+
+
+def plain_axes(plot: pg.PlotItem) -> None:
+    """No automatic SI prefixes ("(x0.001)" next to a log axis reads as a different value); outward
+    ticks; cached axes (``cache_axes``)."""
+    for name in ("left", "bottom"):
+        axis = plot.getAxis(name)
+        axis.enableAutoSIPrefix(False)
+        axis.setStyle(tickLength=TICK_LENGTH)
+    cache_axes(plot)
     plot.setMenuEnabled(False)
 
 
@@ -537,6 +561,10 @@ class EventMarkerItem(pg.GraphicsObject):
         #: Device rectangles of the flags drawn by the last paint (tests check they never overlap).
         self.flag_rects: list[QRectF] = []
         self.setZValue(20)
+        # Painted into a pixmap that Qt reuses until the markers or the view change: a live
+        # frame redraws the curves under the markers, and replaying ~20 lines and flags per
+        # plot in Python was ~1 ms of every frame (benchmarks/RESULTS.md 4.7).
+        self.setCacheMode(QGraphicsItem.CacheMode.DeviceCoordinateCache)
 
     def set_markers(self, x: Sequence[float], texts: Sequence[str], colours: Sequence[str]) -> None:
         """Replace the markers (called with the grown list when events arrive)."""
@@ -553,9 +581,15 @@ class EventMarkerItem(pg.GraphicsObject):
         self.update()
 
     def viewTransformChanged(self) -> None:
-        """The view moved or zoomed: the item spans the visible rectangle, so its bounds change."""
+        """The view moved or zoomed: the item spans the visible rectangle, so its bounds change.
+
+        The item is cached as a pixmap (see ``__init__``); ``update()`` here drops the whole
+        pixmap, since flags sit at the view's top and turn at its right edge, so a pan is
+        not a plain shift of the old picture.
+        """
         self._br = None
         self.prepareGeometryChange()
+        self.update()
         super().viewTransformChanged()
 
     def boundingRect(self) -> QRectF:
