@@ -479,6 +479,28 @@ def test_step_axis_moves_a_few_times_per_decade(qtbot):
     assert moves <= 12 * 4  # ~10 a decade over four decades (5 % head room moved ~50 a decade)
 
 
+def test_log_y_range_holds_while_the_data_hovers_at_a_decade(qtbot):
+    """A depth profile spanning 1e-2..1e-0.5 whose minimum crosses 1e-2 back and forth
+    keeps one view (each move re-lays out the axis); data outside it still moves it."""
+    from ui.plots.base import RangeFollower
+
+    dp = widget(qtbot, DepthProfile)
+    follower = dp.follower
+    assert isinstance(follower, RangeFollower)
+    ranges = set()
+    for i in range(40):
+        low = -1.95 if i % 3 == 2 else -2.05  # log10 of the minimum: below 1e-2, now and then above
+        follower.update(y=10.0 ** np.array([low, -1.0, -0.55]))
+        lo, hi = follower.y_range
+        assert lo <= low and hi >= -0.55  # everything stays in view
+        ranges.add(follower.y_range)
+    assert len(ranges) == 1, ranges
+    follower.update(y=np.array([1e-6, 1e-1]))  # the data leaves the view: it follows
+    assert follower.y_range[0] <= -6 and follower.y_range[1] >= -1
+    follower.update(y=np.array([1e-2, 1e-1]))  # far too wide now: it shrinks
+    assert follower.y_range[1] - follower.y_range[0] <= RangeFollower.MIN_DECADES + 2
+
+
 # ---------------------------------------------------------------------------- markers
 def test_event_markers_created_once_per_event(qtbot):
     store = make_demo_session(6, 300)

@@ -194,17 +194,20 @@ class RangeFollower:
             lo, hi = float(yy.min()), float(yy.max())
             if self.y_log:  # whole decades: the range changes only when the data crosses one
                 lo, hi = float(np.floor(lo)), float(np.ceil(hi))
+                # The view must hold [lo, hi]; any range of MIN_DECADES that does is as good.
+                # (Testing the padded range instead made a profile whose minimum hovers at a
+                # decade flip between two views every few frames, each a re-laid-out axis.)
+                need_lo, need_hi, widest = lo, hi, max(hi - lo, self.MIN_DECADES) + 2.0
                 if hi - lo < self.MIN_DECADES:  # fewer decades and the log axis labels every minor tick
                     extra = self.MIN_DECADES - (hi - lo)
                     lo -= np.floor(extra / 2)
                     hi = lo + self.MIN_DECADES if hi < lo + self.MIN_DECADES else hi
-                slack = 2.0
             else:
                 span = max(hi - lo, 1e-12)
                 lo, hi = lo - 0.05 * span, hi + 0.05 * span
-                slack = span
+                need_lo, need_hi, widest = lo, hi, (hi - lo) + span
             cur = self.y_range
-            if cur is None or lo < cur[0] or hi > cur[1] or (cur[1] - cur[0]) > (hi - lo) + slack:
+            if cur is None or need_lo < cur[0] or need_hi > cur[1] or (cur[1] - cur[0]) > widest:
                 self.y_range = (lo, hi)
                 vb.setYRange(lo, hi, padding=0.02)
 
