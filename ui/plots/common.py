@@ -320,33 +320,25 @@ def nonfinite_note(bins: Bins, steps: np.ndarray, what: str) -> str:
 
 
 # ------------------------------------------------------------------- plot helpers
-#: Tick marks point out of the plot, into the axis' own strip (pyqtgraph's default
-#: points them into the view box, so the axis overlaps the data area).
-TICK_LENGTH = 5
-
-
 def cache_axes(plot: pg.PlotItem) -> None:
     """Keep each axis as a pixmap that Qt redraws only when the axis changes.
 
     Why: every new point of a curve repaints the view box plus a pixel or two
-    around it, and any overlap with an axis replayed that axis' whole tick
-    picture in Python (10 axes, ~1.2 ms of a live frame at 100 layers x 100,000
-    steps). With a device-coordinate cache Qt blits the overlap from the
-    pixmap; the axis' own ``update()`` (range, ticks, label, style) drops the
-    pixmap, so a changed axis is always repainted. Qt sizes the pixmap for the
-    screen's pixel ratio (checked at 2x: identical text).
+    around it, and the axes overlap it (their ticks point inward), so each one
+    replayed its whole tick picture in Python (10 axes, ~1.2 ms of a live frame
+    at 100 layers x 100,000 steps). With a device-coordinate cache Qt blits the
+    overlap from the pixmap; the axis' own ``update()`` (range, ticks, label,
+    style) drops the pixmap, so a changed axis is always repainted. Qt sizes
+    the pixmap for the screen's pixel ratio (checked at 2x: identical text).
     """
     for name in ("left", "bottom"):
         plot.getAxis(name).setCacheMode(QGraphicsItem.CacheMode.DeviceCoordinateCache)
 
 
 def plain_axes(plot: pg.PlotItem) -> None:
-    """No automatic SI prefixes ("(x0.001)" next to a log axis reads as a different value); outward
-    ticks; cached axes (``cache_axes``)."""
+    """No automatic SI prefixes ("(x0.001)" next to a log axis reads as a different value); cached axes."""
     for name in ("left", "bottom"):
-        axis = plot.getAxis(name)
-        axis.enableAutoSIPrefix(False)
-        axis.setStyle(tickLength=TICK_LENGTH)
+        plot.getAxis(name).enableAutoSIPrefix(False)
     cache_axes(plot)
     plot.setMenuEnabled(False)
 
