@@ -27,6 +27,7 @@ import os
 import re
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -167,6 +168,70 @@ def test_bundle_is_trimmed(root: Path) -> None:
     platforms = {Path(f).name for f in files if "/plugins/platforms/" in f}
     assert {"libqoffscreen.so", "libqxcb.so"} <= platforms, platforms
     assert any(f.endswith("iconengines/libqsvgicon.so") for f in files), "the SVG icon engine is bundled"
+    # issue 13: the module trees the app never imports (packaging/unused_modules.py) are not
+    # analysed, so neither their sources nor the libraries only they needed are bundled
+    for tree in ("torch/_inductor/", "torch/_dynamo/", "torch/onnx/", "torch/distributed/fsdp/", "sympy/", "networkx/"):
+        assert not [f for f in files if f.startswith(tree)], f"{tree} is left out"
+    assert not [f for f in files if re.match(r"lib(ssl|crypto|sqlite3|readline)\.so", Path(f).name)], "no TLS, sqlite, readline"
+    # torch's .py sources stay only where torch reads them at import (gradsim.spec)
+    torch_sources = [f for f in files if f.startswith("torch/") and f.endswith(".py")]
+    assert "torch/utils/_config_module.py" in torch_sources and "torch/nn/functional.py" in torch_sources
+    assert len(torch_sources) < 100, f"{len(torch_sources)} torch .py files: the source trimming did not run"
+    # ICU's data library without the tables QtCore never asks for (packaging/linux/slim_icu.py)
+    icudata = [internal / f for f in files if re.match(r"libicudata\.so\.\d+$", Path(f).name)]
+    assert icudata and all(p.stat().st_size < 20e6 for p in icudata if not p.is_symlink()), icudata
+
+
+def test_slim_icu_answers_as_the_full_one(root: Path, tmp_path) -> None:
+    """What QtCore asks ICU for (collation, case mapping, codecs, time zones) is unchanged.
+
+    The same Qt script runs twice in this interpreter's PySide6: with its own ICU data
+    library, and with the bundle's slimmed one preloaded in its place. The only allowed
+    difference is QTimeZone::displayName, whose localised names were dropped (root kept).
+    """
+    pytest.importorskip("PySide6.QtCore")
+    from PySide6 import QtCore
+
+    qt_icu = sorted(Path(QtCore.__file__).parent.glob("Qt/lib/libicudata.so.*"))
+    bundled = sorted((root / "opt" / "gradsim" / "_internal").rglob("libicudata.so.*"))
+    bundled = [p for p in bundled if not p.is_symlink()]
+    if not qt_icu or not bundled or qt_icu[0].name != bundled[0].name:
+        pytest.skip(f"this PySide6's ICU ({qt_icu}) is not the bundle's ({bundled})")
+    script = tmp_path / "icu_check.py"
+    script.write_text(_ICU_CHECK)
+    env = dict(os.environ, QT_QPA_PLATFORM="offscreen")
+    full = subprocess.run([sys.executable, str(script)], env=env, capture_output=True, text=True, timeout=120)
+    slim = subprocess.run([sys.executable, str(script)], env=dict(env, LD_PRELOAD=str(bundled[0])),
+                          capture_output=True, text=True, timeout=120)
+    assert full.returncode == 0 and slim.returncode == 0, (full.stderr, slim.stderr)
+    full_lines, slim_lines = full.stdout.splitlines(), slim.stdout.splitlines()
+    assert len(full_lines) == len(slim_lines) > 10
+    for a, b in zip(full_lines, slim_lines):
+        if a.startswith("tzname "):
+            assert b.split()[:2] == a.split()[:2] and b.split()[2].startswith("GMT"), (a, b)
+        else:
+            assert a == b
+
+
+_ICU_CHECK = """
+import functools
+from PySide6.QtCore import QCollator, QCoreApplication, QDate, QDateTime, QLocale, QStringConverter, QStringDecoder, QTimeZone
+app = QCoreApplication([])
+words = ["\u00c4pfel", "apfel", "Zebra", "\u00d6sterreich", "ober", "file10", "file9", "\u010daj", "cukr", "hrad", "chata"]
+for loc in ["de_DE", "sv_SE", "cs_CZ", "en_US", "ja_JP", "tr_TR", "zh_CN"]:
+    c = QCollator(QLocale(loc))
+    c.setNumericMode(True)
+    print("collate", loc, sorted(words, key=functools.cmp_to_key(c.compare)))
+print("case", QLocale("tr_TR").toUpper("istanbul"), QLocale("de_DE").toUpper("stra\u00dfe"), QLocale("el").toLower("\u03a3\u038a\u03a3\u03a5\u03a6\u039f\u03a3"))
+for name in ["Shift_JIS", "windows-1250", "GB18030", "KOI8-R", "ISO-2022-JP"]:
+    print("codec", name, QStringDecoder(name).isValid())
+print("codecs", len(QStringConverter.availableCodecs()))
+tz = QTimeZone(b"Europe/Berlin")
+print("tz", tz.isValid(), tz.offsetFromUtc(QDateTime(QDate(2026, 1, 15).startOfDay())), len(QTimeZone.availableTimeZoneIds()))
+for loc in ["en_US", "de_DE"]:
+    print("tzname", loc, tz.displayName(QTimeZone.TimeType.StandardTime, QTimeZone.NameType.LongName, QLocale(loc)))
+print("date", QLocale("de_DE").toString(QDate(2026, 11, 30), QLocale.FormatType.LongFormat), QLocale("fr_FR").toString(1234567.5, "f", 2))
+"""
 
 
 # --------------------------------------------------------------------------------------
@@ -195,6 +260,9 @@ def test_self_test_trains_and_exports(launcher: Path, app_env: dict[str, str], t
     assert re.search(r"^ok +the session exports through the worker", out, re.M), _explain(proc)
     assert re.search(r"^ok +the export holds the four files", out, re.M), _explain(proc)
     assert "Traceback" not in proc.stderr, _explain(proc)
+    # the .py sources torch reads at import are bundled (gradsim.spec keeps them; without
+    # them torch warns once per @torch.jit._overload function, or fails to import)
+    assert "Unable to retrieve source" not in proc.stderr, _explain(proc)
 
 
 def test_preset_screenshot(launcher: Path, app_env: dict[str, str], tmp_path) -> None:
