@@ -2,12 +2,14 @@
 
     python packaging/strip_bundle.py packaging/dist/gradsim     # gradsim.spec calls strip_bundle()
 
-Why not PyInstaller's ``strip=True``: it strips every binary, and the wheels repaired by
-auditwheel (numpy, scipy, scikit-learn: their extension modules and ``*.libs``
-folders) were rewritten by patchelf; ``strip`` then produces files the loader rejects
-("ELF load command address/offset not page-aligned"). Those are left as they are.
-Everything else (torch's libraries, the Python runtime, Qt, PySide6) is stripped with
-``--strip-unneeded``, which keeps the dynamic symbols the loader needs.
+Why not PyInstaller's ``strip=True``: it strips every binary, and the libraries that
+auditwheel vendored into a wheel's ``*.libs`` folder (numpy.libs: OpenBLAS, gfortran)
+were rewritten by patchelf; ``strip`` then produces files the loader rejects ("ELF
+load command address/offset not page-aligned", found here with OpenBLAS). Those are
+left as they are. Everything else (torch's libraries, the Python runtime, Qt, PySide6,
+numpy's own extension modules: checked, numpy imports and computes after stripping;
+issue 13) is stripped with ``--strip-unneeded``, which keeps the dynamic symbols the
+loader needs.
 """
 from __future__ import annotations
 
@@ -16,8 +18,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-#: Top-level folders under _internal/ that come from auditwheel-repaired wheels.
-PATCHELF_REPAIRED = ("numpy", "scipy", "sklearn")
 
 
 def _is_elf(path: Path) -> bool:
@@ -37,7 +37,7 @@ def strip_bundle(app_dir: Path) -> tuple[int, int]:
         if path.is_symlink() or not path.is_file():
             continue
         top = path.relative_to(internal).parts[0]
-        if top in PATCHELF_REPAIRED or top.endswith(".libs"):
+        if top.endswith(".libs"):  # auditwheel's vendored, patchelf-rewritten libraries
             continue
         if not _is_elf(path):
             continue
