@@ -23,7 +23,7 @@ from PySide6.QtGui import QImage  # noqa: E402
 from PySide6.QtWidgets import QApplication, QGraphicsItem  # noqa: E402
 
 from gradsim.session import Rows, Session  # noqa: E402
-from ui.plots.common import LOG_CEIL, LOG_FLOOR  # noqa: E402
+from ui.plots.common import LOG_CEIL, LOG_FLOOR, BinCache  # noqa: E402
 from ui.plots.demo_data import make_demo_session  # noqa: E402
 from ui.plots.items import LineItem  # noqa: E402
 from ui.plots.panel import PlotPanel  # noqa: E402
@@ -228,3 +228,30 @@ def test_line_item_dots_only_at_finite_points(qtbot):
     item.setData([1, 2, 3, 4], [1e-3, np.nan, np.inf, 10.0])
     assert item._points.size() == 2  # nan and inf draw no dot (the plots mark them apart)
     assert item.dataBounds(1) == (-3.0, 1.0)
+
+
+# ----------------------------------------------------------------------- BinCache
+def test_bin_cache_growing_store_equals_a_fresh_reduction():
+    """Rows arriving in uneven blocks (bins merging on the way) give the same bins as reading
+    the whole store at once, and the bins handed out cannot be written into by a plot."""
+    rng = np.random.default_rng(4)
+    full = make_demo_session(5, 5000, "exploding")
+    vals = full.layer_metric("grad_norm")
+    vals[rng.integers(0, 5000, 20), rng.integers(0, 5, 20)] = np.nan
+    assert np.isnan(full.layer_metric("grad_norm")).sum() >= 15  # a view: the store holds the nans
+    store = head(full, 7)
+    cache = BinCache(64)
+    fetch = lambda a, b: store.layer_metric("grad_norm")[a:b]  # noqa: E731
+    n = 7
+    while n < 5000:
+        bins = cache.update(store, "g", fetch)
+        fresh = BinCache(64).update(store, "g", fetch)
+        assert bins.k == fresh.k and bins.n_bins == fresh.n_bins == -(-n // bins.k)
+        np.testing.assert_array_equal(bins.mx, fresh.mx)
+        np.testing.assert_array_equal(bins.mn, fresh.mn)
+        rows = store.layer_metric("grad_norm")
+        last = rows[(bins.n_bins - 1) * bins.k : n]  # the partial last bin: its own extremes
+        np.testing.assert_array_equal(bins.mx[-1], last.max(axis=0))
+        assert not bins.mx.flags.writeable and not bins.mn.flags.writeable
+        n = min(5000, n + int(rng.integers(1, 400)))
+        grow(store, full, n)
