@@ -11,7 +11,7 @@ import numpy as np
 
 import pyqtgraph as pg
 from PySide6.QtCore import QPointF, Qt, Slot
-from PySide6.QtWidgets import QLabel, QSizePolicy, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QGraphicsView, QLabel, QSizePolicy, QVBoxLayout, QWidget
 
 from gradsim.session import Event, Session
 
@@ -49,6 +49,9 @@ class PlotBase(QWidget):
         self.graphics = pg.GraphicsLayoutWidget()
         self.graphics.setToolTip(self.TIP)
         self.graphics.ci.layout.setContentsMargins(2, 2, 2, 2)
+        # A plain fill, not pyqtgraph's cached background pixmap: copying the pixmap into
+        # every repainted view box cost more than filling it (~0.3 ms of a live frame).
+        self.graphics.setCacheMode(QGraphicsView.CacheModeFlag.CacheNone)
         self.setToolTip(self.TIP)
         #: plot items that answer hover queries, in layout order
         self._hover_plots: list[pg.PlotItem] = []
