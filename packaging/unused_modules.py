@@ -57,6 +57,9 @@ OTHER_UNUSED = [
     "jinja2", "markupsafe",            # _inductor's code templates
     "fsspec", "filelock",              # torch.distributed.checkpoint, _inductor caches
     "sqlite3", "readline", "pdb",      # only debuggers and caches; pulled libsqlite3, libreadline
+    "numpy.f2py",                      # numpy's Fortran wrapper generator (a build tool)
+    "pydoc_data",                      # help()'s topic texts
+    "PySide6.QtDBus",                  # the Python binding only; Qt's own D-Bus library stays (the portal)
     # TLS: the app never opens a network connection (no QtNetwork either). http.client,
     # urllib.request and asyncio import ssl inside try/except, and hashlib falls back to
     # Python's built-in hashes without _hashlib: this drops libssl and libcrypto (5 MB).
