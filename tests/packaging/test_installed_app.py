@@ -122,6 +122,14 @@ def test_control_fields(deb: Path) -> None:
     assert "Architecture: amd64" in fields
 
 
+def test_depends_names_the_system_libraries(deb: Path) -> None:
+    """What the bundle links but does not carry is a dependency (packaging/linux/deb_depends.py)."""
+    depends = subprocess.run(["dpkg-deb", "-f", str(deb), "Depends"], capture_output=True, text=True,
+                             check=True).stdout
+    for package in ("libc6", "libx11-6", "libglib2.0-0", "libfontconfig1", "libfreetype6", "libdbus-1-3", "zlib1g"):
+        assert re.search(rf"(^|[ ,]){re.escape(package)}", depends), f"{package} missing from Depends: {depends}"
+
+
 def test_maintainer_scripts(deb: Path, tmp_path) -> None:
     ctrl = tmp_path / "DEBIAN"
     subprocess.run(["dpkg-deb", "-e", str(deb), str(ctrl)], check=True)
@@ -173,6 +181,9 @@ def test_bundle_is_trimmed(root: Path) -> None:
     for tree in ("torch/_inductor/", "torch/_dynamo/", "torch/onnx/", "torch/distributed/fsdp/", "sympy/", "networkx/"):
         assert not [f for f in files if f.startswith(tree)], f"{tree} is left out"
     assert not [f for f in files if re.match(r"lib(ssl|crypto|sqlite3|readline)\.so", Path(f).name)], "no TLS, sqlite, readline"
+    # the desktop's X11/font/GLib/D-Bus/compression libraries come from the distribution
+    from_system = [f for f in files if re.match(r"lib(X11|glib-2\.0|fontconfig|freetype|dbus-1|systemd|gcrypt|z|zstd)\.so", f)]
+    assert not from_system, f"taken from the distribution (Depends:), not bundled: {from_system}"
     # torch's .py sources stay only where torch reads them at import (gradsim.spec)
     torch_sources = [f for f in files if f.startswith("torch/") and f.endswith(".py")]
     assert "torch/utils/_config_module.py" in torch_sources and "torch/nn/functional.py" in torch_sources
@@ -256,6 +267,10 @@ def test_self_test_trains_and_exports(launcher: Path, app_env: dict[str, str], t
     assert re.search(r"^ok +the run finishes", out, re.M), _explain(proc)
     assert re.search(r"^ok +the window's session holds every step", out, re.M), _explain(proc)
     assert re.search(r"^ok +the plots received data", out, re.M), _explain(proc)
+    # ... in its engine child process, started by multiprocessing from the frozen executable
+    # (main.py's freeze_support() and PyInstaller's multiprocessing runtime hook) ...
+    assert re.search(r"^ok +training runs in its own engine process \(mode: process", out, re.M), _explain(proc)
+    assert re.search(r"^ok +closing the window ends the engine process", out, re.M), _explain(proc)
     # ... and exported a session
     assert re.search(r"^ok +the session exports through the worker", out, re.M), _explain(proc)
     assert re.search(r"^ok +the export holds the four files", out, re.M), _explain(proc)
