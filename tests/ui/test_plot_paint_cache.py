@@ -255,3 +255,41 @@ def test_bin_cache_growing_store_equals_a_fresh_reduction():
         assert not bins.mx.flags.writeable and not bins.mn.flags.writeable
         n = min(5000, n + int(rng.integers(1, 400)))
         grow(store, full, n)
+
+
+# ----------------------------------------------------------------------- headers
+def test_a_new_header_text_repaints_the_label_without_relaying_out_the_window(qtbot):
+    """The depth profile's header changes every frame; it must show the new step at once,
+    and must not ask every layout up to the window to recompute (the old cost)."""
+    from PySide6.QtCore import QEvent, QObject
+
+    class Count(QObject):
+        layout_requests = 0
+
+        def eventFilter(self, obj, event):  # noqa: N802 - Qt API
+            if event.type() == QEvent.Type.LayoutRequest:
+                self.layout_requests += 1
+            return False
+
+    full = make_demo_session(5, 300, "vanishing")
+    store = head(full, 100)
+    panel = live_panel(qtbot)
+    frame(panel, store)
+    header = panel.depth_profile.header
+    before = header.grab().toImage()
+    assert "step 99" in header.text()
+    grow(store, full, 250)
+    frame(panel, store)
+    assert "step 249" in header.text() and "step 249" in header.toolTip()
+    assert differing(before, header.grab().toImage()) > 20  # the new number is painted
+    counter = Count()
+    QApplication.instance().installEventFilter(counter)
+    try:  # what each live frame does to the header (the rows' other effects aside)
+        header.set_variants("grad_norm per layer at step 250 (latest step)", "step 250")
+        QApplication.processEvents()
+    finally:
+        QApplication.instance().removeEventFilter(counter)
+    assert "step 250" in header.text()
+    assert counter.layout_requests == 0
+    header.setText("a caption far too long to fit this narrow header " * 4)  # QLabel's setText still works
+    assert header.text().endswith("\u2026") and header.full_text().startswith("a caption")

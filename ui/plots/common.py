@@ -15,7 +15,7 @@ from typing import Callable, Optional, Sequence
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import QLineF, QPointF, QRectF, Qt
+from PySide6.QtCore import QLineF, QPointF, QRectF, QSize, Qt
 from PySide6.QtGui import QColor, QFont, QFontMetricsF, QImage, QPainter, QPen, QTextDocument
 from PySide6.QtWidgets import QGraphicsItem, QLabel, QSizePolicy
 
@@ -413,12 +413,21 @@ class FitLabel(QLabel):
     The full text is always the tooltip. Why: plot headers such as
     "grad_norm per layer at step 899 (latest step)" were clipped in narrow
     panes at 1280x720.
+
+    It paints its text itself instead of through ``QLabel.setText``: the depth
+    profile's header changes with every step, and each ``setText`` asked the
+    whole window to lay itself out again (``updateGeometry`` up to the top
+    level), ~1 ms of every live frame for two headers. The label's size does
+    not depend on its text (one line, as wide as the layout gives it), so a
+    new text only repaints the label. ``text()`` and ``setText()`` keep
+    QLabel's meaning for callers.
     """
 
     def __init__(self, text: str = "") -> None:
         super().__init__("")
         self.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Fixed)
         self._variants: tuple[str, ...] = (text,)
+        self._shown = ""
         self._fit()
 
     def set_variants(self, *texts: str) -> None:
@@ -430,12 +439,34 @@ class FitLabel(QLabel):
         self.setToolTip(texts[0] if len(texts[0]) > 0 else "")
         self._fit()
 
+    def setText(self, text: str) -> None:  # noqa: N802 - Qt API
+        """One variant: shown whole when it fits, elided when not."""
+        self.set_variants(text)
+
+    def text(self) -> str:
+        """The text shown now (the variant that fits, or the elided last one)."""
+        return self._shown
+
     def full_text(self) -> str:
         return self._variants[0]
+
+    def sizeHint(self) -> QSize:  # noqa: N802 - Qt API
+        m = self.contentsMargins()
+        return QSize(0, self.fontMetrics().height() + m.top() + m.bottom())
+
+    def minimumSizeHint(self) -> QSize:  # noqa: N802 - Qt API
+        return self.sizeHint()
 
     def resizeEvent(self, event) -> None:  # noqa: N802 - Qt API
         super().resizeEvent(event)
         self._fit()
+
+    def paintEvent(self, event) -> None:  # noqa: N802 - Qt API
+        p = QPainter(self)
+        self.style().drawItemText(
+            p, self.contentsRect(), int(self.alignment()), self.palette(), self.isEnabled(), self._shown, self.foregroundRole()
+        )
+        p.end()
 
     def _fit(self) -> None:
         width = self.contentsRect().width()
@@ -447,8 +478,9 @@ class FitLabel(QLabel):
                 break
         if chosen is None:
             chosen = fm.elidedText(self._variants[-1], Qt.TextElideMode.ElideRight, max(0, width))
-        if self.text() != chosen:
-            super().setText(chosen)
+        if self._shown != chosen:
+            self._shown = chosen
+            self.update()
 
 
 def make_log_plot(plot: pg.PlotItem, left: str, bottom: str = "step") -> None:
