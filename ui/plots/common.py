@@ -426,6 +426,9 @@ class FitLabel(QLabel):
     def __init__(self, text: str = "") -> None:
         super().__init__("")
         self.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Fixed)
+        # Opaque (filled with the window colour, as around it): a new text then repaints the
+        # label alone, not the plot, splitters and panel behind it.
+        self.setAutoFillBackground(True)
         self._variants: tuple[str, ...] = (text,)
         self._shown = ""
         self._fit()
