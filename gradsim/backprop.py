@@ -154,16 +154,18 @@ class DirectPass:
         self.b = [biases.data[o : o + p.numel()].view(p.shape) for p, o in zip(biases.params, biases.offsets)]
         self.gw = list(weights.grad_views)
         self.gb = list(biases.grad_views)
-        # One block per quantity: z (Linear outputs) and h (activation outputs) of
-        # the hidden layers, dL/dz of the hidden layers; the output layer's apart.
-        # G_rows: dL/dz as [depth, batch * width] rows (one reduction for all norms).
-        _, self.Z = _layer_block(depth, batch, width, dtype)
+        # Two blocks for the hidden layers: z (Linear outputs), which the backward pass
+        # overwrites with dL/dz layer by layer (z_l is last read to compute dL/dz_l:
+        # no more activation memory than autograd keeps), and h (activation
+        # outputs). G_rows: dL/dz as [depth, batch * width] rows (one reduction for
+        # all norms). The output layer's logits and dL/dz are apart (their own width).
+        self.G_rows, self.Z = _layer_block(depth, batch, width, dtype)
+        self.G = self.Z
         _, self.H = _layer_block(depth, batch, width, dtype)
-        self.G_rows, self.G = _layer_block(depth, batch, width, dtype)
         self.logits = torch.empty((batch, n_out), dtype=dtype)
         self.z = list(self.Z.unbind(0))  # each 64-byte aligned
         self.h = list(self.H.unbind(0))
-        self.g = list(self.G.unbind(0))
+        self.g = self.z  # the same memory: z until the backward pass reaches the layer, then dL/dz
         self._u = torch.empty((batch, width), dtype=dtype)  # residual branch / dL/dh scratch
         self._d = torch.empty((batch, width), dtype=dtype)  # activation backward scratch (residual)
         # Layers 2..depth (0-based 1..depth-1) are width x width: their weight and
@@ -199,8 +201,9 @@ class DirectPass:
 
         Afterwards every weight and bias gradient in the arenas holds dL/dparam
         of this batch (overwritten, not accumulated), ``self.g`` / ``self.G``
-        hold dL/dz of the hidden layers and ``self.g_out`` that of the output
-        layer, and ``self.h`` the hidden activations.
+        hold dL/dz of the hidden layers (in z's memory: z itself is gone) and
+        ``self.g_out`` that of the output layer, and ``self.h`` the hidden
+        activations.
         """
         depth = self.depth
         w, wt, b, gw, gb = self.w, self.wt, self.b, self.gw, self.gb

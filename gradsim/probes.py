@@ -32,17 +32,25 @@ class StatsWorkspace:
 
     def __init__(self) -> None:
         self._key: Optional[tuple] = None
+        self._stack_key: Optional[tuple] = None
 
-    def buffers(self, n: int, shape: tuple[int, ...], dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    def buffers(self, n: int, shape: tuple[int, ...], dtype: torch.dtype, need_stack: bool = True) -> tuple[Optional[torch.Tensor], torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(stack, tmp, mask, mask2); the stack only when asked for (a caller that
+        already holds the layers in one block never needs that copy's memory)."""
         key = (n, shape, dtype)
         if key != self._key:
             m = math.prod(shape)
-            self.stack = torch.empty((n,) + shape, dtype=dtype)
             self.tmp = torch.empty((n, m), dtype=dtype)
             self.mask = torch.empty((n, m), dtype=torch.bool)
             self.mask2 = torch.empty((n, m), dtype=torch.bool)
             self._key = key
-        return self.stack, self.tmp, self.mask, self.mask2
+        stack = None
+        if need_stack:
+            if self._stack_key != key:
+                self.stack = torch.empty((n,) + shape, dtype=dtype)
+                self._stack_key = key
+            stack = self.stack
+        return stack, self.tmp, self.mask, self.mask2
 
 
 @torch.no_grad()
@@ -67,7 +75,7 @@ def activation_stats(
         hidden = out.new_zeros((0,) + tuple(out.shape))
         tmp = mask = mask2 = None
     elif workspace is not None:
-        stack, tmp, mask, mask2 = workspace.buffers(n, tuple(hs[0].shape), hs[0].dtype)
+        stack, tmp, mask, mask2 = workspace.buffers(n, tuple(hs[0].shape), hs[0].dtype, need_stack=stacked is None)
         hidden = stacked if stacked is not None else torch.stack(hs[:-1], out=stack)
     else:
         hidden = stacked if stacked is not None else torch.stack(hs[:-1])
