@@ -1,6 +1,6 @@
 """Time per step of GradSim vs a plain PyTorch loop, as whole processes, start-up subtracted.
 
-    python benchmarks/overhead.py [--depths 10,50,100] [--rounds 5] [--quick]
+    python benchmarks/overhead.py [--depths 10,50,100] [--rounds 5] [--quick] [--steps-scale X] [--src BEFORE_CHECKOUT]
 
 Each side is its own process, started fresh: GradSim's Trainer (everything the
 headless ``gradsim run`` computes: every per-layer norm every step, activation
@@ -10,6 +10,10 @@ plain loop (``nn.Sequential`` + ``torch.optim.SGD`` with its defaults, as a
 student writes it), and that loop logging every layer's ||dL/dW|| with
 ``torch.utils.tensorboard`` (how people get these numbers otherwise; needs the
 ``bench`` extra). Same data, width 64, batch 128, tanh, SGD, 1 torch thread.
+
+With ``--src`` a fifth kind, ``before``, runs that checkout's Trainer the same way,
+interleaved with the others in every round (the before/after figures of
+RESULTS.md section 4.1b).
 
 Every kind runs N steps and 1 step; time per step = (T(N) - T(1)) / (N - 1),
 so start-up (interpreter, imports, building the net) cancels out. Kinds are
@@ -102,15 +106,17 @@ def _child_cmd(kind: str, depth: int, steps: int, out: str) -> list[str]:
     return [sys.executable, str(Path(__file__).resolve()), "--child", kind, "--depth", str(depth), "--steps", str(steps)]
 
 
-SRC = ROOT  # --src: another checkout's gradsim (before figures)
+SRC: Path | None = None  # --src: the before checkout, run as kind "before"
 
 
 def run_child(kind: str, depth: int, steps: int) -> tuple[float, float]:
     """(wall s, CPU s) of one whole child process."""
     out = tempfile.mkdtemp(prefix="gradsim-ovh-")
-    env = dict(os.environ, PYTHONPATH=str(SRC), OMP_NUM_THREADS="1")
+    src = SRC if kind == "before" else ROOT
+    env = dict(os.environ, PYTHONPATH=str(src), OMP_NUM_THREADS="1")
+    child = "gradsim" if kind == "before" else kind
     t0 = time.perf_counter()
-    p = subprocess.Popen(_child_cmd(kind, depth, steps, str(Path(out) / "s")), cwd=out, env=env,
+    p = subprocess.Popen(_child_cmd(child, depth, steps, str(Path(out) / "s")), cwd=out, env=env,
                          stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     _, status, ru = os.wait4(p.pid, 0)
     wall = time.perf_counter() - t0
@@ -134,7 +140,8 @@ def main() -> None:
     p.add_argument("--rounds", type=int, default=5)
     p.add_argument("--quick", action="store_true", help="2 rounds, a quarter of the steps")
     p.add_argument("--kinds", default=",".join(KINDS))
-    p.add_argument("--src", help="run another checkout's gradsim (e.g. a worktree of the commit before a change)")
+    p.add_argument("--src", help="a checkout of the version before a change: its Trainer runs as kind 'before', interleaved")
+    p.add_argument("--steps-scale", type=float, default=1.0, help="multiply the steps per process (more steps: less start-up noise)")
     p.add_argument("--child", help=argparse.SUPPRESS)
     p.add_argument("--depth", type=int, help=argparse.SUPPRESS)
     p.add_argument("--steps", type=int, help=argparse.SUPPRESS)
@@ -142,6 +149,8 @@ def main() -> None:
     global SRC
     if a.src:
         SRC = Path(a.src).resolve()
+        if not (SRC / "gradsim" / "__init__.py").exists():
+            p.error(f"--src {a.src}: no gradsim package there")
     if a.child:
         sys.path.insert(0, os.environ.get("PYTHONPATH", str(ROOT)).split(os.pathsep)[0])
         if a.child == "gradsim":
@@ -150,16 +159,18 @@ def main() -> None:
             child_plain(a.depth, a.steps, tensorboard=a.child == "tensorboard")
         return
     kinds = [k for k in a.kinds.split(",") if k]
+    if SRC is not None and "before" not in kinds:
+        kinds.append("before")
     if "tensorboard" in kinds and not has_tensorboard():
         print("tensorboard is not installed (pip install -e '.[bench]'): its column is skipped")
         kinds.remove("tensorboard")
     rounds = 2 if a.quick else a.rounds
-    print(f"gradsim from {SRC}")
+    print(f"gradsim from {ROOT}" + (f"; before: {SRC}" if SRC else ""))
     print(f"whole processes, 1 torch thread, width 64, batch 128, tanh, SGD; {rounds} rounds; "
           f"load average at start {os.getloadavg()[0]:.1f}")
     print(f"{'depth':>5} {'kind':>12} {'steps':>6} {'ms/step CPU':>12} {'ms/step wall':>13} {'ratio CPU':>10} {'ratio wall':>11} {'start-up s':>11}")
     for depth in (int(x) for x in a.depths.split(",")):
-        n = STEPS.get(depth, max(100, 20000 // depth))
+        n = int(STEPS.get(depth, max(100, 20000 // depth)) * a.steps_scale)
         if a.quick:
             n = max(50, n // 4)
         per: dict[str, list[tuple[float, float, float]]] = {k: [] for k in kinds}
@@ -177,7 +188,7 @@ def main() -> None:
             print(f"{depth:>5} {kind:>12} {n:>6} {cpu * 1e3:>12.2f} {wall * 1e3:>13.2f} {rc} {rw} {start:>11.2f}", flush=True)
     print(f"load average at end {os.getloadavg()[0]:.1f}")
     print("gradsim: the Trainer as `gradsim run` drives it, without the export; gradsim-run: the whole CLI, "
-          "which also writes every row to CSV; ratio: to the plain loop.")
+          "which also writes every row to CSV; before: the --src checkout's Trainer; ratio: to the plain loop.")
 
 
 if __name__ == "__main__":
