@@ -27,6 +27,7 @@ import pickle
 import queue
 import signal
 import sys
+import threading
 import time
 import traceback
 from collections import deque
@@ -734,19 +735,49 @@ def encode_task_payload(payload: Any, ok: bool) -> bytes:
 
 
 class PipeOutbox:
-    """Reports to the owner through a Connection; task payloads travel pre-pickled."""
+    """Reports to the owner through a Connection, written by a sender thread of their own.
+
+    Why a thread: a report waits in the pipe until the owner reads it, and the
+    owner is a window whose reader thread needs that process's interpreter
+    lock, which painting holds for milliseconds at a time. Written from the
+    training loop, a full pipe would stall training on the window's paint, the
+    very coupling the child process exists to remove. The sender blocks in
+    ``write`` (the lock released), training goes on. Reports keep their order;
+    task payloads are pickled here, in the loop, so a reply always arrives readable.
+    """
 
     def __init__(self, conn: Any) -> None:
         self._conn = conn
+        self._queue: "queue.SimpleQueue[Any]" = queue.SimpleQueue()
+        self._broken = False
+        self._thread = threading.Thread(target=self._send_all, name="gradsim-engine-sender", daemon=True)
+        self._thread.start()
 
     def __call__(self, report: tuple) -> None:
+        if self._broken:
+            raise _Stop  # the owner is gone: nobody to serve
         if report[0] == TASK:
             task_id, ok, payload = report[1:]
             report = (TASK, task_id, ok, encode_task_payload(payload, ok))
-        try:
-            self._conn.send(report)
-        except (BrokenPipeError, EOFError, ConnectionResetError):
-            raise _Stop from None  # the owner is gone: nobody to serve
+        self._queue.put(report)
+
+    def _send_all(self) -> None:
+        while True:
+            report = self._queue.get()
+            if report is None:
+                return
+            try:
+                self._conn.send(report)
+            except (BrokenPipeError, EOFError, ConnectionResetError, OSError):
+                self._broken = True
+                return
+            except Exception:  # noqa: BLE001 - one report that cannot be pickled: say so, send the rest
+                log.exception("a %r report could not be sent to the window", report[0])
+
+    def close(self, timeout: float = 10.0) -> None:
+        """Send what is queued, then stop the sender thread."""
+        self._queue.put(None)
+        self._thread.join(timeout)
 
 
 def serve(conn: Any, snapshot_hz: float = SNAPSHOT_HZ) -> None:
@@ -767,6 +798,7 @@ def serve(conn: Any, snapshot_hz: float = SNAPSHOT_HZ) -> None:
     except _Stop:
         pass
     finally:
+        outbox.close()
         try:
             conn.close()
         except OSError:
