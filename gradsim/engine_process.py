@@ -780,6 +780,26 @@ class PipeOutbox:
         self._thread.join(timeout)
 
 
+def own_session() -> None:
+    """Make this process a session of its own (POSIX), so the scheduler sees the engine as
+    its own job, not as a thread of the window.
+
+    Why: Linux's autogroup scheduling (on where tasks sit in the root cgroup) shares
+    the CPU between *sessions* first. In the window's session the engine would share
+    one share with the window's painting: every millisecond of paint would be a
+    millisecond less training on a busy machine, and the window would wait behind
+    the always-busy engine for its turn (GUI timer latency). As a session of its own
+    it gets its own share, as ``gradsim run`` started elsewhere would. Nothing else
+    changes: it still ends when the window's end of the pipe closes, and the
+    terminal's Ctrl+C reaches the window, which ends it.
+    """
+    if hasattr(os, "setsid"):
+        try:
+            os.setsid()
+        except OSError:  # already a group leader (never when started by start_engine_process)
+            log.debug("the engine process could not start a session of its own", exc_info=True)
+
+
 def serve(conn: Any, snapshot_hz: float = SNAPSHOT_HZ) -> None:
     """The child process's entry point: warm up, say READY, serve until Shutdown or EOF.
 
@@ -790,6 +810,7 @@ def serve(conn: Any, snapshot_hz: float = SNAPSHOT_HZ) -> None:
         signal.signal(signal.SIGINT, signal.SIG_IGN)
     except (ValueError, OSError):  # pragma: no cover - not the main thread
         pass
+    own_session()
     outbox = PipeOutbox(conn)
     try:
         warm_up()

@@ -27,12 +27,18 @@ EVENT_FRAME_DELAY_S = 0.4
 class RedrawMode:
     """How plots share the machine with training (View > Plot updates while training).
 
-    Python threads share one interpreter lock, and Qt painting from Python holds
-    it: every millisecond the GUI thread spends drawing is a millisecond the
-    training thread mostly waits. So while a run goes on, the next redraw waits
-    until the GUI thread's CPU time since the last one is at most ``budget`` of
-    the wall time passed (or ``max_gap_s`` passed): expensive frames are spaced
-    out instead of slowing training. Paused or finished, plots redraw at full speed.
+    While a run goes on, the next redraw waits until the GUI thread's CPU time
+    since the last one is at most ``budget`` of the wall time passed, but never
+    longer than ``max_gap_s``: expensive frames are spaced out, cheap ones come
+    up to ~30 a second. Paused or finished, plots redraw at full speed.
+
+    Two sets of numbers, because what a frame costs training depends on where
+    training runs. Normally it runs in its own process (ui/worker.py), so a
+    frame costs it only a share of a core: the budget is the GUI's own core and
+    ``max_gap_s`` keeps plots live (>= 10 redraws a second). In the fallback,
+    training runs in a thread of this process, and every millisecond the GUI
+    thread paints from Python holds the interpreter lock training needs: the
+    ``shared_*`` numbers keep the GUI's share small there.
     """
 
     key: str
@@ -41,22 +47,33 @@ class RedrawMode:
     budget: float  # fraction of the GUI thread's time; 1.0 = no limit
     max_gap_s: float
     snapshot_hz: float
+    shared_budget: float  # the same, when training shares this process's interpreter lock
+    shared_max_gap_s: float
+    shared_snapshot_hz: float
+
+    def pacing(self, shared: bool) -> tuple[float, float, float]:
+        """(budget, max gap, snapshots per second) for training in a child process or, ``shared``, in this one."""
+        if shared:
+            return self.shared_budget, self.shared_max_gap_s, self.shared_snapshot_hz
+        return self.budget, self.max_gap_s, self.snapshot_hz
 
 
+# max_gap_s 0.06 = two 33 ms timer ticks: at least ~15 redraws a second whatever a frame costs.
 REDRAW_MODES: dict[str, RedrawMode] = {
     m.key: m
     for m in (
-        RedrawMode("fast", "Fastest training (plots every few seconds)",
-                   "Plots redraw every few seconds while training (and within half a second of each change "
-                   "you make), so training runs at nearly its headless speed.",
-                   0.05, 4.0, 10.0),
-        RedrawMode("balanced", "Balanced (plots a few times a second)",
-                   "Plots redraw a few times a second while training; training runs somewhat slower than headless.",
-                   0.2, 1.0, 20.0),
-        RedrawMode("smooth", "Smoothest plots (up to 30 a second)",
-                   "Plots redraw as often as a third of the GUI's time allows (up to 30 a second); "
-                   "on a small machine training slows down a lot.",
-                   0.45, 0.5, 30.0),
+        RedrawMode("fast", "Fastest training (plots 15 or more a second)",
+                   "Training runs in its own process; plots redraw 15 to 30 times a second, using at most about a "
+                   "quarter of one core, so training keeps its headless speed. (If training had to run inside the "
+                   "window's process, the event log says so and plots redraw every few seconds instead.)",
+                   0.25, 0.06, 20.0, 0.05, 4.0, 10.0),
+        RedrawMode("balanced", "Balanced (plots up to 30 a second)",
+                   "Plots redraw up to 30 times a second, using up to about half of one core; on a busy machine "
+                   "training may slow down a little.",
+                   0.5, 0.06, 30.0, 0.2, 1.0, 20.0),
+        RedrawMode("smooth", "Smoothest plots (30 a second)",
+                   "Plots redraw 30 times a second whatever they cost; on a small or busy machine training slows down.",
+                   1.0, 0.033, 30.0, 0.45, 0.5, 30.0),
     )
 }
 DEFAULT_REDRAW_MODE = "fast"
@@ -87,6 +104,8 @@ class RedrawPacer(QObject):
         run.mirror_updated.connect(self._on_mirror_updated)
         run.events_arrived.connect(self._on_events_arrived)
         run.run_started.connect(self._on_run_started)
+        run.worker.engine_ready.connect(self._on_engine_ready)
+        self._budget, self._max_gap_s, _ = self.mode.pacing(False)
         self._timer = QTimer(self)
         self._timer.setInterval(REDRAW_MS)
         self._timer.timeout.connect(self._on_timer)
@@ -95,10 +114,19 @@ class RedrawPacer(QObject):
     def set_mode(self, key: str) -> RedrawMode:
         """Choose how often plots redraw while training; the worker sends snapshots to match."""
         self.mode = REDRAW_MODES[key]
-        self.run.worker.set_snapshot_hz(self.mode.snapshot_hz)
+        self._apply_pacing()
         self._frame_wall = 0.0  # the next frame may come at once
         self.mode_changed.emit(key)
         return self.mode
+
+    def _apply_pacing(self) -> None:
+        self._budget, self._max_gap_s, hz = self.mode.pacing(self.run.worker.shares_interpreter)
+        self.run.worker.set_snapshot_hz(hz)
+
+    @Slot(int)
+    def _on_engine_ready(self, _pid: int) -> None:
+        # Where training runs is known now (its own process, or this one: the fallback).
+        self._apply_pacing()
 
     def stop(self) -> None:
         self._timer.stop()
@@ -141,10 +169,11 @@ class RedrawPacer(QObject):
         if self.run.state is RunState.RUNNING and not event_due:
             # Everything this thread spent since the last frame began (that frame's
             # refresh and paint, snapshots, status, other panels) must be paid for at
-            # the mode's budget before the next frame: the GUI's share of the
-            # interpreter lock stays under it, whatever a frame happens to cost.
+            # the mode's budget before the next frame (unless max_gap_s has passed):
+            # the GUI's share of a core (or, in the fallback, of the interpreter
+            # lock) stays under it, whatever a frame happens to cost.
             spent = cpu - self._frame_cpu
-            if now - self._frame_wall < min(self.mode.max_gap_s, spent / self.mode.budget):
+            if now - self._frame_wall < min(self._max_gap_s, spent / self._budget):
                 return
         self.frame_cost_s = cpu - self._frame_cpu if self._frame_wall else 0.0
         self._event_frame_at = 0.0

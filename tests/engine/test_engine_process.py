@@ -249,3 +249,13 @@ def test_a_replication_reports_progress_and_stops_on_cancel(tmp_path, cfg):
     finally:
         child.close()
     assert child.proc.exitcode == 0
+
+
+@pytest.mark.skipif(not hasattr(os, "getsid"), reason="sessions are POSIX")
+def test_the_engine_is_a_session_of_its_own():
+    """So the scheduler's autogroups give it its own CPU share, not a share split with the window's paint."""
+    child = ChildEngine()
+    try:
+        assert os.getsid(child.proc.pid) == child.proc.pid != os.getsid(0)
+    finally:
+        child.close()
