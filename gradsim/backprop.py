@@ -184,6 +184,9 @@ class DirectPass:
             self._gw_hidden_scratch = _layer_block(k, width, width, dtype)[1]
         self._one = torch.ones((), dtype=dtype)  # loss.backward()'s seed gradient
         self._fns: dict[tuple[str, float], tuple] = {}
+        self._acts: list[str] = []
+        self._slope = float("nan")
+        self._pairs: list[tuple] = []
 
     def matches(self, weights: Arena, biases: Arena, batch: int, dtype: torch.dtype) -> bool:
         return weights is self.weight_arena and biases is self.bias_arena and batch == self.batch and dtype == self.dtype
@@ -209,7 +212,11 @@ class DirectPass:
         w, wt, b, gw, gb = self.w, self.wt, self.b, self.gw, self.gb
         Z, H, G = self.z, self.h, self.g
         slope = net.leaky_slope
-        pairs = [self._pair(a, slope) for a in net.activations]
+        acts = net.activations
+        if acts != self._acts or slope != self._slope:  # a toggle since the last step (a C-level list compare)
+            self._pairs = [self._pair(a, slope) for a in acts]
+            self._acts, self._slope = list(acts), slope
+        pairs = self._pairs
         residual = net.residual
         alpha = net.residual_alpha
         addmm, mm, add = torch.addmm, torch.mm, torch.add
