@@ -5,8 +5,9 @@
 returns a StepRecord. Without batch or layer norm the pass is hand-written
 (gradsim/backprop.py: gradients straight into the flat arenas, dL/dz as an
 explicit intermediate); with them it is autograd with a hook per layer for
-dL/dz. Both give the same numbers bit for bit (tests/engine/test_backprop.py). ``apply(command)`` changes the run between
-steps and records the event in the session. Nothing here raises on inf/nan:
+dL/dz. Both give the same numbers bit for bit (tests/engine/test_backprop.py).
+``apply(command)`` changes the run between steps and records the event in the
+session. Nothing here raises on inf/nan:
 a non-finite loss or gradient ends the run cleanly with a ``diverged`` event.
 """
 from __future__ import annotations
