@@ -44,7 +44,9 @@ datas = collect_data_files(
         *_unused_dirs,
     ],
 )
-datas.append((os.path.join(_pkg_dir, "bin", "torch_shm_manager"), "torch/bin"))
+_shm_manager = os.path.join(_pkg_dir, "bin", "torch_shm_manager")
+if os.path.exists(_shm_manager):  # Linux and macOS wheels; Windows has none
+    datas.append((_shm_manager, "torch/bin"))
 
 hiddenimports = collect_submodules("torch", filter=lambda name: not is_unused(name))
 
