@@ -5,8 +5,16 @@ The hand-written pass runs the very kernels autograd runs for the same graph
 activations' aten backward kernels, the cross-entropy head's backward), in the
 same order, so every comparison here is exact (``torch.equal`` /
 ``assert_array_equal``): a difference would be a bug, not rounding.
+
+That exactness rests on one property of the machine's BLAS: a batched ``bmm``
+over 64-byte-aligned operands gives, slice by slice, the same bits as the
+per-layer ``mm`` autograd runs (true for MKL on the x86 machines measured).
+``_BLAS_EXACT`` probes it once; on a BLAS where it does not hold the pass still
+has to agree with autograd, but to float32 rounding (relative 1e-4 over a few
+steps, 1e-5 for one step), and a warning says the exact checks were relaxed.
 """
 import copy
+import warnings
 
 import numpy as np
 import pytest
@@ -28,6 +36,34 @@ from gradsim.config import ACTIVATIONS, RunConfig
 from gradsim.trainer import Trainer
 
 
+def _blas_batches_exactly() -> bool:
+    """Does bmm over the pass's aligned layer blocks equal, slice by slice, mm on
+    fresh (aligned) copies as autograd runs it, bit for bit, on this machine?"""
+    g = torch.Generator().manual_seed(0)
+    for batch, width, layers in ((128, 64, 5), (48, 64, 3), (17, 33, 3), (130, 5, 2)):
+        _, dz = backprop._layer_block(layers, batch, width, torch.float32)
+        _, h = backprop._layer_block(layers, batch, width, torch.float32)
+        dz.copy_(torch.randn(layers, batch, width, generator=g))
+        h.copy_(torch.randn(layers, batch, width, generator=g))
+        _, stacked = backprop._layer_block(layers, width, width, torch.float32)  # as the pass writes dW
+        torch.bmm(dz.transpose(1, 2), h, out=stacked)
+        for i in range(layers):
+            if not torch.equal(stacked[i], dz[i].clone().t().mm(h[i].clone())):
+                return False
+    return True
+
+
+_BLAS_EXACT = _blas_batches_exactly()
+
+
+@pytest.fixture(autouse=True)
+def _say_when_relaxed():
+    if not _BLAS_EXACT:
+        warnings.warn("this BLAS's bmm differs from per-slice mm in the last bit: "
+                      "hand-written pass compared to autograd within float32 rounding, not bit for bit")
+    yield
+
+
 def _fixed_batch(trainer, n=48, seed=5):
     g = torch.Generator().manual_seed(seed)
     idx = torch.randperm(len(trainer._y), generator=g)[:n]
@@ -45,17 +81,33 @@ def _pair(cfg, n=48):
     return fast, slow
 
 
-def _same(a, b, msg):
-    """Exactly equal, NaN where the other has NaN (a diverged run's gradients)."""
-    torch.testing.assert_close(a, b, rtol=0, atol=0, equal_nan=True, msg=msg)
+def _same(a, b, msg, rtol=1e-4):
+    """Exactly equal (or, see _BLAS_EXACT, within rounding), NaN where the other has NaN."""
+    tol = 0 if _BLAS_EXACT else rtol
+    torch.testing.assert_close(a, b, rtol=tol, atol=tol * 1e-30, equal_nan=True, msg=msg)
+
+
+def _equal(a, b, msg=""):
+    """torch.equal, or within one step's rounding where the BLAS does not batch exactly."""
+    if _BLAS_EXACT:
+        assert torch.equal(a, b), msg
+    else:
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-35, msg=msg)
+
+
+def _array_equal(a, b, err_msg=""):
+    if _BLAS_EXACT:
+        np.testing.assert_array_equal(a, b, err_msg=err_msg)
+    else:
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=0, equal_nan=True, err_msg=err_msg)
 
 
 def _assert_same_step(fast, slow, rec_f, rec_s, where):
     # Every per-layer number: dL/dW, dL/db, ||W||, update norm and ratio, dL/dz,
     # the activation statistics and the prediction (NaN where not recorded).
-    np.testing.assert_array_equal(rec_f.layers, rec_s.layers, err_msg=where)
+    _array_equal(rec_f.layers, rec_s.layers, err_msg=where)
     # loss, accuracy, total and applied gradient norm, clipped, lr, diverged (not the elapsed time)
-    np.testing.assert_array_equal(rec_f.scalars[:-1], rec_s.scalars[:-1], err_msg=where)
+    _array_equal(rec_f.scalars[:-1], rec_s.scalars[:-1], err_msg=where)
     assert rec_f.has_stats == rec_s.has_stats
     for key in slow.arenas:
         _same(fast.arenas[key].grad, slow.arenas[key].grad, f"{where}: {key} gradients")
@@ -85,15 +137,15 @@ def test_every_gradient_and_dz_equals_autograd_on_the_same_weights(activation, r
     ref_loss = F.cross_entropy(ref_logits, y)
     ref_loss.backward()
 
-    assert torch.equal(loss, ref_loss.detach())
-    assert torch.equal(logits, ref_logits.detach())
+    _equal(loss, ref_loss.detach())
+    _equal(logits, ref_logits.detach())
     for l in range(cfg.depth):
-        assert torch.equal(direct.g[l], zs[l].grad), f"dL/dz of layer {l + 1}"
-        assert torch.equal(direct.h[l], hs[l].detach()), f"activation of layer {l + 1}"
-    assert torch.equal(direct.g_out, zs[-1].grad)
+        _equal(direct.g[l], zs[l].grad, f"dL/dz of layer {l + 1}")
+        _equal(direct.h[l], hs[l].detach(), f"activation of layer {l + 1}")
+    _equal(direct.g_out, zs[-1].grad)
     for k, lin in enumerate(ref.linears):
-        assert torch.equal(t.net.linears[k].weight.grad, lin.weight.grad), f"dL/dW of layer {k + 1}"
-        assert torch.equal(t.net.linears[k].bias.grad, lin.bias.grad), f"dL/db of layer {k + 1}"
+        _equal(t.net.linears[k].weight.grad, lin.weight.grad, f"dL/dW of layer {k + 1}")
+        _equal(t.net.linears[k].bias.grad, lin.bias.grad, f"dL/db of layer {k + 1}")
 
 
 @pytest.mark.parametrize("width,n,dataset", [(1, 1, "spiral"), (2, 3, "spiral"), (3, 5, "spiral"), (5, 130, "spiral"),
@@ -198,8 +250,8 @@ def test_a_toggle_changes_the_very_step_it_applies_to():
         for p, w in zip(ref.net.parameters(), weights):
             p.copy_(w)
     ref_rec = ref.step()
-    np.testing.assert_array_equal(rec.layer_metric("act_grad_norm"), ref_rec.layer_metric("act_grad_norm"))
-    np.testing.assert_array_equal(rec.layer_metric("grad_norm"), ref_rec.layer_metric("grad_norm"))
+    _array_equal(rec.layer_metric("act_grad_norm"), ref_rec.layer_metric("act_grad_norm"))
+    _array_equal(rec.layer_metric("grad_norm"), ref_rec.layer_metric("grad_norm"))
 
 
 def test_a_new_batch_size_and_depth_one_still_equal_autograd():
