@@ -188,6 +188,10 @@ def test_bundle_is_trimmed(root: Path) -> None:
     torch_sources = [f for f in files if f.startswith("torch/") and f.endswith(".py")]
     assert "torch/utils/_config_module.py" in torch_sources and "torch/nn/functional.py" in torch_sources
     assert len(torch_sources) < 100, f"{len(torch_sources)} torch .py files: the source trimming did not run"
+    # PySide6.QtOpenGL's 8.9 MB binding is replaced by a stand-in (hooks/rthook_no_qtopengl.py);
+    # QtOpenGLWidgets, which pyqtgraph subclasses at import, stays
+    assert not [f for f in files if re.match(r"PySide6/QtOpenGL\.", f)], "the QtOpenGL binding is left out"
+    assert [f for f in files if re.match(r"PySide6/QtOpenGLWidgets\.", f)], "QtOpenGLWidgets is bundled"
     # ICU's data library without the tables QtCore never asks for (packaging/linux/slim_icu.py)
     icudata = [internal / f for f in files if re.match(r"libicudata\.so\.\d+$", Path(f).name)]
     assert icudata and all(p.stat().st_size < 20e6 for p in icudata if not p.is_symlink()), icudata
