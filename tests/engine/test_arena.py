@@ -18,14 +18,11 @@ from gradsim.arena import Arena
 from gradsim.commands import Reinit, SetActivation, SetBatchNorm, SetClip, SetLR, SetOptimizer
 from gradsim.config import RunConfig
 from gradsim.trainer import Trainer
+from tests.engine.fixed_batch import fixed_batch
 
 
 def _fixed_batch(trainer, n=48, seed=7):
-    g = torch.Generator().manual_seed(seed)
-    idx = torch.randperm(len(trainer._y), generator=g)[:n]
-    x, y = trainer._x[idx].clone(), trainer._y[idx].clone()
-    trainer._batch = lambda: (x, y)
-    return x, y
+    return fixed_batch(trainer, n, seed)
 
 
 # --------------------------------------------------------------- the arena

@@ -34,6 +34,7 @@ from gradsim.commands import (
 )
 from gradsim.config import ACTIVATIONS, RunConfig
 from gradsim.trainer import Trainer
+from tests.engine.fixed_batch import fixed_batch
 
 
 def _blas_batches_exactly() -> bool:
@@ -65,11 +66,7 @@ def _say_when_relaxed():
 
 
 def _fixed_batch(trainer, n=48, seed=5):
-    g = torch.Generator().manual_seed(seed)
-    idx = torch.randperm(len(trainer._y), generator=g)[:n]
-    x, y = trainer._x[idx].clone(), trainer._y[idx].clone()
-    trainer._batch = lambda: (x, y)
-    return x, y
+    return fixed_batch(trainer, n, seed)
 
 
 def _pair(cfg, n=48):

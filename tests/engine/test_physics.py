@@ -13,6 +13,7 @@ import torch.nn.functional as F
 
 from gradsim.config import RunConfig
 from gradsim.trainer import Trainer
+from tests.engine.fixed_batch import fixed_batch
 
 # float32 arithmetic: norms of a few thousand terms agree to ~1e-6 relative;
 # different summation orders (foreach vs. plain) stay well inside 1e-5.
@@ -20,11 +21,7 @@ RTOL = 1e-5
 
 
 def _fixed_batch(trainer, n=64, seed=123):
-    g = torch.Generator().manual_seed(seed)
-    idx = torch.randperm(len(trainer._y), generator=g)[:n]
-    x, y = trainer._x[idx].clone(), trainer._y[idx].clone()
-    trainer._batch = lambda: (x, y)
-    return x, y
+    return fixed_batch(trainer, n, seed)
 
 
 def _independent_grads(net, x, y):

@@ -16,16 +16,13 @@ from gradsim.config import ConfigError, RunConfig
 from gradsim.presets import parse_run_file
 from gradsim.session_io import export_session
 from gradsim.trainer import Trainer
+from tests.engine.fixed_batch import fixed_batch
 
 RTOL = 1e-5  # float32 norms of a few thousand terms (see test_physics.py)
 
 
 def _fixed_batch(trainer, n=32, seed=7):
-    g = torch.Generator().manual_seed(seed)
-    idx = torch.randperm(len(trainer._y), generator=g)[:n]
-    x, y = trainer._x[idx].clone(), trainer._y[idx].clone()
-    trainer._batch = lambda: (x, y)
-    return x, y
+    return fixed_batch(trainer, n, seed)
 
 
 def _independent(net, x, y):
