@@ -171,6 +171,8 @@ def test_no_engine_process_means_training_in_the_window_process_and_a_note(qtbot
     w.show()
     qtbot.waitUntil(lambda: w.worker.ready, timeout=WAIT_MS)
     assert w.worker.engine_mode == "thread" and w.worker.engine_pid == os.getpid()
+    # The note is a queued signal from the worker thread: "ready" can be seen before it is delivered.
+    qtbot.waitUntil(lambda: any(line[1] == "engine" for line in w.event_log.lines()), timeout=WAIT_MS)
     notes = [line for line in w.event_log.lines() if line[1] == "engine"]
     assert len(notes) == 1 and "no-such-method" in notes[0][2] and "inside the window's process" in notes[0][2]
     w.toggle_run()
