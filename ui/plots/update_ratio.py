@@ -37,7 +37,9 @@ class UpdateRatioPlot(SelectedLayersPlot):
             movable=False,
             pen=pg.mkPen("#bbbbbb", width=1, style=Qt.PenStyle.DotLine),
             label="1e-3 healthy",
-            labelOpts={"position": 0.02, "color": "#bbbbbb", "anchors": [(0, 1), (0, 1)], "fill": (0, 0, 0, 170)},
+            # Centred, not at the left: every run has a "0: start" marker label in the top-left
+            # corner, and when all layers sit far below 1e-3 this line runs along the top edge.
+            labelOpts={"position": 0.5, "color": "#bbbbbb", "anchors": [(0.5, 1), (0.5, 1)], "fill": (0, 0, 0, 170)},
         )
         self.reference.setToolTip("Rule of thumb: updates about 1e-3 of the weights; far below, the layer barely learns.")
         self.plot.addItem(self.reference, ignoreBounds=True)
