@@ -25,7 +25,6 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -192,24 +191,15 @@ def paired_blocks(app, window, config: RunConfig, block_s: float) -> tuple[list[
 
 def startup_times(runs: int) -> list[tuple[float, str]]:
     """Launch ``python main.py`` and time the first paint (seconds) as seen from here."""
+    from first_paint import first_paint  # the sibling script's launcher (benchmarks/ is on sys.path)
+
     out = []
     for _ in range(runs):
         with tempfile.TemporaryDirectory() as cfg_home:
             env = dict(os.environ, GRADSIM_REPORT_FIRST_PAINT="1", XDG_CONFIG_HOME=cfg_home, QT_QPA_PLATFORM=os.environ["QT_QPA_PLATFORM"])
-            t0 = time.time()
-            proc = subprocess.Popen([sys.executable, str(ROOT / "main.py")], cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
-            line = ""
-            assert proc.stdout is not None
-            for line in proc.stdout:
-                if line.startswith("first-paint"):
-                    break
-            proc.wait(60)
-            parts = line.split()
-            if len(parts) < 2:
-                raise SystemExit("main.py did not report a first paint")
-            out.append((float(parts[1]) - t0, parts[2] if len(parts) > 2 else "?"))
+            seconds, note = first_paint([sys.executable, str(ROOT / "main.py")], env)
+            out.append((seconds, note or "?"))
     return out
-
 
 def pct(values: list[float], q: float) -> float:
     return float(np.percentile(np.asarray(values), q)) if values else float("nan")
