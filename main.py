@@ -3,7 +3,7 @@
 Flags: ``--preset NAME``, ``--steps N``, ``--screenshot FILE.png``, ``--self-test``,
 ``--version``; ``python main.py --help`` lists them.
 
-Training runs in a child process (gradsim/engine_process.py). ``freeze_support()``
+Training runs in a child process (gradsim/service/loop.py). ``freeze_support()``
 comes first so that, in the PyInstaller-frozen app, a process started by
 multiprocessing (the engine, the forkserver, the resource tracker) runs what it
 was started for instead of a second window. Nothing is imported at module level:

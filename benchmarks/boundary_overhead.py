@@ -24,8 +24,8 @@ def main() -> int:
     import torch
 
     from gradsim.config import RunConfig
-    from gradsim.learned import boundary_grid
-    from gradsim.trainer import Trainer
+    from gradsim.teaching.learned import boundary_grid
+    from gradsim.train.trainer import Trainer
     from ui.learned_view import MAX_SHARE, MIN_PERIOD_S
 
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])

@@ -55,8 +55,8 @@ def full_store_export(store_mb: float, depth: int = 10) -> None:
     import numpy as np
     import torch  # noqa: F401  (a run's process has torch loaded; session.json names its version)
 
-    from gradsim.session import Session, StepRecord
-    from gradsim.session_io import export_session
+    from gradsim.session.store import Session, StepRecord
+    from gradsim.session.io import export_session
 
     s = Session(depth + 1, {"depth": depth}, max_memory_mb=store_mb)
     layers = np.random.default_rng(0).standard_normal((depth + 1, 11)).astype(np.float32)

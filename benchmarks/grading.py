@@ -28,9 +28,9 @@ from pathlib import Path
 
 import torch
 
-from gradsim.cli import main as cli
-from gradsim.exercises import exercise_files, load_exercise, write_submission
-from gradsim.trainer import Trainer
+from gradsim.cli.main import main as cli
+from gradsim.teaching.exercises import exercise_files, load_exercise, write_submission
+from gradsim.train.trainer import Trainer
 
 
 def _make_class(root: Path, n: int, steps: int | None) -> tuple[Path, list[str]]:

@@ -45,7 +45,7 @@ from PySide6.QtCore import QSettings, Qt, QTimer  # noqa: E402
 from PySide6.QtWidgets import QApplication  # noqa: E402
 
 from gradsim.config import RunConfig  # noqa: E402
-from gradsim.trainer import Trainer  # noqa: E402
+from gradsim.train.trainer import Trainer  # noqa: E402
 
 
 def process_cpu_s(pid: Optional[int]) -> float:

@@ -41,7 +41,7 @@ STEPS = {10: 1500, 50: 400, 100: 200}
 # ---------------------------------------------------------------- children
 def _data(depth: int):
     from gradsim.config import RunConfig
-    from gradsim.datasets import make_dataset
+    from gradsim.data.datasets import make_dataset
 
     cfg = RunConfig(depth=depth, width=64, batch_size=128, activation="tanh", init="xavier_normal", lr=0.01)
     return cfg, make_dataset(cfg.dataset, cfg.n_samples, cfg.noise, cfg.seed, cfg.test_fraction)
@@ -92,7 +92,7 @@ def child_plain(depth: int, steps: int, tensorboard: bool) -> None:
 def child_gradsim(depth: int, steps: int) -> None:
     import torch
 
-    from gradsim.trainer import Trainer
+    from gradsim.train.trainer import Trainer
 
     torch.set_num_threads(1)
     cfg, _ = _data(depth)

@@ -51,7 +51,7 @@ def main() -> None:
     from torch import nn
 
     from gradsim.config import RunConfig
-    from gradsim.trainer import Trainer
+    from gradsim.train.trainer import Trainer
 
     torch.set_num_threads(1)
     settings = dict(depth=a.depth, width=64, batch_size=128, activation="tanh", init="xavier_normal", lr=0.01,

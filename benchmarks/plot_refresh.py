@@ -69,7 +69,7 @@ def build_store(n_layers: int, n_steps: int, extra: int):
     import numpy as np
 
     from gradsim.metrics import LAYER_INDEX, LAYER_METRICS, STEP_METRICS
-    from gradsim.session import Rows, Session
+    from gradsim.session.store import Rows, Session
     from ui.plots.demo_data import fill_demo
 
     total = n_steps + extra
@@ -134,7 +134,7 @@ def measure(args: argparse.Namespace) -> dict:
     """Run every phase in this process; returns the figures (also printed)."""
     import pyqtgraph as pg
 
-    from gradsim.session import Rows
+    from gradsim.session.store import Rows
     from ui.plots.panel import PlotPanel
 
     app = pg.mkQApp("plot_refresh")

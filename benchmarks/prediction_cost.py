@@ -29,7 +29,7 @@ def main() -> None:
     import torch
 
     from gradsim.config import RunConfig
-    from gradsim.trainer import Trainer
+    from gradsim.train.trainer import Trainer
 
     torch.set_num_threads(1)
     clock = time.thread_time

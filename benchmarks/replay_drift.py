@@ -18,10 +18,10 @@ import argparse
 import numpy as np
 import torch
 
-from gradsim.exercises import exercise_files, load_exercise
+from gradsim.teaching.exercises import exercise_files, load_exercise
 from gradsim.grading.replay import UNCOMPARED
 from gradsim.metrics import STEP_METRICS
-from gradsim.trainer import Trainer
+from gradsim.train.trainer import Trainer
 
 
 def _run(cfg, events, nudge: bool):

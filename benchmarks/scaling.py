@@ -24,8 +24,8 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 from gradsim.config import RunConfig  # noqa: E402
-from gradsim.session import Session, StepRecord  # noqa: E402
-from gradsim.trainer import Trainer  # noqa: E402
+from gradsim.session.store import Session, StepRecord  # noqa: E402
+from gradsim.train.trainer import Trainer  # noqa: E402
 
 
 def rss_mb() -> float:

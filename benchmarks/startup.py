@@ -29,7 +29,7 @@ import torch, torch.nn.functional as F
 from torch import nn
 torch.set_num_threads(1)
 sys.path.insert(0, sys.argv[1])
-from gradsim.datasets import make_dataset
+from gradsim.data.datasets import make_dataset
 d = make_dataset("spiral")
 layers, n = [], d.n_inputs
 for _ in range(50):

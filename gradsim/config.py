@@ -130,7 +130,7 @@ class RunConfig:
 
     @property
     def n_train(self) -> int:
-        from .datasets import dataset_sizes
+        from .data.datasets import dataset_sizes
 
         n_total = dataset_sizes(self.dataset, self.n_samples)
         return n_total - int(round(n_total * self.test_fraction))
@@ -141,7 +141,7 @@ class RunConfig:
         return self.depth + 1
 
     def param_count(self) -> int:
-        from .datasets import dataset_shape
+        from .data.datasets import dataset_shape
 
         n_in, n_out = dataset_shape(self.dataset)
         w = self.width

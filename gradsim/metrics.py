@@ -38,12 +38,12 @@ LAYER_METRICS: tuple[str, ...] = (
 STATS_METRICS: tuple[str, ...] = ("act_mean", "act_std", "act_saturation", "act_dead")
 
 #: The theory's predicted ||dL/dz_l|| / ||dL/dz_(l+1)|| for the weights of the step
-#: (gradsim.theory), recorded at step 0, at every event and with the activation
+#: (gradsim.theory.mean_field), recorded at step 0, at every event and with the activation
 #: statistics; NaN (an empty cell) for the output layer and on other rows.
 PRED_METRICS: tuple[str, ...] = ("pred_gain",)
 
 #: Narrowest hidden layer the mean-field prediction is made for (a large-width
-#: theory); here, not in gradsim.theory, so the window can say so without torch.
+#: theory); here, not in gradsim.theory.mean_field, so the window can say so without torch.
 PRED_MIN_WIDTH = 16
 
 #: Always recorded every step (cheap: one ``torch._foreach_norm`` each).

@@ -68,7 +68,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     # Validate everything that can be checked without Qt, so a typo costs no window.
     from gradsim.commands import Scheduled
     from gradsim.config import ConfigError, RunConfig
-    from gradsim.presets import load_preset, parse_run_file
+    from gradsim.teaching.presets import load_preset, parse_run_file
 
     if args.preset and args.config:
         return _fail_usage("give --preset or --config, not both")

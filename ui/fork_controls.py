@@ -2,7 +2,7 @@
 
 Why: "batch norm helps" convinces when two branches start from one state. At
 a paused step, Fork asks the worker for branch B (an exact copy of the run:
-weights, optimizer state, batch order, random generators; see gradsim/fork.py);
+weights, optimizer state, batch order, random generators; see gradsim/train/fork.py);
 from then on the one worker steps A and B alternately, the plots draw B dashed
 on the same axes, and the heatmap can show A, B or log10 B/A. The toggles go
 to the branch chosen here (B by default: change one branch, keep the other),
@@ -17,7 +17,7 @@ from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import QComboBox, QLabel, QMainWindow, QToolBar
 
 from gradsim.commands import Command
-from gradsim.session import Session
+from gradsim.session.store import Session
 
 from .run_controller import RunState
 from .worker import BranchCommand

@@ -2,7 +2,7 @@
 
 Why the pacing: the grid's forward pass (40 x 40 points) costs about as much
 as a few training steps. It runs in the engine between steps (through
-``worker.submit``, as ``gradsim.engine_tasks.learned``), only while the dock is visible, and the next one is asked
+``worker.submit``, as ``gradsim.service.tasks.learned``), only while the dock is visible, and the next one is asked
 for no sooner than ``cost / MAX_SHARE`` after the last, so it takes at most
 ``MAX_SHARE`` of the training thread whatever the net's size (the issue's
 budget is 5 %; benchmarks/boundary_overhead.py measured more than the share
@@ -18,7 +18,7 @@ from PySide6.QtCore import QObject, Qt, Slot
 from PySide6.QtGui import QAction
 from PySide6.QtWidgets import QDockWidget, QMainWindow
 
-from gradsim import engine_tasks
+from gradsim.service import tasks as engine_tasks
 
 from .run_controller import RunState
 
@@ -101,7 +101,7 @@ class LearnedController(QObject):
         self.next_at = self.done_at + max(MIN_PERIOD_S, cost / MAX_SHARE)
         if generation != self.run.generation or self.panel is None:
             return
-        from gradsim.learned import BoundaryGrid
+        from gradsim.teaching.learned import BoundaryGrid
 
         if isinstance(data, BoundaryGrid):
             self.panel.set_grid(data)

@@ -21,7 +21,7 @@ from PySide6.QtWidgets import QDockWidget, QMainWindow, QWidget
 
 from gradsim import __version__
 from gradsim.config import RunConfig
-from gradsim.session import Session
+from gradsim.session.store import Session
 
 from . import menus
 from . import settings as st

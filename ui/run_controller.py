@@ -27,7 +27,7 @@ from PySide6.QtCore import QObject, Signal, Slot
 
 from gradsim.commands import Command, Scheduled
 from gradsim.config import ConfigError, RunConfig
-from gradsim.session import Session
+from gradsim.session.store import Session
 
 from .worker import BranchCommand, ForkRun, Snapshot, TrainingWorker, WarmUp
 

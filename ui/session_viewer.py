@@ -23,7 +23,7 @@ from PySide6.QtWidgets import QFileDialog, QLabel, QMainWindow, QSlider, QToolBa
 
 from gradsim.commands import COMMAND_KINDS, CommandError, Scheduled, command_from_event
 from gradsim.config import ConfigError, RunConfig
-from gradsim.session import Session
+from gradsim.session.store import Session
 
 from .run_controller import RunState
 
@@ -43,7 +43,7 @@ def load_saved_session(path: str | Path) -> Session:
     Any failure (a foreign file, a truncated CSV, no permission) becomes the
     same error type, so callers show it and keep what they had.
     """
-    from gradsim.session_io import SessionFormatError, load_session
+    from gradsim.session.io import SessionFormatError, load_session
 
     p = Path(path)
     try:

@@ -5,7 +5,7 @@ window's public surface only (``add_dock``, ``export_dir``, ``builder``,
 ``plots``, ``show_error``, ``statusBar``) and the run model (``window.run``).
 Everything that reads the live network (Jacobian, submissions) runs in the
 engine process between steps through ``worker.submit`` (functions of
-``gradsim.engine_tasks``, pickled there); each result comes back to the
+``gradsim.service.tasks``, pickled there); each result comes back to the
 callback of the request that asked for it. The theory overlay is
 no task here: the trainer records the prediction (``pred_gain``) with the
 data and the depth profile draws the one of the step it shows.
@@ -23,7 +23,7 @@ from PySide6.QtWidgets import QFileDialog, QInputDialog, QLineEdit, QMainWindow
 
 from PySide6.QtGui import QAction
 
-from gradsim import engine_tasks
+from gradsim.service import tasks as engine_tasks
 
 from .settings import KEY_STUDENT, read_str, settings
 

@@ -3,7 +3,7 @@
 Why this shape: pyqtgraph paints from Python, so a training thread in the
 window's process waits for the interpreter lock whenever a plot redraws
 (benchmarks/RESULTS.md 4.6). So the torch work runs in a *child process*
-(``gradsim.engine_process``, Qt-free): this QThread starts it, sends it the
+(``gradsim.service.loop``, Qt-free): this QThread starts it, sends it the
 window's messages down a pipe and turns every report that comes back
 (snapshots, export done/failed, previews, fork, replication progress, task
 results, divergence, the end, failures) into the same signals as before, so
@@ -36,15 +36,15 @@ from typing import Any, Callable, Optional
 
 from PySide6.QtCore import QObject, QThread, Signal, Slot
 
-from gradsim import engine_process as ep
+from gradsim.service import loop as ep
 from gradsim.commands import Scheduled
 from gradsim.config import RunConfig
-from gradsim.engine_process import (  # noqa: F401 - the message types, re-exported for the window's modules
+from gradsim.service.loop import (  # noqa: F401 - the message types, re-exported for the window's modules
     SNAPSHOT_HZ, BranchCommand, CancelReplication, ExportRequest, ForkRun, NoRunError, PauseRun, Preview,
     PreviewRequest, ReplicationRequest, ReplicationResult, ResetRun, SetSnapshotRate, Shutdown, Snapshot,
     StartRun, StepRun, Task, WarmUp,
 )
-from gradsim.session import Session
+from gradsim.session.store import Session
 
 log = logging.getLogger(__name__)
 
@@ -187,7 +187,7 @@ class TrainingWorker(QThread):
         ``on_error(exception)`` is then called in the GUI thread.
 
         ``fn`` travels to the engine process by pickle: a module-level function
-        (of a Qt-free module: ``gradsim.engine_tasks``) or a ``functools.partial``
+        (of a Qt-free module: ``gradsim.service.tasks``) or a ``functools.partial``
         of one; a lambda or a bound method raises TypeError here. With
         ``on_trainer=True``, ``fn`` gets the Trainer instead (read the live
         weights: Jacobian, what the network learns) and must not change the run.
@@ -483,11 +483,11 @@ class TrainingWorker(QThread):
             log.warning("unknown report from the engine: %r", kind)
 
     def _export_mirror(self, msg: ExportMirror) -> None:
-        from gradsim.session_io import ExportError, export_session
+        from gradsim.session.io import ExportError, export_session
 
         try:
             if msg.branch is not None:
-                from gradsim.fork import export_comparison
+                from gradsim.train.fork import export_comparison
 
                 path = export_comparison(msg.session, msg.branch, msg.path, zip_file=msg.zip_file)
             else:

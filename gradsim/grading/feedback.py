@@ -20,8 +20,8 @@ from typing import Any, Optional
 
 import numpy as np
 
-from ..exercises import Answer, Exercise, NoDivergence
-from ..session import Session
+from ..teaching.exercises import Answer, Exercise, NoDivergence
+from ..session.store import Session
 from .grade import Grade
 
 BAND_SEEDS = 3  # reference runs per exercise: enough to show seed spread, cheap next to a class
@@ -43,7 +43,7 @@ def reference_profiles(exercise: Exercise, seed: int) -> tuple[list[float], list
     """||dL/dz|| per layer at step 0 and at the end of the exercise's own run with ``seed`` (a task)."""
     import torch
 
-    from ..trainer import Trainer
+    from ..train.trainer import Trainer
 
     torch.set_num_threads(1)
     t = Trainer(exercise.config.with_changes(seed=seed), exercise.events, label=f"reference seed {seed}")

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..exercises import Result
+from ..teaching.exercises import Result
 
 
 @dataclass

@@ -12,10 +12,10 @@ from typing import Any, Optional
 
 from pathlib import Path
 
-from ..exercises import Exercise
+from ..teaching.exercises import Exercise
 from ..safe_json import parse_json
 from .grade import Grade
-from ..session import Session
+from ..session.store import Session
 from .submission import SUBMISSION_JSON, SubmissionFiles, read_submission
 
 MAX_STUDENT_CHARS = 200
@@ -42,7 +42,7 @@ def grade_session(exercise: Exercise, sub: SubmissionFiles, replay: bool = True,
 
     Every problem becomes a Grade with ``error`` (score 0), never an exception.
     """
-    from ..session_io import SessionFormatError, load_session
+    from ..session.io import SessionFormatError, load_session
     from .replay import ReplayError, first_mismatch, replay as replay_session, tolerance_for
 
     fail = lambda msg, student="": (Grade(sub.path, False, [], [], msg, student=student), None)  # noqa: E731

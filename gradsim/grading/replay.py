@@ -45,7 +45,7 @@ from typing import Any, Mapping, Optional
 import numpy as np
 
 from ..metrics import LAYER_METRICS, STEP_METRICS
-from ..session import Session
+from ..session.store import Session
 
 SAME_BUILD_RTOL = 0.0
 CROSS_BUILD_RTOL = 1e-3
@@ -125,8 +125,8 @@ def replay(meta: Any, where: str = "session.json") -> Session:
 
     from ..commands import CommandError
     from ..config import ConfigError
-    from ..presets import session_run
-    from ..trainer import Trainer
+    from ..teaching.presets import session_run
+    from ..train.trainer import Trainer
 
     try:
         cfg, schedule = session_run(meta, where)

@@ -12,7 +12,7 @@ import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..session_io import FILES
+from ..session.io import FILES
 
 SUBMISSION_JSON = "submission.json"
 WANTED = FILES + (SUBMISSION_JSON,)

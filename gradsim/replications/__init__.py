@@ -1,6 +1,6 @@
 """Replications of the classic results on vanishing and exploding gradients.
 
-``python -m gradsim replicate --list | NAME [--full] --out DIR`` (gradsim.cli);
+``python -m gradsim replicate --list | NAME [--full] --out DIR`` (gradsim.cli.main);
 the window's Help > Replications... runs the same code in its worker.
 """
 from __future__ import annotations

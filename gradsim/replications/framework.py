@@ -50,7 +50,7 @@ class Run:
 @dataclass
 class RunResult:
     run: Run
-    session: Any  # gradsim.session.Session, re-loaded from the exported folder
+    session: Any  # gradsim.session.store.Session, re-loaded from the exported folder
     folder: Path
     probe: Any = None
 
@@ -157,8 +157,8 @@ def run_replication(
     import torch
 
     from ..commands import parse_event
-    from ..session_io import export_session, load_session, write_atomic
-    from ..trainer import Trainer
+    from ..session.io import export_session, load_session, write_atomic
+    from ..train.trainer import Trainer
 
     if mode not in MODES:
         raise ReplicationError(f"mode = {mode!r} is not known; allowed: {', '.join(MODES)}")
@@ -230,7 +230,7 @@ def write_figure(rep: Replication, results: dict[str, RunResult], outcome: Outco
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
-    from ..session_io import write_atomic
+    from ..session.io import write_atomic
 
     fig = Figure(figsize=(10, 4.2), dpi=100, layout="constrained")
     FigureCanvasAgg(fig)

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from gradsim.cli import main
+from gradsim.cli.main import main
 from gradsim.config import RunConfig
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -124,8 +124,8 @@ def test_deeply_nested_json_config_is_one_line_and_exit_2(tmp_path):
 
 def test_the_same_reader_refuses_deep_json_in_sessions_presets_and_submissions(tmp_path):
     from gradsim.config import ConfigError, RunConfig
-    from gradsim.presets import preset_from_file
-    from gradsim.session_io import SessionFormatError, load_session
+    from gradsim.teaching.presets import preset_from_file
+    from gradsim.session.io import SessionFormatError, load_session
 
     text = "{\"a\":" * 50_000 + "1" + "}" * 50_000
     with pytest.raises(ConfigError, match="nested too deeply"):
@@ -142,10 +142,10 @@ def test_the_same_reader_refuses_deep_json_in_sessions_presets_and_submissions(t
 
 def test_summary_reads_step_0_without_copying_the_store(tmp_path, monkeypatch):
     """cli used rows_after(-1) to read row 0: a copy of every recorded row (up to 256 MB)."""
-    from gradsim import cli
+    from gradsim.cli import main as cli
     from gradsim.config import RunConfig
-    from gradsim.session import Session
-    from gradsim.trainer import Trainer
+    from gradsim.session.store import Session
+    from gradsim.train.trainer import Trainer
 
     t = Trainer(RunConfig(dataset="moons", depth=3, width=16, batch_size=32, steps=20))
     t.run()
@@ -163,7 +163,7 @@ def test_summary_reads_step_0_without_copying_the_store(tmp_path, monkeypatch):
     first.layers[:] = -1  # a copy of one row, not a view into the store
     assert t.session.layers[0, 0, 0] != -1
     assert Session(2).first() is None
-    from gradsim.sweep import sweep_task
+    from gradsim.service.sweep import sweep_task
 
     row, files = sweep_task((0, RunConfig(dataset="moons", depth=3, width=16, batch_size=32, steps=5).to_dict(), [], "sw"))
     assert sorted(files) == ["events.csv", "layers.csv", "session.json", "steps.csv"]

@@ -9,9 +9,9 @@ import json
 
 import pytest
 
-from gradsim.cli import main
-from gradsim.exercises import parse_exercise, write_submission
-from gradsim.trainer import Trainer
+from gradsim.cli.main import main
+from gradsim.teaching.exercises import parse_exercise, write_submission
+from gradsim.train.trainer import Trainer
 
 distributed = pytest.importorskip("distributed", reason="the cluster extra is installed by `make test`")
 

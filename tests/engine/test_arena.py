@@ -13,11 +13,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from gradsim import optimizers
+from gradsim.train import optimizers
 from gradsim.arena import Arena
 from gradsim.commands import Reinit, SetActivation, SetBatchNorm, SetClip, SetLR, SetOptimizer
 from gradsim.config import RunConfig
-from gradsim.trainer import Trainer
+from gradsim.train.trainer import Trainer
 from tests.engine.fixed_batch import fixed_batch
 
 

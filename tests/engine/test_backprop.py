@@ -1,4 +1,4 @@
-"""The hand-written forward/backward (gradsim/backprop.py) against autograd.
+"""The hand-written forward/backward (gradsim/models/mlp_backprop.py) against autograd.
 
 The hand-written pass runs the very kernels autograd runs for the same graph
 (addmm, the two mm of AddmmBackward0, the bias's sum over the batch, the
@@ -21,7 +21,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from gradsim import backprop
+from gradsim.models import mlp_backprop as backprop
 from gradsim.commands import (
     Reinit,
     SetActivation,
@@ -33,7 +33,7 @@ from gradsim.commands import (
     SetResidual,
 )
 from gradsim.config import ACTIVATIONS, RunConfig
-from gradsim.trainer import Trainer
+from gradsim.train.trainer import Trainer
 from tests.engine.fixed_batch import fixed_batch
 
 

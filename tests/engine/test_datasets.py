@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from gradsim.config import DATASETS
-from gradsim.datasets import make_dataset
+from gradsim.data.datasets import make_dataset
 
 
 @pytest.mark.parametrize("name", DATASETS)
@@ -32,7 +32,7 @@ def test_digits_is_the_real_8x8_set():
 def test_generators_equal_scikit_learns_for_the_same_seed(name, n, noise, seed):
     """Sessions recorded when scikit-learn made these sets must replay identically."""
     skd = pytest.importorskip("sklearn.datasets")
-    from gradsim import datasets
+    from gradsim.data import datasets
 
     state = int(np.random.default_rng(seed).integers(0, 2**31 - 1))
     if name == "moons":
@@ -47,7 +47,7 @@ def test_generators_equal_scikit_learns_for_the_same_seed(name, n, noise, seed):
 
 def test_shipped_digits_equal_scikit_learns():
     skd = pytest.importorskip("sklearn.datasets")
-    from gradsim import datasets
+    from gradsim.data import datasets
 
     x, y = datasets._digits(0, 0.0, np.random.default_rng(0))
     ref = skd.load_digits()

@@ -1,9 +1,9 @@
 """A run is a pure function of (config, seed, schedule): same inputs, same CSVs."""
 from gradsim.commands import parse_event
 from gradsim.config import RunConfig
-from gradsim.presets import parse_run_file
-from gradsim.session_io import export_session
-from gradsim.trainer import Trainer
+from gradsim.teaching.presets import parse_run_file
+from gradsim.session.io import export_session
+from gradsim.train.trainer import Trainer
 
 
 def _csvs(session, tmp_path, name):

@@ -1,9 +1,9 @@
 import numpy as np
 
 from gradsim.config import RunConfig
-from gradsim.session import Session
-from gradsim.session_io import export_session, load_session
-from gradsim.trainer import Trainer
+from gradsim.session.store import Session
+from gradsim.session.io import export_session, load_session
+from gradsim.train.trainer import Trainer
 
 
 def test_exploding_run_stops_cleanly_and_exports(tmp_path):

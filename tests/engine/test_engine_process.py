@@ -1,4 +1,4 @@
-"""The engine's serving loop (gradsim/engine_process.py), with no Qt: in a thread and in a real child process.
+"""The engine's serving loop (gradsim/service/loop.py), with no Qt: in a thread and in a real child process.
 
 The child tests start real processes (the forkserver imports torch once per
 test session; each engine after that is a fork of it).
@@ -14,13 +14,13 @@ import threading
 import numpy as np
 import pytest
 
-from gradsim import engine_process as ep
-from gradsim import engine_tasks
+from gradsim.service import loop as ep
+from gradsim.service import tasks as engine_tasks
 from gradsim.commands import SetActivation, SetLR
 from gradsim.config import RunConfig
-from gradsim.session import STEP_INDEX
-from gradsim.session_io import export_session
-from gradsim.trainer import Trainer
+from gradsim.session.store import STEP_INDEX
+from gradsim.session.io import export_session
+from gradsim.train.trainer import Trainer
 
 WAIT_S = 120.0  # only a bound on a hang; nothing here is timed
 

@@ -4,15 +4,15 @@ import json
 import numpy as np
 import pytest
 
-from gradsim.cli import main
+from gradsim.cli.main import main
 from gradsim.commands import parse_event
-from gradsim.exercises import (
+from gradsim.teaching.exercises import (
     ExerciseError, exercise_files, load_exercise, parse_exercise, write_submission,
 )
 from gradsim.grading.grader import grade
 from gradsim.metrics import LAYER_METRICS, STEP_METRICS
-from gradsim.session import Session, StepRecord
-from gradsim.trainer import Trainer
+from gradsim.session.store import Session, StepRecord
+from gradsim.train.trainer import Trainer
 
 MINIMAL = '''
 id = "t"

@@ -11,8 +11,8 @@ import sys
 import numpy as np
 import pytest
 
-from gradsim import session_io
-from gradsim.session import Session, StepRecord
+from gradsim.session import io as session_io
+from gradsim.session.store import Session, StepRecord
 
 pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="POSIX permission bits")
 

@@ -9,8 +9,8 @@ import zipfile
 import numpy as np
 import pytest
 
-from gradsim import session_io
-from gradsim.session import Session, StepRecord
+from gradsim.session import io as session_io
+from gradsim.session.store import Session, StepRecord
 
 
 def _big_session(n_steps=10000, n_layers=6):

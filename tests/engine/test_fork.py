@@ -10,9 +10,9 @@ import pytest
 
 from gradsim.commands import Scheduled, SetActivation, SetBatchNorm, SetLR
 from gradsim.config import RunConfig
-from gradsim.fork import copy_session, fork_trainer
+from gradsim.train.fork import copy_session, fork_trainer
 from gradsim.metrics import STEP_INDEX
-from gradsim.trainer import Trainer
+from gradsim.train.trainer import Trainer
 
 FORK_AT = 13  # mid-epoch: 120 * 0.8 training samples / batch 16 = 6 batches an epoch
 MORE = 9

@@ -13,16 +13,16 @@ import zipfile
 import numpy as np
 import pytest
 
-from gradsim.cli import main
-from gradsim.exercises import exercise_files, load_exercise, parse_exercise, write_submission
+from gradsim.cli.main import main
+from gradsim.teaching.exercises import exercise_files, load_exercise, parse_exercise, write_submission
 from gradsim.grading.grader import grade
 from gradsim.grading.grader import grade_task
 from gradsim.grading.feedback import make_band, reference_profiles
 from gradsim.grading.replay import CROSS_BUILD_RTOL, first_mismatch, replay, tolerance_for
 from gradsim.grading.submission import read_submission
 from gradsim.metrics import LAYER_METRICS, STEP_METRICS
-from gradsim.session_io import load_session
-from gradsim.trainer import Trainer
+from gradsim.session.io import load_session
+from gradsim.train.trainer import Trainer
 
 # A small exercise in the shape of the real ones: a config, live events, every objective kind we grade.
 TINY = '''

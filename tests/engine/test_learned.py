@@ -7,9 +7,9 @@ import torch
 
 from gradsim.commands import Scheduled, SetBatchNorm
 from gradsim.config import RunConfig
-from gradsim.learned import boundary_grid, confusion
+from gradsim.teaching.learned import boundary_grid, confusion
 from gradsim.metrics import STEP_INDEX
-from gradsim.trainer import Trainer
+from gradsim.train.trainer import Trainer
 
 
 def _cfg(**kw) -> RunConfig:

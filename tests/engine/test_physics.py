@@ -12,7 +12,7 @@ import torch
 import torch.nn.functional as F
 
 from gradsim.config import RunConfig
-from gradsim.trainer import Trainer
+from gradsim.train.trainer import Trainer
 from tests.engine.fixed_batch import fixed_batch
 
 # float32 arithmetic: norms of a few thousand terms agree to ~1e-6 relative;

@@ -5,8 +5,8 @@ import math
 import numpy as np
 import pytest
 
-from gradsim.presets import load_preset, preset_names
-from gradsim.trainer import Trainer
+from gradsim.teaching.presets import load_preset, preset_names
+from gradsim.train.trainer import Trainer
 
 STORY_TESTS = {
     "vanishing-sigmoid", "healthy-relu-he", "deep-tanh-xavier", "exploding-relu", "clipping-rescue", "batchnorm-rescue",

@@ -21,8 +21,8 @@ def test_engine_runs_with_no_qt_loaded():
     code = (
         "import sys\n"
         "from gradsim.config import RunConfig\n"
-        "from gradsim.trainer import Trainer\n"
-        "import gradsim.cli, gradsim.presets, gradsim.session_io\n"
+        "from gradsim.train.trainer import Trainer\n"
+        "import gradsim.cli.main, gradsim.teaching.presets, gradsim.session.io\n"
         "Trainer(RunConfig(depth=2, width=4, steps=2)).run()\n"
         "bad = [m for m in sys.modules if m.split('.')[0] in %r]\n"
         "assert not bad, bad\n" % (FORBIDDEN,)

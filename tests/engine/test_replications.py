@@ -17,10 +17,10 @@ import numpy as np
 import pytest
 import torch
 
-from gradsim.presets import parse_run_file
+from gradsim.teaching.presets import parse_run_file
 from gradsim.replications import REPLICATIONS, run_replication
-from gradsim.session_io import export_session
-from gradsim.trainer import Trainer
+from gradsim.session.io import export_session
+from gradsim.train.trainer import Trainer
 
 _CACHE: dict[str, object] = {}
 

@@ -13,9 +13,9 @@ import torch.nn.functional as F
 
 from gradsim.commands import CommandError, SetLayerNorm, SetResidual, parse_command, parse_event
 from gradsim.config import ConfigError, RunConfig
-from gradsim.presets import parse_run_file
-from gradsim.session_io import export_session
-from gradsim.trainer import Trainer
+from gradsim.teaching.presets import parse_run_file
+from gradsim.session.io import export_session
+from gradsim.train.trainer import Trainer
 from tests.engine.fixed_batch import fixed_batch
 
 RTOL = 1e-5  # float32 norms of a few thousand terms (see test_physics.py)

@@ -6,13 +6,13 @@ import zipfile
 import numpy as np
 import pytest
 
-from gradsim import session_io
+from gradsim.session import io as session_io
 from gradsim.commands import parse_event
 from gradsim.config import RunConfig
 from gradsim.metrics import LAYER_METRICS, STEP_METRICS
-from gradsim.session import Session, StepRecord
-from gradsim.session_io import ExportError, SessionFormatError, export_session, load_session
-from gradsim.trainer import Trainer
+from gradsim.session.store import Session, StepRecord
+from gradsim.session.io import ExportError, SessionFormatError, export_session, load_session
+from gradsim.train.trainer import Trainer
 
 
 def _record(step, n_layers=3, stats=True):
@@ -261,7 +261,7 @@ def test_unexpected_types_in_session_json(tmp_path):
 def test_trainer_column_layout_is_checked_by_an_exception_not_an_assert(monkeypatch):
     """trainer.py used a module-level assert (gone under python -O) on one column name;
     the layout check now raises on any disagreement, whatever the interpreter flags."""
-    from gradsim import trainer
+    from gradsim.train import trainer
 
     trainer._check_layout()  # the real layout passes
     swapped = list(LAYER_METRICS)

@@ -5,7 +5,7 @@ import torch
 
 from gradsim.commands import CommandError, Reinit, Scheduled, SetActivation, SetBatchNorm, SetLR, SetOptimizer, parse_event
 from gradsim.config import RunConfig
-from gradsim.trainer import Trainer
+from gradsim.train.trainer import Trainer
 
 
 def _consistent(t: Trainer) -> None:

@@ -6,9 +6,9 @@ import pytest
 import torch
 
 from gradsim.config import RunConfig
-from gradsim.presets import load_preset, preset_names
-from gradsim.theory import _dphi, _phi, expect_dphi2, expect_phi2, gauss_expect, jacobian_spectrum, predict
-from gradsim.trainer import Trainer
+from gradsim.teaching.presets import load_preset, preset_names
+from gradsim.theory.mean_field import _dphi, _phi, expect_dphi2, expect_phi2, gauss_expect, jacobian_spectrum, predict
+from gradsim.train.trainer import Trainer
 
 
 ACTIVATIONS = ("sigmoid", "tanh", "relu", "leaky_relu", "elu", "gelu", "selu", "linear")
@@ -18,7 +18,7 @@ Q_GRID = np.logspace(-8, 6, 15)
 def _scipy_expect(fn, q):
     """E[fn(h)^2], h ~ N(0, q), by scipy.integrate.quad in u = h / sqrt(q), with breakpoints
     at the kink (0) and at the activation's own scale (|h| = 0.5 ... 16): independent of
-    gradsim.theory's quadrature."""
+    gradsim.theory.mean_field's quadrature."""
     from scipy import integrate
 
     s = math.sqrt(q)
@@ -240,7 +240,7 @@ def test_prediction_and_jacobian_leave_the_network_bit_identical(train_mode):
     """predict, predicted_for, jacobian_spectrum, the trainer's pred_gain and evaluate()
     read the live network: with batch norm on, no parameter, running statistic or
     train/eval flag may change (issue 9: one Jacobian call moved accuracy 0.425 -> 0.383)."""
-    from gradsim.theory import predicted_for
+    from gradsim.theory.mean_field import predicted_for
 
     t = Trainer(RunConfig(depth=6, width=32, activation="tanh", batchnorm=True, steps=10))
     t.run(steps=3)  # running statistics away from their initial values
@@ -264,7 +264,7 @@ def test_theory_needs_no_scipy_at_run_time():
     code = (
         "import sys\n"
         "from gradsim.config import RunConfig\n"
-        "from gradsim.trainer import Trainer\n"
+        "from gradsim.train.trainer import Trainer\n"
         "for act, bn in (('gelu', False), ('sigmoid', True), ('selu', False)):\n"
         "    Trainer(RunConfig(depth=3, width=16, activation=act, batchnorm=bn, steps=2)).run()\n"
         "assert 'scipy' not in sys.modules, 'scipy was imported'\n"

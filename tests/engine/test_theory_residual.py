@@ -9,8 +9,8 @@ import torch
 import torch.nn.functional as F
 
 from gradsim.config import RunConfig
-from gradsim.theory import jacobian_spectrum, predict
-from gradsim.trainer import Trainer
+from gradsim.theory.mean_field import jacobian_spectrum, predict
+from gradsim.train.trainer import Trainer
 
 
 def _measured_and_predicted(cfg, seed):

@@ -5,10 +5,10 @@ import numpy as np
 import pytest
 import torch
 
-from gradsim import theory
+from gradsim.theory import mean_field as theory
 from gradsim.config import RunConfig
-from gradsim.theory import _dphi, _phi, expect_both, expect_both_fast, predict
-from gradsim.trainer import Trainer
+from gradsim.theory.mean_field import _dphi, _phi, expect_both, expect_both_fast, predict
+from gradsim.train.trainer import Trainer
 
 from .test_theory import _scipy_expect
 

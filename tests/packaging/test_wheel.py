@@ -108,7 +108,7 @@ def test_installed_wheel_runs_a_preset_and_the_gui_from_another_folder(wheel, tm
     where = run(str(py), "-c", (
         "import gradsim, gradsim_ui, gradsim_resources\n"
         "from gradsim.resources import resource_path\n"
-        "from gradsim.exercises import exercise_files\n"
+        "from gradsim.teaching.exercises import exercise_files\n"
         "print(gradsim.__file__); print(gradsim_ui.__file__); print(resource_path('presets'))\n"
         "print(len(exercise_files()), resource_path('icons', 'gradsim.svg').is_file())\n"
         "import importlib.util; print(importlib.util.find_spec('ui'))\n"

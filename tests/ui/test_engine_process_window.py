@@ -1,4 +1,4 @@
-"""The real window with its engine in a real child process (ui/worker.py + gradsim/engine_process.py).
+"""The real window with its engine in a real child process (ui/worker.py + gradsim/service/loop.py).
 
 No mocks: each window starts an engine process (forked from the forkserver,
 which imported torch once for the whole test session). What is checked: where
@@ -14,12 +14,12 @@ import signal
 import numpy as np
 import pytest
 
-from gradsim import engine_tasks
+from gradsim.service import tasks as engine_tasks
 from gradsim.commands import SetLR
 from gradsim.config import RunConfig
 from gradsim.metrics import STEP_INDEX
-from gradsim.session_io import export_session
-from gradsim.trainer import Trainer
+from gradsim.session.io import export_session
+from gradsim.train.trainer import Trainer
 from tests.ui.conftest import engine_facts, wait_engine_settled
 from ui.run_controller import RunState
 

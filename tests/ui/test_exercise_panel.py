@@ -14,11 +14,11 @@ from pathlib import Path
 import pytest
 from PySide6.QtCore import Qt
 
-from gradsim.exercises import exercise_files, load_exercise
+from gradsim.teaching.exercises import exercise_files, load_exercise
 from gradsim.grading.grader import grade
 from gradsim.resources import resource_path
-from gradsim.session import Session
-from gradsim.trainer import Trainer
+from gradsim.session.store import Session
+from gradsim.train.trainer import Trainer
 from ui.panels.exercise import DONE, NOT_YET, PENDING, ExercisePanel, export_submission
 
 VANISHING = "vanishing-sigmoid"
@@ -199,14 +199,14 @@ def test_export_submission_raises_a_clear_oserror(tmp_path, vanishing_session):
 def test_export_submission_does_not_disguise_a_defect_as_a_write_error(tmp_path, vanishing_session, monkeypatch):
     """Only file-system failures read "cannot write the submission"; a programming error
     (here: evaluating an objective raises KeyError) propagates as itself, to be logged."""
-    import gradsim.exercises
+    import gradsim.teaching.exercises
 
     ex = load_exercise(resource_path("exercises", "01-vanishing-sigmoid.toml"))
 
     def broken(*_args, **_kwargs):
         raise KeyError("objective metric")
 
-    monkeypatch.setattr(gradsim.exercises, "write_submission", broken)
+    monkeypatch.setattr(gradsim.teaching.exercises, "write_submission", broken)
     with pytest.raises(KeyError):
         export_submission(tmp_path / "sub", ex, vanishing_session, {})
 
@@ -242,7 +242,7 @@ def test_the_complete_example_in_the_docs_parses():
     """docs/exercises.md shows one complete exercise: it must stay a valid one."""
     import re
 
-    from gradsim.exercises import parse_exercise
+    from gradsim.teaching.exercises import parse_exercise
 
     doc = (Path(__file__).resolve().parents[2] / "docs" / "exercises.md").read_text(encoding="utf-8")
     section = doc.split("## A complete example", 1)[1]

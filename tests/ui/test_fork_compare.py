@@ -1,6 +1,6 @@
 """Fork and compare in the window: branch B from the exact state, toggled alone, drawn on the same axes.
 
-The references are headless runs that never forked (gradsim.trainer), so the
+The references are headless runs that never forked (gradsim.train.trainer), so the
 window's numbers are checked against an independent computation.
 """
 from __future__ import annotations
@@ -12,7 +12,7 @@ import pytest
 
 from gradsim.commands import Scheduled, SetBatchNorm
 from gradsim.metrics import STEP_INDEX
-from gradsim.trainer import Trainer
+from gradsim.train.trainer import Trainer
 from ui.run_controller import RunState
 
 FORK_AT = 8
@@ -93,7 +93,7 @@ def test_fork_then_toggle_on_b_differs_only_through_it(forked, qtbot, tmp_path):
     out = tmp_path / "compare"
     with qtbot.waitSignal(window.worker.export_finished, timeout=30000):
         window.exporter.export_to(str(out))
-    from gradsim.session_io import load_session
+    from gradsim.session.io import load_session
 
     la, lb = load_session(out / "branch-A"), load_session(out / "branch-B")
     np.testing.assert_array_equal(la.layers, a.layers)

@@ -8,8 +8,8 @@ import pytest
 import torch
 from PySide6.QtCore import Qt
 
-from gradsim.network import GradNet
-from gradsim.theory import jacobian_spectrum
+from gradsim.models.mlp import GradNet
+from gradsim.theory.mean_field import jacobian_spectrum
 from ui.plots.common import LOG_CEIL, LOG_FLOOR
 from ui.plots.jacobian import JacobianSpectrumPlot
 

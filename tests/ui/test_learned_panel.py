@@ -4,8 +4,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from gradsim.learned import boundary_grid, confusion
-from gradsim.trainer import Trainer
+from gradsim.teaching.learned import boundary_grid, confusion
+from gradsim.train.trainer import Trainer
 from ui.plots.learned import region_image
 from ui.run_controller import RunState
 

@@ -376,7 +376,7 @@ def test_exploding_preset_diverges_cleanly(window, qtbot):
 def test_worker_error_is_shown_and_app_stays_usable(thread_engine, window, qtbot, monkeypatch):
     """A step that raises (patched: so the engine runs in the worker thread here, the
     fallback; the same loop serves the child process)."""
-    from gradsim import trainer as trainer_module
+    from gradsim.train import trainer as trainer_module
 
     def broken_step(self):
         raise RuntimeError("simulated failure inside a step")

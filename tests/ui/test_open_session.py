@@ -15,7 +15,7 @@ import pytest
 
 from gradsim.commands import Scheduled, SetBatchNorm
 from gradsim.config import RunConfig
-from gradsim.session_io import export_session
+from gradsim.session.io import export_session
 from ui.run_controller import RunState
 
 STEPS = 24
@@ -25,7 +25,7 @@ EVENT_STEP = 10
 @pytest.fixture(scope="module")
 def exported(tmp_path_factory):
     """A tiny headless run with one toggle, exported as a folder and as a .zip."""
-    from gradsim.trainer import Trainer
+    from gradsim.train.trainer import Trainer
 
     cfg = RunConfig(dataset="moons", n_samples=120, depth=3, width=8, batch_size=16, steps=STEPS, stats_every=4, activation="tanh")
     t = Trainer(cfg, (Scheduled(EVENT_STEP, SetBatchNorm(True)),))

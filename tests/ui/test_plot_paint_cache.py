@@ -22,7 +22,7 @@ from PySide6.QtCore import Qt  # noqa: E402
 from PySide6.QtGui import QImage  # noqa: E402
 from PySide6.QtWidgets import QApplication, QGraphicsItem  # noqa: E402
 
-from gradsim.session import Rows, Session  # noqa: E402
+from gradsim.session.store import Rows, Session  # noqa: E402
 from ui.plots.common import LOG_CEIL, LOG_FLOOR, BinCache  # noqa: E402
 from ui.plots.demo_data import make_demo_session  # noqa: E402
 from ui.plots.items import LineItem  # noqa: E402

@@ -14,7 +14,7 @@ import pytest  # noqa: E402
 from PySide6.QtCore import QPointF  # noqa: E402
 
 from gradsim.metrics import LAYER_INDEX, LAYER_METRICS, STEP_INDEX, STEP_METRICS  # noqa: E402
-from gradsim.session import Event, Session, StepRecord  # noqa: E402
+from gradsim.session.store import Event, Session, StepRecord  # noqa: E402
 from ui.plots.activations import ActivationStats  # noqa: E402
 from ui.plots.common import LOG_CEIL, LOG_FLOOR, MAX_CURVE_BINS, MAX_IMAGE_COLUMNS  # noqa: E402
 from ui.plots.demo_data import fill_demo, make_demo_session  # noqa: E402
@@ -286,7 +286,7 @@ def test_depth_profile_prediction_curve(qtbot):
 
 # ------------------------------------------------------------------------ layer curves
 def test_plots_and_exercises_share_one_middle_layer():
-    from gradsim.exercises import _resolve_layer
+    from gradsim.teaching.exercises import _resolve_layer
     from gradsim.metrics import middle_layer
     from ui.plots.common import default_layers
 

@@ -2,8 +2,8 @@
 import numpy as np
 from gradsim.commands import parse_event
 from gradsim.config import RunConfig
-from gradsim.theory import predict
-from gradsim.trainer import Trainer
+from gradsim.theory.mean_field import predict
+from gradsim.train.trainer import Trainer
 from ui.plots.depth_profile import DepthProfile
 
 
@@ -96,7 +96,7 @@ def test_reset_clears_every_overlay_and_dock_of_the_run(window, qtbot):
     profile, no 'at step N' Jacobian, no objective ticked off."""
     from PySide6.QtCore import Qt
 
-    from gradsim.exercises import exercise_files, load_exercise
+    from gradsim.teaching.exercises import exercise_files, load_exercise
 
     ex = load_exercise(next(f for f in exercise_files() if f.name.startswith("01-")))
     panel = window.teaching.exercise

@@ -14,7 +14,7 @@ import pytest
 
 import ui.redraw as redraw
 from gradsim.config import RunConfig
-from gradsim.trainer import Trainer
+from gradsim.train.trainer import Trainer
 from ui.run_controller import RunController, RunState
 
 TICK_S = redraw.REDRAW_MS / 1000.0

@@ -6,7 +6,7 @@ import pytest
 from PySide6.QtGui import QTextDocument
 
 from gradsim.metrics import LAYER_INDEX, LAYER_METRICS, STEP_METRICS
-from gradsim.session import Session
+from gradsim.session.store import Session
 from ui.plots.activations import ActivationStats
 from ui.plots.common import FitLabel, LegendLabel
 from ui.run_controller import RunState

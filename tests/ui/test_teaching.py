@@ -11,7 +11,7 @@ import numpy as np
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QFileDialog, QInputDialog
 
-from gradsim.exercises import exercise_files, load_exercise
+from gradsim.teaching.exercises import exercise_files, load_exercise
 from gradsim.grading.grader import grade
 from ui.settings import KEY_STUDENT, read_str, settings
 
@@ -109,7 +109,7 @@ def test_a_defect_while_submitting_is_logged_and_shown_as_an_error(window, qtbot
     """
     import dataclasses
 
-    from gradsim.exercises import Compare, Quantity
+    from gradsim.teaching.exercises import Compare, Quantity
 
     ex = _exercise("01-")
     window.builder.set_config(ex.config.with_changes(steps=3))

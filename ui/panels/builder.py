@@ -31,7 +31,7 @@ from PySide6.QtWidgets import (
 
 from gradsim.commands import Scheduled
 from gradsim.config import ACTIVATIONS, CLIP_MODES, DATASETS, INITS, OPTIMIZERS, SCALED_INITS, ConfigError, RunConfig
-from gradsim.presets import Preset, load_preset, preset_names
+from gradsim.teaching.presets import Preset, load_preset, preset_names
 
 from .dataset_preview import DatasetPreview
 from .tips import TIPS

@@ -11,7 +11,7 @@ from typing import Iterable, Optional
 from PySide6.QtGui import QBrush, QColor
 from PySide6.QtWidgets import QHeaderView, QTreeWidget, QTreeWidgetItem, QVBoxLayout, QWidget
 
-from gradsim.session import Event
+from gradsim.session.store import Event
 
 from .tips import TIPS
 

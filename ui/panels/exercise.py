@@ -4,7 +4,7 @@ watch its objectives turn done live, type answers and export a submission.
 Why the panel only emits requests (``start_requested``, ``submission_requested``):
 the run and the full session belong to the window and its worker; the panel
 sees the window's mirror Session through ``update_from`` and evaluates the
-objectives on it with the same code the grader uses (gradsim.exercises), so a
+objectives on it with the same code the grader uses (gradsim.teaching.exercises), so a
 tick here means the grader will agree on the same data.
 
 Measured values that are the answer to one of the exercise's questions are
@@ -26,13 +26,13 @@ from PySide6.QtWidgets import (
     QTextBrowser, QToolButton, QVBoxLayout, QWidget,
 )
 
-from gradsim.exercises import (
+from gradsim.teaching.exercises import (
     Answer, Compare, Diverged, Exercise, Objective, Quantity, Result, exercise_files, load_exercise,
 )
 # The submission writer runs in the engine (a child process): it lives in gradsim so the
 # engine never imports Qt to unpickle it; re-exported here for the panel's callers.
-from gradsim.engine_tasks import SubmissionWriteError, export_submission  # noqa: F401
-from gradsim.session import Session
+from gradsim.service.tasks import SubmissionWriteError, export_submission  # noqa: F401
+from gradsim.session.store import Session
 
 log = logging.getLogger(__name__)
 

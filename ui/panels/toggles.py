@@ -36,7 +36,7 @@ from gradsim.commands import (
     command_from_event,
 )
 from gradsim.config import ACTIVATIONS, CLIP_MODES, INITS, OPTIMIZERS, SCALED_INITS, RunConfig
-from gradsim.session import Event
+from gradsim.session.store import Event
 
 from .builder import format_float
 from .tips import TIPS

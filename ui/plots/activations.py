@@ -12,7 +12,7 @@ import numpy as np
 import pyqtgraph as pg
 from PySide6.QtWidgets import QWidget
 
-from gradsim.session import Session
+from gradsim.session.store import Session
 
 from .base import PlotBase
 from .common import LegendLabel, fmt, plain_axes

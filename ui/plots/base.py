@@ -13,7 +13,7 @@ import pyqtgraph as pg
 from PySide6.QtCore import QPointF, Qt, Slot
 from PySide6.QtWidgets import QGraphicsView, QLabel, QSizePolicy, QVBoxLayout, QWidget
 
-from gradsim.session import Event, Session
+from gradsim.session.store import Event, Session
 
 from .common import EventMarkers, FitLabel, make_note, make_readout, scene_to_view
 

@@ -20,7 +20,7 @@ from PySide6.QtGui import QColor, QFont, QFontMetricsF, QImage, QPainter, QPen, 
 from PySide6.QtWidgets import QGraphicsItem, QLabel, QSizePolicy
 
 from gradsim.metrics import middle_layer
-from gradsim.session import Event, Session
+from gradsim.session.store import Event, Session
 
 #: Smallest value drawn on a log axis. Zero, negative and tiny values are drawn here
 #: (a log axis would otherwise turn them into silent gaps, DESIGN.md section 6).

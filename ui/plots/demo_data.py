@@ -15,7 +15,7 @@ from typing import Any, Optional, Sequence
 import numpy as np
 
 from gradsim.metrics import LAYER_INDEX, STATS_METRICS, STEP_INDEX, STEP_METRICS, LAYER_METRICS
-from gradsim.session import Event, Session, StepRecord
+from gradsim.session.store import Event, Session, StepRecord
 
 PATTERNS = ("vanishing", "exploding", "healthy")
 

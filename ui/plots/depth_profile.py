@@ -4,7 +4,7 @@ A straight line on this log plot means a constant factor per layer, the
 signature of a vanishing (sloping up towards the output) or exploding (sloping
 down) gradient. For ||dL/dz|| a dashed curve shows the theory's prediction for
 the weights of the step shown: the per-layer gains the trainer recorded
-(``pred_gain``, gradsim.theory), carried down from the measured output layer.
+(``pred_gain``, gradsim.theory.mean_field), carried down from the measured output layer.
 Where no prediction applies the note says why in words instead of a line.
 """
 from __future__ import annotations
@@ -17,7 +17,7 @@ from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QWidget
 
 from gradsim.metrics import LAYER_INDEX, LAYER_METRICS, PRED_MIN_WIDTH
-from gradsim.session import Session
+from gradsim.session.store import Session
 
 from .base import PlotBase, RangeFollower
 from .common import AXIS_LABELS, LOG_CEIL, LOG_FLOOR, LegendLabel, clamp_for_log, fmt, make_log_plot

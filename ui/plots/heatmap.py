@@ -14,7 +14,7 @@ import pyqtgraph as pg
 from PySide6.QtCore import QRectF, Qt, Signal, Slot
 from PySide6.QtWidgets import QComboBox, QHBoxLayout, QLabel, QWidget
 
-from gradsim.session import Session
+from gradsim.session.store import Session
 
 from .base import RangeFollower, TimePlotBase
 from .common import (

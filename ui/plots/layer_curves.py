@@ -14,7 +14,7 @@ from PySide6.QtCore import Qt, Signal, Slot
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QLineEdit, QWidget
 
 from gradsim.metrics import LAYER_METRICS
-from gradsim.session import Session
+from gradsim.session.store import Session
 
 from .base import RangeFollower, TimePlotBase
 from .common import (

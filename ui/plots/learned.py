@@ -3,7 +3,7 @@
 Why next to the gradient plots: the heatmap says *whether* the early layers
 learn; this says *what* the net has learned, so "batch norm fixed the
 gradients" can be seen as a boundary that finally bends around the moons.
-The data comes from the worker (``gradsim.learned``); this widget only draws
+The data comes from the worker (``gradsim.teaching.learned``); this widget only draws
 it (items created once, ``setImage``/``setData`` after).
 """
 from __future__ import annotations
@@ -15,7 +15,7 @@ import pyqtgraph as pg
 from PySide6.QtCore import QPointF, QRectF, Slot
 from PySide6.QtWidgets import QLabel, QStackedWidget, QVBoxLayout, QWidget
 
-from gradsim.learned import BoundaryGrid, Confusion
+from gradsim.teaching.learned import BoundaryGrid, Confusion
 
 from .common import fmt, make_readout, plain_axes, scene_to_view
 

@@ -14,7 +14,7 @@ from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QWidget
 
 from gradsim.metrics import STEP_INDEX
-from gradsim.session import Session
+from gradsim.session.store import Session
 
 from .base import RangeFollower, TimePlotBase
 from .common import (

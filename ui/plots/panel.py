@@ -15,7 +15,7 @@ import numpy as np
 from PySide6.QtCore import Qt, Slot
 from PySide6.QtWidgets import QLabel, QSplitter, QVBoxLayout, QWidget
 
-from gradsim.session import Event, Session
+from gradsim.session.store import Event, Session
 
 if TYPE_CHECKING:
     from .base import PlotBase, TimePlotBase

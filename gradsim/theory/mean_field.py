@@ -43,8 +43,8 @@ from typing import Callable, Optional
 import numpy as np
 import torch
 
-from .metrics import PRED_MIN_WIDTH
-from .network import activation_fn
+from ..metrics import PRED_MIN_WIDTH
+from ..models.mlp import activation_fn
 
 _SELU_L, _SELU_A = 1.0507009873554805, 1.6732632423543772
 _SQRT2 = math.sqrt(2.0)

@@ -33,7 +33,7 @@ from typing import Callable, Optional
 
 import torch
 
-from .arena import Arena
+from ..arena import Arena
 
 aten = torch.ops.aten
 

@@ -20,7 +20,7 @@ from typing import Iterable, Optional
 
 import torch
 
-from .arena import Arena
+from ..arena import Arena
 
 OPTIMIZER_NAMES = ("sgd", "momentum", "adam")
 

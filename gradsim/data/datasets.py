@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .resources import resource_path
+from ..resources import resource_path
 
 _SHAPES = {
     "spiral": (2, 3),

@@ -36,9 +36,9 @@ from typing import Any, Callable, Optional
 
 import numpy as np
 
-from .commands import Command, CommandError, Scheduled
-from .config import ConfigError, RunConfig
-from .session import Rows
+from ..commands import Command, CommandError, Scheduled
+from ..config import ConfigError, RunConfig
+from ..session.store import Rows
 
 log = logging.getLogger(__name__)
 
@@ -248,9 +248,9 @@ def warm_up() -> None:
     import torch
 
     torch.set_num_threads(1)
-    # No torch.optim here: GradSim's optimizers (gradsim/optimizers.py) never
+    # No torch.optim here: GradSim's optimizers (gradsim/train/optimizers.py) never
     # construct one, so torch._dynamo (~2.4 s) is never imported.
-    from . import trainer as _trainer  # noqa: F401
+    from ..train import trainer as _trainer  # noqa: F401
 
 
 # ------------------------------------------------------------------ the loop
@@ -408,7 +408,7 @@ class EngineLoop:
         if msg.config is None:
             return
         self._warm_up()
-        from . import trainer as trainer_module
+        from ..train import trainer as trainer_module
 
         self._trainer = trainer_module.Trainer(msg.config, msg.schedule, label=msg.label)
         self._rate.mark(0)
@@ -429,7 +429,7 @@ class EngineLoop:
         if t.finished:
             self.emit(COMMAND_FAILED, "Fork: the run has finished; fork a paused run")
             return
-        from .fork import fork_trainer
+        from ..train.fork import fork_trainer
 
         self._running = False
         self._pending_steps = 0
@@ -582,11 +582,11 @@ class EngineLoop:
         if t is None:
             self.emit(EXPORT_FAILED, "There is no session to export yet: press Run first.")
             return
-        from .session_io import ExportError, export_session
+        from ..session.io import ExportError, export_session
 
         try:
             if self._fork is not None:
-                from .fork import export_comparison
+                from ..train.fork import export_comparison
 
                 path = export_comparison(t.session, self._fork.session, msg.path, zip_file=msg.zip_file)
             else:
@@ -639,7 +639,7 @@ class EngineLoop:
             self._pause(PauseRun())
         self._warm_up()
         self._cancel_replication = False
-        from .replications import Cancelled, ReplicationError, get_replication, run_replication
+        from ..replications import Cancelled, ReplicationError, get_replication, run_replication
 
         last = [0.0]
 
@@ -668,7 +668,7 @@ class EngineLoop:
             str(report.csv), tuple(str(p) for p in report.sessions)))
 
     def _preview(self, msg: PreviewRequest) -> None:
-        from .datasets import make_dataset
+        from ..data.datasets import make_dataset
 
         data = make_dataset(msg.dataset, msg.n_samples, msg.noise, msg.seed, msg.test_fraction)
         x = np.asarray(data.x_train, np.float64)
@@ -828,7 +828,7 @@ def serve(conn: Any, snapshot_hz: float = SNAPSHOT_HZ) -> None:
 
 # ------------------------------------------------------------------ starting one
 #: Modules the forkserver imports once; every engine forked from it starts with torch loaded.
-PRELOAD = ["torch", "gradsim.trainer", "gradsim.engine_process"]
+PRELOAD = ["torch", "gradsim.train.trainer", "gradsim.service.loop"]
 
 
 def start_method() -> str:
@@ -885,4 +885,4 @@ def describe_exit(exitcode: Optional[int]) -> str:
 
 
 if __name__ == "__main__":  # pragma: no cover - not a script
-    sys.exit("gradsim.engine_process is started by the window (ui/worker.py), not run directly")
+    sys.exit("gradsim.service.loop is started by the window (ui/worker.py), not run directly")

@@ -10,10 +10,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .commands import COMMAND_KINDS, CommandError, Scheduled, command_from_event, parse_event
-from .config import ConfigError, RunConfig
-from .resources import resource_path
-from .safe_json import parse_json
+from ..commands import COMMAND_KINDS, CommandError, Scheduled, command_from_event, parse_event
+from ..config import ConfigError, RunConfig
+from ..resources import resource_path
+from ..safe_json import parse_json
 
 SCHEMA_VERSION = 1
 MAX_RUN_FILE_BYTES = 10 * 1024 * 1024

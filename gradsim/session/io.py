@@ -27,9 +27,9 @@ from typing import Any, BinaryIO, Iterable, Iterator, Mapping, Optional
 
 import numpy as np
 
-from .metrics import LAYER_METRICS, NORM_METRICS, PRED_METRICS, STATS_METRICS, STEP_METRICS, LAYER_INDEX
-from .session import Event, Session
-from .safe_json import parse_json
+from ..metrics import LAYER_METRICS, NORM_METRICS, PRED_METRICS, STATS_METRICS, STEP_METRICS, LAYER_INDEX
+from .store import Event, Session
+from ..safe_json import parse_json
 
 FORMAT = "gradsim-session/2"
 #: Formats load_session reads (version 1 has no pred_gain column).
@@ -55,7 +55,7 @@ class SessionFormatError(ValueError):
 def _versions() -> dict[str, str]:
     import torch
 
-    from . import __version__
+    from .. import __version__
 
     return {
         "gradsim": __version__,

@@ -13,7 +13,7 @@ from typing import Callable
 
 import torch
 
-from .config import INITS
+from ..config import INITS
 
 def _fans(w: torch.Tensor) -> tuple[int, int]:
     fan_out, fan_in = w.shape

@@ -17,11 +17,11 @@ from typing import Any, Callable, Optional
 
 import numpy as np
 
-from .config import ConfigError, RunConfig
-from .metrics import LAYER_METRICS, STEP_METRICS, middle_layer
+from ..config import ConfigError, RunConfig
+from ..metrics import LAYER_METRICS, STEP_METRICS, middle_layer
 from .presets import load_preset
-from .resources import resource_path
-from .session import Session
+from ..resources import resource_path
+from ..session.store import Session
 
 OPS: dict[str, Callable[[float, float], bool]] = {
     "<": operator.lt, "<=": operator.le, ">": operator.gt, ">=": operator.ge,
@@ -408,7 +408,7 @@ def _objective(raw: Any, where: str, index: int) -> Objective:
         return Diverged(oid, text or "the run diverges", r.get("before", int, 10**9))
     if kind == "event":
         r.unknown(_COMMON | {"event", "value", "min_step", "count"})
-        from .commands import COMMAND_KINDS
+        from ..commands import COMMAND_KINDS
 
         ev = r.get("event", str, choices=COMMAND_KINDS + ("pause", "note", "diverged"))
         return EventHappened(oid, text or f"a {ev} event", ev, r.get("value", str, ""), r.get("min_step", int, 0), r.get("count", int, 1))
@@ -448,7 +448,7 @@ def parse_exercise(text: str, where: str = "exercise", path: Optional[Path] = No
         cfg = RunConfig.from_dict({**cfg.to_dict(), **overrides}, where=f"{where}: key 'config'")
     except ConfigError as exc:
         raise ExerciseError(str(exc)) from None
-    from .commands import CommandError, parse_event
+    from ..commands import CommandError, parse_event
 
     ev_texts = r.get("events", list, None)
     events = base.events if (base and ev_texts is None) else ()
@@ -496,7 +496,7 @@ def write_submission(folder: str | Path, exercise: Exercise, session: Session, a
     ``student`` (a name or ID for the grade book) is optional: submissions
     without it still grade, with an empty student column.
     """
-    from .session_io import export_session, write_atomic
+    from ..session.io import export_session, write_atomic
 
     folder = Path(folder)
     export_session(session, folder)

@@ -3,7 +3,7 @@
 ``step()`` runs forward, one backward pass that keeps both dL/dW and dL/dz
 (z = each Linear's output), clipping, divergence detection and the update, and
 returns a StepRecord. Without batch or layer norm the pass is hand-written
-(gradsim/backprop.py: gradients straight into the flat arenas, dL/dz as an
+(gradsim/models/mlp_backprop.py: gradients straight into the flat arenas, dL/dz as an
 explicit intermediate); with them it is autograd with a hook per layer for
 dL/dz. Both give the same numbers bit for bit (tests/engine/test_backprop.py).
 ``apply(command)`` changes the run between steps and records the event in the
@@ -21,17 +21,18 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from . import backprop, probes
-from .commands import Command, CommandError, Scheduled
-from .config import SCALED_INITS, RunConfig
-from .datasets import Dataset, make_dataset
-from .arena import Arena
-from .backprop import DirectPass
-from .metrics import LAYER_INDEX, LAYER_METRICS, NORM_METRICS, STATS_METRICS, STEP_METRICS
-from .network import GradNet
+from ..models import mlp_backprop as backprop
+from . import probes
+from ..commands import Command, CommandError, Scheduled
+from ..config import SCALED_INITS, RunConfig
+from ..data.datasets import Dataset, make_dataset
+from ..arena import Arena
+from ..models.mlp_backprop import DirectPass
+from ..metrics import LAYER_INDEX, LAYER_METRICS, NORM_METRICS, STATS_METRICS, STEP_METRICS
+from ..models.mlp import GradNet
 from .optimizers import FlatOptimizer, build_optimizer
-from .session import Session, StepRecord
-from .theory import predict
+from ..session.store import Session, StepRecord
+from ..theory.mean_field import predict
 
 # Column layout of a StepRecord's ``layers`` as step() fills it: the norms, then the
 # sampled activation statistics, then the prediction. Checked at import time with
@@ -115,7 +116,7 @@ class Trainer:
         # retain_grad (which clones every z.grad) or autograd.grad(..., zs).
         self._gz: list[Optional[torch.Tensor]] = [None] * self.net.n_layers
         self._z_hooks = [self._make_z_hook(i) for i in range(self.net.n_layers)]
-        # Without batch/layer norm, a hand-written forward/backward (gradsim/backprop.py)
+        # Without batch/layer norm, a hand-written forward/backward (gradsim/models/mlp_backprop.py)
         # replaces autograd: same numbers bit for bit, no hooks, no accumulation kernels.
         # ``use_direct = False`` forces the autograd path (tests compare the two).
         self.use_direct = True
@@ -289,7 +290,7 @@ class Trainer:
         n_w = len(self._weights)
         direct = self._direct_pass(x)
         if direct is not None:
-            # Hand-written pass (gradsim/backprop.py): writes every weight and bias
+            # Hand-written pass (gradsim/models/mlp_backprop.py): writes every weight and bias
             # gradient into the arenas (no zeroing needed), dL/dz comes for free.
             for a in arenas:
                 a.attach_grads()

@@ -23,8 +23,8 @@ from typing import Any, Optional
 
 import numpy as np
 
-from .commands import command_from_event
-from .session import Session
+from ..commands import command_from_event
+from ..session.store import Session
 from .trainer import Trainer
 
 
@@ -114,7 +114,7 @@ def comparison_csv(a: Session, b: Session) -> str:
 def export_comparison(a: Session, b: Session, path: str | Path, zip_file: bool = False) -> Path:
     """Write a folder holding both branches as sessions (``branch-A``, ``branch-B``; .zip files
     when ``zip_file``) and ``comparison.csv``. Each file is written atomically."""
-    from .session_io import ExportError, export_session, write_atomic
+    from ..session.io import ExportError, export_session, write_atomic
 
     path = Path(path)
     if path.suffix.lower() == ".zip":

@@ -15,9 +15,9 @@ import time
 from pathlib import Path
 from typing import Any, Callable, Optional, Sequence
 
-from .commands import Scheduled
-from .config import RunConfig
-from .metrics import LAYER_INDEX
+from ..commands import Scheduled
+from ..config import RunConfig
+from ..metrics import LAYER_INDEX
 
 SUMMARY_HEADER = (
     "run", "folder", "dataset", "depth", "width", "activation", "init", "batchnorm", "clip", "optimizer", "lr", "steps", "seed",
@@ -32,8 +32,8 @@ def run_one(cfg: RunConfig, schedule: Sequence[Scheduled], out: Path, label: str
     """Train one config headless and export it to ``out``; returns the Trainer (``run`` and each sweep run)."""
     import torch
 
-    from .session_io import export_session
-    from .trainer import Trainer
+    from ..session.io import export_session
+    from ..train.trainer import Trainer
 
     torch.set_num_threads(1)
     trainer = Trainer(cfg, schedule, label=label)
@@ -53,7 +53,7 @@ def run_one(cfg: RunConfig, schedule: Sequence[Scheduled], out: Path, label: str
 
 def sweep_task(job: tuple[int, dict[str, Any], list[str], str]) -> tuple[dict[str, Any], dict[str, bytes]]:
     """(summary row, {file name: bytes} of the session export) for one config of the grid."""
-    from .commands import parse_event
+    from ..commands import parse_event
 
     index, cfg_dict, events, folder_name = job
     cfg = RunConfig.from_dict(cfg_dict)

@@ -5,7 +5,7 @@ it is full it keeps every other recorded step and doubles ``record_every``
 (stated in session.json), so the oldest and newest parts of a run keep the
 same, coarser resolution instead of the newest rows being dropped.
 
-Export and load live in :mod:`gradsim.session_io`.
+Export and load live in :mod:`gradsim.session.io`.
 """
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from typing import Any, Optional
 
 import numpy as np
 
-from .metrics import LAYER_METRICS, STATS_METRICS, STEP_INDEX, STEP_METRICS, LAYER_INDEX
+from ..metrics import LAYER_METRICS, STATS_METRICS, STEP_INDEX, STEP_METRICS, LAYER_INDEX
 
 DEFAULT_MAX_MEMORY_MB = 256.0
 _INITIAL_ROWS = 1024

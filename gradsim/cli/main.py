@@ -15,12 +15,12 @@ import sys
 from pathlib import Path
 from typing import Any, Callable, Iterator, Optional, Sequence
 
-from .commands import CommandError, Scheduled, parse_command, parse_event
-from .config import ACTIVATIONS, DATASETS, INITS, OPTIMIZERS, SCALED_INITS, ConfigError, RunConfig
-from .exercises import ExerciseError
-from .executors import ExecutorError
-from .sweep import SUMMARY_HEADER, run_one  # noqa: F401  (SUMMARY_HEADER: re-exported for scripts)
-from .replications.framework import ReplicationError
+from ..commands import CommandError, Scheduled, parse_command, parse_event
+from ..config import ACTIVATIONS, DATASETS, INITS, OPTIMIZERS, SCALED_INITS, ConfigError, RunConfig
+from ..teaching.exercises import ExerciseError
+from ..service.executors import ExecutorError
+from ..service.sweep import SUMMARY_HEADER, run_one  # noqa: F401  (SUMMARY_HEADER: re-exported for scripts)
+from ..replications.framework import ReplicationError
 
 log = logging.getLogger(__name__)
 
@@ -128,7 +128,7 @@ _FLAG_TO_FIELD = {
 
 
 def _base(args: argparse.Namespace) -> tuple[RunConfig, tuple[Scheduled, ...], str]:
-    from .presets import load_preset, parse_run_file
+    from ..teaching.presets import load_preset, parse_run_file
 
     if args.preset:
         p = load_preset(args.preset)
@@ -248,10 +248,10 @@ def _run_tasks(pool: Any, fn: Callable[..., Any], tasks: list[tuple], what: str)
 
 
 def cmd_sweep(args: argparse.Namespace) -> int:
-    from .executors import describe, task_executor
-    from .session_io import write_atomic
-    from .session_io import write_folder
-    from .sweep import sweep_task
+    from ..service.executors import describe, task_executor
+    from ..session.io import write_atomic
+    from ..session.io import write_folder
+    from ..service.sweep import sweep_task
 
     base, events, _ = _base(args)
     grid = _overrides(args)
@@ -317,13 +317,13 @@ def _page_names(subs: list[Any]) -> list[str]:
 
 def cmd_check(args: argparse.Namespace) -> int:
     """Grade submissions: replay each one and compare (unless --no-replay), evaluate, write the CSV."""
-    from .exercises import load_exercise
-    from .grading.grade import Grade
-    from .executors import describe, task_executor
-    from .grading.feedback import make_band, reference_profiles, reference_seeds
-    from .grading.grader import grade_task
-    from .grading.submission import read_submission
-    from .session_io import write_atomic
+    from ..teaching.exercises import load_exercise
+    from ..grading.grade import Grade
+    from ..service.executors import describe, task_executor
+    from ..grading.feedback import make_band, reference_profiles, reference_seeds
+    from ..grading.grader import grade_task
+    from ..grading.submission import read_submission
+    from ..session.io import write_atomic
 
     ex = load_exercise(args.exercise)
     if args.tolerance is not None and not (0 <= args.tolerance < 0.01):
@@ -428,7 +428,7 @@ def _replication_progress(stream: Any) -> Callable[[int, int, str], None]:
 
 
 def cmd_replicate(args: argparse.Namespace) -> int:
-    from .replications import REPLICATIONS, get_replication, run_replication
+    from ..replications import REPLICATIONS, get_replication, run_replication
 
     if args.list:
         width = max(len(n) for n in REPLICATIONS)

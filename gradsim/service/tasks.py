@@ -15,20 +15,20 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # imported where used: the window imports this module on its way to the first paint
-    from .exercises import Exercise
-    from .session import Session
+    from ..teaching.exercises import Exercise
+    from ..session.store import Session
 
 
 def jacobian(trainer: Any, n_samples: int = 8) -> tuple[Any, int]:
     """The hidden-to-hidden Jacobian's singular values of the live network, and the step they describe."""
-    from .theory import jacobian_spectrum
+    from ..theory.mean_field import jacobian_spectrum
 
     return jacobian_spectrum(trainer.net, trainer.probe_inputs(n_samples), n_samples), int(trainer.step_index)
 
 
 def learned(trainer: Any) -> tuple[Any, float]:
     """What the network learned: the class grid (2-D inputs) or the confusion matrix, and its cost in seconds."""
-    from .learned import boundary_grid, confusion
+    from ..teaching.learned import boundary_grid, confusion
 
     t0 = time.perf_counter()
     result = boundary_grid(trainer) if trainer.data.n_inputs == 2 else confusion(trainer)
@@ -42,15 +42,15 @@ class SubmissionWriteError(OSError):
 def export_submission(folder: str | Path, exercise: Exercise, session: Session, answers: dict[str, Any], student: str = "") -> Path:
     """Write ``session`` (session.json, steps.csv, layers.csv, events.csv) and submission.json into ``folder``.
 
-    A thin wrapper of :func:`gradsim.exercises.write_submission` for the window:
+    A thin wrapper of :func:`gradsim.teaching.exercises.write_submission` for the window:
     a failure to *write* (the file system, the exporter) becomes a
     ``SubmissionWriteError`` whose message says what could not be written and
     why, ready to show in a dialog. Anything else (a defect in GradSim or in
     the exercise file) propagates unchanged, so it is logged and shown as an
     error instead of being passed off as a full disk. Returns the folder.
     """
-    from .exercises import write_submission
-    from .session_io import ExportError
+    from ..teaching.exercises import write_submission
+    from ..session.io import ExportError
 
     folder = Path(folder)
     if folder.suffix.lower() == ".zip":

@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .config import ACTIVATIONS, default_residual_alpha
+from ..config import ACTIVATIONS, default_residual_alpha
 from .initializers import init_linear
 
 def activation_fn(name: str, leaky_slope: float = 0.01) -> Callable[[torch.Tensor], torch.Tensor]:

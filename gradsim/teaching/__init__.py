@@ -1,0 +1,1 @@
+"""What turns runs into lessons: presets, exercises and the learned-function views."""

@@ -1,0 +1,1 @@
+"""Mean-field theory of the backprop signal: predicted per-layer gains and Jacobian spectra."""

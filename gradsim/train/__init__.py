@@ -1,0 +1,1 @@
+"""Training: the instrumented Trainer, its flat optimizers, activation probes and forks."""
