@@ -162,7 +162,7 @@ def paired_blocks(app, window, config: RunConfig, block_s: float) -> tuple[list[
         marks.clear()
         engine = window.worker.engine_pid
         c0, t0, e0, s0 = time.thread_time(), time.perf_counter(), process_cpu_s(engine), window.mirror.steps_run
-        wait_for(app, lambda: time.perf_counter() - t0 >= block_s or window.state != RUNNING, block_s + 60, poll_ms=250)
+        wait_for(app, lambda t0=t0: time.perf_counter() - t0 >= block_s or window.state != RUNNING, block_s + 60, poll_ms=250)
         gui_cpu += time.thread_time() - c0
         gui_wall += time.perf_counter() - t0
         e_ms = (process_cpu_s(engine) - e0) * 1000.0 / max(1, window.mirror.steps_run - s0)

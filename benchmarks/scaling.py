@@ -20,12 +20,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
+import numpy as np
+import torch
 
-from gradsim.config import RunConfig  # noqa: E402
-from gradsim.session.store import Session, StepRecord  # noqa: E402
-from gradsim.train.trainer import Trainer  # noqa: E402
+from gradsim.config import RunConfig
+from gradsim.session.store import Session, StepRecord
+from gradsim.train.trainer import Trainer
 
 
 def rss_mb() -> float:
@@ -58,7 +58,7 @@ def by_length(lengths: list[int], train_up_to: int, budget_mb: float, small: tup
             every = max(1, n // 20)
             t_start = time.perf_counter()
 
-            def sample(rec) -> None:
+            def sample(rec, every=every, n=n, samples=samples, t_start=t_start, tr=tr) -> None:  # bound now: called during this iteration
                 if rec.step % every == 0 or rec.step == n - 1:
                     samples.append((rec.step + 1, time.perf_counter() - t_start, rss_mb(), tr.session.nbytes / 1e6))
 
@@ -66,7 +66,7 @@ def by_length(lengths: list[int], train_up_to: int, budget_mb: float, small: tup
             s, how = tr.session, "trained"
             rss = [x[2] for x in samples]
             growth = max(rss[2:]) - min(rss[2:]) if len(rss) > 3 else 0.0
-            print(f"  memory along the run (steps, seconds, RSS MB, store MB): "
+            print("  memory along the run (steps, seconds, RSS MB, store MB): "
                   + ", ".join(f"({k:,}, {t:.0f}, {r:.0f}, {m:.1f})" for k, t, r, m in samples))
             print(f"  RSS range after the first tenth: {growth:.1f} MB")
         else:

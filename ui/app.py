@@ -205,7 +205,7 @@ def _close_on_signals(window) -> None:
         except (ValueError, OSError):  # not the main thread, or not supported here
             return
     # Python runs signal handlers only when it gets control: wake it a few times a second.
-    window._signal_timer = QTimer(window)  # noqa: SLF001 - kept alive with the window
+    window._signal_timer = QTimer(window)  # kept alive with the window
     window._signal_timer.timeout.connect(lambda: None)
     window._signal_timer.start(250)
 

@@ -62,7 +62,7 @@ def setup_logging(level: int = logging.INFO) -> Path | None:
     return path
 
 
-def _log_uncaught(exc_type, exc, tb) -> None:  # noqa: ANN001 - sys.excepthook signature
+def _log_uncaught(exc_type, exc, tb) -> None:  # sys.excepthook signature
     """An exception nobody caught (e.g. in a slot): logged with its traceback, then shown as usual."""
     logging.getLogger("gradsim.uncaught").error("uncaught exception", exc_info=(exc_type, exc, tb))
     sys.__excepthook__(exc_type, exc, tb)

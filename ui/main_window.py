@@ -277,10 +277,10 @@ class MainWindow(QMainWindow):
         self.viewer.open_path(path)
 
     # A session folder or .zip dropped on the window opens it.
-    def dragEnterEvent(self, event) -> None:  # noqa: N802 - Qt API
+    def dragEnterEvent(self, event) -> None:  # Qt API
         self.viewer.drag_enter(event)
 
-    def dropEvent(self, event) -> None:  # noqa: N802 - Qt API
+    def dropEvent(self, event) -> None:  # Qt API
         self.viewer.drop(event)
 
     # ================================================================ dialogs
@@ -309,12 +309,12 @@ class MainWindow(QMainWindow):
         return show_replications(self, self.worker, self.open_session)
 
     # ================================================================ life cycle
-    def showEvent(self, event) -> None:  # noqa: N802 - Qt API
+    def showEvent(self, event) -> None:  # Qt API
         super().showEvent(event)
         # Start the worker once the window is up, so torch's import never delays the first paint.
         QTimer.singleShot(150, self.run.warm_up)
 
-    def eventFilter(self, watched: QObject, event: QEvent) -> bool:  # noqa: N802 - Qt API
+    def eventFilter(self, watched: QObject, event: QEvent) -> bool:  # Qt API
         # Installed on this window until its first paint only: a Python paintEvent override
         # would cost the interpreter lock on every repaint for the whole session.
         if watched is self and event.type() == QEvent.Type.Paint and not self._painted:
@@ -324,13 +324,13 @@ class MainWindow(QMainWindow):
             QTimer.singleShot(0, self.plots.ensure_built)
         return False
 
-    def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802 - Qt API
+    def closeEvent(self, event: QCloseEvent) -> None:  # Qt API
         self.pacer.stop()
         self.viewer.close()
         try:
             if self.persist:
                 self.save_settings()
-        except Exception:  # noqa: BLE001 - never block closing on settings, but say why they were not saved
+        except Exception:  # never block closing on settings, but say why they were not saved
             log.exception("the settings could not be saved at exit")
         self.stop_worker()
         self.errors.close_all()

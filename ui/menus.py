@@ -59,7 +59,7 @@ def make_menus(window: Any) -> None:
     w.view_menu.addActions([w.teaching.exercise_action, w.teaching.jacobian_action, w.learned.action])
     w.view_menu.addSeparator()
     w.redraw_actions = add_redraw_menu(w.view_menu, w.pacer)
-    w._view_menu_end = w.view_menu.actions()[-1]  # noqa: SLF001 - dock toggles are listed above it
+    w._view_menu_end = w.view_menu.actions()[-1]  # dock toggles are listed above it
     for dock in (w.builder_dock, w.toggles_dock, w.event_dock):
         list_in_view_menu(w, dock)
     w.view_menu.addSeparator()
@@ -89,7 +89,7 @@ def list_in_view_menu(window: Any, dock: QDockWidget) -> None:
     """A dock's show/hide toggle, listed with the other panels in the View menu."""
     a = dock.toggleViewAction()
     a.setToolTip(f"Show or hide the {dock.windowTitle().lower()} panel.")
-    window.view_menu.insertAction(window._view_menu_end, a)  # noqa: SLF001
+    window.view_menu.insertAction(window._view_menu_end, a)
 
 
 def _save_png(window: Any) -> None:

@@ -87,7 +87,7 @@ class SessionExporter(QObject):
             path += ".png"
         try:
             ok = save(path)
-        except Exception as exc:  # noqa: BLE001 - a failed save is shown, never fatal
+        except Exception as exc:  # a failed save is shown, never fatal
             log.exception("saving the plots to %r failed", path)
             self._show_error("Saving the plots failed", f"cannot save {path!r}: {exc}")
             return

@@ -51,7 +51,7 @@ def read_bytes(s: QSettings, key: str) -> Optional[QByteArray]:
     """A stored QByteArray, or None when missing or of the wrong type."""
     try:
         value = s.value(key, None)
-    except Exception:  # noqa: BLE001 - a corrupt entry must never stop the window
+    except Exception:  # a corrupt entry must never stop the window
         log.warning("settings: %s could not be read; using the default", key, exc_info=True)
         return None
     if isinstance(value, QByteArray) and not value.isEmpty():
@@ -64,7 +64,7 @@ def read_bytes(s: QSettings, key: str) -> Optional[QByteArray]:
 def read_str(s: QSettings, key: str, default: str = "") -> str:
     try:
         value = s.value(key, default, type=str)
-    except Exception:  # noqa: BLE001 - a corrupt entry must never stop the window
+    except Exception:  # a corrupt entry must never stop the window
         log.warning("settings: %s could not be read; using the default", key, exc_info=True)
         return default
     return value if isinstance(value, str) else default

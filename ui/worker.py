@@ -195,7 +195,7 @@ class TrainingWorker(QThread):
         """
         try:
             pickle.dumps(fn)
-        except Exception as exc:  # noqa: BLE001 - any pickling error means the same thing
+        except Exception as exc:  # any pickling error means the same thing
             raise TypeError(f"a task for the engine must be picklable (a module-level function or a functools.partial of one): {fn!r}: {exc}") from None
         task_id = next(self._task_ids)
         self._callbacks[task_id] = (on_done, on_error)
@@ -253,13 +253,13 @@ class TrainingWorker(QThread):
         return self.wait(timeout_ms)
 
     # ------------------------------------------------------ relay thread
-    def run(self) -> None:  # noqa: D401 - QThread API
+    def run(self) -> None:  # QThread API
         try:
             if self._mode_wanted == "process" and self._start_child(first=True):
                 self._relay()
             elif not self.isInterruptionRequested():
                 self._serve_here()
-        except BaseException:  # noqa: BLE001 - never let an error kill the thread silently
+        except BaseException:  # never let an error kill the thread silently
             log.exception("the training thread stopped unexpectedly")
             self._running_seen = False
             self.failed.emit("The training thread stopped unexpectedly:\n" + traceback.format_exc(limit=8))
@@ -282,7 +282,7 @@ class TrainingWorker(QThread):
         """Start an engine process and wait for its READY; False (logged, said) when none starts."""
         try:
             proc, conn = ep.start_engine_process(1.0 / self._min_interval)
-        except Exception as exc:  # noqa: BLE001 - any failure to start means the fallback
+        except Exception as exc:  # any failure to start means the fallback
             log.warning("starting the engine process failed", exc_info=True)
             return self._no_child(f"{type(exc).__name__}: {exc}", first)
         self.engines_started += 1
@@ -356,7 +356,7 @@ class TrainingWorker(QThread):
             except (EOFError, OSError):
                 self._child_died()
                 return
-            except Exception:  # noqa: BLE001 - a report that cannot be read: say so, keep relaying
+            except Exception:  # a report that cannot be read: say so, keep relaying
                 log.exception("a report from the engine could not be read")
                 continue
             self._dispatch(report)
@@ -392,7 +392,7 @@ class TrainingWorker(QThread):
                 if self._conn is not None:
                     self._child_died()
                 self._answer_task(msg, EngineLostError("the training engine ended before it got this task"))
-            except Exception as exc:  # noqa: BLE001 - cannot be pickled: tell whoever asked
+            except Exception as exc:  # cannot be pickled: tell whoever asked
                 log.exception("cannot send %s to the engine", type(msg).__name__)
                 if not self._answer_task(msg, exc):
                     self.failed.emit(f"{type(msg).__name__} could not be sent to the training engine: {exc}")
@@ -467,7 +467,7 @@ class TrainingWorker(QThread):
             if self.engine_mode == "process":
                 try:
                     payload = pickle.loads(payload)
-                except Exception as exc:  # noqa: BLE001 - the caller still gets an answer
+                except Exception as exc:  # the caller still gets an answer
                     log.exception("the result of task %d could not be read", task_id)
                     ok, payload = False, RuntimeError(f"the task's result could not be read: {exc}")
             with self._outstanding_lock:
@@ -495,7 +495,7 @@ class TrainingWorker(QThread):
         except ExportError as exc:
             self.export_failed.emit(str(exc))
             return
-        except Exception as exc:  # noqa: BLE001 - the mirror stays; the user may retry
+        except Exception as exc:  # the mirror stays; the user may retry
             log.exception("export of the window's copy to %r failed", msg.path)
             self.export_failed.emit(f"cannot export session to {msg.path!r}: {exc}")
             return

@@ -10,7 +10,6 @@ import io
 import itertools
 import logging
 import math
-import os
 import sys
 from pathlib import Path
 from typing import Any, Callable, Iterator, Optional, Sequence
@@ -19,7 +18,7 @@ from ..commands import CommandError, Scheduled, parse_command, parse_event
 from ..config import ACTIVATIONS, DATASETS, INITS, OPTIMIZERS, SCALED_INITS, ConfigError, RunConfig
 from ..teaching.exercises import ExerciseError
 from ..service.executors import ExecutorError
-from ..service.sweep import SUMMARY_HEADER, run_one  # noqa: F401  (SUMMARY_HEADER: re-exported for scripts)
+from ..service.sweep import SUMMARY_HEADER, run_one  # SUMMARY_HEADER: re-exported for scripts
 from ..replications.framework import ReplicationError
 
 log = logging.getLogger(__name__)
@@ -240,7 +239,7 @@ def _run_tasks(pool: Any, fn: Callable[..., Any], tasks: list[tuple], what: str)
     for done, fut in enumerate(as_completed(futures), start=1):
         try:
             result: Any = fut.result()
-        except Exception as exc:  # noqa: BLE001 - one failed task must not lose the others' results
+        except Exception as exc:  # one failed task must not lose the others' results
             log.info("%s task %d failed", what, futures[fut], exc_info=True)
             result = exc
         print(f"  {what} {done}/{len(tasks)}", file=sys.stderr)

@@ -57,7 +57,7 @@ def make_band(profiles: list[tuple[list[float], list[float]]], seeds: tuple[int,
     se = np.array([p[1] for p in profiles], np.float64)
     with np.errstate(all="ignore"):
         lo0, hi0, loe, hie = (np.nanmin(s0, 0), np.nanmax(s0, 0), np.nanmin(se, 0), np.nanmax(se, 0))
-    t = lambda a: tuple(float(v) for v in a)  # noqa: E731
+    t = lambda a: tuple(float(v) for v in a)
     return Band(t(lo0), t(hi0), t(loe), t(hie), tuple(seeds), max_points)
 
 

@@ -45,7 +45,7 @@ def grade_session(exercise: Exercise, sub: SubmissionFiles, replay: bool = True,
     from ..session.io import SessionFormatError, load_session
     from .replay import ReplayError, first_mismatch, replay as replay_session, tolerance_for
 
-    fail = lambda msg, student="": (Grade(sub.path, False, [], [], msg, student=student), None)  # noqa: E731
+    fail = lambda msg, student="": (Grade(sub.path, False, [], [], msg, student=student), None)
     if sub.error:
         return fail(sub.error)
     raw = sub.files.get(SUBMISSION_JSON)

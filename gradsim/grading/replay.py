@@ -208,7 +208,7 @@ def first_mismatch(submitted: Session, replayed: Session, rtol: float) -> Option
         a = se[k] if k < len(se) else None
         b = re_[k] if k < len(re_) else None
         if a != b:
-            fmt = lambda e: "none" if e is None else f"{e[1]}{'=' + e[2] if e[2] else ''} at step {e[0]}"  # noqa: E731
+            fmt = lambda e: "none" if e is None else f"{e[1]}{'=' + e[2] if e[2] else ''} at step {e[0]}"
             return Mismatch("event", fmt(a), fmt(b), (a or b)[0])  # type: ignore[index]
     if submitted.steps_run != replayed.steps_run:
         return Mismatch("steps_run", str(submitted.steps_run), str(replayed.steps_run))

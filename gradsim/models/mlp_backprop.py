@@ -209,7 +209,7 @@ class DirectPass:
         activations.
         """
         depth = self.depth
-        w, wt, b, gw, gb = self.w, self.wt, self.b, self.gw, self.gb
+        w, wt, b, gb = self.w, self.wt, self.b, self.gb
         Z, H, G = self.z, self.h, self.g
         slope = net.leaky_slope
         acts = net.activations

@@ -38,7 +38,7 @@ class InlineExecutor(Executor):
         fut: Future = Future()
         try:
             fut.set_result(fn(*args, **kwargs))
-        except BaseException as exc:  # noqa: BLE001 - delivered through the future, as a pool would
+        except BaseException as exc:  # delivered through the future, as a pool would
             if isinstance(exc, KeyboardInterrupt):
                 raise
             fut.set_exception(exc)
@@ -104,7 +104,7 @@ def connect(address: str, timeout: float = CONNECT_TIMEOUT_S) -> Any:
     with _quiet(("distributed", "tornado", "asyncio")), dask.config.set({"distributed.comm.timeouts.connect": f"{timeout}s"}):
         try:
             return Client(address, timeout=timeout, set_as_default=False)
-        except Exception as exc:  # noqa: BLE001 - something listens there, but not a scheduler
+        except Exception as exc:  # something listens there, but not a scheduler
             logging.getLogger(__name__).debug("no scheduler at %s", address, exc_info=True)
             failure = type(exc).__name__
         # The half-made Client closes itself in __del__ and reports its own

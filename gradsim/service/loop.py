@@ -348,7 +348,7 @@ class EngineLoop:
             raise
         except ConfigError as exc:  # a config the engine refuses: its message says why
             self._fail(f"The configuration cannot run: {exc}")
-        except Exception:  # noqa: BLE001 - report, keep the loop and the session
+        except Exception:  # report, keep the loop and the session
             log.exception("error while handling %s", type(msg).__name__)
             self._fail("Error while handling " + type(msg).__name__ + ":\n" + traceback.format_exc(limit=8))
 
@@ -483,7 +483,7 @@ class EngineLoop:
                 t.step()
             if b is not None and not b.finished:
                 b.step()
-        except Exception as exc:  # noqa: BLE001 - the run stops, the loop and the session stay
+        except Exception as exc:  # the run stops, the loop and the session stay
             log.exception("training step %d failed", t.step_index)
             self._fail(f"Training step {t.step_index} failed: {type(exc).__name__}: {exc}\n\n" + traceback.format_exc(limit=8))
             return
@@ -594,7 +594,7 @@ class EngineLoop:
         except ExportError as exc:
             self.emit(EXPORT_FAILED, str(exc))
             return
-        except Exception as exc:  # noqa: BLE001 - the session stays; the user may retry
+        except Exception as exc:  # the session stays; the user may retry
             log.exception("export to %r failed", msg.path)
             self.emit(EXPORT_FAILED, f"cannot export session to {msg.path!r}: {exc}")
             return
@@ -607,7 +607,7 @@ class EngineLoop:
             return
         try:
             result = msg.fn(t if msg.on_trainer else t.session)
-        except Exception as exc:  # noqa: BLE001 - the caller's on_error shows it; the session is unchanged
+        except Exception as exc:  # the caller's on_error shows it; the session is unchanged
             log.info("background task %d failed", msg.id, exc_info=True)
             self.emit(TASK, msg.id, False, exc)
             return
@@ -657,7 +657,7 @@ class EngineLoop:
         except (ReplicationError, ConfigError, OSError) as exc:
             self.emit(REPLICATION_FAILED, str(exc))
             return
-        except Exception as exc:  # noqa: BLE001 - report it; the loop and the live run stay
+        except Exception as exc:  # report it; the loop and the live run stay
             log.exception("replication %s failed", msg.name)
             self.emit(REPLICATION_FAILED, f"{type(exc).__name__}: {exc}")
             return
@@ -725,7 +725,7 @@ def encode_task_payload(payload: Any, ok: bool) -> bytes:
         if not ok:
             pickle.loads(blob)  # exceptions are small: check they can be rebuilt on the other side
         return blob
-    except Exception as exc:  # noqa: BLE001 - the reply must arrive, whatever it holds
+    except Exception as exc:  # the reply must arrive, whatever it holds
         log.info("a task's %s cannot travel as it is; sending an error that names it", "result" if ok else "exception", exc_info=True)
         if ok:
             err: BaseException = TypeError(f"the task's result ({type(payload).__name__}) cannot be sent back: {exc}")
@@ -771,7 +771,7 @@ class PipeOutbox:
             except (BrokenPipeError, EOFError, ConnectionResetError, OSError):
                 self._broken = True
                 return
-            except Exception:  # noqa: BLE001 - one report that cannot be pickled: say so, send the rest
+            except Exception:  # one report that cannot be pickled: say so, send the rest
                 log.exception("a %r report could not be sent to the window", report[0])
 
     def close(self, timeout: float = 10.0) -> None:

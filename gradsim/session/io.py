@@ -28,7 +28,7 @@ from typing import Any, BinaryIO, Iterable, Iterator, Mapping, Optional
 import numpy as np
 
 from ..metrics import LAYER_METRICS, NORM_METRICS, PRED_METRICS, STATS_METRICS, STEP_METRICS, LAYER_INDEX
-from .store import Event, Session
+from .store import Session
 from ..safe_json import parse_json
 
 FORMAT = "gradsim-session/2"

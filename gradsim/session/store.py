@@ -14,7 +14,7 @@ from typing import Any, Optional
 
 import numpy as np
 
-from ..metrics import LAYER_METRICS, STATS_METRICS, STEP_INDEX, STEP_METRICS, LAYER_INDEX
+from ..metrics import LAYER_METRICS, STEP_INDEX, STEP_METRICS, LAYER_INDEX
 
 DEFAULT_MAX_MEMORY_MB = 256.0
 _INITIAL_ROWS = 1024

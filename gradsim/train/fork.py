@@ -74,12 +74,12 @@ def fork_trainer(source: Trainer, note: Optional[str] = None) -> Trainer:
     branch.set_lr(source.lr)
     branch.init_gen.set_state(source.init_gen.get_state())
     branch.batch_gen.set_state(source.batch_gen.get_state())
-    branch._perm = source._perm.clone()  # noqa: SLF001 - the batch order is part of the state
-    branch._pos = source._pos  # noqa: SLF001
-    branch._pred_due = source._pred_due  # noqa: SLF001
-    branch._schedule.clear()  # noqa: SLF001
-    for step, commands in source._schedule.items():  # noqa: SLF001
-        branch._schedule[step] = list(commands)  # noqa: SLF001 - commands are frozen dataclasses
+    branch._perm = source._perm.clone()  # the batch order is part of the state
+    branch._pos = source._pos
+    branch._pred_due = source._pred_due
+    branch._schedule.clear()
+    for step, commands in source._schedule.items():
+        branch._schedule[step] = list(commands)  # commands are frozen dataclasses
     branch.step_index = source.step_index
     branch.diverged_at = source.diverged_at
     branch.elapsed_s = source.elapsed_s

@@ -27,7 +27,7 @@ import sys
 from PyInstaller.utils.hooks import PY_DYLIB_PATTERNS, collect_data_files, collect_dynamic_libs, collect_submodules, get_package_paths
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from unused_modules import TORCH_UNUSED, is_unused  # noqa: E402
+from unused_modules import TORCH_UNUSED, is_unused
 
 module_collection_mode = "pyz+py"
 warn_on_missing_hiddenimports = False

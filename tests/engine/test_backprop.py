@@ -61,7 +61,7 @@ _BLAS_EXACT = _blas_batches_exactly()
 def _say_when_relaxed():
     if not _BLAS_EXACT:
         warnings.warn("this BLAS's bmm differs from per-slice mm in the last bit: "
-                      "hand-written pass compared to autograd within float32 rounding, not bit for bit")
+                      "hand-written pass compared to autograd within float32 rounding, not bit for bit", stacklevel=2)
     yield
 
 

@@ -1,7 +1,6 @@
 import numpy as np
 
 from gradsim.config import RunConfig
-from gradsim.session.store import Session
 from gradsim.session.io import export_session, load_session
 from gradsim.train.trainer import Trainer
 

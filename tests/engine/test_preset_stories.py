@@ -1,9 +1,7 @@
 """Each preset is a lesson: its story shows within its default steps (asserted here from
 the session data, on the first part of the run where the story already holds)."""
-import math
 
 import numpy as np
-import pytest
 
 from gradsim.teaching.presets import load_preset, preset_names
 from gradsim.train.trainer import Trainer

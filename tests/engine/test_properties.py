@@ -6,7 +6,6 @@ from hypothesis import strategies as st
 
 from gradsim.commands import CommandError, Reinit, Scheduled, SetActivation, SetBatchNorm, SetClip, SetLR, SetOptimizer
 from gradsim.config import ACTIVATIONS, INITS, OPTIMIZERS, RunConfig
-from gradsim.session.store import Session
 from gradsim.session.io import export_session, load_session
 from gradsim.train.trainer import Trainer
 

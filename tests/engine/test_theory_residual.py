@@ -6,7 +6,6 @@ import math
 import numpy as np
 import pytest
 import torch
-import torch.nn.functional as F
 
 from gradsim.config import RunConfig
 from gradsim.theory.mean_field import jacobian_spectrum, predict

@@ -511,7 +511,7 @@ def test_plots_redraw_while_running_and_mode_is_remembered(qtbot, tiny_run_confi
     assert w.state == RUNNING
     assert w.plots.depth_profile.step > step
     w.redraw_actions["smooth"].trigger()
-    assert w.pacer.mode.key == "smooth" and w.worker._min_interval == pytest.approx(1 / 30)  # noqa: SLF001
+    assert w.pacer.mode.key == "smooth" and w.worker._min_interval == pytest.approx(1 / 30)
     n = w.pacer.frames
     qtbot.waitUntil(lambda: w.pacer.frames >= n + 5, timeout=WAIT_MS)
     w.close()

@@ -15,18 +15,18 @@ import os
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
-import numpy as np  # noqa: E402
-import pytest  # noqa: E402
-import pyqtgraph as pg  # noqa: E402
-from PySide6.QtCore import Qt  # noqa: E402
-from PySide6.QtGui import QImage  # noqa: E402
-from PySide6.QtWidgets import QApplication, QGraphicsItem  # noqa: E402
+import numpy as np
+import pytest
+import pyqtgraph as pg
+from PySide6.QtCore import Qt
+from PySide6.QtGui import QImage
+from PySide6.QtWidgets import QApplication, QGraphicsItem
 
-from gradsim.session.store import Rows, Session  # noqa: E402
-from ui.plots.common import LOG_CEIL, LOG_FLOOR, BinCache  # noqa: E402
-from ui.plots.demo_data import make_demo_session  # noqa: E402
-from ui.plots.items import LineItem  # noqa: E402
-from ui.plots.panel import PlotPanel  # noqa: E402
+from gradsim.session.store import Rows, Session
+from ui.plots.common import LOG_CEIL, LOG_FLOOR, BinCache
+from ui.plots.demo_data import make_demo_session
+from ui.plots.items import LineItem
+from ui.plots.panel import PlotPanel
 
 #: A shown top-level panel makes the offscreen platform say it cannot resize to hints (harmless).
 pytestmark = pytest.mark.qt_log_ignore("This plugin does not support propagateSizeHints")
@@ -241,7 +241,7 @@ def test_bin_cache_growing_store_equals_a_fresh_reduction():
     assert np.isnan(full.layer_metric("grad_norm")).sum() >= 15  # a view: the store holds the nans
     store = head(full, 7)
     cache = BinCache(64)
-    fetch = lambda a, b: store.layer_metric("grad_norm")[a:b]  # noqa: E731
+    fetch = lambda a, b: store.layer_metric("grad_norm")[a:b]
     n = 7
     while n < 5000:
         bins = cache.update(store, "g", fetch)
@@ -266,7 +266,7 @@ def test_a_new_header_text_repaints_the_label_without_relaying_out_the_window(qt
     class Count(QObject):
         layout_requests = 0
 
-        def eventFilter(self, obj, event):  # noqa: N802 - Qt API
+        def eventFilter(self, obj, event):  # Qt API
             if event.type() == QEvent.Type.LayoutRequest:
                 self.layout_requests += 1
             return False

@@ -9,21 +9,21 @@ import os
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
-import numpy as np  # noqa: E402
-import pytest  # noqa: E402
-from PySide6.QtCore import QPointF  # noqa: E402
+import numpy as np
+import pytest
+from PySide6.QtCore import QPointF
 
-from gradsim.metrics import LAYER_INDEX, LAYER_METRICS, STEP_INDEX, STEP_METRICS  # noqa: E402
-from gradsim.session.store import Event, Session, StepRecord  # noqa: E402
-from ui.plots.activations import ActivationStats  # noqa: E402
-from ui.plots.common import LOG_CEIL, LOG_FLOOR, MAX_CURVE_BINS, MAX_IMAGE_COLUMNS  # noqa: E402
-from ui.plots.demo_data import fill_demo, make_demo_session  # noqa: E402
-from ui.plots.depth_profile import DepthProfile  # noqa: E402
-from ui.plots.heatmap import NONFINITE_RGB, GradientHeatmap  # noqa: E402
-from ui.plots.layer_curves import LayerCurves  # noqa: E402
-from ui.plots.loss_accuracy import LossAccuracyPlot  # noqa: E402
-from ui.plots.panel import PlotPanel  # noqa: E402
-from ui.plots.update_ratio import REFERENCE_RATIO, UpdateRatioPlot  # noqa: E402
+from gradsim.metrics import LAYER_INDEX, LAYER_METRICS, STEP_INDEX, STEP_METRICS
+from gradsim.session.store import Event, Session, StepRecord
+from ui.plots.activations import ActivationStats
+from ui.plots.common import LOG_CEIL, LOG_FLOOR, MAX_CURVE_BINS, MAX_IMAGE_COLUMNS
+from ui.plots.demo_data import fill_demo, make_demo_session
+from ui.plots.depth_profile import DepthProfile
+from ui.plots.heatmap import NONFINITE_RGB, GradientHeatmap
+from ui.plots.layer_curves import LayerCurves
+from ui.plots.loss_accuracy import LossAccuracyPlot
+from ui.plots.panel import PlotPanel
+from ui.plots.update_ratio import REFERENCE_RATIO, UpdateRatioPlot
 
 G = LAYER_INDEX["grad_norm"]
 N_METRICS = len(LAYER_METRICS)

@@ -53,13 +53,13 @@ def frames_in_one_second(clock: FakeClock, engine_mode: str, mode: str, frame_cp
 
     pacer = redraw.RedrawPacer(run, refresh, lambda: True)
     pacer.stop()  # the test drives the ticks
-    pacer._on_engine_ready(0)  # noqa: SLF001 - the signal the worker sends when its engine is up
+    pacer._on_engine_ready(0)  # the signal the worker sends when its engine is up
     pacer.set_mode(mode)
     start_wall, start_cpu = clock.wall, clock.cpu
     while clock.wall - start_wall < 1.0:
         clock.wall += TICK_S
-        pacer._dirty = True  # noqa: SLF001 - a snapshot arrived
-        pacer._on_timer()  # noqa: SLF001
+        pacer._dirty = True  # a snapshot arrived
+        pacer._on_timer()
     return pacer.frames, (clock.cpu - start_cpu) / (clock.wall - start_wall)
 
 
@@ -84,7 +84,7 @@ def test_the_snapshot_rate_follows_the_mode_and_the_engine(qtbot, clock):
     for key, mode in redraw.REDRAW_MODES.items():
         run.worker.engine_mode = "process"
         pacer.set_mode(key)
-        assert run.worker._min_interval == pytest.approx(1 / mode.snapshot_hz)  # noqa: SLF001
+        assert run.worker._min_interval == pytest.approx(1 / mode.snapshot_hz)
         run.worker.engine_mode = "thread"
-        pacer._on_engine_ready(0)  # noqa: SLF001
-        assert run.worker._min_interval == pytest.approx(1 / mode.shared_snapshot_hz)  # noqa: SLF001
+        pacer._on_engine_ready(0)
+        assert run.worker._min_interval == pytest.approx(1 / mode.shared_snapshot_hz)

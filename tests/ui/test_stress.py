@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import random
 
-import pytest
 
 from gradsim.commands import Reinit, SetActivation, SetBatchNorm, SetClip, SetLR, SetOptimizer
 from gradsim.config import RunConfig

@@ -94,7 +94,7 @@ def test_submitted_tasks_report_to_their_own_callbacks(worker, qtbot, tiny_run_c
     assert got["count"] == (tiny_run_config.steps, 1)
     assert isinstance(got["boom_error"], ValueError) and str(got["boom_error"]) == "cannot write the submission"
     assert got["trainer"]["step_index"] == tiny_run_config.steps
-    assert worker._callbacks == {}  # noqa: SLF001 - every callback pair is released once called
+    assert worker._callbacks == {}  # every callback pair is released once called
 
 
 def test_task_without_a_run_reports_no_run(worker, qtbot):
@@ -108,7 +108,7 @@ def test_a_task_that_cannot_travel_is_refused_at_once(worker):
     """A lambda cannot be pickled to the engine process: submit says so instead of losing it."""
     with pytest.raises(TypeError, match="picklable"):
         worker.submit(lambda s: len(s))
-    assert worker._callbacks == {}  # noqa: SLF001 - nothing left waiting
+    assert worker._callbacks == {}  # nothing left waiting
 
 
 def test_the_engine_runs_where_asked(worker, qtbot):

@@ -321,7 +321,7 @@ class ReplicationsDialog(QDialog):
         h = min(self._pixmap.height(), max(120, room.height() - 4))
         self.figure.setPixmap(self._pixmap.scaled(w, h, Qt.AspectRatioMode.KeepAspectRatio, Qt.TransformationMode.SmoothTransformation))
 
-    def resizeEvent(self, event) -> None:  # noqa: N802 - Qt API
+    def resizeEvent(self, event) -> None:  # Qt API
         super().resizeEvent(event)
         self._fit_figure()
 
@@ -333,7 +333,7 @@ class ReplicationsDialog(QDialog):
         self.out.setEnabled(not busy)
         self.browse.setEnabled(not busy)
 
-    def closeEvent(self, event) -> None:  # noqa: N802 - Qt API
+    def closeEvent(self, event) -> None:  # Qt API
         if self._running:
             answer = QMessageBox.question(self, "Replication running", "Cancel the running replication?")
             if answer != QMessageBox.StandardButton.Yes:

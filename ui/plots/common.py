@@ -398,7 +398,7 @@ class LegendLabel(QLabel):
         if self.text() != text:
             self.setText(text)
 
-    def resizeEvent(self, event) -> None:  # noqa: N802 - Qt API
+    def resizeEvent(self, event) -> None:  # Qt API
         super().resizeEvent(event)
         self._render()
 
@@ -442,7 +442,7 @@ class FitLabel(QLabel):
         self.setToolTip(texts[0] if len(texts[0]) > 0 else "")
         self._fit()
 
-    def setText(self, text: str) -> None:  # noqa: N802 - Qt API
+    def setText(self, text: str) -> None:  # Qt API
         """One variant: shown whole when it fits, elided when not."""
         self.set_variants(text)
 
@@ -453,18 +453,18 @@ class FitLabel(QLabel):
     def full_text(self) -> str:
         return self._variants[0]
 
-    def sizeHint(self) -> QSize:  # noqa: N802 - Qt API
+    def sizeHint(self) -> QSize:  # Qt API
         m = self.contentsMargins()
         return QSize(0, self.fontMetrics().height() + m.top() + m.bottom())
 
-    def minimumSizeHint(self) -> QSize:  # noqa: N802 - Qt API
+    def minimumSizeHint(self) -> QSize:  # Qt API
         return self.sizeHint()
 
-    def resizeEvent(self, event) -> None:  # noqa: N802 - Qt API
+    def resizeEvent(self, event) -> None:  # Qt API
         super().resizeEvent(event)
         self._fit()
 
-    def paintEvent(self, event) -> None:  # noqa: N802 - Qt API
+    def paintEvent(self, event) -> None:  # Qt API
         p = QPainter(self)
         self.style().drawItemText(
             p, self.contentsRect(), int(self.alignment()), self.palette(), self.isEnabled(), self._shown, self.foregroundRole()

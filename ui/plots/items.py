@@ -56,7 +56,7 @@ class LineItem(pg.GraphicsObject):
         self._br: Optional[QRectF] = None
 
     # ------------------------------------------------------------------- data
-    def setData(self, x: Any = None, y: Any = None) -> None:  # noqa: N802 - pyqtgraph API
+    def setData(self, x: Any = None, y: Any = None) -> None:  # pyqtgraph API
         """Replace the points; ``setData([], [])`` empties the item."""
         xa = np.asarray([] if x is None else x, dtype=np.float64).ravel()
         ya = np.asarray([] if y is None else y, dtype=np.float64).ravel()
@@ -65,7 +65,7 @@ class LineItem(pg.GraphicsObject):
         self._x, self._y = xa, ya
         self._rebuild()
 
-    def setLogMode(self, x: bool, y: bool) -> None:  # noqa: N802 - pyqtgraph API
+    def setLogMode(self, x: bool, y: bool) -> None:  # pyqtgraph API
         """Called by the PlotItem: draw log10 of the coordinates on a logarithmic axis."""
         if (bool(x), bool(y)) == (self._log_x, self._log_y):
             return
@@ -98,29 +98,29 @@ class LineItem(pg.GraphicsObject):
         self.prepareGeometryChange()
         self.update()
 
-    def getData(self) -> tuple[Optional[np.ndarray], Optional[np.ndarray]]:  # noqa: N802 - pyqtgraph API
+    def getData(self) -> tuple[Optional[np.ndarray], Optional[np.ndarray]]:  # pyqtgraph API
         """The coordinates as drawn (log10 on a log axis); (None, None) before any data."""
         if self._x is None:
             return None, None
         return self._xd, self._yd
 
-    def getOriginalDataset(self) -> tuple[Optional[np.ndarray], Optional[np.ndarray]]:  # noqa: N802 - pyqtgraph API
+    def getOriginalDataset(self) -> tuple[Optional[np.ndarray], Optional[np.ndarray]]:  # pyqtgraph API
         """The values given to ``setData`` (no log10); (None, None) before any data."""
         return self._x, self._y
 
     # --------------------------------------------------------------- geometry
-    def dataBounds(self, ax: int, frac: float = 1.0, orthoRange: object = None) -> tuple[Optional[float], Optional[float]]:  # noqa: N802
+    def dataBounds(self, ax: int, frac: float = 1.0, orthoRange: object = None) -> tuple[Optional[float], Optional[float]]:
         """Finite extent along ``ax`` as drawn (for the view's auto range, the "A" button)."""
         b = self._bounds
         if b is None:
             return None, None
         return (b[0], b[1]) if ax == 0 else (b[2], b[3])
 
-    def pixelPadding(self) -> float:  # noqa: N802 - pyqtgraph API
+    def pixelPadding(self) -> float:  # pyqtgraph API
         """Pixels a point may reach beyond its coordinates: half a dot, or the pen's width."""
         return self.dots / 2 + 1 if self.dots > 0 else self.opts["pen"].widthF() * 0.7072 + 1
 
-    def boundingRect(self) -> QRectF:  # noqa: N802 - Qt API
+    def boundingRect(self) -> QRectF:  # Qt API
         if self._br is None:
             b = self._bounds
             if b is None:
@@ -137,7 +137,7 @@ class LineItem(pg.GraphicsObject):
                 self._br = QRectF(b[0] - px, b[2] - py, (b[1] - b[0]) + 2 * px, (b[3] - b[2]) + 2 * py)
         return self._br
 
-    def viewTransformChanged(self) -> None:  # noqa: N802 - pyqtgraph hook
+    def viewTransformChanged(self) -> None:  # pyqtgraph hook
         """Zoom changes how far a pixel of padding reaches in data units."""
         self._br = None
         self.prepareGeometryChange()
