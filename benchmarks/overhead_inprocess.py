@@ -35,7 +35,9 @@ def _load_as(name: str, checkout: Path):
     module = importlib.util.module_from_spec(spec)
     sys.modules[name] = module
     spec.loader.exec_module(module)
-    return importlib.import_module(f"{name}.config"), importlib.import_module(f"{name}.trainer")
+    # v0.2.0 had gradsim/trainer.py; since the sub-packages it is gradsim/train/trainer.py
+    layout = "train.trainer" if (pkg / "train" / "trainer.py").exists() else "trainer"
+    return importlib.import_module(f"{name}.config"), importlib.import_module(f"{name}.{layout}")
 
 
 def main() -> None:
