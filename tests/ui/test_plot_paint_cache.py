@@ -1,7 +1,7 @@
 """Cheap live frames must never show a stale picture; lean curve items draw exactly what they are given.
 
 The plots keep work from frame to frame: axes and event markers are painted
-into pixmaps that Qt reuses (ui/plots/common.py), curves are lean items that
+into pixmaps that Qt reuses (ui/plots/markers.py, ui/plots/axes.py), curves are lean items that
 build their path once per setData (ui/plots/items.py). These tests drive a
 panel the way a live run does (rows arrive, events arrive, the step axis
 grows, a metric or a toggle changes), letting the event loop paint every frame
@@ -23,7 +23,7 @@ from PySide6.QtGui import QImage
 from PySide6.QtWidgets import QApplication, QGraphicsItem
 
 from gradsim.session.store import Rows, Session
-from ui.plots.common import LOG_CEIL, LOG_FLOOR, BinCache
+from ui.plots.decimate import LOG_CEIL, LOG_FLOOR, BinCache
 from ui.plots.demo_data import make_demo_session
 from ui.plots.items import LineItem
 from ui.plots.panel import PlotPanel

@@ -16,7 +16,7 @@ from PySide6.QtCore import QPointF
 from gradsim.metrics import LAYER_INDEX, LAYER_METRICS, STEP_INDEX, STEP_METRICS
 from gradsim.session.store import Event, Session, StepRecord
 from ui.plots.activations import ActivationStats
-from ui.plots.common import LOG_CEIL, LOG_FLOOR, MAX_CURVE_BINS, MAX_IMAGE_COLUMNS
+from ui.plots.decimate import LOG_CEIL, LOG_FLOOR, MAX_CURVE_BINS, MAX_IMAGE_COLUMNS
 from ui.plots.demo_data import fill_demo, make_demo_session
 from ui.plots.depth_profile import DepthProfile
 from ui.plots.heatmap import NONFINITE_RGB, GradientHeatmap
@@ -288,7 +288,7 @@ def test_depth_profile_prediction_curve(qtbot):
 def test_plots_and_exercises_share_one_middle_layer():
     from gradsim.teaching.exercises import _resolve_layer
     from gradsim.metrics import middle_layer
-    from ui.plots.common import default_layers
+    from ui.plots.layer_choice import default_layers
 
     for n_layers in (2, 3, 10, 11, 21, 101):
         assert middle_layer(n_layers) in default_layers(n_layers)
@@ -537,12 +537,12 @@ def test_coincident_events_merge_into_one_flag_with_full_text_on_hover(qtbot):
     assert lc.markers.texts == ["0: start", "324: pause, batchnorm on", "500: lr 0.01"]
     assert lc.markers.count == 3
     # The flag takes the change's colour, not the pause's grey.
-    from ui.plots.common import EVENT_COLOURS
+    from ui.plots.style import EVENT_COLOURS
 
     assert lc.markers.item.colours[1].name() == EVENT_COLOURS["batchnorm"]
     near = lc.markers.near(325, tolerance=3)
     assert [step for step, _ in near] == [324]
-    from ui.plots.common import full_text
+    from ui.plots.markers import full_text
 
     assert full_text(*near[0]) == "324: pause (paused in the window), batchnorm=on"
 

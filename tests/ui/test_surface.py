@@ -8,7 +8,7 @@ from PySide6.QtGui import QTextDocument
 from gradsim.metrics import LAYER_INDEX, LAYER_METRICS, STEP_METRICS
 from gradsim.session.store import Session
 from ui.plots.activations import ActivationStats
-from ui.plots.common import FitLabel, LegendLabel
+from ui.plots.labels import FitLabel, LegendLabel
 from ui.run_controller import RunState
 
 

@@ -15,7 +15,8 @@ from PySide6.QtWidgets import QWidget
 from gradsim.session.store import Session
 
 from .base import PlotBase
-from .common import LegendLabel, fmt, plain_axes
+from .axes import plain_axes
+from .labels import fmt, LegendLabel
 
 _WIDTH = 0.4
 

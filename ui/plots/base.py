@@ -15,7 +15,9 @@ from PySide6.QtWidgets import QGraphicsView, QLabel, QSizePolicy, QVBoxLayout, Q
 
 from gradsim.session.store import Event, Session
 
-from .common import EventMarkers, FitLabel, make_note, make_readout, scene_to_view
+from .axes import scene_to_view
+from .labels import FitLabel, make_note, make_readout
+from .markers import EventMarkers
 
 
 class PlotBase(QWidget):

@@ -20,7 +20,9 @@ from gradsim.metrics import LAYER_INDEX, LAYER_METRICS, PRED_MIN_WIDTH
 from gradsim.session.store import Session
 
 from .base import PlotBase, RangeFollower
-from .common import AXIS_LABELS, LOG_CEIL, LOG_FLOOR, LegendLabel, clamp_for_log, fmt, make_log_plot
+from .axes import make_log_plot
+from .decimate import LOG_CEIL, LOG_FLOOR, clamp_for_log
+from .labels import AXIS_LABELS, fmt, LegendLabel
 from .items import LineItem
 
 

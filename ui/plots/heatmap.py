@@ -17,19 +17,10 @@ from PySide6.QtWidgets import QComboBox, QHBoxLayout, QLabel, QWidget
 from gradsim.session.store import Session
 
 from .base import RangeFollower, TimePlotBase
-from .common import (
-    HEATMAP_METRICS,
-    MAX_IMAGE_COLUMNS,
-    METRIC_LABELS,
-    METRIC_TIPS,
-    BinCache,
-    Bins,
-    EventMarkers,
-    events_text,
-    fmt,
-    nearest_row,
-    plain_axes,
-)
+from .axes import plain_axes
+from .decimate import MAX_IMAGE_COLUMNS, BinCache, Bins, nearest_row
+from .labels import HEATMAP_METRICS, METRIC_LABELS, METRIC_TIPS, fmt
+from .markers import EventMarkers, events_text
 
 #: Colour of cells holding nan, +inf or a negative value (not a valid norm).
 NONFINITE_RGB = (255, 0, 255)

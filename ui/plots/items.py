@@ -12,7 +12,7 @@ QPolygonF of points) that ``paint`` only hands to Qt.
 
 Nothing is decimated or hidden here: every point given is drawn, nan breaks
 the line (``connect='finite'``), and the plots clamp values for log axes before
-they call ``setData`` (common.clamp_for_log), as before.
+they call ``setData`` (decimate.clamp_for_log), as before.
 """
 from __future__ import annotations
 

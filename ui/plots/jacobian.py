@@ -23,7 +23,9 @@ import pyqtgraph as pg
 from PySide6.QtCore import QPointF, Qt, Signal, Slot
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QPushButton, QSizePolicy, QVBoxLayout, QWidget
 
-from .common import LOG_CEIL, LOG_FLOOR, fmt, make_note, make_readout, plain_axes, scene_to_view
+from .axes import plain_axes, scene_to_view
+from .decimate import LOG_CEIL, LOG_FLOOR
+from .labels import fmt, make_note, make_readout
 
 #: Histogram bins per decade of singular value.
 BINS_PER_DECADE = 10

@@ -17,26 +17,12 @@ from gradsim.metrics import LAYER_METRICS
 from gradsim.session.store import Session
 
 from .base import RangeFollower, TimePlotBase
-from .common import (
-    LAYER_COLOURS,
-    LOG_CEIL,
-    LOG_FLOOR,
-    MAX_CURVE_BINS,
-    MAX_SELECTED_LAYERS,
-    LegendLabel,
-    AXIS_LABELS,
-    BinCache,
-    Bins,
-    EventMarkers,
-    curve_points,
-    default_layers,
-    events_text,
-    fmt,
-    make_log_plot,
-    nearest_row,
-    nonfinite_note,
-    parse_layers,
-)
+from .axes import make_log_plot
+from .decimate import LOG_CEIL, LOG_FLOOR, MAX_CURVE_BINS, BinCache, Bins, curve_points, nearest_row, nonfinite_note
+from .labels import AXIS_LABELS, fmt, LegendLabel
+from .layer_choice import default_layers, parse_layers
+from .markers import EventMarkers, events_text
+from .style import LAYER_COLOURS, MAX_SELECTED_LAYERS
 from .items import LineItem
 
 

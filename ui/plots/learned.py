@@ -17,7 +17,8 @@ from PySide6.QtWidgets import QLabel, QStackedWidget, QVBoxLayout, QWidget
 
 from gradsim.teaching.learned import BoundaryGrid, Confusion
 
-from .common import fmt, make_readout, plain_axes, scene_to_view
+from .axes import plain_axes, scene_to_view
+from .labels import fmt, make_readout
 
 #: Class colours (Okabe-Ito, colour-blind friendly), one per class of the 2-D sets.
 CLASS_COLOURS = np.array(

@@ -17,21 +17,10 @@ from gradsim.metrics import STEP_INDEX
 from gradsim.session.store import Session
 
 from .base import RangeFollower, TimePlotBase
-from .common import (
-    LOG_CEIL,
-    LOG_FLOOR,
-    MAX_CURVE_BINS,
-    BinCache,
-    Bins,
-    EventMarkers,
-    curve_points,
-    events_text,
-    fmt,
-    make_log_plot,
-    plain_axes,
-    nearest_row,
-    nonfinite_note,
-)
+from .axes import make_log_plot, plain_axes
+from .decimate import LOG_CEIL, LOG_FLOOR, MAX_CURVE_BINS, BinCache, Bins, curve_points, nearest_row, nonfinite_note
+from .labels import fmt
+from .markers import EventMarkers, events_text
 from .items import LineItem
 
 

@@ -218,7 +218,7 @@ class PlotPanel(QWidget):
 
     def set_metric(self, name: str) -> None:
         """Show ``name`` in the heatmap, the depth profile and the layer curves."""
-        from .common import HEATMAP_METRICS
+        from .labels import HEATMAP_METRICS
 
         if name not in HEATMAP_METRICS:
             raise ValueError(f"metric {name!r}: one of {', '.join(HEATMAP_METRICS)}")

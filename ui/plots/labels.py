@@ -1,0 +1,214 @@
+"""Label text (metric names, axis titles, number formatting) and the label widgets under and above plots."""
+from __future__ import annotations
+
+import html
+import math
+from typing import Sequence
+
+from PySide6.QtCore import QSize, Qt
+from PySide6.QtGui import QPainter, QTextDocument
+from PySide6.QtWidgets import QLabel, QSizePolicy
+
+#: Metrics the shared selector offers: the three named in the design first.
+HEATMAP_METRICS: tuple[str, ...] = (
+    "grad_norm",
+    "act_grad_norm",
+    "update_ratio",
+    "bias_grad_norm",
+    "weight_norm",
+    "update_norm",
+)
+
+METRIC_LABELS: dict[str, str] = {
+    "grad_norm": "||dL/dW|| (weight gradient)",
+    "act_grad_norm": "||dL/dz|| (backprop signal)",
+    "update_ratio": "||update|| / ||W||",
+    "bias_grad_norm": "||dL/db|| (bias gradient)",
+    "weight_norm": "||W|| (weight norm)",
+    "update_norm": "||W_after - W_before||",
+}
+
+#: Axis titles: short, so a vertical title fits a short plot (the combo box and tooltips give the long names).
+AXIS_LABELS: dict[str, str] = {
+    "grad_norm": "||dL/dW||",
+    "act_grad_norm": "||dL/dz||",
+    "update_ratio": "||update||/||W||",
+    "bias_grad_norm": "||dL/db||",
+    "weight_norm": "||W||",
+    "update_norm": "||update||",
+}
+
+METRIC_TIPS: dict[str, str] = {
+    "grad_norm": "Norm of the weight gradient of each layer: flat across depth even when the backprop signal decays.",
+    "act_grad_norm": "Norm of dL/dz at each layer's output: the backprop signal that vanishes or explodes with depth.",
+    "update_ratio": "Size of each layer's weight update relative to its weights: ~1e-3 is healthy, far below means the layer barely learns.",
+    "bias_grad_norm": "Norm of the bias gradient of each layer, a second view of how much signal reaches it.",
+    "weight_norm": "Norm of each layer's weights before the update; it grows without bound when training explodes.",
+    "update_norm": "Norm of the change of each layer's weights in this step.",
+}
+
+
+def fmt(value: float) -> str:
+    """A compact exact-enough rendering of one metric value (nan/inf spelled out)."""
+    v = float(value)
+    if math.isnan(v):
+        return "nan"
+    if math.isinf(v):
+        return "inf" if v > 0 else "-inf"
+    if v == 0:
+        return "0"
+    return f"{v:.4g}"
+
+
+
+class LegendLabel(QLabel):
+    """A one-line legend above the plot (never on the data): a coloured mark and a name per entry.
+
+    Why not pyqtgraph's LegendItem: it sits inside the view box, over curves
+    and over guide labels such as the 1e-3 line's.
+    """
+
+    def __init__(self) -> None:
+        super().__init__("")
+        self.setTextFormat(Qt.TextFormat.RichText)
+        self.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Fixed)
+        self._entries: list[tuple[str, str, bool]] = []
+        self._compact = False
+
+    def set_entries(self, entries: Sequence[tuple[str, str, bool]]) -> None:
+        """(colour, name, dashed) per entry; the text changes only when the entries do."""
+        entries = list(entries)
+        if entries == self._entries:
+            return
+        self._entries = entries
+        self.setToolTip(", ".join(name for _, name, _ in entries))
+        self._render()
+
+    def _html(self, compact: bool) -> str:
+        parts = []
+        for colour, name, dashed in self._entries:
+            mark = ("\u2505" if dashed else "\u2501") * (1 if compact else 2)
+            if compact and name.startswith("layer "):
+                name = "L" + name[len("layer "):]
+            sep = "" if compact else "&nbsp;"
+            parts.append(f"<span style='color:{colour}'>{mark}</span>{sep}{html.escape(name)}")
+        return ("&nbsp;" if compact else "&nbsp;&nbsp; ").join(parts)
+
+    def _render(self) -> None:
+        """The full legend, or a compact one ("L1 L10 L21") when the full one does not fit."""
+        full = self._html(False)
+        doc = QTextDocument()
+        doc.setDefaultFont(self.font())
+        doc.setHtml(full)
+        fits = doc.idealWidth() <= self.contentsRect().width() or self.contentsRect().width() <= 0
+        text = full if fits else self._html(True)
+        if self.text() != text:
+            self.setText(text)
+
+    def resizeEvent(self, event) -> None:  # Qt API
+        super().resizeEvent(event)
+        self._render()
+
+    def texts(self) -> list[str]:
+        """The entries' names, in order."""
+        return [name for _, name, _ in self._entries]
+
+
+class FitLabel(QLabel):
+    """A caption that never gets cut: it shows the longest of its variants that fits its width.
+
+    The full text is always the tooltip. Why: plot headers such as
+    "grad_norm per layer at step 899 (latest step)" were clipped in narrow
+    panes at 1280x720.
+
+    It paints its text itself instead of through ``QLabel.setText``: the depth
+    profile's header changes with every step, and each ``setText`` asked the
+    whole window to lay itself out again (``updateGeometry`` up to the top
+    level), ~1 ms of every live frame for two headers. The label's size does
+    not depend on its text (one line, as wide as the layout gives it), so a
+    new text only repaints the label. ``text()`` and ``setText()`` keep
+    QLabel's meaning for callers.
+    """
+
+    def __init__(self, text: str = "") -> None:
+        super().__init__("")
+        self.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Fixed)
+        # Opaque (filled with the window colour, as around it): a new text then repaints the
+        # label alone, not the plot, splitters and panel behind it.
+        self.setAutoFillBackground(True)
+        self._variants: tuple[str, ...] = (text,)
+        self._shown = ""
+        self._fit()
+
+    def set_variants(self, *texts: str) -> None:
+        """Texts from longest to shortest; the first that fits is shown (the last is elided if need be)."""
+        texts = tuple(t for t in texts if t) or ("",)
+        if texts == self._variants:
+            return
+        self._variants = texts
+        self.setToolTip(texts[0] if len(texts[0]) > 0 else "")
+        self._fit()
+
+    def setText(self, text: str) -> None:  # Qt API
+        """One variant: shown whole when it fits, elided when not."""
+        self.set_variants(text)
+
+    def text(self) -> str:
+        """The text shown now (the variant that fits, or the elided last one)."""
+        return self._shown
+
+    def full_text(self) -> str:
+        return self._variants[0]
+
+    def sizeHint(self) -> QSize:  # Qt API
+        m = self.contentsMargins()
+        return QSize(0, self.fontMetrics().height() + m.top() + m.bottom())
+
+    def minimumSizeHint(self) -> QSize:  # Qt API
+        return self.sizeHint()
+
+    def resizeEvent(self, event) -> None:  # Qt API
+        super().resizeEvent(event)
+        self._fit()
+
+    def paintEvent(self, event) -> None:  # Qt API
+        p = QPainter(self)
+        self.style().drawItemText(
+            p, self.contentsRect(), int(self.alignment()), self.palette(), self.isEnabled(), self._shown, self.foregroundRole()
+        )
+        p.end()
+
+    def _fit(self) -> None:
+        width = self.contentsRect().width()
+        fm = self.fontMetrics()
+        chosen = None
+        for text in self._variants:
+            if fm.horizontalAdvance(text) <= width:
+                chosen = text
+                break
+        if chosen is None:
+            chosen = fm.elidedText(self._variants[-1], Qt.TextElideMode.ElideRight, max(0, width))
+        if self._shown != chosen:
+            self._shown = chosen
+            self.update()
+
+
+
+def make_readout(tip: str) -> QLabel:
+    """The label under a plot that shows exact values under the mouse."""
+    label = QLabel(" ")
+    label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+    label.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Fixed)
+    label.setToolTip(tip)
+    return label
+
+
+def make_note() -> QLabel:
+    """The label that says what the plot clamps or leaves out, so no gap is silent."""
+    label = QLabel("")
+    label.setStyleSheet("color: #e0a040;")
+    label.setWordWrap(True)
+    label.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Fixed)
+    label.setToolTip("What this plot clamps or cannot draw (zero, nan, inf), so no gap is silent.")
+    return label
+
