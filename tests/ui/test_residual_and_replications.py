@@ -109,7 +109,7 @@ def test_help_replications_runs_in_the_worker_and_shows_figure_and_verdict(threa
         dlg.run_button.click()
         assert dlg.is_running() and not dlg.run_button.isEnabled()
     assert seen and seen[-1] == (60, 60)
-    assert not dlg.is_running() and dlg.result.reproduced
+    assert not dlg.is_running() and dlg.last_result.reproduced
     assert "Verdict: REPRODUCED." in dlg.verdict.toPlainText()
     assert dlg.figure.pixmap() is not None and not dlg.figure.pixmap().isNull()
     assert dlg.sessions.count() == 2 and (tmp_path / "rep" / "runs" / "seed0" / "session.json").is_file()

@@ -110,18 +110,19 @@ class BuilderPanel(QWidget):
         root.setContentsMargins(0, 0, 0, 0)
         root.setSpacing(2)
         self.form = QWidget()
-        self.scroll = QScrollArea()
-        self.scroll.setWidget(self.form)
-        self.scroll.setWidgetResizable(True)
-        self.scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
-        self.scroll.setFrameShape(QFrame.Shape.NoFrame)
+        # Not ``self.scroll``: that would shadow QWidget.scroll(dx, dy).
+        self.scroll_area = QScrollArea()
+        self.scroll_area.setWidget(self.form)
+        self.scroll_area.setWidgetResizable(True)
+        self.scroll_area.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.scroll_area.setFrameShape(QFrame.Shape.NoFrame)
         self.locked_label = QLabel("A run is active: change it with the live toggles, or Reset (R) to edit the network.")
         self.locked_label.setWordWrap(True)
         self.locked_label.setContentsMargins(6, 4, 6, 2)
         self.locked_label.setStyleSheet("color: #1565c0;")
         self.locked_label.hide()
         root.addWidget(self.locked_label)
-        root.addWidget(self.scroll, 1)
+        root.addWidget(self.scroll_area, 1)
         outer = QVBoxLayout(self.form)
         outer.setContentsMargins(4, 4, 4, 4)
         outer.setSpacing(6)
@@ -315,7 +316,9 @@ class BuilderPanel(QWidget):
 
     def set_preview(self, preview: object) -> None:
         """Show a ui.worker.Preview if it is for the current data set."""
-        if getattr(preview, "dataset", None) != self.dataset.currentText():
+        dataset = self._fields["dataset"]
+        assert isinstance(dataset, QComboBox)
+        if getattr(preview, "dataset", None) != dataset.currentText():
             return
         self.preview.set_points(preview.dataset, preview.points, preview.labels, preview.n_inputs, preview.note)  # type: ignore[attr-defined]
 
@@ -365,26 +368,28 @@ class BuilderPanel(QWidget):
     # ------------------------------------------------------------ reading
     def _read(self) -> tuple[Optional[RunConfig], str, Optional[str]]:
         """(config, "", None) when valid, else (None, the message, the field at fault)."""
-        values: dict[str, object] = {}
+        # Any: each field has its own type, checked by RunConfig.validate() below.
+        values: dict[str, Any] = {}
         for f in FORM_FIELDS:
             w = self._fields[f.name]
             value = self._value(f, w)
+            text = value  # for float fields, the stripped text that _value returns
             if f.kind == "float":
                 if not w.isEnabled():  # not used by this config: keep the last good value
                     continue
                 try:
                     value = float(value)
                 except ValueError:
-                    return None, f"{f.name} = {w.text().strip()!r}: not a number; type a finite number > 0, e.g. 0.05", f.name
+                    return None, f"{f.name} = {text!r}: not a number; type a finite number > 0, e.g. 0.05", f.name
                 if not math.isfinite(value):
-                    return None, f"{f.name} = {w.text().strip()!r}: must be a finite number > 0", f.name
+                    return None, f"{f.name} = {text!r}: must be a finite number > 0", f.name
             if f.kind == "optfloat":
                 if not w.isEnabled():
                     continue
                 try:
                     value = float(value) if value else None
                 except ValueError:
-                    return None, f"{f.name} = {w.text().strip()!r}: not a number; leave it empty for the default or type a number > 0", f.name
+                    return None, f"{f.name} = {text!r}: not a number; leave it empty for the default or type a number > 0", f.name
             values[f.name] = value
         try:
             return replace(self._base, **values).validate(), "", None
@@ -404,9 +409,9 @@ class BuilderPanel(QWidget):
             return
         self.error_label.setText(error)
         self.error_label.show()
-        w = self._fields.get(field or "")
-        if w is not None:
-            w.setStyleSheet(_ERROR_STYLE)
+        bad = self._fields.get(field or "")
+        if bad is not None:
+            bad.setStyleSheet(_ERROR_STYLE)
 
     def _show_schedule(self) -> None:
         if self._schedule:

@@ -6,7 +6,7 @@ worker thread (scikit-learn's import costs seconds), then handed here.
 """
 from __future__ import annotations
 
-from typing import Optional
+from typing import Any, Optional
 
 import numpy as np
 from PySide6.QtCore import Qt
@@ -29,8 +29,9 @@ class DatasetPreview(QWidget):
         layout.setSpacing(2)
         # The plot is built when the first points arrive (after the window has painted):
         # importing pyqtgraph is the largest cost on the way to the first paint.
-        self.plot: Optional[QWidget] = None
-        self.scatter = None
+        # A pyqtgraph PlotWidget and its ScatterPlotItem once built; Any because pyqtgraph ships no types.
+        self.plot: Any = None
+        self.scatter: Any = None
         self._holder = QWidget()
         self._holder.setFixedHeight(130)
         self._holder.setStyleSheet("background: white;")
@@ -77,7 +78,9 @@ class DatasetPreview(QWidget):
             plot.hideAxis(axis)
         self.scatter = pg.ScatterPlotItem(size=4, pen=None)
         plot.addItem(self.scatter)
-        self.layout().replaceWidget(self._holder, plot)
+        layout = self.layout()
+        assert layout is not None  # set in __init__
+        layout.replaceWidget(self._holder, plot)
         self._holder.deleteLater()
         self.plot = plot
 

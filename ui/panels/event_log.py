@@ -72,5 +72,6 @@ class EventLog(QWidget):
         out = []
         for i in range(self.tree.topLevelItemCount()):
             it = self.tree.topLevelItem(i)
+            assert it is not None  # i < topLevelItemCount()
             out.append((it.text(0), it.text(1), it.text(2)))
         return out

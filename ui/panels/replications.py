@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import datetime as _dt
 from pathlib import Path
-from typing import Callable, Optional
+from typing import TYPE_CHECKING, Callable, Optional
 
 from PySide6.QtCore import QStandardPaths, Qt, QUrl, Slot
 from PySide6.QtGui import QDesktopServices, QPixmap
@@ -35,6 +35,9 @@ from PySide6.QtWidgets import (
 )
 
 from gradsim.replications import REPLICATIONS
+
+if TYPE_CHECKING:
+    from gradsim.service.loop import ReplicationResult
 
 MODES = (
     ("default", "Default (a few minutes at most)"),
@@ -75,7 +78,8 @@ class ReplicationsDialog(QDialog):
         self._open_session = open_session
         self._running = False
         self._out_edited = False
-        self.result = None  # the last ReplicationResult
+        # Not ``self.result``: that would shadow QDialog.result(), the dialog's exit code.
+        self.last_result: Optional[ReplicationResult] = None
 
         self.list = QListWidget()
         self.list.setToolTip("The paper results GradSim can re-run; select one to read what it shows.")
@@ -209,7 +213,7 @@ class ReplicationsDialog(QDialog):
             self.status.setText("Choose an output folder first.")
             return
         self._running = True
-        self.result = None
+        self.last_result = None
         self._set_busy(True)
         self.progress.setRange(0, 0)  # busy until the first progress report
         self.status.setText(f"Starting {name}…")
@@ -263,7 +267,7 @@ class ReplicationsDialog(QDialog):
     def _on_finished(self, result) -> None:
         self._running = False
         self._set_busy(False)
-        self.result = result
+        self.last_result = result
         self.progress.setRange(0, 1)
         self.progress.setValue(1)
         word = "REPRODUCED" if result.reproduced else "NOT REPRODUCED"
@@ -295,8 +299,8 @@ class ReplicationsDialog(QDialog):
 
     @Slot()
     def _on_open_folder(self) -> None:
-        if self.result is not None:
-            QDesktopServices.openUrl(QUrl.fromLocalFile(self.result.out))
+        if self.last_result is not None:
+            QDesktopServices.openUrl(QUrl.fromLocalFile(self.last_result.out))
 
     @Slot()
     def _on_open_selected(self) -> None:
