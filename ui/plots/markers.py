@@ -9,13 +9,12 @@ from PySide6.QtCore import QLineF, QPointF, QRectF, Qt
 from PySide6.QtGui import QColor, QFont, QFontMetricsF, QImage, QPainter, QPen
 from PySide6.QtWidgets import QGraphicsItem
 
+from gradsim.events import ANNOTATION_KINDS
 from gradsim.session.store import Event
 
 from .style import EVENT_COLOURS
 
 
-#: Event kinds that annotate a run rather than change it: their flag shows the kind only.
-ANNOTATION_KINDS = ("start", "pause", "diverged", "note")
 #: A flag's text is cut to this many characters (the hover read-out has the full text).
 FLAG_MAX_CHARS = 36
 #: Flags stack in at most this many rows at the top of a plot before labels are skipped.
