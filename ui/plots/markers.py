@@ -12,7 +12,7 @@ from PySide6.QtWidgets import QGraphicsItem
 from gradsim.events import ANNOTATION_KINDS
 from gradsim.session.store import Event
 
-from .style import EVENT_COLOURS
+from .style import EVENT_COLOURS, UNKNOWN_EVENT_COLOUR
 
 
 #: A flag's text is cut to this many characters (the hover read-out has the full text).
@@ -266,7 +266,7 @@ class EventMarkers:
             texts.append(flag_text(step, group))
             # The colour of the change, not of an annotation at the same step (a pause).
             lead = next((ev for ev in group if ev.kind not in ANNOTATION_KINDS), group[0])
-            colours.append(EVENT_COLOURS.get(lead.kind.removeprefix("B "), "#eeeeee"))
+            colours.append(EVENT_COLOURS.get(lead.kind.removeprefix("B "), UNKNOWN_EVENT_COLOUR))
         self.item.set_markers([float(s) for s in steps], texts, colours)
 
     def reset(self) -> None:
