@@ -98,7 +98,7 @@ class DepthProfile(PlotBase):
         self._step_wanted = None if step is None else int(step)
         self.redraw()
 
-    def set_prediction(self, values: Optional[Sequence[float]], gains: Optional[Sequence[float]] = None) -> None:
+    def set_prediction(self, values: "Optional[Sequence[float] | np.ndarray]", gains: "Optional[Sequence[float] | np.ndarray]" = None) -> None:
         """Draw a dashed curve of predicted values per layer (layer 1 first); None removes it.
 
         ``gains`` (optional, per layer): the predicted factor from layer l+1 back to
