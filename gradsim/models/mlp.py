@@ -6,7 +6,8 @@ then an output Linear; layers are numbered 1..depth+1 from the input. With
 the same width) become z + alpha * block(z) with the pre-activation z as the
 stream (see ``forward_capture``). The forward pass hands
 back every Linear output z, because dL/dz is the backprop signal that vanishes
-or explodes (dL/dW alone can look flat across depth, DESIGN.md section 3).
+or explodes (dL/dW alone can look flat across depth: with ReLU and Xavier
+the weight gradients stay level while dL/dz decays by ~1/sqrt(2) a layer).
 """
 from __future__ import annotations
 
