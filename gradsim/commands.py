@@ -72,6 +72,16 @@ class Command:
     def apply_to(self, trainer: "RunTarget") -> None:  # pragma: no cover - overridden
         raise NotImplementedError
 
+    def __post_init__(self) -> None:
+        self.validate()
+
+    def validate(self) -> None:
+        """Raise CommandError if a field is not allowed (called when the command is made).
+
+        Also called again before a command applies: unpickling (a command sent
+        to the engine process) restores the fields without running __init__.
+        """
+
     def check(self, trainer: "RunTarget") -> None:
         """Raise CommandError if this command can never apply to ``trainer``'s run.
 
@@ -97,7 +107,7 @@ class SetActivation(Command):
     def value(self) -> str:
         return self.name if self.layer is None else f"{self.name}@{self.layer}"
 
-    def __post_init__(self) -> None:
+    def validate(self) -> None:
         if self.name not in ACTIVATIONS:
             raise _refuse(self, f"{self.name!r} is not known; allowed: {', '.join(ACTIVATIONS)} (optionally @LAYER)")
         if self.layer is not None and (isinstance(self.layer, bool) or not isinstance(self.layer, int) or self.layer < 1):
@@ -124,7 +134,7 @@ class Reinit(Command):
     def value(self) -> str:
         return self.scheme if self.scale is None else f"{self.scheme}:{self.scale!r}"
 
-    def __post_init__(self) -> None:
+    def validate(self) -> None:
         if self.scheme not in INITS:
             raise _refuse(self, f"{self.scheme!r} is not known; allowed: {', '.join(INITS)}")
         if self.scale is not None:
@@ -142,7 +152,7 @@ class SetBatchNorm(Command):
     on: bool
     key: ClassVar[str] = "batchnorm"
 
-    def __post_init__(self) -> None:
+    def validate(self) -> None:
         _check_bool(self, self.on)
 
     def value(self) -> str:
@@ -163,7 +173,7 @@ class SetLayerNorm(Command):
     on: bool
     key: ClassVar[str] = "layernorm"
 
-    def __post_init__(self) -> None:
+    def validate(self) -> None:
         _check_bool(self, self.on)
 
     def value(self) -> str:
@@ -191,7 +201,7 @@ class SetResidual(Command):
             return "off"
         return "on" if self.alpha is None else f"on:{float(self.alpha)!r}"
 
-    def __post_init__(self) -> None:
+    def validate(self) -> None:
         _check_bool(self, self.on)
         if self.alpha is not None and not (_positive(self.alpha) and self.alpha <= 10):
             raise _refuse(self, "alpha must be a number > 0 and <= 10")
@@ -209,7 +219,7 @@ class SetClip(Command):
     def value(self) -> str:
         return "none" if self.mode == "none" else f"{self.mode}:{self.threshold!r}"
 
-    def __post_init__(self) -> None:
+    def validate(self) -> None:
         if self.mode not in CLIP_MODES or (self.mode != "none" and not _positive(self.threshold)):
             raise _refuse(self, "allowed none, norm:X or value:X with X > 0")
 
@@ -227,7 +237,7 @@ class SetLR(Command):
         ok = isinstance(self.lr, (int, float)) and not isinstance(self.lr, bool)
         return repr(float(self.lr)) if ok else repr(self.lr)
 
-    def __post_init__(self) -> None:
+    def validate(self) -> None:
         if not _positive(self.lr):
             raise _refuse(self, "expected a finite number > 0")
 
@@ -243,7 +253,7 @@ class SetOptimizer(Command):
     def value(self) -> str:
         return self.name
 
-    def __post_init__(self) -> None:
+    def validate(self) -> None:
         if self.name not in OPTIMIZERS:
             raise _refuse(self, f"allowed {', '.join(OPTIMIZERS)}")
 
