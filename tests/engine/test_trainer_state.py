@@ -3,6 +3,8 @@ continues it bit for bit, and the state is a copy (the run going on does not
 change it)."""
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pytest
 import torch
@@ -13,8 +15,8 @@ from gradsim.metrics import STEP_INDEX
 from gradsim.train.trainer import Trainer
 
 
-def _config(**changes) -> RunConfig:
-    base = dict(dataset="moons", n_samples=100, depth=3, width=8, batch_size=16, steps=50, stats_every=3,
+def _config(**changes: Any) -> RunConfig:
+    base: dict[str, Any] = dict(dataset="moons", n_samples=100, depth=3, width=8, batch_size=16, steps=50, stats_every=3,
                 activation="tanh", optimizer="adam", lr=0.01, seed=5)
     base.update(changes)
     return RunConfig(**base)
