@@ -20,6 +20,8 @@ run: $(STAMP)
 	$(PY) main.py
 
 test: $(STAMP)
+	$(PY) -m ruff check .
+	$(PY) -m mypy
 	QT_QPA_PLATFORM=offscreen $(PY) -m pytest -q
 
 bench: $(STAMP)

@@ -6,7 +6,7 @@ The panel's grid is computed in the training thread between steps, no sooner
 than ``cost / MAX_SHARE`` (and ``MIN_PERIOD_S``) after the last one
 (ui/learned_view.py). This script applies the same rule to a headless Trainer
 and alternates blocks with and without it, so a busy machine slows both alike;
-it prints the steps/s of each and the ratio (issue 12's budget: at most 5 %
+it prints the steps/s of each and the ratio (the budget: at most 5 %
 slower).
 """
 from __future__ import annotations

@@ -5,7 +5,7 @@
 Prints each run and the medians: GradSim (``python main.py``, which reports its
 first paint through GRADSIM_REPORT_FIRST_PAINT), a bare PySide6 QMainWindow
 started the same way (the floor: Python + Qt alone), and their ratio. The two
-alternate so a busy shared machine slows both alike. Target (issue 12): the
+alternate so a busy shared machine slows both alike. Target: the
 window paints within 1.0 s of launch; torch and pyqtgraph must not be
 imported by then (the line says whether they were).
 """

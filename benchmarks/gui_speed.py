@@ -1,6 +1,6 @@
 """Speed a user feels in the window: training rate, GUI responsiveness, start-up.
 
-Prints three figures (not a pass/fail test, DESIGN.md section 1):
+Prints three figures (not a pass/fail test):
 
 1. **Training in the window vs headless.** The same config (depth 20, 2000
    steps by default) runs in the real MainWindow (its engine in a child

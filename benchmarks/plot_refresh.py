@@ -27,7 +27,7 @@ Side by side: ``--against REV`` runs this script on the code of a git revision
 (or a folder holding ``gradsim/`` and ``ui/``) and on this checkout, in
 alternating whole processes, ``--rounds`` times, and prints both with their
 ratio and the load average. The budget is one frame of a 60 Hz screen:
-median < 16 ms. Not a pass/fail test (DESIGN.md section 1): it prints figures.
+median < 16 ms. Not a pass/fail test: it prints figures.
 
     QT_QPA_PLATFORM=offscreen python benchmarks/plot_refresh.py [--layers 100] [--steps 100000]
     QT_QPA_PLATFORM=offscreen python benchmarks/plot_refresh.py --against 4477f83 --rounds 3

@@ -41,7 +41,24 @@ class RunTarget(Protocol):
 
 
 class CommandError(ValueError):
-    """A malformed or impossible command; the message names the bad value."""
+    """A malformed or impossible command; the message names the bad value.
+
+    ``reason`` is the message without its ``KEY=VALUE:`` prefix, so a parser
+    can restate it with the text the user typed (``norm:-1``, not ``norm:-1.0``).
+    """
+
+    def __init__(self, message: str, reason: str = "") -> None:
+        super().__init__(message)
+        self.reason = reason or message
+
+
+def _refuse(cmd: "Command", reason: str) -> CommandError:
+    return CommandError(f"{cmd.key}={cmd.value()}: {reason}", reason)
+
+
+def _positive(x: object) -> bool:
+    """A real number (not a bool), finite and > 0."""
+    return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x) and x > 0
 
 
 class Command:
@@ -55,6 +72,16 @@ class Command:
     def apply_to(self, trainer: "RunTarget") -> None:  # pragma: no cover - overridden
         raise NotImplementedError
 
+    def __post_init__(self) -> None:
+        self.validate()
+
+    def validate(self) -> None:
+        """Raise CommandError if a field is not allowed (called when the command is made).
+
+        Also called again before a command applies: unpickling (a command sent
+        to the engine process) restores the fields without running __init__.
+        """
+
     def check(self, trainer: "RunTarget") -> None:
         """Raise CommandError if this command can never apply to ``trainer``'s run.
 
@@ -66,6 +93,11 @@ class Command:
         return f"{self.key}={self.value()}"
 
 
+def _check_bool(cmd: "Command", on: object) -> None:
+    if not isinstance(on, bool):
+        raise _refuse(cmd, f"{on!r} is not on or off; allowed True or False")
+
+
 @dataclass(frozen=True)
 class SetActivation(Command):
     name: str
@@ -74,6 +106,12 @@ class SetActivation(Command):
 
     def value(self) -> str:
         return self.name if self.layer is None else f"{self.name}@{self.layer}"
+
+    def validate(self) -> None:
+        if self.name not in ACTIVATIONS:
+            raise _refuse(self, f"{self.name!r} is not known; allowed: {', '.join(ACTIVATIONS)} (optionally @LAYER)")
+        if self.layer is not None and (isinstance(self.layer, bool) or not isinstance(self.layer, int) or self.layer < 1):
+            raise _refuse(self, f"layer {self.layer!r} must be a whole number >= 1")
 
     def check(self, trainer: "RunTarget") -> None:
         depth = trainer.config.depth
@@ -96,6 +134,15 @@ class Reinit(Command):
     def value(self) -> str:
         return self.scheme if self.scale is None else f"{self.scheme}:{self.scale!r}"
 
+    def validate(self) -> None:
+        if self.scheme not in INITS:
+            raise _refuse(self, f"{self.scheme!r} is not known; allowed: {', '.join(INITS)}")
+        if self.scale is not None:
+            if self.scheme not in SCALED_INITS:
+                raise _refuse(self, "only normal:STD and uniform:SCALE take a number")
+            if not _positive(self.scale):
+                raise _refuse(self, "expected a finite number > 0")
+
     def apply_to(self, trainer: "RunTarget") -> None:
         trainer.reinit(self.scheme, self.scale)
 
@@ -104,6 +151,9 @@ class Reinit(Command):
 class SetBatchNorm(Command):
     on: bool
     key: ClassVar[str] = "batchnorm"
+
+    def validate(self) -> None:
+        _check_bool(self, self.on)
 
     def value(self) -> str:
         return "on" if self.on else "off"
@@ -122,6 +172,9 @@ class SetLayerNorm(Command):
 
     on: bool
     key: ClassVar[str] = "layernorm"
+
+    def validate(self) -> None:
+        _check_bool(self, self.on)
 
     def value(self) -> str:
         return "on" if self.on else "off"
@@ -148,12 +201,12 @@ class SetResidual(Command):
             return "off"
         return "on" if self.alpha is None else f"on:{float(self.alpha)!r}"
 
-    def check(self, trainer: "RunTarget") -> None:
-        if self.alpha is not None and not (math.isfinite(self.alpha) and 0 < self.alpha <= 10):
-            raise CommandError(f"{self.text()}: alpha must be a number > 0 and <= 10")
+    def validate(self) -> None:
+        _check_bool(self, self.on)
+        if self.alpha is not None and not (_positive(self.alpha) and self.alpha <= 10):
+            raise _refuse(self, "alpha must be a number > 0 and <= 10")
 
     def apply_to(self, trainer: "RunTarget") -> None:
-        self.check(trainer)
         trainer.set_residual(self.on, self.alpha)
 
 
@@ -166,6 +219,10 @@ class SetClip(Command):
     def value(self) -> str:
         return "none" if self.mode == "none" else f"{self.mode}:{self.threshold!r}"
 
+    def validate(self) -> None:
+        if self.mode not in CLIP_MODES or (self.mode != "none" and not _positive(self.threshold)):
+            raise _refuse(self, "allowed none, norm:X or value:X with X > 0")
+
     def apply_to(self, trainer: "RunTarget") -> None:
         trainer.clip_mode = self.mode
         trainer.clip_threshold = float(self.threshold)
@@ -177,7 +234,12 @@ class SetLR(Command):
     key: ClassVar[str] = "lr"
 
     def value(self) -> str:
-        return repr(float(self.lr))
+        ok = isinstance(self.lr, (int, float)) and not isinstance(self.lr, bool)
+        return repr(float(self.lr)) if ok else repr(self.lr)
+
+    def validate(self) -> None:
+        if not _positive(self.lr):
+            raise _refuse(self, "expected a finite number > 0")
 
     def apply_to(self, trainer: "RunTarget") -> None:
         trainer.set_lr(self.lr)
@@ -190,6 +252,10 @@ class SetOptimizer(Command):
 
     def value(self) -> str:
         return self.name
+
+    def validate(self) -> None:
+        if self.name not in OPTIMIZERS:
+            raise _refuse(self, f"allowed {', '.join(OPTIMIZERS)}")
 
     def apply_to(self, trainer: "RunTarget") -> None:
         trainer.set_optimizer(self.name)
@@ -207,35 +273,38 @@ class Scheduled:
 
 
 # ----------------------------------------------------------------- parsing
+# The parsers only turn text into fields; the commands' own constructors decide
+# what is allowed, so a command built in code is held to the same rules.
+def _build(key: str, shown: str, make: Callable[..., Command], *args: Any) -> Command:
+    """``make(*args)``, with a refusal restated for the text the user typed."""
+    try:
+        return make(*args)
+    except CommandError as exc:
+        raise CommandError(f"{key}={shown}: {exc.reason}", exc.reason) from None
+
+
 def _number(key: str, text: str, shown: str = "", what: str = "a finite number > 0") -> float:
     shown = shown or text
     try:
-        x = float(text)
+        return float(text)
     except ValueError:
         raise CommandError(f"{key}={shown}: {text!r} is not a number; expected {what}") from None
-    if not math.isfinite(x) or x <= 0:
-        raise CommandError(f"{key}={shown}: expected {what}")
-    return x
 
 
 def _parse_activation(v: str) -> Command:
-    name, _, layer = v.partition("@")
-    if name not in ACTIVATIONS:
-        raise CommandError(f"activation={v}: {name!r} is not known; allowed: {', '.join(ACTIVATIONS)} (optionally @LAYER)")
-    if not layer:
-        return SetActivation(name)
-    if not layer.isdigit() or int(layer) < 1:
+    name, at, layer = v.partition("@")
+    if not at:
+        return _build("activation", v, SetActivation, name)
+    if not layer.isdigit():
         raise CommandError(f"activation={v}: layer {layer!r} must be a whole number >= 1")
-    return SetActivation(name, int(layer))
+    return _build("activation", v, SetActivation, name, int(layer))
 
 
 def _parse_init(v: str) -> Command:
-    scheme, _, scale = v.partition(":")
-    if scheme not in INITS:
-        raise CommandError(f"init={v}: {scheme!r} is not known; allowed: {', '.join(INITS)}")
-    if scale and scheme not in SCALED_INITS:
+    scheme, colon, scale = v.partition(":")
+    if scale and scheme in INITS and scheme not in SCALED_INITS:  # before the number: "he_normal:x" says this too
         raise CommandError(f"init={v}: only normal:STD and uniform:SCALE take a number")
-    return Reinit(scheme, _number("init", scale, v) if scale else None)
+    return _build("init", v, Reinit, scheme, _number("init", scale, v) if scale else None)
 
 
 _ON_OFF = {"on": True, "off": False, "true": True, "false": False, "1": True, "0": False}
@@ -259,29 +328,24 @@ def _parse_residual(v: str) -> Command:
         raise CommandError(f"residual={v}: allowed on, on:ALPHA (0 < ALPHA <= 10) or off")
     if not colon:
         return SetResidual(_ON_OFF[state.lower()])
-    a = _number("residual", alpha, v, "on:ALPHA with 0 < ALPHA <= 10")
-    if a > 10:
-        raise CommandError(f"residual={v}: alpha must be a number > 0 and <= 10")
-    return SetResidual(True, a)
+    return _build("residual", v, SetResidual, True, _number("residual", alpha, v, "on:ALPHA with 0 < ALPHA <= 10"))
 
 
 def _parse_clip(v: str) -> Command:
     mode, _, thr = v.partition(":")
     if mode == "none" and not thr:
         return SetClip("none")
-    if mode not in CLIP_MODES or mode == "none" or not thr:
+    if mode == "none" or not thr:
         raise CommandError(f"clip={v}: allowed none, norm:X or value:X with X > 0")
-    return SetClip(mode, _number("clip", thr, v))
+    return _build("clip", v, SetClip, mode, _number("clip", thr, v, "X > 0"))
 
 
 def _parse_lr(v: str) -> Command:
-    return SetLR(_number("lr", v))
+    return _build("lr", v, SetLR, _number("lr", v))
 
 
 def _parse_optimizer(v: str) -> Command:
-    if v not in OPTIMIZERS:
-        raise CommandError(f"optimizer={v}: allowed {', '.join(OPTIMIZERS)}")
-    return SetOptimizer(v)
+    return _build("optimizer", v, SetOptimizer, v)
 
 
 PARSERS: dict[str, Callable[[str], Command]] = {

@@ -33,7 +33,7 @@ LAYER_METRICS: tuple[str, ...] = (
 )
 
 #: The activation statistics that are only sampled every ``stats_every`` steps
-#: (they cost 50-70 % of a step, DESIGN.md section 7). Unsampled rows hold NaN
+#: (they cost 50-70 % of a step, docs/architecture.md#pitfalls-measured-here). Unsampled rows hold NaN
 #: in memory and an empty cell in the CSV.
 STATS_METRICS: tuple[str, ...] = ("act_mean", "act_std", "act_saturation", "act_dead")
 

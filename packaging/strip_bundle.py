@@ -8,7 +8,7 @@ were rewritten by patchelf; ``strip`` then produces files the loader rejects ("E
 load command address/offset not page-aligned", found here with OpenBLAS). Those are
 left as they are. Everything else (torch's libraries, the Python runtime, Qt, PySide6,
 numpy's own extension modules: checked, numpy imports and computes after stripping;
-issue 13) is stripped with ``--strip-unneeded``, which keeps the dynamic symbols the
+the size target) is stripped with ``--strip-unneeded``, which keeps the dynamic symbols the
 loader needs.
 """
 from __future__ import annotations

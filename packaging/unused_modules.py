@@ -6,7 +6,7 @@ code in the executable's archive and, for torch, its ``.py`` sources next to it 
 torch hook collects both), and it keeps PyInstaller from analysing thousands of
 modules (torch's full submodule list drags in sympy, networkx, jinja2, ...).
 
-How the list was made (issue 13, torch 2.13.0, numpy 2.4, PySide6 6.11): ``sys.modules``
+How the list was made (torch 2.13.0, numpy 2.4, PySide6 6.11): ``sys.modules``
 was dumped at exit of ``main.py --self-test`` and of the whole ``tests/ui`` suite (every
 window feature: toggles, Jacobian with ``vectorize=True``, learned view, teaching,
 fork/compare, export, open session), and a torch package is listed here only if NOT ONE

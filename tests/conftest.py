@@ -1,6 +1,6 @@
 """Test configuration shared by engine, CLI and GUI tests.
 
-Qt aborts without a display unless QT_QPA_PLATFORM is set (DESIGN.md section 7),
+Qt aborts without a display unless QT_QPA_PLATFORM is set (docs/architecture.md#pitfalls-measured-here),
 so it is set here, before anything can import Qt.
 """
 import os

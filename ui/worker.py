@@ -10,7 +10,7 @@ results, divergence, the end, failures) into the same signals as before, so
 RunController and the panels keep their API and painting never competes with
 training for the lock, only for a core.
 
-The rest of DESIGN.md section 6 holds as before: the GUI thread never runs a
+The rest of docs/architecture.md (processes and threads) holds as before: the GUI thread never runs a
 training step; GUI -> engine through a ``queue.SimpleQueue`` of plain-data
 messages applied between steps (a second toggle never overwrites the first);
 engine -> GUI only through signals carrying copies, at most ~30 snapshots a second.

@@ -1,4 +1,4 @@
-"""Headless command line: ``python -m gradsim run | sweep | check | replicate`` (DESIGN.md section 5).
+"""Headless command line: ``python -m gradsim run | sweep | check | replicate`` (the README's headless-engine section).
 
 Every bad value gives one line naming it and exit status 2, never a traceback.
 """

@@ -16,7 +16,7 @@ import base64
 import io
 import math
 from dataclasses import dataclass
-from typing import Any, Optional
+from typing import Any, Optional, Sequence
 
 import numpy as np
 
@@ -66,7 +66,7 @@ def reference_seeds(exercise: Exercise) -> tuple[int, ...]:
 
 
 # ------------------------------------------------------------------ picture
-def _positive(v: np.ndarray) -> np.ndarray:
+def _positive(v: "np.ndarray | Sequence[float]") -> np.ndarray:
     """Log axes cannot show values <= 0 or non-finite: those become gaps (the caption says so)."""
     v = np.asarray(v, np.float64).copy()
     v[~(np.isfinite(v) & (v > 0))] = np.nan

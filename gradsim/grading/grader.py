@@ -103,7 +103,7 @@ def grade_task(exercise: Exercise, sub: SubmissionFiles, replay: bool = True, rt
     if feedback is not None:
         from .feedback import render_page
 
-        answers = {}
+        answers: dict[str, Any] = {}
         try:
             meta = parse_json(sub.files.get(SUBMISSION_JSON, b"{}").decode("utf-8"))
             answers = meta.get("answers", {}) if isinstance(meta, dict) and isinstance(meta.get("answers"), dict) else {}

@@ -1,7 +1,7 @@
 """Replay a submitted session from its session.json and compare it with the submitted CSVs.
 
 A run is a pure function of (config, seed, schedule of commands by step)
-(DESIGN.md section 2), so the grader does not have to trust the numbers a
+(docs/architecture.md#messages), so the grader does not have to trust the numbers a
 student hands in: it re-runs the config and events headless and compares
 every recorded value. Objectives are then evaluated on the replay, so an
 edited CSV can only ever lose marks.

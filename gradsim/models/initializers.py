@@ -1,4 +1,4 @@
-"""Named weight-initialisation schemes (DESIGN.md section 3).
+"""Named weight-initialisation schemes (the README lists them).
 
 Each scheme fills a Linear's weight in place from an explicit generator, so a
 re-initialisation in the middle of a run is as reproducible as the first one.

@@ -6,12 +6,13 @@ then an output Linear; layers are numbered 1..depth+1 from the input. With
 the same width) become z + alpha * block(z) with the pre-activation z as the
 stream (see ``forward_capture``). The forward pass hands
 back every Linear output z, because dL/dz is the backprop signal that vanishes
-or explodes (dL/dW alone can look flat across depth, DESIGN.md section 3).
+or explodes (dL/dW alone can look flat across depth: with ReLU and Xavier
+the weight gradients stay level while dL/dz decays by ~1/sqrt(2) a layer).
 """
 from __future__ import annotations
 
 import math
-from typing import Callable, Optional
+from typing import Callable, Optional, cast
 
 import torch
 import torch.nn.functional as F
@@ -58,7 +59,7 @@ class GradNet(nn.Module):
         self.width = width
         self.leaky_slope = leaky_slope
         self.linears = nn.ModuleList(nn.Linear(a, b) for a, b in zip(sizes[:-1], sizes[1:]))
-        self._linear_list = list(self.linears)
+        self._linear_list: list[nn.Linear] = list(self.linears)  # type: ignore[arg-type]  # ModuleList iterates as Module
         self.norms = nn.ModuleList()
         self.lnorms = nn.ModuleList()
         self.activations: list[str] = [activation] * depth
@@ -167,17 +168,17 @@ class GradNet(nn.Module):
 
     def reinit(self, scheme: str, generator: torch.Generator, init_std: float = 0.05, init_scale: float = 0.05, bias_std: float = 0.0) -> None:
         """Re-draw every Linear's weights (same Parameter objects); biases zero or N(0, bias_std^2)."""
-        for lin in self.linears:
+        for lin in self._linear_list:
             init_linear(lin, scheme, generator, init_std, init_scale, bias_std)
 
     # ----------------------------------------------------------- params
-    def weights(self) -> list[torch.Tensor]:
-        return [lin.weight for lin in self.linears]
+    def weights(self) -> list[nn.Parameter]:
+        return [cast(nn.Parameter, lin.weight) for lin in self._linear_list]  # the stub types Linear.weight as Tensor
 
-    def biases(self) -> list[torch.Tensor]:
-        return [lin.bias for lin in self.linears]
+    def biases(self) -> list[nn.Parameter]:
+        return [lin.bias for lin in self._linear_list]
 
-    def norm_params(self) -> list[torch.Tensor]:
+    def norm_params(self) -> list[nn.Parameter]:
         """Batch-norm then layer-norm affine parameters."""
         return [p for bn in self.norms for p in bn.parameters()] + [p for m in self.lnorms for p in m.parameters()]
 

@@ -57,11 +57,11 @@ def _forward_fn(name: str, slope: float) -> Callable[[torch.Tensor, torch.Tensor
     if name == "leaky_relu":
         return lambda z, out: torch._C._nn.leaky_relu(z, slope, out=out)
     if name == "elu":
-        return lambda z, out: torch._C._nn.elu(z, 1.0, 1, 1, out=out)
+        return lambda z, out: torch._C._nn.elu(z, 1.0, 1, 1, out=out)  # type: ignore[call-arg]  # the stub lacks out=; the kernel takes it
     if name == "selu":  # torch.selu = at::elu(self, SELU_ALPHA, SELU_SCALE)
-        return lambda z, out: torch._C._nn.elu(z, _SELU_ALPHA, _SELU_SCALE, 1, out=out)
+        return lambda z, out: torch._C._nn.elu(z, _SELU_ALPHA, _SELU_SCALE, 1, out=out)  # type: ignore[call-arg]  # as above
     if name == "gelu":
-        return lambda z, out: torch._C._nn.gelu(z, out=out)
+        return lambda z, out: torch._C._nn.gelu(z, out=out)  # type: ignore[call-arg]  # as above
     if name == "linear":
         return lambda z, out: out.copy_(z)
     raise ValueError(f"activation = {name!r} has no hand-written pass")
@@ -180,7 +180,7 @@ class DirectPass:
         # their gemm written into an aligned scratch and copied (see _layer_block).
         self._gw_scratch = {l: torch.empty(self.gw[l].shape, dtype=dtype) for l in (0, depth) if not _aligned(self.gw[l])}
         self._gw_hidden_scratch = None
-        if k and not (_aligned(self.gw_hidden) and (width * width * self.gw_hidden.element_size()) % _ALIGN_BYTES == 0):
+        if self.gw_hidden is not None and not (_aligned(self.gw_hidden) and (width * width * self.gw_hidden.element_size()) % _ALIGN_BYTES == 0):
             self._gw_hidden_scratch = _layer_block(k, width, width, dtype)[1]
         self._one = torch.ones((), dtype=dtype)  # loss.backward()'s seed gradient
         self._fns: dict[tuple[str, float], tuple] = {}
@@ -275,7 +275,7 @@ class DirectPass:
             src = gu_all if gu_all is not None else self.G[1:]
             scratch = self._gw_hidden_scratch
             torch.bmm(src.transpose(1, 2), self.H[: depth - 1], out=self.gw_hidden if scratch is None else scratch)
-            if scratch is not None:
+            if scratch is not None and self.gw_hidden is not None:
                 self.gw_hidden.copy_(scratch)
             torch.sum(src, 1, out=self.gb_hidden)
         self._dw(0, g, x)

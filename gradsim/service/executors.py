@@ -70,7 +70,7 @@ def _probe(address: str, timeout: float) -> None:
     """Fail fast, with the reason, when nothing listens at a tcp:// or tls:// address.
 
     ``Client(address)`` to a missing scheduler retries until its timeout and
-    logs tracebacks meanwhile (DESIGN.md section 7); a plain socket says
+    logs tracebacks meanwhile (docs/architecture.md#pitfalls-measured-here); a plain socket says
     "connection refused" or "unknown host" at once.
     """
     import socket

@@ -244,7 +244,7 @@ class _Stop(Exception):
 
 
 def warm_up() -> None:
-    """Import torch and the trainer, one torch thread (DESIGN.md section 6)."""
+    """Import torch and the trainer, one torch thread (docs/architecture.md#pitfalls-measured-here)."""
     import torch
 
     torch.set_num_threads(1)

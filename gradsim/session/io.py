@@ -1,4 +1,4 @@
-"""Session export (DESIGN.md section 4, format ``gradsim-session/2``) and load.
+"""Session export (docs/session-format.md, format ``gradsim-session/2``) and load.
 
 Version 2 adds ``pred_gain`` as the last column of layers.csv; version-1
 files (without it) still load, with the column empty (NaN).

@@ -247,7 +247,7 @@ class Answer(Objective):
         truth = self.quantity.value(s)
         raw = answers.get(self.id)
         try:
-            given = float(raw)
+            given = float(raw)  # type: ignore[arg-type]  # None and non-numbers land in the except below
         except (TypeError, ValueError):
             return self._result(False, f"no numeric answer given (got {raw!r})", truth)
         if not math.isfinite(truth):

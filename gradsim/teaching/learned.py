@@ -7,7 +7,7 @@ between steps.
 Predictions use the network in eval mode (batch norm uses its running
 statistics, as a deployed net would) under ``torch.no_grad``, and the mode is
 restored afterwards: evaluating never changes the run (a forward pass in train
-mode would update batch norm's running statistics, DESIGN.md section 7).
+mode would update batch norm's running statistics; docs/architecture.md, pitfalls).
 """
 from __future__ import annotations
 

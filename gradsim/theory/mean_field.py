@@ -12,10 +12,10 @@ Gauss-Legendre quadrature on a geometric grid of intervals in h that splits
 at 0 (the kink or jump of relu, elu and selu) and spans every scale from the
 activation's own (about 1) to the Gaussian's (sqrt(q)), so a narrow peak of
 phi'^2 next to a wide Gaussian (tanh, sigmoid at large q) is resolved. A
-fixed Gauss-Hermite rule is wrong there (DESIGN.md section 7). The prediction's
+fixed Gauss-Hermite rule is wrong there (docs/architecture.md#pitfalls-measured-here). The prediction's
 per-sample recursion reads the same quadrature from a table in ln q (built once
 per activation; ~3e-9 relative, see expect_both_fast), since running it per
-layer and sample cost about a training step per recorded step (issue 13).
+layer and sample cost about a training step per recorded step.
 
 Batch norm divides each unit by its *batch* standard deviation and couples
 the samples of a batch: its backward pass projects out the batch mean and the
@@ -224,7 +224,7 @@ def expect_dphi2(name: str, q, slope: float = 0.01):
 
 
 # Tabulated expectations for the prediction's per-sample recursion. Quadrature
-# per layer and sample costs about one training step per prediction (issue 13);
+# per layer and sample costs about one training step per prediction;
 # both expectations are smooth in ln q, so predict reads them from a table of
 # the same quadrature on a uniform grid in ln q (built once per activation, a
 # few ms) by 4-point Lagrange interpolation of ln E in ln q: error ~1e-9

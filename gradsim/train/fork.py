@@ -8,22 +8,18 @@ the live settings and the recorded history), so two branches stepped without
 any change stay bit-identical, and a toggle on one branch is the only cause
 of any difference after it.
 
-State is copied through ``state_dict``/``load_state_dict`` and generator
-``get_state``/``set_state`` (never by sharing tensors or reaching into how the
-parameters are stored), and the live structure (activation, batch norm, ...)
-is rebuilt by replaying the run's own recorded commands, so a new kind of
-command forks without a change here.
+State moves through ``Trainer.state()``/``load_state()``, which copy every
+tensor (never share one), so the branches are independent objects.
 """
 from __future__ import annotations
 
 import copy
 import io
 from pathlib import Path
-from typing import Any, Optional
+from typing import Optional
 
 import numpy as np
 
-from ..commands import command_from_event
 from ..session.store import Session
 from .trainer import Trainer
 
@@ -43,15 +39,6 @@ def copy_session(session: Session) -> Session:
     return out
 
 
-def _copy_optimizer_state(source: Any, target: Any) -> None:
-    """Momentum buffers, Adam moments and step counts: copied, never shared between branches."""
-    if hasattr(source, "state_dict") and hasattr(target, "load_state_dict"):  # a torch.optim optimizer
-        # load_state_dict keeps tensors of the right dtype as they are (shared): copy them first.
-        target.load_state_dict(copy.deepcopy(source.state_dict()))
-    else:  # GradSim's flat optimizers: state per parameter kind, flat buffers and counters
-        target.state = copy.deepcopy(source.state)
-
-
 def fork_trainer(source: Trainer, note: Optional[str] = None) -> Trainer:
     """A new Trainer in exactly ``source``'s state, with a copy of its session.
 
@@ -59,30 +46,9 @@ def fork_trainer(source: Trainer, note: Optional[str] = None) -> Trainer:
     new branch's session only (annotations never change a run).
     """
     branch = Trainer(source.config)
-    # The live structure: replay what the run changed (activation, batch norm, optimizer...).
-    for ev in source.session.events:
-        cmd = command_from_event(ev.kind, ev.value)
-        if cmd is not None:
-            cmd.apply_to(branch)
-    branch.optimizer_name = source.optimizer_name
-    branch.clip_mode = source.clip_mode
-    branch.clip_threshold = source.clip_threshold
-    # Weights and buffers (batch-norm running statistics) are copied into the branch's own tensors.
-    branch.net.load_state_dict(source.net.state_dict())
-    branch.net.train(source.net.training)
-    _copy_optimizer_state(source.optimizer, branch.optimizer)
-    branch.set_lr(source.lr)
-    branch.init_gen.set_state(source.init_gen.get_state())
-    branch.batch_gen.set_state(source.batch_gen.get_state())
-    branch._perm = source._perm.clone()  # the batch order is part of the state
-    branch._pos = source._pos
-    branch._pred_due = source._pred_due
-    branch._schedule.clear()
-    for step, commands in source._schedule.items():
-        branch._schedule[step] = list(commands)  # commands are frozen dataclasses
-    branch.step_index = source.step_index
-    branch.diverged_at = source.diverged_at
-    branch.elapsed_s = source.elapsed_s
+    # Everything the future depends on, as copies: structure, weights and buffers,
+    # optimizer state, lr and clipping, batch order, generators, pending commands.
+    branch.load_state(source.state())
     branch.session = copy_session(source.session)
     if note:
         branch.session.add_event(source.step_index, "note", note)

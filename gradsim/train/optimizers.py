@@ -3,7 +3,7 @@
 Why not ``torch.optim``: its update walks every parameter tensor (on the CPU
 a ``_foreach`` op is a loop of per-tensor kernels), and the first optimizer
 constructed imports ``torch._dynamo``, about 2.4 s of start-up here
-(DESIGN.md section 7). These rules run the same elementwise arithmetic in the
+(docs/architecture.md#pitfalls-measured-here). These rules run the same elementwise arithmetic in the
 same order as ``torch.optim.SGD``/``Adam`` with ``foreach=True`` and default
 hyper-parameters, once per arena instead of once per tensor, so the weights
 they produce are bit-for-bit those of torch.optim

@@ -2,7 +2,7 @@
 
 The norms run every step through ``torch._foreach_norm`` (one dispatch for all
 layers, 5-10 % of a step); the activation statistics cost 50-70 % of a step
-(DESIGN.md section 7), so the trainer only asks for them every ``stats_every``.
+(docs/architecture.md#pitfalls-measured-here), so the trainer only asks for them every ``stats_every``.
 """
 from __future__ import annotations
 

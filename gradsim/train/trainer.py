@@ -12,10 +12,11 @@ a non-finite loss or gradient ends the run cleanly with a ``diverged`` event.
 """
 from __future__ import annotations
 
+import copy
 import math
 import time
 from collections import defaultdict
-from typing import Callable, Iterable, Optional
+from typing import Any, Callable, Iterable, Optional
 
 import numpy as np
 import torch
@@ -171,21 +172,30 @@ class Trainer:
 
         Raises CommandError now if the command could never apply to this run.
         """
+        item.command.validate()
         item.command.check(self)
         self._schedule[max(item.step, self.step_index)].append(item.command)
 
     def apply(self, command: Command) -> None:
         """Apply a command now (between steps) and record it as an event at this step.
 
-        Raises CommandError, with the run unchanged, when the command cannot apply.
+        All or nothing: on any failure (CommandError or otherwise) the run is
+        put back to the state it had before, bit for bit, and the error raised
+        (a ValueError as CommandError naming the command).
         """
+        saved = self.state(grads=True)
+        events = len(self.session.events)
         try:
+            command.validate()  # again: an unpickled command skipped its constructor's checks
+            command.check(self)
             command.apply_to(self)
-        except CommandError:
-            raise
-        except ValueError as exc:
+            self.session.add_event(self.step_index, command.key, command.value())
+        except BaseException as exc:
+            self.load_state(saved)
+            del self.session.events[events:]
+            if isinstance(exc, CommandError) or not isinstance(exc, ValueError):
+                raise
             raise CommandError(f"{command.text()}: {exc}") from None
-        self.session.add_event(self.step_index, command.key, command.value())
         self._pred_due = True
 
     def reinit(self, scheme: str, scale: Optional[float] = None) -> None:
@@ -227,8 +237,10 @@ class Trainer:
         self.optimizer.lr = self.lr
 
     def set_optimizer(self, name: str) -> None:
+        # Built before anything changes: an unknown name leaves the old optimizer in place.
+        optimizer = build_optimizer(name, self.arenas, self.lr, self.config.momentum)
         self.optimizer_name = name
-        self._rebuild_optimizer(keep_state=False)
+        self.optimizer = optimizer
 
     def _rebuild_optimizer(self, keep_state: bool) -> None:
         """New optimizer over the current parameters; survivors keep their state (Adam moments)."""
@@ -236,6 +248,92 @@ class Trainer:
             self.optimizer.rebind(self.arenas)
         else:
             self.optimizer = build_optimizer(self.optimizer_name, self.arenas, self.lr, self.config.momentum)
+
+    # ------------------------------------------------------------ whole state
+    def state(self, grads: bool = False) -> dict[str, Any]:
+        """Everything the run's future depends on, as copies (nothing shared with the run).
+
+        ``load_state`` of it on a Trainer of the same config continues the run
+        bit for bit. The session (recorded rows and events) is not part of it.
+        ``grads`` adds the flat gradients left by the last step (no step reads
+        them, but a refused command must leave them too).
+        """
+        net = self.net
+        out: dict[str, Any] = {
+            "structure": {
+                "activations": list(net.activations),
+                "batchnorm": net.has_batchnorm,
+                "layernorm": net.has_layernorm,
+                "residual": bool(net.residual),
+                "residual_alpha": float(net.residual_alpha),
+            },
+            "net": {k: v.detach().clone() for k, v in net.state_dict().items()},
+            "training": bool(net.training),
+            "optimizer_name": self.optimizer_name,
+            "optimizer": {"name": self.optimizer.name, "state": copy.deepcopy(self.optimizer.state)},
+            "lr": self.lr,
+            "clip_mode": self.clip_mode,
+            "clip_threshold": self.clip_threshold,
+            "perm": self._perm.clone(),
+            "pos": self._pos,
+            "init_gen": self.init_gen.get_state(),
+            "batch_gen": self.batch_gen.get_state(),
+            "schedule": {step: list(cmds) for step, cmds in self._schedule.items() if cmds},
+            "step_index": self.step_index,
+            "pred_due": self._pred_due,
+            "elapsed_s": self.elapsed_s,
+            "diverged_at": self.diverged_at,
+        }
+        if grads:
+            out["grads"] = {kind: a.grad.clone() for kind, a in self.arenas.items()}
+        return out
+
+    def load_state(self, state: dict[str, Any]) -> None:
+        """Put this run in ``state`` (from ``state()`` of a run of the same config); copies are taken."""
+        st = state["structure"]
+        net = self.net
+        if len(st["activations"]) != net.depth:
+            raise ValueError(f"the state has {len(st['activations'])} hidden layers, this run {net.depth}")
+        for i, name in enumerate(st["activations"]):
+            if net.activations[i] != name:
+                net.set_activation(name, i + 1)
+        structural = False
+        if net.has_batchnorm != st["batchnorm"]:
+            net.set_batchnorm(st["batchnorm"])
+            structural = True
+        if net.has_layernorm != st["layernorm"]:
+            net.set_layernorm(st["layernorm"])
+            structural = True
+        net.set_residual(st["residual"], st["residual_alpha"] if st["residual"] else None)
+        if structural:
+            self._refresh_params()
+        with torch.no_grad():
+            net.load_state_dict({k: v.clone() for k, v in state["net"].items()})
+        net.train(state["training"])
+        self.lr = float(state["lr"])
+        self.optimizer_name = state["optimizer_name"]
+        opt = state["optimizer"]
+        optimizer = build_optimizer(opt["name"], self.arenas, self.lr, self.config.momentum)
+        optimizer.state = copy.deepcopy(opt["state"])
+        self.optimizer = optimizer
+        self.clip_mode = state["clip_mode"]
+        self.clip_threshold = float(state["clip_threshold"])
+        self._perm = state["perm"].clone()
+        self._pos = int(state["pos"])
+        self.init_gen.set_state(state["init_gen"].clone())
+        self.batch_gen.set_state(state["batch_gen"].clone())
+        self._schedule.clear()
+        for step, cmds in state["schedule"].items():
+            self._schedule[int(step)] = list(cmds)
+        self.step_index = int(state["step_index"])
+        self._pred_due = bool(state["pred_due"])
+        self.elapsed_s = float(state["elapsed_s"])
+        self.diverged_at = state["diverged_at"]
+        for kind, g in state.get("grads", {}).items():
+            arena = self.arenas.get(kind)
+            if arena is not None and arena.grad.shape == g.shape:
+                arena.grad.copy_(g)
+                arena.attach_grads()
 
     # ------------------------------------------------------------ stepping
     def _make_z_hook(self, i: int) -> Callable[[torch.Tensor], None]:

@@ -1,4 +1,4 @@
-"""Errors are logged, never swallowed (issue 10): every broad ``except`` in gradsim/ and ui/
+"""Errors are logged, never swallowed: every broad ``except`` in gradsim/ and ui/
 re-raises, logs (with the traceback), or hands the exception on to whoever reports it."""
 from __future__ import annotations
 

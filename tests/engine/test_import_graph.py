@@ -1,4 +1,4 @@
-"""No module in gradsim/ or ui/ is part of an import cycle (issue 10).
+"""No module in gradsim/ or ui/ is part of an import cycle.
 
 Why a test of our own rather than import-linter: the rule is small (read every
 import statement, including the lazy ones inside functions and those under

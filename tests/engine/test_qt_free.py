@@ -1,4 +1,4 @@
-"""The engine never imports Qt, pyqtgraph or ui (DESIGN.md sections 1 and 6)."""
+"""The engine never imports Qt, pyqtgraph or ui (docs/architecture.md#folders-and-the-order-of-imports)."""
 import ast
 import pathlib
 import subprocess

@@ -17,7 +17,7 @@ def test_readme_notebook_snippet_runs(tmp_path, monkeypatch):
 
 
 def test_readme_names_only_files_of_the_repository():
-    # It pointed at ../shared/DESIGN.md, outside the repository a user clones.
+    # It once pointed at a design file beside the checkout, outside the repository a user clones.
     named = set(re.findall(r"`((?:\.\./|docs/|resources/)[^` ]+)`", README)) | set(re.findall(r"\]\(([^)#]+)\)", README))
     assert named
     assert [n for n in named if not n.startswith("http") and "*" not in n and not (ROOT / n).exists()] == []

@@ -1,7 +1,7 @@
 """Residual connections and layer norm: metrics, toggles, determinism, replay, physics.
 
 The independent forward pass below is written from the definition (pre-activation
-residual blocks, DESIGN.md section 3 / network.py), not with forward_capture.
+residual blocks, gradsim/models/mlp.py), not with forward_capture.
 """
 import copy
 import math

@@ -1,4 +1,4 @@
-"""The bounded store, the export format of DESIGN.md section 4, and loading it back."""
+"""The bounded store, the export format of docs/session-format.md, and loading it back."""
 import json
 import os
 import zipfile

@@ -48,7 +48,7 @@ def test_expectations_match_scipy_quad_over_q_1e_minus8_to_1e6(activation):
 
 
 def test_expectations_the_fixed_rule_got_wrong():
-    """The values issue 9 measured wrong with 121-node Gauss-Hermite (tanh at large q, selu's jump)."""
+    """The values once measured wrong with 121-node Gauss-Hermite (tanh at large q, selu's jump)."""
     # E[tanh'(h)^2] at large q ~ (4/3) / sqrt(2 pi q): the peak of width ~1 under a wide Gaussian
     for q in (256.0, 1e4, 1e6):
         assert expect_dphi2("tanh", q) == pytest.approx(4 / 3 / math.sqrt(2 * math.pi * q), rel=2e-2 if q < 1e3 else 1e-3)
@@ -239,7 +239,7 @@ def _assert_same_state(a, b):
 def test_prediction_and_jacobian_leave_the_network_bit_identical(train_mode):
     """predict, predicted_for, jacobian_spectrum, the trainer's pred_gain and evaluate()
     read the live network: with batch norm on, no parameter, running statistic or
-    train/eval flag may change (issue 9: one Jacobian call moved accuracy 0.425 -> 0.383)."""
+    train/eval flag may change (once, one Jacobian call moved accuracy 0.425 -> 0.383)."""
     from gradsim.theory.mean_field import predicted_for
 
     t = Trainer(RunConfig(depth=6, width=32, activation="tanh", batchnorm=True, steps=10))

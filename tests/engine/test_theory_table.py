@@ -1,4 +1,4 @@
-"""The prediction's tabulated expectations (issue 13: a prediction used to cost a
+"""The prediction's tabulated expectations (a prediction used to cost a
 training step) against the quadrature they tabulate, against scipy's quad, and the
 whole prediction against the same recursion run on the quadrature itself."""
 import numpy as np

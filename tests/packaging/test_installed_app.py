@@ -176,7 +176,7 @@ def test_bundle_is_trimmed(root: Path) -> None:
     platforms = {Path(f).name for f in files if "/plugins/platforms/" in f}
     assert {"libqoffscreen.so", "libqxcb.so"} <= platforms, platforms
     assert any(f.endswith("iconengines/libqsvgicon.so") for f in files), "the SVG icon engine is bundled"
-    # issue 13: the module trees the app never imports (packaging/unused_modules.py) are not
+    # the module trees the app never imports (packaging/unused_modules.py) are not
     # analysed, so neither their sources nor the libraries only they needed are bundled
     for tree in ("torch/_inductor/", "torch/_dynamo/", "torch/onnx/", "torch/distributed/fsdp/", "sympy/", "networkx/"):
         assert not [f for f in files if f.startswith(tree)], f"{tree} is left out"

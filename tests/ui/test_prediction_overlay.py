@@ -1,4 +1,4 @@
-"""The depth profile's theory line is the recorded prediction of the step shown (issue 9)."""
+"""The depth profile's theory line is the recorded prediction of the step shown."""
 import numpy as np
 from gradsim.commands import parse_event
 from gradsim.config import RunConfig

@@ -1,7 +1,7 @@
 """Fake runs for showing a plot on its own, for tests and for the benchmark.
 
 Why fake data: each plot must be runnable alone (``python -m ui.plots.heatmap``,
-DESIGN.md section 6) without torch or a training thread, and tests need stores
+docs/architecture.md) without torch or a training thread, and tests need stores
 whose values they know. The patterns follow the textbook picture: a deep
 sigmoid net whose backprop signal shrinks by a constant factor per layer
 (rescued by batch norm half way), or one whose signal grows until it diverges.

@@ -63,7 +63,7 @@ class DepthProfile(PlotBase):
         make_log_plot(self.plot, AXIS_LABELS[self.metric_name], bottom="layer (1 = input side)")
         #: The measured profile: a line with gaps at nan (values clamped to the log range).
         self.curve = self._add(LineItem(pg.mkPen("#56b4e9", width=1)))
-        # One dot per finite layer value (lean items: the profile changes every frame, DESIGN.md 6).
+        # One dot per finite layer value (lean items: the profile changes every frame).
         self.points = self._add(LineItem(dots=5, brush="#56b4e9"))
         self.prediction_curve = self._add(LineItem(pg.mkPen("#e69f00", width=1, style=Qt.PenStyle.DashLine)))
         #: Branch B of a forked run at the same step, dashed (empty until a fork).
@@ -98,7 +98,7 @@ class DepthProfile(PlotBase):
         self._step_wanted = None if step is None else int(step)
         self.redraw()
 
-    def set_prediction(self, values: Optional[Sequence[float]], gains: Optional[Sequence[float]] = None) -> None:
+    def set_prediction(self, values: "Optional[Sequence[float] | np.ndarray]", gains: "Optional[Sequence[float] | np.ndarray]" = None) -> None:
         """Draw a dashed curve of predicted values per layer (layer 1 first); None removes it.
 
         ``gains`` (optional, per layer): the predicted factor from layer l+1 back to

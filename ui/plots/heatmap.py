@@ -1,7 +1,7 @@
 """Layer x step heatmap of log10 of a per-layer metric: vanishing and exploding at a glance.
 
-All layers at once as one image (100 curves would cost ~50 ms a frame, DESIGN.md
-section 6). The step axis is reduced to at most ``MAX_IMAGE_COLUMNS`` bins; each
+All layers at once as one image (100 curves would cost ~50 ms a frame;
+docs/architecture.md, pitfalls). The step axis is reduced to at most ``MAX_IMAGE_COLUMNS`` bins; each
 bin shows the value of its rows farthest from 1 in log10 (the most vanished or
 most exploded), so a one-step spike survives downsampling.
 """

@@ -2,7 +2,7 @@
 
 Why only a few: the heatmap already shows every layer; curves make the gap
 between the input-side and output-side layers readable as numbers, and 100
-curves would cost ~50 ms a frame (DESIGN.md section 6).
+curves would cost ~50 ms a frame (docs/architecture.md#pitfalls-measured-here).
 """
 from __future__ import annotations
 
