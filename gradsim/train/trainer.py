@@ -12,10 +12,11 @@ a non-finite loss or gradient ends the run cleanly with a ``diverged`` event.
 """
 from __future__ import annotations
 
+import functools
 import math
 import time
 from collections import defaultdict
-from typing import Callable, Iterable, Optional
+from typing import Callable, Iterable, Optional, ParamSpec, TypeVar
 
 import numpy as np
 import torch
@@ -54,6 +55,33 @@ def _check_layout() -> None:
 
 
 _check_layout()
+
+_P = ParamSpec("_P")
+_R = TypeVar("_R")
+
+
+def _one_thread(fn: Callable[_P, _R]) -> Callable[_P, _R]:
+    """Run ``fn`` on one intra-op thread, then give the caller its own thread count back.
+
+    Split across threads, a reduction sums in another order (batch norm's batch
+    statistics, for one), so a run's numbers would depend on the caller's
+    torch.get_num_threads(). ``gradsim run``, the window's engine and every
+    replay train on one thread; pinning it here makes a notebook or script
+    session (torch's default: one thread per core) replay bit for bit.
+    """
+
+    @functools.wraps(fn)
+    def wrapper(*args: _P.args, **kwargs: _P.kwargs) -> _R:
+        before = torch.get_num_threads()
+        if before == 1:
+            return fn(*args, **kwargs)
+        torch.set_num_threads(1)
+        try:
+            return fn(*args, **kwargs)
+        finally:
+            torch.set_num_threads(before)
+
+    return wrapper
 
 
 class _NormPlan:
@@ -119,6 +147,7 @@ def _norm64(src: torch.Tensor) -> torch.Tensor:
 class Trainer:
     """Owns the network, optimizer, data and session of one run."""
 
+    @_one_thread
     def __init__(self, config: RunConfig, schedule: Iterable[Scheduled] = (), session: Optional[Session] = None, label: str = "") -> None:
         config.validate()
         self.config = config
@@ -201,6 +230,7 @@ class Trainer:
         item.command.check(self)
         self._schedule[max(item.step, self.step_index)].append(item.command)
 
+    @_one_thread
     def apply(self, command: Command) -> None:
         """Apply a command now (between steps) and record it as an event at this step.
 
@@ -301,6 +331,7 @@ class Trainer:
         self._pos += b
         return self._x[idx], self._y[idx]
 
+    @_one_thread
     def step(self) -> Optional[StepRecord]:
         """Run one optimizer step (after the commands scheduled for it); None when finished."""
         if self.finished:
@@ -401,6 +432,7 @@ class Trainer:
             self.session.add_event(s, "diverged", f"non-finite {what} ({head[0] if what == 'loss' else head[2]})")
         return record
 
+    @_one_thread
     def predicted_gain(self, x: torch.Tensor) -> np.ndarray:
         """The theory's per-layer gain ||dL/dz_l|| / ||dL/dz_(l+1)|| for the current weights
         on batch ``x`` (NaN for the output layer and where the model does not apply).
@@ -492,6 +524,7 @@ class Trainer:
         live network (theory, Jacobian) that never touches the run's batches."""
         return self._x[:n].clone()
 
+    @_one_thread
     @torch.no_grad()
     def evaluate(self) -> float:
         """Accuracy on the held-out split (NaN when the split is empty)."""
