@@ -27,6 +27,9 @@ INITS = (
 DATASETS = ("spiral", "moons", "circles", "xor", "blobs", "digits")
 OPTIMIZERS = ("sgd", "momentum", "adam")
 CLIP_MODES = ("none", "norm", "value")
+#: Model families the simulator builds (gradsim.models.family.FAMILIES holds
+#: their implementations; a test keeps the two lists equal).
+MODELS = ("mlp",)
 #: Init schemes that take a number, and the config field holding it (std for
 #: "normal", bound for "uniform"). The one place that says so: the command
 #: parser, the builder and the live toggles all read it.
@@ -85,10 +88,13 @@ class RunConfig:
     stats_every: int = 10
     max_memory_mb: float = 256.0
     param_budget_mb: float = DEFAULT_PARAM_BUDGET_MB
+    #: The model family (last, so v0.2.0's fields keep their order in session.json).
+    model: str = "mlp"
 
     # ------------------------------------------------------------ validation
     def validate(self) -> "RunConfig":
         """Raise ConfigError naming the first bad field; return self when valid."""
+        _choice("model", self.model, MODELS)
         _choice("dataset", self.dataset, DATASETS)
         _choice("activation", self.activation, ACTIVATIONS)
         _choice("init", self.init, INITS)

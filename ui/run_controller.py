@@ -27,6 +27,7 @@ from PySide6.QtCore import QObject, Signal, Slot
 
 from gradsim.commands import Command, Scheduled
 from gradsim.config import ConfigError, RunConfig
+from gradsim.models.family import check_units
 from gradsim.session.store import Session
 
 from .worker import BranchCommand, ForkRun, Snapshot, TrainingWorker, WarmUp
@@ -323,6 +324,8 @@ class RunController(QObject):
         if snap.branch == 1:
             self._on_branch_snapshot(snap)
             return
+        if snap.units is not None:  # the engine's names for the rows replace those the config describes
+            self.mirror.units = check_units(list(snap.units), self.mirror.n_layers)
         rows = snap.rows
         if len(rows) or rows.events:
             self.mirror.append_rows(rows)
@@ -346,7 +349,8 @@ class RunController(QObject):
         """Branch B's rows: the first snapshot after a fork holds its whole history."""
         rows = snap.rows
         if self.branch_mirror is None:
-            self.branch_mirror = Session(self.mirror.n_layers, dict(self.mirror.config), max_memory_mb=self.mirror.max_memory_mb)
+            self.branch_mirror = Session(self.mirror.n_layers, dict(self.mirror.config), max_memory_mb=self.mirror.max_memory_mb,
+                                         units=list(self.mirror.units))
         b = self.branch_mirror
         if len(rows) or rows.events:
             b.append_rows(rows)

@@ -38,6 +38,7 @@ import numpy as np
 
 from ..commands import Command, CommandError, Scheduled
 from ..config import ConfigError, RunConfig
+from ..models.family import Unit
 from ..session.store import Rows
 
 log = logging.getLogger(__name__)
@@ -206,6 +207,8 @@ class Snapshot:
     failed: bool = False
     #: Which branch the rows belong to: 0 = the run (A), 1 = its fork (B).
     branch: int = 0
+    #: The run's units (what each row index is), on a run's first snapshot only.
+    units: Optional[tuple[Unit, ...]] = None
 
 
 @dataclass
@@ -274,6 +277,7 @@ class EngineLoop:
         self._pending_steps = 0
         self._sent_step = -1
         self._sent_events = 0
+        self._units_sent = False
         self._last_emit = 0.0
         self._rate = RateMeter()
         self._torch_ready = False
@@ -403,6 +407,7 @@ class EngineLoop:
         self._generation = msg.generation
         self._sent_step = -1
         self._sent_events = 0
+        self._units_sent = False
         self._rate.clear()
         self.emit(RESET, self._generation)
         if msg.config is None:
@@ -562,6 +567,8 @@ class EngineLoop:
         last = session.last()
         self._last_emit = time.perf_counter()
         running = self._running and not self._all_finished() and not self._broken
+        units = None if self._units_sent else tuple(session.units)
+        self._units_sent = True
         self.emit(SNAPSHOT, Snapshot(
             generation=self._generation,
             rows=rows,
@@ -574,6 +581,7 @@ class EngineLoop:
             finished=bool(self._all_finished()),
             diverged_at=t.diverged_at,
             failed=self._broken,
+            units=units,
         ))
 
     # ------------------------------------------------------ work on request

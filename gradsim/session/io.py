@@ -1,7 +1,9 @@
-"""Session export (docs/session-format.md, format ``gradsim-session/2``) and load.
+"""Session export (docs/session-format.md, format ``gradsim-session/3``) and load.
 
-Version 2 adds ``pred_gain`` as the last column of layers.csv; version-1
-files (without it) still load, with the column empty (NaN).
+Version 3 adds ``model`` and ``units`` (what each row index of layers.csv is)
+to session.json; version 2 added ``pred_gain`` as the last column of
+layers.csv. Version-1 and version-2 files still load: their units are those
+of the MLP their config describes, version 1's pred_gain column empty (NaN).
 
 Every file is written to a temporary name in the target folder and renamed,
 and a new folder is assembled under a temporary name first, so a failed export
@@ -28,12 +30,13 @@ from typing import Any, BinaryIO, Iterable, Iterator, Mapping, Optional
 import numpy as np
 
 from ..metrics import LAYER_METRICS, NORM_METRICS, PRED_METRICS, STATS_METRICS, STEP_METRICS, LAYER_INDEX
+from ..models.family import FAMILIES, UnitError, units_from_json
 from .store import Session
 from ..safe_json import parse_json
 
-FORMAT = "gradsim-session/2"
-#: Formats load_session reads (version 1 has no pred_gain column).
-READABLE_FORMATS = ("gradsim-session/1", FORMAT)
+FORMAT = "gradsim-session/3"
+#: Formats load_session reads (version 1 has no pred_gain column, 1 and 2 no units).
+READABLE_FORMATS = ("gradsim-session/1", "gradsim-session/2", FORMAT)
 FILES = ("session.json", "steps.csv", "layers.csv", "events.csv")
 STEPS_HEADER = ("step",) + STEP_METRICS
 LAYERS_HEADER = ("step", "layer") + LAYER_METRICS
@@ -69,6 +72,8 @@ def _versions() -> dict[str, str]:
 def session_json(session: Session) -> dict[str, Any]:
     return {
         "format": FORMAT,
+        "model": session.model,
+        "units": [u.to_dict() for u in session.units],
         "config": session.config,
         "events": [e.to_dict() for e in session.events],
         "record_every": session.record_every,
@@ -372,10 +377,32 @@ def load_session(path: "str | Path | Mapping[str, bytes]", where: str = "") -> S
     config = meta.get("config")
     if not isinstance(config, dict):
         raise SessionFormatError("session.json: 'config' must be an object of config fields")
-    depth = config.get("depth")
-    if isinstance(depth, bool) or not isinstance(depth, int) or not 1 <= depth <= 200:
-        raise SessionFormatError(f"session.json: config depth = {depth!r}, expected a whole number 1-200")
-    n_layers = depth + 1
+    units = None
+    if meta["format"] == FORMAT:
+        model = meta.get("model")
+        if not isinstance(model, str) or not model:
+            raise SessionFormatError(f"session.json: model = {model!r}, expected the name of a model family (e.g. 'mlp')")
+        if config.get("model", model) != model:
+            raise SessionFormatError(f"session.json: model = {model!r} but config model = {config['model']!r}; expected the same family")
+        raw = meta.get("units")
+        if not isinstance(raw, list) or not raw:
+            got = f"{len(raw)} entries" if isinstance(raw, list) else type(raw).__name__
+            raise SessionFormatError(f"session.json: units has {got}, expected a list of one entry per layer of layers.csv")
+        try:
+            units = units_from_json(raw, len(raw))
+            # A family the engine knows must describe as many rows as the file has units
+            # (the config is what a replay builds).
+            if model in FAMILIES and len(FAMILIES[model].config_units(config)) != len(units):
+                raise UnitError(f"{len(units)} units, but config depth = {config.get('depth')!r} describes "
+                                f"{len(FAMILIES[model].config_units(config))}; expected one unit per layer")
+        except UnitError as exc:
+            raise SessionFormatError(f"session.json: {exc}") from None
+        n_layers = len(units)
+    else:
+        depth = config.get("depth")
+        if isinstance(depth, bool) or not isinstance(depth, int) or not 1 <= depth <= 200:
+            raise SessionFormatError(f"session.json: config depth = {depth!r}, expected a whole number 1-200")
+        n_layers = depth + 1
     record_every = meta.get("record_every", 1)
     if isinstance(record_every, bool) or not isinstance(record_every, int) or record_every < 1:
         raise SessionFormatError(f"session.json: record_every = {record_every!r}, expected a whole number >= 1")
@@ -409,7 +436,11 @@ def load_session(path: "str | Path | Mapping[str, bytes]", where: str = "") -> S
         layers[i, j, :n_vals] = vals
         if j == 0:
             has_stats[i] = any(c != "" for c in r[2 + n_norm : 2 + n_norm + n_stats])
-    session = Session.from_arrays(steps, scalars, layers, has_stats, config, max_memory_mb=max(budget, 1e-6), record_every=record_every)
+    try:
+        session = Session.from_arrays(steps, scalars, layers, has_stats, config, max_memory_mb=max(budget, 1e-6),
+                                      record_every=record_every, units=units)
+    except UnitError as exc:  # formats 1 and 2: the config's family cannot describe its units
+        raise SessionFormatError(f"session.json: {exc}") from None
     for i, r in enumerate(event_rows):
         session.add_event(_int(r[0], "events.csv", i + 2, "step"), r[1], r[2])
     steps_run = meta.get("steps_run", int(steps[-1]) + 1 if n else 0)

@@ -15,6 +15,7 @@ from typing import Any, Optional
 import numpy as np
 
 from ..metrics import LAYER_METRICS, STEP_INDEX, STEP_METRICS, LAYER_INDEX
+from ..models.family import Unit, check_units, family_for, mlp_units
 
 DEFAULT_MAX_MEMORY_MB = 256.0
 _INITIAL_ROWS = 1024
@@ -67,6 +68,14 @@ class Rows:
         return int(self.steps.shape[0])
 
 
+def default_units(n_layers: int, config: dict[str, Any]) -> list[Unit]:
+    """The units a session without stored ones has: those its config's family
+    describes, or an MLP's for a config that describes no network (a demo)."""
+    if "depth" in config:
+        return family_for(config).config_units(config)
+    return mlp_units(n_layers)
+
+
 class Session:
     """Metrics of one run, bounded in memory by ``max_memory_mb``."""
 
@@ -76,6 +85,7 @@ class Session:
         config: Optional[dict[str, Any]] = None,
         max_memory_mb: float = DEFAULT_MAX_MEMORY_MB,
         record_every: int = 1,
+        units: Optional[list[Unit]] = None,
     ) -> None:
         if n_layers < 1:
             raise ValueError(f"n_layers = {n_layers}: a session needs at least 1 layer")
@@ -89,6 +99,9 @@ class Session:
         self.diverged_at: Optional[int] = None
         self.steps_run = 0
         self.meta: dict[str, Any] = {}
+        #: What each row index of ``layers`` is (name, kind, parameters): the
+        #: family's units, or those the config describes when none are given.
+        self.units: list[Unit] = check_units(list(units) if units is not None else default_units(self.n_layers, self.config), self.n_layers)
         self.capacity = max(16, int(self.max_memory_mb * 1e6 // self.row_nbytes))
         self._n = 0
         # The newest step appended, kept whether or not the resolution records it:
@@ -106,6 +119,7 @@ class Session:
         config: Optional[dict[str, Any]] = None,
         max_memory_mb: float = DEFAULT_MAX_MEMORY_MB,
         record_every: int = 1,
+        units: Optional[list[Unit]] = None,
     ) -> "Session":
         """A session holding these rows (a loaded file, a benchmark's synthetic run).
 
@@ -121,7 +135,7 @@ class Session:
         scalars = np.asarray(scalars, np.float64)
         if scalars.shape != (n, len(STEP_METRICS)):
             raise ValueError(f"scalars has shape {scalars.shape}; expected ({n}, {len(STEP_METRICS)})")
-        session = cls(layers.shape[1], config, max_memory_mb=max_memory_mb, record_every=record_every)
+        session = cls(layers.shape[1], config, max_memory_mb=max_memory_mb, record_every=record_every, units=units)
         session.capacity = max(session.capacity, n)
         session._alloc(max(n, 16))
         session._steps[:n] = steps
@@ -130,6 +144,11 @@ class Session:
         session._has_stats[:n] = np.asarray(has_stats, bool)
         session._n = n
         return session
+
+    @property
+    def model(self) -> str:
+        """The model family that wrote the rows (sessions before format 3: ``mlp``)."""
+        return str(self.config.get("model", "mlp"))
 
     # ------------------------------------------------------------------ storage
     @property

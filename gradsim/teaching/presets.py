@@ -15,6 +15,7 @@ from ..config import ConfigError, RunConfig
 from ..events import COMMAND_KINDS
 from ..resources import resource_path
 from ..safe_json import parse_json
+from ..session.io import READABLE_FORMATS
 
 SCHEMA_VERSION = 1
 MAX_RUN_FILE_BYTES = 10 * 1024 * 1024
@@ -128,6 +129,6 @@ def session_run(data: Any, where: str = "session.json") -> tuple[RunConfig, tupl
     Annotations (start, pause, note, diverged) are not commands and are left out.
     """
     fmt = data.get("format") if isinstance(data, dict) else None
-    if fmt not in ("gradsim-session/1", "gradsim-session/2"):
-        raise ConfigError(f"{where}: format {fmt!r} is not supported; expected 'gradsim-session/1' or 'gradsim-session/2'")
+    if fmt not in READABLE_FORMATS:
+        raise ConfigError(f"{where}: format {fmt!r} is not supported; expected one of {', '.join(map(repr, READABLE_FORMATS))}")
     return RunConfig.from_dict(data.get("config"), where=where), _events(data.get("events", []), where)

@@ -38,12 +38,13 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Callable, Optional
+from typing import Any, Callable, Optional
 
 import numpy as np
 import torch
 
 from ..metrics import PRED_MIN_WIDTH
+from ..models.family import provide_theory
 from ..models.mlp import activation_fn
 
 _SELU_L, _SELU_A = 1.0507009873554805, 1.6732632423543772
@@ -681,3 +682,10 @@ def predicted_for(trainer, act_grad_norm_last: Optional[float] = None, samples: 
     inputs, anchored at a measured output-layer value."""
     anchor = 1.0 if act_grad_norm_last is None or not math.isfinite(act_grad_norm_last) else act_grad_norm_last
     return predict(trainer.net, anchor, x=trainer.probe_inputs(samples))
+
+
+def _mlp_gain(net: Any, x: Any) -> np.ndarray:
+    return predict(net, x=x).gain
+
+
+provide_theory("mlp", _mlp_gain)

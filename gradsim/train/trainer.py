@@ -31,6 +31,7 @@ from ..data.datasets import Dataset, make_dataset
 from ..arena import Arena
 from ..models.mlp_backprop import DirectPass
 from ..metrics import LAYER_INDEX, LAYER_METRICS, NORM_METRICS, STATS_METRICS, STEP_METRICS
+from ..models.family import check_units, family_for
 from ..models.mlp import GradNet
 from .optimizers import FlatOptimizer, build_optimizer
 from ..session.store import Session, StepRecord
@@ -155,10 +156,8 @@ class Trainer:
         self.data: Dataset = make_dataset(config.dataset, config.n_samples, config.noise, config.seed, config.test_fraction)
         self.init_gen = torch.Generator().manual_seed(config.seed)
         self.batch_gen = torch.Generator().manual_seed(config.seed + 1)
-        self.net = GradNet(
-            self.data.n_inputs, self.data.n_classes, config.depth, config.width, config.activation, config.batchnorm,
-            config.leaky_slope, layernorm=config.layernorm, residual=config.residual, residual_alpha=config.residual_alpha,
-        )
+        self.family = family_for(config)
+        self.net: GradNet = self.family.build(config)
         self.net.reinit(config.init, self.init_gen, config.init_std, config.init_scale, config.bias_std)
         self.net.train()
         self.lr = float(config.lr)
@@ -184,7 +183,12 @@ class Trainer:
         self._y = torch.from_numpy(self.data.y_train)
         self._perm = torch.randperm(len(self._y), generator=self.batch_gen)
         self._pos = 0
-        self.session = session if session is not None else Session(config.n_layers, config.to_dict(), config.max_memory_mb)
+        self.units = self.family.units(self.net)
+        if session is None:
+            session = Session(len(self.units), config.to_dict(), config.max_memory_mb, units=self.units)
+        else:
+            session.units = check_units(self.units, session.n_layers)
+        self.session = session
         self.step_index = 0
         self._pred_due = True  # the prediction is recorded at step 0 and after every event
         self.diverged_at: Optional[int] = None
@@ -229,6 +233,7 @@ class Trainer:
         Raises CommandError now if the command could never apply to this run.
         """
         item.command.validate()
+        self.family.check_command(item.command)
         item.command.check(self)
         self._schedule[max(item.step, self.step_index)].append(item.command)
 
@@ -244,6 +249,7 @@ class Trainer:
         events = len(self.session.events)
         try:
             command.validate()  # again: an unpickled command skipped its constructor's checks
+            self.family.check_command(command)
             command.check(self)
             command.apply_to(self)
             self.session.add_event(self.step_index, command.key, command.value())

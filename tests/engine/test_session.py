@@ -59,8 +59,8 @@ def test_export_has_exactly_the_documented_format(tmp_path):
     out = export_session(t.session, tmp_path / "run")
     assert sorted(os.listdir(out)) == ["events.csv", "layers.csv", "session.json", "steps.csv"]
     meta = json.loads((out / "session.json").read_text())
-    assert meta["format"] == "gradsim-session/2"
-    assert set(meta) >= {"format", "config", "events", "record_every", "versions", "created", "steps_run", "diverged_at"}
+    assert meta["format"] == "gradsim-session/3"
+    assert set(meta) >= {"format", "model", "units", "config", "events", "record_every", "versions", "created", "steps_run", "diverged_at"}
     assert meta["config"] == t.config.to_dict() and meta["steps_run"] == 12 and meta["diverged_at"] is None
     assert set(meta["versions"]) == {"gradsim", "torch", "numpy", "python", "platform"}
     steps = (out / "steps.csv").read_text().splitlines()
@@ -147,7 +147,7 @@ def _exported(tmp_path):
         ("layers.csv", lambda t: t.replace("0,1,", "0,1,abc", 1), "is not a number"),
         ("steps.csv", lambda t: "wrong,header\n" + t, "expected header"),
         ("session.json", lambda t: t[:20], "not valid JSON"),
-        ("session.json", lambda t: t.replace("gradsim-session/2", "gradsim-session/9"), "format is"),
+        ("session.json", lambda t: t.replace("gradsim-session/3", "gradsim-session/9"), "format is"),
         ("session.json", lambda t: json.dumps({**json.loads(t), "config": {**json.loads(t)["config"], "depth": "x"}}), "depth"),
         ("events.csv", lambda t: t + "12,note\n", "events.csv line"),
     ],

@@ -297,7 +297,7 @@ def test_export_through_menu_writes_the_four_files(window, qtbot, tmp_path, monk
     assert blocker.args == [str(out)]
     assert sorted(p.name for p in out.iterdir()) == ["events.csv", "layers.csv", "session.json", "steps.csv"]
     meta = json.loads((out / "session.json").read_text())
-    assert meta["format"] == "gradsim-session/2"
+    assert meta["format"] == "gradsim-session/3"
     assert meta["config"]["depth"] == tiny_run_config.depth
     assert [e["kind"] for e in meta["events"]] == ["start", "batchnorm"]
     n_steps = len((out / "steps.csv").read_text().splitlines()) - 1

@@ -306,7 +306,7 @@ def test_layer_curves_default_to_first_middle_last(qtbot):
         x, y = curve.getOriginalDataset()
         np.testing.assert_array_equal(x, store.steps)
         np.testing.assert_array_equal(y, np.clip(store.layer_metric("grad_norm")[:, layer - 1], LOG_FLOOR, LOG_CEIL))
-    assert lc.legend.texts() == ["layer 1", "layer 5", "layer 10"]
+    assert lc.legend.texts() == ["linear 1", "linear 5", "output"]  # the store's unit names
 
     lc.set_layers([2, 7])
     assert lc.layers == [2, 7] and len(lc.curves) == 2
@@ -662,13 +662,13 @@ def test_hover_readouts_show_exact_values(qtbot):
 
     v = float(store.layer_metric("grad_norm")[12, 2])
     text = panel.heatmap.readout_at(0, 12.1, 3.2)
-    assert "step 12" in text and "layer 3" in text and f"{v:.4g}" in text
+    assert "step 12, linear 3:" in text and f"{v:.4g}" in text
 
     text = panel.depth_profile.readout_at(0, 2.1, -3.0)
-    assert "layer 2" in text and f"{store.layer_metric('grad_norm')[-1, 1]:.4g}" in text
+    assert "linear 2:" in text and f"{store.layer_metric('grad_norm')[-1, 1]:.4g}" in text
 
     text = panel.layer_curves.readout_at(0, 7.4, 0.0)
-    assert text.startswith("step 7:") and f"L1 = {store.layer_metric('grad_norm')[7, 0]:.4g}" in text
+    assert text.startswith("step 7:") and f"linear 1 = {store.layer_metric('grad_norm')[7, 0]:.4g}" in text
 
     text = panel.loss_accuracy.readout_at(1, 12.0, 0.5)
     assert "step 12" in text and "loss = " in text and "batchnorm=on" in text
@@ -680,7 +680,7 @@ def test_hover_readouts_show_exact_values(qtbot):
     vb = panel.heatmap.plot.getViewBox()
     vb.setRange(xRange=(0, 30), yRange=(0.5, 4.5), padding=0)
     panel.heatmap._on_mouse_moved(vb.mapViewToScene(QPointF(20.0, 1.0)))
-    assert "step 20, layer 1" in panel.heatmap.readout.text()
+    assert "step 20, linear 1" in panel.heatmap.readout.text()
 
 
 def test_every_control_has_a_tooltip(qtbot):

@@ -22,7 +22,7 @@ from gradsim.session.store import Session
 from .base import PlotBase, RangeFollower
 from .axes import make_log_plot
 from .decimate import LOG_CEIL, LOG_FLOOR, clamp_for_log
-from .labels import AXIS_LABELS, fmt, LegendLabel
+from .labels import AXIS_LABELS, fmt, LegendLabel, unit_name, unit_ticks
 from .items import LineItem
 
 
@@ -78,6 +78,7 @@ class DepthProfile(PlotBase):
         self._marked: tuple[bytes, bytes] = (b"", b"")
         self.plot.getViewBox().disableAutoRange(axis=pg.ViewBox.XAxis)
         self._n_layers_shown = 0
+        self._ticks: list[tuple[float, str]] = []
         self._finish_layout()
 
     def _add(self, item: LineItem) -> LineItem:
@@ -168,9 +169,12 @@ class DepthProfile(PlotBase):
             high = ~np.isfinite(values) | (values > LOG_CEIL)
         ok = ~np.isnan(y)
         self.points.setData(x[ok], y[ok])
-        if values.size != self._n_layers_shown:
+        ticks = unit_ticks(store, values.size)
+        if values.size != self._n_layers_shown or ticks != self._ticks:
             self._n_layers_shown = values.size
+            self._ticks = ticks
             self.plot.setXRange(0.5, values.size + 0.5, padding=0)
+            self.plot.getAxis("bottom").setTicks([ticks])
         marks = np.array([LOG_FLOOR if low.any() else np.nan, LOG_CEIL if high.any() else np.nan])
         if self.show_recorded_prediction:
             self._draw_recorded_prediction(store, row, values)
@@ -252,13 +256,14 @@ class DepthProfile(PlotBase):
         layer = int(round(x))
         if not 1 <= layer <= self.values.size:
             return ""
-        text = f"step {self.step}, layer {layer}: {self.metric_name} = {fmt(self.values[layer - 1])}"
+        store = self._store
+        text = f"step {self.step}, {unit_name(store, layer)}: {self.metric_name} = {fmt(self.values[layer - 1])}"
         if self.values_b.size >= layer:
             text += f" (A), {fmt(self.values_b[layer - 1])} (B)"
         if self.prediction is not None and layer <= self.prediction.size:
             text += f" (prediction {fmt(self.prediction[layer - 1])}"
             if self.gains is not None and layer <= self.gains.size and np.isfinite(self.gains[layer - 1]):
-                text += f", gain from layer {layer + 1}: x{fmt(self.gains[layer - 1])}"
+                text += f", gain from {unit_name(store, layer + 1)}: x{fmt(self.gains[layer - 1])}"
             text += ")"
         return text
 

@@ -19,7 +19,7 @@ from gradsim.session.store import Session
 from .base import RangeFollower, TimePlotBase
 from .axes import plain_axes
 from .decimate import MAX_IMAGE_COLUMNS, BinCache, Bins, nearest_row
-from .labels import HEATMAP_METRICS, METRIC_LABELS, METRIC_TIPS, fmt
+from .labels import HEATMAP_METRICS, METRIC_LABELS, METRIC_TIPS, fmt, unit_name, unit_ticks
 from .markers import EventMarkers, events_text
 
 #: Colour of cells holding nan, +inf or a negative value (not a valid norm).
@@ -101,6 +101,7 @@ class GradientHeatmap(TimePlotBase):
         self.plot.getViewBox().setMouseEnabled(x=True, y=False)
         self.plot.getViewBox().disableAutoRange(axis=pg.ViewBox.YAxis)
         self._n_layers_shown = 0
+        self._ticks: list[tuple[float, str]] = []
         self.image = pg.ImageItem(axisOrder="row-major")
         self.image.setToolTip(self.TIP)
         self.plot.addItem(self.image)
@@ -272,9 +273,12 @@ class GradientHeatmap(TimePlotBase):
         self._dx = span * bins.k
         self._x0 = float(steps[0]) - span / 2
         self._push_image()
-        if n_layers != self._n_layers_shown:
+        ticks = unit_ticks(store, n_layers)
+        if n_layers != self._n_layers_shown or ticks != self._ticks:
             self._n_layers_shown = n_layers
+            self._ticks = ticks
             self.plot.setYRange(0.5, n_layers + 0.5, padding=0)
+            self.plot.getAxis("left").setTicks([ticks])
         self.follower.update(self._x0, float(steps[-1]) + span / 2)
         note = []
         if bins.k > 1:
@@ -332,11 +336,11 @@ class GradientHeatmap(TimePlotBase):
         name = self.metric_name
         if a == b:
             v = float(store.layer_metric(name)[a, layer - 1])
-            text = f"step {int(steps[a])}, layer {layer}: {name} = {fmt(v)}"
+            text = f"step {int(steps[a])}, {unit_name(store, layer)}: {name} = {fmt(v)}"
         else:
             lo, hi = float(bins.mn[col, layer - 1]), float(bins.mx[col, layer - 1])
             text = (
-                f"steps {int(steps[a])}-{int(steps[b])}, layer {layer}: {name} in [{fmt(lo)}, {fmt(hi)}]"
+                f"steps {int(steps[a])}-{int(steps[b])}, {unit_name(store, layer)}: {name} in [{fmt(lo)}, {fmt(hi)}]"
                 f" (shown: log10 = {fmt(self.image_data[layer - 1, col])})"
             )
         if self.nonfinite_mask[layer - 1, col]:

@@ -212,3 +212,20 @@ def make_note() -> QLabel:
     label.setToolTip("What this plot clamps or cannot draw (zero, nan, inf), so no gap is silent.")
     return label
 
+
+
+def unit_name(store: object, layer: int) -> str:
+    """What the plots call row ``layer`` (1-based) of ``store``: its unit's name
+    ("linear 3", "output"), or "layer N" where the store names no such unit."""
+    units = getattr(store, "units", None) or ()
+    return units[layer - 1].name if 1 <= layer <= len(units) else f"layer {layer}"
+
+
+def unit_ticks(store: object, n_layers: int, most: int = 12) -> list[tuple[float, str]]:
+    """Axis ticks naming the units at rows 1..n_layers: every row when there are
+    at most ``most``, else an even spread that keeps the first and the last."""
+    if n_layers < 1:
+        return []
+    step = max(1, math.ceil(n_layers / most))
+    rows = sorted(set(range(1, n_layers + 1, step)) | {n_layers})
+    return [(float(r), unit_name(store, r)) for r in rows]

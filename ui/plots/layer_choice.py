@@ -1,6 +1,8 @@
 """Which layers the per-layer curves show: the default picks and the typed list."""
 from __future__ import annotations
 
+from typing import Mapping, Optional
+
 from gradsim.metrics import middle_layer
 
 
@@ -15,12 +17,21 @@ def default_layers(n_layers: int) -> list[int]:
     return out
 
 
-def parse_layers(text: str) -> list[int]:
-    """Parse "1, 5, 10" or "1 5 10" into layer numbers; raises ValueError on junk."""
-    parts = [p for p in text.replace(",", " ").split() if p]
+def parse_layers(text: str, names: Optional[Mapping[str, int]] = None) -> list[int]:
+    """Parse "1, 5, 10" or "1 5 10" into layer numbers; raises ValueError on junk.
+
+    With ``names`` (unit name -> layer), a comma-separated entry may also be a
+    unit's name, in any case: "1, linear 5, output". Between commas, words split
+    at spaces, so only one-word names ("output") can be typed without commas.
+    """
+    lookup = {k.strip().lower(): v for k, v in (names or {}).items()}
     layers: list[int] = []
-    for p in parts:
-        v = int(p)
-        if v not in layers:
-            layers.append(v)
+    for part in text.split(","):
+        part = part.strip()
+        # a comma-separated entry is a unit's name, or numbers separated by spaces
+        values = [lookup[part.lower()]] if part.lower() in lookup else [
+            lookup[p.lower()] if p.lower() in lookup else int(p) for p in part.split()]
+        for v in values:
+            if v not in layers:
+                layers.append(v)
     return layers

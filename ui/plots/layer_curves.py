@@ -19,7 +19,7 @@ from gradsim.session.store import Session
 from .base import RangeFollower, TimePlotBase
 from .axes import make_log_plot
 from .decimate import LOG_CEIL, LOG_FLOOR, MAX_CURVE_BINS, BinCache, Bins, curve_points, nearest_row, nonfinite_note
-from .labels import AXIS_LABELS, fmt, LegendLabel
+from .labels import AXIS_LABELS, fmt, LegendLabel, unit_name
 from .layer_choice import default_layers, parse_layers
 from .markers import EventMarkers, events_text
 from .style import LAYER_COLOURS, MAX_SELECTED_LAYERS
@@ -145,7 +145,7 @@ class SelectedLayersPlot(TimePlotBase):
         self._show_legend()
 
     def _show_legend(self) -> None:
-        entries = [(LAYER_COLOURS[i], f"layer {layer}", False) for i, layer in enumerate(self._shown_layers)]
+        entries = [(LAYER_COLOURS[i], unit_name(self._store, layer), False) for i, layer in enumerate(self._shown_layers)]
         if self.compare is not None:
             entries.append(("#bdbdbd", "B", True))
         self.legend.set_entries(entries)
@@ -211,14 +211,14 @@ class SelectedLayersPlot(TimePlotBase):
         if row is None:
             return ""
         values = store.layer_metric(self.metric_name)[row]
-        parts = [f"L{layer} = {fmt(values[layer - 1])}" for layer in self._shown_layers]
+        parts = [f"{unit_name(store, layer)} = {fmt(values[layer - 1])}" for layer in self._shown_layers]
         text = f"step {int(store.steps[row])}: {self.metric_name} " + ", ".join(parts)
         b = self.compare
         if b is not None and len(b):
             rb = nearest_row(b.steps, x)
             if rb is not None:
                 vb = b.layer_metric(self.metric_name)[rb]
-                text = "A " + text + " | B " + ", ".join(f"L{layer} = {fmt(vb[layer - 1])}" for layer in self._shown_layers)
+                text = "A " + text + " | B " + ", ".join(f"{unit_name(b, layer)} = {fmt(vb[layer - 1])}" for layer in self._shown_layers)
         return text + events_text(self.markers, x, self.plot)
 
     @Slot()
@@ -226,9 +226,10 @@ class SelectedLayersPlot(TimePlotBase):
         """The user typed a layer list: redraw and let the sibling plot follow."""
         text = self.layer_edit.text().strip()
         try:
-            layers = parse_layers(text)
+            units = self._store.units if self._store is not None else []
+            layers = parse_layers(text, {u.name: u.layer for u in units})
         except ValueError:
-            self.note.setText(f"layers {text!r}: type numbers like 1, 10, 20")
+            self.note.setText(f"layers {text!r}: type numbers like 1, 10, 20 or unit names like 1, linear 5, output")
             return
         if (layers or None) == self._wanted:
             return

@@ -1,0 +1,222 @@
+"""Units and the interface every model family implements.
+
+A *unit* is one row index of layers.csv: what the row measures (``kind``), what
+plots call it (``name``) and which of the network's ``named_parameters()`` its
+``grad_norm`` / ``bias_grad_norm`` read (``params``). A session stores its
+units, so a plot, a grader or a diagnosis can label and pick rows without
+knowing which network wrote them.
+
+A *family* (``RunConfig.model``) builds its network, lists its units, names the
+probes and live commands it supports and may offer a theory of its gains.
+This module imports no torch: the window reads units from a session file and
+never loads torch; a family imports torch only where it builds a network.
+"""
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from typing import Any, Callable, ClassVar, Optional
+
+from ..commands import PARSERS, Command, CommandError
+
+#: Kinds of unit and what their row holds (docs/session-format.md).
+#: ``linear``: an MLP layer, its parameters and its signal ||dL/dz||;
+#: ``time``: one time step of a recurrent layer (signal and activations, no parameters);
+#: ``param``: a parameter group with no signal of its own;
+#: ``block``: a transformer sublayer, its parameters and the gradient at its output;
+#: ``stream``: the residual stream entering a block (signal only).
+#: A watched model's units take the module's class name in lower case instead.
+UNIT_KINDS = ("linear", "time", "param", "block", "stream")
+
+#: Kinds whose row has no backprop signal (act_grad_norm) of its own.
+NO_SIGNAL_KINDS = frozenset({"param"})
+
+#: What ``ModelFamily.theory()`` returns: (network, input batch) -> the
+#: predicted gain of each unit (NaN where the theory says nothing).
+TheoryHook = Callable[[Any, Any], Any]
+
+
+def carries_signal(kind: str) -> bool:
+    """Whether a unit of this kind has a backprop signal to draw (heatmap, depth profile)."""
+    return kind not in NO_SIGNAL_KINDS
+
+
+class UnitError(ValueError):
+    """A malformed unit list; the message names the entry and the bad value."""
+
+
+@dataclass(frozen=True)
+class Unit:
+    """One row index of layers.csv (see the module docstring)."""
+
+    layer: int
+    name: str
+    kind: str
+    params: tuple[str, ...] = ()
+
+    @property
+    def has_signal(self) -> bool:
+        return carries_signal(self.kind)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"layer": self.layer, "name": self.name, "kind": self.kind, "params": list(self.params)}
+
+    @classmethod
+    def from_dict(cls, data: Any, where: str = "unit") -> "Unit":
+        """Build from a session.json entry, checked (never trusted)."""
+        if not isinstance(data, dict):
+            raise UnitError(f"{where}: expected an object with layer, name, kind, params; got {type(data).__name__}")
+        missing = [k for k in ("layer", "name", "kind") if k not in data]
+        if missing:
+            raise UnitError(f"{where}: {missing[0]!r} is missing")
+        layer, name, kind, params = data["layer"], data["name"], data["kind"], data.get("params", [])
+        if isinstance(layer, bool) or not isinstance(layer, int) or layer < 1:
+            raise UnitError(f"{where}: layer = {layer!r}, expected a whole number >= 1")
+        if not isinstance(name, str) or not name.strip():
+            raise UnitError(f"{where}: name = {name!r}, expected a non-empty text")
+        if not isinstance(kind, str) or not kind:
+            raise UnitError(f"{where}: kind = {kind!r}, expected one of {', '.join(UNIT_KINDS)} or a module class name")
+        if not isinstance(params, list) or not all(isinstance(p, str) for p in params):
+            raise UnitError(f"{where}: params = {params!r}, expected a list of parameter names")
+        return cls(layer, name, kind, tuple(params))
+
+
+def check_units(units: list[Unit], n_layers: int, where: str = "units") -> list[Unit]:
+    """Raise UnitError unless ``units`` are layers 1..n_layers in order with distinct names."""
+    if len(units) != n_layers:
+        raise UnitError(f"{where}: {len(units)} units for {n_layers} layers; expected one unit per row index of layers.csv")
+    seen: set[str] = set()
+    for j, u in enumerate(units, 1):
+        if u.layer != j:
+            raise UnitError(f"{where}[{j - 1}]: layer = {u.layer}, expected {j} (units are listed in layer order)")
+        if u.name in seen:
+            raise UnitError(f"{where}[{j - 1}]: name {u.name!r} is used twice; plots pick units by name")
+        seen.add(u.name)
+    return units
+
+
+def units_from_json(data: Any, n_layers: int, where: str = "units") -> list[Unit]:
+    """Units from session.json's ``units`` list, checked against the number of layers."""
+    if not isinstance(data, list):
+        raise UnitError(f"{where}: expected a list of units, got {type(data).__name__}")
+    return check_units([Unit.from_dict(d, f"{where}[{i}]") for i, d in enumerate(data)], n_layers, where)
+
+
+def unit_names(units: list[Unit]) -> list[str]:
+    return [u.name for u in units]
+
+
+class ModelFamily(ABC):
+    """What the simulator needs from one kind of network (``RunConfig.model``).
+
+    ``commands`` are the keys of the live commands (gradsim.commands) the
+    family's runs accept; ``probes`` the extra measurements it supports
+    (``stats``: activation statistics, ``theory``: predicted gains,
+    ``jacobian``: input-output Jacobian spectrum, ``learned``: the decision
+    surface of a 2-D data set).
+    """
+
+    name: ClassVar[str] = ""
+    commands: ClassVar[frozenset[str]] = frozenset()
+    probes: ClassVar[tuple[str, ...]] = ()
+
+    @abstractmethod
+    def build(self, config: Any) -> Any:
+        """A fresh network for ``config`` (a RunConfig), not yet initialised."""
+
+    @abstractmethod
+    def units(self, network: Any) -> list[Unit]:
+        """The units (one per row of layers.csv, in order) of a network this family built."""
+
+    @abstractmethod
+    def config_units(self, config: dict[str, Any]) -> list[Unit]:
+        """The units of the network ``config`` (a session.json config object)
+        describes, without building it: how a format-1 or format-2 session
+        (which stored no units) gets them, and the window without torch."""
+
+    def theory(self) -> Optional[TheoryHook]:
+        """The predicted gain per unit for a network and an input batch, or None
+        (a family without a theory records ``pred_gain`` empty)."""
+        return _THEORY_HOOKS.get(self.name)
+
+    def allows(self, key: str) -> bool:
+        return key in self.commands
+
+    def check_command(self, command: Command) -> None:
+        """Raise CommandError (nothing changed) if this family's runs do not take ``command``."""
+        if not self.allows(command.key):
+            allowed = ", ".join(sorted(self.commands)) or "none"
+            raise CommandError(f"{command.text()}: model {self.name!r} has no live {command.key!r} command; allowed: {allowed}")
+
+
+#: Theory hooks by family name. The theory layer sits above the models (it reads
+#: a built network), so it hands its hooks down here instead of being imported.
+_THEORY_HOOKS: dict[str, TheoryHook] = {}
+
+
+def provide_theory(model: str, hook: TheoryHook) -> None:
+    """Register the theory's gain prediction for family ``model`` (called by gradsim.theory)."""
+    _THEORY_HOOKS[model] = hook
+
+
+# ------------------------------------------------------------------ the MLP
+def mlp_units(n_layers: int) -> list[Unit]:
+    """The units of an MLP with ``n_layers`` Linear layers: ``linear 1`` ..
+    ``linear depth`` and ``output``, each reading its Linear's weight and bias.
+
+    Batch-norm and layer-norm parameters belong to no unit: layers.csv has no
+    column for them, and switching them on mid-run must not change the units.
+    """
+    if isinstance(n_layers, bool) or not isinstance(n_layers, int) or n_layers < 1:
+        raise UnitError(f"n_layers = {n_layers!r}, expected a whole number >= 1")
+    return [
+        Unit(j, "output" if j == n_layers else f"linear {j}", "linear", (f"linears.{j - 1}.weight", f"linears.{j - 1}.bias"))
+        for j in range(1, n_layers + 1)
+    ]
+
+
+class MLPFamily(ModelFamily):
+    """The deep MLP of v0.2.0 (gradsim.models.mlp.GradNet): every live command, every probe."""
+
+    name = "mlp"
+    commands = frozenset(PARSERS)
+    probes = ("stats", "theory", "jacobian", "learned")
+
+    def build(self, config: Any) -> Any:
+        from ..data.datasets import dataset_shape
+        from .mlp import GradNet  # torch only here: the window reads units without it
+
+        n_in, n_out = dataset_shape(config.dataset)
+        return GradNet(
+            n_in, n_out, config.depth, config.width, config.activation, config.batchnorm, config.leaky_slope,
+            layernorm=config.layernorm, residual=config.residual, residual_alpha=config.residual_alpha,
+        )
+
+    def units(self, network: Any) -> list[Unit]:
+        """One unit per Linear, its parameter names read from ``named_parameters()``."""
+        names = {id(p): n for n, p in network.named_parameters()}
+        units = [
+            Unit(u.layer, u.name, u.kind, (names[id(lin.weight)], names[id(lin.bias)]))
+            for u, lin in zip(mlp_units(network.n_layers), network.linears)
+        ]
+        return check_units(units, network.n_layers)
+
+    def config_units(self, config: dict[str, Any]) -> list[Unit]:
+        depth = config.get("depth")
+        if isinstance(depth, bool) or not isinstance(depth, int) or depth < 1:
+            raise UnitError(f"config depth = {depth!r}, expected a whole number >= 1")
+        return mlp_units(depth + 1)
+
+
+#: The families by ``RunConfig.model`` (gradsim.config.MODELS lists the same names).
+FAMILIES: dict[str, ModelFamily] = {"mlp": MLPFamily()}
+
+
+def family_for(config: Any) -> ModelFamily:
+    """The family of ``config`` (a RunConfig or a session.json config object;
+    no ``model`` means ``mlp``, as every session before format 3)."""
+    model = config.get("model", "mlp") if isinstance(config, dict) else getattr(config, "model", "mlp")
+    family = FAMILIES.get(model)
+    if family is None:
+        raise UnitError(f"model = {model!r} is not known; allowed: {', '.join(FAMILIES)}")
+    return family
