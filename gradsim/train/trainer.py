@@ -372,6 +372,29 @@ class Trainer:
         self._pos += b
         return self._x[idx], self._y[idx]
 
+    def batch(self, step: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """A copy of the (inputs, targets) step ``step`` will train on; changes nothing.
+
+        The batch order depends only on the batch generator and the permutation
+        position (no command changes it), so it is replayed on copies of both.
+        """
+        if isinstance(step, bool) or not isinstance(step, int):
+            raise ValueError(f"batch step must be an integer, not {step!r}")
+        if step < self.step_index:
+            raise ValueError(f"step {step} is in the past: this run is at step {self.step_index} (allowed: {self.step_index} or later)")
+        b = self.config.batch_size
+        gen = torch.Generator()
+        gen.set_state(self.batch_gen.get_state())
+        perm, pos = self._perm, self._pos
+        idx = perm[:0]
+        for _ in range(step - self.step_index + 1):
+            if pos + b > len(perm):
+                perm = torch.randperm(len(self._y), generator=gen)
+                pos = 0
+            idx = perm[pos : pos + b]
+            pos += b
+        return self._x[idx].clone(), self._y[idx].clone()
+
     def step(self) -> Optional[StepRecord]:
         """Run one optimizer step (after the commands scheduled for it); None when finished."""
         if self.finished:
