@@ -81,7 +81,7 @@ def test_batch_refuses_a_past_step():
     with pytest.raises(ValueError, match="step 4 is in the past: this run is at step 5"):
         t.batch(4)
     with pytest.raises(ValueError, match="must be an integer"):
-        t.batch(5.0)  # type: ignore[arg-type]
+        t.batch(5.0)
     after = t.state()
     assert after["pos"] == before["pos"] and torch.equal(after["perm"], before["perm"])
     assert torch.equal(after["batch_gen"], before["batch_gen"])
