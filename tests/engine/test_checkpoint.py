@@ -108,6 +108,12 @@ def test_cli_resume_refusals_are_one_line(tmp_path, capsys):
     ckpt = save_checkpoint(Trainer(_config(steps=30)), tmp_path / "c.ckpt")
     assert main(["run", "--resume", str(ckpt), "--depth", "4", "--out", out]) == 2
     assert "not --depth" in capsys.readouterr().err
+    at9 = Trainer(_config(steps=30))
+    at9.run(9)
+    later = save_checkpoint(at9, tmp_path / "at9.ckpt")
+    assert main(["run", "--resume", str(later), "--steps", "8", "--out", out]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == ["gradsim: error: --steps 8: the checkpoint is already at step 9; allowed 9 or more"]
     assert main(["run", *RUN, "--steps", "5", "--out", out, "--checkpoint", str(ckpt)]) == 2
     assert "c.ckpt: the file already exists" in capsys.readouterr().err
     assert not Path(out).exists()  # refused before running
