@@ -21,8 +21,9 @@ from PySide6.QtCore import QObject, Qt, QTimer, Signal, Slot
 from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import QFileDialog, QLabel, QMainWindow, QSlider, QToolBar, QToolButton
 
-from gradsim.commands import COMMAND_KINDS, CommandError, Scheduled, command_from_event
+from gradsim.commands import CommandError, Scheduled, command_from_event
 from gradsim.config import ConfigError, RunConfig
+from gradsim.events import COMMAND_KINDS
 from gradsim.session.store import Session
 
 from .run_controller import RunState

@@ -190,7 +190,7 @@ def _fmt(x: float) -> str:
 def summary(trainer: Any) -> str:
     """One paragraph a student can read: final loss/accuracy, gradient flow, divergence."""
     s = trainer.session
-    last = s.last()
+    last = s.latest()  # the run's final step: the store's last row may be older once it thinned
     first = s.first()  # one row; rows_after(-1) copied the whole store (up to 256 MB)
     g0 = first.layer_metric("act_grad_norm") if first is not None else None
     parts = [f"Ran {s.steps_run} steps of a depth-{trainer.config.depth} {trainer.net.activations[0] if trainer.net.activations else ''} net ({trainer.config.init} init) on {trainer.config.dataset}."]

@@ -44,6 +44,7 @@ from typing import Any, Mapping, Optional
 
 import numpy as np
 
+from ..events import ANNOTATION_KINDS, COMMAND_KINDS, DIVERGED, TRAINER_ANNOTATIONS
 from ..metrics import LAYER_METRICS, STEP_METRICS
 from ..session.store import Session
 
@@ -52,8 +53,8 @@ CROSS_BUILD_RTOL = 1e-3
 #: Columns that differ on every honest replay and are never compared.
 UNCOMPARED = ("elapsed_s",)
 #: Recorded events that the replay regenerates (commands, divergence) and so must agree;
-#: pause and note are annotations a replay cannot know and are carried over as submitted.
-ANNOTATIONS = ("pause", "note")
+#: the annotations from the window (pause, note) a replay cannot know and carries over as submitted.
+ANNOTATIONS = tuple(k for k in ANNOTATION_KINDS if k not in TRAINER_ANNOTATIONS)
 
 
 class ReplayError(ValueError):
@@ -169,10 +170,8 @@ def _show(x: float, single: bool) -> str:
 
 
 def _events_key(s: Session) -> list[tuple[int, str, str]]:
-    from ..commands import COMMAND_KINDS
-
     # The divergence event's value quotes the non-finite number: its step and kind are what count.
-    return [(e.step, e.kind, e.value if e.kind != "diverged" else "") for e in s.events if e.kind in COMMAND_KINDS or e.kind == "diverged"]
+    return [(e.step, e.kind, e.value if e.kind != DIVERGED else "") for e in s.events if e.kind in COMMAND_KINDS or e.kind == DIVERGED]
 
 
 def first_mismatch(submitted: Session, replayed: Session, rtol: float) -> Optional[Mismatch]:

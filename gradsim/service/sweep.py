@@ -65,7 +65,8 @@ def sweep_task(job: tuple[int, dict[str, Any], list[str], str]) -> tuple[dict[st
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     s = trainer.session
-    first, last = s.first(), s.last()  # single rows: rows_after(-1) copied the whole store
+    # single rows (rows_after(-1) copied the whole store); latest(): the final step even when thinned
+    first, last = s.first(), s.latest()
     gi, ai = LAYER_INDEX["grad_norm"], LAYER_INDEX["act_grad_norm"]
     g0, a0 = first.layers[:, gi], first.layers[:, ai]
     row = {

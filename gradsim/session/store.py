@@ -91,6 +91,9 @@ class Session:
         self.meta: dict[str, Any] = {}
         self.capacity = max(16, int(self.max_memory_mb * 1e6 // self.row_nbytes))
         self._n = 0
+        # The newest step appended, kept whether or not the resolution records it:
+        # a thinned store's last row may be many steps older than the run's end.
+        self._latest: Optional[StepRecord] = None
         self._alloc(min(_INITIAL_ROWS, self.capacity))
 
     @classmethod
@@ -186,6 +189,8 @@ class Session:
     def append(self, record: StepRecord) -> bool:
         """Store one step; returns False when the current resolution skips it."""
         self.steps_run = max(self.steps_run, record.step + 1)
+        if self._latest is None or record.step >= self._latest.step:
+            self._latest = StepRecord(record.step, record.scalars.copy(), record.layers.copy(), record.has_stats)
         diverged = bool(record.scalars[STEP_INDEX["diverged"]] > 0)
         if not self.wants(record.step, diverged):
             return False
@@ -266,3 +271,10 @@ class Session:
             return None
         i = self._n - 1
         return StepRecord(int(self._steps[i]), self._scalars[i].copy(), self._layers[i].copy(), bool(self._has_stats[i]))
+
+    def latest(self) -> Optional[StepRecord]:
+        """The newest step appended, exactly as measured, even when thinning did not record it
+        (the run's final numbers); the last recorded row for a store built from rows only."""
+        if self._latest is not None:
+            return StepRecord(self._latest.step, self._latest.scalars.copy(), self._latest.layers.copy(), self._latest.has_stats)
+        return self.last()

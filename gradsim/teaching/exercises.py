@@ -18,6 +18,7 @@ from typing import Any, Callable, Optional
 import numpy as np
 
 from ..config import ConfigError, RunConfig
+from ..events import EVENT_KINDS, START
 from ..metrics import LAYER_METRICS, STEP_METRICS, middle_layer
 from .presets import load_preset
 from ..resources import resource_path
@@ -408,9 +409,8 @@ def _objective(raw: Any, where: str, index: int) -> Objective:
         return Diverged(oid, text or "the run diverges", r.get("before", int, 10**9))
     if kind == "event":
         r.unknown(_COMMON | {"event", "value", "min_step", "count"})
-        from ..commands import COMMAND_KINDS
-
-        ev = r.get("event", str, choices=COMMAND_KINDS + ("pause", "note", "diverged"))
+        # Every run has a start event, so checking for one would pass on any run.
+        ev = r.get("event", str, choices=tuple(k for k in EVENT_KINDS if k != START))
         return EventHappened(oid, text or f"a {ev} event", ev, r.get("value", str, ""), r.get("min_step", int, 0), r.get("count", int, 1))
     # answer
     r.unknown(_COMMON | _QTY_KEYS | {"question", "compute", "rel_tol", "abs_tol", "log10_tol"})

@@ -10,8 +10,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..commands import COMMAND_KINDS, CommandError, Scheduled, command_from_event, parse_event
+from ..commands import CommandError, Scheduled, command_from_event, parse_event
 from ..config import ConfigError, RunConfig
+from ..events import COMMAND_KINDS
 from ..resources import resource_path
 from ..safe_json import parse_json
 

@@ -13,11 +13,12 @@ a non-finite loss or gradient ends the run cleanly with a ``diverged`` event.
 from __future__ import annotations
 
 import copy
+import functools
 import hashlib
 import math
 import time
 from collections import defaultdict
-from typing import Any, Callable, Iterable, Optional
+from typing import Any, Callable, Iterable, Optional, ParamSpec, TypeVar
 
 import numpy as np
 import torch
@@ -57,6 +58,33 @@ def _check_layout() -> None:
 
 _check_layout()
 
+_P = ParamSpec("_P")
+_R = TypeVar("_R")
+
+
+def _one_thread(fn: Callable[_P, _R]) -> Callable[_P, _R]:
+    """Run ``fn`` on one intra-op thread, then give the caller its own thread count back.
+
+    Split across threads, a reduction sums in another order (batch norm's batch
+    statistics, for one), so a run's numbers would depend on the caller's
+    torch.get_num_threads(). ``gradsim run``, the window's engine and every
+    replay train on one thread; pinning it here makes a notebook or script
+    session (torch's default: one thread per core) replay bit for bit.
+    """
+
+    @functools.wraps(fn)
+    def wrapper(*args: _P.args, **kwargs: _P.kwargs) -> _R:
+        before = torch.get_num_threads()
+        if before == 1:
+            return fn(*args, **kwargs)
+        torch.set_num_threads(1)
+        try:
+            return fn(*args, **kwargs)
+        finally:
+            torch.set_num_threads(before)
+
+    return wrapper
+
 
 class _NormPlan:
     """Where each per-layer norm of a step comes from and goes to, built once per structure.
@@ -90,10 +118,38 @@ class _NormPlan:
             self.reductions.append((direct.G_rows, self.gz[: L - 1]))
         self.gz_out = self.gz[L - 1]
 
+    def repair(self, direct: Optional[DirectPass], gz: list[Optional[torch.Tensor]]) -> None:
+        """Recompute in float64 every entry that came out inf.
+
+        A float32 norm sums float32 squares: every element may be finite and the
+        sum still overflow once the norm passes ~1.8e19. Only the entries that
+        overflowed are recomputed, so every other value keeps its float32 bits;
+        an entry is inf afterwards only when its true norm is beyond float32.
+        """
+        for src, dst in self.reductions:
+            bad = torch.isinf(dst)
+            if bool(bad.any()):
+                dst[bad] = _norm64(src[bad]).to(dst.dtype)
+        if direct is not None:
+            if math.isinf(float(self.gz_out)):
+                self.gz_out.copy_(_norm64(direct.g_out.reshape(-1)))
+        else:
+            for i, g in enumerate(gz):
+                if g is not None and math.isinf(float(self.gz[i])):
+                    self.gz[i] = _norm64(g.reshape(-1))
+
+
+def _norm64(src: torch.Tensor) -> torch.Tensor:
+    """The 2-norm of each row of ``src`` (of all of a 1-d ``src``), summed in float64 (no overflow)."""
+    if src.dim() > 1:
+        src = src.reshape(src.shape[0], -1)
+    return torch.linalg.vector_norm(src.to(torch.float64), dim=-1)
+
 
 class Trainer:
     """Owns the network, optimizer, data and session of one run."""
 
+    @_one_thread
     def __init__(self, config: RunConfig, schedule: Iterable[Scheduled] = (), session: Optional[Session] = None, label: str = "") -> None:
         config.validate()
         self.config = config
@@ -177,6 +233,7 @@ class Trainer:
         item.command.check(self)
         self._schedule[max(item.step, self.step_index)].append(item.command)
 
+    @_one_thread
     def apply(self, command: Command) -> None:
         """Apply a command now (between steps) and record it as an event at this step.
 
@@ -453,6 +510,7 @@ class Trainer:
             pos += b
         return self._x[idx].clone(), self._y[idx].clone()
 
+    @_one_thread
     def step(self) -> Optional[StepRecord]:
         """Run one optimizer step (after the commands scheduled for it); None when finished."""
         if self.finished:
@@ -499,11 +557,25 @@ class Trainer:
             else:
                 torch.stack(torch._foreach_norm(self._gz), out=plan.gz)
             total = vector_norm(plan.grads)
-            applied, clipped, applied_norms = self._clip(total, plan.grads)
+            # One check for all of them: inf here is a float32 sum of squares that
+            # overflowed (elements finite) or a non-finite gradient; repair() tells which.
+            total64: Optional[torch.Tensor] = None
+            if math.isinf(float(torch.maximum(total, plan.buf.amax()))):
+                plan.repair(direct, self._gz)
+                total64 = _norm64(plan.grads)
+                total = total64.to(total.dtype)
+            applied, clipped, applied_norms = self._clip(total, plan.grads, total64)
             # mean of the bool with dtype: the same float32 sum / N as .float().mean(), one op fewer
             acc = torch.eq(logits.argmax(dim=1), y).mean(dtype=logits.dtype)
             head = torch.stack([loss.detach(), acc, total, applied, clipped]).tolist()
-            diverged = not (math.isfinite(head[0]) and math.isfinite(head[2]))
+            finite_grads = math.isfinite(head[2]) or (
+                not math.isnan(head[2]) and all(bool(torch.isfinite(a.grad).all()) for a in arenas)
+            )
+            diverged = not (math.isfinite(head[0]) and finite_grads)
+            if not diverged and math.isinf(head[3]) and self.clip_mode == "value":
+                applied_norms = torch.cat([_norm64(a.grad[s : s + k * n].view(k, n)) for a in arenas for s, k, n in a.runs])
+                head[3] = float(_norm64(applied_norms).to(total.dtype))
+                applied_norms = applied_norms.to(total.dtype)
 
             if not diverged:
                 upd = self._update_norms(applied_norms[:n_w])
@@ -514,6 +586,8 @@ class Trainer:
             norm_block = torch.stack([plan.gw, plan.gb, wn, upd, upd / wn, plan.gz], dim=1)
             layers = np.full((L, len(LAYER_METRICS)), np.nan, np.float32)
             layers[:, :_N_NORM] = norm_block.numpy()
+            if not diverged and np.isinf(layers[:, 3]).any():
+                self._repair_update_norms(layers, applied_norms[:n_w])
             if want_stats:
                 if direct is not None:
                     stats = probes.activation_stats(direct.h + [logits], self.net.activations, self._stats_ws, stacked=direct.H)
@@ -537,6 +611,7 @@ class Trainer:
             self.session.add_event(s, "diverged", f"non-finite {what} ({head[0] if what == 'loss' else head[2]})")
         return record
 
+    @_one_thread
     def predicted_gain(self, x: torch.Tensor) -> np.ndarray:
         """The theory's per-layer gain ||dL/dz_l|| / ||dL/dz_(l+1)|| for the current weights
         on batch ``x`` (NaN for the output layer and where the model does not apply).
@@ -546,15 +621,26 @@ class Trainer:
         """
         return predict(self.net, x=x).gain.astype(np.float32)
 
-    def _clip(self, total: torch.Tensor, norms: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def _clip(
+        self, total: torch.Tensor, norms: torch.Tensor, total64: Optional[torch.Tensor] = None
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Clip the flat gradients in place; return (total norm after clipping,
-        1.0 if anything was clipped, the per-parameter norms after clipping)."""
+        1.0 if anything was clipped, the per-parameter norms after clipping).
+
+        ``total64``: the total in float64 when the float32 one overflowed (then
+        the coefficient comes from it, so a finite gradient beyond float32's
+        range is still scaled down rather than zeroed).
+        """
         arenas = self._arena_list
         if self.clip_mode == "norm":
-            coef = torch.clamp(self.clip_threshold / (total + 1e-6), max=1.0)
+            base = total if total64 is None else total64
+            coef = torch.clamp(self.clip_threshold / (base + 1e-6), max=1.0)
+            if total64 is not None:
+                coef = coef.to(total.dtype)
             for a in arenas:
                 a.grad.mul_(coef)
-            return total * coef, (coef < 1.0).float(), norms * coef
+            applied = total * coef if total64 is None else (total64 * coef.double()).to(total.dtype)
+            return applied, (coef < 1.0).float(), norms * coef
         if self.clip_mode == "value":
             biggest = torch.stack([torch.linalg.vector_norm(a.grad, ord=float("inf")) for a in arenas]).max()
             for a in arenas:
@@ -586,6 +672,22 @@ class Trainer:
         self._before.sub_(wa.data)
         return wa.norms(self._before)
 
+    def _repair_update_norms(self, layers: np.ndarray, applied_w: torch.Tensor) -> None:
+        """Recompute in float64 the update norms (and ratios) that overflowed in float32."""
+        opt = self.optimizer
+        wa = self._weight_arena
+        if opt.name == "sgd":
+            upd = applied_w.double() * self.lr
+        elif opt.name == "momentum":
+            upd = wa.norms(opt.buffer("weight").double()) * self.lr  # type: ignore[attr-defined]
+        else:
+            upd = wa.norms(self._before.double())
+        col_u, col_r, col_w = (_NORM_ORDER.index(m) for m in ("update_norm", "update_ratio", "weight_norm"))
+        bad = np.isinf(layers[:, col_u])
+        fixed = upd.numpy()
+        layers[bad, col_u] = fixed[bad].astype(np.float32)
+        layers[bad, col_r] = (fixed[bad] / layers[bad, col_w].astype(np.float64)).astype(np.float32)
+
     def run(self, steps: Optional[int] = None, callback: Optional[Callable[[StepRecord], None]] = None) -> Session:
         """Step until finished (or ``steps`` more steps); call ``callback`` after each."""
         n = 0
@@ -601,6 +703,7 @@ class Trainer:
         live network (theory, Jacobian) that never touches the run's batches."""
         return self._x[:n].clone()
 
+    @_one_thread
     @torch.no_grad()
     def evaluate(self) -> float:
         """Accuracy on the held-out split (NaN when the split is empty)."""

@@ -269,3 +269,26 @@ def test_init_flag_takes_the_same_name_number_spelling_as_events(tmp_path, capsy
     err = capsys.readouterr().err
     assert "he_normal:2" in err and "only normal:STD and uniform:SCALE take a number" in err
     assert not (tmp_path / "h").exists()
+
+
+def test_summary_and_sweep_report_the_final_step_not_the_last_thinned_row():
+    """A store that thinned keeps every 2^k-th step: its last row may be steps before the end."""
+    from gradsim.cli import main as cli
+    from gradsim.service.sweep import sweep_task
+    from gradsim.train.trainer import Trainer
+
+    cfg = RunConfig(dataset="moons", depth=3, width=16, batch_size=32, steps=47, max_memory_mb=0.002)
+    t = Trainer(cfg)
+    seen = []
+    t.run(callback=seen.append)
+    final, row_last = seen[-1], t.session.last()
+    assert final.step == 46 and row_last.step < 46 and row_last.scalar("loss") != final.scalar("loss")
+    text = cli.summary(t)
+    assert f"Final loss {final.scalar('loss'):.3g}, batch accuracy {final.scalar('accuracy'):.3g}" in text
+    gw = final.layer_metric("grad_norm")
+    assert f"||dL/dW|| layer 1: {gw[0]:.3g}, layer 4: {gw[-1]:.3g}" in text
+
+    row, _ = sweep_task((0, cfg.to_dict(), [], "sw"))
+    assert row["final_loss"] == repr(final.scalar("loss"))
+    assert row["final_accuracy"] == repr(final.scalar("accuracy"))
+    assert row["grad_norm_first_end"] == "%.9g" % gw[0]

@@ -41,3 +41,33 @@ def test_replay_from_session_json_is_identical(tmp_path):
     replay.run()
     second = _csvs(replay.session, tmp_path, "replay")
     assert first[0] == second[0] and first[1] == second[1]
+
+
+def test_a_notebook_session_at_two_threads_replays_bit_for_bit_through_the_config_path(tmp_path):
+    """torch's default in a notebook is a thread per core; `gradsim run --config` trains on one.
+
+    Batch norm's batch statistics are reductions that torch splits across
+    threads, so without the trainer pinning one thread these CSVs differ from
+    step 0 on (batch norm from the start, then toggled like batchnorm-rescue).
+    """
+    import torch
+
+    from gradsim.cli.main import main
+
+    cfg = RunConfig(activation="relu", init="he_normal", batchnorm=True, depth=4, width=32, batch_size=64, steps=8, stats_every=1)
+    schedule = [parse_event(e) for e in ("3:batchnorm=off", "5:batchnorm=on")]
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)
+        notebook = Trainer(cfg, schedule)
+        notebook.run()
+        assert torch.get_num_threads() == 2  # the caller's setting is left as it was
+        first = _csvs(notebook.session, tmp_path, "notebook")
+        assert main(["run", "--config", str(first[3] / "session.json"), "--out", str(tmp_path / "cli")]) == 0
+        assert torch.get_num_threads() == 1  # `gradsim run` trains on one thread
+    finally:
+        torch.set_num_threads(before)
+    steps = [",".join(line.split(",")[:-1]) for line in (tmp_path / "cli" / "steps.csv").read_text().splitlines()]
+    assert len(steps) == 9
+    assert first[0] == steps
+    assert first[1] == (tmp_path / "cli" / "layers.csv").read_text()

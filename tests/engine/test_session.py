@@ -275,3 +275,29 @@ def test_trainer_column_layout_is_checked_by_an_exception_not_an_assert(monkeypa
         trainer._check_layout()
     src = open(trainer.__file__).read()
     assert "\nassert " not in src  # no top-level assert left to vanish under -O
+
+
+def test_latest_is_the_final_step_exactly_even_when_thinning_skipped_it():
+    s = Session(n_layers=3, max_memory_mb=0.002)  # 16 rows: thins many times below
+    rng = np.random.default_rng(0)
+    appended = []
+    for step in range(203):
+        rec = _record(step)
+        rec.scalars[:] = rng.standard_normal(len(STEP_METRICS))
+        rec.layers[:] = rng.standard_normal(rec.layers.shape).astype(np.float32)
+        rec.scalars[STEP_METRICS.index("diverged")] = 0.0
+        s.append(rec)
+        appended.append(StepRecord(rec.step, rec.scalars.copy(), rec.layers.copy(), rec.has_stats))
+    final = appended[-1]
+    assert s.last().step < final.step  # the store's last row is an older step
+    latest = s.latest()
+    assert latest.step == final.step == 202
+    assert np.array_equal(latest.scalars, final.scalars) and np.array_equal(latest.layers, final.layers)
+    rec.scalars[:] = 0.0  # the caller reusing its arrays does not change what was kept
+    latest.layers[:] = 0.0  # nor does changing the copy handed out
+    assert np.array_equal(s.latest().scalars, final.scalars) and np.array_equal(s.latest().layers, final.layers)
+    s.append(_record(5))  # an older step (a mirror re-fed rows) is not "latest"
+    assert s.latest().step == 202
+    built = Session.from_arrays(s.steps, s.scalars, s.layers, s.has_stats)
+    assert built.latest().step == s.last().step  # rows only: the last row is all there is
+    assert Session(2).latest() is None

@@ -9,13 +9,12 @@ from PySide6.QtCore import QLineF, QPointF, QRectF, Qt
 from PySide6.QtGui import QColor, QFont, QFontMetricsF, QImage, QPainter, QPen
 from PySide6.QtWidgets import QGraphicsItem
 
+from gradsim.events import ANNOTATION_KINDS
 from gradsim.session.store import Event
 
-from .style import EVENT_COLOURS
+from .style import EVENT_COLOURS, UNKNOWN_EVENT_COLOUR
 
 
-#: Event kinds that annotate a run rather than change it: their flag shows the kind only.
-ANNOTATION_KINDS = ("start", "pause", "diverged", "note")
 #: A flag's text is cut to this many characters (the hover read-out has the full text).
 FLAG_MAX_CHARS = 36
 #: Flags stack in at most this many rows at the top of a plot before labels are skipped.
@@ -267,7 +266,7 @@ class EventMarkers:
             texts.append(flag_text(step, group))
             # The colour of the change, not of an annotation at the same step (a pause).
             lead = next((ev for ev in group if ev.kind not in ANNOTATION_KINDS), group[0])
-            colours.append(EVENT_COLOURS.get(lead.kind.removeprefix("B "), "#eeeeee"))
+            colours.append(EVENT_COLOURS.get(lead.kind.removeprefix("B "), UNKNOWN_EVENT_COLOUR))
         self.item.set_markers([float(s) for s in steps], texts, colours)
 
     def reset(self) -> None:

@@ -15,6 +15,7 @@ import numpy as np
 from PySide6.QtCore import Qt, Slot
 from PySide6.QtWidgets import QLabel, QSplitter, QVBoxLayout, QWidget
 
+from gradsim.events import NOTE, START
 from gradsim.session.store import Event, Session
 
 if TYPE_CHECKING:
@@ -35,7 +36,7 @@ def compared_events(a: Session, b: Session) -> list[Event]:
     """A's events plus branch B's own changes (kind prefixed "B "), in step order, for the flags."""
     shared = set(a.events)
     extra = [Event(e.step, f"B {e.kind}", e.value) for e in b.events
-             if e not in shared and e.kind not in ("note", "start")]
+             if e not in shared and e.kind not in (NOTE, START)]
     if not extra:
         return list(a.events)
     return sorted(list(a.events) + extra, key=lambda e: e.step)

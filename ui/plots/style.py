@@ -5,19 +5,28 @@ without a display; the plots turn them into pens.
 """
 from __future__ import annotations
 
-#: Colours for event markers, by event kind.
-EVENT_COLOURS: dict[str, str] = {
-    "start": "#9e9e9e",
+from gradsim.events import EVENT_KINDS
+
+#: Marker colour of each event kind; its keys are gradsim.events' kinds, so a new kind
+#: without a colour fails at import here instead of drawing in the unknown-kind grey.
+_EVENT_COLOURS: dict[str, str] = {
     "activation": "#ffb300",
     "init": "#29b6f6",
     "batchnorm": "#66bb6a",
+    "layernorm": "#d4e157",
+    "residual": "#ec407a",
     "clip": "#ab47bc",
     "lr": "#ff7043",
     "optimizer": "#26c6da",
-    "diverged": "#ff1744",
+    "start": "#9e9e9e",
     "pause": "#bdbdbd",
     "note": "#eeeeee",
+    "diverged": "#ff1744",
 }
+#: Colours for event markers, by event kind, in the registry's order.
+EVENT_COLOURS: dict[str, str] = {kind: _EVENT_COLOURS[kind] for kind in EVENT_KINDS}
+#: A kind the registry does not know (a newer build's session): drawn, but plainly.
+UNKNOWN_EVENT_COLOUR = "#eeeeee"
 
 #: Colours for the selected-layer curves (colour-blind friendly, Okabe-Ito).
 LAYER_COLOURS: tuple[str, ...] = (
