@@ -9,11 +9,14 @@ them there. ``window`` is the MainWindow, typed loosely: it imports this module.
 """
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QAction
-from PySide6.QtWidgets import QDockWidget, QStyle, QToolBar
+from PySide6.QtWidgets import QDockWidget, QFileDialog, QStyle, QToolBar
+
+from gradsim.service import tasks as engine_tasks
 
 from .about import open_log_folder, show_about
 from .actions import RunActions, make_action
@@ -29,6 +32,9 @@ def make_actions(window: Any) -> None:
     w.run_action, w.step_action, w.reset_action = w.run_actions.actions()
     w.export_action = make_action(w, "&Export session…", "export", w.exporter.ask_and_export, "Ctrl+E", sp.SP_DialogSaveButton)
     w.save_png_action = make_action(w, "Save plots as &PNG…", "save_png", lambda: _save_png(w), None, sp.SP_FileIcon)
+    w.checkpoint_action = QAction("Save &checkpoint…", w)
+    w.checkpoint_action.setToolTip("Save the run's whole state to a file; `gradsim run --resume FILE` continues it bit for bit.")
+    w.checkpoint_action.triggered.connect(lambda: _ask_and_save_checkpoint(w))
     w.quit_action = make_action(w, "&Quit", "quit", w.close, "Ctrl+Q")
     w.quit_action.setMenuRole(QAction.MenuRole.QuitRole)
     w.log_action = QAction("Open &log folder", w)
@@ -48,7 +54,7 @@ def make_menus(window: Any) -> None:
     file_menu = mb.addMenu("&File")
     file_menu.addAction(w.viewer.open_action)
     file_menu.addSeparator()
-    file_menu.addActions([w.export_action, w.save_png_action])
+    file_menu.addActions([w.export_action, w.save_png_action, w.checkpoint_action])
     file_menu.addSeparator()
     file_menu.addAction(w.quit_action)
     run_menu = mb.addMenu("&Run")
@@ -99,3 +105,23 @@ def _save_png(window: Any) -> None:
         return window.plots.save_png(path)
 
     window.exporter.ask_and_save_png(save)
+
+
+def _ask_and_save_checkpoint(window: Any) -> None:
+    """File > Save checkpoint: ask for a file, then save between steps in the engine process."""
+    if window.mirror is None:
+        window.statusBar().showMessage("No run to checkpoint: start one first.", 10000)
+        return
+    path, _ = QFileDialog.getSaveFileName(window, "Save checkpoint", "run.ckpt", "GradSim checkpoints (*.ckpt);;All files (*)")
+    if path:
+        save_checkpoint_to(window, path)
+
+
+def save_checkpoint_to(window: Any, path: str) -> None:
+    """Save the live run's checkpoint to ``path`` (a partial of a gradsim task: it is pickled to the engine)."""
+    window.run.worker.submit(
+        functools.partial(engine_tasks.checkpoint_task, path=path),
+        lambda written: window.statusBar().showMessage(f"Checkpoint written to {written}", 10000),
+        lambda exc: window.show_error("Checkpoint not written", f"{exc}\n\nThe run goes on unchanged."),
+        on_trainer=True,
+    )

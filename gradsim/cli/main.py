@@ -215,18 +215,60 @@ def summary(trainer: Any) -> str:
     return " ".join(parts)
 
 
+def _checkpoint_target(args: argparse.Namespace) -> Optional[Path]:
+    """--checkpoint FILE, refused before the run when the file exists (not after it)."""
+    if args.checkpoint is None:
+        return None
+    path = Path(args.checkpoint)
+    if path.exists():
+        raise CliError(f"--checkpoint {path}: the file already exists; give a new file name")
+    if not path.parent.is_dir():
+        raise CliError(f"--checkpoint {path}: folder {path.parent} does not exist")
+    return path
+
+
+def _resume(args: argparse.Namespace) -> tuple[Any, tuple[Scheduled, ...]]:
+    from ..session.io import export_session
+    from ..train.checkpoint import load_checkpoint, scheduled_of, trainer_from_checkpoint
+
+    extra = [f"--{flag.replace('_', '-')}" for flag in _FLAG_TO_FIELD if flag not in ("steps",) and getattr(args, flag, None) is not None]
+    extra += [f"--{name}" for name in ("preset", "config", "clip") if getattr(args, name, None) is not None]
+    if args.event:
+        extra.append("--event")
+    if extra:
+        raise CliError(f"--resume takes the config from the checkpoint; only --steps, --out and --checkpoint may go with it, not {', '.join(extra)}")
+    data = load_checkpoint(args.resume)
+    trainer = trainer_from_checkpoint(data, args.steps, where=f"checkpoint {args.resume}")
+    schedule = tuple(scheduled_of(data))
+    progress = _progress(trainer.config.steps, sys.stderr)
+    trainer.run(callback=lambda rec: progress(rec.step + 1, rec.scalar("loss")))
+    trainer.session.meta["test_accuracy"] = trainer.evaluate()
+    export_session(trainer.session, Path(args.out))
+    return trainer, schedule
+
+
 def cmd_run(args: argparse.Namespace) -> int:
-    base, events, label = _base(args)
-    cfg = _apply(base, _overrides(args))
-    schedule = tuple(events) + tuple(parse_event(e) for e in args.event)
+    ckpt = _checkpoint_target(args)
     out = Path(args.out)
-    trainer = run_one(cfg, schedule, out, label, _progress(cfg.steps, sys.stderr))
+    if args.resume is not None:
+        trainer, schedule = _resume(args)
+    else:
+        base, events, label = _base(args)
+        cfg = _apply(base, _overrides(args))
+        schedule = tuple(events) + tuple(parse_event(e) for e in args.event)
+        trainer = run_one(cfg, schedule, out, label, _progress(cfg.steps, sys.stderr))
+    if ckpt is not None:
+        from ..train.checkpoint import save_checkpoint
+
+        save_checkpoint(trainer, ckpt)
     late = [e.text() for e in schedule if e.step >= trainer.session.steps_run]
     if late:  # e.g. a preset's event past a shorter --steps: say so rather than drop it silently
         print(f"gradsim: note: not applied, the run ended after {trainer.session.steps_run} steps: {', '.join(late)}", file=sys.stderr)
     print(summary(trainer))
     where = f"{out} (a .zip of " if out.suffix.lower() == ".zip" else f"{out}/ ("
     print(f"Session written to {where}session.json, steps.csv, layers.csv, events.csv)")
+    if ckpt is not None:
+        print(f"Checkpoint written to {ckpt}")
     return 0
 
 
@@ -460,6 +502,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
     run = sub.add_parser("run", help="train one network and export its session")
     _add_config_flags(run)
+    run.add_argument("--resume", metavar="CHECKPOINT", help="continue the run saved in CHECKPOINT bit for bit (--steps: its new total)")
+    run.add_argument("--checkpoint", metavar="FILE", help="at the end, save a checkpoint to FILE (a new file) to --resume from later")
     sweep = sub.add_parser("sweep", help="train a grid of configs in parallel (comma-separated values)")
     _add_config_flags(sweep, multi=True)
     _add_executor_flags(sweep, "runs")

@@ -67,3 +67,11 @@ def export_submission(folder: str | Path, exercise: Exercise, session: Session, 
 def submission_task(session: Session, folder: str, exercise: Exercise, answers: dict[str, Any], student: str = "") -> str:
     """The task form of :func:`export_submission` (the session comes first): the folder written, as text."""
     return str(export_submission(folder, exercise, session, answers, student))
+
+
+def checkpoint_task(trainer: Any, path: str) -> str:
+    """Save the live run's checkpoint to ``path`` (File > Save checkpoint; the dialog asked
+    before replacing a file): the file written, as text. A CheckpointError says why not."""
+    from ..train.checkpoint import save_checkpoint
+
+    return str(save_checkpoint(trainer, path, overwrite=True))

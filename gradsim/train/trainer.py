@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import copy
 import functools
+import hashlib
 import math
 import time
 from collections import defaultdict
@@ -346,17 +347,74 @@ class Trainer:
             "pred_due": self._pred_due,
             "elapsed_s": self.elapsed_s,
             "diverged_at": self.diverged_at,
+            "data": self._data_tag(),
         }
         if grads:
             out["grads"] = {kind: a.grad.clone() for kind, a in self.arenas.items()}
         return out
 
+    _STATE_KEYS = (
+        "structure", "net", "training", "optimizer_name", "optimizer", "lr", "clip_mode", "clip_threshold", "perm", "pos",
+        "init_gen", "batch_gen", "schedule", "step_index", "pred_due", "elapsed_s", "diverged_at", "data",
+    )
+
+    def _data_tag(self) -> dict[str, Any]:
+        """Which training data the state's batch order indexes: two datasets of the same
+        size and shape (moons, circles) differ only in their digest."""
+        tag = getattr(self, "_data_tag_cache", None)
+        if tag is None:
+            digest = hashlib.sha256(self._x.numpy().tobytes())
+            digest.update(self._y.numpy().tobytes())
+            tag = self._data_tag_cache = {"dataset": self.config.dataset, "n_train": len(self._y), "sha256": digest.hexdigest()}
+        return dict(tag)
+
+    def _check_state(self, state: Any) -> None:
+        """Refuse a state of another shape of run before anything is changed."""
+        if not isinstance(state, dict):
+            raise ValueError(f"a trainer state is a dict, not {type(state).__name__}")
+        missing = [k for k in self._STATE_KEYS if k not in state]
+        if missing:
+            raise ValueError(f"the state lacks {', '.join(missing)}: not a Trainer.state()")
+        st = state["structure"]
+        if not isinstance(st, dict) or not isinstance(st.get("activations"), list):
+            raise ValueError("the state's structure has no list of activations: not a Trainer.state()")
+        if len(st["activations"]) != self.net.depth:
+            raise ValueError(f"the state has {len(st['activations'])} hidden layers, this run {self.net.depth}")
+        perm = state["perm"]
+        if not isinstance(perm, torch.Tensor) or perm.dim() != 1 or len(perm) != len(self._y):
+            n = len(perm) if isinstance(perm, torch.Tensor) and perm.dim() == 1 else "?"
+            raise ValueError(f"the state's batch order covers {n} training samples, this run's dataset has {len(self._y)}: a run of another dataset or size")
+        data, mine_data = state["data"], self._data_tag()
+        if data != mine_data:
+            name = data.get("dataset", "?") if isinstance(data, dict) else "?"
+            raise ValueError(
+                f"the state was trained on other data ({name}) than this run ({mine_data['dataset']}, seed {self.config.seed}): a run of another dataset or seed"
+            )
+        mine = self.net.state_dict()
+        for key, value in state["net"].items():
+            if key in mine and (not isinstance(value, torch.Tensor) or value.shape != mine[key].shape):
+                theirs = tuple(value.shape) if isinstance(value, torch.Tensor) else type(value).__name__
+                raise ValueError(
+                    f"the state's {key} has shape {theirs}, this run's {tuple(mine[key].shape)}: a run of another width or dataset"
+                )
+
     def load_state(self, state: dict[str, Any]) -> None:
-        """Put this run in ``state`` (from ``state()`` of a run of the same config); copies are taken."""
+        """Put this run in ``state`` (from ``state()`` of a run of the same config); copies are taken.
+
+        All or nothing: a state of another shape of run is refused before
+        anything changes, and any later failure puts the run back as it was.
+        """
+        self._check_state(state)
+        before = self.state(grads=True)
+        try:
+            self._apply_state(state)
+        except Exception:
+            self._apply_state(before)
+            raise
+
+    def _apply_state(self, state: dict[str, Any]) -> None:
         st = state["structure"]
         net = self.net
-        if len(st["activations"]) != net.depth:
-            raise ValueError(f"the state has {len(st['activations'])} hidden layers, this run {net.depth}")
         for i, name in enumerate(st["activations"]):
             if net.activations[i] != name:
                 net.set_activation(name, i + 1)
@@ -434,6 +492,29 @@ class Trainer:
         idx = self._perm[self._pos : self._pos + b]
         self._pos += b
         return self._x[idx], self._y[idx]
+
+    def batch(self, step: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """A copy of the (inputs, targets) step ``step`` will train on; changes nothing.
+
+        The batch order depends only on the batch generator and the permutation
+        position (no command changes it), so it is replayed on copies of both.
+        """
+        if isinstance(step, bool) or not isinstance(step, int):
+            raise ValueError(f"batch step must be an integer, not {step!r}")
+        if step < self.step_index:
+            raise ValueError(f"step {step} is in the past: this run is at step {self.step_index} (allowed: {self.step_index} or later)")
+        b = self.config.batch_size
+        gen = torch.Generator()
+        gen.set_state(self.batch_gen.get_state())
+        perm, pos = self._perm, self._pos
+        idx = perm[:0]
+        for _ in range(step - self.step_index + 1):
+            if pos + b > len(perm):
+                perm = torch.randperm(len(self._y), generator=gen)
+                pos = 0
+            idx = perm[pos : pos + b]
+            pos += b
+        return self._x[idx].clone(), self._y[idx].clone()
 
     @_one_thread
     def step(self) -> Optional[StepRecord]:

@@ -73,3 +73,41 @@ def test_load_state_continues_bit_for_bit(optimizer, changes):
 def test_load_state_refuses_another_depth():
     with pytest.raises(ValueError, match="3 hidden layers, this run 2"):
         Trainer(_config(depth=2)).load_state(Trainer(_config()).state())
+
+
+@pytest.mark.parametrize(
+    "other, match",
+    [
+        (dict(width=6), r"linears\.0\.weight has shape \(6, 2\), this run's \(8, 2\)"),
+        (dict(dataset="circles"), "another dataset"),
+        (dict(n_samples=120), "covers 96 training samples, this run's dataset has 80"),
+        (dict(depth=2), "2 hidden layers, this run 3"),
+    ],
+)
+def test_load_state_refuses_another_run_unchanged(other, match):
+    t = Trainer(_config(), [Scheduled(20, SetActivation("elu"))])
+    t.run(7)
+    t.apply(SetBatchNorm(True))
+    before = _flat(t.state(grads=True))
+    foreign = Trainer(_config(**other, optimizer="sgd", activation="relu"))
+    foreign.run(3)
+    with pytest.raises(ValueError, match=match):
+        t.load_state(foreign.state())
+    assert _flat(t.state(grads=True)) == before
+
+
+def test_load_state_puts_back_a_state_that_fails_midway():
+    t = Trainer(_config())
+    t.run(4)
+    before = _flat(t.state(grads=True))
+    bad = Trainer(_config()).state()
+    bad["structure"]["activations"] = ["relu", "relu", "relu"]
+    bad["structure"]["batchnorm"] = True
+    bad["net"] = {k: v for k, v in list(bad["net"].items())[1:]}  # a key lost: load_state_dict fails after the toggles
+    with pytest.raises(RuntimeError):
+        t.load_state(bad)
+    assert _flat(t.state(grads=True)) == before
+    assert t.net.activations == ["tanh"] * 3 and not t.net.has_batchnorm
+    with pytest.raises(ValueError, match="lacks perm"):
+        t.load_state({k: v for k, v in Trainer(_config()).state().items() if k != "perm"})
+    assert _flat(t.state(grads=True)) == before
