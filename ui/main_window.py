@@ -85,11 +85,11 @@ class MainWindow(QMainWindow):
             lambda kind, text: self.event_log.add_message(kind, text, error=False), st.default_export_dir(),
         )
 
-        self.viewer = SessionViewer(self)
-        self.fork = ForkControls(self)
-        self.learned = LearnedController(self)
+        self.viewer = SessionViewer(self, host=self)
+        self.fork = ForkControls(self, host=self)
+        self.learned = LearnedController(self, host=self)
         # Exercise panel and Jacobian spectrum: docks built on first use (View and Exercises menus).
-        self.teaching = TeachingController(self)
+        self.teaching = TeachingController(self, host=self)
         #: Every action, the View menu and the run toolbar (ui/menus.py).
         self.window_actions = menus.make_window_actions(self)
         self._connect_views()
@@ -106,8 +106,9 @@ class MainWindow(QMainWindow):
         if persist:
             self._restore_settings()
         self._on_state_changed(self.run.state)
-        if self.builder.config() is not None:  # the builder's first request came before the connection
-            self.worker.request_preview(self.builder.config())
+        config = self.builder.config()
+        if config is not None:  # the builder's first request came before the connection
+            self.worker.request_preview(config)
 
     # ================================================================ composition
     def add_dock(self, title: str, name: str, widget: QWidget, area: Qt.DockWidgetArea, listed: bool = True) -> QDockWidget:
