@@ -269,6 +269,29 @@ def test_shortcuts(window):
         assert action.shortcut().toString() == key
 
 
+
+def test_menus_and_toolbar_list_the_window_actions_in_order(window):
+    import dataclasses
+
+    def texts(actions):
+        return ["|" if a.isSeparator() else a.text() for a in actions]
+
+    menus = {a.text(): a.menu() for a in window.menuBar().actions()}
+    assert list(menus) == ["&File", "&Run", "&View", "E&xercises", "&Help"]
+    assert texts(menus["&File"].actions()) == ["&Open session…", "|", "&Export session…", "Save plots as &PNG…", "|", "&Quit"]
+    assert texts(menus["&Run"].actions()) == ["&Run", "&Step", "R&eset", "|", "&Fork"]
+    assert texts(menus["&Help"].actions()) == ["&Replications…", "|", "Open &log folder", "&About GradSim"]
+    view = menus["&View"].actions()
+    docks = [d.toggleViewAction() for d in (window.builder_dock, window.toggles_dock, window.event_dock)]
+    acts = window.window_actions
+    assert view[:3] == [window.teaching.exercise_action, window.teaching.jacobian_action, window.learned.action]
+    assert view[4:7] == docks and view[7] is acts.view_menu_end  # dock toggles sit above the redraw submenu
+    assert view[-1] is acts.toolbar.toggleViewAction()
+    assert texts(acts.toolbar.actions()) == ["&Run", "&Step", "R&eset", "&Fork", "|", "&Open session…", "&Export session…",
+                                             "Save plots as &PNG…", "|", "What the network &learns"]
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        acts.run = acts.step  # type: ignore[misc]
+
 def test_space_key_runs_and_pauses(window, qtbot):
     window.builder.steps.setValue(100_000)
     window.activateWindow()
