@@ -10,7 +10,7 @@ and B's own changes are listed in the event log (marked "B:").
 """
 from __future__ import annotations
 
-from typing import Any, Optional
+from typing import Optional
 
 from PySide6.QtCore import QObject, Qt, Slot
 from PySide6.QtGui import QAction, QKeySequence
@@ -19,6 +19,7 @@ from PySide6.QtWidgets import QComboBox, QLabel, QMainWindow, QToolBar
 from gradsim.commands import Command
 from gradsim.session.store import Session
 
+from .host import ForkHost
 from .run_controller import RunState
 from .worker import BranchCommand
 
@@ -26,12 +27,15 @@ _TARGETS = (("branch B", (1,)), ("branch A", (0,)), ("both branches", (0, 1)))
 
 
 class ForkControls(QObject):
-    """Fork action (Run menu, toolbar, Ctrl+K) and the compare bar shown while forked."""
+    """Fork action (Run menu, toolbar, Ctrl+K) and the compare bar shown while forked.
 
-    def __init__(self, window: QMainWindow) -> None:
+    ``window`` holds the compare bar; ``host`` is what of the window this uses (see ui/host.py).
+    """
+
+    def __init__(self, window: QMainWindow, host: ForkHost) -> None:
         super().__init__(window)
-        self.w: Any = window
-        self.run = self.w.run
+        self.host = host
+        self.run = host.run
         self.fork_action = QAction("&Fork", window)
         self.fork_action.setShortcut(QKeySequence("Ctrl+K"))
         tip = ("Pause, then Fork: a second branch B continues from exactly this state (weights, optimizer state, "
@@ -98,8 +102,8 @@ class ForkControls(QObject):
         self.bar.setVisible(True)
         self.fork_action.setEnabled(False)
         self.run.set_command_targets(self.target.currentData())
-        self.w.status.showMessage(f"Forked at step {step}: change a toggle on branch B, then Resume; A keeps going unchanged.", 10000)
-        self.w.refresh_plots_now()
+        self.host.status.showMessage(f"Forked at step {step}: change a toggle on branch B, then Resume; A keeps going unchanged.", 10000)
+        self.host.refresh_plots_now()
 
     @Slot()
     def _on_unforked(self, *_: object) -> None:
@@ -109,12 +113,13 @@ class ForkControls(QObject):
     @Slot(list)
     def _on_branch_events(self, events: list) -> None:
         """Branch B's own changes go to the event log (its copied history is already listed as A's)."""
-        step = self.fork_step if self.fork_step is not None else self.run.branch_mirror.steps_run
+        b = self.run.branch_mirror
+        step = self.fork_step if self.fork_step is not None else b.steps_run if b is not None else 0
         for ev in events:
             if ev.step >= step and ev.kind != "start":
-                self.w.event_log.add_message(f"B: {ev.kind}", ev.value, step=ev.step, error=False)
+                self.host.event_log.add_message(f"B: {ev.kind}", ev.value, step=ev.step, error=False)
                 if 0 not in self.run.command_targets:
-                    self.w.toggles.sync_event(ev)  # the toggles show the branch they change
+                    self.host.toggles.sync_event(ev)  # the toggles show the branch they change
 
     @Slot(int)
     def _on_target_changed(self, _index: int) -> None:

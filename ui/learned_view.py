@@ -20,6 +20,7 @@ from PySide6.QtWidgets import QDockWidget, QMainWindow
 
 from gradsim.service import tasks as engine_tasks
 
+from .host import DockHost
 from .run_controller import RunState
 
 log = logging.getLogger(__name__)
@@ -31,12 +32,16 @@ MIN_PERIOD_S = 0.5
 
 
 class LearnedController(QObject):
-    """View > What the network learns: the dock, its requests to the worker and their pacing."""
+    """View > What the network learns: the dock, its requests to the worker and their pacing.
 
-    def __init__(self, window: QMainWindow) -> None:
+    ``window`` holds the dock; ``host`` adds it and gives the run (see ui/host.py).
+    """
+
+    def __init__(self, window: QMainWindow, host: DockHost) -> None:
         super().__init__(window)
-        self.w: Any = window
-        self.run = self.w.run
+        self._window = window
+        self.host = host
+        self.run = host.run
         self.dock: Optional[QDockWidget] = None
         self.panel: Any = None
         self.pending = False
@@ -64,16 +69,17 @@ class LearnedController(QObject):
             from .plots.learned import LearnedPanel
 
             self.panel = LearnedPanel()
-            self.dock = self.w.add_dock("What the network learns", "learnedDock", self.panel, Qt.DockWidgetArea.RightDockWidgetArea)
+            self.dock = self.host.add_dock("What the network learns", "learnedDock", self.panel, Qt.DockWidgetArea.RightDockWidgetArea)
             self.dock.visibilityChanged.connect(self._on_visibility_changed)
             # A side panel, not the main view: the plots keep most of the width.
-            self.w.resizeDocks([self.dock], [max(260, self.w.width() // 5)], Qt.Orientation.Horizontal)
+            self._window.resizeDocks([self.dock], [max(260, self._window.width() // 5)], Qt.Orientation.Horizontal)
             self.dock.toggleViewAction().toggled.connect(self._sync_action)
         return self.dock
 
     def show(self) -> None:
-        self.ensure_dock().show()
-        self.dock.raise_()
+        dock = self.ensure_dock()
+        dock.show()
+        dock.raise_()
         self.action.setChecked(True)
         self.request()
 
@@ -89,8 +95,8 @@ class LearnedController(QObject):
         self.pending = True
         self.requests += 1
         generation = self.run.generation
-        self.run.worker.submit(engine_tasks.learned, lambda r, g=generation: self._on_result(g, r),
-                               lambda e, g=generation: self._on_failed(g, e), on_trainer=True)
+        self.run.worker.submit(engine_tasks.learned, lambda r: self._on_result(generation, r),
+                               lambda e: self._on_failed(generation, e), on_trainer=True)
         return True
 
     def _on_result(self, generation: int, result: tuple[Any, float]) -> None:

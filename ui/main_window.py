@@ -85,14 +85,13 @@ class MainWindow(QMainWindow):
             lambda kind, text: self.event_log.add_message(kind, text, error=False), st.default_export_dir(),
         )
 
-        self.viewer = SessionViewer(self)
-        self.fork = ForkControls(self)
-        self.learned = LearnedController(self)
+        self.viewer = SessionViewer(self, host=self)
+        self.fork = ForkControls(self, host=self)
+        self.learned = LearnedController(self, host=self)
         # Exercise panel and Jacobian spectrum: docks built on first use (View and Exercises menus).
-        self.teaching = TeachingController(self)
-        menus.make_actions(self)
-        menus.make_menus(self)
-        menus.make_toolbar(self)
+        self.teaching = TeachingController(self, host=self)
+        #: Every action, the View menu and the run toolbar (ui/menus.py).
+        self.window_actions = menus.make_window_actions(self)
         self._connect_views()
         self.set_redraw_mode(DEFAULT_REDRAW_MODE)
         self.teaching.add_menu(self.menuBar())
@@ -107,8 +106,9 @@ class MainWindow(QMainWindow):
         if persist:
             self._restore_settings()
         self._on_state_changed(self.run.state)
-        if self.builder.config() is not None:  # the builder's first request came before the connection
-            self.worker.request_preview(self.builder.config())
+        config = self.builder.config()
+        if config is not None:  # the builder's first request came before the connection
+            self.worker.request_preview(config)
 
     # ================================================================ composition
     def add_dock(self, title: str, name: str, widget: QWidget, area: Qt.DockWidgetArea, listed: bool = True) -> QDockWidget:
@@ -123,8 +123,9 @@ class MainWindow(QMainWindow):
             | QDockWidget.DockWidgetFeature.DockWidgetClosable
         )
         self.addDockWidget(area, dock)
-        if listed and hasattr(self, "view_menu"):
-            menus.list_in_view_menu(self, dock)
+        acts: Optional[menus.WindowActions] = getattr(self, "window_actions", None)  # None while the window is built
+        if listed and acts is not None:
+            acts.list_in_view_menu(dock)
         self.restoreDockWidget(dock)  # a dock built after the layout was restored takes its saved place
         return dock
 
@@ -139,7 +140,7 @@ class MainWindow(QMainWindow):
         run.command_refused.connect(self._on_command_refused)
         run.run_failed.connect(self._on_run_failed)
         self.toggles.command_requested.connect(run.send_command)
-        self.builder.validity_changed.connect(self.run_actions.on_validity_changed)
+        self.builder.validity_changed.connect(self.window_actions.run_actions.on_validity_changed)
         self.builder.preview_wanted.connect(self.worker.request_preview)
         self.worker.preview_ready.connect(self.builder.set_preview)
         self.worker.engine_notice.connect(self._on_engine_notice)
@@ -215,7 +216,7 @@ class MainWindow(QMainWindow):
     def _on_state_changed(self, state: RunState) -> None:
         self.toggles.set_live(state.live)
         self.builder.set_locked(state.live)
-        self.export_action.setEnabled(state.has_run)
+        self.window_actions.export.setEnabled(state.has_run)
 
     @Slot(object)
     def _on_run_started(self, config: RunConfig) -> None:

@@ -26,6 +26,7 @@ from gradsim.config import ConfigError, RunConfig
 from gradsim.events import COMMAND_KINDS
 from gradsim.session.store import Session
 
+from .host import ViewerHost
 from .run_controller import RunState
 
 log = logging.getLogger(__name__)
@@ -103,7 +104,8 @@ class _LoadDone(QObject):
 class SessionViewer(QObject):
     """Open action, drag-and-drop target, step slider and Re-run for a saved session.
 
-    ``window`` is the MainWindow (typed loosely: it imports this module).
+    ``window`` holds the bar and takes the drops; ``host`` is what of the window
+    this uses (see ui/host.py).
     """
 
     #: A session was opened and is shown (its path).
@@ -111,10 +113,11 @@ class SessionViewer(QObject):
     #: Opening failed; nothing changed (the one-line reason).
     open_failed = Signal(str)
 
-    def __init__(self, window: QMainWindow) -> None:
+    def __init__(self, window: QMainWindow, host: ViewerHost) -> None:
         super().__init__(window)
-        self.w: Any = window
-        self.run = self.w.run
+        self._window = window
+        self.host = host
+        self.run = host.run
         self.path = ""
         self.loading = ""
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="gradsim-open")
@@ -169,7 +172,7 @@ class SessionViewer(QObject):
     @Slot()
     def ask_and_open(self) -> None:
         """File > Open session: a folder or a .zip (the dialog offers both)."""
-        dialog = QFileDialog(self.w, "Open session (a session folder, or a .zip of one)", self.w.export_dir)
+        dialog = QFileDialog(self._window, "Open session (a session folder, or a .zip of one)", self.host.export_dir)
         dialog.setFileMode(QFileDialog.FileMode.AnyFile)
         dialog.setNameFilters(["Session .zip or folder (*.zip session.json)", "All files (*)"])
         dialog.setOption(QFileDialog.Option.DontUseNativeDialog, True)  # the native one cannot pick "a folder or a file"
@@ -188,12 +191,12 @@ class SessionViewer(QObject):
         """Load ``path`` in the background; show it when loaded, or say why not (the window keeps its state)."""
         path = str(path)
         if self.loading:
-            self.w.status.showMessage(f"Still opening {self.loading}…", 5000)
+            self.host.status.showMessage(f"Still opening {self.loading}…", 5000)
             return
         self.loading = path
-        self.w.status.showMessage(f"Opening {path}…")
+        self.host.status.showMessage(f"Opening {path}…")
         future = self._pool.submit(load_saved_session, path)
-        future.add_done_callback(lambda f, p=path: self._emit_loaded(p, f))
+        future.add_done_callback(lambda f: self._emit_loaded(path, f))
 
     def _emit_loaded(self, path: str, future: Future) -> None:
         """In the loader thread: hand the result to the GUI thread."""
@@ -209,8 +212,8 @@ class SessionViewer(QObject):
     def _on_loaded(self, path: str, session: Optional[Session], error: str) -> None:
         self.loading = ""
         if session is None:
-            self.w.status.showMessage("Not opened: " + error, 10000)
-            self.w.show_error("Cannot open session", f"{error}\n\nA session is a folder (or .zip) exported by GradSim, "
+            self.host.status.showMessage("Not opened: " + error, 10000)
+            self.host.show_error("Cannot open session", f"{error}\n\nA session is a folder (or .zip) exported by GradSim, "
                               "holding session.json, steps.csv, layers.csv and events.csv. Nothing in the window changed.")
             self.open_failed.emit(error)
             return
@@ -230,8 +233,8 @@ class SessionViewer(QObject):
         self.slider.blockSignals(False)
         self._show_step_label(n - 1)
         self.bar.setVisible(True)
-        self.w.refresh_plots_now()
-        self.w.status.showMessage(f"Opened {self.path}: {session.steps_run:,} steps, read-only; Re-run trains it again.", 10000)
+        self.host.refresh_plots_now()
+        self.host.status.showMessage(f"Opened {self.path}: {session.steps_run:,} steps, read-only; Re-run trains it again.", 10000)
         self.opened.emit(self.path)
 
     def close(self) -> None:
@@ -240,11 +243,13 @@ class SessionViewer(QObject):
 
     def sync_builder(self, session: Session) -> None:
         """The builder shows what the opened run was (and what Re-run will train)."""
-        self.w.builder.set_config(self.run.config)
+        if self.run.config is None:
+            return  # nothing opened: the builder keeps what it shows
+        self.host.builder.set_config(self.run.config)
         try:
-            self.w.builder.set_schedule(session_schedule(session))
+            self.host.builder.set_schedule(session_schedule(session))
         except SessionOpenError as exc:
-            self.w.status.showMessage(str(exc), 10000)
+            self.host.status.showMessage(str(exc), 10000)
 
     # ------------------------------------------------------------ drag and drop (the window's events)
     def drag_enter(self, event: Any) -> None:
@@ -287,7 +292,7 @@ class SessionViewer(QObject):
         row = self.slider.value()
         self.run.view_rows(row + 1)
         self._show_step_label(row)
-        self.w.refresh_plots_now()
+        self.host.refresh_plots_now()
 
     def _show_step_label(self, row: int) -> None:
         full = self.run.viewed
@@ -308,11 +313,11 @@ class SessionViewer(QObject):
             config = RunConfig.from_dict(full.config, where=Path(self.path).name or "session")
             schedule = session_schedule(full)
         except (ConfigError, SessionOpenError) as exc:
-            self.w.show_error("Cannot re-run this session", _one_line(str(exc)))
+            self.host.show_error("Cannot re-run this session", _one_line(str(exc)))
             return False
-        self.w.builder.set_config(config)
-        self.w.builder.set_schedule(schedule)
-        return bool(self.w.start_run())
+        self.host.builder.set_config(config)
+        self.host.builder.set_schedule(schedule)
+        return bool(self.host.start_run())
 
     @Slot()
     def close_session(self) -> None:

@@ -1,8 +1,9 @@
 """The teaching layer in the window: exercise panel and Jacobian spectrum.
 
 Kept apart from main_window.py so the window only composes. It uses the
-window's public surface only (``add_dock``, ``export_dir``, ``builder``,
-``plots``, ``show_error``, ``statusBar``) and the run model (``window.run``).
+window's public surface only (``TeachingHost`` in ui/host.py: ``add_dock``,
+``export_dir``, ``builder``, ``show_error``, the run model) and the
+``QMainWindow`` itself (dock tabs, the status bar, dialog parent).
 Everything that reads the live network (Jacobian, submissions) runs in the
 engine process between steps through ``worker.submit`` (functions of
 ``gradsim.service.tasks``, pickled there); each result comes back to the
@@ -25,6 +26,7 @@ from PySide6.QtGui import QAction
 
 from gradsim.service import tasks as engine_tasks
 
+from .host import TeachingHost
 from .settings import KEY_STUDENT, read_str, settings
 
 log = logging.getLogger(__name__)
@@ -36,14 +38,14 @@ JACOBIAN_SAMPLES = 8
 class TeachingController(QObject):
     """Adds the exercise and Jacobian docks to the window and wires them to its run.
 
-    ``window`` is the MainWindow (typed loosely: importing it here would make
-    the two modules import each other).
+    ``window`` holds the docks; ``host`` is what of the window this uses (see ui/host.py).
     """
 
-    def __init__(self, window: QMainWindow) -> None:
+    def __init__(self, window: QMainWindow, host: TeachingHost) -> None:
         super().__init__(window)
-        self.w: Any = window
-        self.run = self.w.run
+        self._window = window
+        self.host = host
+        self.run = host.run
         # Free play is the default: the exercise and Jacobian docks stay closed until asked for
         # (Exercises menu, View menu), so the plots get the room and a student sees no grading.
         # They are built on first use, which keeps their imports (pyqtgraph, the exercise
@@ -105,10 +107,10 @@ class TeachingController(QObject):
         return self._jacobian_dock
 
     def _make_dock(self, title: str, name: str, widget: Any, action: QAction) -> Any:
-        dock = self.w.add_dock(title, name, widget, Qt.DockWidgetArea.RightDockWidgetArea, listed=False)
+        dock = self.host.add_dock(title, name, widget, Qt.DockWidgetArea.RightDockWidgetArea, listed=False)
         other = self._jacobian_dock if name == "exerciseDock" else self._exercise_dock
         if other is not None:
-            self.w.tabifyDockWidget(other, dock)
+            self._window.tabifyDockWidget(other, dock)
         dock.hide()
         dock.visibilityChanged.connect(lambda on, a=action, d=dock: a.setChecked(d.isVisible()))
         return dock
@@ -168,20 +170,20 @@ class TeachingController(QObject):
     @Slot(object)
     def _on_start_requested(self, ex: Any) -> None:
         """Load the exercise's starting point into the builder; the student presses Run."""
-        self.w.builder.set_config(ex.config)
-        self.w.builder.set_schedule(tuple(ex.events))
-        self.w.builder_dock.raise_()
-        self.w.statusBar().showMessage(f"Loaded the starting point of “{ex.title}”: press Run.", 8000)
+        self.host.builder.set_config(ex.config)
+        self.host.builder.set_schedule(tuple(ex.events))
+        self.host.builder_dock.raise_()
+        self._window.statusBar().showMessage(f"Loaded the starting point of “{ex.title}”: press Run.", 8000)
 
     @Slot(object, dict)
     def _on_submission_requested(self, ex: Any, answers: dict) -> None:
         if self.run.mirror is None:
-            self.w.show_error("Nothing to submit", "Run the exercise first: a submission holds your session.")
+            self.host.show_error("Nothing to submit", "Run the exercise first: a submission holds your session.")
             return
         student = self.ask_student()
         if student is None:
             return
-        folder = QFileDialog.getExistingDirectory(self.w, "Export submission into an empty or new folder", self.w.export_dir)
+        folder = QFileDialog.getExistingDirectory(self._window, "Export submission into an empty or new folder", self.host.export_dir)
         if folder:
             self.submit_to(folder, ex, answers, student)
 
@@ -199,7 +201,7 @@ class TeachingController(QObject):
         student = self.exercise.student()
         if not student:
             text, ok = QInputDialog.getText(
-                self.w, "Export submission", "Your name or student ID (for the grade book):", QLineEdit.EchoMode.Normal, ""
+                self._window, "Export submission", "Your name or student ID (for the grade book):", QLineEdit.EchoMode.Normal, ""
             )
             if not ok:
                 return None
@@ -219,15 +221,15 @@ class TeachingController(QObject):
 
     def _on_submission_written(self, path: str) -> None:
         self.last_submission = path
-        self.w.statusBar().showMessage(f"Submission written to {path}", 10000)
+        self._window.statusBar().showMessage(f"Submission written to {path}", 10000)
 
     def _on_submission_failed(self, exc: BaseException) -> None:
         if isinstance(exc, engine_tasks.SubmissionWriteError):  # the place cannot be written: say so, nothing else is wrong
-            self.w.show_error("Submission not written", f"{exc}\n\nYour session is still in memory: you can try another folder.")
+            self.host.show_error("Submission not written", f"{exc}\n\nYour session is still in memory: you can try another folder.")
             return
         # Anything else is a defect (in GradSim or in the exercise file): log it, show it as one.
         log.error("writing a submission failed", exc_info=exc)
-        self.w.show_error(
+        self.host.show_error(
             "Submission not written: an error in GradSim or in the exercise file",
             f"{type(exc).__name__}: {exc}\n\nYour session is still in memory. The details are in the log file (Help > Open log folder).",
             "".join(traceback.format_exception(exc)),

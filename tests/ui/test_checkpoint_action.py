@@ -15,8 +15,8 @@ def test_save_checkpoint_action_writes_a_loadable_checkpoint(window, qtbot, tmp_
     monkeypatch.setattr(QFileDialog, "getSaveFileName", staticmethod(lambda *a, **k: (str(target), "")))
     assert window.start_run()
     qtbot.waitUntil(lambda: window.state == "finished", timeout=60000)
-    assert window.checkpoint_action in window.menuBar().actions()[0].menu().actions()
-    window.checkpoint_action.trigger()
+    assert window.window_actions.checkpoint in window.menuBar().actions()[0].menu().actions()
+    window.window_actions.checkpoint.trigger()
     qtbot.waitUntil(target.is_file, timeout=20000)
     data = load_checkpoint(target)
     cfg = RunConfig.from_dict(data["config"])
@@ -34,5 +34,5 @@ def test_save_checkpoint_action_writes_a_loadable_checkpoint(window, qtbot, tmp_
 def test_save_checkpoint_without_a_run_says_so(window, tmp_path, monkeypatch):
     asked = []
     monkeypatch.setattr(QFileDialog, "getSaveFileName", staticmethod(lambda *a, **k: asked.append(a) or ("", "")))
-    window.checkpoint_action.trigger()
+    window.window_actions.checkpoint.trigger()
     assert asked == [] and "No run to checkpoint" in window.statusBar().currentMessage()

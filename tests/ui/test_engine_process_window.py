@@ -131,7 +131,7 @@ def test_a_killed_engine_is_one_clear_message_and_reset_starts_a_new_one(window,
     np.testing.assert_array_equal([float(r.split(",")[STEP_INDEX["loss"] + 1]) for r in rows[1:]], window.mirror.column("loss"))
     window.dialogs[-1].accept()
 
-    window.reset_action.trigger()
+    window.window_actions.reset.trigger()
     window.builder.set_config(RunConfig(dataset="moons", n_samples=200, depth=3, width=8, batch_size=32, steps=25))
     window.toggle_run()
     qtbot.waitUntil(lambda: window.state in (RunState.FINISHED, RunState.FAILED), timeout=WAIT_MS)

@@ -39,7 +39,7 @@ def test_first_launch_has_a_valid_default_config(qtbot):
     w = MainWindow()
     qtbot.addWidget(w)
     assert w.builder.config() == RunConfig()
-    assert w.run_action.isEnabled()
+    assert w.window_actions.run.isEnabled()
     assert w.state == IDLE
     w.close()
 
@@ -75,14 +75,14 @@ def test_builder_rejects_bad_values_inline_and_disables_run(window, qtbot):
     b = window.builder
     b.lr.setText("fast")
     assert b.config() is None
-    assert not window.run_action.isEnabled()
+    assert not window.window_actions.run.isEnabled()
     assert not b.error_label.isHidden()
     assert "lr" in b.error_label.text() and "not a number" in b.error_label.text()
     b.lr.setText("-1")
     assert "lr" in b.error() and "> 0" in b.error()
-    assert not window.run_action.isEnabled()
+    assert not window.window_actions.run.isEnabled()
     b.lr.setText("0.05")
-    assert b.config() is not None and window.run_action.isEnabled()
+    assert b.config() is not None and window.window_actions.run.isEnabled()
     assert b.error_label.isHidden()
 
     # a value only the engine can judge: batch size larger than the training set
@@ -90,10 +90,10 @@ def test_builder_rejects_bad_values_inline_and_disables_run(window, qtbot):
     assert b.config() is None
     assert "batch_size" in b.error() and "160" in b.error()
     assert "#d32f2f" in b.batch_size.styleSheet()
-    assert not window.run_action.isEnabled()
+    assert not window.window_actions.run.isEnabled()
     assert window.start_run() is False and window.state == IDLE
     b.batch_size.setValue(32)
-    assert window.run_action.isEnabled()
+    assert window.window_actions.run.isEnabled()
 
 
 def test_spin_boxes_make_out_of_range_values_impossible(window):
@@ -127,7 +127,7 @@ def test_preset_loads_config_and_schedule(window):
 
 # ---------------------------------------------------------------- running
 def test_run_from_window_fills_mirror_and_plots(window, qtbot, tiny_run_config):
-    window.run_action.trigger()
+    window.window_actions.run.trigger()
     assert window.state == RUNNING
     assert window.toggles.activation.isEnabled() and not window.builder.form.isEnabled()
     _wait_finished(qtbot, window)
@@ -227,13 +227,13 @@ def test_pause_step_reset(window, qtbot):
     window.toggle_run()
     qtbot.waitUntil(lambda: window.mirror is not None and len(window.mirror) >= 5, timeout=WAIT_MS)
     window.toggle_run()
-    assert window.state == PAUSED and window.run_action.text() == "&Resume"
+    assert window.state == PAUSED and window.window_actions.run.text() == "&Resume"
     _wait_idle_worker(qtbot, window)
     n = window.mirror.steps_run
     assert len(window.mirror) == n
     assert [(e.kind, e.step) for e in window.mirror.events] == [("start", 0), ("pause", n)]
 
-    window.step_action.trigger()
+    window.window_actions.step.trigger()
     qtbot.waitUntil(lambda: window.mirror.steps_run == n + 1, timeout=WAIT_MS)
     _wait_idle_worker(qtbot, window)
     assert window.mirror.steps_run == n + 1 and len(window.mirror) == n + 1
@@ -242,16 +242,16 @@ def test_pause_step_reset(window, qtbot):
     window.toggle_run()  # resume
     qtbot.waitUntil(lambda: window.mirror.steps_run > n + 5, timeout=WAIT_MS)
 
-    window.reset_action.trigger()
+    window.window_actions.reset.trigger()
     assert window.state == IDLE and window.mirror is None
     assert window.plots.heatmap.image_data.size == 0
     assert window.event_log.lines() == []
     assert window.builder.form.isEnabled() and not window.toggles.lr.isEnabled()
-    assert not window.export_action.isEnabled()
+    assert not window.window_actions.export.isEnabled()
     qtbot.waitUntil(lambda: not window.worker.is_running(), timeout=WAIT_MS)
 
     # Step from idle starts a fresh run, paused after one step
-    window.step_action.trigger()
+    window.window_actions.step.trigger()
     assert window.state == PAUSED
     qtbot.waitUntil(lambda: window.mirror is not None and window.mirror.steps_run == 1, timeout=WAIT_MS)
     assert [e.kind for e in window.mirror.events] == ["start"]
@@ -259,15 +259,38 @@ def test_pause_step_reset(window, qtbot):
 
 def test_shortcuts(window):
     shortcuts = {
-        window.run_action: "Space",
-        window.step_action: "S",
-        window.reset_action: "R",
-        window.export_action: "Ctrl+E",
-        window.quit_action: "Ctrl+Q",
+        window.window_actions.run: "Space",
+        window.window_actions.step: "S",
+        window.window_actions.reset: "R",
+        window.window_actions.export: "Ctrl+E",
+        window.window_actions.quit: "Ctrl+Q",
     }
     for action, key in shortcuts.items():
         assert action.shortcut().toString() == key
 
+
+
+def test_menus_and_toolbar_list_the_window_actions_in_order(window):
+    import dataclasses
+
+    def texts(actions):
+        return ["|" if a.isSeparator() else a.text() for a in actions]
+
+    menus = {a.text(): a.menu() for a in window.menuBar().actions()}
+    assert list(menus) == ["&File", "&Run", "&View", "E&xercises", "&Help"]
+    assert texts(menus["&File"].actions()) == ["&Open session…", "|", "&Export session…", "Save plots as &PNG…", "|", "&Quit"]
+    assert texts(menus["&Run"].actions()) == ["&Run", "&Step", "R&eset", "|", "&Fork"]
+    assert texts(menus["&Help"].actions()) == ["&Replications…", "|", "Open &log folder", "&About GradSim"]
+    view = menus["&View"].actions()
+    docks = [d.toggleViewAction() for d in (window.builder_dock, window.toggles_dock, window.event_dock)]
+    acts = window.window_actions
+    assert view[:3] == [window.teaching.exercise_action, window.teaching.jacobian_action, window.learned.action]
+    assert view[4:7] == docks and view[7] is acts.view_menu_end  # dock toggles sit above the redraw submenu
+    assert view[-1] is acts.toolbar.toggleViewAction()
+    assert texts(acts.toolbar.actions()) == ["&Run", "&Step", "R&eset", "&Fork", "|", "&Open session…", "&Export session…",
+                                             "Save plots as &PNG…", "|", "What the network &learns"]
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        acts.run = acts.step  # type: ignore[misc]
 
 def test_space_key_runs_and_pauses(window, qtbot):
     window.builder.steps.setValue(100_000)
@@ -293,7 +316,7 @@ def test_export_through_menu_writes_the_four_files(window, qtbot, tmp_path, monk
     out = tmp_path / "exported"
     monkeypatch.setattr(QFileDialog, "getSaveFileName", staticmethod(lambda *a, **k: (str(out), "Session folder (*)")))
     with qtbot.waitSignal(window.worker.export_finished, timeout=WAIT_MS) as blocker:
-        window.export_action.trigger()  # exported while the run goes on: the worker does it between steps
+        window.window_actions.export.trigger()  # exported while the run goes on: the worker does it between steps
     assert blocker.args == [str(out)]
     assert sorted(p.name for p in out.iterdir()) == ["events.csv", "layers.csv", "session.json", "steps.csv"]
     meta = json.loads((out / "session.json").read_text())
@@ -312,7 +335,7 @@ def test_export_zip(window, qtbot, tmp_path, monkeypatch):
     out = tmp_path / "s"
     monkeypatch.setattr(QFileDialog, "getSaveFileName", staticmethod(lambda *a, **k: (str(out), "Zip archive (*.zip)")))
     with qtbot.waitSignal(window.worker.export_finished, timeout=WAIT_MS):
-        window.export_action.trigger()
+        window.window_actions.export.trigger()
     assert (tmp_path / "s.zip").is_file()
 
 
@@ -323,7 +346,7 @@ def test_export_error_is_shown_and_a_retry_works(window, qtbot, tmp_path, monkey
     bad = blocker_file / "session"  # its parent is a file: cannot be created, even as root
     monkeypatch.setattr(QFileDialog, "getSaveFileName", staticmethod(lambda *a, **k: (str(bad), "")))
     with qtbot.waitSignal(window.worker.export_failed, timeout=WAIT_MS) as blocker:
-        window.export_action.trigger()
+        window.window_actions.export.trigger()
     assert str(bad) in blocker.args[0]
     assert window.last_error.startswith("Export failed")
     dialogs = window.dialogs
@@ -335,14 +358,14 @@ def test_export_error_is_shown_and_a_retry_works(window, qtbot, tmp_path, monkey
     good = tmp_path / "retry"
     monkeypatch.setattr(QFileDialog, "getSaveFileName", staticmethod(lambda *a, **k: (str(good), "")))
     with qtbot.waitSignal(window.worker.export_finished, timeout=WAIT_MS):
-        window.export_action.trigger()
+        window.window_actions.export.trigger()
     assert len((good / "steps.csv").read_text().splitlines()) == 41
 
 
 def test_cancelled_export_dialog_does_nothing(window, qtbot, monkeypatch):
     _finished_run(window, qtbot)
     monkeypatch.setattr(QFileDialog, "getSaveFileName", staticmethod(lambda *a, **k: ("", "")))
-    window.export_action.trigger()
+    window.window_actions.export.trigger()
     assert window.last_error == "" and window.exporter.last_export == ""
 
 
@@ -350,7 +373,7 @@ def test_save_plots_png(window, qtbot, tmp_path, monkeypatch):
     _finished_run(window, qtbot)
     out = tmp_path / "plots"
     monkeypatch.setattr(QFileDialog, "getSaveFileName", staticmethod(lambda *a, **k: (str(out), "")))
-    window.save_png_action.trigger()
+    window.window_actions.save_png.trigger()
     data = (tmp_path / "plots.png").read_bytes()
     assert data[:8] == b"\x89PNG\r\n\x1a\n"
 
@@ -388,7 +411,7 @@ def test_worker_error_is_shown_and_app_stays_usable(thread_engine, window, qtbot
     qtbot.waitUntil(lambda: window.state == FAILED, timeout=WAIT_MS)
     assert window.last_error.startswith("Training stopped")
     assert window.dialogs and window.dialogs[-1].isVisible()
-    assert window.export_action.isEnabled()  # what was recorded can still be exported
+    assert window.window_actions.export.isEnabled()  # what was recorded can still be exported
     window.dialogs[-1].accept()
 
     monkeypatch.undo()
@@ -477,7 +500,7 @@ def test_every_control_has_a_tooltip(window):
                 if isinstance(w.parent(), (QComboBox, QSpinBox)):
                     continue  # the line edit inside a combo or spin box
                 assert w.toolTip().strip(), f"{cls.__name__} {w.objectName() or w.text() if hasattr(w, 'text') else ''} has no tooltip"
-    for a in (window.run_action, window.step_action, window.reset_action, window.export_action, window.save_png_action):
+    for a in (window.window_actions.run, window.window_actions.step, window.window_actions.reset, window.window_actions.export, window.window_actions.save_png):
         assert a.toolTip().strip()
 
 
@@ -491,7 +514,7 @@ def test_dataset_preview_shows_points(window, qtbot):
 
 def test_view_menu_toggles_docks(window):
     a = window.event_dock.toggleViewAction()
-    assert a in window.view_menu.actions()
+    assert a in window.window_actions.view_menu.actions()
     a.trigger()
     assert not window.event_dock.isVisible()
     a.trigger()
@@ -510,7 +533,7 @@ def test_plots_redraw_while_running_and_mode_is_remembered(qtbot, tiny_run_confi
     qtbot.waitUntil(lambda: w.pacer.frames > n, timeout=WAIT_MS)  # live, not only at the end
     assert w.state == RUNNING
     assert w.plots.depth_profile.step > step
-    w.redraw_actions["smooth"].trigger()
+    w.window_actions.redraw["smooth"].trigger()
     assert w.pacer.mode.key == "smooth" and w.worker._min_interval == pytest.approx(1 / 30)
     n = w.pacer.frames
     qtbot.waitUntil(lambda: w.pacer.frames >= n + 5, timeout=WAIT_MS)
@@ -518,5 +541,5 @@ def test_plots_redraw_while_running_and_mode_is_remembered(qtbot, tiny_run_confi
 
     w2 = MainWindow()
     qtbot.addWidget(w2)
-    assert w2.pacer.mode.key == "smooth" and w2.redraw_actions["smooth"].isChecked()
+    assert w2.pacer.mode.key == "smooth" and w2.window_actions.redraw["smooth"].isChecked()
     w2.close()

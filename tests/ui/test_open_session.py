@@ -76,7 +76,7 @@ def test_opened_session_plots_equal_the_files(qtbot, window, exported, which):
     assert any(ev.kind == "batchnorm" and ev.step == EVENT_STEP for ev in window.plots.loss_accuracy.markers.events)
     assert any(kind == "batchnorm" for _, kind, _ in window.event_log.lines())
     # Read-only: toggles are dead, export is off, the slider is shown.
-    assert not window.export_action.isEnabled()
+    assert not window.window_actions.export.isEnabled()
     assert window.viewer.bar.isVisible()
     # The builder shows the opened run's config and events (what Re-run trains).
     assert window.builder.config().depth == 3 and window.builder.config().activation == "tanh"

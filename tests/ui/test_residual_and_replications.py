@@ -124,7 +124,7 @@ def test_help_replications_runs_in_the_worker_and_shows_figure_and_verdict(threa
 
 @pytest.mark.qt_log_ignore("does not support propagateSizeHints", "does not support raise")  # offscreen platform
 def test_help_replications_keeps_one_dialog_per_window(window, qtbot):
-    window.replications_action.trigger()
+    window.window_actions.replications.trigger()
     dlg = window.show_replications()
     assert dlg.isVisible() and window.show_replications() is dlg
     dlg.close()
