@@ -12,10 +12,12 @@ mode would update batch norm's running statistics; docs/architecture.md, pitfall
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import torch
+
+if TYPE_CHECKING:
+    import torch
 
 #: Grid cells per side of the decision-boundary image (40 x 40 = 1600 points a frame).
 GRID_SIZE = 40
@@ -23,14 +25,18 @@ GRID_SIZE = 40
 MAX_POINTS = 400
 
 
-@torch.no_grad()
 def predict_proba(net: torch.nn.Module, x: np.ndarray | torch.Tensor) -> np.ndarray:
     """Class probabilities (n, classes) of ``net`` on inputs ``x``, in eval mode; the mode is restored."""
+    # torch is imported here, not at the top: the window unpickles this module's result
+    # types (BoundaryGrid, Confusion) and must not import torch for them.
+    import torch
+
     was_training = net.training
     net.eval()
     try:
-        xt = torch.as_tensor(np.asarray(x, np.float32))
-        return torch.softmax(net(xt), dim=1).numpy()
+        with torch.no_grad():
+            xt = torch.as_tensor(np.asarray(x, np.float32))
+            return torch.softmax(net(xt), dim=1).numpy()
     finally:
         net.train(was_training)
 

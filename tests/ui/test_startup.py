@@ -29,3 +29,58 @@ def test_the_window_module_imports_neither_torch_nor_pyqtgraph(subprocess_env):
     out = subprocess.run([python, "-c", code], cwd=root, env=env, capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     assert out.stdout.split() == ["False", "False"]
+
+
+#: Opens every panel the View menu lists (a hidden one is shown, a shown one hidden and shown again),
+#: then trains a few steps with them open until "What the network learns" has drawn its grid.
+_OPEN_EVERY_PANEL = r"""
+import sys, time
+from PySide6.QtWidgets import QApplication
+app = QApplication([])
+from ui.main_window import MainWindow
+from ui.run_controller import RunState
+w = MainWindow(persist=False)
+w.show()
+
+def wait(cond, what):
+    deadline = time.monotonic() + 120  # a stuck child, not a speed limit
+    while not cond():
+        if time.monotonic() > deadline:
+            sys.exit("timed out waiting for " + what)
+        app.processEvents()
+        time.sleep(0.01)
+
+wait(lambda: w.plots.built, "the first paint")
+opened = []
+for a in w.view_menu.actions():
+    if a.menu() is not None or a.isSeparator() or not a.isCheckable():
+        continue
+    if a.isChecked():
+        a.trigger()
+        app.processEvents()
+    a.trigger()
+    app.processEvents()
+    opened.append((a.text(), 'torch' in sys.modules))
+w.builder.set_config(w.builder.config().with_changes(steps=5))
+assert w.start_run()
+wait(lambda: w.state is RunState.FINISHED, "the run to finish")
+wait(lambda: w.learned.panel.grid is not None, "the learned grid")
+opened.append(("after a run", 'torch' in sys.modules))
+print(repr(opened), flush=True)
+w.close()
+w.deleteLater()
+app.processEvents()
+"""
+
+
+def test_no_panel_of_the_view_menu_imports_torch_into_the_window(subprocess_env):
+    """Training runs in the engine's process: opening a panel must not load torch (seconds, 200 MB) here."""
+    import ast
+
+    env, root, python = subprocess_env
+    out = subprocess.run([python, "-c", _OPEN_EVERY_PANEL], cwd=root, env=env, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    opened = ast.literal_eval(out.stdout.strip().splitlines()[-1])
+    names = [name for name, _ in opened]
+    assert "What the network &learns" in names and "&Jacobian spectrum" in names and "&Exercise" in names
+    assert [name for name, torch_loaded in opened if torch_loaded] == []
