@@ -19,7 +19,7 @@ from ..config import ACTIVATIONS, DATASETS, INITS, OPTIMIZERS, SCALED_INITS, Con
 from ..teaching.exercises import ExerciseError
 from ..service.executors import ExecutorError
 from ..service.sweep import SUMMARY_HEADER, run_one  # SUMMARY_HEADER: re-exported for scripts
-from ..replications.framework import ReplicationError
+from ..replications.framework import SEEDS, ReplicationError, seed_list
 
 log = logging.getLogger(__name__)
 
@@ -484,8 +484,9 @@ def cmd_replicate(args: argparse.Namespace) -> int:
         raise CliError("replicate: --full and --quick exclude each other")
     rep = get_replication(args.name)
     mode = "full" if args.full else "quick" if args.quick else "default"
-    print(f"Replicating {rep.name} ({mode} mode) -> {args.out}/", file=sys.stderr)
-    report = run_replication(rep, args.out, mode, progress=_replication_progress(sys.stderr))
+    seeds = seed_list(mode, args.seed, args.seeds)  # bad --seed/--seeds: one line, nothing written
+    print(f"Replicating {rep.name} ({mode} mode, seeds {seeds[0]}..{seeds[-1]}) -> {args.out}/", file=sys.stderr)
+    report = run_replication(rep, args.out, mode, progress=_replication_progress(sys.stderr), seed=args.seed, seeds=args.seeds)
     print(report.verdict)
     print(f"Figure {report.figure}, numbers {report.csv}, {len(report.sessions)} sessions under {Path(args.out) / 'runs'}/")
     return 0 if report.reproduced else 1
@@ -522,7 +523,9 @@ def build_parser() -> argparse.ArgumentParser:
     rep.add_argument("--list", action="store_true", help="list the replications")
     rep.add_argument("--full", action="store_true", help="more seeds, steps and depths (slower)")
     rep.add_argument("--quick", action="store_true", help="reduced mode for CI: fewer steps and seeds, the same code path")
-    rep.add_argument("--out", help="output folder (figure.png, results.csv, verdict.txt, runs/*)")
+    rep.add_argument("--seed", type=int, default=0, help="first seed of the repetitions (default 0)")
+    rep.add_argument("--seeds", type=int, help=f"repetitions, one per seed from --seed (default {SEEDS['default']}; --quick {SEEDS['quick']}, --full {SEEDS['full']})")
+    rep.add_argument("--out", help="output folder (figure.png, results.csv, seeds.csv, rates.csv, verdict.txt, runs/*)")
     return p
 
 

@@ -32,24 +32,28 @@ class Schoenholz2017(Replication):
         "SGD lr 0.01 at sigma_w^2 = 1.0, 1.76 and 4.0); weights N(0, sigma_w^2/width), biases N(0, 0.05)."
     )
 
-    def runs(self, mode: str) -> list[Run]:
+    #: The shallow nets' depth: below 6 xi at sigma_w^2 = 1 and 4 (xi ~ 3 there), so they should train.
+    SHALLOW = 4
+    #: Mean training accuracy over the last 10% of steps: a net "trains" at >= TRAINS (the critical
+    #: deep net: >= 0.9) and "fails" at <= FAILS (chance is 0.5). TRAINS is below 0.9 because a linear
+    #: boundary reaches only ~0.87 on 'moons' and a shallow ordered-phase tanh net is close to linear.
+    TRAINS, FAILS = 0.8, 0.7
+
+    def runs(self, mode: str, seed: int = 0) -> list[Run]:
         grid = {"quick": [1.0, 1.5, 1.76, 2.0, 4.0], "default": [1.0, 1.25, 1.5, 1.76, 2.0, 2.5, 3.0, 4.0],
                 "full": [1.0, 1.25, 1.5, 1.6, 1.76, 1.9, 2.0, 2.25, 2.5, 3.0, 4.0]}[mode]
-        seeds = {"quick": 3, "default": 3, "full": 5}[mode]  # step-0 runs: cheap, and one seed is noisy near the peak
         width, depth = {"quick": (128, 40), "default": (128, 40), "full": (256, 60)}[mode]
         out = []
         for s2 in grid:
-            for seed in range(seeds):
-                cfg = RunConfig(dataset="spiral", depth=depth, width=width, activation="tanh", init="normal", init_std=math.sqrt(s2 / width),
-                                bias_std=math.sqrt(SIGMA_B2), steps=1, seed=seed)
-                out.append(Run(f"xi-sw2-{s2:g}-seed{seed}", cfg, tags={"part": "xi", "sigma_w2": s2, "seed": seed}))
+            cfg = RunConfig(dataset="spiral", depth=depth, width=width, activation="tanh", init="normal", init_std=math.sqrt(s2 / width),
+                            bias_std=math.sqrt(SIGMA_B2), steps=1, seed=seed)
+            out.append(Run(f"xi-sw2-{s2:g}-seed{seed}", cfg, tags={"part": "xi", "sigma_w2": s2, "seed": seed}))
         t_depth, t_steps = {"quick": (50, 200), "default": (50, 400), "full": (80, 800)}[mode]
-        t_seeds = {"quick": 1, "default": 2, "full": 3}[mode]
-        for s2 in (1.0, CRITICAL, 4.0):
-            for seed in range(t_seeds):
-                cfg = RunConfig(dataset="moons", depth=t_depth, width=64, activation="tanh", init="normal", init_std=math.sqrt(s2 / 64),
-                                bias_std=math.sqrt(SIGMA_B2), lr=0.01, steps=t_steps, seed=seed, stats_every=50)
-                out.append(Run(f"train-sw2-{s2:g}-seed{seed}", cfg, tags={"part": "train", "sigma_w2": s2, "seed": seed}))
+        for s2, d in [(1.0, t_depth), (CRITICAL, t_depth), (4.0, t_depth), (1.0, self.SHALLOW), (4.0, self.SHALLOW)]:
+            cfg = RunConfig(dataset="moons", depth=d, width=64, activation="tanh", init="normal", init_std=math.sqrt(s2 / 64),
+                            bias_std=math.sqrt(SIGMA_B2), lr=0.01, steps=t_steps, seed=seed, stats_every=50)
+            key = f"train-sw2-{s2:g}-seed{seed}" if d == t_depth else f"train-sw2-{s2:g}-depth{d}-seed{seed}"
+            out.append(Run(key, cfg, tags={"part": "train", "sigma_w2": s2, "depth": d, "seed": seed}))
         return out
 
     @staticmethod
@@ -88,31 +92,45 @@ class Schoenholz2017(Replication):
         peak = max(grid, key=lambda s: xis[s] if math.isfinite(xis[s]) else math.inf)
         nearest = min(grid, key=lambda s: abs(s - CRITICAL))
         peak_ok = peak == nearest
-        trains: dict[float, list[float]] = {}
-        depth_t = None
+        deep: dict[float, float] = {}
+        shallow: dict[float, float] = {}
+        depth_t = 0
         for k, r in results.items():
             if r.run.tags["part"] != "train":
                 continue
-            depth_t = r.session.config["depth"]
+            d = r.session.config["depth"]
             acc = r.tail_mean("accuracy")
-            trains.setdefault(r.run.tags["sigma_w2"], []).append(acc)
-            table.append({"part": "trainability", "run": k, "sigma_w2": r.run.tags["sigma_w2"], "seed": r.run.tags["seed"], "depth": depth_t,
+            if d == self.SHALLOW:
+                shallow[r.run.tags["sigma_w2"]] = acc
+            else:
+                depth_t = d
+                deep[r.run.tags["sigma_w2"]] = acc
+            table.append({"part": "trainability", "run": k, "sigma_w2": r.run.tags["sigma_w2"], "seed": r.run.tags["seed"], "depth": d,
                           "accuracy_end": acc, "loss_end": r.tail_mean("loss")})
-        crit_trains = all(a >= 0.9 for a in trains[CRITICAL])
-        # The off-critical nets must be "much deeper than a few depth scales" for the claim to apply.
+        # The claim applies to nets "much deeper than a few depth scales" (the deep ones) and says
+        # nets within them train (the shallow ones): the depths must straddle 6 xi measured here.
         far = {s2: xis.get(s2, float("nan")) for s2 in (1.0, 4.0)}
-        deep_enough = all(math.isfinite(x) and depth_t >= 6 * x for x in far.values())
-        off_fail = all(a <= 0.7 for s2 in (1.0, 4.0) for a in trains[s2])
+        straddle = all(math.isfinite(x) and self.SHALLOW < 6 * x <= depth_t for x in far.values())
+        checks = {
+            "xi_peaks_at_critical": peak_ok,
+            "depths_straddle_6xi": straddle,
+            "critical_deep_trains": deep[CRITICAL] >= 0.9,
+            "ordered_deep_fails": deep[1.0] <= self.FAILS,
+            "chaotic_deep_fails": deep[4.0] <= self.FAILS,
+            "ordered_shallow_trains": shallow[1.0] >= self.TRAINS,
+            "chaotic_shallow_trains": shallow[4.0] >= self.TRAINS,
+        }
         measured = (
             "depth scale xi: " + ", ".join(f"{fmt(xis[s])} at {s:g}" for s in grid) + f" (peak at sigma_w^2 = {peak:g}); "
-            f"depth-{depth_t} nets, final batch accuracy: " + "; ".join(f"sigma_w^2 = {s:g}: {', '.join(fmt(a, 3) for a in trains[s])}" for s in sorted(trains)) + "."
+            f"final batch accuracy at depth {depth_t}: " + ", ".join(f"{fmt(deep[s], 3)} (sigma_w^2 = {s:g})" for s in sorted(deep))
+            + f"; at depth {self.SHALLOW}: " + ", ".join(f"{fmt(shallow[s], 3)} (sigma_w^2 = {s:g})" for s in sorted(shallow)) + "."
         )
         criterion = (
-            f"the largest measured xi is at the grid point nearest {CRITICAL} (here {nearest:g}); at depth {depth_t} the "
-            f"critical net reaches >= 0.9 mean training accuracy over its last 10% of steps in every seed, while the nets at "
-            f"sigma_w^2 = 1.0 and 4.0, whose depth is >= 6 of their measured xi, stay <= 0.7 (chance 0.5)."
+            f"the largest measured xi is at the grid point nearest {CRITICAL} (here {nearest:g}); at sigma_w^2 = 1.0 and 4.0 "
+            f"depth {self.SHALLOW} < 6 xi <= depth {depth_t} (measured xi); the depth-{depth_t} nets at sigma_w^2 = 1.0 and 4.0 "
+            f"stay <= {self.FAILS} mean training accuracy over their last 10% of steps (chance 0.5) while the critical one reaches "
+            f">= 0.9; the depth-{self.SHALLOW} nets at 1.0 and 4.0 reach >= {self.TRAINS}."
         )
-        checks = {"xi_peaks_at_critical": peak_ok, "critical_trains": crit_trains, "off_critical_deep_enough": deep_enough, "off_critical_fails": off_fail}
         return Outcome(all(checks.values()), measured, criterion, table, checks)
 
     def draw(self, fig: Any, results: dict[str, RunResult], outcome: Outcome) -> None:
@@ -122,7 +140,7 @@ class Schoenholz2017(Replication):
         grid = np.linspace(min(t["sigma_w2"] for t in rows), max(t["sigma_w2"] for t in rows), 200)
         ax.semilogy(grid, [min(self.mean_field_xi(s), 1e3) for s in grid], "-", color="tab:gray", lw=1, label="mean-field theory")
         ax.axvline(CRITICAL, color="k", ls="--", lw=0.8, label=f"critical {CRITICAL} (paper)")
-        depth_t = next((t["depth"] for t in outcome.table if t["part"] == "trainability"), None)
+        depth_t = max((t["depth"] for t in outcome.table if t["part"] == "trainability"), default=None)
         if depth_t:
             ax.axhline(depth_t / 6, color="tab:red", ls=":", lw=1, label=f"depth {depth_t} / 6")
         ax.set_xlabel("sigma_w^2")
@@ -137,8 +155,9 @@ class Schoenholz2017(Replication):
             y = r.session.column("accuracy").astype(float)
             n = max(1, y.size // 40)
             ys = np.convolve(y, np.ones(n) / n, mode="valid")
-            ax2.plot(r.session.steps[n - 1:], ys, color=colors[s2], lw=1.1, label=f"sigma_w^2 = {s2:g}" if r.run.tags["seed"] == 0 else None)
+            d = r.run.tags["depth"]
+            ax2.plot(r.session.steps[n - 1:], ys, "-" if d == depth_t else ":", color=colors[s2], lw=1.1, label=f"sigma_w^2 = {s2:g}, depth {d}")
         ax2.set_xlabel("step")
         ax2.set_ylabel("training accuracy (running mean)")
-        ax2.set_title(f"depth {depth_t}: only the critical net trains", fontsize=9)
-        ax2.legend(fontsize=8)
+        ax2.set_title(f"depth {depth_t} (solid): only the critical net should train; depth {self.SHALLOW} (dotted): all should", fontsize=8)
+        ax2.legend(fontsize=7)

@@ -26,12 +26,18 @@ def jacobian_probe(trainer: Any) -> np.ndarray:
 
 
 def spread(sv: np.ndarray) -> float:
-    """Normalised variance of the squared singular values (the eigenvalues of J J^T):
-    var(lambda) / mean(lambda)^2, pooled over the samples. 0 for an exact isometry;
-    finite when some singular values are 0 (dead ReLUs)."""
-    lam = np.asarray(sv, np.float64).ravel() ** 2
-    m = lam.mean()
-    return float(lam.var() / (m * m)) if m > 0 else float("nan")
+    """Normalised variance of the squared singular values (the eigenvalues of J J^T),
+    var(lambda) / mean(lambda)^2, of each input's Jacobian (a row of ``sv``), averaged
+    over the inputs. Per input, because the theory is about one input's Jacobian:
+    pooling the inputs would add the spread of their overall scales (how far each
+    input's mean lambda is from the others') to the spread within each spectrum.
+    0 for an exact isometry; finite when some singular values are 0 (dead ReLUs);
+    NaN when an input's Jacobian is all 0."""
+    lam = np.atleast_2d(np.asarray(sv, np.float64)) ** 2
+    m = lam.mean(axis=1)
+    if np.any(m <= 0):
+        return float("nan")
+    return float(np.mean(lam.var(axis=1) / (m * m)))
 
 
 class Saxe2014(Replication):
@@ -55,17 +61,15 @@ class Saxe2014(Replication):
     )
     TARGET = 0.5
 
-    def runs(self, mode: str) -> list[Run]:
+    def runs(self, mode: str, seed: int = 0) -> list[Run]:
         depths = {"quick": [2, 32], "default": [2, 4, 8, 16, 32], "full": [2, 4, 8, 16, 32, 64]}[mode]
-        seeds = {"quick": 1, "default": 2, "full": 4}[mode]
         steps = {"quick": 150, "default": 300, "full": 400}[mode]
         out = []
         for init in ("orthogonal", "normal"):
             for depth in depths:
-                for seed in range(seeds):
-                    cfg = RunConfig(dataset="digits", depth=depth, width=64, activation="linear", init=init, init_std=0.125,
-                                    lr=0.1 / (depth + 1), steps=steps, seed=seed, stats_every=50)
-                    out.append(Run(f"{init}-depth{depth}-seed{seed}", cfg, probe="jacobian", tags={"init": init, "depth": depth, "seed": seed}))
+                cfg = RunConfig(dataset="digits", depth=depth, width=64, activation="linear", init=init, init_std=0.125,
+                                lr=0.1 / (depth + 1), steps=steps, seed=seed, stats_every=50)
+                out.append(Run(f"{init}-depth{depth}-seed{seed}", cfg, probe="jacobian", tags={"init": init, "depth": depth, "seed": seed}))
         return out
 
     def probe(self, kind: str, trainer: Any) -> Any:
@@ -105,7 +109,7 @@ class Saxe2014(Replication):
         criterion = (
             f"orthogonal: every singular value within 1e-3 of 1 at every depth, and learning time at depth {d1} <= 1.5 x "
             f"that at depth {d0}; Gaussian: spread at depth {d1} >= 5 x that at depth {d0} (and >= 1), and learning time "
-            f"at depth {d1} >= 2 x that at depth {d0} (seed means)."
+            f"at depth {d1} >= 2 x that at depth {d0}."
         )
         checks = {"orthogonal_isometry": isometry, "gaussian_spreads": gauss_spreads, "orthogonal_depth_independent": orth_flat, "gaussian_slows": gauss_slows}
         return Outcome(all(checks.values()), measured, criterion, table, checks)
@@ -115,8 +119,6 @@ class Saxe2014(Replication):
         depths = sorted({t["depth"] for t in outcome.table})
         cmap = {d: c for d, c in zip(depths, ["tab:blue", "tab:orange", "tab:green", "tab:red", "tab:purple", "tab:brown"])}
         for r in results.values():
-            if r.run.tags["seed"] != 0:
-                continue
             sv = np.sort(r.probe.ravel())
             ls = "-" if r.run.tags["init"] == "orthogonal" else "--"
             ax.semilogy(np.linspace(0, 1, sv.size), sv, ls, color=cmap[r.run.tags["depth"]], lw=1.2,
@@ -151,8 +153,8 @@ class Pennington2017(Replication):
     setup = (
         "the paper's theory is for wide MLPs and its experiments trained on CIFAR-10; here MLPs of width 128 on the 2-D "
         "'spiral' inputs at step 0: tanh with N(0, 1.05/128) weights, ReLU with He-normal, tanh with orthogonal weights "
-        "(sigma_w^2 = 1, zero biases); spread = var(s^2)/mean(s^2)^2 of the singular values s of d h_depth / d h_1 at 8 "
-        "training inputs."
+        "(sigma_w^2 = 1, zero biases); spread = var(s^2)/mean(s^2)^2 of the singular values s of d h_depth / d h_1, "
+        "computed for each of 8 training inputs and averaged over them."
     )
     CONFIGS = {
         "tanh-gaussian": dict(activation="tanh", init="normal"),
@@ -160,16 +162,14 @@ class Pennington2017(Replication):
         "tanh-orthogonal": dict(activation="tanh", init="orthogonal"),
     }
 
-    def runs(self, mode: str) -> list[Run]:
+    def runs(self, mode: str, seed: int = 0) -> list[Run]:
         depths = {"quick": [2, 16], "default": [2, 8, 32, 64], "full": [2, 4, 8, 16, 32, 64, 128]}[mode]
         width = {"quick": 64, "default": 128, "full": 256}[mode]
-        seeds = {"quick": 1, "default": 2, "full": 4}[mode]
         out = []
         for name, kw in self.CONFIGS.items():
             for depth in depths:
-                for seed in range(seeds):
-                    cfg = RunConfig(dataset="spiral", depth=depth, width=width, init_std=math.sqrt(1.05 / width), steps=1, seed=seed, **kw)
-                    out.append(Run(f"{name}-depth{depth}-seed{seed}", cfg, probe="jacobian", tags={"net": name, "depth": depth, "seed": seed}))
+                cfg = RunConfig(dataset="spiral", depth=depth, width=width, init_std=math.sqrt(1.05 / width), steps=1, seed=seed, **kw)
+                out.append(Run(f"{name}-depth{depth}-seed{seed}", cfg, probe="jacobian", tags={"net": name, "depth": depth, "seed": seed}))
         return out
 
     def probe(self, kind: str, trainer: Any) -> Any:
@@ -190,7 +190,7 @@ class Pennington2017(Replication):
         measured = "spread at depth " + f"{d0} -> {d1}: " + "; ".join(f"{n} {fmt(sp[(n, d0)])} -> {fmt(sp[(n, d1)])}" for n in self.CONFIGS) + "."
         criterion = (
             f"Gaussian tanh and ReLU: spread at depth {d1} >= 5 x the spread at depth {d0} and >= 1; orthogonal tanh: "
-            f"spread at depth {d1} <= 0.5 and <= 1/20 of Gaussian tanh's (seed means)."
+            f"spread at depth {d1} <= 0.5 and <= 1/20 of Gaussian tanh's (spread per input, averaged over the inputs)."
         )
         checks = {"gaussian_tanh_grows": grows["tanh-gaussian"], "relu_grows": grows["relu-he"], "orthogonal_tanh_narrow": narrow}
         return Outcome(all(checks.values()), measured, criterion, table, checks)
@@ -215,7 +215,7 @@ class Pennington2017(Replication):
         ax2 = fig.add_subplot(1, 2, 2)
         d1 = depths[-1]
         for n, c in colors.items():
-            r = next(r for r in results.values() if r.run.tags["net"] == n and r.run.tags["depth"] == d1 and r.run.tags["seed"] == 0)
+            r = next(r for r in results.values() if r.run.tags["net"] == n and r.run.tags["depth"] == d1)
             sv = r.probe.ravel()
             sv = sv[sv > 0]
             ax2.hist(np.log10(sv), bins=40, histtype="step", color=c, label=n, density=True)

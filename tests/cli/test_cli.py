@@ -201,23 +201,38 @@ def test_replicate_exit_status_follows_the_verdict(tmp_path, monkeypatch, capsys
         name, title, citation, claim, setup = "tiny", "Tiny", "nobody", "the loss is finite", "one small run"
         want = True
 
-        def runs(self, mode):
-            return [Run("only", RunConfig(dataset="moons", depth=2, width=4, steps=3))]
+        def runs(self, mode, seed=0):
+            return [Run(f"only-seed{seed}", RunConfig(dataset="moons", depth=2, width=4, steps=3, seed=seed))]
 
         def analyse(self, results, mode):
-            finite = bool(np.isfinite(results["only"].loss()).all())
-            return Outcome(finite == self.want, f"finite: {finite}", "loss finite", [{"run": "only", "finite": int(finite)}])
+            (r,) = results.values()
+            finite = bool(np.isfinite(r.loss()).all())
+            return Outcome(finite == self.want, f"finite: {finite}", "loss finite", [{"run": r.run.key, "finite": int(finite)}])
 
         def draw(self, fig, results, outcome):
-            fig.add_subplot(1, 1, 1).plot(results["only"].loss())
+            fig.add_subplot(1, 1, 1).plot(next(iter(results.values())).loss())
 
     monkeypatch.setitem(replications.REPLICATIONS, "tiny", Tiny())
     assert main(["replicate", "tiny", "--quick", "--out", str(tmp_path / "a")]) == 0
-    assert "Verdict: REPRODUCED." in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "Verdict: REPRODUCED." in out and "reproduced: 4/4 seeds" in out
     Tiny.want = False
-    assert main(["replicate", "tiny", "--out", str(tmp_path / "b")]) == 1
-    assert "Verdict: NOT REPRODUCED." in capsys.readouterr().out
-    assert (tmp_path / "b" / "runs" / "only" / "session.json").is_file() and (tmp_path / "b" / "figure.png").is_file()
+    assert main(["replicate", "tiny", "--seed", "3", "--seeds", "2", "--out", str(tmp_path / "b")]) == 1
+    out = capsys.readouterr().out
+    assert "Verdict: NOT REPRODUCED." in out and "reproduced: 0/2 seeds" in out and "seeds 3..4" in out
+    assert sorted(p.name for p in (tmp_path / "b" / "runs").iterdir()) == ["only-seed3", "only-seed4"]
+    assert (tmp_path / "b" / "figure.png").is_file()
+    seeds_csv = (tmp_path / "b" / "seeds.csv").read_text().splitlines()
+    assert seeds_csv == ["replication_seed,reproduced", "3,0", "4,0"]
+
+
+@pytest.mark.parametrize("flags, bad", [(["--seeds", "0"], "--seeds 0"), (["--seed", "-1"], "--seed -1"), (["--seeds", "x"], "'x'"),
+                                        (["--seed", "1.5"], "'1.5'")])
+def test_replicate_bad_seed_flags_one_line_exit_2_nothing_written(tmp_path, capsys, flags, bad):
+    assert main(["replicate", "he2015", *flags, "--out", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and bad in err[0], err
+    assert not (tmp_path / "o").exists()
 
 
 def test_zip_output_is_named_as_a_zip_in_the_last_line(tmp_path, capsys):

@@ -238,7 +238,7 @@ def test_a_replication_reports_progress_and_stops_on_cancel(tmp_path, cfg):
     its steps; a message sent meanwhile is served after it, in order."""
     child = ChildEngine()
     try:
-        child.send(ep.ReplicationRequest("he2015", str(tmp_path / "rep")))
+        child.send(ep.ReplicationRequest("ioffe2015", str(tmp_path / "rep")))  # 10 seeds of 500-step runs: still running at the cancel
         kind, done, total, text = until(child, ep.REPLICATION_PROGRESS)
         assert 0 <= done < total
         child.send(ep.ResetRun(cfg, generation=9))

@@ -96,7 +96,7 @@ class ReplicationsDialog(QDialog):
         self.mode = QComboBox()
         for key, text in MODES:
             self.mode.addItem(text, key)
-        self.mode.setToolTip("Default reaches the verdict in at most ~3 minutes on 2 cores; quick is the reduced size CI runs; full uses more seeds.")
+        self.mode.setToolTip("Default repeats the experiment on 10 seeds (minutes on 2 cores); quick on 4 with fewer steps (what CI runs); full on 20 with more depths.")
         self.out = QLineEdit()
         self.out.setToolTip("Folder for figure.png, results.csv, verdict.txt and one session folder per run (runs/).")
         self.out.textEdited.connect(self._on_out_edited)
