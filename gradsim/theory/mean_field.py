@@ -43,12 +43,10 @@ from typing import Any, Callable, Optional
 import numpy as np
 import torch
 
+from .. import activations
 from ..metrics import PRED_MIN_WIDTH
 from ..models.family import provide_theory
-from ..models.mlp import activation_fn
 
-_SELU_L, _SELU_A = 1.0507009873554805, 1.6732632423543772
-_SQRT2 = math.sqrt(2.0)
 _INV_SQRT_2PI = 1.0 / math.sqrt(2.0 * math.pi)
 
 #: Narrowest layer the mean-field model is trusted for (it is a large-width limit).
@@ -62,73 +60,24 @@ _TAIL_SDS = 13.0  # exp(-13^2/2) ~ 2e-37: beyond it the Gaussian weighs nothing 
 
 
 # ------------------------------------------------------------ activations
-def _erf(x: np.ndarray) -> np.ndarray:
-    return torch.special.erf(torch.from_numpy(np.ascontiguousarray(x, dtype=np.float64))).numpy()
-
-
-def _sech2(x: np.ndarray) -> np.ndarray:
-    """1 - tanh(x)^2 without cancellation or overflow at large |x|."""
-    e = np.exp(-2.0 * np.abs(x))
-    return 4.0 * e / (1.0 + e) ** 2
-
-
-def _expit(x: np.ndarray) -> np.ndarray:
-    return 0.5 * (1.0 + np.tanh(0.5 * x))  # no overflow warning at huge |x| (exploding nets)
-
-
+# phi, phi' and the closed forms come from the activation registry, the one
+# place that defines each activation (gradsim/activations.py).
 def _phi(name: str, slope: float) -> Callable[[np.ndarray], np.ndarray]:
-    table: dict[str, Callable[[np.ndarray], np.ndarray]] = {
-        "linear": lambda x: x,
-        "relu": lambda x: np.maximum(x, 0.0),
-        "leaky_relu": lambda x: np.where(x > 0, x, slope * x),
-        "tanh": np.tanh,
-        "sigmoid": _expit,
-        "elu": lambda x: np.where(x > 0, x, np.expm1(np.minimum(x, 0))),
-        "selu": lambda x: _SELU_L * np.where(x > 0, x, _SELU_A * np.expm1(np.minimum(x, 0))),
-        "gelu": lambda x: 0.5 * x * (1.0 + _erf(x / _SQRT2)),
-    }
-    return table[name]
+    return activations.get(name).numpy_fn(slope)
 
 
 def _dphi(name: str, slope: float) -> Callable[[np.ndarray], np.ndarray]:
     """phi'; at a kink or jump (x = 0) the right-hand value (quadrature never samples 0)."""
-    table: dict[str, Callable[[np.ndarray], np.ndarray]] = {
-        "linear": np.ones_like,
-        "relu": lambda x: np.where(x > 0, 1.0, 0.0),
-        "leaky_relu": lambda x: np.where(x > 0, 1.0, slope),
-        "tanh": _sech2,
-        "sigmoid": lambda x: 0.25 * _sech2(0.5 * x),
-        "elu": lambda x: np.where(x > 0, 1.0, np.exp(np.minimum(x, 0))),
-        "selu": lambda x: _SELU_L * np.where(x > 0, 1.0, _SELU_A * np.exp(np.minimum(x, 0))),
-        "gelu": lambda x: 0.5 * (1.0 + _erf(x / _SQRT2)) + x * np.exp(-0.5 * x * x) * _INV_SQRT_2PI,
-    }
-    return table[name]
+    return activations.get(name).numpy_grad(slope)
 
 
 def _torch_dphi(name: str, slope: float, a: torch.Tensor) -> torch.Tensor:
     """phi'(a) for the batch-norm path (tensors in, tensors out; same values as _dphi)."""
-    if name in ("linear",):
-        return torch.ones_like(a)
-    if name == "relu":
-        return (a > 0).to(a.dtype)
-    if name == "leaky_relu":
-        return torch.where(a > 0, 1.0, slope).to(a.dtype)
-    if name == "tanh":
-        return 1.0 - torch.tanh(a) ** 2
-    if name == "sigmoid":
-        s = torch.sigmoid(a)
-        return s * (1.0 - s)
-    if name == "elu":
-        return torch.where(a > 0, 1.0, torch.exp(torch.clamp(a, max=0.0))).to(a.dtype)
-    if name == "selu":
-        return _SELU_L * torch.where(a > 0, 1.0, _SELU_A * torch.exp(torch.clamp(a, max=0.0))).to(a.dtype)
-    if name == "gelu":
-        return 0.5 * (1.0 + torch.special.erf(a / _SQRT2)) + a * torch.exp(-0.5 * a * a) * _INV_SQRT_2PI
-    raise ValueError(f"activation {name!r} has no derivative here")
+    return activations.get(name).torch_grad(slope, a)
 
 
 def _torch_phi(name: str, slope: float, a: torch.Tensor) -> torch.Tensor:
-    return activation_fn(name, slope)(a)
+    return activations.get(name).torch_fn(slope)(a)
 
 
 # ------------------------------------------------------------ expectations
@@ -183,15 +132,10 @@ def gauss_expect(f: Callable[[np.ndarray], np.ndarray], q):
     return gauss_expect_many([f], q)[0]
 
 
-#: Closed forms E[phi(h)^2] = q * A, E[phi'(h)^2] = B for the piecewise-linear activations.
 def _closed_form(name: str, slope: float) -> Optional[tuple[float, float]]:
-    if name == "linear":
-        return 1.0, 1.0
-    if name == "relu":
-        return 0.5, 0.5
-    if name == "leaky_relu":
-        return 0.5 * (1.0 + slope * slope), 0.5 * (1.0 + slope * slope)
-    return None
+    """(A, B) with E[phi(h)^2] = q A, E[phi'(h)^2] = B where the activation has a closed form."""
+    cf = activations.get(name).closed_form
+    return None if cf is None else cf(slope)
 
 
 def expect_both(name: str, q, slope: float = 0.01) -> tuple:
