@@ -19,8 +19,8 @@ JAC_SAMPLES = 8
 
 def jacobian_probe(trainer: Any) -> np.ndarray:
     """Singular values (samples x width) of d h_depth / d h_1 of the freshly initialised
-    network, at the first JAC_SAMPLES training inputs (gradsim.theory.mean_field.jacobian_spectrum)."""
-    from ..theory.mean_field import jacobian_spectrum
+    network, at the first JAC_SAMPLES training inputs (gradsim.theory.jacobian.jacobian_spectrum)."""
+    from ..theory.jacobian import jacobian_spectrum
 
     return np.asarray(jacobian_spectrum(trainer.net, trainer.probe_inputs(JAC_SAMPLES), JAC_SAMPLES), np.float64)
 

@@ -13,7 +13,7 @@ from gradsim import activations
 from gradsim.config import ACTIVATIONS
 from gradsim.models import mlp_backprop
 from gradsim.models.mlp import activation_fn
-from gradsim.theory import mean_field
+from gradsim.theory import quadrature
 
 SLOPE = 0.07
 X = np.concatenate([np.linspace(-30.0, 30.0, 601), [-1e-3, 1e-3, 0.5, -0.5]])
@@ -50,7 +50,7 @@ def test_closed_forms_equal_the_quadrature(name, q):
     assert act.closed_form is not None
     a, b = act.closed_form(SLOPE)
     f, df = act.numpy_fn(SLOPE), act.numpy_grad(SLOPE)
-    ea, eb = mean_field.gauss_expect_many([lambda x: f(x) ** 2, lambda x: df(x) ** 2], q)
+    ea, eb = quadrature.gauss_expect_many([lambda x: f(x) ** 2, lambda x: df(x) ** 2], q)
     assert ea == pytest.approx(q * a, rel=1e-9) and eb == pytest.approx(b, rel=1e-9)
 
 
