@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import html
+import re
 import math
 from typing import Sequence
 
@@ -61,6 +62,15 @@ def fmt(value: float) -> str:
 
 
 
+def compact_name(name: str) -> str:
+    """A unit's name for a narrow legend: "linear 3" -> "L3", "time 12" -> "T12",
+    "output" -> "out"; other names (module paths) as they are."""
+    m = re.fullmatch(r"([a-z]+) (\d+)", name)
+    if m:
+        return m.group(1)[0].upper() + m.group(2)
+    return "out" if name == "output" else name
+
+
 class LegendLabel(QLabel):
     """A one-line legend above the plot (never on the data): a coloured mark and a name per entry.
 
@@ -88,8 +98,8 @@ class LegendLabel(QLabel):
         parts = []
         for colour, name, dashed in self._entries:
             mark = ("\u2505" if dashed else "\u2501") * (1 if compact else 2)
-            if compact and name.startswith("layer "):
-                name = "L" + name[len("layer "):]
+            if compact:
+                name = compact_name(name)
             sep = "" if compact else "&nbsp;"
             parts.append(f"<span style='color:{colour}'>{mark}</span>{sep}{html.escape(name)}")
         return ("&nbsp;" if compact else "&nbsp;&nbsp; ").join(parts)
