@@ -4,7 +4,7 @@ from __future__ import annotations
 import html
 import re
 import math
-from typing import Sequence
+from typing import Optional, Sequence
 
 from PySide6.QtCore import QSize, Qt
 from PySide6.QtGui import QPainter, QTextDocument
@@ -231,11 +231,12 @@ def unit_name(store: object, layer: int) -> str:
     return units[layer - 1].name if 1 <= layer <= len(units) else f"layer {layer}"
 
 
-def unit_ticks(store: object, n_layers: int, most: int = 12) -> list[tuple[float, str]]:
-    """Axis ticks naming the units at rows 1..n_layers: every row when there are
-    at most ``most``, else an even spread that keeps the first and the last."""
+def unit_ticks(store: object, n_layers: int, most: int = 12, shown: Optional[Sequence[int]] = None) -> list[tuple[float, str]]:
+    """Axis ticks naming the units at positions 1..n_layers: every position when
+    there are at most ``most``, else an even spread that keeps the first and the
+    last. ``shown`` (0-based rows, one per position) names a subset of the rows."""
     if n_layers < 1:
         return []
     step = max(1, math.ceil(n_layers / most))
     rows = sorted(set(range(1, n_layers + 1, step)) | {n_layers})
-    return [(float(r), unit_name(store, r)) for r in rows]
+    return [(float(r), unit_name(store, shown[r - 1] + 1 if shown is not None else r)) for r in rows]
