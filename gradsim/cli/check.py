@@ -1,0 +1,132 @@
+"""``gradsim check``: grade exercise submissions (replay each, compare, evaluate) and write the scores CSV."""
+from __future__ import annotations
+
+import argparse
+import csv
+import io
+import math
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Optional
+
+from .common import CliError, add_executor_flags, run_tasks
+
+if TYPE_CHECKING:
+    from ..grading.grade import Grade
+    from ..grading.submission import SubmissionFiles
+    from .common import SubParsers
+
+
+def add_parser(sub: SubParsers) -> argparse.ArgumentParser:
+    p = sub.add_parser("check", help="grade exercise submissions: replay each session and compare with its CSVs")
+    p.add_argument("exercise", help="the exercise .toml file")
+    p.add_argument("submissions", nargs="+", help="submission folders or .zip files (session files + submission.json)")
+    p.add_argument("--csv", default="scores.csv", help="where to write the scores CSV (default: scores.csv)")
+    p.add_argument("-v", "--verbose", action="store_true", help="say why each failed objective failed")
+    p.add_argument("--no-replay", action="store_true", help="fast path: trust the submitted CSVs without re-running them (marked unverified)")
+    p.add_argument("--tolerance", type=float, metavar="REL", help="relative tolerance of the replay comparison (default: 0 on the recording build, 1e-3 on another; see docs/exercises.md)")
+    p.add_argument("--feedback", metavar="DIR", help="write one HTML feedback page per submission into DIR")
+    p.add_argument("--max-points", type=float, help="the grade book's maximum (default: one point per objective)")
+    add_executor_flags(p, "submissions")
+    return p
+
+
+def _page_names(subs: list[SubmissionFiles]) -> list[str]:
+    """A distinct, file-system-safe feedback page name per submission."""
+    import re
+
+    names, seen = [], set()
+    for sub in subs:
+        base = re.sub(r"[^A-Za-z0-9._-]+", "_", sub.name).strip("._") or "submission"
+        name, k = base, 2
+        while name.lower() in seen:
+            name, k = f"{base}-{k}", k + 1
+        seen.add(name.lower())
+        names.append(name)
+    return names
+
+
+def cmd(args: argparse.Namespace) -> int:
+    """Grade submissions: replay each one and compare (unless --no-replay), evaluate, write the CSV."""
+    from ..teaching.exercises import load_exercise
+    from ..grading.grade import Grade
+    from ..service.executors import describe, task_executor
+    from ..grading.feedback import make_band, reference_profiles, reference_seeds
+    from ..grading.grader import grade_task
+    from ..grading.submission import read_submission
+    from ..session.io import write_atomic
+
+    ex = load_exercise(args.exercise)
+    if args.tolerance is not None and not (0 <= args.tolerance < 0.01):
+        raise CliError(f"--tolerance {args.tolerance}: must be >= 0 and below 0.01 (a 1 % edit must still be caught)")
+    max_points = args.max_points if args.max_points is not None else float(len(ex.objectives))
+    if not (max_points > 0 and math.isfinite(max_points)):
+        raise CliError(f"--max-points {args.max_points}: must be a number > 0")
+    out_csv = Path(args.csv)
+    if not out_csv.parent.is_dir():
+        what = "is a file, not a folder" if out_csv.parent.exists() else "does not exist"
+        raise CliError(f"--csv {str(out_csv)!r}: folder {str(out_csv.parent)!r} {what}")
+    if out_csv.is_dir():  # found before grading, not after every replay has run
+        raise CliError(f"--csv {str(out_csv)!r} is a folder; give the name of the CSV file to write")
+    feedback_dir = Path(args.feedback) if args.feedback else None
+    if feedback_dir is not None:
+        try:
+            feedback_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise CliError(f"--feedback {str(feedback_dir)!r}: cannot create folder ({exc.strerror})") from None
+    subs = [read_submission(p) for p in args.submissions]  # read here: workers may not see this disk
+    names = _page_names(subs)
+    replay = not args.no_replay
+    grades: list[Optional[Grade]] = [None] * len(subs)
+    n_tasks = len(subs) + (len(reference_seeds(ex)) if feedback_dir else 0)
+    with task_executor(args.jobs, args.scheduler, n_tasks) as pool:
+        where = describe(args.jobs, args.scheduler, n_tasks)
+        print(f"Grading {len(subs)} submission(s) {where}" + (", replaying each" if replay else ""), file=sys.stderr)
+        band = None
+        if feedback_dir is not None:
+            seeds = reference_seeds(ex)
+            profiles: list[Any] = [None] * len(seeds)
+            for i, result in run_tasks(pool, reference_profiles, [(ex, s) for s in seeds], "reference run"):
+                if isinstance(result, BaseException):
+                    raise CliError(f"--feedback: the exercise's reference run (seed {seeds[i]}) failed: {result}")
+                profiles[i] = result
+            band = make_band(profiles, seeds, max_points)
+        tasks = [(ex, sub, replay, args.tolerance, band, name) for sub, name in zip(subs, names)]
+        for i, result in run_tasks(pool, grade_task, tasks, "graded"):
+            if isinstance(result, BaseException):  # a crashed worker: that submission is reported, not lost
+                grades[i] = Grade(subs[i].path, False, [], [], f"grading failed: {type(result).__name__}: {result}")
+                continue
+            grades[i] = result.grade
+            if feedback_dir is not None:
+                for fname, data in result.files.items():
+                    write_atomic(feedback_dir / fname, data)
+    graded = [g for g in grades if g is not None]  # every task reported, so every slot is filled
+    ids = [o.id for o in ex.objectives]
+    name_w = max([10] + [len(Path(g.submission).name) for g in graded])
+    print(f"{ex.title}  ({len(ids)} objectives: {', '.join(ids)}; {max_points:g} points)")
+    if not replay:
+        print("UNVERIFIED (--no-replay): the submitted numbers were trusted, not re-run; an edited CSV would not be noticed.")
+    print(f"{'submission':<{name_w}}  score  points  " + "  ".join(f"{i[:10]:<10}" for i in ids) + "  student")
+    for g in graded:
+        marks = [("pass" if r.passed else "FAIL") for r in g.results] or ["-"] * len(ids)
+        flag = "" if g.verified or g.error else "  (unverified)"
+        print(f"{Path(g.submission).name:<{name_w}}  {g.score:5.2f}  {g.score * max_points:6.4g}  " + "  ".join(f"{m:<10}" for m in marks) + f"  {g.student}{flag}")
+        for problem in g.problems:
+            print(f"{'':<{name_w}}    ! {problem}")
+        for r in g.results:
+            if not r.passed and args.verbose:
+                print(f"{'':<{name_w}}    {r.id}: {r.detail}")
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(["student", "points", "max_points", "submission", "exercise", "score", "verified", "problems"] + ids)
+    for g in graded:
+        verified = "replayed" if g.verified else ("unverified" if not replay else "")
+        cells: list[object] = [g.student, f"{g.score * max_points:.4g}", f"{max_points:g}", g.submission, ex.id, f"{g.score:.4f}", verified, "; ".join(g.problems)]
+        passed: list[object] = [int(r.passed) for r in g.results]
+        w.writerow(cells + (passed or [""] * len(ids)))
+    try:
+        write_atomic(out_csv, buf.getvalue())
+    except OSError as exc:
+        raise CliError(f"--csv {str(out_csv)!r}: cannot write ({exc.strerror or exc})") from None
+    print(f"Scores written to {out_csv}" + (f"; feedback pages in {feedback_dir}/" if feedback_dir else ""))
+    return 0
