@@ -4,12 +4,15 @@ from __future__ import annotations
 import argparse
 import csv
 import io
+import itertools
 import math
+import os
 import sys
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Optional
 
-from .common import CliError, add_executor_flags, run_tasks
+from .common import CliError, add_executor_flags, add_overwrite_flag, refuse_existing_file, run_tasks, write_new_file
 
 if TYPE_CHECKING:
     from ..grading.grade import Grade
@@ -21,14 +24,30 @@ def add_parser(sub: SubParsers) -> argparse.ArgumentParser:
     p = sub.add_parser("check", help="grade exercise submissions: replay each session and compare with its CSVs")
     p.add_argument("exercise", help="the exercise .toml file")
     p.add_argument("submissions", nargs="+", help="submission folders or .zip files (session files + submission.json)")
-    p.add_argument("--csv", default="scores.csv", help="where to write the scores CSV (default: scores.csv)")
+    p.add_argument("--csv", help="where to write the scores CSV (default: a new scores-YYYYMMDD-HHMMSS.csv here, never replacing a file)")
     p.add_argument("-v", "--verbose", action="store_true", help="say why each failed objective failed")
     p.add_argument("--no-replay", action="store_true", help="fast path: trust the submitted CSVs without re-running them (marked unverified)")
     p.add_argument("--tolerance", type=float, metavar="REL", help="relative tolerance of the replay comparison (default: 0 on the recording build, 1e-3 on another; see docs/exercises.md)")
     p.add_argument("--feedback", metavar="DIR", help="write one HTML feedback page per submission into DIR")
     p.add_argument("--max-points", type=float, help="the grade book's maximum (default: one point per objective)")
     add_executor_flags(p, "submissions")
+    add_overwrite_flag(p, "the --csv file")
     return p
+
+
+def _now() -> datetime:
+    return datetime.now()
+
+
+def write_new_scores(folder: Path, text: str) -> Path:
+    """Write the scores as a new file in ``folder``, named for the local time:
+    scores-YYYYMMDD-HHMMSS.csv, or -2, -3, ... after it when that name is taken."""
+    stamp = _now().strftime("%Y%m%d-%H%M%S")
+    for k in itertools.count(1):
+        path = folder / (f"scores-{stamp}.csv" if k == 1 else f"scores-{stamp}-{k}.csv")
+        if write_new_file(path, text):
+            return path
+    raise AssertionError("unreachable: itertools.count never ends")
 
 
 def _page_names(subs: list[SubmissionFiles]) -> list[str]:
@@ -62,12 +81,18 @@ def cmd(args: argparse.Namespace) -> int:
     max_points = args.max_points if args.max_points is not None else float(len(ex.objectives))
     if not (max_points > 0 and math.isfinite(max_points)):
         raise CliError(f"--max-points {args.max_points}: must be a number > 0")
-    out_csv = Path(args.csv)
-    if not out_csv.parent.is_dir():
-        what = "is a file, not a folder" if out_csv.parent.exists() else "does not exist"
-        raise CliError(f"--csv {str(out_csv)!r}: folder {str(out_csv.parent)!r} {what}")
-    if out_csv.is_dir():  # found before grading, not after every replay has run
-        raise CliError(f"--csv {str(out_csv)!r} is a folder; give the name of the CSV file to write")
+    # Every refusal comes before grading, not after every replay has run.
+    out_csv = Path(args.csv) if args.csv is not None else None
+    if out_csv is None:
+        if not os.access(".", os.W_OK):
+            raise CliError(f"cannot write the scores CSV into the current folder {os.getcwd()!r}; give --csv FILE")
+    else:
+        if not out_csv.parent.is_dir():
+            what = "is a file, not a folder" if out_csv.parent.exists() else "does not exist"
+            raise CliError(f"--csv {str(out_csv)!r}: folder {str(out_csv.parent)!r} {what}")
+        if out_csv.is_dir():
+            raise CliError(f"--csv {str(out_csv)!r} is a folder; give the name of the CSV file to write")
+        refuse_existing_file("--csv", out_csv, args.overwrite)
     feedback_dir = Path(args.feedback) if args.feedback else None
     if feedback_dir is not None:
         try:
@@ -125,8 +150,11 @@ def cmd(args: argparse.Namespace) -> int:
         passed: list[object] = [int(r.passed) for r in g.results]
         w.writerow(cells + (passed or [""] * len(ids)))
     try:
-        write_atomic(out_csv, buf.getvalue())
+        if out_csv is None:
+            out_csv = write_new_scores(Path("."), buf.getvalue())
+        else:
+            write_atomic(out_csv, buf.getvalue())
     except OSError as exc:
-        raise CliError(f"--csv {str(out_csv)!r}: cannot write ({exc.strerror or exc})") from None
+        raise CliError(f"--csv {str(out_csv or 'scores-*.csv')!r}: cannot write ({exc.strerror or exc})") from None
     print(f"Scores written to {out_csv}" + (f"; feedback pages in {feedback_dir}/" if feedback_dir else ""))
     return 0

@@ -1,11 +1,14 @@
 """What every subcommand shares: the one-line error, the parser that raises it, the
-executor flags and the task loop with progress, and the Subcommand interface main.py
-builds the command line from."""
+executor flags and the task loop with progress, the refusal to replace an output
+without ``--overwrite``, and the Subcommand interface main.py builds the command line from."""
 from __future__ import annotations
 
 import argparse
 import logging
+import os
+import secrets
 import sys
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterator, NoReturn, Protocol
 
 log = logging.getLogger(__name__)
@@ -54,3 +57,53 @@ def run_tasks(pool: Any, fn: Callable[..., Any], tasks: list[tuple[Any, ...]], w
             result = exc
         print(f"  {what} {done}/{len(tasks)}", file=sys.stderr)
         yield futures[fut], result
+
+
+OVERWRITE_HINT = "use --overwrite to replace it"
+
+
+def add_overwrite_flag(p: argparse.ArgumentParser, what: str) -> None:
+    p.add_argument("--overwrite", action="store_true", help=f"replace {what} when it already exists (default: refuse, nothing written)")
+
+
+def refuse_existing_folder(flag: str, path: Path, overwrite: bool) -> None:
+    """Before any work: a file in the way, or (without ``overwrite``) a folder holding
+    anything, is one line naming it; an empty folder is used as it is."""
+    if path.exists() and not path.is_dir():
+        raise CliError(f"{flag} {str(path)!r} exists and is not a folder")
+    if not overwrite and path.is_dir() and next(path.iterdir(), None) is not None:
+        raise CliError(f"{flag} {str(path)!r}: the folder exists and is not empty; {OVERWRITE_HINT}")
+
+
+def refuse_existing_file(flag: str, path: Path, overwrite: bool) -> None:
+    """Before any work: without ``overwrite``, an existing ``path`` is one line naming it."""
+    if not overwrite and (path.exists() or path.is_symlink()):
+        raise CliError(f"{flag} {str(path)!r}: the file exists; {OVERWRITE_HINT}")
+
+
+def write_new_file(path: Path, data: str) -> bool:
+    """Write ``path`` atomically unless a file of that name exists: then False, nothing written.
+
+    The complete file is written under a private name and hard-linked to ``path``:
+    a link fails rather than replaces, so a file that appeared meanwhile is kept.
+    Where the file system has no hard links, an existence check and a rename do.
+    """
+    from ..session.io import write_atomic
+
+    tmp = path.parent / f".{path.name}.{os.getpid()}-{secrets.token_hex(4)}.new"
+    write_atomic(tmp, data)
+    try:
+        try:
+            os.link(tmp, path)
+        except FileExistsError:
+            return False
+        except OSError:  # no hard links here (some network or FAT mounts)
+            if path.exists() or path.is_symlink():
+                return False
+            os.replace(tmp, path)
+        return True
+    finally:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any, Callable, Optional
 
 from ..commands import Scheduled, parse_event
 from ..service.sweep import run_one
-from .common import CliError
+from .common import CliError, add_overwrite_flag, refuse_existing_file, refuse_existing_folder
 from .config_flags import FLAG_TO_FIELD, add_config_flags, apply_changes, base_config, overrides
 
 if TYPE_CHECKING:
@@ -22,6 +22,7 @@ def add_parser(sub: SubParsers) -> argparse.ArgumentParser:
     add_config_flags(p)
     p.add_argument("--resume", metavar="CHECKPOINT", help="continue the run saved in CHECKPOINT bit for bit (--steps: its new total)")
     p.add_argument("--checkpoint", metavar="FILE", help="at the end, save a checkpoint to FILE (a new file) to --resume from later")
+    add_overwrite_flag(p, "the session files in a non-empty --out folder (or the --out .zip)")
     return p
 
 
@@ -111,6 +112,10 @@ def _resume(args: argparse.Namespace) -> tuple[Trainer, tuple[Scheduled, ...]]:
 def cmd(args: argparse.Namespace) -> int:
     ckpt = _checkpoint_target(args)
     out = Path(args.out)
+    if out.suffix.lower() == ".zip":  # refused before the run, not after it
+        refuse_existing_file("--out", out, args.overwrite)
+    else:
+        refuse_existing_folder("--out", out, args.overwrite)
     if args.resume is not None:
         trainer, schedule = _resume(args)
     else:

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any, Optional
 
 from ..commands import parse_event
 from ..service.sweep import SUMMARY_HEADER
-from .common import CliError, add_executor_flags, run_tasks
+from .common import CliError, add_executor_flags, add_overwrite_flag, refuse_existing_folder, run_tasks
 from .config_flags import add_config_flags, apply_changes, base_config, overrides
 
 if TYPE_CHECKING:
@@ -22,6 +22,7 @@ def add_parser(sub: SubParsers) -> argparse.ArgumentParser:
     p = sub.add_parser("sweep", help="train a grid of configs in parallel (comma-separated values)")
     add_config_flags(p, multi=True)
     add_executor_flags(p, "runs")
+    add_overwrite_flag(p, "summary.csv and the run folders in a non-empty --out folder")
     return p
 
 
@@ -44,6 +45,7 @@ def cmd(args: argparse.Namespace) -> int:
     configs = [apply_changes(base, c) for c in combos]  # validate every config before running any
     schedule = [s.text() for s in events] + [parse_event(e).text() for e in args.event]
     out = Path(args.out)
+    refuse_existing_folder("--out", out, args.overwrite)
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
