@@ -12,6 +12,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Optional
 
+from .duplicates import duplicate_flags
 from .common import CliError, add_executor_flags, add_overwrite_flag, refuse_existing_file, run_tasks, write_new_file
 
 if TYPE_CHECKING:
@@ -125,28 +126,32 @@ def cmd(args: argparse.Namespace) -> int:
             if feedback_dir is not None:
                 for fname, data in result.files.items():
                     write_atomic(feedback_dir / fname, data)
-    graded = [g for g in grades if g is not None]  # every task reported, so every slot is filled
+    # Every task reports (a crash becomes an error Grade), so no slot is left empty.
+    graded = [g if g is not None else Grade(subs[i].path, False, [], [], "grading reported nothing") for i, g in enumerate(grades)]
+    flags = duplicate_flags(subs, [g.student for g in graded], [Path(s.path).name for s in subs])
     ids = [o.id for o in ex.objectives]
     name_w = max([10] + [len(Path(g.submission).name) for g in graded])
     print(f"{ex.title}  ({len(ids)} objectives: {', '.join(ids)}; {max_points:g} points)")
     if not replay:
         print("UNVERIFIED (--no-replay): the submitted numbers were trusted, not re-run; an edited CSV would not be noticed.")
     print(f"{'submission':<{name_w}}  score  points  " + "  ".join(f"{i[:10]:<10}" for i in ids) + "  student")
-    for g in graded:
+    for g, flagged in zip(graded, flags):
         marks = [("pass" if r.passed else "FAIL") for r in g.results] or ["-"] * len(ids)
         flag = "" if g.verified or g.error else "  (unverified)"
         print(f"{Path(g.submission).name:<{name_w}}  {g.score:5.2f}  {g.score * max_points:6.4g}  " + "  ".join(f"{m:<10}" for m in marks) + f"  {g.student}{flag}")
         for problem in g.problems:
             print(f"{'':<{name_w}}    ! {problem}")
+        for note in flagged:
+            print(f"{'':<{name_w}}    ? {note}")
         for r in g.results:
             if not r.passed and args.verbose:
                 print(f"{'':<{name_w}}    {r.id}: {r.detail}")
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
-    w.writerow(["student", "points", "max_points", "submission", "exercise", "score", "verified", "problems"] + ids)
-    for g in graded:
+    w.writerow(["student", "points", "max_points", "submission", "exercise", "score", "verified", "problems", "flags"] + ids)
+    for g, flagged in zip(graded, flags):
         verified = "replayed" if g.verified else ("unverified" if not replay else "")
-        cells: list[object] = [g.student, f"{g.score * max_points:.4g}", f"{max_points:g}", g.submission, ex.id, f"{g.score:.4f}", verified, "; ".join(g.problems)]
+        cells: list[object] = [g.student, f"{g.score * max_points:.4g}", f"{max_points:g}", g.submission, ex.id, f"{g.score:.4f}", verified, "; ".join(g.problems), "; ".join(flagged)]
         passed: list[object] = [int(r.passed) for r in g.results]
         w.writerow(cells + (passed or [""] * len(ids)))
     try:
