@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import dataclasses
 import io
 import itertools
 import math
@@ -12,7 +13,6 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Optional
 
-from .duplicates import duplicate_flags
 from .common import CliError, add_executor_flags, add_overwrite_flag, refuse_existing_file, run_tasks, write_new_file
 
 if TYPE_CHECKING:
@@ -34,6 +34,20 @@ def add_parser(sub: SubParsers) -> argparse.ArgumentParser:
     add_executor_flags(p, "submissions")
     add_overwrite_flag(p, "the --csv file")
     return p
+
+
+def _labels(subs: list[SubmissionFiles]) -> list[str]:
+    """How flags name each submission: its folder or file name as the table shows it,
+    the path as given where two share a name (a/alice and b/alice)."""
+    short = [Path(s.path).name for s in subs]
+    labels = [name if short.count(name) == 1 else s.path for name, s in zip(short, subs)]
+    # The same path given twice: number the repeats so each submission has its own label.
+    seen: dict[str, int] = {}
+    for i, label in enumerate(labels):
+        seen[label] = seen.get(label, 0) + 1
+        if seen[label] > 1:
+            labels[i] = f"{label} (#{seen[label]})"
+    return labels
 
 
 def _now() -> datetime:
@@ -73,6 +87,7 @@ def cmd(args: argparse.Namespace) -> int:
     from ..service.executors import describe, task_executor
     from ..grading.feedback import make_band, reference_profiles, reference_seeds
     from ..grading.grader import grade_task
+    from ..grading.class_report import entry_for, find_flags
     from ..grading.submission import read_submission
     from ..session.io import write_atomic
 
@@ -128,7 +143,12 @@ def cmd(args: argparse.Namespace) -> int:
                     write_atomic(feedback_dir / fname, data)
     # Every task reports (a crash becomes an error Grade), so no slot is left empty.
     graded = [g if g is not None else Grade(subs[i].path, False, [], [], "grading reported nothing") for i, g in enumerate(grades)]
-    flags = duplicate_flags(subs, [g.student for g in graded], [Path(s.path).name for s in subs])
+    # The class report's flags (one student named twice, copied data, the same own run),
+    # so the table, the CSV and the report agree; here they name submissions as the table does.
+    entries = [entry_for(sub, g, name, ex) for sub, g, name in zip(subs, graded, names)]
+    labels = _labels(subs)
+    by_label = find_flags([dataclasses.replace(e, name=label) for e, label in zip(entries, labels)])
+    flags = [by_label[label] for label in labels]
     ids = [o.id for o in ex.objectives]
     name_w = max([10] + [len(Path(g.submission).name) for g in graded])
     print(f"{ex.title}  ({len(ids)} objectives: {', '.join(ids)}; {max_points:g} points)")
