@@ -30,9 +30,10 @@ def add_parser(sub: SubParsers) -> argparse.ArgumentParser:
     p.add_argument("--no-replay", action="store_true", help="fast path: trust the submitted CSVs without re-running them (marked unverified)")
     p.add_argument("--tolerance", type=float, metavar="REL", help="relative tolerance of the replay comparison (default: 0 on the recording build, 1e-3 on another; see docs/exercises.md)")
     p.add_argument("--feedback", metavar="DIR", help="write one HTML feedback page per submission into DIR")
+    p.add_argument("--report", metavar="DIR", help="write a class report, DIR/index.html: the spread of scores, objectives missed, common wrong answers, every depth profile, flagged submissions")
     p.add_argument("--max-points", type=float, help="the grade book's maximum (default: one point per objective)")
     add_executor_flags(p, "submissions")
-    add_overwrite_flag(p, "the --csv file")
+    add_overwrite_flag(p, "the --csv file and the --report page")
     return p
 
 
@@ -109,12 +110,18 @@ def cmd(args: argparse.Namespace) -> int:
         if out_csv.is_dir():
             raise CliError(f"--csv {str(out_csv)!r} is a folder; give the name of the CSV file to write")
         refuse_existing_file("--csv", out_csv, args.overwrite)
+    report_dir = Path(args.report) if args.report else None
+    if report_dir is not None:
+        if report_dir.exists() and not report_dir.is_dir():
+            raise CliError(f"--report {str(report_dir)!r} exists and is not a folder")
+        refuse_existing_file("--report", report_dir / "index.html", args.overwrite)
     feedback_dir = Path(args.feedback) if args.feedback else None
-    if feedback_dir is not None:
-        try:
-            feedback_dir.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise CliError(f"--feedback {str(feedback_dir)!r}: cannot create folder ({exc.strerror})") from None
+    for flag, folder in (("--feedback", feedback_dir), ("--report", report_dir)):
+        if folder is not None:
+            try:
+                folder.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise CliError(f"{flag} {str(folder)!r}: cannot create folder ({exc.strerror})") from None
     subs = [read_submission(p) for p in args.submissions]  # read here: workers may not see this disk
     names = _page_names(subs)
     replay = not args.no_replay
@@ -181,5 +188,13 @@ def cmd(args: argparse.Namespace) -> int:
             write_atomic(out_csv, buf.getvalue())
     except OSError as exc:
         raise CliError(f"--csv {str(out_csv or 'scores-*.csv')!r}: cannot write ({exc.strerror or exc})") from None
-    print(f"Scores written to {out_csv}" + (f"; feedback pages in {feedback_dir}/" if feedback_dir else ""))
+    report = None
+    if report_dir is not None:
+        from ..grading.class_report import write_class_report
+
+        try:
+            report = write_class_report(report_dir, ex, entries, max_points, feedback_dir)
+        except OSError as exc:
+            raise CliError(f"--report {str(report_dir)!r}: cannot write ({exc.strerror or exc})") from None
+    print(f"Scores written to {out_csv}" + (f"; feedback pages in {feedback_dir}/" if feedback_dir else "") + (f"; class report {report}" if report else ""))
     return 0

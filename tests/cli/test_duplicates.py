@@ -86,3 +86,26 @@ def test_labels_tell_apart_submissions_of_the_same_name():
 
     subs = [SubmissionFiles(p) for p in ("a/x", "b/x", "y.zip", "a/x", "z")]
     assert _labels(subs) == ["a/x", "b/x", "y.zip", "a/x (#2)", "z"]
+
+
+def test_report_writes_the_class_page_with_the_same_flags_and_refuses_to_replace_it(klass, tmp_path, capsys):
+    report, pages = tmp_path / "report", tmp_path / "report" / "feedback"
+    args = ["check", str(klass / "ex.toml"), *(str(klass / n) for n in ("alice", "mallory", "dave")), "--jobs", "1",
+            "--csv", str(tmp_path / "s.csv"), "--report", str(report)]
+    assert main([*args, "--feedback", str(pages)]) == 0
+    last = capsys.readouterr().out.strip().splitlines()[-1]
+    assert last == f"Scores written to {tmp_path / 's.csv'}; feedback pages in {pages}/; class report {report / 'index.html'}"
+    html = (report / "index.html").read_text()
+    assert "3 submission(s)" in html and "identical data as mallory" in html and "identical data as alice" in html
+    assert '<a href="feedback/dave.html">dave</a>' in html and (pages / "dave.html").is_file()
+    before = html
+    assert main([*args, "--overwrite"]) == 0  # --overwrite replaces both the CSV and the page
+    capsys.readouterr()
+    rewritten = (report / "index.html").read_text()
+    assert "feedback/dave.html" not in rewritten and rewritten != before  # written again without --feedback: no links
+    (tmp_path / "s.csv").unlink()
+    assert main(args) == 2  # the page is there: refused before grading, nothing written
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [f"gradsim: error: --report {str(report / 'index.html')!r}: the file exists; use --overwrite to replace it"]
+    assert not (tmp_path / "s.csv").exists()
+    assert (report / "index.html").read_text() == rewritten
