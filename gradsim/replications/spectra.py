@@ -156,7 +156,7 @@ class Pennington2017(Replication):
         "(sigma_w^2 = 1, zero biases); spread = var(s^2)/mean(s^2)^2 of the singular values s of d h_depth / d h_1, "
         "computed for each of 8 training inputs and averaged over them."
     )
-    CONFIGS = {
+    CONFIGS: dict[str, dict[str, Any]] = {
         "tanh-gaussian": dict(activation="tanh", init="normal"),
         "relu-he": dict(activation="relu", init="he_normal"),
         "tanh-orthogonal": dict(activation="tanh", init="orthogonal"),
