@@ -182,13 +182,17 @@ def _figure(w: float, h: float) -> Any:
     return Figure(figsize=(w, h), dpi=100, layout="constrained")
 
 
-def score_histogram(scores: Sequence[float], max_points: float) -> str:
-    """A bar chart of the class's points (base64 PNG)."""
+def score_histogram(scores: Sequence[float], max_points: float, n_objectives: int) -> str:
+    """A bar chart of the class's points (base64 PNG): one bar per possible score
+    (a score is the fraction of objectives met, so there are n_objectives + 1)."""
     fig = _figure(6.0, 2.8)
     ax = fig.add_subplot()
     points = [s * max_points for s in scores]
-    bins = np.linspace(0.0, max_points, min(11, max(2, int(max_points) + 2)))
-    ax.hist(points, bins=bins, color="tab:blue", edgecolor="white")
+    levels = max(1, n_objectives)
+    width = max_points / levels
+    bins = (np.arange(levels + 2) - 0.5) * width  # centred on 0, width, ..., max_points
+    ax.hist(points, bins=bins, color="tab:blue", edgecolor="white", rwidth=0.9)
+    ax.set_xticks(np.arange(levels + 1) * width)
     ax.set_xlabel(f"points (of {max_points:g})")
     ax.set_ylabel("submissions")
     ax.yaxis.get_major_locator().set_params(integer=True)
@@ -245,7 +249,7 @@ def render_report(exercise: Exercise, entries: Sequence[ClassEntry], max_points:
     return env.from_string(_TEMPLATE).render(
         exercise=exercise, entries=entries, flags=flags, max_points=max_points, summary=summary,
         objectives=objective_rates(exercise, entries), wrong=wrong_answers(exercise, entries),
-        histogram=score_histogram(scores, max_points) if entries else "",
+        histogram=score_histogram(scores, max_points, len(exercise.objectives)) if entries else "",
         grid=profile_grid(entries, flags) if entries else "",
         feedback=feedback_dir, n_predictions=len(predictions),
         predictors=len({e.name for e, _ in predictions}),
