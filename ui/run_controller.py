@@ -69,6 +69,14 @@ class Progress:
     steps_per_s: float = 0.0
     loss: float = math.nan
     accuracy: float = math.nan
+    #: (branch A's step, branch B's step) while the run is forked; the other fields then follow
+    #: the branch that still trains (B after A diverged, say).
+    branch_steps: Optional[tuple[int, int]] = None
+
+
+def _branch_done(snap: Snapshot) -> bool:
+    """This snapshot's branch trains no more (all its steps done, diverged or failed)."""
+    return snap.step >= snap.total_steps or snap.diverged_at is not None or snap.failed
 
 
 def session_prefix(session: Session, n: int) -> Session:
@@ -132,6 +140,9 @@ class RunController(QObject):
         self.viewed: Optional[Session] = None
         self.config: Optional[RunConfig] = None
         self.progress = Progress()
+        #: Each branch's latest numbers and whether it is done (0 = A, 1 = B); the status bar
+        #: shows the branch that still trains.
+        self._branch_progress: dict[int, tuple[Progress, bool]] = {}
         self._status_at = 0.0
         self._closing = False
         #: The engine process of the current run died: its session is gone, the mirror is what is left.
@@ -313,6 +324,8 @@ class RunController(QObject):
         self.state_changed.emit(state)
 
     def _set_progress(self, progress: Progress) -> None:
+        if progress.branch_steps is None:  # a new run, a reset, an opened session
+            self._branch_progress.clear()
         self.progress = progress
         self.progress_changed.emit(progress)
 
@@ -330,10 +343,7 @@ class RunController(QObject):
         if len(rows) or rows.events:
             self.mirror.append_rows(rows)
         self.mirror.steps_run = snap.step
-        now = time.perf_counter()
-        if not snap.running or now - self._status_at >= STATUS_PERIOD_S:
-            self._status_at = now
-            self._set_progress(Progress(snap.step, snap.total_steps, snap.steps_per_s, snap.loss, snap.accuracy))
+        self._note_progress(snap)
         if snap.diverged_at is not None and self.mirror.diverged_at is None:
             self.mirror.diverged_at = snap.diverged_at
             self.run_diverged.emit(int(snap.diverged_at))
@@ -345,6 +355,27 @@ class RunController(QObject):
             self._set_state(RunState.FINISHED)
         self.mirror_updated.emit(snap.generation)
 
+    def _note_progress(self, snap: Snapshot) -> None:
+        """The status bar's numbers: A's alone, or, when forked, those of the branch still
+        training, with both branches' steps (A may end long before B)."""
+        progress = Progress(snap.step, snap.total_steps, snap.steps_per_s, snap.loss, snap.accuracy)
+        self._branch_progress[snap.branch] = (progress, _branch_done(snap))
+        now = time.perf_counter()
+        if snap.running and now - self._status_at < STATUS_PERIOD_S:
+            return
+        self._status_at = now
+        a, b = self._branch_progress.get(0), self._branch_progress.get(1)
+        if a is None:
+            return
+        if b is None:
+            self.progress = a[0]
+        else:
+            (pa, a_done), (pb, b_done) = a, b
+            lead = pb if a_done and not b_done else pa
+            self.progress = Progress(lead.step, lead.total, lead.steps_per_s, lead.loss, lead.accuracy,
+                                     branch_steps=(pa.step, pb.step))
+        self.progress_changed.emit(self.progress)
+
     def _on_branch_snapshot(self, snap: Snapshot) -> None:
         """Branch B's rows: the first snapshot after a fork holds its whole history."""
         rows = snap.rows
@@ -355,6 +386,7 @@ class RunController(QObject):
         if len(rows) or rows.events:
             b.append_rows(rows)
         b.steps_run = snap.step
+        self._note_progress(snap)
         if snap.diverged_at is not None and b.diverged_at is None:
             b.diverged_at = snap.diverged_at
         if rows.events:

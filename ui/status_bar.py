@@ -65,7 +65,8 @@ class RunStatusBar(QStatusBar):
 
     @Slot(object)
     def _on_progress_changed(self, p: Progress) -> None:
-        self.step_label.setText(f"step {p.step:,}" + (f" / {p.total:,}" if p.total else ""))
+        steps = f"step {p.step:,}" if p.branch_steps is None else f"A step {p.branch_steps[0]:,}, B step {p.branch_steps[1]:,}"
+        self.step_label.setText(steps + (f" / {p.total:,}" if p.total else ""))
         self.rate_label.setText(f"{p.steps_per_s:,.0f} steps/s" if p.steps_per_s > 0 else "– steps/s")
         self.loss_label.setText(f"loss {p.loss:.4g}" if not math.isnan(p.loss) else "loss –")
         self.acc_label.setText(f"accuracy {p.accuracy:.1%}" if math.isfinite(p.accuracy) else "accuracy –")

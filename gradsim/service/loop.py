@@ -280,6 +280,8 @@ class EngineLoop:
         self._units_sent = False
         self._last_emit = 0.0
         self._rate = RateMeter()
+        #: Branch B's own meter: after A ends (diverged, say) B goes on, and its speed is what trains.
+        self._fork_rate = RateMeter()
         self._torch_ready = False
         self._cancel_replication = False
         #: Control message type -> handler (Commands apply themselves to the trainer).
@@ -377,6 +379,9 @@ class EngineLoop:
             self._running = True
             self._rate.clear()
             self._rate.mark(t.step_index)
+            self._fork_rate.clear()
+            if self._fork is not None:
+                self._fork_rate.mark(self._fork.step_index)
         self._emit(force=True)
 
     def _pause(self, _: PauseRun) -> None:
@@ -409,6 +414,7 @@ class EngineLoop:
         self._sent_events = 0
         self._units_sent = False
         self._rate.clear()
+        self._fork_rate.clear()
         self.emit(RESET, self._generation)
         if msg.config is None:
             return
@@ -442,6 +448,8 @@ class EngineLoop:
         self._fork = fork_trainer(t, note=f"fork of branch A at step {step}")
         t.session.add_event(step, "note", f"fork at step {step} (branch B starts here)")
         self._fork_sent = (-1, 0)
+        self._fork_rate.clear()
+        self._fork_rate.mark(step)
         self._emit(force=True)
         self.emit(FORKED, self._generation, step)
 
@@ -497,6 +505,8 @@ class EngineLoop:
             if self._pending_steps == 0:
                 self._emit(force=True)
         self._rate.mark(t.step_index)
+        if b is not None:
+            self._fork_rate.mark(b.step_index)
         if self._all_finished():
             self._running = False
             self._pending_steps = 0
@@ -541,7 +551,7 @@ class EngineLoop:
             rows=rows,
             step=int(b.step_index),
             total_steps=int(b.config.steps),
-            steps_per_s=self._rate.rate() if running else 0.0,
+            steps_per_s=self._fork_rate.rate() if running else 0.0,
             loss=last.scalar("loss") if last is not None else float("nan"),
             accuracy=last.scalar("accuracy") if last is not None else float("nan"),
             running=running,
@@ -574,7 +584,7 @@ class EngineLoop:
             rows=rows,
             step=int(t.step_index),
             total_steps=int(t.config.steps),
-            steps_per_s=self._rate.rate() if running else 0.0,
+            steps_per_s=self._rate.rate() if running and not t.finished else 0.0,
             loss=last.scalar("loss") if last is not None else float("nan"),
             accuracy=last.scalar("accuracy") if last is not None else float("nan"),
             running=running,

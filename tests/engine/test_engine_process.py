@@ -16,7 +16,7 @@ import pytest
 
 from gradsim.service import loop as ep
 from gradsim.service import tasks as engine_tasks
-from gradsim.commands import SetActivation, SetLR
+from gradsim.commands import Scheduled, SetActivation, SetClip, SetLR
 from gradsim.config import RunConfig
 from gradsim.session.store import STEP_INDEX
 from gradsim.session.io import export_session
@@ -259,3 +259,50 @@ def test_the_engine_is_a_session_of_its_own():
         assert os.getsid(child.proc.pid) == child.proc.pid != os.getsid(0)
     finally:
         child.close()
+
+
+def exploding(steps: int) -> RunConfig:
+    """A run that diverges within a few steps unless its updates are clipped from step 1 on."""
+    return RunConfig(dataset="moons", n_samples=200, depth=4, width=12, batch_size=32, steps=steps, stats_every=5,
+                     lr=5e5, activation="relu")
+
+
+#: Branch B's rescue: value clipping so tight that the huge learning rate cannot blow it up.
+RESCUE = SetClip("value", 1e-9)
+
+
+def test_exploding_fixture_diverges_unless_clipped():
+    """The premise of the fork tests below, on headless runs."""
+    a = Trainer(exploding(100))
+    a.run()
+    b = Trainer(exploding(100), (Scheduled(1, RESCUE),))
+    b.run()
+    assert a.diverged_at is not None and a.step_index < 10
+    assert b.diverged_at is None and b.step_index == 100
+
+
+def test_after_branch_a_ends_branch_b_reports_its_own_steps_and_speed(engine):
+    """A diverges, B (clipped) trains on: B's snapshots advance and carry B's own rate; A's stay put at 0 steps/s."""
+    engine.send(ep.ResetRun(exploding(10_000_000)))
+    seen: list = []
+    step_to(engine, 1, seen)
+    engine.send(ep.ForkRun())
+    until(engine, ep.FORKED, seen)
+    engine.send(ep.BranchCommand(1, RESCUE))
+    engine.send(ep.StartRun())
+    a_end = None
+    b_late: list = []
+    while len(b_late) < 3:
+        kind, *args = engine.recv()
+        if kind != ep.SNAPSHOT:
+            continue
+        snap = args[0]
+        if snap.branch == 0 and snap.diverged_at is not None:
+            a_end = a_end if a_end is not None else snap.step
+            assert snap.step == a_end and snap.steps_per_s == 0.0  # A trains no more
+        elif snap.branch == 1 and a_end is not None and snap.step > a_end + 20 and snap.running:
+            b_late.append(snap)
+    engine.send(ep.PauseRun())
+    assert a_end is not None and snap.diverged_at is None
+    assert [s.step for s in b_late] == sorted({s.step for s in b_late})  # strictly advancing
+    assert all(s.steps_per_s > 0 for s in b_late)

@@ -10,7 +10,8 @@ import csv
 import numpy as np
 import pytest
 
-from gradsim.commands import Scheduled, SetBatchNorm
+from gradsim.commands import Scheduled, SetBatchNorm, SetClip
+from gradsim.config import RunConfig
 from gradsim.metrics import STEP_INDEX
 from gradsim.train.trainer import Trainer
 from ui.run_controller import RunState
@@ -118,3 +119,35 @@ def test_reset_ends_the_comparison(forked, qtbot):
     assert window.run.branch_mirror is None and not window.fork.bar.isVisible()
     assert not window.plots.heatmap.branch_combo.isVisible()
     assert window.state is RunState.IDLE
+
+
+def test_after_a_diverges_the_status_bar_follows_branch_b(window, qtbot):
+    """A explodes a few steps after the fork; B, clipped, trains on: the window's step and
+    speed follow B (both steps shown) instead of freezing at A's last step."""
+    cfg = RunConfig(dataset="moons", n_samples=200, depth=4, width=12, batch_size=32, steps=10_000_000,
+                    stats_every=5, lr=5e5, activation="relu")
+    rescue = SetClip("value", 1e-9)
+    a_alone = Trainer(cfg.with_changes(steps=100))
+    a_alone.run()
+    assert a_alone.diverged_at is not None and a_alone.step_index < 10  # the premise, headless
+    window.run.start(cfg, paused=True)
+    window.run.step(1)
+    qtbot.waitUntil(lambda: window.mirror.steps_run >= 1, timeout=30000)
+    with qtbot.waitSignal(window.run.run_forked, timeout=30000):
+        assert window.fork.fork()
+    window.run.send_command(rescue)  # to branch B
+    window.run.resume()
+    a_end = a_alone.step_index
+
+    def b_leads() -> bool:
+        p = window.run.progress
+        return (window.mirror.diverged_at is not None and p.branch_steps is not None
+                and p.branch_steps[0] == a_end and p.step == p.branch_steps[1] > a_end + 20 and p.steps_per_s > 0)
+
+    qtbot.waitUntil(b_leads, timeout=60000)
+    window.run.pause()
+    p = window.run.progress
+    assert window.run.branch_mirror.diverged_at is None
+    assert window.status.step_label.text().startswith(f"A step {a_end:,}, B step ")
+    assert window.status.rate_label.text() != "– steps/s"
+    assert window.mirror.steps_run == a_end and window.run.branch_mirror.steps_run >= p.step
