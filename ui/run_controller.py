@@ -137,6 +137,9 @@ class RunController(QObject):
         self.branch_mirror: Optional[Session] = None
         #: Which branches live toggles go to when forked: (0,) = A, (1,) = B, (0, 1) = both.
         self.command_targets: tuple[int, ...] = (1,)
+        #: A Fork was sent for this run: from then on toggles go as BranchCommands, in order
+        #: behind the Fork, even before B's first snapshot makes ``branch_mirror``.
+        self._fork_sent = False
         self.viewed: Optional[Session] = None
         self.config: Optional[RunConfig] = None
         self.progress = Progress()
@@ -152,6 +155,7 @@ class RunController(QObject):
         self.worker.snapshot.connect(self._on_snapshot)
         self.worker.failed.connect(self._on_worker_failed)
         self.worker.forked.connect(self._on_forked)
+        self.worker.fork_failed.connect(self._on_fork_failed)
         self.worker.command_failed.connect(self._on_command_failed)
 
     # ------------------------------------------------------------ queries
@@ -188,6 +192,7 @@ class RunController(QObject):
         self.engine_lost = False
         self.viewed = None
         self.branch_mirror = None
+        self._fork_sent = False
         self.config = config
         self.mirror = Session(config.n_layers, config.to_dict(), max_memory_mb=config.max_memory_mb)
         self.ensure_worker()
@@ -233,6 +238,7 @@ class RunController(QObject):
         self.worker.reset_run(None, generation=self.generation)
         self.mirror = None
         self.branch_mirror = None
+        self._fork_sent = False
         self.viewed = None
         self.config = None
         self.run_reset.emit()
@@ -249,6 +255,7 @@ class RunController(QObject):
         self.engine_lost = False
         self.worker.reset_run(None, generation=self.generation)
         self.branch_mirror = None
+        self._fork_sent = False
         self.mirror = session
         #: The whole opened session; ``mirror`` may hold a prefix of it (the step slider).
         self.viewed = session
@@ -291,7 +298,8 @@ class RunController(QObject):
     # ------------------------------------------------------------ fork
     @property
     def forked(self) -> bool:
-        return self.branch_mirror is not None
+        """A Fork was sent (the engine handles it before any toggle sent after it) or B exists."""
+        return self._fork_sent or self.branch_mirror is not None
 
     def can_fork(self) -> bool:
         """A fork is made from a paused run that is not forked yet (the step is exact then)."""
@@ -305,6 +313,7 @@ class RunController(QObject):
             self.command_refused.emit(f"Fork: {why}")
             return False
         self.worker.send(ForkRun())
+        self._fork_sent = True
         return True
 
     def set_command_targets(self, targets: tuple[int, ...]) -> None:
@@ -318,6 +327,13 @@ class RunController(QObject):
         if generation != self.generation or self.mirror is None:
             return
         self.run_forked.emit(step)
+
+    @Slot(int, str)
+    def _on_fork_failed(self, generation: int, message: str) -> None:
+        if generation != self.generation:
+            return
+        self._fork_sent = False  # toggles go to the one run again (those sent meanwhile were refused)
+        self.command_refused.emit(message)
 
     def _set_state(self, state: RunState) -> None:
         self.state = state

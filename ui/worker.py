@@ -90,6 +90,7 @@ class TrainingWorker(QThread):
     export_failed = Signal(str)  # ExportError text; the session is unchanged
     preview_ready = Signal(object)  # Preview
     forked = Signal(int, int)  # (generation, step): branch B exists from this step
+    fork_failed = Signal(int, str)  # (generation, why): the engine refused a Fork; nothing changed
     replication_progress = Signal(int, int, str)  # steps done, steps in all, which run
     replication_finished = Signal(object)  # ReplicationResult
     replication_failed = Signal(str)  # an error, or "cancelled"
@@ -141,6 +142,7 @@ class TrainingWorker(QThread):
             ep.EXPORT_FAILED: self.export_failed,
             ep.PREVIEW: self.preview_ready,
             ep.FORKED: self.forked,
+            ep.FORK_FAILED: self.fork_failed,
             ep.REPLICATION_PROGRESS: self.replication_progress,
             ep.REPLICATION_FINISHED: self.replication_finished,
             ep.REPLICATION_FAILED: self.replication_failed,

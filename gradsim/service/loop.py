@@ -58,6 +58,7 @@ EXPORT_FINISHED = "export_finished"  # (path,)
 EXPORT_FAILED = "export_failed"  # (message,)
 PREVIEW = "preview"  # (Preview,)
 FORKED = "forked"  # (generation, step)
+FORK_FAILED = "fork_failed"  # (generation, message) the window thought it had forked: it has not
 REPLICATION_PROGRESS = "replication_progress"  # (done, total, text)
 REPLICATION_FINISHED = "replication_finished"  # (ReplicationResult,)
 REPLICATION_FAILED = "replication_failed"  # (message,)
@@ -432,13 +433,13 @@ class EngineLoop:
     def _fork_run(self, _: ForkRun) -> None:
         t = self._trainer
         if t is None or self._broken:
-            self.emit(COMMAND_FAILED, "Fork: no run is active; press Run first")
+            self.emit(FORK_FAILED, self._generation, "Fork: no run is active; press Run first")
             return
         if self._fork is not None:
-            self.emit(COMMAND_FAILED, "Fork: the run is already forked into branches A and B")
+            self.emit(FORK_FAILED, self._generation, "Fork: the run is already forked into branches A and B")
             return
         if t.finished:
-            self.emit(COMMAND_FAILED, "Fork: the run has finished; fork a paused run")
+            self.emit(FORK_FAILED, self._generation, "Fork: the run has finished; fork a paused run")
             return
         from ..train.fork import fork_trainer
 

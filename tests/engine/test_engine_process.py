@@ -306,3 +306,9 @@ def test_after_branch_a_ends_branch_b_reports_its_own_steps_and_speed(engine):
     assert a_end is not None and snap.diverged_at is None
     assert [s.step for s in b_late] == sorted({s.step for s in b_late})  # strictly advancing
     assert all(s.steps_per_s > 0 for s in b_late)
+
+
+def test_a_fork_without_a_run_is_refused_with_its_generation(engine):
+    engine.send(ep.ResetRun(None, generation=5))
+    engine.send(ep.ForkRun())
+    assert until(engine, ep.FORK_FAILED) == (ep.FORK_FAILED, 5, "Fork: no run is active; press Run first")

@@ -151,3 +151,35 @@ def test_after_a_diverges_the_status_bar_follows_branch_b(window, qtbot):
     assert window.status.step_label.text().startswith(f"A step {a_end:,}, B step ")
     assert window.status.rate_label.text() != "– steps/s"
     assert window.mirror.steps_run == a_end and window.run.branch_mirror.steps_run >= p.step
+
+
+def test_a_toggle_sent_right_after_fork_reaches_branch_b(window, qtbot, tiny_run_config):
+    """No wait for B's first snapshot: the Fork and the toggle travel in order, so B gets it at the fork step."""
+    cfg = tiny_run_config.with_changes(optimizer="momentum", activation="tanh")
+    window.run.start(cfg, paused=True)
+    window.run.step(FORK_AT)
+    qtbot.waitUntil(lambda: window.mirror.steps_run >= FORK_AT, timeout=30000)
+    assert window.run.fork()
+    assert window.run.forked and not window.run.can_fork()  # known at once, before B's first snapshot
+    window.run.send_command(SetBatchNorm(True))  # the toggles go to branch B by default
+    window.run.step(MORE)
+    target = FORK_AT + MORE
+    qtbot.waitUntil(lambda: window.run.branch_mirror is not None and window.run.branch_mirror.steps_run >= target
+                    and window.mirror.steps_run >= target, timeout=30000)
+    a, b = window.mirror, window.run.branch_mirror
+    assert not any(e.kind == "batchnorm" for e in a.events)
+    assert [e.step for e in b.events if e.kind == "batchnorm"] == [FORK_AT]
+    replay = Trainer(cfg, (Scheduled(FORK_AT, SetBatchNorm(True)),))
+    replay.run(target)
+    np.testing.assert_array_equal(b.layers[:target], replay.session.layers)
+
+
+def test_a_fork_the_engine_refuses_leaves_the_run_unforked(window, qtbot, tiny_run_config):
+    """If the engine says no (here: its run was dropped behind the window's back), toggles go to the one run again."""
+    window.run.start(tiny_run_config, paused=True)
+    window.worker.reset_run(None, generation=window.run.generation)  # the engine has no run now
+    with qtbot.waitSignal(window.run.command_refused, timeout=30000) as blocker:
+        assert window.run.fork()
+        assert window.run.forked
+    assert blocker.args == ["Fork: no run is active; press Run first"]
+    assert not window.run.forked and window.run.can_fork()
