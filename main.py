@@ -3,12 +3,12 @@
 Flags: ``--preset NAME``, ``--steps N``, ``--screenshot FILE.png``, ``--self-test``,
 ``--version``; ``python main.py --help`` lists them.
 
-Training runs in a child process (gradsim/service/loop.py). ``freeze_support()``
+Training runs in a child process (gradsim/service/child.py). ``freeze_support()``
 comes first so that, in the PyInstaller-frozen app, a process started by
 multiprocessing (the engine, the forkserver, the resource tracker) runs what it
-was started for instead of a second window. Nothing is imported at module level:
-a ``spawn``-started child imports this file as ``__mp_main__`` and must not pay
-for Qt.
+was started for instead of a second window. The engine child never imports this
+file (docs/architecture.md#the-service); nothing is imported at module level all
+the same, so any other process multiprocessing starts from here does not pay for Qt.
 """
 import multiprocessing
 import sys

@@ -36,6 +36,7 @@ from typing import Any, Callable, Optional
 
 from PySide6.QtCore import QObject, QThread, Signal, Slot
 
+from gradsim.service import child as engine_child
 from gradsim.service import loop as ep
 from gradsim.commands import Scheduled
 from gradsim.config import RunConfig
@@ -283,7 +284,7 @@ class TrainingWorker(QThread):
     def _start_child(self, first: bool = False) -> bool:
         """Start an engine process and wait for its READY; False (logged, said) when none starts."""
         try:
-            proc, conn = ep.start_engine_process(1.0 / self._min_interval)
+            proc, conn = engine_child.start_engine_process(1.0 / self._min_interval)
         except Exception as exc:  # any failure to start means the fallback
             log.warning("starting the engine process failed", exc_info=True)
             return self._no_child(f"{type(exc).__name__}: {exc}", first)
@@ -307,12 +308,12 @@ class TrainingWorker(QThread):
                 proc.join(1.0)
                 conn.close()
                 why = f"{exc}; " if str(exc) else ""
-                return self._no_child(f"{why}{ep.describe_exit(proc.exitcode)} before it was ready", first)
+                return self._no_child(f"{why}{engine_child.describe_exit(proc.exitcode)} before it was ready", first)
         self._proc, self._conn = proc, conn
         self.engine_mode = "process"
         self.engine_pid = int(report[1])
         self._ready.set()
-        log.info("training engine process %d started (%s)", self.engine_pid, ep.start_method())
+        log.info("training engine process %d started (%s)", self.engine_pid, engine_child.start_method())
         self.engine_ready.emit(self.engine_pid)
         return True
 
@@ -418,7 +419,7 @@ class TrainingWorker(QThread):
             conn.close()
         if proc is not None:
             proc.join(1.0)
-        how = ep.describe_exit(proc.exitcode if proc is not None else None)
+        how = engine_child.describe_exit(proc.exitcode if proc is not None else None)
         log.error("the training engine process ended unexpectedly (%s)", how)
         message = (f"The training engine stopped unexpectedly ({how}). What the window shows is kept and can be "
                    "exported; press Run to start again in a new engine.")

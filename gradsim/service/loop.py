@@ -22,12 +22,7 @@ snapshots carry copies of the new rows at most ``snapshot_hz`` times a second.
 from __future__ import annotations
 
 import logging
-import os
-import pickle
 import queue
-import signal
-import sys
-import threading
 import time
 import traceback
 from collections import deque
@@ -243,8 +238,8 @@ class RateMeter:
         self.marks.clear()
 
 
-class _Stop(Exception):
-    """The owner asked the loop to end (Shutdown) or went away (EOF)."""
+class OwnerGone(Exception):
+    """The owner asked the loop to end (Shutdown) or went away (EOF); raised by an inbox or an outbox to end the loop."""
 
 
 def warm_up() -> None:
@@ -314,17 +309,17 @@ class EngineLoop:
                 if self._wants_step():
                     self._step_once()
                 self._maybe_emit()
-        except _Stop:
+        except OwnerGone:
             pass
 
     def _next(self, block: bool) -> Any:
-        """The next message (deferred ones first); raises queue.Empty or _Stop."""
+        """The next message (deferred ones first); raises queue.Empty or OwnerGone."""
         if self._deferred:
             return self._deferred.popleft()
         try:
             return self._inbox.get(IDLE_POLL_S) if block else self._inbox.get_nowait()
         except (EOFError, OSError):
-            raise _Stop from None
+            raise OwnerGone from None
 
     def _drain(self, block: bool) -> None:
         try:
@@ -351,7 +346,7 @@ class EngineLoop:
                 self._apply(msg)
             else:
                 self._handlers[type(msg)](msg)
-        except _Stop:
+        except OwnerGone:
             raise
         except ConfigError as exc:  # a config the engine refuses: its message says why
             self._fail(f"The configuration cannot run: {exc}")
@@ -701,7 +696,7 @@ class EngineLoop:
         self.emit(PREVIEW, Preview(msg.dataset, x.astype(np.float32), np.asarray(data.y_train), data.n_inputs, note))
 
 
-# ------------------------------------------------------------------ the child process
+# ------------------------------------------------------------------ the in-thread inbox
 class QueueInbox:
     """An inbox over a ``queue.SimpleQueue`` (the in-thread engine)."""
 
@@ -713,195 +708,3 @@ class QueueInbox:
 
     def get_nowait(self) -> Any:
         return self._q.get_nowait()
-
-
-class PipeInbox:
-    """An inbox over a ``multiprocessing`` Connection; EOF (the owner died) ends the loop."""
-
-    def __init__(self, conn: Any) -> None:
-        self._conn = conn
-
-    def get(self, timeout: float) -> Any:
-        if not self._conn.poll(timeout):
-            raise queue.Empty
-        return self._conn.recv()
-
-    def get_nowait(self) -> Any:
-        if not self._conn.poll():
-            raise queue.Empty
-        return self._conn.recv()
-
-
-def encode_task_payload(payload: Any, ok: bool) -> bytes:
-    """Pickle a task's result or exception so the owner can always read it back.
-
-    An exception that does not survive a round trip (a custom ``__init__``)
-    becomes a RuntimeError naming it; a result that cannot be pickled becomes
-    an error for the caller instead of a lost reply.
-    """
-    try:
-        blob = pickle.dumps(payload, protocol=pickle.HIGHEST_PROTOCOL)
-        if not ok:
-            pickle.loads(blob)  # exceptions are small: check they can be rebuilt on the other side
-        return blob
-    except Exception as exc:  # the reply must arrive, whatever it holds
-        log.info("a task's %s cannot travel as it is; sending an error that names it", "result" if ok else "exception", exc_info=True)
-        if ok:
-            err: BaseException = TypeError(f"the task's result ({type(payload).__name__}) cannot be sent back: {exc}")
-        else:
-            err = RuntimeError(f"{type(payload).__name__}: {payload}")
-        return pickle.dumps(err, protocol=pickle.HIGHEST_PROTOCOL)
-
-
-class PipeOutbox:
-    """Reports to the owner through a Connection, written by a sender thread of their own.
-
-    Why a thread: a report waits in the pipe until the owner reads it, and the
-    owner is a window whose reader thread needs that process's interpreter
-    lock, which painting holds for milliseconds at a time. Written from the
-    training loop, a full pipe would stall training on the window's paint, the
-    very coupling the child process exists to remove. The sender blocks in
-    ``write`` (the lock released), training goes on. Reports keep their order;
-    task payloads are pickled here, in the loop, so a reply always arrives readable.
-    """
-
-    def __init__(self, conn: Any) -> None:
-        self._conn = conn
-        self._queue: "queue.SimpleQueue[Any]" = queue.SimpleQueue()
-        self._broken = False
-        self._thread = threading.Thread(target=self._send_all, name="gradsim-engine-sender", daemon=True)
-        self._thread.start()
-
-    def __call__(self, report: tuple) -> None:
-        if self._broken:
-            raise _Stop  # the owner is gone: nobody to serve
-        if report[0] == TASK:
-            task_id, ok, payload = report[1:]
-            report = (TASK, task_id, ok, encode_task_payload(payload, ok))
-        self._queue.put(report)
-
-    def _send_all(self) -> None:
-        while True:
-            report = self._queue.get()
-            if report is None:
-                return
-            try:
-                self._conn.send(report)
-            except (BrokenPipeError, EOFError, ConnectionResetError, OSError):
-                self._broken = True
-                return
-            except Exception:  # one report that cannot be pickled: say so, send the rest
-                log.exception("a %r report could not be sent to the window", report[0])
-
-    def close(self, timeout: float = 10.0) -> None:
-        """Send what is queued, then stop the sender thread."""
-        self._queue.put(None)
-        self._thread.join(timeout)
-
-
-def own_session() -> None:
-    """Make this process a session of its own (POSIX), so the scheduler sees the engine as
-    its own job, not as a thread of the window.
-
-    Why: Linux's autogroup scheduling (on where tasks sit in the root cgroup) shares
-    the CPU between *sessions* first. In the window's session the engine would share
-    one share with the window's painting: every millisecond of paint would be a
-    millisecond less training on a busy machine, and the window would wait behind
-    the always-busy engine for its turn (GUI timer latency). As a session of its own
-    it gets its own share, as ``gradsim run`` started elsewhere would. Nothing else
-    changes: it still ends when the window's end of the pipe closes, and the
-    terminal's Ctrl+C reaches the window, which ends it.
-    """
-    if hasattr(os, "setsid"):
-        try:
-            os.setsid()
-        except OSError:  # already a group leader (never when started by start_engine_process)
-            log.debug("the engine process could not start a session of its own", exc_info=True)
-
-
-def serve(conn: Any, snapshot_hz: float = SNAPSHOT_HZ) -> None:
-    """The child process's entry point: warm up, say READY, serve until Shutdown or EOF.
-
-    Ctrl+C in a terminal reaches the whole process group; the window handles it
-    and stops this process itself, so the child ignores SIGINT.
-    """
-    try:
-        signal.signal(signal.SIGINT, signal.SIG_IGN)
-    except (ValueError, OSError):  # pragma: no cover - not the main thread
-        pass
-    own_session()
-    outbox = PipeOutbox(conn)
-    try:
-        warm_up()
-        outbox((READY, os.getpid()))
-        EngineLoop(PipeInbox(conn), outbox, snapshot_hz).run()
-    except _Stop:
-        pass
-    finally:
-        outbox.close()
-        try:
-            conn.close()
-        except OSError:
-            pass
-
-
-# ------------------------------------------------------------------ starting one
-#: Modules the forkserver imports once; every engine forked from it starts with torch loaded.
-PRELOAD = ["torch", "gradsim.train.trainer", "gradsim.service.loop"]
-
-
-def start_method() -> str:
-    """How engine processes start: ``GRADSIM_START_METHOD`` if set, else forkserver where it exists.
-
-    Never a plain fork of the window's process (Qt's threads and locks do not
-    survive a fork). The forkserver is a fresh interpreter that imports torch
-    once (``PRELOAD``); each engine is then forked from it in milliseconds, so
-    a Reset after a crash, or a test suite's many windows, do not pay torch's
-    import again. ``spawn`` (Windows, or by choice) pays it per engine.
-    """
-    import multiprocessing as mp
-
-    chosen = os.environ.get("GRADSIM_START_METHOD", "").strip()
-    methods = mp.get_all_start_methods()
-    if chosen:
-        if chosen not in methods or chosen == "fork":
-            raise ValueError(f"GRADSIM_START_METHOD={chosen!r}: use one of {[m for m in methods if m != 'fork']}")
-        return chosen
-    return "forkserver" if "forkserver" in methods else "spawn"
-
-
-def start_engine_process(snapshot_hz: float = SNAPSHOT_HZ) -> tuple[Any, Any]:
-    """Start a child serving :func:`serve`; returns (process, parent's end of the duplex pipe).
-
-    The caller waits for the READY report (torch imported) before counting on it;
-    it must close the connection and join the process when done.
-    """
-    import multiprocessing as mp
-
-    ctx = mp.get_context(start_method())
-    if ctx.get_start_method() == "forkserver":
-        ctx.set_forkserver_preload(PRELOAD)
-    parent, child = ctx.Pipe(duplex=True)
-    proc = ctx.Process(target=serve, args=(child, snapshot_hz), name="gradsim-engine", daemon=True)
-    try:
-        proc.start()
-    finally:
-        child.close()  # the child holds its own copy; ours must go so EOF reaches the parent
-    return proc, parent
-
-
-def describe_exit(exitcode: Optional[int]) -> str:
-    """Words for a process's exit code (negative: the signal that ended it)."""
-    if exitcode is None:
-        return "still running"
-    if exitcode < 0:
-        try:
-            name = signal.Signals(-exitcode).name
-        except ValueError:
-            name = f"signal {-exitcode}"
-        return f"killed by {name}"
-    return f"exit status {exitcode}"
-
-
-if __name__ == "__main__":  # pragma: no cover - not a script
-    sys.exit("gradsim.service.loop is started by the window (ui/worker.py), not run directly")

@@ -14,6 +14,7 @@ import threading
 import numpy as np
 import pytest
 
+from gradsim.service import child as engine_child
 from gradsim.service import loop as ep
 from gradsim.service import tasks as engine_tasks
 from gradsim.commands import Scheduled, SetActivation, SetClip, SetLR
@@ -56,7 +57,7 @@ class ChildEngine:
     """A real engine process; reports read from its pipe."""
 
     def __init__(self) -> None:
-        self.proc, self.conn = ep.start_engine_process()
+        self.proc, self.conn = engine_child.start_engine_process()
         kind, pid = self.recv()
         assert kind == ep.READY and pid == self.proc.pid != os.getpid()
 
@@ -169,10 +170,10 @@ class _TwoArgError(Exception):
 
 
 def test_task_payloads_always_arrive_readable():
-    assert pickle.loads(ep.encode_task_payload([1, 2], True)) == [1, 2]
-    err = pickle.loads(ep.encode_task_payload(_TwoArgError("x", "y"), False))
+    assert pickle.loads(engine_child.encode_task_payload([1, 2], True)) == [1, 2]
+    err = pickle.loads(engine_child.encode_task_payload(_TwoArgError("x", "y"), False))
     assert isinstance(err, RuntimeError) and "_TwoArgError: x/y" in str(err)
-    lost = pickle.loads(ep.encode_task_payload(threading.Lock(), True))
+    lost = pickle.loads(engine_child.encode_task_payload(threading.Lock(), True))
     assert isinstance(lost, TypeError) and "cannot be sent back" in str(lost)
 
 
@@ -223,14 +224,14 @@ def test_child_ends_on_shutdown_even_while_training(cfg):
 def test_start_method_is_never_a_plain_fork(monkeypatch):
     monkeypatch.setenv("GRADSIM_START_METHOD", "fork")
     with pytest.raises(ValueError, match="GRADSIM_START_METHOD='fork'"):
-        ep.start_method()
+        engine_child.start_method()
     monkeypatch.delenv("GRADSIM_START_METHOD")
-    assert ep.start_method() in ("forkserver", "spawn")
+    assert engine_child.start_method() in ("forkserver", "spawn")
 
 
 def test_exit_codes_in_words():
-    assert ep.describe_exit(-9) == "killed by SIGKILL"
-    assert ep.describe_exit(3) == "exit status 3"
+    assert engine_child.describe_exit(-9) == "killed by SIGKILL"
+    assert engine_child.describe_exit(3) == "exit status 3"
 
 
 def test_a_replication_reports_progress_and_stops_on_cancel(tmp_path, cfg):

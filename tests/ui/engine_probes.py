@@ -44,3 +44,15 @@ def session_counts(session: Any) -> tuple[int, int]:
 def fail_with(_session: Any, message: str) -> None:
     """A task that fails (bind ``message`` with functools.partial)."""
     raise ValueError(message)
+
+
+def engine_modules(_session: Any) -> dict[str, Any]:
+    """What the engine process has imported: Qt must never be among it, nor the window's script."""
+    import sys
+
+    main = sys.modules.get("__main__")
+    return {
+        "pyside6": any(name == "PySide6" or name.startswith("PySide6.") for name in sys.modules),
+        "torch": "torch" in sys.modules,
+        "main_file": getattr(main, "__file__", None),
+    }
