@@ -351,7 +351,7 @@ class RunController(QObject):
         if snap.generation != self.generation or self.mirror is None:
             return  # from a run that was reset
         if snap.branch == 1:
-            self._on_branch_snapshot(snap)
+            self._on_branch_snapshot(snap, self.mirror)
             return
         if snap.units is not None:  # the engine's names for the rows replace those the config describes
             self.mirror.units = check_units(list(snap.units), self.mirror.n_layers)
@@ -392,12 +392,12 @@ class RunController(QObject):
                                      branch_steps=(pa.step, pb.step))
         self.progress_changed.emit(self.progress)
 
-    def _on_branch_snapshot(self, snap: Snapshot) -> None:
+    def _on_branch_snapshot(self, snap: Snapshot, mirror: Session) -> None:
         """Branch B's rows: the first snapshot after a fork holds its whole history."""
         rows = snap.rows
         if self.branch_mirror is None:
-            self.branch_mirror = Session(self.mirror.n_layers, dict(self.mirror.config), max_memory_mb=self.mirror.max_memory_mb,
-                                         units=list(self.mirror.units))
+            self.branch_mirror = Session(mirror.n_layers, dict(mirror.config), max_memory_mb=mirror.max_memory_mb,
+                                         units=list(mirror.units))
         b = self.branch_mirror
         if len(rows) or rows.events:
             b.append_rows(rows)

@@ -3,8 +3,9 @@
 Why this shape: pyqtgraph paints from Python, so a training thread in the
 window's process waits for the interpreter lock whenever a plot redraws
 (benchmarks/RESULTS.md 4.6). So the torch work runs in a *child process*
-(``gradsim.service.loop``, Qt-free): this QThread starts it, sends it the
-window's messages down a pipe and turns every report that comes back
+(``gradsim.service.child`` serving ``gradsim.service.loop``, Qt-free): this
+QThread starts it, sends it the window's requests down a pipe (the typed
+messages of ``gradsim.service.protocol``) and turns every report that comes back
 (snapshots, export done/failed, previews, fork, replication progress, task
 results, divergence, the end, failures) into the same signals as before, so
 RunController and the panels keep their API and painting never competes with
@@ -36,14 +37,15 @@ from typing import Any, Callable, Optional
 
 from PySide6.QtCore import QObject, QThread, Signal, Slot
 
-from gradsim.service import child as engine_child
-from gradsim.service import loop as ep
 from gradsim.commands import Scheduled
 from gradsim.config import RunConfig
-from gradsim.service.loop import (  # noqa: F401 - the message types, re-exported for the window's modules
-    SNAPSHOT_HZ, BranchCommand, CancelReplication, ExportRequest, ForkRun, NoRunError, PauseRun, Preview,
-    PreviewRequest, ReplicationRequest, ReplicationResult, ResetRun, SetSnapshotRate, Shutdown, Snapshot,
-    StartRun, StepRun, Task, WarmUp,
+# Only the messages at module level: the loop and the child's start-up are imported by the
+# relay thread when it needs them (the fallback, a new engine), never by the window's modules.
+from gradsim.service.protocol import (  # noqa: F401 - the message types, re-exported for the window's modules
+    SNAPSHOT_HZ, BranchCommand, CancelReplication, CommandFailed, Diverged, ExportFailed, ExportFinished,
+    ExportRequest, Failed, Finished, Forked, ForkFailed, ForkRun, NoRunError, PauseRun, Preview, PreviewRequest,
+    Ready, ReplicationFailed, ReplicationProgress, ReplicationRequest, ReplicationResult, Report, Request,
+    ResetRun, RunDropped, SetSnapshotRate, Shutdown, Snapshot, StartRun, StepRun, Task, TaskDone, WarmUp,
 )
 from gradsim.session.store import Session
 
@@ -134,20 +136,6 @@ class TrainingWorker(QThread):
         self._outstanding_lock = threading.Lock()
         self._task_ids = itertools.count(1)
         self._task_finished.connect(self._on_task_finished)
-        self._signals: dict[str, Any] = {
-            ep.DIVERGED: self.run_diverged,
-            ep.FINISHED: self.run_finished,
-            ep.FAILED: self.failed,
-            ep.COMMAND_FAILED: self.command_failed,
-            ep.EXPORT_FINISHED: self.export_finished,
-            ep.EXPORT_FAILED: self.export_failed,
-            ep.PREVIEW: self.preview_ready,
-            ep.FORKED: self.forked,
-            ep.FORK_FAILED: self.fork_failed,
-            ep.REPLICATION_PROGRESS: self.replication_progress,
-            ep.REPLICATION_FINISHED: self.replication_finished,
-            ep.REPLICATION_FAILED: self.replication_failed,
-        }
 
     # ------------------------------------------------------ GUI-thread API
     def send(self, message: Any) -> None:
@@ -210,11 +198,15 @@ class TrainingWorker(QThread):
     @Slot(int, bool, object)
     def _on_task_finished(self, task_id: int, ok: bool, payload: object) -> None:
         on_done, on_error = self._callbacks.pop(task_id, (None, None))
-        callback = on_done if ok else on_error
-        if callback is not None:
-            callback(payload)
-        elif not ok:
-            log.error("background task %d failed and nobody handles it", task_id, exc_info=payload)  # type: ignore[arg-type]
+        if ok:
+            if on_done is not None:
+                on_done(payload)
+            return
+        error = payload if isinstance(payload, BaseException) else RuntimeError(f"the task failed: {payload!r}")
+        if on_error is not None:
+            on_error(error)
+        else:
+            log.error("background task %d failed and nobody handles it", task_id, exc_info=error)
 
     def request_preview(self, config: RunConfig) -> None:
         self.send(PreviewRequest(config.dataset, config.n_samples, config.noise, config.seed, config.test_fraction))
@@ -274,15 +266,19 @@ class TrainingWorker(QThread):
         """The fallback: the engine loop in this thread, reading the GUI's queue directly."""
         self.engine_mode = "thread"
         self.engine_pid = os.getpid()
-        ep.warm_up()
+        from gradsim.service.loop import EngineLoop, warm_up
+
+        warm_up()
         self._ready.set()
         self.engine_ready.emit(os.getpid())
-        loop = ep.EngineLoop(_BacklogInbox(self._backlog, self._queue), self._dispatch, 1.0 / self._min_interval)
+        loop = EngineLoop(_BacklogInbox(self._backlog, self._queue), self._dispatch, 1.0 / self._min_interval)
         loop.add_handler(ExportMirror, self._export_mirror)
         loop.run()
 
     def _start_child(self, first: bool = False) -> bool:
         """Start an engine process and wait for its READY; False (logged, said) when none starts."""
+        from gradsim.service import child as engine_child
+
         try:
             proc, conn = engine_child.start_engine_process(1.0 / self._min_interval)
         except Exception as exc:  # any failure to start means the fallback
@@ -300,8 +296,8 @@ class TrainingWorker(QThread):
             try:
                 if conn in ready or (proc.sentinel in ready and conn.poll()):
                     report = conn.recv()
-                    if report[0] != ep.READY:
-                        raise EOFError(f"it said {report[0]!r} before it was ready")
+                    if not isinstance(report, Ready):
+                        raise EOFError(f"it said {type(report).__name__} before it was ready")
                 elif proc.sentinel in ready:
                     raise EOFError("it ended")
             except (EOFError, OSError) as exc:
@@ -311,7 +307,7 @@ class TrainingWorker(QThread):
                 return self._no_child(f"{why}{engine_child.describe_exit(proc.exitcode)} before it was ready", first)
         self._proc, self._conn = proc, conn
         self.engine_mode = "process"
-        self.engine_pid = int(report[1])
+        self.engine_pid = int(report.pid)
         self._ready.set()
         log.info("training engine process %d started (%s)", self.engine_pid, engine_child.start_method())
         self.engine_ready.emit(self.engine_pid)
@@ -419,7 +415,9 @@ class TrainingWorker(QThread):
             conn.close()
         if proc is not None:
             proc.join(1.0)
-        how = engine_child.describe_exit(proc.exitcode if proc is not None else None)
+        from gradsim.service.child import describe_exit
+
+        how = describe_exit(proc.exitcode if proc is not None else None)
         log.error("the training engine process ended unexpectedly (%s)", how)
         message = (f"The training engine stopped unexpectedly ({how}). What the window shows is kept and can be "
                    "exported; press Run to start again in a new engine.")
@@ -457,33 +455,52 @@ class TrainingWorker(QThread):
         except ValueError:  # still running after kill(): nothing more this process can do
             log.error("the training engine process %s could not be ended", proc.pid)
 
-    def _dispatch(self, report: tuple) -> None:
+    def _dispatch(self, report: Report) -> None:
         """One report of the engine -> the matching signal (in this thread; Qt queues it to the GUI)."""
-        kind = report[0]
-        if kind == ep.SNAPSHOT:
-            snap = report[1]
-            if snap.branch == 0:
-                self._running_seen = bool(snap.running)
-            self.snapshot.emit(snap)
-        elif kind == ep.TASK:
-            task_id, ok, payload = report[1:]
-            if self.engine_mode == "process":
-                try:
-                    payload = pickle.loads(payload)
-                except Exception as exc:  # the caller still gets an answer
-                    log.exception("the result of task %d could not be read", task_id)
-                    ok, payload = False, RuntimeError(f"the task's result could not be read: {exc}")
-            with self._outstanding_lock:
-                self._outstanding.discard(task_id)
-            self._task_finished.emit(task_id, ok, payload)
-        elif kind == ep.RESET:
-            self._running_seen = False
-        elif kind in self._signals:
-            if kind == ep.FINISHED:
+        match report:
+            case Snapshot():
+                if report.branch == 0:
+                    self._running_seen = bool(report.running)
+                self.snapshot.emit(report)
+            case TaskDone(task_id, ok, payload):
+                if self.engine_mode == "process":
+                    try:
+                        payload = pickle.loads(payload)
+                    except Exception as exc:  # the caller still gets an answer
+                        log.exception("the result of task %d could not be read", task_id)
+                        ok, payload = False, RuntimeError(f"the task's result could not be read: {exc}")
+                with self._outstanding_lock:
+                    self._outstanding.discard(task_id)
+                self._task_finished.emit(task_id, ok, payload)
+            case RunDropped():
                 self._running_seen = False
-            self._signals[kind].emit(*report[1:])
-        else:
-            log.warning("unknown report from the engine: %r", kind)
+            case Finished():
+                self._running_seen = False
+                self.run_finished.emit()
+            case Diverged(step):
+                self.run_diverged.emit(step)
+            case Failed(message):
+                self.failed.emit(message)
+            case CommandFailed(message):
+                self.command_failed.emit(message)
+            case ExportFinished(path):
+                self.export_finished.emit(path)
+            case ExportFailed(message):
+                self.export_failed.emit(message)
+            case Preview():
+                self.preview_ready.emit(report)
+            case Forked(generation, step):
+                self.forked.emit(generation, step)
+            case ForkFailed(generation, message):
+                self.fork_failed.emit(generation, message)
+            case ReplicationProgress(done, total, text):
+                self.replication_progress.emit(done, total, text)
+            case ReplicationResult():
+                self.replication_finished.emit(report)
+            case ReplicationFailed(message):
+                self.replication_failed.emit(message)
+            case _:
+                log.warning("unknown report from the engine: %r", type(report).__name__)
 
     def _export_mirror(self, msg: ExportMirror) -> None:
         from gradsim.session.io import ExportError, export_session
@@ -506,15 +523,16 @@ class TrainingWorker(QThread):
 
 
 
-class _BacklogInbox(ep.QueueInbox):
-    """The fallback's inbox: messages the relay had not yet sent anywhere come first."""
+class _BacklogInbox:
+    """The fallback's inbox (gradsim.service.loop.Inbox): messages the relay had not yet sent
+    anywhere come first, then the GUI's queue."""
 
     def __init__(self, backlog: deque, q: "queue.SimpleQueue[Any]") -> None:
-        super().__init__(q)
         self._backlog = backlog
+        self._q = q
 
     def get(self, timeout: float) -> Any:
-        return self._backlog.popleft() if self._backlog else super().get(timeout)
+        return self._backlog.popleft() if self._backlog else self._q.get(timeout=timeout)
 
     def get_nowait(self) -> Any:
-        return self._backlog.popleft() if self._backlog else super().get_nowait()
+        return self._backlog.popleft() if self._backlog else self._q.get_nowait()

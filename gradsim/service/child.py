@@ -10,6 +10,7 @@ messages and the life cycle are described in docs/architecture.md#the-service.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 import os
 import pickle
@@ -19,7 +20,8 @@ import sys
 import threading
 from typing import Any, Iterator, Optional
 
-from .loop import READY, SNAPSHOT_HZ, TASK, EngineLoop, OwnerGone, warm_up
+from .loop import EngineLoop, OwnerGone, warm_up
+from .protocol import SNAPSHOT_HZ, Ready, Report, TaskDone
 
 log = logging.getLogger(__name__)
 
@@ -77,17 +79,16 @@ class PipeOutbox:
 
     def __init__(self, conn: Any) -> None:
         self._conn = conn
-        self._queue: "queue.SimpleQueue[Any]" = queue.SimpleQueue()
+        self._queue: "queue.SimpleQueue[Optional[Report]]" = queue.SimpleQueue()
         self._broken = False
         self._thread = threading.Thread(target=self._send_all, name="gradsim-engine-sender", daemon=True)
         self._thread.start()
 
-    def __call__(self, report: tuple) -> None:
+    def __call__(self, report: Report) -> None:
         if self._broken:
             raise OwnerGone  # the owner is gone: nobody to serve
-        if report[0] == TASK:
-            task_id, ok, payload = report[1:]
-            report = (TASK, task_id, ok, encode_task_payload(payload, ok))
+        if isinstance(report, TaskDone):
+            report = dataclasses.replace(report, payload=encode_task_payload(report.payload, report.ok))
         self._queue.put(report)
 
     def _send_all(self) -> None:
@@ -101,7 +102,7 @@ class PipeOutbox:
                 self._broken = True
                 return
             except Exception:  # one report that cannot be pickled: say so, send the rest
-                log.exception("a %r report could not be sent to the window", report[0])
+                log.exception("a %s report could not be sent to the window", type(report).__name__)
 
     def close(self, timeout: float = 10.0) -> None:
         """Send what is queued, then stop the sender thread."""
@@ -143,7 +144,7 @@ def serve(conn: Any, snapshot_hz: float = SNAPSHOT_HZ) -> None:
     outbox = PipeOutbox(conn)
     try:
         warm_up()
-        outbox((READY, os.getpid()))
+        outbox(Ready(os.getpid()))
         EngineLoop(PipeInbox(conn), outbox, snapshot_hz).run()
     except OwnerGone:
         pass

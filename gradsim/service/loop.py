@@ -1,23 +1,23 @@
-"""The engine's serving loop: one Trainer driven by plain-data messages. No Qt.
+"""The engine's serving loop: one Trainer (two after a fork) driven by typed messages. No Qt.
 
 Why a loop of its own, apart from the window: pyqtgraph paints from Python, so
 every frame the window draws holds the interpreter lock that a training
 thread in the same process needs (benchmarks/RESULTS.md 4.6). Served from a
-*child process* (:func:`serve`, started by :func:`start_engine_process`),
-training and painting share nothing but a core: the window sends messages
-down a pipe and gets every result back through it. The same loop also runs in
-a thread of the window's process (the fallback when no child can be started),
-so both paths behave alike and are tested alike.
+*child process* (child.py), training and painting share nothing but a core:
+the window sends requests down a pipe and gets every report back through it.
+The same loop also runs in a thread of the window's process (the fallback
+when no child can be started), so both paths behave alike and are tested alike.
 
 The loop talks to its owner through two small interfaces only:
 
-- an *inbox* with ``get(timeout)`` / ``get_nowait()`` that raise
-  ``queue.Empty`` when nothing waits and ``EOFError`` when the owner is gone;
-- an ``emit(report)`` callable taking one tuple ``(kind, *args)`` (kinds
-  below), so nothing here knows about Qt signals or pipes.
+- an *inbox* (:class:`Inbox`) with ``get(timeout)`` / ``get_nowait()`` that
+  raise ``queue.Empty`` when nothing waits and ``EOFError`` when the owner is gone;
+- an ``emit(report)`` callable taking one report of protocol.py, so nothing
+  here knows about Qt signals or pipes.
 
-Commands are applied only between steps (a toggle applies at the next step);
+Requests are handled only between steps (a toggle applies at the next step);
 snapshots carry copies of the new rows at most ``snapshot_hz`` times a second.
+See docs/architecture.md#the-service.
 """
 from __future__ import annotations
 
@@ -27,193 +27,31 @@ import time
 import traceback
 from collections import deque
 from dataclasses import dataclass, field
-from typing import Any, Callable, Optional
+from typing import Any, Callable, Protocol
 
 import numpy as np
 
-from ..commands import Command, CommandError, Scheduled
-from ..config import ConfigError, RunConfig
-from ..models.family import Unit
-from ..session.store import Rows
+from ..commands import Command, CommandError
+from ..config import ConfigError
+from .protocol import (
+    SNAPSHOT_HZ, BranchCommand, CancelReplication, CommandFailed, Diverged, ExportFailed, ExportFinished,
+    ExportRequest, Failed, Finished, Forked, ForkFailed, ForkRun, NoRunError, PauseRun, Preview, PreviewRequest,
+    ReplicationFailed, ReplicationProgress, ReplicationRequest, ReplicationResult, Report, ResetRun, RunDropped,
+    SetSnapshotRate, Shutdown, Snapshot, StartRun, StepRun, Task, TaskDone, WarmUp,
+)
 
 log = logging.getLogger(__name__)
 
-#: At most this many snapshots a second (the plots redraw at ~30 Hz anyway).
-SNAPSHOT_HZ = 30.0
 #: How long an idle loop blocks on its inbox before looking again.
 IDLE_POLL_S = 0.05
 
-# Report kinds (the first item of every tuple the loop emits).
-SNAPSHOT = "snapshot"  # (Snapshot,)
-DIVERGED = "diverged"  # (step,)
-FINISHED = "finished"  # ()
-FAILED = "failed"  # (message,) an unexpected error: the run stops, the loop lives on
-COMMAND_FAILED = "command_failed"  # (message,)
-EXPORT_FINISHED = "export_finished"  # (path,)
-EXPORT_FAILED = "export_failed"  # (message,)
-PREVIEW = "preview"  # (Preview,)
-FORKED = "forked"  # (generation, step)
-FORK_FAILED = "fork_failed"  # (generation, message) the window thought it had forked: it has not
-REPLICATION_PROGRESS = "replication_progress"  # (done, total, text)
-REPLICATION_FINISHED = "replication_finished"  # (ReplicationResult,)
-REPLICATION_FAILED = "replication_failed"  # (message,)
-TASK = "task"  # (task id, ok, result or exception; pickled bytes when sent through a pipe)
-READY = "ready"  # (pid,) torch is imported: the engine takes work
-RESET = "reset"  # (generation,) the run was dropped (or replaced): nothing steps now
 
+class Inbox(Protocol):
+    """Where the loop reads its requests (a queue in the fallback, the pipe in the child)."""
 
-# ------------------------------------------------------------------ messages in
-@dataclass(frozen=True)
-class ResetRun:
-    """Drop the current run; with a config, build a fresh Trainer (paused at step 0)."""
+    def get(self, timeout: float) -> Any: ...
 
-    config: Optional[RunConfig]
-    schedule: tuple[Scheduled, ...] = ()
-    label: str = ""
-    generation: int = 0
-
-
-@dataclass(frozen=True)
-class StartRun:
-    """Step continuously until paused or finished."""
-
-
-@dataclass(frozen=True)
-class PauseRun:
-    """Stop stepping after the current step."""
-
-
-@dataclass(frozen=True)
-class StepRun:
-    """Run ``n`` single steps, then stay paused."""
-
-    n: int = 1
-
-
-@dataclass(frozen=True)
-class ForkRun:
-    """Make branch B from the exact state of the (paused) run; from then on both branches step."""
-
-
-@dataclass(frozen=True)
-class BranchCommand:
-    """A Command for one branch of a forked run (0 = A, 1 = B)."""
-
-    branch: int
-    command: Command
-
-
-@dataclass(frozen=True)
-class ExportRequest:
-    """Write the engine's full session with the engine's exporter, between steps."""
-
-    path: str
-    zip_file: bool = False
-
-
-class NoRunError(RuntimeError):
-    """A task asked for the run's session or trainer, and there is no run."""
-
-
-@dataclass(frozen=True)
-class Task:
-    """Run ``fn(session)`` (or ``fn(trainer)``) in the engine between steps.
-
-    Only the id travels back with the result; the callbacks stay with the
-    owner, keyed by it. Through a pipe ``fn`` is pickled: a module-level
-    function or a ``functools.partial`` of one. ``fn`` must not keep what it is given.
-    """
-
-    id: int
-    fn: Callable[[Any], Any]
-    on_trainer: bool = False  # pass the Trainer (its live network) instead of its session
-
-
-@dataclass(frozen=True)
-class PreviewRequest:
-    """Build a data set and send back 2-D points to preview (off the GUI thread: digits reads a file)."""
-
-    dataset: str
-    n_samples: int
-    noise: float
-    seed: int
-    test_fraction: float
-
-
-@dataclass(frozen=True)
-class ReplicationRequest:
-    """Run a paper replication (gradsim.replications) into ``out``; a live run is paused
-    while it runs, since this is the one place that trains."""
-
-    name: str
-    out: str
-    mode: str = "default"
-
-
-@dataclass(frozen=True)
-class CancelReplication:
-    """Stop a running replication at its next step (what is written so far stays)."""
-
-
-@dataclass(frozen=True)
-class SetSnapshotRate:
-    """At most ``hz`` snapshots a second (the window lowers it when plots redraw rarely)."""
-
-    hz: float
-
-
-@dataclass(frozen=True)
-class WarmUp:
-    """Import torch and the trainer now, so the first Run does not wait for them."""
-
-
-@dataclass(frozen=True)
-class Shutdown:
-    """End the loop (the owner is closing)."""
-
-
-# ------------------------------------------------------------------ reports out
-@dataclass(frozen=True)
-class ReplicationResult:
-    """What the dialog shows when a replication ends (plain data)."""
-
-    name: str
-    reproduced: bool
-    verdict: str
-    out: str
-    figure: str
-    csv: str
-    sessions: tuple[str, ...]
-
-
-@dataclass
-class Snapshot:
-    """What the window needs after some steps: new rows (copies) and the run's state."""
-
-    generation: int
-    rows: Rows
-    step: int  # steps done so far (the next step's index)
-    total_steps: int
-    steps_per_s: float
-    loss: float
-    accuracy: float
-    running: bool
-    finished: bool
-    diverged_at: Optional[int]
-    failed: bool = False
-    #: Which branch the rows belong to: 0 = the run (A), 1 = its fork (B).
-    branch: int = 0
-    #: The run's units (what each row index is), on a run's first snapshot only.
-    units: Optional[tuple[Unit, ...]] = None
-
-
-@dataclass
-class Preview:
-    dataset: str
-    points: np.ndarray  # (n, 2) float
-    labels: np.ndarray  # (n,) int
-    n_inputs: int
-    note: str = ""
+    def get_nowait(self) -> Any: ...
 
 
 @dataclass
@@ -256,7 +94,7 @@ def warm_up() -> None:
 class EngineLoop:
     """Owns one Trainer (and a fork's branch B) and serves messages between steps."""
 
-    def __init__(self, inbox: Any, emit: Callable[[tuple], None], snapshot_hz: float = SNAPSHOT_HZ) -> None:
+    def __init__(self, inbox: Inbox, emit: Callable[[Report], None], snapshot_hz: float = SNAPSHOT_HZ) -> None:
         self._inbox = inbox
         self._emit_report = emit
         self._min_interval = 1.0 / snapshot_hz
@@ -358,7 +196,7 @@ class EngineLoop:
         """Serve one more message type (the owner's own, e.g. an export of its copy)."""
         self._handlers[kind] = handler
 
-    def emit(self, *report: Any) -> None:
+    def emit(self, report: Report) -> None:
         self._emit_report(report)
 
     # ------------------------------------------------------ control
@@ -411,7 +249,7 @@ class EngineLoop:
         self._units_sent = False
         self._rate.clear()
         self._fork_rate.clear()
-        self.emit(RESET, self._generation)
+        self.emit(RunDropped(self._generation))
         if msg.config is None:
             return
         self._warm_up()
@@ -428,13 +266,13 @@ class EngineLoop:
     def _fork_run(self, _: ForkRun) -> None:
         t = self._trainer
         if t is None or self._broken:
-            self.emit(FORK_FAILED, self._generation, "Fork: no run is active; press Run first")
+            self.emit(ForkFailed(self._generation, "Fork: no run is active; press Run first"))
             return
         if self._fork is not None:
-            self.emit(FORK_FAILED, self._generation, "Fork: the run is already forked into branches A and B")
+            self.emit(ForkFailed(self._generation, "Fork: the run is already forked into branches A and B"))
             return
         if t.finished:
-            self.emit(FORK_FAILED, self._generation, "Fork: the run has finished; fork a paused run")
+            self.emit(ForkFailed(self._generation, "Fork: the run has finished; fork a paused run"))
             return
         from ..train.fork import fork_trainer
 
@@ -447,7 +285,7 @@ class EngineLoop:
         self._fork_rate.clear()
         self._fork_rate.mark(step)
         self._emit(force=True)
-        self.emit(FORKED, self._generation, step)
+        self.emit(Forked(self._generation, step))
 
     def _branch_command(self, msg: BranchCommand) -> None:
         if msg.branch == 0:
@@ -455,30 +293,30 @@ class EngineLoop:
             return
         b = self._fork
         if b is None:
-            self.emit(COMMAND_FAILED, f"{msg.command.text()}: there is no branch B; press Fork first")
+            self.emit(CommandFailed(f"{msg.command.text()}: there is no branch B; press Fork first"))
             return
         if b.finished:
-            self.emit(COMMAND_FAILED, f"{msg.command.text()}: branch B has finished")
+            self.emit(CommandFailed(f"{msg.command.text()}: branch B has finished"))
             return
         try:
             b.apply(msg.command)
         except CommandError as exc:
-            self.emit(COMMAND_FAILED, f"branch B: {exc}")
+            self.emit(CommandFailed(f"branch B: {exc}"))
             return
         self._emit(force=True)
 
     def _apply(self, command: Command) -> None:
         t = self._trainer
         if t is None or self._broken:
-            self.emit(COMMAND_FAILED, f"{command.text()}: no run is active; press Run first")
+            self.emit(CommandFailed(f"{command.text()}: no run is active; press Run first"))
             return
         if t.finished:
-            self.emit(COMMAND_FAILED, f"{command.text()}: the run has finished; reset to start a new one")
+            self.emit(CommandFailed(f"{command.text()}: the run has finished; reset to start a new one"))
             return
         try:
             t.apply(command)
         except CommandError as exc:
-            self.emit(COMMAND_FAILED, str(exc))
+            self.emit(CommandFailed(str(exc)))
             return
         self._emit(force=True)
 
@@ -508,8 +346,8 @@ class EngineLoop:
             self._pending_steps = 0
             self._emit(force=True)
             if t.diverged_at is not None:
-                self.emit(DIVERGED, int(t.diverged_at))
-            self.emit(FINISHED)
+                self.emit(Diverged(int(t.diverged_at)))
+            self.emit(Finished())
 
     def _fail(self, message: str) -> None:
         self._running = False
@@ -517,7 +355,7 @@ class EngineLoop:
         if self._trainer is not None:
             self._broken = True  # keep the session: it can still be exported
             self._emit(force=True)
-        self.emit(FAILED, message)
+        self.emit(Failed(message))
 
     # ------------------------------------------------------ snapshots
     def _maybe_emit(self) -> None:
@@ -542,7 +380,7 @@ class EngineLoop:
         self._fork_sent = (int(rows.steps[-1]) if len(rows) else sent_step, n_events)
         last = session.last()
         running = self._running and not b.finished and not self._broken
-        self.emit(SNAPSHOT, Snapshot(
+        self.emit(Snapshot(
             generation=self._generation,
             rows=rows,
             step=int(b.step_index),
@@ -575,7 +413,7 @@ class EngineLoop:
         running = self._running and not self._all_finished() and not self._broken
         units = None if self._units_sent else tuple(session.units)
         self._units_sent = True
-        self.emit(SNAPSHOT, Snapshot(
+        self.emit(Snapshot(
             generation=self._generation,
             rows=rows,
             step=int(t.step_index),
@@ -594,7 +432,7 @@ class EngineLoop:
     def _export(self, msg: ExportRequest) -> None:
         t = self._trainer
         if t is None:
-            self.emit(EXPORT_FAILED, "There is no session to export yet: press Run first.")
+            self.emit(ExportFailed("There is no session to export yet: press Run first."))
             return
         from ..session.io import ExportError, export_session
 
@@ -606,26 +444,26 @@ class EngineLoop:
             else:
                 path = export_session(t.session, msg.path, zip_file=msg.zip_file)
         except ExportError as exc:
-            self.emit(EXPORT_FAILED, str(exc))
+            self.emit(ExportFailed(str(exc)))
             return
         except Exception as exc:  # the session stays; the user may retry
             log.exception("export to %r failed", msg.path)
-            self.emit(EXPORT_FAILED, f"cannot export session to {msg.path!r}: {exc}")
+            self.emit(ExportFailed(f"cannot export session to {msg.path!r}: {exc}"))
             return
-        self.emit(EXPORT_FINISHED, str(path))
+        self.emit(ExportFinished(str(path)))
 
     def _task(self, msg: Task) -> None:
         t = self._trainer
         if t is None:
-            self.emit(TASK, msg.id, False, NoRunError("There is no session yet: press Run first."))
+            self.emit(TaskDone(msg.id, False, NoRunError("There is no session yet: press Run first.")))
             return
         try:
             result = msg.fn(t if msg.on_trainer else t.session)
         except Exception as exc:  # the caller's on_error shows it; the session is unchanged
             log.info("background task %d failed", msg.id, exc_info=True)
-            self.emit(TASK, msg.id, False, exc)
+            self.emit(TaskDone(msg.id, False, exc))
             return
-        self.emit(TASK, msg.id, True, result)
+        self.emit(TaskDone(msg.id, True, result))
 
     def _should_stop_replication(self) -> bool:
         """Look at the inbox without blocking: a cancel (or shutdown) stops the replication;
@@ -661,23 +499,23 @@ class EngineLoop:
             now = time.perf_counter()
             if now - last[0] >= 0.1 or done >= total:  # at most ~10 updates a second
                 last[0] = now
-                self.emit(REPLICATION_PROGRESS, int(done), int(total), str(text))
+                self.emit(ReplicationProgress(int(done), int(total), str(text)))
 
         try:
             report = run_replication(get_replication(msg.name), msg.out, msg.mode, progress, self._should_stop_replication)
         except Cancelled:
-            self.emit(REPLICATION_FAILED, "cancelled")
+            self.emit(ReplicationFailed("cancelled"))
             return
         except (ReplicationError, ConfigError, OSError) as exc:
-            self.emit(REPLICATION_FAILED, str(exc))
+            self.emit(ReplicationFailed(str(exc)))
             return
         except Exception as exc:  # report it; the loop and the live run stay
             log.exception("replication %s failed", msg.name)
-            self.emit(REPLICATION_FAILED, f"{type(exc).__name__}: {exc}")
+            self.emit(ReplicationFailed(f"{type(exc).__name__}: {exc}"))
             return
         finally:
             self._cancel_replication = False
-        self.emit(REPLICATION_FINISHED, ReplicationResult(
+        self.emit(ReplicationResult(
             report.name, bool(report.reproduced), report.verdict, str(report.out), str(report.figure),
             str(report.csv), tuple(str(p) for p in report.sessions)))
 
@@ -693,7 +531,7 @@ class EngineLoop:
             _, _, vt = np.linalg.svd(xc, full_matrices=False)
             x = xc @ vt[:2].T
             note = f"{data.n_inputs}-D inputs; shown: first 2 principal components"
-        self.emit(PREVIEW, Preview(msg.dataset, x.astype(np.float32), np.asarray(data.y_train), data.n_inputs, note))
+        self.emit(Preview(msg.dataset, x.astype(np.float32), np.asarray(data.y_train), data.n_inputs, note))
 
 
 # ------------------------------------------------------------------ the in-thread inbox

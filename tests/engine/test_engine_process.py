@@ -1,4 +1,5 @@
-"""The engine's serving loop (gradsim/service/loop.py), with no Qt: in a thread and in a real child process.
+"""The engine's serving loop (gradsim/service/loop.py, messages in protocol.py, the process in child.py),
+with no Qt: in a thread and in a real child process.
 
 The child tests start real processes (the forkserver imports torch once per
 test session; each engine after that is a fork of it).
@@ -16,6 +17,7 @@ import pytest
 
 from gradsim.service import child as engine_child
 from gradsim.service import loop as ep
+from gradsim.service import protocol as pr
 from gradsim.service import tasks as engine_tasks
 from gradsim.commands import Scheduled, SetActivation, SetClip, SetLR
 from gradsim.config import RunConfig
@@ -48,7 +50,7 @@ class ThreadEngine:
         return self.reports.get(timeout=timeout)
 
     def close(self) -> None:
-        self.q.put(ep.Shutdown())
+        self.q.put(pr.Shutdown())
         self.thread.join(WAIT_S)
         assert not self.thread.is_alive()
 
@@ -58,8 +60,8 @@ class ChildEngine:
 
     def __init__(self) -> None:
         self.proc, self.conn = engine_child.start_engine_process()
-        kind, pid = self.recv()
-        assert kind == ep.READY and pid == self.proc.pid != os.getpid()
+        ready = self.recv()
+        assert isinstance(ready, pr.Ready) and ready.pid == self.proc.pid != os.getpid()
 
     def send(self, msg) -> None:
         self.conn.send(msg)
@@ -72,7 +74,7 @@ class ChildEngine:
     def close(self) -> None:
         if self.proc.is_alive():
             try:
-                self.conn.send(ep.Shutdown())
+                self.conn.send(pr.Shutdown())
             except OSError:
                 pass
         self.proc.join(WAIT_S)
@@ -86,33 +88,33 @@ def engine(request):
     e.close()
 
 
-def until(engine, kind: str, sink: list | None = None):
-    """Reports up to and including the first of ``kind``; the rest go to ``sink``."""
+def until(engine, kind: type, sink: list | None = None):
+    """Reports up to and including the first of type ``kind``; the rest go to ``sink``."""
     while True:
         report = engine.recv()
-        if report[0] == kind:
+        if isinstance(report, kind):
             return report
         if sink is not None:
             sink.append(report)
 
 
 def snapshots(reports: list) -> list:
-    return [r[1] for r in reports if r[0] == ep.SNAPSHOT]
+    return [r for r in reports if isinstance(r, pr.Snapshot)]
 
 
 def step_to(engine, n: int, seen: list) -> None:
     """Run ``n`` steps and wait until the engine reports them (messages sent with StepRun
     would otherwise apply before the steps: everything queued applies between steps, in order)."""
-    engine.send(ep.StepRun(n))
+    engine.send(pr.StepRun(n))
     while not any(s.step == n for s in snapshots(seen)):
         seen.append(engine.recv())
 
 
 def test_a_run_reports_every_row_once_then_finishes(engine, cfg):
-    engine.send(ep.ResetRun(cfg, generation=4))
-    engine.send(ep.StartRun())
+    engine.send(pr.ResetRun(cfg, generation=4))
+    engine.send(pr.StartRun())
     seen: list = []
-    until(engine, ep.FINISHED, seen)
+    until(engine, pr.Finished, seen)
     snaps = snapshots(seen)
     assert all(s.generation == 4 for s in snaps)
     assert [int(x) for s in snaps for x in s.rows.steps] == list(range(cfg.steps))
@@ -122,13 +124,13 @@ def test_a_run_reports_every_row_once_then_finishes(engine, cfg):
 def test_a_toggle_applies_at_the_next_step(engine, cfg):
     """Three steps, then a change of activation and learning rate while paused: both are events
     at step 3, and row 3 is the first with the new learning rate (the trainer's own record)."""
-    engine.send(ep.ResetRun(cfg))
+    engine.send(pr.ResetRun(cfg))
     seen: list = []
     step_to(engine, 3, seen)
     engine.send(SetActivation("relu"))
     engine.send(SetLR(0.25))
-    engine.send(ep.StartRun())
-    until(engine, ep.FINISHED, seen)
+    engine.send(pr.StartRun())
+    until(engine, pr.Finished, seen)
     rows = [s.rows for s in snapshots(seen)]
     events = [(e.step, e.kind, e.value) for r in rows for e in r.events]
     assert events[1:] == [(3, "activation", "relu"), (3, "lr", "0.25")]
@@ -139,20 +141,21 @@ def test_a_toggle_applies_at_the_next_step(engine, cfg):
 
 def test_a_command_without_a_run_is_refused(engine):
     engine.send(SetLR(0.5))
-    kind, message = until(engine, ep.COMMAND_FAILED)
-    assert "no run is active" in message
+    assert "no run is active" in until(engine, pr.CommandFailed).message
 
 
 def test_tasks_answer_with_results_and_errors(engine, cfg):
-    engine.send(ep.Task(1, functools.partial(engine_tasks.jacobian, n_samples=4), on_trainer=True))
-    assert until(engine, ep.TASK)[1:3] == (1, False)  # no run yet
-    engine.send(ep.ResetRun(cfg))
+    engine.send(pr.Task(1, functools.partial(engine_tasks.jacobian, n_samples=4), on_trainer=True))
+    done = until(engine, pr.TaskDone)
+    assert (done.id, done.ok) == (1, False)  # no run yet
+    engine.send(pr.ResetRun(cfg))
     step_to(engine, 2, [])
-    engine.send(ep.Task(2, functools.partial(engine_tasks.jacobian, n_samples=4), on_trainer=True))
-    engine.send(ep.Task(3, len))  # the session's row count
+    engine.send(pr.Task(2, functools.partial(engine_tasks.jacobian, n_samples=4), on_trainer=True))
+    engine.send(pr.Task(3, len))  # the session's row count
     answers = {}
     while len(answers) < 2:
-        _, task_id, ok, payload = until(engine, ep.TASK)
+        done = until(engine, pr.TaskDone)
+        task_id, ok, payload = done.id, done.ok, done.payload
         if isinstance(payload, bytes):  # through the pipe, results travel pickled
             payload = pickle.loads(payload)
         answers[task_id] = (ok, payload)
@@ -180,13 +183,13 @@ def test_task_payloads_always_arrive_readable():
 def test_export_writes_what_a_headless_run_writes(engine, cfg, tmp_path):
     """The engine's export of a run with a toggle equals a headless run of the same schedule,
     file by file (elapsed time and the creation stamp aside)."""
-    engine.send(ep.ResetRun(cfg))
+    engine.send(pr.ResetRun(cfg))
     step_to(engine, 5, [])
     engine.send(SetLR(0.3))
-    engine.send(ep.StartRun())
-    until(engine, ep.FINISHED)
-    engine.send(ep.ExportRequest(str(tmp_path / "engine")))
-    kind, path = until(engine, ep.EXPORT_FINISHED)
+    engine.send(pr.StartRun())
+    until(engine, pr.Finished)
+    engine.send(pr.ExportRequest(str(tmp_path / "engine")))
+    until(engine, pr.ExportFinished)
     t = Trainer(cfg)
     t.run(5)
     t.apply(SetLR(0.3))
@@ -211,11 +214,11 @@ def test_child_ends_when_its_owner_goes_away():
 
 def test_child_ends_on_shutdown_even_while_training(cfg):
     child = ChildEngine()
-    child.send(ep.ResetRun(cfg.with_changes(steps=10_000_000)))
-    child.send(ep.StartRun())
-    while not (r := child.recv())[0] == ep.SNAPSHOT or not r[1].running:
+    child.send(pr.ResetRun(cfg.with_changes(steps=10_000_000)))
+    child.send(pr.StartRun())
+    while not isinstance(r := child.recv(), pr.Snapshot) or not r.running:
         pass
-    child.send(ep.Shutdown())
+    child.send(pr.Shutdown())
     child.proc.join(WAIT_S)
     assert child.proc.exitcode == 0
     child.conn.close()
@@ -239,14 +242,13 @@ def test_a_replication_reports_progress_and_stops_on_cancel(tmp_path, cfg):
     its steps; a message sent meanwhile is served after it, in order."""
     child = ChildEngine()
     try:
-        child.send(ep.ReplicationRequest("ioffe2015", str(tmp_path / "rep")))  # 10 seeds of 500-step runs: still running at the cancel
-        kind, done, total, text = until(child, ep.REPLICATION_PROGRESS)
-        assert 0 <= done < total
-        child.send(ep.ResetRun(cfg, generation=9))
-        child.send(ep.CancelReplication())
-        assert until(child, ep.REPLICATION_FAILED) == (ep.REPLICATION_FAILED, "cancelled")
-        reset = until(child, ep.RESET)
-        assert reset == (ep.RESET, 9)  # the deferred reset, after the replication ended
+        child.send(pr.ReplicationRequest("ioffe2015", str(tmp_path / "rep")))  # 10 seeds of 500-step runs: still running at the cancel
+        progress = until(child, pr.ReplicationProgress)
+        assert 0 <= progress.done < progress.total
+        child.send(pr.ResetRun(cfg, generation=9))
+        child.send(pr.CancelReplication())
+        assert until(child, pr.ReplicationFailed) == pr.ReplicationFailed("cancelled")
+        assert until(child, pr.RunDropped) == pr.RunDropped(9)  # the deferred reset, after the replication ended
     finally:
         child.close()
     assert child.proc.exitcode == 0
@@ -284,32 +286,31 @@ def test_exploding_fixture_diverges_unless_clipped():
 
 def test_after_branch_a_ends_branch_b_reports_its_own_steps_and_speed(engine):
     """A diverges, B (clipped) trains on: B's snapshots advance and carry B's own rate; A's stay put at 0 steps/s."""
-    engine.send(ep.ResetRun(exploding(10_000_000)))
+    engine.send(pr.ResetRun(exploding(10_000_000)))
     seen: list = []
     step_to(engine, 1, seen)
-    engine.send(ep.ForkRun())
-    until(engine, ep.FORKED, seen)
-    engine.send(ep.BranchCommand(1, RESCUE))
-    engine.send(ep.StartRun())
+    engine.send(pr.ForkRun())
+    until(engine, pr.Forked, seen)
+    engine.send(pr.BranchCommand(1, RESCUE))
+    engine.send(pr.StartRun())
     a_end = None
     b_late: list = []
     while len(b_late) < 3:
-        kind, *args = engine.recv()
-        if kind != ep.SNAPSHOT:
+        snap = engine.recv()
+        if not isinstance(snap, pr.Snapshot):
             continue
-        snap = args[0]
         if snap.branch == 0 and snap.diverged_at is not None:
             a_end = a_end if a_end is not None else snap.step
             assert snap.step == a_end and snap.steps_per_s == 0.0  # A trains no more
         elif snap.branch == 1 and a_end is not None and snap.step > a_end + 20 and snap.running:
             b_late.append(snap)
-    engine.send(ep.PauseRun())
+    engine.send(pr.PauseRun())
     assert a_end is not None and snap.diverged_at is None
     assert [s.step for s in b_late] == sorted({s.step for s in b_late})  # strictly advancing
     assert all(s.steps_per_s > 0 for s in b_late)
 
 
 def test_a_fork_without_a_run_is_refused_with_its_generation(engine):
-    engine.send(ep.ResetRun(None, generation=5))
-    engine.send(ep.ForkRun())
-    assert until(engine, ep.FORK_FAILED) == (ep.FORK_FAILED, 5, "Fork: no run is active; press Run first")
+    engine.send(pr.ResetRun(None, generation=5))
+    engine.send(pr.ForkRun())
+    assert until(engine, pr.ForkFailed) == pr.ForkFailed(5, "Fork: no run is active; press Run first")

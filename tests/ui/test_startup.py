@@ -120,6 +120,8 @@ wait(lambda: got, "the engine's answer")
 print(repr({"mode": w.worker.engine_mode, "other_pid": w.worker.engine_pid != os.getpid(),
             "window_torch": "torch" in sys.modules, "steps": w.mirror.steps_run, "engine": got[0]}), flush=True)
 w.close()
+w.deleteLater()
+app.processEvents()
 """
 
 

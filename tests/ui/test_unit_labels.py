@@ -5,7 +5,7 @@ import numpy as np
 
 from gradsim.metrics import LAYER_METRICS, STEP_METRICS
 from gradsim.models.family import Unit
-from gradsim.service.loop import Snapshot
+from gradsim.service.protocol import Snapshot
 from gradsim.session.store import Session, StepRecord
 from ui.plots.layer_choice import default_layers, parse_layers
 from ui.plots.labels import unit_ticks

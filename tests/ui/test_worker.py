@@ -119,3 +119,49 @@ def test_the_engine_runs_where_asked(worker, qtbot):
         assert worker.engine_pid not in (None, os.getpid())
     else:
         assert worker.engine_pid == os.getpid() and worker.shares_interpreter
+
+
+def test_the_window_imports_only_the_messages_of_the_service(subprocess_env):
+    """The loop and the child's start-up are the relay thread's business (imported when it starts
+    an engine); the window's modules get the typed messages of gradsim.service.protocol and no torch."""
+    import subprocess
+
+    env, root, python = subprocess_env
+    code = "import sys, ui.worker, ui.run_controller; print(sorted(m for m in sys.modules if m.startswith('gradsim.service')), 'torch' in sys.modules)"
+    out = subprocess.run([python, "-c", code], cwd=root, env=env, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split("]")[0] + "]" == "['gradsim.service', 'gradsim.service.protocol']"
+    assert out.stdout.split()[-1] == "False"
+
+
+def test_every_report_the_engine_sends_has_a_signal(qtbot):
+    """Each report type of the protocol reaches the window: none ends in 'unknown report'."""
+    import typing
+
+    import numpy as np
+
+    from gradsim.service import protocol as pr
+    from gradsim.session.store import Rows
+
+    w = TrainingWorker(mode="thread")  # not started: _dispatch is called directly
+    w.engine_mode = "thread"
+    got: list = []
+    for name in ("snapshot", "run_diverged", "run_finished", "failed", "command_failed", "export_finished", "export_failed",
+                 "preview_ready", "forked", "fork_failed", "replication_progress", "replication_finished", "replication_failed"):
+        getattr(w, name).connect(lambda *args, name=name: got.append(name))
+    w._task_finished.connect(lambda *args: got.append("task"))
+    empty = Rows(np.zeros(0, np.int64), np.zeros((0, 1)), np.zeros((0, 1, 1)), np.zeros(0, bool), [])
+    samples = {
+        pr.Snapshot: pr.Snapshot(0, empty, 0, 1, 0.0, 0.0, 0.0, False, False, None),
+        pr.Preview: pr.Preview("moons", np.zeros((1, 2)), np.zeros(1, int), 2),
+        pr.ReplicationResult: pr.ReplicationResult("x", True, "ok", "o", "f", "c", ()),
+        pr.TaskDone: pr.TaskDone(1, True, 5),
+    }
+    sent = 0
+    for kind in typing.get_args(pr.Report):
+        if kind in (pr.Ready, pr.RunDropped):  # the relay's own business: no signal
+            continue
+        report = samples.get(kind) or kind(*[0 if f.type in ("int", "float") else "m" for f in dataclasses.fields(kind)])
+        w._dispatch(report)
+        sent += 1
+    assert len(got) == sent == len(typing.get_args(pr.Report)) - 2

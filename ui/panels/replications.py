@@ -37,7 +37,7 @@ from PySide6.QtWidgets import (
 from gradsim.replications import REPLICATIONS
 
 if TYPE_CHECKING:
-    from gradsim.service.loop import ReplicationResult
+    from gradsim.service.protocol import ReplicationResult
 
 MODES = (
     ("default", "Default (a few minutes at most)"),
