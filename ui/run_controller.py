@@ -264,7 +264,7 @@ class RunController(QObject):
         except ConfigError:  # a config this version cannot run is still worth showing
             self.config = None
         self.session_opened.emit(session)
-        last = session.last()
+        last = session.latest()
         self._set_progress(Progress(
             session.steps_run, None, 0.0,
             last.scalar("loss") if last is not None else math.nan,

@@ -105,12 +105,15 @@ class EngineLoop:
         self._trainer: Any = None
         #: Branch B of a forked run (None until Fork); it steps right after the run.
         self._fork: Any = None
-        self._fork_sent = (-1, 0)  # (last step, events) of branch B sent
+        self._fork_sent = (-1, 0, -1)  # (last row's step, events, step index) of branch B sent
         self._broken = False
         self._generation = 0
         self._pending_steps = 0
         self._sent_step = -1
         self._sent_events = 0
+        #: The step index the last snapshot reported: once the store thins, most steps add no
+        #: row, and the step and loss the window shows must move on all the same.
+        self._sent_index = -1
         self._units_sent = False
         self._last_emit = 0.0
         self._rate = RateMeter()
@@ -241,11 +244,12 @@ class EngineLoop:
         self._pending_steps = 0
         self._trainer = None
         self._fork = None
-        self._fork_sent = (-1, 0)
+        self._fork_sent = (-1, 0, -1)
         self._broken = False
         self._generation = msg.generation
         self._sent_step = -1
         self._sent_events = 0
+        self._sent_index = -1
         self._units_sent = False
         self._rate.clear()
         self._fork_rate.clear()
@@ -281,7 +285,7 @@ class EngineLoop:
         step = int(t.step_index)
         self._fork = fork_trainer(t, note=f"fork of branch A at step {step}")
         t.session.add_event(step, "note", f"fork at step {step} (branch B starts here)")
-        self._fork_sent = (-1, 0)
+        self._fork_sent = (-1, 0, -1)
         self._fork_rate.clear()
         self._fork_rate.mark(step)
         self._emit(force=True)
@@ -372,13 +376,13 @@ class EngineLoop:
         b = self._fork
         session = b.session
         n_events = len(session.events)
-        last_step = int(session.steps[-1]) if len(session) else -1
-        sent_step, sent_events = self._fork_sent
-        if not force and last_step == sent_step and n_events == sent_events:
+        index = int(b.step_index)
+        sent_step, sent_events, sent_index = self._fork_sent
+        if not force and index == sent_index and n_events == sent_events:
             return
         rows = session.rows_after(sent_step, sent_events)
-        self._fork_sent = (int(rows.steps[-1]) if len(rows) else sent_step, n_events)
-        last = session.last()
+        self._fork_sent = (int(rows.steps[-1]) if len(rows) else sent_step, n_events, index)
+        last = session.latest()  # the last step trained, even where thinning kept no row of it
         running = self._running and not b.finished and not self._broken
         self.emit(Snapshot(
             generation=self._generation,
@@ -401,14 +405,15 @@ class EngineLoop:
             return
         session = t.session
         n_events = len(session.events)
-        last_step = int(session.steps[-1]) if len(session) else -1
-        if not force and last_step == self._sent_step and n_events == self._sent_events:
+        index = int(t.step_index)
+        if not force and index == self._sent_index and n_events == self._sent_events:
             return
         rows = session.rows_after(self._sent_step, self._sent_events)
         if len(rows):
             self._sent_step = int(rows.steps[-1])
         self._sent_events = n_events
-        last = session.last()
+        self._sent_index = index
+        last = session.latest()  # the last step trained, even where thinning kept no row of it
         self._last_emit = time.perf_counter()
         running = self._running and not self._all_finished() and not self._broken
         units = None if self._units_sent else tuple(session.units)

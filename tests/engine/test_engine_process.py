@@ -314,3 +314,30 @@ def test_a_fork_without_a_run_is_refused_with_its_generation(engine):
     engine.send(pr.ResetRun(None, generation=5))
     engine.send(pr.ForkRun())
     assert until(engine, pr.ForkFailed) == pr.ForkFailed(5, "Fork: no run is active; press Run first")
+
+
+def test_after_the_store_thins_snapshots_report_the_last_step_trained():
+    """A store of 16 rows thins at once: most steps then add no row. Every step still moves the
+    reported step on, and the reported loss is the last step's exact loss (a run that never thinned)."""
+    steps = 100
+    thin = RunConfig(dataset="moons", n_samples=200, depth=4, width=12, batch_size=32, steps=steps, stats_every=5,
+                     max_memory_mb=1e-9)
+    full = Trainer(thin.with_changes(max_memory_mb=256.0))
+    full.run()
+    losses = full.session.column("loss")
+    assert len(losses) == steps  # every step's loss, unthinned
+    reports: list = []
+    loop = ep.EngineLoop(ep.QueueInbox(queue.SimpleQueue()), reports.append)
+    loop._handle(pr.ResetRun(thin))
+    loop._handle(pr.StartRun())
+    for _ in range(steps):  # the loop's own steps; a snapshot looked for after each (no clock involved)
+        loop._step_once()
+        loop._emit(force=False)
+    snaps = snapshots(reports)
+    recorded = [int(x) for s in snaps for x in s.rows.steps]
+    assert steps - 1 not in recorded and len(set(recorded)) < steps // 2  # thinned: the premise
+    assert sorted({s.step for s in snaps}) == list(range(steps + 1))  # no step went unreported
+    for s in snaps:
+        if s.step > 0:
+            assert s.loss == losses[s.step - 1]
+    assert snaps[-1].finished and snaps[-1].step == steps and snaps[-1].loss == losses[-1]
