@@ -29,13 +29,12 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Any, Callable, Protocol
 
-import numpy as np
 
 from ..commands import Command, CommandError
 from ..config import ConfigError
 from .protocol import (
     SNAPSHOT_HZ, BranchCommand, CancelReplication, CommandFailed, Diverged, ExportFailed, ExportFinished,
-    ExportRequest, Failed, Finished, Forked, ForkFailed, ForkRun, NoRunError, PauseRun, Preview, PreviewRequest,
+    ExportRequest, Failed, Finished, Forked, ForkFailed, ForkRun, NoRunError, PauseRun, PreviewRequest,
     ReplicationFailed, ReplicationProgress, ReplicationRequest, ReplicationResult, Report, ResetRun, RunDropped,
     SetSnapshotRate, Shutdown, Snapshot, StartRun, StepRun, Task, TaskDone, WarmUp,
 )
@@ -525,18 +524,9 @@ class EngineLoop:
             str(report.csv), tuple(str(p) for p in report.sessions)))
 
     def _preview(self, msg: PreviewRequest) -> None:
-        from ..data.datasets import make_dataset
+        from .tasks import preview
 
-        data = make_dataset(msg.dataset, msg.n_samples, msg.noise, msg.seed, msg.test_fraction)
-        x = np.asarray(data.x_train, np.float64)
-        note = ""
-        if x.shape[1] > 2:
-            # First two principal components: a faithful 2-D shadow of the 64-D digits.
-            xc = x - x.mean(axis=0)
-            _, _, vt = np.linalg.svd(xc, full_matrices=False)
-            x = xc @ vt[:2].T
-            note = f"{data.n_inputs}-D inputs; shown: first 2 principal components"
-        self.emit(Preview(msg.dataset, x.astype(np.float32), np.asarray(data.y_train), data.n_inputs, note))
+        self.emit(preview(msg))
 
 
 # ------------------------------------------------------------------ the in-thread inbox

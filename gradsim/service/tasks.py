@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:  # imported where used: the window imports this module on its way to the first paint
     from ..teaching.exercises import Exercise
     from ..session.store import Session
+    from .protocol import Preview, PreviewRequest
 
 
 def jacobian(trainer: Any, n_samples: int = 8) -> tuple[Any, int]:
@@ -33,6 +34,29 @@ def learned(trainer: Any) -> tuple[Any, float]:
     t0 = time.perf_counter()
     result = boundary_grid(trainer) if trainer.data.n_inputs == 2 else confusion(trainer)
     return result, time.perf_counter() - t0
+
+
+def preview(request: PreviewRequest) -> Preview:
+    """The points of the data set a config describes, in 2-D: its inputs, or past two inputs
+    (the 64-D digits) their first two principal components, a faithful 2-D shadow.
+
+    The engine answers a PreviewRequest with it (building digits reads a file; the SVD is the
+    heavy part), so neither the window's thread nor the loop's own code holds that work.
+    """
+    import numpy as np
+
+    from ..data.datasets import make_dataset
+    from .protocol import Preview
+
+    data = make_dataset(request.dataset, request.n_samples, request.noise, request.seed, request.test_fraction)
+    x = np.asarray(data.x_train, np.float64)
+    note = ""
+    if x.shape[1] > 2:
+        xc = x - x.mean(axis=0)
+        _, _, vt = np.linalg.svd(xc, full_matrices=False)
+        x = xc @ vt[:2].T
+        note = f"{data.n_inputs}-D inputs; shown: first 2 principal components"
+    return Preview(request.dataset, x.astype(np.float32), np.asarray(data.y_train), data.n_inputs, note)
 
 
 class SubmissionWriteError(OSError):

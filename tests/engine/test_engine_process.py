@@ -341,3 +341,26 @@ def test_after_the_store_thins_snapshots_report_the_last_step_trained():
         if s.step > 0:
             assert s.loss == losses[s.step - 1]
     assert snaps[-1].finished and snaps[-1].step == steps and snaps[-1].loss == losses[-1]
+
+
+@pytest.mark.parametrize("dataset", ["moons", "digits"])
+def test_a_preview_holds_the_inputs_or_their_first_two_principal_components(engine, dataset):
+    from gradsim.data.datasets import make_dataset
+
+    engine.send(pr.PreviewRequest(dataset, 300, 0.1, 3, 0.2))
+    got = until(engine, pr.Preview)
+    data = make_dataset(dataset, 300, 0.1, 3, 0.2)
+    x = np.asarray(data.x_train, np.float64)
+    np.testing.assert_array_equal(got.labels, data.y_train)
+    assert got.n_inputs == x.shape[1] and got.points.shape == (len(x), 2)
+    if x.shape[1] == 2:
+        np.testing.assert_array_equal(got.points, x.astype(np.float32))
+        assert got.note == ""
+        return
+    # Independently: the covariance matrix's two leading eigenvectors (the same axes up to sign).
+    xc = x - x.mean(axis=0)
+    values, vectors = np.linalg.eigh(xc.T @ xc)
+    want = xc @ vectors[:, ::-1][:, :2]
+    signs = np.sign(np.sum(want * got.points, axis=0))
+    np.testing.assert_allclose(got.points, want * signs, rtol=1e-3, atol=1e-3 * np.abs(want).max())
+    assert "principal components" in got.note
