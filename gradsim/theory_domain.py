@@ -45,6 +45,10 @@ import numpy as np
 
 from .metrics import LAYER_INDEX, PRED_MIN_WIDTH
 
+#: The columns steps.csv ends with: 1 / 0 (in / out of domain) and the geometric-mean
+#: ratio of measured to predicted per-layer gain; empty where nothing was tested.
+DOMAIN_COLUMNS: tuple[str, ...] = ("theory_in_domain", "theory_gain_error")
+
 #: Standard deviations of the finite-width scatter a step may be off and stay in domain.
 #: The transitions of one step are not quite independent: over 10 fresh draws of each
 #: preset at step 0 the mean log error scatters up to ~1.4x the independent estimate
