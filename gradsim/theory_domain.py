@@ -80,7 +80,12 @@ _erf = np.vectorize(math.erf, otypes=[np.float64])
 
 
 def _dphi(name: str, slope: float, x: np.ndarray) -> np.ndarray:
-    """phi' in numpy (the right-hand value at a kink; the quadrature never samples 0)."""
+    """phi' in numpy (the right-hand value at a kink; the quadrature never samples 0).
+
+    A copy of gradsim.activations' numpy_grad, because the registry's gelu derivative
+    calls torch's erf and the window, which reads this rule, never imports torch;
+    tests/engine/test_theory_domain.py checks that both agree for every name there.
+    """
     if name == "linear":
         return np.ones_like(x)
     if name == "relu":
@@ -98,7 +103,7 @@ def _dphi(name: str, slope: float, x: np.ndarray) -> np.ndarray:
         return _SELU_L * np.where(x > 0, 1.0, _SELU_A * np.exp(np.minimum(x, 0.0)))
     if name == "gelu":
         return 0.5 * (1.0 + _erf(x / math.sqrt(2.0))) + x * np.exp(-0.5 * x * x) / math.sqrt(2.0 * math.pi)
-    raise ValueError(f"activation {name!r}: one of {', '.join(sorted(_DPHI_MAX) + ['leaky_relu'])}")
+    raise ValueError(f"activation = {name!r} is not known to the theory-domain rule; allowed: {', '.join(sorted(_DPHI_MAX) + ['leaky_relu'])}")
 
 
 def dphi_max(name: str, slope: float = 0.01) -> float:

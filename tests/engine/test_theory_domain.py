@@ -76,6 +76,21 @@ def test_activation_constants_against_a_fine_grid(name):
     assert dphi2_at_unit_variance(name) == pytest.approx(float(np.trapezoid(d * d * dens, x)), rel=1e-4)
 
 
+def test_derivatives_are_the_activation_registrys():
+    """theory_domain keeps a torch-free copy of phi'; it must be the registry's, for every name."""
+    from gradsim.activations import NAMES, REGISTRY
+    from gradsim.theory_domain import _dphi
+
+    x = np.linspace(-9, 9, 2001)  # even count: no node at the kink 0
+    for name in NAMES:
+        for slope in (0.01, 0.2):
+            np.testing.assert_allclose(_dphi(name, slope, x), REGISTRY[name].numpy_grad(slope)(x), rtol=1e-12, atol=1e-15)
+    assert set(NAMES) <= set(_DPHI_NAMES)
+
+
+_DPHI_NAMES = ("linear", "relu", "leaky_relu", "tanh", "sigmoid", "elu", "selu", "gelu")
+
+
 def test_no_verdict_without_a_prediction_or_a_transition():
     agn, pred, wn = _row([1.0] * 3, [np.nan] * 3, 64, 2.0)
     assert judge(agn, pred, wn, 64, ["relu"] * 4) is None
