@@ -33,12 +33,17 @@ from ..metrics import LAYER_METRICS, NORM_METRICS, PRED_METRICS, STATS_METRICS, 
 from ..models.family import FAMILIES, UnitError, units_from_json
 from .store import Session
 from ..safe_json import parse_json
+from ..theory_domain import DOMAIN_COLUMNS, session_verdicts
 
 FORMAT = "gradsim-session/3"
 #: Formats load_session reads (version 1 has no pred_gain column, 1 and 2 no units).
 READABLE_FORMATS = ("gradsim-session/1", "gradsim-session/2", FORMAT)
 FILES = ("session.json", "steps.csv", "layers.csv", "events.csv")
-STEPS_HEADER = ("step",) + STEP_METRICS
+#: steps.csv ends with the theory-domain verdict of each row (derived from layers.csv's
+#: act_grad_norm, pred_gain and weight_norm; empty where no prediction was recorded).
+#: Files written before it (the same format otherwise) load too.
+STEPS_HEADER = ("step",) + STEP_METRICS + DOMAIN_COLUMNS
+STEPS_HEADER_BEFORE_DOMAIN = ("step",) + STEP_METRICS
 LAYERS_HEADER = ("step", "layer") + LAYER_METRICS
 LAYERS_HEADER_V1 = ("step", "layer") + tuple(m for m in LAYER_METRICS if m not in PRED_METRICS)
 EVENTS_HEADER = ("step", "kind", "value")
@@ -99,11 +104,14 @@ def iter_steps_csv(session: Session, chunk_lines: Optional[int] = None) -> Itera
     # 'inf', '-inf' included); the two flags as whole numbers.
     cells = ["%r"] * len(STEP_METRICS)
     cells[STEP_METRICS.index("clipped")] = cells[STEP_METRICS.index("diverged")] = "%d"
-    line = "%d," + ",".join(cells) + "\n"
+    line = "%d," + ",".join(cells)
     n = len(session)
+    flag, err = session_verdicts(session)
+    # the verdict: empty cells on rows with no tested prediction (NaN)
+    tail = [",,\n" if f != f else ",%d,%r\n" % (f, e) for f, e in zip(flag.tolist(), err.tolist())]
     for a in range(0, n, chunk_lines):
         b = min(n, a + chunk_lines)
-        yield "".join([line % (step, *row) for step, row in zip(session.steps[a:b].tolist(), session.scalars[a:b].tolist())])
+        yield "".join([line % (step, *row) + end for step, row, end in zip(session.steps[a:b].tolist(), session.scalars[a:b].tolist(), tail[a:b])])
 
 
 def steps_csv(session: Session) -> str:
@@ -336,8 +344,11 @@ class _Source:
             raise SessionFormatError(f"{self.path}: {name} is not UTF-8 text") from None
 
 
-def _rows(text: str, name: str, header: tuple[str, ...]) -> list[list[str]]:
+def _rows(text: str, name: str, header: tuple[str, ...], older: Optional[tuple[str, ...]] = None) -> list[list[str]]:
+    """The data rows, checked against ``header`` (or the ``older`` header a file may still have)."""
     rows = list(csv.reader(io.StringIO(text)))
+    if rows and older is not None and tuple(rows[0]) == older:
+        header = older
     if not rows or tuple(rows[0]) != header:
         got = ",".join(rows[0]) if rows else "(empty file)"
         raise SessionFormatError(f"{name} line 1: expected header {','.join(header)!r}, got {got!r}")
@@ -407,7 +418,7 @@ def load_session(path: "str | Path | Mapping[str, bytes]", where: str = "") -> S
     if isinstance(record_every, bool) or not isinstance(record_every, int) or record_every < 1:
         raise SessionFormatError(f"session.json: record_every = {record_every!r}, expected a whole number >= 1")
 
-    step_rows = _rows(src.read("steps.csv"), "steps.csv", STEPS_HEADER)
+    step_rows = _rows(src.read("steps.csv"), "steps.csv", STEPS_HEADER, older=STEPS_HEADER_BEFORE_DOMAIN)
     layer_header = LAYERS_HEADER_V1 if v1 else LAYERS_HEADER
     layer_rows = _rows(src.read("layers.csv"), "layers.csv", layer_header)
     event_rows = _rows(src.read("events.csv"), "events.csv", EVENTS_HEADER)
@@ -422,7 +433,10 @@ def load_session(path: "str | Path | Mapping[str, bytes]", where: str = "") -> S
     for i, r in enumerate(step_rows):
         line = i + 2
         steps[i] = _int(r[0], "steps.csv", line, "step")
-        scalars[i] = [_num(c, "steps.csv", line, h) for c, h in zip(r[1:], STEPS_HEADER[1:])]
+        scalars[i] = [_num(c, "steps.csv", line, h) for c, h in zip(r[1 : 1 + len(STEP_METRICS)], STEP_METRICS)]
+        # the verdict is derived from layers.csv (recomputed on export): checked, not kept
+        for c, h in zip(r[1 + len(STEP_METRICS) :], DOMAIN_COLUMNS):
+            _num(c, "steps.csv", line, h, empty_ok=True)
     n_norm, n_stats = len(NORM_METRICS), len(STATS_METRICS)
     n_vals = len(layer_header) - 2
     layers = np.full((n, n_layers, len(LAYER_METRICS)), np.nan, np.float32)  # version 1: pred_gain stays NaN

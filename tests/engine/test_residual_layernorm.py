@@ -11,6 +11,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from gradsim.session.io import STEPS_HEADER
 from gradsim.commands import CommandError, SetLayerNorm, SetResidual, parse_command, parse_event
 from gradsim.config import ConfigError, RunConfig
 from gradsim.teaching.presets import parse_run_file
@@ -19,6 +20,8 @@ from gradsim.train.trainer import Trainer
 from tests.engine.fixed_batch import fixed_batch
 
 RTOL = 1e-5  # float32 norms of a few thousand terms (see test_physics.py)
+
+ELAPSED = STEPS_HEADER.index("elapsed_s")  # wall clock: the one column a replay may change
 
 
 def _fixed_batch(trainer, n=32, seed=7):
@@ -141,7 +144,7 @@ SCHEDULE = ["2:residual=on", "4:layernorm=on", "6:residual=on:0.3", "8:residual=
 
 def _csvs(session, tmp_path, name):
     out = export_session(session, tmp_path / name)
-    steps = [",".join(line.split(",")[:-1]) for line in (out / "steps.csv").read_text().splitlines()]
+    steps = [",".join(c for i, c in enumerate(line.split(",")) if i != ELAPSED) for line in (out / "steps.csv").read_text().splitlines()]
     return steps, (out / "layers.csv").read_text(), (out / "events.csv").read_text(), out
 
 

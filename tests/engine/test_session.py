@@ -64,7 +64,7 @@ def test_export_has_exactly_the_documented_format(tmp_path):
     assert meta["config"] == t.config.to_dict() and meta["steps_run"] == 12 and meta["diverged_at"] is None
     assert set(meta["versions"]) == {"gradsim", "torch", "numpy", "python", "platform"}
     steps = (out / "steps.csv").read_text().splitlines()
-    assert steps[0] == "step,loss,accuracy,grad_norm_total,grad_norm_applied,clipped,lr,diverged,elapsed_s"
+    assert steps[0] == "step,loss,accuracy,grad_norm_total,grad_norm_applied,clipped,lr,diverged,elapsed_s,theory_in_domain,theory_gain_error"
     assert len(steps) == 13 and steps[1].startswith("0,")
     layers = (out / "layers.csv").read_text().splitlines()
     assert layers[0] == "step,layer,grad_norm,bias_grad_norm,weight_norm,update_norm,update_ratio,act_grad_norm,act_mean,act_std,act_saturation,act_dead,pred_gain"

@@ -5,7 +5,10 @@ signature of a vanishing (sloping up towards the output) or exploding (sloping
 down) gradient. For ||dL/dz|| a dashed curve shows the theory's prediction for
 the weights of the step shown: the per-layer gains the trainer recorded
 (``pred_gain``, gradsim.theory.mean_field), carried down from the measured output layer.
-Where no prediction applies the note says why in words instead of a line.
+Where no prediction applies the note says why in words instead of a line; where
+one was recorded but training has since moved the weights away from the i.i.d.
+draw the theory assumes (gradsim.theory_domain), the line stays, marked in the
+legend, and the note says in words that it no longer applies and by how much.
 """
 from __future__ import annotations
 
@@ -19,6 +22,7 @@ from PySide6.QtWidgets import QWidget
 from gradsim.metrics import LAYER_INDEX, LAYER_METRICS, PRED_MIN_WIDTH
 from gradsim.models.family import unit_rows
 from gradsim.session.store import Session
+from gradsim.theory_domain import Verdict, verdict_at
 
 from .base import PlotBase, RangeFollower
 from .axes import make_log_plot
@@ -51,6 +55,8 @@ class DepthProfile(PlotBase):
         self.prediction_step: Optional[int] = None
         #: Why no prediction is drawn for ||dL/dz|| at the step shown ("" when one is).
         self.prediction_gap = ""
+        #: The theory-domain verdict on the drawn prediction's step (None: none drawn or nothing tested).
+        self.domain: Optional[Verdict] = None
         #: Draw the recorded prediction when the metric is act_grad_norm (off: only set_prediction()).
         self.show_recorded_prediction = True
 
@@ -129,7 +135,8 @@ class DepthProfile(PlotBase):
         if comparing:
             entries.append(("#56b4e9", "B", True))
         if self.prediction is not None:
-            entries.append(("#e69f00", "prediction", True))
+            out = self.domain is not None and not self.domain.in_domain
+            entries.append(("#e69f00", "prediction (no longer applies)" if out else "prediction", True))
         self.legend.set_entries(entries)
         visible = len(entries) > 1
         if self.legend.isVisibleTo(self) != visible:
@@ -144,6 +151,7 @@ class DepthProfile(PlotBase):
         self.set_prediction(None)  # the prediction describes the old run too
         self.prediction_step = None
         self.prediction_gap = ""
+        self.domain = None
         for item in (self.curve, self.points, self.curve_b, self.floor_marks, self.nan_marks):
             item.setData([], [])
         self._marked = (b"", b"")
@@ -214,8 +222,11 @@ class DepthProfile(PlotBase):
         notes = []
         if self.prediction_gap:
             notes.append(self.prediction_gap)
-        elif self.prediction_step is not None and self.prediction_step != self.step:
-            notes.append(f"prediction for the weights of step {self.prediction_step} (the last one recorded before)")
+        else:
+            if self.prediction_step is not None and self.prediction_step != self.step:
+                notes.append(f"prediction for the weights of step {self.prediction_step} (the last one recorded before)")
+            if self.domain is not None and not self.domain.in_domain:
+                notes.append(self.domain.words())
         if low.any():
             notes.append(f"layers {_layer_list(x[low])}: 0 or < 1e-20, drawn at 1e-20 (triangles)")
         if high.any():
@@ -230,6 +241,7 @@ class DepthProfile(PlotBase):
         steps; a step in between uses the last recorded one at or before it.
         The profile is anchored at the measured output layer of the step shown.
         """
+        self.domain = None
         if self.metric_name != "act_grad_norm":
             self.prediction_gap = ""
             self.prediction_step = None
@@ -247,6 +259,7 @@ class DepthProfile(PlotBase):
         gains = self._shown(gains)
         self.prediction_step = int(store.steps[src])
         self.prediction_gap = ""
+        self.domain = verdict_at(store, src)
         anchor = float(values[-1]) if values.size else float("nan")
         profile = np.full(gains.size, np.nan)
         if np.isfinite(anchor):
