@@ -22,6 +22,8 @@ from gradsim.teaching.predictions import (
     DEFAULT_WINDOW, MAX_DECADES, STAYS_DECADES, Prediction, PredictionError, comparison_text, direction_of,
     evaluate_prediction, format_prediction, parse_prediction, prediction_events,
 )
+from gradsim.grading.grader import grade
+from gradsim.teaching.exercises import ExerciseError, parse_exercise, write_submission
 from gradsim.teaching.presets import load_preset
 from gradsim.train.trainer import Trainer
 
@@ -172,3 +174,71 @@ def test_outcome_waits_for_the_window_and_names_a_missing_toggle():
     assert not partial.complete and partial.toggle_step == 50
     t.run(steps=40)
     assert evaluate_prediction(t.session, 50, pred).complete
+
+
+# ------------------------------------------------------------------ the exercise objective
+PREDICT_EXERCISE = '''
+id = "predict-bn"
+title = "Predict batch norm"
+preset = "vanishing-sigmoid"
+config = { steps = 100 }
+hide_marks = true
+[[objectives]]
+id = "predicted"
+kind = "prediction"
+toggle = "batchnorm=true"
+'''
+
+
+def test_prediction_objective_right_and_wrong_on_real_runs(tmp_path):
+    ex = parse_exercise(PREDICT_EXERCISE, "p.toml")
+    [obj] = ex.objectives
+    assert obj.toggle == "batchnorm=on" and ex.hide_marks
+    right = _run_with(ex.config, 50, SetBatchNorm(True), Prediction("batchnorm=on", "grows", 2))
+    wrong = _run_with(ex.config, 50, SetBatchNorm(True), Prediction("batchnorm=on", "shrinks", 2))
+    silent = _run_with(ex.config, 50, SetBatchNorm(True))
+    r_right, r_wrong, r_silent = (ex.evaluate(t.session)[0] for t in (right, wrong, silent))
+    truth = evaluate_prediction(right.session, 50, Prediction("batchnorm=on", "grows", 2))
+    assert r_right.passed and r_right.value == pytest.approx(truth.decades) and "grew by" in r_right.detail
+    assert not r_wrong.passed and "predicted the early signal shrinks by 2 decades" in r_wrong.detail
+    assert not r_silent.passed and "no prediction was recorded before batchnorm=on" in r_silent.detail
+    # The size counts only when the exercise asks for it: 2 decades predicted, ~14 measured.
+    sized = parse_exercise(PREDICT_EXERCISE.replace('toggle = "batchnorm=true"', 'toggle = "batchnorm=on"\ndecades_tol = 1'), "p.toml")
+    assert not sized.evaluate(right.session)[0].passed
+    six = _run_with(ex.config, 50, SetBatchNorm(True), Prediction("batchnorm=on", "grows", 6)).session
+    gap = abs(6 - truth.decades)
+    loose = parse_exercise(PREDICT_EXERCISE.replace('toggle = "batchnorm=true"', f"decades_tol = {math.ceil(gap * 10) / 10 + 0.1}"), "p.toml")
+    tight = parse_exercise(PREDICT_EXERCISE.replace('toggle = "batchnorm=true"', f"decades_tol = {math.floor(gap * 10) / 10 - 0.1}"), "p.toml")
+    assert loose.evaluate(six)[0].passed and not tight.evaluate(six)[0].passed
+    # Graded from the submission: the replay carries the prediction over and grades it the same.
+    g_right = grade(ex, write_submission(tmp_path / "right", ex, right.session, {}))
+    g_wrong = grade(ex, write_submission(tmp_path / "wrong", ex, wrong.session, {}))
+    assert g_right.verified and g_right.score == 1.0 and g_wrong.score == 0.0
+    meta = json.loads((tmp_path / "right" / "submission.json").read_text())
+    assert meta["results"] == [{"id": "predicted"}]  # hide_marks: no mark to read in the file either
+
+
+def test_only_the_first_prediction_for_the_toggle_counts():
+    ex = parse_exercise(PREDICT_EXERCISE, "p.toml")
+    t = Trainer(ex.config)
+    t.run(steps=30)
+    t.apply(Annotate(PREDICTION, format_prediction(Prediction("batchnorm=on", "shrinks", 1))))
+    t.apply(SetBatchNorm(True))
+    t.run(steps=30)
+    t.apply(SetBatchNorm(False))
+    t.apply(Annotate(PREDICTION, format_prediction(Prediction("batchnorm=on", "grows", 1, window=20))))
+    t.apply(SetBatchNorm(True))
+    t.run()
+    assert not ex.evaluate(t.session)[0].passed  # guessing again after seeing the outcome does not help
+
+
+@pytest.mark.parametrize("line, names", [
+    ('toggle = "batchnorm=maybe"', "key 'toggle'"),
+    ("decades_tol = -1", "key 'decades_tol'"),
+    ("window = 3", "key 'window'"),
+])
+def test_bad_prediction_objectives_are_refused(line, names):
+    with pytest.raises(ExerciseError, match=names):
+        parse_exercise(PREDICT_EXERCISE.replace('toggle = "batchnorm=true"', line), "p.toml")
+    with pytest.raises(ExerciseError, match="hide_marks"):
+        parse_exercise(PREDICT_EXERCISE.replace("hide_marks = true", 'hide_marks = "yes"'), "p.toml")
