@@ -7,19 +7,31 @@ once: a line in the event log, and the latest in the live toggles panel.
 """
 from __future__ import annotations
 
+import math
 from html import escape
 from typing import Optional
 
 from PySide6.QtCore import QObject
 
 from gradsim.session.store import Session
-from gradsim.teaching.predictions import Prediction, comparison_text, evaluate_prediction, prediction_events
+from gradsim.teaching.predictions import PAST, Outcome, Prediction, comparison_text, evaluate_prediction, prediction_events
 
 from .panels.event_log import EventLog
 from .panels.toggles import TogglesPanel
 
 #: The event log's kind column for a prediction's outcome.
 OUTCOME_KIND = "outcome"
+
+
+def short_text(pred: Prediction, outcome: Outcome) -> str:
+    """The outcome and the prediction in a few words (the event log's value column is narrow)."""
+    said = f"you said {pred.signal}" + (f" {pred.decades}" if pred.signal != "stays" else "")
+    if not outcome.direction:
+        return f"unknown; {said}"
+    if outcome.direction == "stays":
+        return f"stayed ({outcome.decades:+.1f} decades); {said}"
+    size = abs(outcome.decades)
+    return f"{PAST[outcome.direction]} {size:.1f} decades; {said}" if math.isfinite(size) else f"{PAST[outcome.direction]} without bound; {said}"
 
 
 class PredictionTracker(QObject):
@@ -53,10 +65,11 @@ class PredictionTracker(QObject):
             if not outcome.complete:
                 continue
             self._reported.add(key)
-            self.event_log.add_message(OUTCOME_KIND, where + comparison_text(pred, outcome), event.step, error=False)
+            self.event_log.add_message(OUTCOME_KIND, where + short_text(pred, outcome), event.step, error=False,
+                                       tip=where + comparison_text(pred, outcome))
             self.toggles.show_outcome(
                 f"{escape(where)}<b>You predicted:</b> {escape(pred.text())}. "
                 f"<b>Outcome:</b> {escape(outcome.text())}."
-                f"<br><span style='color: palette(mid);'>{escape(pred.toggle)} at step {outcome.toggle_step if outcome.toggle_step is not None else event.step}"
+                f"<br><span style='color: #616161;'>{escape(pred.toggle)} at step {outcome.toggle_step if outcome.toggle_step is not None else event.step}"
                 f"{', ' + escape(outcome.unit) if outcome.unit else ''}, {pred.window} steps after vs before</span>"
             )

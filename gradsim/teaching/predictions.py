@@ -50,7 +50,8 @@ STAYS_DECADES = math.log10(STAYS_FACTOR)
 #: The metric the outcome reads.
 SIGNAL_METRIC = "act_grad_norm"
 
-_PAST = {"grows": "grew", "shrinks": "shrank", "stays": "stayed"}
+#: Each direction in the past tense, as outcomes are told.
+PAST = {"grows": "grew", "shrinks": "shrank", "stays": "stayed"}
 
 
 class PredictionError(ValueError):
@@ -160,7 +161,7 @@ class Outcome:
             return f"stayed within a factor {STAYS_FACTOR:g} ({self.decades:+.2f} decades)"
         size = abs(self.decades)
         amount = f"{size:.1f}" if math.isfinite(size) else "an unbounded number of"
-        return f"{_PAST[self.direction]} by {amount} decades"
+        return f"{PAST[self.direction]} by {amount} decades"
 
 
 def signal_unit(session: Session) -> Optional[int]:

@@ -14,6 +14,7 @@ from gradsim.teaching.predictions import Prediction, evaluate_prediction, parse_
 from gradsim.train.trainer import Trainer
 from ui.panels.exercise import AT_GRADING, DONE, ExercisePanel
 from ui.panels.toggles import TogglesPanel
+from ui.predictions import short_text
 
 # The offscreen platform says so whenever a top-level dialog shows (and cannot raise one).
 pytestmark = pytest.mark.qt_log_ignore("does not support propagateSizeHints", "does not support raise")
@@ -124,7 +125,9 @@ def test_window_shows_prediction_and_outcome_after_the_window_of_steps(qtbot):
     truth = evaluate_prediction(t.session, 50, pred)
     [(step, kind, text)] = log.lines()
     assert (step, kind) == ("50", "outcome")
-    assert "you predicted the early signal grows by 2 decades" in text and f"grew by {abs(truth.decades):.1f} decades" in text
+    assert text == f"grew {abs(truth.decades):.1f} decades; you said grows 2"  # short: the value column is narrow
+    tip = log.tree.topLevelItem(0).toolTip(2)
+    assert "you predicted the early signal grows by 2 decades" in tip and f"grew by {abs(truth.decades):.1f} decades" in tip
     shown = toggles.outcome_label.text()
     assert "You predicted" in shown and "grows by 2 decades" in shown and f"grew by {abs(truth.decades):.1f} decades" in shown
     assert toggles.outcome_label.isVisibleTo(toggles)
@@ -194,5 +197,7 @@ def test_window_records_the_prediction_in_the_engine_then_applies_the_toggle(win
     qtbot.waitUntil(lambda: any(line[1] == "outcome" for line in window.event_log.lines()), timeout=wait)
     line = next(line for line in window.event_log.lines() if line[1] == "outcome")
     truth = evaluate_prediction(window.mirror, 3, Prediction("batchnorm=on", "grows", 1))
-    assert line[0] == "3" and truth.text() in line[2]
+    assert line[0] == "3" and line[2] == short_text(Prediction("batchnorm=on", "grows", 1), truth)
+    shown = next(line for line in window.event_log.lines() if line[1] == PREDICTION)
+    assert shown[2] == "batchnorm=on: grows by 1 decade"  # the prediction in words, not its raw value
     assert "You predicted" in window.toggles.outcome_label.text()

@@ -26,6 +26,11 @@ _CHOICE_TEXT = {
     "stays": f"stays (within a factor {STAYS_FACTOR:g})",
 }
 
+#: Word joiner: Qt wraps a label at "||" otherwise, splitting ||dL/dz|| over two lines.
+_NO_BREAK = "\u2060"
+_NOTE_BEFORE = "Choose a direction first. The outcome appears beside your prediction once the steps have run."
+_NOTE_AFTER = "Your prediction is recorded with the run; the outcome appears beside it once the steps have run."
+
 
 class PredictionDialog(QDialog):
     """Asks which way the early layers' signal goes after ``command``, and by how many decades."""
@@ -42,7 +47,8 @@ class PredictionDialog(QDialog):
         self.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose, False)
         layout = QVBoxLayout(self)
         self.question = QLabel(
-            f"Before <b>{command.text()}</b> applies: what will the backprop signal ||dL/dz|| "
+            f"Before <b>{command.text()}</b> applies: what will the backprop signal "
+            f"{_NO_BREAK.join('||dL/dz||')} "
             f"of the early layers (layer 1) do over the next {window} steps, compared with the {window} before?"
         )
         self.question.setWordWrap(True)
@@ -71,9 +77,9 @@ class PredictionDialog(QDialog):
         size.addWidget(self.decades)
         size.addStretch(1)
         layout.addLayout(size)
-        self.note = QLabel("Choose a direction first. The outcome appears beside your prediction once the steps have run.")
+        self.note = QLabel(_NOTE_BEFORE)
         self.note.setWordWrap(True)
-        self.note.setStyleSheet("color: palette(mid);")
+        self.note.setStyleSheet("color: #616161;")
         layout.addWidget(self.note)
         box = QDialogButtonBox()
         self.ok_button: QPushButton = box.addButton("Predict and apply", QDialogButtonBox.ButtonRole.AcceptRole)
@@ -108,6 +114,7 @@ class PredictionDialog(QDialog):
         self.decades.setEnabled(not stays)
         self.decades_label.setEnabled(not stays)
         self.ok_button.setEnabled(bool(self.choice()))
+        self.note.setText(_NOTE_AFTER if self.choice() else _NOTE_BEFORE)
 
     def accept(self) -> None:
         p = self.prediction()
