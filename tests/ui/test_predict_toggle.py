@@ -166,6 +166,7 @@ def test_hide_marks_shows_no_right_or_wrong(qtbot, tmp_path, monkeypatch):
     assert {status[o.id] for o in ex.objectives if o.id != "q_ratio"} == {AT_GRADING}
     assert DONE not in status.values()
     assert "marked when your submission is graded" in panel.summary.text()
+    assert "marked at grading" in panel.mode_label.text()
     shown = {lab.text() for lab, _ in panel.objective_rows.values()}
     assert not any("\u2713" in s or "\u2717" in s for s in shown)
 

@@ -272,7 +272,8 @@ class ExercisePanel(QWidget):
 
     def _show_mode(self) -> None:
         if self.active:
-            self.mode_label.setText("<b>Exercise mode</b>: objectives are checked on your run.")
+            hidden = self._exercise is not None and self._exercise.hide_marks
+            self.mode_label.setText("<b>Exercise mode</b>: " + ("objectives are marked at grading." if hidden else "objectives are checked on your run."))
             self.mode_button.setText("Free play")
         else:
             self.mode_label.setText("<b>Free play</b>: nothing is checked. Pick an exercise to follow it.")
