@@ -69,6 +69,7 @@ class TeachingController(QObject):
         self.predictions = PredictionTracker(host.event_log, host.toggles, self)
         self.run.run_started.connect(self._on_run_started)
         self.run.run_reset.connect(self._on_run_reset)
+        self.run.session_opened.connect(self._on_session_opened)
         self._timer = QTimer(self)
         self._timer.setInterval(OBJECTIVES_MS)
         self._timer.timeout.connect(self._on_objectives_timer)
@@ -246,6 +247,10 @@ class TeachingController(QObject):
     @Slot(object)
     def _on_run_started(self, _config: Any) -> None:
         self._forget_run("No spectrum of this run yet: press Compute.")
+
+    @Slot(object)
+    def _on_session_opened(self, _session: Any) -> None:
+        self.predictions.clear()  # an opened session's predictions are reported afresh
 
     @Slot()
     def _on_run_reset(self) -> None:
