@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any, Callable, ClassVar, Optional, Protocol
 
 from .config import ACTIVATIONS, CLIP_MODES, INITS, OPTIMIZERS, SCALED_INITS
+from .events import NOTE, PREDICTION
 
 
 class RunTarget(Protocol):
@@ -259,6 +260,43 @@ class SetOptimizer(Command):
 
     def apply_to(self, trainer: "RunTarget") -> None:
         trainer.set_optimizer(self.name)
+
+
+#: Annotations the window may record in a run (through :class:`Annotate`).
+WINDOW_ANNOTATIONS: tuple[str, ...] = (PREDICTION, NOTE)
+#: Longest annotation text accepted (events.csv keeps one line per event).
+MAX_ANNOTATION_CHARS = 1000
+
+
+@dataclass(frozen=True)
+class Annotate(Command):
+    """Record an annotation (``kind`` = ``note`` or ``prediction``) at the next step boundary.
+
+    Not a change of the run: ``Trainer.apply`` records it and touches nothing
+    else, and a replay carries it over instead of applying it. It is a Command
+    only so it travels the commands' path (window -> relay -> engine, a fork's
+    branch included) and lands in the same session, in order, just before a
+    toggle sent after it.
+    """
+
+    kind: str
+    note: str = ""
+    key: ClassVar[str] = "annotate"
+
+    def value(self) -> str:
+        return self.note
+
+    def text(self) -> str:
+        return f"{self.kind}={self.note}"
+
+    def validate(self) -> None:
+        if self.kind not in WINDOW_ANNOTATIONS:
+            raise CommandError(f"annotation {self.kind!r}: allowed {', '.join(WINDOW_ANNOTATIONS)}")
+        if not isinstance(self.note, str) or "\n" in self.note or "\r" in self.note or len(self.note) > MAX_ANNOTATION_CHARS:
+            raise CommandError(f"{self.kind}: its text must be one line of at most {MAX_ANNOTATION_CHARS} characters")
+
+    def apply_to(self, trainer: "RunTarget") -> None:
+        """Nothing to change (Trainer.apply records the event)."""
 
 
 @dataclass(frozen=True)

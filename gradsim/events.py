@@ -23,6 +23,7 @@ START = "start"
 PAUSE = "pause"
 DIVERGED = "diverged"
 NOTE = "note"
+PREDICTION = "prediction"
 
 #: Annotation kinds: they mark a run without changing it (a replay does not apply them).
 ANNOTATIONS: dict[str, str] = {
@@ -30,6 +31,8 @@ ANNOTATIONS: dict[str, str] = {
     PAUSE: "training was paused in the window",
     NOTE: "free text; a fork is recorded as a note beginning 'fork at step N' (branch B starts there)",
     DIVERGED: "the loss or a gradient became non-finite (its value says which, and the first value)",
+    PREDICTION: "what the student predicted a toggle would do, recorded just before it "
+    "(e.g. toggle=batchnorm=on;signal=grows;decades=2; format in gradsim.teaching.predictions)",
 }
 
 #: Annotations the trainer writes by itself, so a replay of the same run writes them again;

@@ -54,7 +54,13 @@ class ForkHost(Protocol):
 
 
 class TeachingHost(DockHost, Protocol):
-    """What the teaching layer uses: docks, the builder (an exercise's start), errors, the export folder."""
+    """What the teaching layer uses: docks, the builder (an exercise's start), errors, the export folder,
+    and for predictions the live toggles and the event log."""
+
+    @property
+    def toggles(self) -> TogglesPanel: ...
+    @property
+    def event_log(self) -> EventLog: ...
 
     @property
     def builder(self) -> BuilderPanel: ...

@@ -27,6 +27,7 @@ from PySide6.QtGui import QAction
 from gradsim.service import tasks as engine_tasks
 
 from .host import TeachingHost
+from .predictions import PredictionTracker
 from .settings import KEY_STUDENT, read_str, settings
 
 log = logging.getLogger(__name__)
@@ -64,8 +65,11 @@ class TeachingController(QObject):
         # Bumped when a run starts or is reset: a Jacobian of the discarded run
         # that arrives later is dropped instead of shown as the new run's.
         self._run_ticket = 0
+        #: Shows each prediction beside its outcome (checked with the objectives, twice a second).
+        self.predictions = PredictionTracker(host.event_log, host.toggles, self)
         self.run.run_started.connect(self._on_run_started)
         self.run.run_reset.connect(self._on_run_reset)
+        self.run.session_opened.connect(self._on_session_opened)
         self._timer = QTimer(self)
         self._timer.setInterval(OBJECTIVES_MS)
         self._timer.timeout.connect(self._on_objectives_timer)
@@ -82,6 +86,8 @@ class TeachingController(QObject):
             self.restore_student()  # the name remembered from the last submission
             self._exercise.start_requested.connect(self._on_start_requested)
             self._exercise.submission_requested.connect(self._on_submission_requested)
+            # Exercise mode asks for a prediction before each toggle; free play leaves it to the switch.
+            self._exercise.active_changed.connect(self.host.toggles.set_predict)
         return self._exercise
 
     @property
@@ -242,6 +248,10 @@ class TeachingController(QObject):
     def _on_run_started(self, _config: Any) -> None:
         self._forget_run("No spectrum of this run yet: press Compute.")
 
+    @Slot(object)
+    def _on_session_opened(self, _session: Any) -> None:
+        self.predictions.clear()  # an opened session's predictions are reported afresh
+
     @Slot()
     def _on_run_reset(self) -> None:
         self._forget_run("No run: start one, then press Compute for the spectrum of the live network.")
@@ -249,6 +259,7 @@ class TeachingController(QObject):
     def _forget_run(self, jacobian_text: str) -> None:
         """Nothing that described the previous run stays on screen (the plots reset themselves)."""
         self._run_ticket += 1
+        self.predictions.clear()
         if self._jacobian is not None:
             self._jacobian.set_spectrum(None, jacobian_text)
         if self._exercise is not None:
@@ -281,6 +292,8 @@ class TeachingController(QObject):
 
     @Slot()
     def _on_objectives_timer(self) -> None:
+        self.predictions.update(self.run.mirror)
+        self.predictions.update(self.run.branch_mirror, "branch B")
         ex = self._exercise
         if ex is not None and self.run.mirror is not None and ex.active and ex.isVisible():
             self.exercise.update_from(self.run.mirror)

@@ -20,6 +20,7 @@ import numpy as np
 from ..config import ConfigError, RunConfig
 from ..events import EVENT_KINDS, START
 from ..metrics import LAYER_METRICS, STEP_METRICS, middle_layer
+from .predictions import Prediction, PredictionError, evaluate_prediction, prediction_events
 from .presets import load_preset
 from ..resources import resource_path
 from ..session.store import Session
@@ -272,6 +273,41 @@ class Answer(Objective):
         return f"an answer {self._tolerance()} of your session's {self.quantity.describe()}"
 
 
+@dataclass(frozen=True)
+class PredictionMatches(Objective):
+    """The student's recorded prediction of the early layers' signal (grows / shrinks / stays)
+    matches what the toggle did (gradsim.teaching.predictions).
+
+    The *first* prediction recorded for ``toggle`` (any toggle when empty) is
+    graded: predicting again after seeing the outcome does not count. With
+    ``decades_tol`` the predicted number of decades must also be within that
+    many decades of the measured change (a "stays" needs only its direction).
+    """
+
+    toggle: str = ""
+    decades_tol: Optional[float] = None
+
+    def check(self, s: Session, answers: dict[str, Any]) -> Result:
+        found = [(e, p) for e, p in prediction_events(s) if isinstance(p, Prediction) and (not self.toggle or p.toggle == self.toggle)]
+        which = f" before {self.toggle}" if self.toggle else " before a toggle"
+        if not found:
+            return self._result(False, f"no prediction was recorded{which}")
+        event, pred = found[0]
+        out = evaluate_prediction(s, event.step, pred)
+        if not out.direction:
+            return self._result(False, f"predicted the early signal {pred.text()} at step {event.step}; {out.detail}")
+        if not out.complete:
+            return self._result(False, f"predicted the early signal {pred.text()}; the outcome is measured {pred.window} steps after the toggle (not reached yet)")
+        ok = pred.signal == out.direction
+        if ok and self.decades_tol is not None and pred.signal != "stays":
+            ok = abs(pred.decades - abs(out.decades)) <= self.decades_tol
+        return self._result(ok, f"predicted the early signal {pred.text()} at step {event.step}; it {out.text()}", out.decades)
+
+    def required(self) -> str:
+        amount = f" and its size within {self.decades_tol:g} decades" if self.decades_tol is not None else ""
+        return f"a prediction{' before ' + self.toggle if self.toggle else ''} of the direction of the early layers' signal{amount} that matches the outcome"
+
+
 # ------------------------------------------------------------ parsing
 @dataclass(frozen=True)
 class Exercise:
@@ -284,6 +320,8 @@ class Exercise:
     objectives: tuple[Objective, ...]
     require: dict[str, Any]
     path: Optional[Path] = None
+    #: The panel shows no right/wrong marks until grading (a student cannot guess until green).
+    hide_marks: bool = False
 
     def evaluate(self, session: Session, answers: Optional[dict[str, Any]] = None) -> list[Result]:
         return [o.check(session, answers or {}) for o in self.objectives]
@@ -382,7 +420,7 @@ def _objective(raw: Any, where: str, index: int) -> Objective:
     if not isinstance(raw, dict):
         raise ExerciseError(f"{where}: objectives[{index}] must be a table")
     r = _Reader(raw, f"{where}: objectives[{index}]")
-    kind = r.get("kind", str, choices=("metric", "layer_ratio", "accuracy", "no_divergence", "diverged", "event", "answer"))
+    kind = r.get("kind", str, choices=("metric", "layer_ratio", "accuracy", "no_divergence", "diverged", "event", "answer", "prediction"))
     oid = r.get("id", str, f"o{index + 1}")
     text = r.get("text", str, "")
     if kind in ("metric", "layer_ratio"):
@@ -412,6 +450,18 @@ def _objective(raw: Any, where: str, index: int) -> Objective:
         # Every run has a start event, so checking for one would pass on any run.
         ev = r.get("event", str, choices=tuple(k for k in EVENT_KINDS if k != START))
         return EventHappened(oid, text or f"a {ev} event", ev, r.get("value", str, ""), r.get("min_step", int, 0), r.get("count", int, 1))
+    if kind == "prediction":
+        r.unknown(_COMMON | {"toggle", "decades_tol"})
+        toggle = r.get("toggle", str, "")
+        if toggle:
+            try:
+                toggle = Prediction(toggle, "stays").toggle  # the spelling events.csv writes
+            except PredictionError as exc:
+                raise r.fail("toggle", str(exc)) from None
+        tol = r.get("decades_tol", float, None)
+        if tol is not None and not (math.isfinite(tol) and tol >= 0):
+            raise r.fail("decades_tol", f"{tol} must be a number >= 0")
+        return PredictionMatches(oid, text or f"predicted what {toggle or 'a toggle'} does to the early layers' signal", toggle, tol)
     # answer
     r.unknown(_COMMON | _QTY_KEYS | {"question", "compute", "rel_tol", "abs_tol", "log10_tol"})
     question = r.get("question", str)
@@ -432,11 +482,12 @@ def parse_exercise(text: str, where: str = "exercise", path: Optional[Path] = No
     except tomllib.TOMLDecodeError as exc:
         raise ExerciseError(f"{where}: not valid TOML: {exc}") from None
     r = _Reader(data, where)
-    r.unknown({"id", "title", "level", "body", "preset", "config", "events", "objectives", "require"})
+    r.unknown({"id", "title", "level", "body", "preset", "config", "events", "objectives", "require", "hide_marks"})
     ex_id = r.get("id", str)
     title = r.get("title", str)
     level = r.get("level", str, "intro", choices=LEVELS)
     body = r.get("body", str, "")
+    hide_marks = r.get("hide_marks", bool, False)
     preset_name = r.get("preset", str, "")
     overrides = r.get("config", dict, {})
     try:
@@ -470,7 +521,7 @@ def parse_exercise(text: str, where: str = "exercise", path: Optional[Path] = No
     for k in require:
         if k not in known:
             raise ExerciseError(f"{where}: key 'require.{k}': not a config field; allowed: {', '.join(sorted(known))}")
-    return Exercise(ex_id, title, level, body, cfg, tuple(events), objectives, dict(require), path)
+    return Exercise(ex_id, title, level, body, cfg, tuple(events), objectives, dict(require), path, hide_marks)
 
 
 def load_exercise(path: str | Path) -> Exercise:
@@ -507,9 +558,10 @@ def write_submission(folder: str | Path, exercise: Exercise, session: Session, a
         **({"student": student.strip()} if student.strip() else {}),
         "answers": answers,
         # Informative only (the grader recomputes). Answers' true values are left
-        # out, or a student could read them here and type them in.
+        # out, or a student could read them here and type them in; with hide_marks
+        # so is every mark, which the panel keeps hidden until grading.
         "results": [
-            {"id": r.id, "passed": r.passed} if isinstance(o, Answer) else r.to_dict()
+            {"id": r.id} if exercise.hide_marks else {"id": r.id, "passed": r.passed} if isinstance(o, Answer) else r.to_dict()
             for o, r in zip(exercise.objectives, results)
         ],
     }

@@ -26,7 +26,7 @@ import torch.nn.functional as F
 
 from ..models import mlp_backprop as backprop
 from . import probes
-from ..commands import Command, CommandError, Scheduled
+from ..commands import Annotate, Command, CommandError, Scheduled
 from ..config import SCALED_INITS, RunConfig
 from ..data.datasets import Dataset, make_dataset
 from ..arena import Arena
@@ -246,6 +246,10 @@ class Trainer:
         put back to the state it had before, bit for bit, and the error raised
         (a ValueError as CommandError naming the command).
         """
+        if isinstance(command, Annotate):  # marks the run, changes nothing: no state to restore, no new theory row
+            command.validate()
+            self.session.add_event(self.step_index, command.kind, command.value())
+            return
         saved = self.state(grads=True)
         events = len(self.session.events)
         try:

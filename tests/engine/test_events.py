@@ -38,11 +38,12 @@ def _literal_kinds_written(folder: Path) -> dict[str, str]:
 
 def test_every_kind_the_engine_writes_is_registered():
     written = _literal_kinds_written(ROOT / "gradsim")
-    # The engine writes each annotation somewhere (a kind nobody writes would be dead weight here).
-    assert set(events.ANNOTATION_KINDS) <= set(written)
+    # The engine writes each annotation somewhere, or the window sends it (commands.Annotate);
+    # a kind nobody writes would be dead weight here.
+    assert set(events.ANNOTATION_KINDS) <= set(written) | set(commands.WINDOW_ANNOTATIONS)
     unknown = {k: where for k, where in written.items() if k not in events.EVENT_KINDS}
     assert unknown == {}
 
 
 def test_replay_carries_over_exactly_the_window_annotations():
-    assert set(replay.ANNOTATIONS) == {"pause", "note"}
+    assert set(replay.ANNOTATIONS) == {"pause", "note", "prediction"}

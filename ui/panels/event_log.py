@@ -11,7 +11,9 @@ from typing import Iterable, Optional
 from PySide6.QtGui import QBrush, QColor
 from PySide6.QtWidgets import QHeaderView, QTreeWidget, QTreeWidgetItem, QVBoxLayout, QWidget
 
+from gradsim.events import PREDICTION
 from gradsim.session.store import Event
+from gradsim.teaching.predictions import PredictionError, parse_prediction
 
 from .tips import TIPS
 
@@ -44,19 +46,21 @@ class EventLog(QWidget):
         added = False
         for ev in events:
             self.events.append(ev)
-            self._add_line(str(ev.step), ev.kind, ev.value)
+            self._add_line(str(ev.step), ev.kind, _shown(ev), tip=ev.value)
             added = True
         if added:
             self.tree.scrollToBottom()
 
-    def add_message(self, kind: str, text: str, step: Optional[int] = None, error: bool = True) -> None:
-        """A line that is not a session event (a refused command, an export), red when an error."""
-        self._add_line("" if step is None else str(step), kind, text, colour=_COLOURS["error"] if error else "#1565c0")
+    def add_message(self, kind: str, text: str, step: Optional[int] = None, error: bool = True, tip: str = "") -> None:
+        """A line that is not a session event (a refused command, an export), red when an error.
+
+        ``tip``: the full text on hover, where ``text`` is a short form that fits the column."""
+        self._add_line("" if step is None else str(step), kind, text, colour=_COLOURS["error"] if error else "#1565c0", tip=tip)
         self.tree.scrollToBottom()
 
-    def _add_line(self, step: str, kind: str, value: str, colour: Optional[str] = None) -> None:
+    def _add_line(self, step: str, kind: str, value: str, colour: Optional[str] = None, tip: str = "") -> None:
         item = QTreeWidgetItem([step, kind, value])
-        item.setToolTip(2, value)
+        item.setToolTip(2, tip or value)
         c = colour or _COLOURS.get(kind)
         if c:
             for col in range(3):
@@ -75,3 +79,14 @@ class EventLog(QWidget):
             assert it is not None  # i < topLevelItemCount()
             out.append((it.text(0), it.text(1), it.text(2)))
         return out
+
+
+def _shown(ev: Event) -> str:
+    """An event's value as the log shows it: a prediction in words (its raw value fills the column)."""
+    if ev.kind == PREDICTION:
+        try:
+            p = parse_prediction(ev.value)
+        except PredictionError:
+            return ev.value
+        return f"{p.toggle}: {p.text()}"
+    return ev.value

@@ -40,9 +40,11 @@ log = logging.getLogger(__name__)
 PENDING = "pending"
 DONE = "done"
 NOT_YET = "not yet"
+#: An exercise with ``hide_marks``: no right or wrong is shown until grading.
+AT_GRADING = "at grading"
 
-_STATUS_TEXT = {PENDING: "\u25cb pending", DONE: "\u2713 done", NOT_YET: "\u2717 not yet"}
-_STATUS_COLOUR = {PENDING: "#9e9e9e", DONE: "#43a047", NOT_YET: "#fb8c00"}
+_STATUS_TEXT = {PENDING: "\u25cb pending", DONE: "\u2713 done", NOT_YET: "\u2717 not yet", AT_GRADING: "\u2022 at grading"}
+_STATUS_COLOUR = {PENDING: "#9e9e9e", DONE: "#43a047", NOT_YET: "#fb8c00", AT_GRADING: "#1565c0"}
 _ERROR_COLOUR = "#d32f2f"
 
 TIPS: dict[str, str] = {
@@ -270,7 +272,8 @@ class ExercisePanel(QWidget):
 
     def _show_mode(self) -> None:
         if self.active:
-            self.mode_label.setText("<b>Exercise mode</b>: objectives are checked on your run.")
+            hidden = self._exercise is not None and self._exercise.hide_marks
+            self.mode_label.setText("<b>Exercise mode</b>: " + ("objectives are marked at grading." if hidden else "objectives are checked on your run."))
             self.mode_button.setText("Free play")
         else:
             self.mode_label.setText("<b>Free play</b>: nothing is checked. Pick an exercise to follow it.")
@@ -479,8 +482,10 @@ class ExercisePanel(QWidget):
             result = self._results[i] if self._results else None
             if result is None or (isinstance(obj, Answer) and obj.id not in answers):
                 status, tip = PENDING, "Waiting for a run." if result is None else "Type your answer below."
-            elif isinstance(obj, Answer) and not self.answer_feedback:
+            elif isinstance(obj, Answer) and (not self.answer_feedback or ex.hide_marks):
                 status, tip = "answered", "Answered; the grader checks it against your session."
+            elif ex.hide_marks:  # the instructor's choice: nothing to guess against until grading
+                status, tip = AT_GRADING, "Marked when your submission is graded (this exercise hides marks until then)."
             else:
                 status = DONE if result.passed else NOT_YET
                 if isinstance(obj, Answer):  # its detail holds the true value
@@ -493,7 +498,12 @@ class ExercisePanel(QWidget):
                     tip = result.detail
             done += status == DONE
             self._set_row(obj.id, status, tip)
-        self.summary.setText(f"{done} of {len(ex.objectives)} objectives done" if session is not None else "No run yet: objectives are pending.")
+        if session is None:
+            self.summary.setText("No run yet: objectives are pending.")
+        elif ex.hide_marks:
+            self.summary.setText(f"{len(ex.objectives)} objectives, marked when your submission is graded.")
+        else:
+            self.summary.setText(f"{done} of {len(ex.objectives)} objectives done")
         problems = ex.config_problems(session.config) if session is not None and session.config else []
         self.config_warning.setText("This run does not use the exercise's required settings, so it would score 0: " + "; ".join(problems) if problems else "")
         self.config_warning.setVisible(bool(problems))

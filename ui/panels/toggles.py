@@ -8,7 +8,7 @@ what the event log and the plot markers show is what the run really did.
 from __future__ import annotations
 
 import math
-from typing import Optional
+from typing import Callable, Optional
 
 from PySide6.QtCore import Qt, Signal, Slot
 from PySide6.QtWidgets import (
@@ -23,6 +23,7 @@ from PySide6.QtWidgets import (
 )
 
 from gradsim.commands import (
+    Annotate,
     Command,
     CommandError,
     Reinit,
@@ -36,9 +37,12 @@ from gradsim.commands import (
     command_from_event,
 )
 from gradsim.config import ACTIVATIONS, CLIP_MODES, INITS, OPTIMIZERS, SCALED_INITS, RunConfig
+from gradsim.events import PREDICTION
 from gradsim.session.store import Event
+from gradsim.teaching.predictions import Prediction, format_prediction
 
 from .builder import format_float
+from .prediction import PredictionDialog
 from .tips import TIPS
 
 
@@ -125,6 +129,22 @@ class TogglesPanel(QWidget):
         grid.addWidget(self.optimizer_apply, row, 3)
         row += 1
 
+        self.predict = QCheckBox("Predict before toggling")
+        self.predict.setToolTip(
+            "Before a change applies, say what the early layers' backprop signal will do (grows, shrinks or stays, "
+            "and by how many decades); your prediction is recorded with the run and shown beside the outcome. "
+            "On by default in exercise mode."
+        )
+        self.outcome_label = QLabel("")
+        self.outcome_label.setWordWrap(True)
+        self.outcome_label.setTextFormat(Qt.TextFormat.RichText)
+        self.outcome_label.setStyleSheet("color: palette(text); border: 1px solid palette(mid); padding: 4px;")
+        self.outcome_label.setToolTip("Your last prediction and what the run did: the median ||dL/dz|| of layer 1 after the toggle vs before.")
+        self.outcome_label.hide()
+        #: The open prediction dialog (None when none waits) and how to undo its toggle's click on Cancel.
+        self.pending: Optional[PredictionDialog] = None
+        self._pending_revert: Optional[Callable[[], None]] = None
+
         self.hint = QLabel("Start a run to change it live; each change applies at the next step.")
         self.hint.setWordWrap(True)
         self.hint.setStyleSheet("color: palette(mid);")
@@ -147,6 +167,8 @@ class TogglesPanel(QWidget):
         self.try_box.setTextFormat(Qt.TextFormat.RichText)
         self.try_box.setStyleSheet("color: palette(text); margin-top: 8px;")
         self.try_box.setToolTip("Common fixes for vanishing and exploding gradients, to try on the running network.")
+        outer.addWidget(self.predict)
+        outer.addWidget(self.outcome_label)
         outer.addWidget(self.error_label)
         outer.addWidget(self.hint)
         outer.addWidget(self.try_box)
@@ -183,8 +205,10 @@ class TogglesPanel(QWidget):
     def set_live(self, live: bool) -> None:
         """Enable the controls while a run can take commands."""
         for w in self.findChildren(QWidget):
-            if w not in (self.hint, self.error_label, self.try_box):
+            if w not in (self.hint, self.error_label, self.try_box, self.predict, self.outcome_label):
                 w.setEnabled(live)
+        if not live and self.pending is not None:
+            self.pending.reject()  # the run that would take the toggle is gone
         if live:
             self._on_init_changed()
             self._on_clip_mode_changed()
@@ -244,10 +268,53 @@ class TogglesPanel(QWidget):
         combo.setCurrentText(text)
         combo.blockSignals(False)
 
+    def set_predict(self, on: bool) -> None:
+        """Ask for a prediction before each toggle (exercise mode switches it on)."""
+        self.predict.setChecked(bool(on))
+
+    def show_outcome(self, text: str) -> None:
+        """Show a prediction beside its outcome ("" hides it: a new run)."""
+        self.outcome_label.setText(text)
+        self.outcome_label.setVisible(bool(text))
+
     # ------------------------------------------------------------ slots
-    def _send(self, command: Command) -> None:
+    def _send(self, command: Command, revert: Optional[Callable[[], None]] = None) -> None:
+        """Send ``command``; with "Predict before toggling" on, ask first (``revert`` undoes the
+        click that asked, when the student cancels)."""
         self.error_label.hide()
-        self.command_requested.emit(command)
+        if not self.predict.isChecked():
+            self.command_requested.emit(command)
+            return
+        if self.pending is not None:
+            if revert is not None:
+                revert()
+            self.show_error(f"{command.text()}: answer or cancel the open prediction first")
+            self.pending.raise_()
+            return
+        dialog = PredictionDialog(command, self)
+        self.pending, self._pending_revert = dialog, revert
+        dialog.predicted.connect(self._on_predicted)
+        dialog.finished.connect(self._on_prediction_closed)
+        dialog.show()
+
+    @Slot(object)
+    def _on_predicted(self, prediction: Prediction) -> None:
+        dialog = self.pending
+        if dialog is None:
+            return
+        self._pending_revert = None  # accepted: the click stands
+        # The prediction first, through the same path: the engine records it at the step the toggle applies.
+        self.command_requested.emit(Annotate(PREDICTION, format_prediction(prediction)))
+        self.command_requested.emit(dialog.command)
+
+    @Slot(int)
+    def _on_prediction_closed(self, _result: int) -> None:
+        revert, dialog = self._pending_revert, self.pending
+        self.pending, self._pending_revert = None, None
+        if revert is not None:  # cancelled: nothing was sent, the control shows the run's state again
+            revert()
+        if dialog is not None:
+            dialog.deleteLater()
 
     def _number(self, field: QLineEdit, name: str) -> Optional[float]:
         text = field.text().strip()
@@ -277,11 +344,11 @@ class TogglesPanel(QWidget):
 
     @Slot(bool)
     def _on_batchnorm_clicked(self, checked: bool) -> None:
-        self._send(SetBatchNorm(bool(checked)))
+        self._send(SetBatchNorm(bool(checked)), lambda: self._check_quietly(self.batchnorm, not checked))
 
     @Slot(bool)
     def _on_layernorm_clicked(self, checked: bool) -> None:
-        self._send(SetLayerNorm(bool(checked)))
+        self._send(SetLayerNorm(bool(checked)), lambda: self._check_quietly(self.layernorm, not checked))
 
     def _alpha(self) -> tuple[bool, Optional[float]]:
         """(valid, alpha): an empty field is the default 1/sqrt(depth)."""
@@ -297,13 +364,13 @@ class TogglesPanel(QWidget):
     @Slot(bool)
     def _on_residual_clicked(self, checked: bool) -> None:
         if not checked:
-            self._send(SetResidual(False))
+            self._send(SetResidual(False), lambda: self._check_quietly(self.residual, True))
             return
         ok, alpha = self._alpha()
         if not ok:
             self._check_quietly(self.residual, False)
             return
-        self._send(SetResidual(True, alpha))
+        self._send(SetResidual(True, alpha), lambda: self._check_quietly(self.residual, False))
 
     @Slot()
     def _on_residual_alpha_entered(self) -> None:

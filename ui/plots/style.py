@@ -21,6 +21,7 @@ _EVENT_COLOURS: dict[str, str] = {
     "start": "#9e9e9e",
     "pause": "#bdbdbd",
     "note": "#eeeeee",
+    "prediction": "#7e57c2",
     "diverged": "#ff1744",
 }
 #: Colours for event markers, by event kind, in the registry's order.
