@@ -18,7 +18,7 @@ import hashlib
 import math
 import time
 from collections import defaultdict
-from typing import Any, Callable, Iterable, Optional, ParamSpec, TypeVar
+from typing import Any, Callable, Iterable, Optional, ParamSpec, TypeVar, cast
 
 import numpy as np
 import torch
@@ -216,7 +216,7 @@ class Trainer:
         for kind, params in kinds.items():
             old = self.arenas.get(kind)
             same = old is not None and len(old.params) == len(params) and all(a is b for a, b in zip(old.params, params))
-            arenas[kind] = old if same else Arena(params)
+            arenas[kind] = cast(Arena, old) if same else Arena(params)  # same: old is an Arena
         self.arenas = arenas
         self._weight_arena = arenas["weight"]
         self._arena_list = list(arenas.values())
@@ -270,7 +270,7 @@ class Trainer:
         takes = SCALED_INITS.get(scheme) if scale is not None else None  # which field the number replaces
         std = scale if takes == "init_std" else self.config.init_std
         bound = scale if takes == "init_scale" else self.config.init_scale
-        self.net.reinit(scheme, self.init_gen, std, bound, self.config.bias_std)  # in place: the arenas stay
+        self.net.reinit(scheme, self.init_gen, cast(float, std), cast(float, bound), self.config.bias_std)  # in place: the arenas stay
         self.optimizer.reset(("weight", "bias"))  # fresh weights: their old moments mean nothing
 
     def set_batchnorm(self, on: bool) -> None:
@@ -565,7 +565,7 @@ class Trainer:
             if direct is not None:
                 vector_norm(direct.g_out, out=plan.gz_out)
             else:
-                torch.stack(torch._foreach_norm(self._gz), out=plan.gz)
+                torch.stack(torch._foreach_norm(cast(list[torch.Tensor], self._gz)), out=plan.gz)  # every entry is set by the backward
             total = vector_norm(plan.grads)
             # One check for all of them: inf here is a float32 sum of squares that
             # overflowed (elements finite) or a non-finite gradient; repair() tells which.
@@ -602,7 +602,7 @@ class Trainer:
                 if direct is not None:
                     stats = probes.activation_stats(direct.h + [logits], self.net.activations, self._stats_ws, stacked=direct.H)
                 else:
-                    stats = probes.activation_stats(hs, self.net.activations, self._stats_ws)
+                    stats = probes.activation_stats(cast(list[torch.Tensor], hs), self.net.activations, self._stats_ws)
                 layers[:, _STATS_SLICE] = stats.numpy()
             if pred is not None:
                 layers[:, _PRED_COL] = pred
