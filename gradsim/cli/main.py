@@ -20,6 +20,7 @@ from ..teaching.exercises import ExerciseError
 from ..service.executors import ExecutorError
 from ..service.sweep import SUMMARY_HEADER, run_one  # SUMMARY_HEADER: re-exported for scripts
 from ..replications.framework import SEEDS, ReplicationError, seed_list
+from . import diagnose as _diagnose
 
 log = logging.getLogger(__name__)
 
@@ -526,13 +527,14 @@ def build_parser() -> argparse.ArgumentParser:
     rep.add_argument("--seed", type=int, default=0, help="first seed of the repetitions (default 0)")
     rep.add_argument("--seeds", type=int, help=f"repetitions, one per seed from --seed (default {SEEDS['default']}; --quick {SEEDS['quick']}, --full {SEEDS['full']})")
     rep.add_argument("--out", help="output folder (figure.png, results.csv, seeds.csv, rates.csv, verdict.txt, runs/*)")
+    _diagnose.add_parser(sub)
     return p
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     try:
         args = build_parser().parse_args(argv)
-        commands = {"run": cmd_run, "sweep": cmd_sweep, "check": cmd_check, "replicate": cmd_replicate}
+        commands = {"run": cmd_run, "sweep": cmd_sweep, "check": cmd_check, "replicate": cmd_replicate, "diagnose": _diagnose.cmd}
         return commands[args.command](args)
     except (CliError, ConfigError, CommandError, ExerciseError, ExecutorError, ReplicationError) as exc:
         print(f"gradsim: error: {exc}", file=sys.stderr)
