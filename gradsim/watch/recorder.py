@@ -39,6 +39,9 @@ NAN = float("nan")
 #: Columns of the per-unit block each recorded step builds on the device, in LAYER_METRICS order.
 _COLS = LAYER_METRICS
 _STAT_COLS = ("act_mean", "act_std", "act_saturation", "act_dead")
+#: The order of the columns in the vector each recorded step copies off the device.
+_PARAM_COLS = ("grad_norm", "bias_grad_norm", "weight_norm", "update_norm", "update_ratio")
+_ACT_COLS = ("act_grad_norm",) + _STAT_COLS
 
 
 def is_bias(name: str) -> bool:
@@ -199,16 +202,29 @@ class Watch:
 
     def _plan(self, present: frozenset[int]) -> dict[str, Any]:
         """Index tensors (on the device) for a pattern of which tensors have a gradient,
-        built once per pattern: usually one for the whole run."""
+        built once per pattern: usually one for the whole run.
+
+        The norms vector is [present gradients..., weights...]; ``gather`` picks from its
+        squares and ``slot`` says where each goes in [grad_norm | bias_grad_norm |
+        weight_norm] (3 x units), so the three columns cost one index_add."""
         plan = self._plans.get(present)
         if plan is None:
             order = sorted(present)
             pos = {t: k for k, t in enumerate(order)}
-            plan = {"order": order}
-            for col, pairs in (("grad_norm", self._w_pairs), ("bias_grad_norm", self._b_pairs)):
-                kept = [(u, t) for u, t in pairs if t in present]
-                plan[col] = (_Segments([u for u, _ in kept], len(self._infos), self.device), self._index([pos[t] for _, t in kept]))
-            plan["total"] = self._index([pos[t] for t in self._opt_idx if t in present])
+            n, g = len(self._infos), len(order)
+            gather, slot = [], []
+            for col, pairs in enumerate((self._w_pairs, self._b_pairs)):
+                for u, t in pairs:
+                    if t in present:
+                        gather.append(pos[t])
+                        slot.append(col * n + u)
+            for u, t in self._w_pairs:
+                gather.append(g + self._w_pos[t])
+                slot.append(2 * n + u)
+            filled = set(slot)
+            plan = {"order": order, "gather": self._index(gather), "slot": self._index(slot),
+                    "empty": torch.tensor([k not in filled for k in range(3 * n)], dtype=torch.bool, device=self.device),
+                    "total": self._index([pos[t] for t in self._opt_idx if t in present]), "n_grads": g}
             self._plans[present] = plan
         return plan
 
@@ -220,22 +236,19 @@ class Watch:
         if not self._armed or self._closed:
             return
         with torch.no_grad():
-            grads = [(i, _grad_of(p)) for i, p in enumerate(self._tensors)]
-            plan = self._plan(frozenset(i for i, g in grads if g is not None))
-            norms = _foreach_norm([g for _, g in grads if g is not None], self.device)
+            grads = [_grad_of(p) for p in self._tensors]
+            plan = self._plan(frozenset(i for i, g in enumerate(grads) if g is not None))
+            weights = [self._tensors[t].detach() for t in self._w_unique]
+            norms = _foreach_norm([g for g in grads if g is not None] + weights, self.device)
             scale = getattr(optimizer, "grad_scale", None)  # an optimizer that unscales in its own step
             if isinstance(scale, torch.Tensor):
-                norms = norms / scale.to(norms.device, torch.float32)
+                norms[: plan["n_grads"]] /= scale.to(norms.device, torch.float32)
             sq = norms.square()
-            out: dict[str, torch.Tensor] = {}
-            for col in ("grad_norm", "bias_grad_norm"):
-                seg, sel = plan[col]
-                out[col] = seg.norms(sq[sel])
-            out["grad_norm_total"] = sq[plan["total"]].sum().sqrt() if len(plan["total"]) else self._nan0
-            weights = [self._tensors[t].detach() for t in self._w_unique]
-            wn = _foreach_norm(weights, self.device)
-            out["weight_norm"] = self._w_seg.norms(wn.square()[self._w_sel])
-            self._pre = {"out": out, "before": torch._foreach_mul(weights, 1.0), "lr": _lr(optimizer)}
+            n = len(self._infos)
+            block = torch.zeros(3 * n, dtype=torch.float32, device=self.device).index_add_(0, plan["slot"], sq[plan["gather"]])
+            block = block.sqrt_().masked_fill_(plan["empty"], NAN)
+            total = sq[plan["total"]].sum().sqrt() if len(plan["total"]) else self._nan0
+            self._pre = {"block": block, "total": total, "before": torch._foreach_mul(weights, 1.0), "lr": _lr(optimizer)}
 
     def _after_step(self, optimizer: Any, args: Any, kwargs: Any) -> None:
         if self._closed:
@@ -247,20 +260,20 @@ class Watch:
             return
         pre, self._pre = self._pre, {}
         with torch.no_grad():
+            n = len(self._infos)
             weights = [self._tensors[t].detach() for t in self._w_unique]
             delta = pre["before"]
             torch._foreach_sub_(delta, weights)
             un = _foreach_norm(delta, self.device)
-            out = pre["out"]
-            out["update_norm"] = self._w_seg.norms(un.square()[self._w_sel])
-            out["update_ratio"] = out["update_norm"] / out["weight_norm"]
+            update = self._w_seg.norms(un.square()[self._w_sel])
+            parts = [pre["block"], update, update / pre["block"][2 * n:]]
             has_stats = self.activations
             if self.activations:
-                out.update(self._activation_columns())
-            n = len(self._infos)
-            nan = torch.full((n,), NAN, device=self.device)
-            block = torch.stack([out.get(c, nan).to(self.device, torch.float32) for c in _COLS], dim=1)
-            flat = torch.cat([block.reshape(-1), out["grad_norm_total"].reshape(1).to(self.device, torch.float32)])
+                self._settle_following()
+                cols = self._activation_columns()
+                parts += [cols[c] for c in _ACT_COLS]
+            parts.append(pre["total"].reshape(1).to(torch.float32))
+            flat = torch.cat(parts)
         self._flush()  # the previous recorded step, long finished on the device by now
         self._pending = {"step": step, "values": _to_host_async(flat), "lr": pre["lr"], "has_stats": has_stats,
                          "elapsed": time.perf_counter() - self._t0, "loss": None, "accuracy": None}
@@ -274,7 +287,9 @@ class Watch:
     def _reset_activation_state(self) -> None:
         self._act_sq: list[list[torch.Tensor]] = [[] for _ in self._infos]
         self._stats: list[Optional[_Stats]] = [None] * len(self._infos)
-        self._following: Optional[int] = None  # the unit whose output the next activation module judges
+        # The unit whose output the next activation module judges, and that output: its own
+        # statistics are computed only if no activation comes (half the work for Linear + ReLU).
+        self._following: Optional[tuple[int, torch.Tensor]] = None
 
     def _hook_modules(self) -> None:
         for u, info in enumerate(self._infos):
@@ -289,9 +304,16 @@ class Watch:
     def _recording_forward(self) -> bool:
         return self._armed and not self._closed and torch.is_grad_enabled()
 
+    def _settle_following(self) -> None:
+        """No activation module came after the pending unit: its statistics are of its own output."""
+        if self._following is not None:
+            u, t = self._following
+            self._following = None
+            self._add_stats(u, t, None)
+
     def _unit_pre(self, module: Any, inputs: Any) -> None:
         if self._recording_forward():
-            self._following = None
+            self._settle_following()
 
     def _make_unit_hook(self, u: int) -> Callable[..., None]:
         info = self._infos[u]
@@ -300,9 +322,9 @@ class Watch:
         def hook(module: Any, inputs: Any, output: Any) -> None:
             if not self._recording_forward():
                 return
+            self._settle_following()
             t = _first_tensor(output)
             if t is None or not t.is_floating_point():
-                self._following = None
                 return
             if t.requires_grad:
                 acc = self._act_sq[u]
@@ -311,8 +333,10 @@ class Watch:
                     acc.append(torch.linalg.vector_norm(g.detach(), dtype=torch.float32).square())
 
                 t.register_hook(on_grad)
-            self._add_stats(u, t.detach(), own, replace_own=False)
-            self._following = None if own is not None else u
+            if own is not None:
+                self._add_stats(u, t.detach(), own)
+            else:
+                self._following = (u, t.detach())
 
         return hook
 
@@ -320,21 +344,20 @@ class Watch:
         def hook(module: Any, inputs: Any, output: Any) -> None:
             if not self._recording_forward() or self._following is None:
                 return
-            u, self._following = self._following, None
+            (u, own_out), self._following = self._following, None
             t = _first_tensor(output)
             if t is not None and t.is_floating_point():
-                self._add_stats(u, t.detach(), kind, replace_own=True)
+                self._add_stats(u, t.detach(), kind)
+            else:
+                self._add_stats(u, own_out, None)
 
         return hook
 
-    def _add_stats(self, u: int, t: torch.Tensor, judge: Optional[str], replace_own: bool) -> None:
-        """Add one forward call's output to unit ``u``'s statistics. An activation's output
-        replaces the unit's own output of the same call (``replace_own``)."""
+    def _add_stats(self, u: int, t: torch.Tensor, judge: Optional[str]) -> None:
+        """Add one forward call's output (the unit's own, or its activation's) to unit ``u``'s statistics."""
         st = self._stats[u]
         if st is None:
             st = self._stats[u] = _Stats()
-        if replace_own and st.judge is None and st.counts:
-            st.counts.pop(), st.means.pop(), st.m2s.pop()
         with torch.no_grad():
             x = t.float()
             n = x.numel()
@@ -413,9 +436,10 @@ class Watch:
             return
         values = _host_values(p["values"])
         n = len(self._infos)
-        w = len(_COLS)
-        rows = [values[u * w:(u + 1) * w] for u in range(n)]
-        total = values[n * w]
+        cols = _PARAM_COLS + (_ACT_COLS if p["has_stats"] else ())
+        at = {c: k * n for k, c in enumerate(cols)}
+        rows = [[values[at[c] + u] if c in at else NAN for c in _COLS] for u in range(n)]
+        total = values[len(cols) * n]
         loss = NAN if p["loss"] is None else float(p["loss"])
         acc = NAN if p["accuracy"] is None else float(p["accuracy"])
         diverged = not math.isfinite(loss) and p["loss"] is not None or not math.isfinite(total)
@@ -432,6 +456,14 @@ class Watch:
         if diverged and self._writer.diverged_at is None:
             what = f"loss = {loss}" if not math.isfinite(loss) and p["loss"] is not None else f"gradient norm = {total}"
             self._writer.add_event(p["step"], "diverged", what)
+
+    def flush(self) -> None:
+        """Write every recorded step to the folder now (waiting for its copy off the device);
+        otherwise rows reach the files a few times a second and at :meth:`close`."""
+        if not self._closed:
+            self._flush()
+            self._writer.flush()
+            self._writer.write_json()
 
     def close(self) -> None:
         """Write what is pending, remove every hook and finish session.json. Safe to call twice."""

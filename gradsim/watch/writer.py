@@ -37,8 +37,10 @@ from ..session.store import Event, Session
 #: The family name a watched session carries (session.json ``model`` and config ``model``).
 MODEL = "watched"
 
-#: session.json is rewritten at most this often while steps arrive (and always at close):
-#: a follower sees the newest steps in the CSVs at once and the totals within a second.
+#: New rows reach the CSV files at most this often (and at flush and close): a follower
+#: sees a step within a quarter second, and the run pays a few writes a second, not a few per step.
+WRITE_EVERY_S = 0.25
+#: session.json (the totals: steps_run, diverged_at, events) is rewritten at most this often.
 JSON_EVERY_S = 1.0
 
 
@@ -65,17 +67,12 @@ def _versions() -> dict[str, str]:
             "python": sys.version.split()[0], "platform": platform.platform()}
 
 
-def _append(path: Path, text: str) -> None:
-    """Append whole lines in one write (a follower sees all of them or none of them)."""
-    data = text.encode()
-    fd = os.open(path, os.O_WRONLY | os.O_APPEND)
-    try:
-        view = memoryview(data)
-        while view:
-            n = os.write(fd, view)
-            view = view[n:]
-    finally:
-        os.close(fd)
+def _append(fd: int, text: str) -> None:
+    """Append whole lines in one write to a file opened with O_APPEND (a follower sees all of them or none)."""
+    view = memoryview(text.encode())
+    while view:
+        n = os.write(fd, view)
+        view = view[n:]
 
 
 class SessionWriter:
@@ -105,6 +102,11 @@ class SessionWriter:
         write_atomic(self.path / "steps.csv", ",".join(STEPS_HEADER) + "\n")
         write_atomic(self.path / "layers.csv", ",".join(LAYERS_HEADER) + "\n")
         write_atomic(self.path / "events.csv", ",".join(EVENTS_HEADER) + "\n")
+        # Kept open for the run: appending then costs one write per file per flush.
+        self._fds = {name: os.open(self.path / name, os.O_WRONLY | os.O_APPEND) for name in ("layers.csv", "steps.csv", "events.csv")}
+        self._buf: dict[str, list[str]] = {name: [] for name in self._fds}
+        self._written_at = 0.0
+        self._buffered_steps = self.steps_run
         self.write_json()
 
     # --------------------------------------------------------------- writes
@@ -124,6 +126,15 @@ class SessionWriter:
             "running": not self._closed,
         }
 
+    def flush(self) -> None:
+        """Append the buffered rows: layers before steps, so a reader never finds a step without its layers."""
+        for name in ("layers.csv", "steps.csv", "events.csv"):
+            if self._buf[name]:
+                _append(self._fds[name], "".join(self._buf[name]))
+                self._buf[name].clear()
+        self.steps_run = self._buffered_steps
+        self._written_at = time.monotonic()
+
     def write_json(self) -> None:
         write_atomic(self.path / "session.json", json.dumps(self.session_json(), indent=2, allow_nan=False) + "\n")
         self._json_at = time.monotonic()
@@ -133,8 +144,7 @@ class SessionWriter:
         self.events.append(ev)
         if kind == "diverged" and self.diverged_at is None:
             self.diverged_at = int(step)
-        line = f"{ev.step},{_csv_text(ev.kind)},{_csv_text(ev.value)}\n"
-        _append(self.path / "events.csv", line)
+        self._buf["events.csv"].append(f"{ev.step},{_csv_text(ev.kind)},{_csv_text(ev.value)}\n")
 
     def write_step(self, step: int, scalars: Sequence[float], layers: Sequence[Sequence[float]], has_stats: bool) -> None:
         """Append one step: ``scalars`` in STEP_METRICS order, ``layers`` one row per unit in
@@ -156,19 +166,25 @@ class SessionWriter:
                 else:
                     cells.append("%.9g" % v if math.isfinite(v) else _cell(v))
             out.append(f"{step},{j}," + ",".join(cells) + "\n")
-        _append(self.path / "layers.csv", "".join(out))
+        self._buf["layers.csv"].append("".join(out))
         scal = [_cell(v) for v in scalars]
         for flag in ("clipped", "diverged"):
             i = STEP_METRICS.index(flag)
             scal[i] = "1" if scalars[i] > 0 else "0"
-        _append(self.path / "steps.csv", f"{step}," + ",".join(scal) + "\n")
-        self.steps_run = max(self.steps_run, step + 1)
-        if time.monotonic() - self._json_at >= JSON_EVERY_S:
-            self.write_json()
+        self._buf["steps.csv"].append(f"{step}," + ",".join(scal) + "\n")
+        self._buffered_steps = max(self._buffered_steps, step + 1)
+        now = time.monotonic()
+        if now - self._written_at >= WRITE_EVERY_S:
+            self.flush()
+            if now - self._json_at >= JSON_EVERY_S:
+                self.write_json()
 
     def close(self) -> None:
         if not self._closed:
             self._closed = True
+            self.flush()
+            for fd in self._fds.values():
+                os.close(fd)
             self.write_json()
 
 

@@ -489,6 +489,7 @@ def test_a_follower_reads_a_growing_folder_without_torn_rows(tmp_path):
         loss.backward()
         opt.step()
         w.loss(loss)
+        w.flush()
         seen.append(len(gradsim.watch.read_growing(tmp_path / "run")))
     assert seen == [1, 2, 3, 4]
     # a step half on disk: its layer rows are there, its steps.csv row not yet, and a torn line
