@@ -501,14 +501,18 @@ def _foreach_norm(tensors: list[torch.Tensor], device: torch.device) -> torch.Te
     """The 2-norms of ``tensors`` (in float32) as one vector on ``device``."""
     if not tensors:
         return torch.zeros(0, dtype=torch.float32, device=device)
+    try:  # the usual case, one device: one dispatch
+        return torch.stack(torch._foreach_norm(tensors, 2, dtype=torch.float32)).to(device)
+    except RuntimeError:
+        if len({t.device for t in tensors}) == 1:
+            raise
+    out = torch.empty(len(tensors), dtype=torch.float32, device=device)
     by_device: dict[torch.device, list[int]] = {}
     for i, t in enumerate(tensors):
         by_device.setdefault(t.device, []).append(i)
-    if len(by_device) == 1:
-        return torch.stack(torch._foreach_norm(tensors, 2, dtype=torch.float32)).to(device)
-    out = torch.empty(len(tensors), dtype=torch.float32, device=device)
     for idx in by_device.values():  # a model spread over devices: one foreach per device
-        out[torch.tensor(idx, device=device)] = torch.stack(torch._foreach_norm([tensors[i] for i in idx], 2, dtype=torch.float32)).to(device)
+        norms = torch._foreach_norm([tensors[i] for i in idx], 2, dtype=torch.float32)
+        out[torch.tensor(idx, device=device)] = torch.stack([n.to(device) for n in norms])
     return out
 
 

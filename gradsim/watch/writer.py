@@ -20,6 +20,7 @@ This module imports no torch: the window reads a growing folder with it.
 from __future__ import annotations
 
 import datetime as _dt
+import functools
 import json
 import math
 import os
@@ -29,7 +30,7 @@ import time
 from pathlib import Path
 from typing import Any, Optional, Sequence
 
-from ..metrics import LAYER_METRICS, STEP_METRICS
+from ..metrics import LAYER_METRICS, PRED_METRICS, STATS_METRICS, STEP_METRICS
 from ..models.family import Unit, check_units
 from ..session.io import EVENTS_HEADER, FORMAT, LAYERS_HEADER, STEPS_HEADER, write_atomic, load_session
 from ..session.store import Event, Session
@@ -153,19 +154,11 @@ class SessionWriter:
             raise ValueError(f"{len(scalars)} step values, expected {len(STEP_METRICS)}")
         if len(layers) != len(self.units):
             raise ValueError(f"{len(layers)} layer rows, expected {len(self.units)} (one per unit)")
-        n_stats_from = LAYER_METRICS.index("act_mean")
-        n_stats_to = LAYER_METRICS.index("act_dead") + 1
-        out = []
-        for j, row in enumerate(layers, 1):
-            cells = []
-            for m, v in enumerate(row):
-                if n_stats_from <= m < n_stats_to and not has_stats:
-                    cells.append("")
-                elif LAYER_METRICS[m] == "pred_gain" and v != v:
-                    cells.append("")  # no theory for a user's model: the column stays empty
-                else:
-                    cells.append("%.9g" % v if math.isfinite(v) else _cell(v))
-            out.append(f"{step},{j}," + ",".join(cells) + "\n")
+        # One format per row, as the session export does: %.9g round-trips float32 and spells
+        # non-finite values nan, inf, -inf; unsampled statistics and pred_gain (no theory of a
+        # user's model) are empty cells.
+        fmt, keep = _row_format(has_stats)
+        out = [fmt % (step, j, *[row[i] for i in keep]) for j, row in enumerate(layers, 1)]
         self._buf["layers.csv"].append("".join(out))
         scal = [_cell(v) for v in scalars]
         for flag in ("clipped", "diverged"):
@@ -186,6 +179,13 @@ class SessionWriter:
             for fd in self._fds.values():
                 os.close(fd)
             self.write_json()
+
+
+@functools.lru_cache(maxsize=2)
+def _row_format(has_stats: bool) -> tuple[str, tuple[int, ...]]:
+    """(a layers.csv row's format, the LAYER_METRICS indices it fills)."""
+    keep = tuple(i for i, m in enumerate(LAYER_METRICS) if m not in PRED_METRICS and (has_stats or m not in STATS_METRICS))
+    return "%d,%d," + ",".join("%.9g" if i in keep else "" for i in range(len(LAYER_METRICS))) + "\n", keep
 
 
 def _csv_text(s: str) -> str:
