@@ -31,6 +31,9 @@ RUNS: dict[str, list[str]] = {
     "exploding-relu": ["--preset", "exploding-relu", "--steps", "40"],
     "batchnorm-event": ["--preset", "deep-tanh-xavier", "--steps", "40", "--event", "20:batchnorm=on"],
     "residual": ["--depth", "12", "--activation", "relu", "--init", "he_normal", "--residual", "--steps", "30", "--stats-every", "5"],
+    # batch norm's theory path reads phi' as tensors: each activation family once
+    "batchnorm-leaky": ["--depth", "8", "--width", "64", "--activation", "leaky_relu", "--batchnorm", "--steps", "20"],
+    "batchnorm-gelu": ["--depth", "8", "--width", "64", "--activation", "gelu", "--batchnorm", "--steps", "20"],
     "layernorm": ["--depth", "8", "--layernorm", "--optimizer", "adam", "--lr", "0.01", "--steps", "30", "--stats-every", "3"],
     "events": ["--depth", "6", "--steps", "40", "--stats-every", "4", "--event", "10:residual=on", "--event", "15:layernorm=on",
                "--event", "20:activation=relu", "--event", "25:init=he_normal", "--event", "30:clip=norm:0.5", "--event", "35:lr=0.01"],

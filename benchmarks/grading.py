@@ -77,7 +77,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         exf, subs = _make_class(root, args.n, args.steps or None)
-        base = ["check", str(exf), *subs, "--csv", str(root / "scores.csv")]
+        base = ["check", str(exf), *subs, "--csv", str(root / "scores.csv"), "--overwrite"]
         print(f"{args.n} replayed submissions of exercise 1 ({args.steps or 500} steps, depth 20); {cores} cores; load average before: {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}", flush=True)
         rows: list[tuple[str, float]] = []
 
@@ -95,7 +95,7 @@ def main() -> None:
             row(f"Dask LocalCluster ({cores} workers x 1 thread)", _timed(base + ["--scheduler", addr]))
             # per-task overhead: ship the bytes, grade without replay, return the grade
             n_over = args.n
-            over_base = ["check", str(exf), *subs[:n_over], "--csv", str(root / "o.csv"), "--no-replay"]
+            over_base = ["check", str(exf), *subs[:n_over], "--csv", str(root / "o.csv"), "--no-replay", "--overwrite"]
             t_local = _timed(over_base + ["--jobs", "1"])
             t_dask = _timed(over_base + ["--scheduler", addr])
         print(f"{'path':<40} {'total s':>8} {'s per submission':>17} {'vs one process':>15}")

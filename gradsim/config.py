@@ -10,9 +10,10 @@ import math
 from dataclasses import asdict, dataclass, fields, replace
 from typing import Any, Optional
 
+from .activations import NAMES
 from .safe_json import parse_json
 
-ACTIVATIONS = ("sigmoid", "tanh", "relu", "leaky_relu", "elu", "gelu", "selu", "linear")
+ACTIVATIONS = NAMES  # defined, with their forms and tests, in gradsim/activations.py
 INITS = (
     "xavier_uniform",
     "xavier_normal",

@@ -42,6 +42,14 @@ STATS_METRICS: tuple[str, ...] = ("act_mean", "act_std", "act_saturation", "act_
 #: statistics; NaN (an empty cell) for the output layer and on other rows.
 PRED_METRICS: tuple[str, ...] = ("pred_gain",)
 
+#: Per-layer metrics that measure a unit's parameters (a unit without
+#: parameters, such as one time step of a recurrent layer, has none of them).
+PARAM_METRICS: tuple[str, ...] = ("grad_norm", "bias_grad_norm", "weight_norm", "update_norm", "update_ratio")
+
+#: Per-layer metrics of a unit's signal: its backprop gradient, its activations
+#: and the theory's gain (a parameter group shared by many steps has none).
+SIGNAL_METRICS: tuple[str, ...] = tuple(m for m in LAYER_METRICS if m not in PARAM_METRICS)
+
 #: Narrowest hidden layer the mean-field prediction is made for (a large-width
 #: theory); here, not in gradsim.theory.mean_field, so the window can say so without torch.
 PRED_MIN_WIDTH = 16

@@ -89,7 +89,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         return _fail_usage(str(exc).splitlines()[0])
     opened = None
     if args.open_path:
-        from .session_viewer import SessionOpenError, load_saved_session
+        from gradsim.session.ops import SessionOpenError, load_saved_session
 
         try:  # before any window: a file that is not a session costs one line, exit 2
             opened = load_saved_session(args.open_path)

@@ -22,6 +22,7 @@ from PySide6.QtWidgets import QDockWidget, QMainWindow, QWidget
 from gradsim import __version__
 from gradsim.config import RunConfig
 from gradsim.session.store import Session
+from gradsim.teaching.presets import Preset
 
 from . import menus
 from . import settings as st
@@ -142,8 +143,15 @@ class MainWindow(QMainWindow):
         self.toggles.command_requested.connect(run.send_command)
         self.builder.validity_changed.connect(self.window_actions.run_actions.on_validity_changed)
         self.builder.preview_wanted.connect(self.worker.request_preview)
+        self.builder.preset_applied.connect(self._on_preset_applied)
         self.worker.preview_ready.connect(self.builder.set_preview)
         self.worker.engine_notice.connect(self._on_engine_notice)
+
+    @Slot(object)
+    def _on_preset_applied(self, preset: Preset) -> None:
+        """Open the plots on the metric that shows the preset's story (its ``view``)."""
+        if preset.view_metric:
+            self.plots.set_metric(preset.view_metric)
 
     # ================================================================ settings
     def _restore_settings(self) -> None:

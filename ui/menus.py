@@ -15,11 +15,12 @@ from dataclasses import dataclass
 from typing import Any, Sequence
 
 from PySide6.QtCore import Qt
-from PySide6.QtGui import QAction
+from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import QDockWidget, QFileDialog, QMenu, QStyle, QToolBar
 
 from gradsim.service import tasks as engine_tasks
 
+from . import help as help_dialogs
 from .about import open_log_folder, show_about
 from .actions import RunActions, make_action
 from .logs import log_dir
@@ -43,6 +44,9 @@ class WindowActions:
     log: QAction
     about: QAction
     replications: QAction
+    #: Help > Glossary (F1) and Help > Keyboard shortcuts.
+    glossary: QAction
+    shortcuts: QAction
     view_menu: QMenu
     #: The View menu's entry that dock toggles are listed above.
     view_menu_end: QAction
@@ -79,16 +83,25 @@ def make_window_actions(window: Any) -> WindowActions:
     replications.setToolTip("Re-run a classic paper's experiment (He 2015, Glorot 2010, ...) and see its figure and verdict.")
     replications.triggered.connect(w.show_replications)
 
+    glossary = QAction("&Glossary…", w)
+    glossary.setShortcut(QKeySequence(QKeySequence.StandardKey.HelpContents))
+    glossary.setToolTip("What every metric, plot and idea means (vanishing, exploding, the fixes).")
+    glossary.triggered.connect(lambda: help_dialogs.open_dialog(help_dialogs.GlossaryDialog(w)))
+    shortcuts = QAction("&Keyboard shortcuts…", w)
+    shortcuts.setShortcut(QKeySequence("Ctrl+/"))
+    shortcuts.setToolTip("Every key the window answers to.")
+    shortcuts.triggered.connect(lambda: help_dialogs.open_dialog(help_dialogs.ShortcutsDialog(w)))
+
     view_menu, view_end, redraw = make_menus(
         w,
         file_groups=[[w.viewer.open_action], [export, save_png, checkpoint], [quit_action]],
         run_groups=[[run, step, reset], [w.fork.fork_action]],
-        help_groups=[[replications], [log_action, about]],
+        help_groups=[[glossary, shortcuts], [replications], [log_action, about]],
     )
     toolbar = make_toolbar(w, [[run, step, reset, w.fork.fork_action], [w.viewer.open_action, export, save_png],
                                [w.learned.action]])
     acts = WindowActions(run_actions, run, step, reset, export, save_png, checkpoint, quit_action, log_action, about, replications,
-                         view_menu, view_end, redraw, toolbar)
+                         glossary, shortcuts, view_menu, view_end, redraw, toolbar)
     for dock in (w.builder_dock, w.toggles_dock, w.event_dock):
         acts.list_in_view_menu(dock)
     view_menu.addSeparator()

@@ -21,9 +21,8 @@ from PySide6.QtCore import QObject, Qt, QTimer, Signal, Slot
 from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import QFileDialog, QLabel, QMainWindow, QSlider, QToolBar, QToolButton
 
-from gradsim.commands import CommandError, Scheduled, command_from_event
 from gradsim.config import ConfigError, RunConfig
-from gradsim.events import COMMAND_KINDS
+from gradsim.session.ops import SessionOpenError, load_saved_session, one_line, session_schedule
 from gradsim.session.store import Session
 
 from .host import ViewerHost
@@ -33,55 +32,6 @@ log = logging.getLogger(__name__)
 
 #: The slider redraws at most this often while dragged (a prefix of a long session costs a few ms).
 SCRUB_MS = 60
-
-
-class SessionOpenError(ValueError):
-    """The path is not a readable GradSim session; the message says why, in one line."""
-
-
-def load_saved_session(path: str | Path) -> Session:
-    """Load an exported session folder or .zip, or raise SessionOpenError with one clear line.
-
-    Any failure (a foreign file, a truncated CSV, no permission) becomes the
-    same error type, so callers show it and keep what they had.
-    """
-    from gradsim.session.io import SessionFormatError, load_session
-
-    p = Path(path)
-    try:
-        session = load_session(p)
-    except SessionFormatError as exc:
-        text = _one_line(str(exc))
-        raise SessionOpenError(text if str(p) in text else f"{p}: {text}") from None
-    except OSError as exc:
-        raise SessionOpenError(f"{p}: cannot read ({exc.strerror or exc})") from None
-    except (ValueError, TypeError, KeyError) as exc:  # shapes or fields the loader did not expect
-        raise SessionOpenError(f"{p}: not a GradSim session ({type(exc).__name__}: {_one_line(str(exc))})") from None
-    if len(session) == 0:
-        raise SessionOpenError(f"{p}: the session holds no recorded steps")
-    return session
-
-
-def session_schedule(session: Session) -> tuple[Scheduled, ...]:
-    """The session's changes (toggles, scheduled events) as a schedule that replays them.
-
-    Annotations (start, pause, diverged, note) are not commands and are left out.
-    """
-    out = []
-    for ev in session.events:
-        if ev.kind not in COMMAND_KINDS:
-            continue
-        try:
-            cmd = command_from_event(ev.kind, ev.value)
-        except CommandError as exc:
-            raise SessionOpenError(f"event at step {ev.step} cannot be replayed: {exc}") from None
-        if cmd is not None:
-            out.append(Scheduled(int(ev.step), cmd))
-    return tuple(out)
-
-
-def _one_line(text: str) -> str:
-    return " ".join(text.split())
 
 
 def dropped_path(event: Any) -> Optional[str]:
@@ -313,7 +263,7 @@ class SessionViewer(QObject):
             config = RunConfig.from_dict(full.config, where=Path(self.path).name or "session")
             schedule = session_schedule(full)
         except (ConfigError, SessionOpenError) as exc:
-            self.host.show_error("Cannot re-run this session", _one_line(str(exc)))
+            self.host.show_error("Cannot re-run this session", one_line(str(exc)))
             return False
         self.host.builder.set_config(config)
         self.host.builder.set_schedule(schedule)

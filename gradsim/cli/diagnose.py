@@ -5,16 +5,18 @@ import argparse
 import json
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from ..session.io import SessionFormatError, load_session
 from ..teaching.diagnose import diagnose
 from ..watch.writer import read_growing
+from .common import EXIT_BAD_INPUT
 
-EXIT_BAD_INPUT = 2
+if TYPE_CHECKING:
+    from .common import SubParsers
 
 
-def add_parser(sub: Any) -> argparse.ArgumentParser:
+def add_parser(sub: "SubParsers") -> argparse.ArgumentParser:
     """Register the subcommand on ``sub`` (the parser's subparsers)."""
     p = sub.add_parser("diagnose", help="name what a session shows (vanishing, exploding, dead units, saturation, "
                                          "diverged or healthy) and the fixes to try")

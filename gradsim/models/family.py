@@ -15,9 +15,10 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
-from typing import Any, Callable, ClassVar, Optional
+from typing import Any, Callable, ClassVar, Optional, Sequence
 
 from ..commands import PARSERS, Command, CommandError
+from ..metrics import PARAM_METRICS
 
 #: Kinds of unit and what their row holds (docs/session-format.md).
 #: ``linear``: an MLP layer, its parameters and its signal ||dL/dz||;
@@ -100,6 +101,19 @@ def units_from_json(data: Any, n_layers: int, where: str = "units") -> list[Unit
     if not isinstance(data, list):
         raise UnitError(f"{where}: expected a list of units, got {type(data).__name__}")
     return check_units([Unit.from_dict(d, f"{where}[{i}]") for i, d in enumerate(data)], n_layers, where)
+
+
+def unit_rows(units: Sequence[Unit], metric: str) -> list[int]:
+    """0-based rows of the units that ``metric`` is defined for: the units with
+    a signal for signal metrics (act_grad_norm, ...), those with parameters for
+    parameter metrics (grad_norm, ...). Plots draw these rows only, so a
+    recurrent run's heatmap of ||dL/dh_t|| shows its time steps and not its
+    weight groups. Every row when no unit qualifies (a foreign session)."""
+    if metric in PARAM_METRICS:
+        rows = [i for i, u in enumerate(units) if u.params]
+    else:
+        rows = [i for i, u in enumerate(units) if u.has_signal]
+    return rows or list(range(len(units)))
 
 
 def unit_names(units: list[Unit]) -> list[str]:

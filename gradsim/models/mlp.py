@@ -18,23 +18,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..config import ACTIVATIONS, default_residual_alpha
+from .. import activations
+from ..config import default_residual_alpha
 from .initializers import init_linear
 
 def activation_fn(name: str, leaky_slope: float = 0.01) -> Callable[[torch.Tensor], torch.Tensor]:
-    if name not in ACTIVATIONS:
-        raise ValueError(f"activation = {name!r} is not known; allowed: {', '.join(ACTIVATIONS)}")
-    table: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
-        "sigmoid": torch.sigmoid,
-        "tanh": torch.tanh,
-        "relu": F.relu,
-        "leaky_relu": lambda t: F.leaky_relu(t, leaky_slope),
-        "elu": F.elu,
-        "gelu": F.gelu,
-        "selu": F.selu,
-        "linear": lambda t: t,
-    }
-    return table[name]
+    """phi as a torch function (gradsim/activations.py defines each one)."""
+    return activations.get(name).torch_fn(leaky_slope)
 
 
 class GradNet(nn.Module):

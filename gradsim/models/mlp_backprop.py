@@ -33,6 +33,7 @@ from typing import Callable, Optional
 
 import torch
 
+from ..activations import NAMES
 from ..arena import Arena
 
 aten = torch.ops.aten
@@ -120,7 +121,9 @@ def _layer_block(depth: int, batch: int, width: int, dtype: torch.dtype) -> tupl
     return rows, rows.view(depth, batch, width)
 
 
-KNOWN = ("sigmoid", "tanh", "relu", "leaky_relu", "elu", "gelu", "selu", "linear")
+#: Activations with a fused kernel pair above: every one in the registry
+#: (tests/engine/test_activations.py checks each pair against autograd).
+KNOWN = NAMES
 
 
 def supports(net) -> bool:

@@ -60,8 +60,8 @@ class Schoenholz2017(Replication):
     def mean_field_xi(sigma_w2: float, sigma_b2: float = SIGMA_B2) -> float:
         """The theory's gradient depth scale: iterate q -> sigma_w^2 E[tanh(h)^2] + sigma_b^2 to
         its fixed point q*, then chi = sigma_w^2 E[tanh'(h)^2] at q* and xi = 1 / |log chi|
-        (gradsim.theory.mean_field's expectations; drawn next to the measured points, not used in the verdict)."""
-        from ..theory.mean_field import expect_dphi2, expect_phi2
+        (gradsim.theory.quadrature's expectations; drawn next to the measured points, not used in the verdict)."""
+        from ..theory.quadrature import expect_dphi2, expect_phi2
 
         q = 1.0
         for _ in range(2000):

@@ -19,8 +19,8 @@ JAC_SAMPLES = 8
 
 def jacobian_probe(trainer: Any) -> np.ndarray:
     """Singular values (samples x width) of d h_depth / d h_1 of the freshly initialised
-    network, at the first JAC_SAMPLES training inputs (gradsim.theory.mean_field.jacobian_spectrum)."""
-    from ..theory.mean_field import jacobian_spectrum
+    network, at the first JAC_SAMPLES training inputs (gradsim.theory.jacobian.jacobian_spectrum)."""
+    from ..theory.jacobian import jacobian_spectrum
 
     return np.asarray(jacobian_spectrum(trainer.net, trainer.probe_inputs(JAC_SAMPLES), JAC_SAMPLES), np.float64)
 
@@ -156,7 +156,7 @@ class Pennington2017(Replication):
         "(sigma_w^2 = 1, zero biases); spread = var(s^2)/mean(s^2)^2 of the singular values s of d h_depth / d h_1, "
         "computed for each of 8 training inputs and averaged over them."
     )
-    CONFIGS = {
+    CONFIGS: dict[str, dict[str, Any]] = {
         "tanh-gaussian": dict(activation="tanh", init="normal"),
         "relu-he": dict(activation="relu", init="he_normal"),
         "tanh-orthogonal": dict(activation="tanh", init="orthogonal"),

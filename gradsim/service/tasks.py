@@ -21,7 +21,7 @@ if TYPE_CHECKING:  # imported where used: the window imports this module on its 
 
 def jacobian(trainer: Any, n_samples: int = 8) -> tuple[Any, int]:
     """The hidden-to-hidden Jacobian's singular values of the live network, and the step they describe."""
-    from ..theory.mean_field import jacobian_spectrum
+    from ..theory.jacobian import jacobian_spectrum
 
     return jacobian_spectrum(trainer.net, trainer.probe_inputs(n_samples), n_samples), int(trainer.step_index)
 

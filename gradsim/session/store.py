@@ -79,6 +79,12 @@ def default_units(n_layers: int, config: dict[str, Any]) -> list[Unit]:
 class Session:
     """Metrics of one run, bounded in memory by ``max_memory_mb``."""
 
+    # The store's arrays, allocated by _alloc (their first ``_n`` rows are filled).
+    _steps: np.ndarray
+    _scalars: np.ndarray
+    _layers: np.ndarray
+    _has_stats: np.ndarray
+
     def __init__(
         self,
         n_layers: int,

@@ -13,6 +13,7 @@ from typing import Any
 from ..commands import CommandError, Scheduled, command_from_event, parse_event
 from ..config import ConfigError, RunConfig
 from ..events import COMMAND_KINDS
+from ..metrics import PARAM_METRICS
 from ..resources import resource_path
 from ..safe_json import parse_json
 from ..session.io import READABLE_FORMATS
@@ -21,12 +22,30 @@ SCHEMA_VERSION = 1
 MAX_RUN_FILE_BYTES = 10 * 1024 * 1024
 
 
+#: Per-layer metrics a preset may open the plots on ("view": {"metric": ...}).
+VIEW_METRICS = PARAM_METRICS + ("act_grad_norm",)
+
+
 @dataclass(frozen=True)
 class Preset:
     name: str
     description: str
     config: RunConfig
     events: tuple[Scheduled, ...]
+    #: The per-layer metric that shows this preset's story; the window opens its
+    #: plots on it ("" keeps what the user has). Exploding-relu's explosion, for
+    #: one, is visible in ||dL/dz|| and flat in ||dL/dW||.
+    view_metric: str = ""
+
+
+def _view_metric(data: Any, where: str) -> str:
+    view = data.get("view", {})
+    if not isinstance(view, dict):
+        raise ConfigError(f"{where}: 'view' must be an object like {{\"metric\": \"act_grad_norm\"}}")
+    metric = view.get("metric", "")
+    if metric and metric not in VIEW_METRICS:
+        raise ConfigError(f"{where}: view metric {metric!r} is not known; allowed: {', '.join(VIEW_METRICS)}")
+    return str(metric)
 
 
 def migrate_preset(data: dict[str, Any]) -> dict[str, Any]:
@@ -106,7 +125,8 @@ def preset_from_file(path: Path) -> Preset:
         raise ConfigError(f"{path}: a preset is a JSON object with 'name', 'description', 'config' and 'events'")
     data = migrate_preset(data)
     cfg = RunConfig.from_dict(data.get("config", {}), where=str(path))
-    return Preset(str(data.get("name", path.stem)), str(data.get("description", "")), cfg, _events(data.get("events", []), str(path)))
+    return Preset(str(data.get("name", path.stem)), str(data.get("description", "")), cfg, _events(data.get("events", []), str(path)),
+                  _view_metric(data, str(path)))
 
 
 def parse_run_file(path: str | Path) -> tuple[RunConfig, tuple[Scheduled, ...]]:

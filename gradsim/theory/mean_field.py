@@ -1,4 +1,4 @@
-"""Mean-field predictions of the backprop signal per layer, and the Jacobian spectrum.
+"""Mean-field predictions of the backprop signal per layer.
 
 For a wide MLP with zero-mean weights, layer l+1's pre-activation variance is
     q_{l+1} = sigma_w^2 E[phi(h)^2] + sigma_b^2,     h ~ N(0, q_l)
@@ -7,15 +7,8 @@ and the squared backprop signal shrinks or grows by
 per layer (Poole et al. 2016, Schoenholz et al. 2017), with sigma_w^2 = fan_in
 Var(W) of the *next* layer's weights, read from the current weights.
 
-Gaussian expectations: closed forms for linear, relu and leaky relu; otherwise
-Gauss-Legendre quadrature on a geometric grid of intervals in h that splits
-at 0 (the kink or jump of relu, elu and selu) and spans every scale from the
-activation's own (about 1) to the Gaussian's (sqrt(q)), so a narrow peak of
-phi'^2 next to a wide Gaussian (tanh, sigmoid at large q) is resolved. A
-fixed Gauss-Hermite rule is wrong there (docs/architecture.md#pitfalls-measured-here). The prediction's
-per-sample recursion reads the same quadrature from a table in ln q (built once
-per activation; ~3e-9 relative, see expect_both_fast), since running it per
-layer and sample cost about a training step per recorded step.
+Gaussian expectations come from gradsim/theory/quadrature.py, the Jacobian
+spectrum from gradsim/theory/jacobian.py.
 
 Batch norm divides each unit by its *batch* standard deviation and couples
 the samples of a batch: its backward pass projects out the batch mean and the
@@ -38,262 +31,17 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any, Callable, Optional
+from typing import Any, Optional
 
 import numpy as np
 import torch
 
 from ..metrics import PRED_MIN_WIDTH
 from ..models.family import provide_theory
-from ..models.mlp import activation_fn
-
-_SELU_L, _SELU_A = 1.0507009873554805, 1.6732632423543772
-_SQRT2 = math.sqrt(2.0)
-_INV_SQRT_2PI = 1.0 / math.sqrt(2.0 * math.pi)
+from .quadrature import expect_both_fast, torch_dphi, torch_phi
 
 #: Narrowest layer the mean-field model is trusted for (it is a large-width limit).
 MIN_WIDTH = PRED_MIN_WIDTH
-
-# Gauss-Legendre rule on [0, 1] for every sub-interval of the h grid.
-_GL_X, _GL_W = np.polynomial.legendre.leggauss(10)
-_GL_X, _GL_W = 0.5 * (_GL_X + 1.0), 0.5 * _GL_W
-_GRID_RATIO = 2.0  # each interval [a, 2 a]: 10 nodes resolve any feature of scale >= a (~1e-9 relative)
-_TAIL_SDS = 13.0  # exp(-13^2/2) ~ 2e-37: beyond it the Gaussian weighs nothing in double
-
-
-# ------------------------------------------------------------ activations
-def _erf(x: np.ndarray) -> np.ndarray:
-    return torch.special.erf(torch.from_numpy(np.ascontiguousarray(x, dtype=np.float64))).numpy()
-
-
-def _sech2(x: np.ndarray) -> np.ndarray:
-    """1 - tanh(x)^2 without cancellation or overflow at large |x|."""
-    e = np.exp(-2.0 * np.abs(x))
-    return 4.0 * e / (1.0 + e) ** 2
-
-
-def _expit(x: np.ndarray) -> np.ndarray:
-    return 0.5 * (1.0 + np.tanh(0.5 * x))  # no overflow warning at huge |x| (exploding nets)
-
-
-def _phi(name: str, slope: float) -> Callable[[np.ndarray], np.ndarray]:
-    table: dict[str, Callable[[np.ndarray], np.ndarray]] = {
-        "linear": lambda x: x,
-        "relu": lambda x: np.maximum(x, 0.0),
-        "leaky_relu": lambda x: np.where(x > 0, x, slope * x),
-        "tanh": np.tanh,
-        "sigmoid": _expit,
-        "elu": lambda x: np.where(x > 0, x, np.expm1(np.minimum(x, 0))),
-        "selu": lambda x: _SELU_L * np.where(x > 0, x, _SELU_A * np.expm1(np.minimum(x, 0))),
-        "gelu": lambda x: 0.5 * x * (1.0 + _erf(x / _SQRT2)),
-    }
-    return table[name]
-
-
-def _dphi(name: str, slope: float) -> Callable[[np.ndarray], np.ndarray]:
-    """phi'; at a kink or jump (x = 0) the right-hand value (quadrature never samples 0)."""
-    table: dict[str, Callable[[np.ndarray], np.ndarray]] = {
-        "linear": np.ones_like,
-        "relu": lambda x: np.where(x > 0, 1.0, 0.0),
-        "leaky_relu": lambda x: np.where(x > 0, 1.0, slope),
-        "tanh": _sech2,
-        "sigmoid": lambda x: 0.25 * _sech2(0.5 * x),
-        "elu": lambda x: np.where(x > 0, 1.0, np.exp(np.minimum(x, 0))),
-        "selu": lambda x: _SELU_L * np.where(x > 0, 1.0, _SELU_A * np.exp(np.minimum(x, 0))),
-        "gelu": lambda x: 0.5 * (1.0 + _erf(x / _SQRT2)) + x * np.exp(-0.5 * x * x) * _INV_SQRT_2PI,
-    }
-    return table[name]
-
-
-def _torch_dphi(name: str, slope: float, a: torch.Tensor) -> torch.Tensor:
-    """phi'(a) for the batch-norm path (tensors in, tensors out; same values as _dphi)."""
-    if name in ("linear",):
-        return torch.ones_like(a)
-    if name == "relu":
-        return (a > 0).to(a.dtype)
-    if name == "leaky_relu":
-        return torch.where(a > 0, 1.0, slope).to(a.dtype)
-    if name == "tanh":
-        return 1.0 - torch.tanh(a) ** 2
-    if name == "sigmoid":
-        s = torch.sigmoid(a)
-        return s * (1.0 - s)
-    if name == "elu":
-        return torch.where(a > 0, 1.0, torch.exp(torch.clamp(a, max=0.0))).to(a.dtype)
-    if name == "selu":
-        return _SELU_L * torch.where(a > 0, 1.0, _SELU_A * torch.exp(torch.clamp(a, max=0.0))).to(a.dtype)
-    if name == "gelu":
-        return 0.5 * (1.0 + torch.special.erf(a / _SQRT2)) + a * torch.exp(-0.5 * a * a) * _INV_SQRT_2PI
-    raise ValueError(f"activation {name!r} has no derivative here")
-
-
-def _torch_phi(name: str, slope: float, a: torch.Tensor) -> torch.Tensor:
-    return activation_fn(name, slope)(a)
-
-
-# ------------------------------------------------------------ expectations
-def _half_line_rule(q_lo: float, q_hi: float) -> tuple[np.ndarray, np.ndarray]:
-    """Nodes h > 0 and weights for integrals over [0, inf) of f(h) N(h; 0, q), q in [q_lo, q_hi].
-
-    Intervals [0, a0], then geometric [a, 2 a] up to 13 sd of the widest Gaussian;
-    a0 is far below both the activation's scale (1) and the narrowest Gaussian's.
-    """
-    s_lo, s_hi = math.sqrt(q_lo), math.sqrt(q_hi)
-    a0 = 1e-3 * min(1.0, s_lo)
-    top = _TAIL_SDS * s_hi
-    n = max(1, int(math.ceil(math.log(top / a0) / math.log(_GRID_RATIO))))
-    edges = np.concatenate([[0.0], a0 * _GRID_RATIO ** np.arange(n + 1)])
-    lo, width = edges[:-1], np.diff(edges)
-    nodes = (lo[:, None] + width[:, None] * _GL_X).ravel()
-    weights = (width[:, None] * _GL_W).ravel()
-    return nodes, weights
-
-
-def gauss_expect_many(fs: list[Callable[[np.ndarray], np.ndarray]], q) -> list:
-    """[E[f(h)] for f in fs], h ~ N(0, q) (q scalar or array, > 0): split at 0, adaptive in scale.
-
-    Each ``f`` may have a kink or jump at 0; elsewhere it should be smooth on
-    the scale of 1 or of sqrt(q). q = 0 gives f(0+) (the limit from the right),
-    non-finite q gives NaN. The Gaussian weights are shared by all ``fs``.
-    """
-    qa = np.asarray(q, dtype=np.float64)
-    flat = qa.ravel()
-    outs = [np.empty(flat.shape, np.float64) for _ in fs]
-    zero = flat <= 0
-    pos = ~zero & np.isfinite(flat)
-    for f, out in zip(fs, outs):
-        if zero.any():
-            out[zero] = float(np.asarray(f(np.array([1e-300]))).ravel()[0])
-        out[~zero & ~pos] = np.nan
-    if pos.any():
-        qp = flat[pos]
-        nodes, weights = _half_line_rule(float(qp.min()), float(qp.max()))
-        inv = 1.0 / qp
-        dens = np.exp(np.multiply.outer(-0.5 * inv, nodes * nodes))
-        dens *= (np.sqrt(inv) * _INV_SQRT_2PI)[:, None]
-        for f, out in zip(fs, outs):
-            fsum = np.asarray(f(nodes), np.float64) + np.asarray(f(-nodes), np.float64)
-            out[pos] = dens @ (weights * fsum)
-    res = [out.reshape(qa.shape) for out in outs]
-    return [float(r) if r.ndim == 0 else r for r in res]
-
-
-def gauss_expect(f: Callable[[np.ndarray], np.ndarray], q):
-    """E[f(h)] for h ~ N(0, q): see gauss_expect_many."""
-    return gauss_expect_many([f], q)[0]
-
-
-#: Closed forms E[phi(h)^2] = q * A, E[phi'(h)^2] = B for the piecewise-linear activations.
-def _closed_form(name: str, slope: float) -> Optional[tuple[float, float]]:
-    if name == "linear":
-        return 1.0, 1.0
-    if name == "relu":
-        return 0.5, 0.5
-    if name == "leaky_relu":
-        return 0.5 * (1.0 + slope * slope), 0.5 * (1.0 + slope * slope)
-    return None
-
-
-def expect_both(name: str, q, slope: float = 0.01) -> tuple:
-    """(E[phi(h)^2], E[phi'(h)^2]), h ~ N(0, q), in one pass over the quadrature nodes."""
-    cf = _closed_form(name, slope)
-    if cf is not None:
-        return expect_phi2(name, q, slope), expect_dphi2(name, q, slope)
-    f, df = _phi(name, slope), _dphi(name, slope)
-    a, b = gauss_expect_many([lambda x: f(x) ** 2, lambda x: df(x) ** 2], q)
-    return a, b
-
-
-def expect_phi2(name: str, q, slope: float = 0.01):
-    """E[phi(h)^2], h ~ N(0, q): the forward variance map's expectation."""
-    cf = _closed_form(name, slope)
-    if cf is not None:
-        out = cf[0] * np.asarray(q, dtype=np.float64)
-        return float(out) if out.ndim == 0 else out
-    fn = _phi(name, slope)
-    return gauss_expect(lambda x: fn(x) ** 2, q)
-
-
-def expect_dphi2(name: str, q, slope: float = 0.01):
-    """E[phi'(h)^2], h ~ N(0, q): the backward gain's expectation."""
-    cf = _closed_form(name, slope)
-    if cf is not None:
-        out = np.full(np.shape(q), cf[1], np.float64)
-        return float(out) if out.ndim == 0 else out
-    fn = _dphi(name, slope)
-    return gauss_expect(lambda x: fn(x) ** 2, q)
-
-
-# Tabulated expectations for the prediction's per-sample recursion. Quadrature
-# per layer and sample costs about one training step per prediction;
-# both expectations are smooth in ln q, so predict reads them from a table of
-# the same quadrature on a uniform grid in ln q (built once per activation, a
-# few ms) by 4-point Lagrange interpolation of ln E in ln q: error ~1e-9
-# relative (tests/engine/test_theory_table.py), far below the float32 that
-# pred_gain is stored in. q outside the table (or 0, or not finite) goes to the
-# quadrature itself.
-_TAB_LNQ_LO, _TAB_LNQ_HI = math.log(1e-8), math.log(1e6)
-_TAB_STEP = 1.0 / 32
-_TAB_N = int(math.ceil((_TAB_LNQ_HI - _TAB_LNQ_LO) / _TAB_STEP)) + 1  # grid points LO .. >= HI
-_TAB_Q_LO, _TAB_Q_HI = 1e-8, 1e6  # the q read from the table (u = ln(q / 1e-8) * 32 in [0, _TAB_N - 1])
-# Monomial coefficients of the cubic through a stencil's 4 points at s = -1, 0, 1, 2.
-_TAB_TO_CUBIC = np.linalg.inv(np.vander(np.array([-1.0, 0.0, 1.0, 2.0]), 4, increasing=True))
-_tables: dict[tuple[str, float], np.ndarray] = {}
-_min_of, _max_of = np.minimum.reduce, np.maximum.reduce
-
-
-def _table(name: str, slope: float) -> np.ndarray:
-    """(4, _TAB_N - 1, 2): per interval i of the ln q grid (ln q = LO + STEP * (i + s),
-    0 <= s <= 1), the coefficients c_k of sum_k c_k s^k for ln E[phi^2] and ln E[phi'^2]:
-    the cubic through grid points i-1 .. i+2 (4-point Lagrange interpolation).
-    Coefficient-major, so a lookup gathers each c_k as one contiguous (m, 2) block."""
-    key = (name, float(slope))
-    tab = _tables.get(key)
-    if tab is None:
-        lnq = _TAB_LNQ_LO + _TAB_STEP * np.arange(-1, _TAB_N + 1)  # one extra point each side
-        a, b = expect_both(name, np.exp(lnq), slope)
-        y = np.log(np.stack([a, b], axis=1))  # (_TAB_N + 2, 2)
-        stencils = np.stack([y[k : k + _TAB_N - 1] for k in range(4)], axis=1)  # (_TAB_N - 1, 4, 2)
-        tab = np.ascontiguousarray(np.einsum("ck,ikj->cij", _TAB_TO_CUBIC, stencils))
-        _tables[key] = tab
-    return tab
-
-
-def expect_both_fast(name: str, q: np.ndarray, slope: float = 0.01) -> tuple[np.ndarray, np.ndarray]:
-    """expect_both for a 1-d array of q, from the table where 1e-8 <= q <= 1e6 (see above)."""
-    q = np.asarray(q, dtype=np.float64)
-    cf = _closed_form(name, slope)
-    if cf is not None:
-        return cf[0] * q, np.full(q.shape, cf[1], np.float64)
-    tab = _table(name, slope)
-    # ufunc reductions directly: ndarray.min/max add a Python wrapper each, and this
-    # runs once per layer of every prediction (about a third of its cost was overhead)
-    lo, hi = (_min_of(q), _max_of(q)) if q.size else (1.0, 1.0)
-    if not (lo >= _TAB_Q_LO and hi <= _TAB_Q_HI):  # some q outside the table, 0 or not finite (NaN fails both)
-        inside = (q >= _TAB_Q_LO) & (q <= _TAB_Q_HI)
-        a, b = np.empty(q.shape), np.empty(q.shape)
-        if inside.any():
-            a[inside], b[inside] = expect_both_fast(name, q[inside], slope)
-        a[~inside], b[~inside] = expect_both(name, q[~inside], slope)
-        return a, b
-    u = np.log(q)
-    u -= _TAB_LNQ_LO
-    u *= 1.0 / _TAB_STEP
-    i = u.astype(np.intp)  # u >= 0 up to round-off: truncation is floor
-    np.minimum(i, _TAB_N - 2, out=i)
-    u -= i
-    s = u[:, None]
-    c = tab.take(i, axis=1)  # (4, m, 2)
-    # exp(((c3 s + c2) s + c1) s + c0), in place: the same operations in the same order
-    val = c[3] * s
-    val += c[2]
-    val *= s
-    val += c[1]
-    val *= s
-    val += c[0]
-    np.exp(val, out=val)
-    return val[:, 0], val[:, 1]
-
 
 # ------------------------------------------------------------ prediction
 @dataclass
@@ -448,13 +196,13 @@ def _batchnorm_power(net, x: torch.Tensor, ws: list, bs: list, sigma_w2: np.ndar
         a = torch.addcmul(beta, xhat, gamma)
         q[l] = float((a * a).mean())
         act = net.activations[l]
-        h = _torch_phi(act, net.leaky_slope, a)
+        h = torch_phi(act, net.leaky_slope, a)
         if act == "tanh":  # from the output: one transcendental call a layer, not two
             d = 1.0 - h * h
         elif act == "sigmoid":
             d = h * (1.0 - h)
         else:
-            d = _torch_dphi(act, net.leaky_slope, a)
+            d = torch_dphi(act, net.leaky_slope, a)
         dphi2.append(d * d)
         xhats.append(xhat)
         scales.append((gamma * inv) ** 2)
@@ -531,8 +279,8 @@ def _stream_power(net, x: torch.Tensor, ws: list, bs: list, sigma_w2: np.ndarray
             lns.append((xh, inv * inv, gamma * gamma))
         q[l] = float((a * a).mean())
         act = net.activations[l]
-        h = _torch_phi(act, net.leaky_slope, a)
-        d = _torch_dphi(act, net.leaky_slope, a)
+        h = torch_phi(act, net.leaky_slope, a)
+        d = torch_dphi(act, net.leaky_slope, a)
         d2s.append(d * d)
         u = torch.addmm(bs[l + 1], h, ws[l + 1].T)
         z = z + alpha * u if (net.residual and l + 1 < depth) else u
@@ -553,128 +301,6 @@ def _stream_power(net, x: torch.Tensor, ws: list, bs: list, sigma_w2: np.ndarray
         p = p + branch if skip else branch
         power[l] = float(p.mean())
     return power, q
-
-
-def jacobian_spectrum(net, x: torch.Tensor, max_samples: int = 8) -> np.ndarray:
-    """Singular values of d h_depth / d h_1 (last hidden output w.r.t. the first), per sample.
-
-    The hidden-to-hidden Jacobian is width x width, so its spectrum shows
-    dynamical isometry (all singular values near 1: orthogonal init in a
-    linear or near-linear tanh net) or its absence (a spread over orders of
-    magnitude: Gaussian init), Saxe et al. 2013, Pennington et al. 2017.
-    Returns an array (samples, width); batch norm uses this batch's statistics
-    as constants (the per-sample Jacobian), computed without the module's
-    forward, so its running statistics and train/eval mode stay untouched.
-    """
-    x = x[:max_samples]
-    if getattr(net, "residual", False) or getattr(net, "has_layernorm", False):
-        return _stream_jacobian_spectrum(net, x.detach().double())
-    with torch.no_grad():
-        zs = _hidden_preacts(net, x.detach().double())
-        width = net.width
-        out = []
-        for s in range(x.shape[0]):
-            jac = torch.eye(width, dtype=torch.float64)
-            for l in range(1, net.depth):
-                w = net.linears[l].weight.detach().double()
-                z = zs[l]
-                if net.has_batchnorm:
-                    m = net.norms[l]
-                    var = z.var(dim=0, unbiased=False)
-                    scale = m.weight.detach().double() / torch.sqrt(var + m.eps)
-                    a = (z - z.mean(0)) * scale + m.bias.detach().double()
-                else:
-                    scale = torch.ones(width, dtype=torch.float64)
-                    a = z
-                d = _torch_dphi(net.activations[l], net.leaky_slope, a[s])
-                jac = (d * scale).unsqueeze(1) * (w @ jac)
-            out.append(torch.linalg.svdvals(jac).numpy())
-    return np.stack(out) if out else np.zeros((0, net.width))
-
-
-def _stream_jacobian_spectrum(net, x: torch.Tensor) -> np.ndarray:
-    """Residual / layer-norm nets, per sample, by autograd on a float64 copy of the
-    forward pass (batch norm by this batch's statistics, held constant).
-
-    With residual connections the stream z carries the signal, and z_2 depends on
-    z_1 as well as on h_1, so the map is d z_depth / d z_1 (the Jacobian the
-    backprop signal passes through); with layer norm alone it is d h_depth / d h_1.
-    """
-    depth, residual = net.depth, bool(net.residual)
-    alpha = float(net.residual_alpha) if residual else 0.0
-    lin = [(m.weight.detach().double(), m.bias.detach().double()) for m in net.linears]
-    bn_stats = []
-    with torch.no_grad():  # batch norm's statistics of this batch, as in _hidden_preacts
-        z = x @ lin[0][0].T + lin[0][1]
-        for l in range(depth):
-            a = z
-            if net.has_batchnorm:
-                m = net.norms[l]
-                var, mean = torch.var_mean(a, dim=0, unbiased=False)
-                bn_stats.append((mean, torch.rsqrt(var + m.eps), m.weight.detach().double(), m.bias.detach().double()))
-                mean, inv, g, b = bn_stats[-1]
-                a = (a - mean) * inv * g + b
-            a = _layernorm_double(net, l, a)
-            h = _torch_phi(net.activations[l], net.leaky_slope, a)
-            u = h @ lin[l + 1][0].T + lin[l + 1][1]
-            z = z + alpha * u if (residual and l + 1 < depth) else u
-
-    def block(l: int, z: torch.Tensor) -> torch.Tensor:
-        a = z
-        if net.has_batchnorm:
-            mean, inv, g, b = bn_stats[l]
-            a = (a - mean) * inv * g + b
-        return _torch_phi(net.activations[l], net.leaky_slope, _layernorm_double(net, l, a))
-
-    def stream(z1: torch.Tensor) -> torch.Tensor:  # z_1 -> z_depth
-        z = z1
-        for l in range(depth - 1):
-            u = block(l, z) @ lin[l + 1][0].T + lin[l + 1][1]
-            z = z + alpha * u
-        return z
-
-    def hidden(h1: torch.Tensor) -> torch.Tensor:  # h_1 -> h_depth (no skips)
-        h = h1
-        for l in range(1, depth):
-            h = block(l, h @ lin[l][0].T + lin[l][1])
-        return h
-
-    with torch.no_grad():
-        z1 = x @ lin[0][0].T + lin[0][1]
-        start = z1 if residual else block(0, z1)
-    fn = stream if residual else hidden
-    out = []
-    for s in range(x.shape[0]):
-        jac = torch.autograd.functional.jacobian(lambda v: fn(v.unsqueeze(0))[0], start[s], vectorize=True)
-        out.append(torch.linalg.svdvals(jac.detach()).numpy())
-    return np.stack(out) if out else np.zeros((0, net.width))
-
-
-def _layernorm_double(net, l: int, a: torch.Tensor) -> torch.Tensor:
-    """Layer norm of hidden layer l on float64 values (no-op when layer norm is off)."""
-    if not getattr(net, "has_layernorm", False):
-        return a
-    m = net.lnorms[l]
-    var, mean = torch.var_mean(a, dim=-1, unbiased=False, keepdim=True)
-    return (a - mean) * torch.rsqrt(var + m.eps) * m.weight.detach().double() + m.bias.detach().double()
-
-
-def _hidden_preacts(net, x: torch.Tensor) -> list[torch.Tensor]:
-    """z of every hidden layer in float64, batch norm by this batch's statistics
-    (computed here: the module's forward would update its running statistics)."""
-    zs = []
-    h = x
-    for l in range(net.depth):
-        lin = net.linears[l]
-        z = h @ lin.weight.detach().double().T + lin.bias.detach().double()
-        zs.append(z)
-        if net.has_batchnorm:
-            m = net.norms[l]
-            a = (z - z.mean(0)) / torch.sqrt(z.var(dim=0, unbiased=False) + m.eps) * m.weight.detach().double() + m.bias.detach().double()
-        else:
-            a = z
-        h = _torch_phi(net.activations[l], net.leaky_slope, a)
-    return zs
 
 
 def predicted_for(trainer, act_grad_norm_last: Optional[float] = None, samples: int = 256) -> Prediction:

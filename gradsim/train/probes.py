@@ -11,14 +11,12 @@ from typing import Optional
 
 import torch
 
-SAT_TANH = 0.97
-SAT_SIGMOID_LO, SAT_SIGMOID_HI = 0.03, 0.97
+from ..activations import REGISTRY
 
-
-_SATURATION = {
-    "tanh": lambda f: f.abs() > SAT_TANH,
-    "sigmoid": lambda f: (f < SAT_SIGMOID_LO) | (f > SAT_SIGMOID_HI),
-}
+#: Activations whose outputs can saturate, and those whose units can die
+#: (the registry in gradsim/activations.py says which, with the thresholds).
+_SATURATING = tuple(n for n, a in REGISTRY.items() if a.saturated_outside is not None)
+_DYING = tuple(n for n, a in REGISTRY.items() if a.can_die)
 
 
 class StatsWorkspace:
@@ -90,7 +88,7 @@ def activation_stats(
     acts = activations[:n]
     sat = torch.zeros_like(mean)
     dead = torch.zeros_like(mean)
-    for name in _SATURATION:
+    for name in _SATURATING:
         rows = [i for i, a in enumerate(acts) if a == name]
         if not rows:
             continue
@@ -98,8 +96,8 @@ def activation_stats(
             _saturated_into(name, flat, tmp, mask, mask2)
             sat = mask.sum(dim=1).to(mean.dtype) / m  # = mean of the 0/1 mask, exactly
         else:
-            sat[rows] = _SATURATION[name](flat if len(rows) == n else flat[rows]).float().mean(dim=1)
-    relu_rows = [i for i, a in enumerate(acts) if a == "relu"]
+            sat[rows] = REGISTRY[name].saturated(flat if len(rows) == n else flat[rows]).float().mean(dim=1)
+    relu_rows = [i for i, a in enumerate(acts) if a in _DYING]
     if relu_rows:  # relu outputs are >= 0: a unit is dead when its batch maximum is 0
         sel = hidden if len(relu_rows) == n else hidden[relu_rows]
         dead[relu_rows] = (sel.amax(dim=1) == 0).float().mean(dim=1)
@@ -110,12 +108,15 @@ def activation_stats(
 
 
 def _saturated_into(name: str, flat: torch.Tensor, tmp: torch.Tensor, mask: torch.Tensor, mask2: torch.Tensor) -> None:
-    """``mask`` = the saturation test of ``_SATURATION[name]``, written into the buffers."""
-    if name == "tanh":
+    """``mask`` = ``REGISTRY[name].saturated(flat)``, written into the buffers."""
+    window = REGISTRY[name].saturated_outside
+    assert window is not None
+    lo, hi = window
+    if lo == -hi:  # symmetric (tanh): one comparison of |f|
         torch.abs(flat, out=tmp)
-        torch.gt(tmp, SAT_TANH, out=mask)
-    else:  # sigmoid: below the low or above the high threshold
+        torch.gt(tmp, hi, out=mask)
+    else:  # below the low or above the high threshold
         above = mask2
-        torch.lt(flat, SAT_SIGMOID_LO, out=mask)
-        torch.gt(flat, SAT_SIGMOID_HI, out=above)
+        torch.lt(flat, lo, out=mask)
+        torch.gt(flat, hi, out=above)
         mask.logical_or_(above)

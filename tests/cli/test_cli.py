@@ -142,7 +142,7 @@ def test_the_same_reader_refuses_deep_json_in_sessions_presets_and_submissions(t
 
 def test_summary_reads_step_0_without_copying_the_store(tmp_path, monkeypatch):
     """cli used rows_after(-1) to read row 0: a copy of every recorded row (up to 256 MB)."""
-    from gradsim.cli import main as cli
+    from gradsim.cli import run as cli
     from gradsim.config import RunConfig
     from gradsim.session.store import Session
     from gradsim.train.trainer import Trainer
@@ -288,7 +288,7 @@ def test_init_flag_takes_the_same_name_number_spelling_as_events(tmp_path, capsy
 
 def test_summary_and_sweep_report_the_final_step_not_the_last_thinned_row():
     """A store that thinned keeps every 2^k-th step: its last row may be steps before the end."""
-    from gradsim.cli import main as cli
+    from gradsim.cli import run as cli
     from gradsim.service.sweep import sweep_task
     from gradsim.train.trainer import Trainer
 

@@ -193,7 +193,7 @@ def test_grader_recomputes_and_detects_wrong_config(tmp_path, capsys):
     printed = capsys.readouterr().out
     assert "alice" in printed and "mallory" in printed and "activation = 'relu'" in printed
     rows = out_csv.read_text().splitlines()
-    assert rows[0] == "student,points,max_points,submission,exercise,score,verified,problems,vanishes,frozen,ran,q_ratio"
+    assert rows[0] == "student,points,max_points,submission,exercise,score,verified,problems,flags,vanishes,frozen,ran,q_ratio"
     assert [r.split(",")[5] for r in rows[1:]] == ["1.0000", "0.0000", "0.0000"]
     assert [r.split(",")[1] for r in rows[1:]] == ["4", "0", "0"]
 

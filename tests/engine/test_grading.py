@@ -291,7 +291,7 @@ def test_check_cli_lms_columns_unverified_label_and_feedback(tiny, honest, tmp_p
     assert (rows[1]["student"], rows[1]["points"], rows[1]["q"]) == ("", "4", "0")
     assert sorted(p.name for p in fb.iterdir()) == ["alice.html", "bob.html"]
     capsys.readouterr()
-    assert main(["check", str(ex_file), str(honest), "--csv", str(csv_path), "--no-replay", "--jobs", "1"]) == 0
+    assert main(["check", str(ex_file), str(honest), "--csv", str(csv_path), "--no-replay", "--jobs", "1", "--overwrite"]) == 0
     assert "UNVERIFIED" in capsys.readouterr().out
     assert next(csv.DictReader(csv_path.open()))["verified"] == "unverified"
 

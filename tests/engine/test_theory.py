@@ -7,7 +7,9 @@ import torch
 
 from gradsim.config import RunConfig
 from gradsim.teaching.presets import load_preset, preset_names
-from gradsim.theory.mean_field import _dphi, _phi, expect_dphi2, expect_phi2, gauss_expect, jacobian_spectrum, predict
+from gradsim.theory.jacobian import jacobian_spectrum
+from gradsim.theory.mean_field import predict
+from gradsim.theory.quadrature import dphi as _dphi, expect_dphi2, expect_phi2, gauss_expect, phi as _phi
 from gradsim.train.trainer import Trainer
 
 
@@ -18,7 +20,7 @@ Q_GRID = np.logspace(-8, 6, 15)
 def _scipy_expect(fn, q):
     """E[fn(h)^2], h ~ N(0, q), by scipy.integrate.quad in u = h / sqrt(q), with breakpoints
     at the kink (0) and at the activation's own scale (|h| = 0.5 ... 16): independent of
-    gradsim.theory.mean_field's quadrature."""
+    gradsim.theory.quadrature."""
     from scipy import integrate
 
     s = math.sqrt(q)

@@ -8,7 +8,8 @@ import pytest
 import torch
 
 from gradsim.config import RunConfig
-from gradsim.theory.mean_field import jacobian_spectrum, predict
+from gradsim.theory.jacobian import jacobian_spectrum
+from gradsim.theory.mean_field import predict
 from gradsim.train.trainer import Trainer
 
 

@@ -7,7 +7,8 @@ import torch
 
 from gradsim.theory import mean_field as theory
 from gradsim.config import RunConfig
-from gradsim.theory.mean_field import _dphi, _phi, expect_both, expect_both_fast, predict
+from gradsim.theory.mean_field import predict
+from gradsim.theory.quadrature import dphi as _dphi, expect_both, expect_both_fast, phi as _phi
 from gradsim.train.trainer import Trainer
 
 from .test_theory import _scipy_expect

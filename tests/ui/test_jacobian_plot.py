@@ -9,7 +9,7 @@ import torch
 from PySide6.QtCore import Qt
 
 from gradsim.models.mlp import GradNet
-from gradsim.theory.mean_field import jacobian_spectrum
+from gradsim.theory.jacobian import jacobian_spectrum
 from ui.plots.decimate import LOG_CEIL, LOG_FLOOR
 from ui.plots.jacobian import JacobianSpectrumPlot
 

@@ -49,7 +49,7 @@ def test_prediction_at_the_chosen_step_uses_that_steps_weights(qtbot):
         for l in range(cfg.depth - 1, -1, -1):
             want[l] = want[l + 1] * g[l]
         np.testing.assert_allclose(dp.prediction, want, rtol=1e-5)
-        assert "gain from layer" in dp.readout_at(0, 2.0, 0.0)
+        assert "gain from linear 3" in dp.readout_at(0, 2.0, 0.0)
     # the re-initialisation at step 7 changed the prediction: step 0's would be wrong at step 7
     assert not np.allclose(expected[0][:-1], expected[7][:-1], rtol=0.05)
     # a step without its own record uses the last recorded one before it, and says so

@@ -52,7 +52,7 @@ def wait(cond, what):
 
 wait(lambda: w.plots.built, "the first paint")
 opened = []
-for a in w.view_menu.actions():
+for a in w.window_actions.view_menu.actions():
     if a.menu() is not None or a.isSeparator() or not a.isCheckable():
         continue
     if a.isChecked():

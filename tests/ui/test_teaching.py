@@ -46,7 +46,7 @@ def test_exercise_start_loads_config_and_run_fills_objectives_and_theory(window,
     assert dp.prediction.size == 21 and dp.prediction_step == 10  # recorded every stats_every = 10 steps
     gains = window.mirror.layer_metric("pred_gain")[10].astype(np.float64)
     np.testing.assert_allclose(dp.prediction[:-1] / dp.prediction[1:], gains[:-1], rtol=1e-6)
-    assert "gain from layer" in dp.readout_at(0, 3.0, 0.0)
+    assert "gain from linear 4" in dp.readout_at(0, 3.0, 0.0)
     # the vanishing objective turns done live
     qtbot.waitUntil(lambda: panel.statuses()["vanishes"] == "done", timeout=5000)
     # submission through the worker (Export button, folder dialog answered): graded equal to a direct grade

@@ -20,10 +20,11 @@ def _units() -> tuple[Unit, ...]:
 
 
 def _store(units=None) -> Session:
-    store = Session(3, {"depth": 2}, units=list(units) if units is not None else None)
+    n = len(units) if units is not None else 3
+    store = Session(n, {"depth": n - 1}, units=list(units) if units is not None else None)
     rng = np.random.default_rng(3)
     for i in range(20):
-        layers = (10.0 ** rng.uniform(-6, 2, size=(3, len(LAYER_METRICS)))).astype(np.float32)
+        layers = (10.0 ** rng.uniform(-6, 2, size=(n, len(LAYER_METRICS)))).astype(np.float32)
         store.append(StepRecord(i, np.zeros(len(STEP_METRICS)), layers, True))
     return store
 
@@ -87,3 +88,49 @@ def test_the_mirror_takes_the_units_the_engine_sends(qtbot):
                      accuracy=float("nan"), running=False, finished=False, diverged_at=None)
     run._on_snapshot(later)  # later snapshots carry no units and keep the ones received
     assert run.mirror.units == list(_units())
+
+
+def _recurrent_store() -> Session:
+    """Three time steps (a signal, no parameters) and one weight group (parameters, no signal)."""
+    units = [Unit(t, f"time {t}", "time") for t in (1, 2, 3)] + [Unit(4, "rnn.weight_hh_l0", "param", ("rnn.weight_hh_l0",))]
+    return _store(units)
+
+
+def test_heatmap_draws_only_the_units_a_metric_is_defined_for(qtbot):
+    store = _recurrent_store()
+    panel = PlotPanel()
+    qtbot.addWidget(panel)
+    panel.resize(900, 600)
+    hm = panel.heatmap
+    hm.set_metric("act_grad_norm")
+    panel.refresh(store)
+    assert hm.image_data.shape[0] == 3 and _ticks(hm.plot.getAxis("left")) == ["time 1", "time 2", "time 3"]
+    v = float(store.layer_metric("act_grad_norm")[7, 2])
+    assert hm.readout_at(0, 7.0, 3.0).startswith(f"step 7, time 3: act_grad_norm = {v:.4g}")
+    np.testing.assert_allclose(hm.image_data[:, 7], np.log10(store.layer_metric("act_grad_norm")[7, :3]), rtol=1e-6)
+    hm.set_metric("grad_norm")
+    panel.refresh(store)
+    assert hm.image_data.shape[0] == 1 and _ticks(hm.plot.getAxis("left")) == ["rnn.weight_hh_l0"]
+    w = float(store.layer_metric("grad_norm")[4, 3])
+    assert hm.readout_at(0, 4.0, 1.0).startswith(f"step 4, rnn.weight_hh_l0: grad_norm = {w:.4g}")
+
+
+def test_depth_profile_draws_only_the_units_a_metric_is_defined_for(qtbot):
+    store = _recurrent_store()
+    panel = PlotPanel()
+    qtbot.addWidget(panel)
+    panel.resize(900, 600)
+    dp = panel.depth_profile
+    dp.set_metric("act_grad_norm")
+    panel.refresh(store)
+    np.testing.assert_array_equal(dp.values, store.layer_metric("act_grad_norm")[-1, :3].astype(np.float64))
+    assert _ticks(dp.plot.getAxis("bottom")) == ["time 1", "time 2", "time 3"]
+    assert dp.readout_at(0, 2.0, 0.0).startswith("step 19, time 2: act_grad_norm")
+
+
+def test_an_mlp_store_shows_every_row():
+    from gradsim.models.family import unit_rows
+
+    store = Session(4, {"depth": 3})
+    for metric in ("grad_norm", "act_grad_norm", "update_ratio", "act_saturation"):
+        assert unit_rows(store.units, metric) == [0, 1, 2, 3]

@@ -93,6 +93,8 @@ class BuilderPanel(QWidget):
     validity_changed = Signal(bool)
     #: The data set (or its size, noise, seed) changed: a new preview is wanted.
     preview_wanted = Signal(object)
+    #: A preset was loaded into the form (the gradsim Preset): the plots may open on its view.
+    preset_applied = Signal(object)
 
     def __init__(self, parent: Optional[QWidget] = None) -> None:
         super().__init__(parent)
@@ -300,6 +302,7 @@ class BuilderPanel(QWidget):
         self.preset_description.setText(preset.description)
         self._show_schedule()
         self._on_edited()
+        self.preset_applied.emit(preset)
         return preset
 
     def restore_preset(self, name: str) -> None:

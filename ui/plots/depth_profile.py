@@ -17,6 +17,7 @@ from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QWidget
 
 from gradsim.metrics import LAYER_INDEX, LAYER_METRICS, PRED_MIN_WIDTH
+from gradsim.models.family import unit_rows
 from gradsim.session.store import Session
 
 from .base import PlotBase, RangeFollower
@@ -79,6 +80,8 @@ class DepthProfile(PlotBase):
         self.plot.getViewBox().disableAutoRange(axis=pg.ViewBox.XAxis)
         self._n_layers_shown = 0
         self._ticks: list[tuple[float, str]] = []
+        #: 0-based store rows drawn at x = 1, 2, ...; None: every row.
+        self._rows: Optional[list[int]] = None
         self._finish_layout()
 
     def _add(self, item: LineItem) -> LineItem:
@@ -159,7 +162,10 @@ class DepthProfile(PlotBase):
         else:
             row = int(np.clip(np.searchsorted(steps, self._step_wanted, side="right") - 1, 0, n - 1))
         self.step = int(steps[row])
-        values = store.layer_metric(self.metric_name)[row].astype(np.float64)
+        rows = unit_rows(store.units, self.metric_name)
+        # only the units this metric is defined for (time steps, not weight groups)
+        self._rows = None if len(rows) == store.n_layers else rows
+        values = self._shown(store.layer_metric(self.metric_name)[row].astype(np.float64))
         self.values = values
         x = np.arange(1, values.size + 1, dtype=np.float64)
         y = clamp_for_log(values)
@@ -169,7 +175,7 @@ class DepthProfile(PlotBase):
             high = ~np.isfinite(values) | (values > LOG_CEIL)
         ok = ~np.isnan(y)
         self.points.setData(x[ok], y[ok])
-        ticks = unit_ticks(store, values.size)
+        ticks = unit_ticks(store, values.size, shown=self._rows)
         if values.size != self._n_layers_shown or ticks != self._ticks:
             self._n_layers_shown = values.size
             self._ticks = ticks
@@ -183,7 +189,7 @@ class DepthProfile(PlotBase):
         yb = np.empty(0)
         if b is not None and len(b):
             rb = int(np.clip(np.searchsorted(b.steps, self.step, side="right") - 1, 0, len(b) - 1))
-            self.values_b = b.layer_metric(self.metric_name)[rb].astype(np.float64)
+            self.values_b = self._shown(b.layer_metric(self.metric_name)[rb].astype(np.float64))
             yb = clamp_for_log(self.values_b)
             self.curve_b.setData(x[: yb.size], yb)
         elif self.values_b.size:
@@ -238,6 +244,7 @@ class DepthProfile(PlotBase):
                 self.set_prediction(None)
             return
         src, gains = found
+        gains = self._shown(gains)
         self.prediction_step = int(store.steps[src])
         self.prediction_gap = ""
         anchor = float(values[-1]) if values.size else float("nan")
@@ -249,6 +256,15 @@ class DepthProfile(PlotBase):
                     profile[l] = profile[l + 1] * gains[l]
         self.set_prediction(profile, gains)
 
+    def _shown(self, per_unit: np.ndarray) -> np.ndarray:
+        """The entries of a per-unit array at the units drawn (all of them for an MLP)."""
+        return per_unit if self._rows is None else per_unit[self._rows]
+
+    def _unit(self, store: Optional[Session], pos: int) -> str:
+        """The name of the unit drawn at x = ``pos`` (1-based)."""
+        rows = self._rows
+        return unit_name(store, rows[pos - 1] + 1 if rows is not None and 1 <= pos <= len(rows) else pos)
+
     # ------------------------------------------------------------------ hover
     def readout_at(self, plot_index: int, x: float, y: float) -> str:
         if self.values.size == 0 or not np.isfinite(x):
@@ -257,13 +273,13 @@ class DepthProfile(PlotBase):
         if not 1 <= layer <= self.values.size:
             return ""
         store = self._store
-        text = f"step {self.step}, {unit_name(store, layer)}: {self.metric_name} = {fmt(self.values[layer - 1])}"
+        text = f"step {self.step}, {self._unit(store, layer)}: {self.metric_name} = {fmt(self.values[layer - 1])}"
         if self.values_b.size >= layer:
             text += f" (A), {fmt(self.values_b[layer - 1])} (B)"
         if self.prediction is not None and layer <= self.prediction.size:
             text += f" (prediction {fmt(self.prediction[layer - 1])}"
             if self.gains is not None and layer <= self.gains.size and np.isfinite(self.gains[layer - 1]):
-                text += f", gain from {unit_name(store, layer + 1)}: x{fmt(self.gains[layer - 1])}"
+                text += f", gain from {self._unit(store, layer + 1)}: x{fmt(self.gains[layer - 1])}"
             text += ")"
         return text
 

@@ -14,6 +14,7 @@ import pyqtgraph as pg
 from PySide6.QtCore import QRectF, Qt, Signal, Slot
 from PySide6.QtWidgets import QComboBox, QHBoxLayout, QLabel, QWidget
 
+from gradsim.models.family import unit_rows
 from gradsim.session.store import Session
 
 from .base import RangeFollower, TimePlotBase
@@ -102,6 +103,8 @@ class GradientHeatmap(TimePlotBase):
         self.plot.getViewBox().disableAutoRange(axis=pg.ViewBox.YAxis)
         self._n_layers_shown = 0
         self._ticks: list[tuple[float, str]] = []
+        #: 0-based store rows the image shows, one per image row; None: every row.
+        self._rows: Optional[list[int]] = None
         self.image = pg.ImageItem(axisOrder="row-major")
         self.image.setToolTip(self.TIP)
         self.plot.addItem(self.image)
@@ -245,7 +248,13 @@ class GradientHeatmap(TimePlotBase):
             self._set_views(0)
             return
         view = store.layer_metric(self.metric_name)
-        bins = self._cache.update(store, (self.metric_name, store.n_layers), lambda a, b: view[a:b])
+        rows = unit_rows(store.units, self.metric_name)
+        if len(rows) == store.n_layers:  # every unit (an MLP): no gather
+            self._rows = None
+            bins = self._cache.update(store, (self.metric_name, store.n_layers), lambda a, b: view[a:b])
+        else:  # only the units this metric is defined for (time steps, not weight groups)
+            self._rows = rows
+            bins = self._cache.update(store, (self.metric_name, store.n_layers, tuple(rows)), lambda a, b: view[a:b, rows])
         self._bins = bins
         n_cols, n_layers = bins.mx.shape
         start = bins.stable
@@ -273,7 +282,7 @@ class GradientHeatmap(TimePlotBase):
         self._dx = span * bins.k
         self._x0 = float(steps[0]) - span / 2
         self._push_image()
-        ticks = unit_ticks(store, n_layers)
+        ticks = unit_ticks(store, n_layers, shown=self._rows)
         if n_layers != self._n_layers_shown or ticks != self._ticks:
             self._n_layers_shown = n_layers
             self._ticks = ticks
@@ -327,9 +336,10 @@ class GradientHeatmap(TimePlotBase):
         if store is None or bins is None or bins.n_bins == 0 or self.image_data.size == 0:
             return ""
         col = int(np.floor((x - self._x0) / self._dx))
-        layer = int(round(y))
-        if not (0 <= col < bins.n_bins and 1 <= layer <= store.n_layers):
+        pos = int(round(y))  # image row, 1-based; the unit's layer differs where rows are left out
+        if not (0 <= col < bins.n_bins and 1 <= pos <= self.image_data.shape[0]):
             return ""
+        layer = self._rows[pos - 1] + 1 if self._rows is not None else pos
         steps = store.steps
         a = col * bins.k
         b = min(a + bins.k, bins.n_rows) - 1
@@ -338,12 +348,12 @@ class GradientHeatmap(TimePlotBase):
             v = float(store.layer_metric(name)[a, layer - 1])
             text = f"step {int(steps[a])}, {unit_name(store, layer)}: {name} = {fmt(v)}"
         else:
-            lo, hi = float(bins.mn[col, layer - 1]), float(bins.mx[col, layer - 1])
+            lo, hi = float(bins.mn[col, pos - 1]), float(bins.mx[col, pos - 1])
             text = (
                 f"steps {int(steps[a])}-{int(steps[b])}, {unit_name(store, layer)}: {name} in [{fmt(lo)}, {fmt(hi)}]"
-                f" (shown: log10 = {fmt(self.image_data[layer - 1, col])})"
+                f" (shown: log10 = {fmt(self.image_data[pos - 1, col])})"
             )
-        if self.nonfinite_mask[layer - 1, col]:
+        if self.nonfinite_mask[pos - 1, col]:
             text += " [non-finite]"
         return text + events_text(self.markers, x, self.plot)
 

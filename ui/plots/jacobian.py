@@ -2,7 +2,7 @@
 
 Why a spectrum and not just a norm: a gradient can keep its overall size while
 some directions vanish and others explode. The Jacobian from the first to the
-last hidden layer (gradsim.theory.mean_field.jacobian_spectrum) maps every input-side
+last hidden layer (gradsim.theory.jacobian.jacobian_spectrum) maps every input-side
 direction; when all its singular values sit near 1 (orthogonal init in a
 linear or tanh net, Saxe et al. 2013, Pennington et al. 2017) every direction
 passes unchanged, when they spread over decades (Gaussian init) the network is
@@ -278,7 +278,7 @@ def _demo_spectrum(init: str, depth: int, width: int, activation: str, seed: int
     import torch
 
     from gradsim.models.mlp import GradNet
-    from gradsim.theory.mean_field import jacobian_spectrum
+    from gradsim.theory.jacobian import jacobian_spectrum
 
     net = GradNet(2, 2, depth, width, activation, batchnorm=False)
     net.reinit(init, torch.Generator().manual_seed(seed))

@@ -2,8 +2,9 @@
 from __future__ import annotations
 
 import html
+import re
 import math
-from typing import Sequence
+from typing import Optional, Sequence
 
 from PySide6.QtCore import QSize, Qt
 from PySide6.QtGui import QPainter, QTextDocument
@@ -61,6 +62,15 @@ def fmt(value: float) -> str:
 
 
 
+def compact_name(name: str) -> str:
+    """A unit's name for a narrow legend: "linear 3" -> "L3", "time 12" -> "T12",
+    "output" -> "out"; other names (module paths) as they are."""
+    m = re.fullmatch(r"([a-z]+) (\d+)", name)
+    if m:
+        return m.group(1)[0].upper() + m.group(2)
+    return "out" if name == "output" else name
+
+
 class LegendLabel(QLabel):
     """A one-line legend above the plot (never on the data): a coloured mark and a name per entry.
 
@@ -88,8 +98,8 @@ class LegendLabel(QLabel):
         parts = []
         for colour, name, dashed in self._entries:
             mark = ("\u2505" if dashed else "\u2501") * (1 if compact else 2)
-            if compact and name.startswith("layer "):
-                name = "L" + name[len("layer "):]
+            if compact:
+                name = compact_name(name)
             sep = "" if compact else "&nbsp;"
             parts.append(f"<span style='color:{colour}'>{mark}</span>{sep}{html.escape(name)}")
         return ("&nbsp;" if compact else "&nbsp;&nbsp; ").join(parts)
@@ -221,11 +231,12 @@ def unit_name(store: object, layer: int) -> str:
     return units[layer - 1].name if 1 <= layer <= len(units) else f"layer {layer}"
 
 
-def unit_ticks(store: object, n_layers: int, most: int = 12) -> list[tuple[float, str]]:
-    """Axis ticks naming the units at rows 1..n_layers: every row when there are
-    at most ``most``, else an even spread that keeps the first and the last."""
+def unit_ticks(store: object, n_layers: int, most: int = 12, shown: Optional[Sequence[int]] = None) -> list[tuple[float, str]]:
+    """Axis ticks naming the units at positions 1..n_layers: every position when
+    there are at most ``most``, else an even spread that keeps the first and the
+    last. ``shown`` (0-based rows, one per position) names a subset of the rows."""
     if n_layers < 1:
         return []
     step = max(1, math.ceil(n_layers / most))
     rows = sorted(set(range(1, n_layers + 1, step)) | {n_layers})
-    return [(float(r), unit_name(store, r)) for r in rows]
+    return [(float(r), unit_name(store, shown[r - 1] + 1 if shown is not None else r)) for r in rows]
