@@ -1,4 +1,4 @@
-"""Headless command line: ``python -m gradsim run | sweep | check | replicate`` (the README's headless-engine section).
+"""Headless command line: ``python -m gradsim run | sweep | check | replicate | diagnose`` (the README's headless-engine section).
 
 One module per subcommand; each exposes ``add_parser(sub)`` and ``cmd(args)``
 (``common.Subcommand``), and ``SUBCOMMANDS`` lists them in the order ``--help``
@@ -17,12 +17,12 @@ from ..teaching.exercises import ExerciseError
 from ..service.executors import ExecutorError
 from ..service.sweep import SUMMARY_HEADER  # re-exported for scripts
 from ..replications.framework import ReplicationError
-from . import check, replicate, run, sweep
+from . import check, diagnose, replicate, run, sweep
 from .common import EXIT_BAD_INPUT, CliError, Parser, Subcommand
 
 __all__ = ["SUBCOMMANDS", "SUMMARY_HEADER", "CliError", "build_parser", "main"]
 
-SUBCOMMANDS: tuple[Subcommand, ...] = (run, sweep, check, replicate)
+SUBCOMMANDS: tuple[Subcommand, ...] = (run, sweep, check, replicate, diagnose)
 
 
 def build_parser() -> argparse.ArgumentParser:
