@@ -63,7 +63,7 @@ def make_window_actions(window: Any) -> WindowActions:
     w = window
     run_actions = RunActions(w, w.run, w.builder.is_valid, w.toggle_run, w.step_once, w.reset_run)
     run, step, reset = run_actions.actions()
-    export = make_action(w, "&Export session…", "export", w.exporter.ask_and_export, "Ctrl+E", sp.SP_DialogSaveButton)
+    export = make_action(w, "&Export session…", "export", lambda: w.exporter.ask_and_export(), "Ctrl+E", sp.SP_DialogSaveButton)
     save_png = make_action(w, "Save plots as &PNG…", "save_png", lambda: _save_png(w), None, sp.SP_FileIcon)
     checkpoint = QAction("Save &checkpoint…", w)
     checkpoint.setToolTip("Save the run's whole state to a file; `gradsim run --resume FILE` continues it bit for bit.")
