@@ -30,6 +30,7 @@ from .panels.builder import BuilderPanel
 from .panels.error_dialog import ErrorDialog, OpenErrorDialogs
 from .panels.event_log import EventLog
 from .panels.toggles import TogglesPanel
+from .pace_controls import PaceControls
 from .plots.panel import PlotPanel
 from .redraw import DEFAULT_REDRAW_MODE, REDRAW_MODES, RedrawPacer
 from .run_controller import RunController, RunState
@@ -87,6 +88,8 @@ class MainWindow(QMainWindow):
         )
 
         self.viewer = SessionViewer(self, host=self)
+        #: Speed, pause at step N, pause on divergence (enforced in the engine; ui/pace_controls.py).
+        self.pace = PaceControls(self, self.run, self.status)
         self.fork = ForkControls(self, host=self)
         self.learned = LearnedController(self, host=self)
         # Exercise panel and Jacobian spectrum: docks built on first use (View and Exercises menus).
@@ -192,6 +195,7 @@ class MainWindow(QMainWindow):
         if self.run.live_parts() is not None and not self.guard.confirm(
                 "Starting a new run", lambda: self.start_run(paused)):
             return False
+        self.pace.send()  # before the run: an engine started after a crash knows no pace yet
         if self.persist:  # remember the config now, not only at a clean exit
             st.save_builder(st.settings(), config, self.builder.schedule(), self.builder.preset_name())
         self.run.start(config, self.builder.schedule(), self.builder.run_label(), paused=paused)

@@ -82,11 +82,12 @@ def make_window_actions(window: Any) -> WindowActions:
     view_menu, view_end, redraw = make_menus(
         w,
         file_groups=[[w.viewer.open_action], [export, save_png, checkpoint], [quit_action]],
-        run_groups=[[run, step, reset], [w.fork.fork_action]],
+        run_groups=[[run, step, reset], [w.fork.fork_action], [w.pace.divergence_action]],
         help_groups=[[replications], [log_action, about]],
     )
     toolbar = make_toolbar(w, [[run, step, reset, w.fork.fork_action], [w.viewer.open_action, export, save_png],
                                [w.learned.action]])
+    w.pace.add_to_toolbar(toolbar)
     acts = WindowActions(run_actions, run, step, reset, export, save_png, checkpoint, quit_action, log_action, about, replications,
                          view_menu, view_end, redraw, toolbar)
     for dock in (w.builder_dock, w.toggles_dock, w.event_dock):

@@ -41,7 +41,7 @@ from gradsim.commands import Scheduled
 from gradsim.config import RunConfig
 from gradsim.service.loop import (  # noqa: F401 - the message types, re-exported for the window's modules
     SNAPSHOT_HZ, BranchCommand, CancelReplication, ExportRequest, ForkRun, NoRunError, PauseRun, Preview,
-    PreviewRequest, ReplicationRequest, ReplicationResult, ResetRun, SetSnapshotRate, Shutdown, Snapshot,
+    PreviewRequest, ReplicationRequest, ReplicationResult, ResetRun, SetPace, SetSnapshotRate, Shutdown, Snapshot,
     StartRun, StepRun, Task, WarmUp,
 )
 from gradsim.session.store import Session
@@ -93,6 +93,7 @@ class TrainingWorker(QThread):
     replication_progress = Signal(int, int, str)  # steps done, steps in all, which run
     replication_finished = Signal(object)  # ReplicationResult
     replication_failed = Signal(str)  # an error, or "cancelled"
+    paced_pause = Signal(int, int, str)  # (generation, step, why): SetPace's pause stopped the run
     #: The engine is ready (torch imported): its process id (this process's in thread mode).
     engine_ready = Signal(int)
     #: Something the user should know about where training runs (e.g. the in-thread fallback).
@@ -144,6 +145,7 @@ class TrainingWorker(QThread):
             ep.REPLICATION_PROGRESS: self.replication_progress,
             ep.REPLICATION_FINISHED: self.replication_finished,
             ep.REPLICATION_FAILED: self.replication_failed,
+            ep.PACE_PAUSED: self.paced_pause,
         }
 
     # ------------------------------------------------------ GUI-thread API

@@ -64,6 +64,7 @@ REPLICATION_FAILED = "replication_failed"  # (message,)
 TASK = "task"  # (task id, ok, result or exception; pickled bytes when sent through a pipe)
 READY = "ready"  # (pid,) torch is imported: the engine takes work
 RESET = "reset"  # (generation,) the run was dropped (or replaced): nothing steps now
+PACE_PAUSED = "pace_paused"  # (generation, step, why) SetPace's pause at a step or on divergence stopped the run
 
 
 # ------------------------------------------------------------------ messages in
@@ -164,6 +165,22 @@ class SetSnapshotRate:
     """At most ``hz`` snapshots a second (the window lowers it when plots redraw rarely)."""
 
     hz: float
+
+
+@dataclass(frozen=True)
+class SetPace:
+    """A pace students can follow: at most ``steps_per_s`` steps a second while running (None: full
+    speed); pause once step ``pause_at`` is done (None: never); pause when a branch diverges."""
+
+    steps_per_s: Optional[float] = None
+    pause_at: Optional[int] = None
+    pause_on_divergence: bool = False
+
+    def __post_init__(self) -> None:
+        if self.steps_per_s is not None and not self.steps_per_s > 0:
+            raise ValueError(f"steps_per_s={self.steps_per_s!r}: a positive number, or None for full speed")
+        if self.pause_at is not None and self.pause_at < 1:
+            raise ValueError(f"pause_at={self.pause_at!r}: a step of 1 or more, or None for no pause")
 
 
 @dataclass(frozen=True)
@@ -280,6 +297,10 @@ class EngineLoop:
         self._units_sent = False
         self._last_emit = 0.0
         self._rate = RateMeter()
+        self._pace = SetPace()
+        self._next_step_at = 0.0
+        #: (step index, perf_counter) at the start of each recent step: what a pace is measured by.
+        self.step_times: deque = deque(maxlen=4096)
         self._torch_ready = False
         self._cancel_replication = False
         #: Control message type -> handler (Commands apply themselves to the trainer).
@@ -296,6 +317,7 @@ class EngineLoop:
             ReplicationRequest: self._replicate,
             CancelReplication: lambda _: None,  # no replication is running: nothing to cancel
             SetSnapshotRate: self._set_rate,
+            SetPace: self._set_pace,
             WarmUp: lambda _: self._warm_up(),
             Shutdown: self._shutdown,
         }
@@ -305,27 +327,28 @@ class EngineLoop:
         """Serve until Shutdown or until the owner goes away."""
         try:
             while not self._stopping:
-                self._drain(block=not self._wants_step())
+                wait = self._pace_wait()  # > 0: the next step is not due yet; messages are served meanwhile
+                self._drain(block=not self._wants_step() or wait > 0, timeout=min(wait, IDLE_POLL_S) if wait > 0 else IDLE_POLL_S)
                 if self._stopping:
                     break
-                if self._wants_step():
+                if self._wants_step() and self._pace_wait() <= 0:
                     self._step_once()
                 self._maybe_emit()
         except _Stop:
             pass
 
-    def _next(self, block: bool) -> Any:
+    def _next(self, block: bool, timeout: float = IDLE_POLL_S) -> Any:
         """The next message (deferred ones first); raises queue.Empty or _Stop."""
         if self._deferred:
             return self._deferred.popleft()
         try:
-            return self._inbox.get(IDLE_POLL_S) if block else self._inbox.get_nowait()
+            return self._inbox.get(timeout) if block else self._inbox.get_nowait()
         except (EOFError, OSError):
             raise _Stop from None
 
-    def _drain(self, block: bool) -> None:
+    def _drain(self, block: bool, timeout: float = IDLE_POLL_S) -> None:
         try:
-            self._handle(self._next(block))
+            self._handle(self._next(block, timeout))
         except queue.Empty:
             return
         while not self._stopping:
@@ -370,6 +393,28 @@ class EngineLoop:
 
     def _set_rate(self, msg: SetSnapshotRate) -> None:
         self._min_interval = 1.0 / max(1.0, min(float(msg.hz), SNAPSHOT_HZ))
+
+    def _set_pace(self, msg: SetPace) -> None:
+        self._pace = msg  # checked when it was built
+        self._next_step_at = 0.0
+
+    def _pace_wait(self) -> float:
+        """Seconds until the next paced step is due (0: step now, or not paced)."""
+        if self._pace.steps_per_s is None or not self._running or self._pending_steps > 0:
+            return 0.0
+        return max(0.0, self._next_step_at - time.perf_counter())
+
+    def _pace_pause(self, diverged_before: tuple) -> str:
+        """Why SetPace stops the run after this step ("" to go on). A run that is not forked
+        ends where it diverges; a forked one goes on with the other branch, unless asked to pause."""
+        t, b = self._trainer, self._fork
+        if self._pace.pause_at is not None and t.step_index == self._pace.pause_at:
+            return f"paused at step {t.step_index:,} as asked"
+        if self._pace.pause_on_divergence and b is not None:
+            for name, x, before in (("A", t, diverged_before[0]), ("B", b, diverged_before[1])):
+                if before is None and x.diverged_at is not None:
+                    return f"branch {name} diverged at step {x.diverged_at:,}"
+        return ""
 
     def _start(self, _: StartRun) -> None:
         t = self._trainer
@@ -482,6 +527,11 @@ class EngineLoop:
     def _step_once(self) -> None:
         t = self._trainer
         b = self._fork
+        now = time.perf_counter()
+        self.step_times.append((int(t.step_index), now))
+        diverged_before = (t.diverged_at, b.diverged_at if b is not None else None)
+        if self._pace.steps_per_s is not None:
+            self._next_step_at = now + 1.0 / self._pace.steps_per_s
         try:
             # A forked run steps its branches alternately, in this one loop: A, then B.
             if not t.finished:
@@ -497,6 +547,12 @@ class EngineLoop:
             if self._pending_steps == 0:
                 self._emit(force=True)
         self._rate.mark(t.step_index)
+        why = self._pace_pause(diverged_before) if self._running and not self._all_finished() else ""
+        if why:
+            self._running = False
+            t.session.add_event(t.step_index, "pause", why)  # an annotation, as a pause in the window
+            self._emit(force=True)
+            self.emit(PACE_PAUSED, self._generation, int(t.step_index), why)
         if self._all_finished():
             self._running = False
             self._pending_steps = 0
