@@ -286,3 +286,22 @@ def test_rerun_over_a_kept_run_asks(qtbot, window, answer, saved_session):
     window.viewer.close_session()
     assert window.state is RunState.FINISHED and window.mirror is mirror and window.run.generation == generation
     window.guard.enabled = False
+
+
+def test_a_forked_run_comes_back_forked_after_the_viewer(qtbot, window, answer, saved_session):
+    window.start_run(paused=True)
+    window.run.step(4)
+    qtbot.waitUntil(lambda: window.mirror is not None and window.mirror.steps_run >= 4, timeout=WAIT_MS)
+    with qtbot.waitSignal(window.run.run_forked, timeout=WAIT_MS):
+        assert window.fork.fork()
+    qtbot.waitUntil(lambda: window.run.branch_mirror is not None, timeout=WAIT_MS)
+    a, b = window.run.mirror, window.run.branch_mirror
+    asked = answer(Button.Cancel)
+    assert "forked run" in window.guard.at_risk()[0]
+    _open(qtbot, window, saved_session)
+    assert not window.fork.bar.isVisible() and window.run.branch_mirror is None
+    window.viewer.close_session()
+    assert asked == [] and window.state is RunState.PAUSED
+    assert window.run.mirror is a and window.run.branch_mirror is b
+    assert window.fork.bar.isVisible() and window.fork.fork_step == 4
+    window.guard.enabled = False
