@@ -107,6 +107,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     from .main_window import MainWindow
 
     window = MainWindow(persist=not headless)
+    window.guard.enabled = not headless  # nobody is there to answer "save first?"
     if os.environ.get("GRADSIM_REPORT_FIRST_PAINT"):
         _report_first_paint(window, app)
     try:
@@ -165,7 +166,7 @@ def _dispose(window) -> None:
     from PySide6.QtCore import QCoreApplication, QEvent
 
     window.stop_worker()
-    window.close()
+    window.close_now()  # the app is ending: any question about unsaved work was asked at Quit
     window.deleteLater()
     QCoreApplication.sendPostedEvents(None, QEvent.Type.DeferredDelete)
     gc.collect()
@@ -197,7 +198,8 @@ def _close_on_signals(window) -> None:
     from PySide6.QtCore import QTimer
 
     def close(*_: object) -> None:
-        QTimer.singleShot(0, window.close)
+        # No question: a signal means "end now", and a modal box would keep the process alive.
+        QTimer.singleShot(0, window.close_now)
 
     for sig in (signal.SIGINT, signal.SIGTERM):
         try:

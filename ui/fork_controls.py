@@ -67,7 +67,10 @@ class ForkControls(QObject):
         self.run.run_forked.connect(self._on_forked)
         self.run.run_started.connect(self._on_unforked)
         self.run.run_reset.connect(self._on_unforked)
-        self.run.session_opened.connect(self._on_unforked)
+        self.run.session_opened.connect(self._on_session_opened)
+        self.run.run_restored.connect(self._on_run_restored)
+        #: The fork step of a forked run kept behind an opened session.
+        self._hidden_fork_step: Optional[int] = None
 
     # ------------------------------------------------------------ public
     @property
@@ -107,8 +110,22 @@ class ForkControls(QObject):
 
     @Slot()
     def _on_unforked(self, *_: object) -> None:
+        self._hidden_fork_step = None  # a new run or a reset: nothing is kept behind
         self.fork_step = None
         self.bar.setVisible(False)
+
+    @Slot(object)
+    def _on_session_opened(self, _session: object) -> None:
+        if self.fork_step is not None:
+            self._hidden_fork_step = self.fork_step  # the forked run is kept behind the session
+        self.fork_step = None
+        self.bar.setVisible(False)
+
+    @Slot(object)
+    def _on_run_restored(self, _config: object) -> None:
+        step, self._hidden_fork_step = self._hidden_fork_step, None
+        if self.run.forked and step is not None:
+            self._on_forked(step)
 
     @Slot(list)
     def _on_branch_events(self, events: list) -> None:

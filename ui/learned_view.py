@@ -69,7 +69,8 @@ class LearnedController(QObject):
             from .plots.learned import LearnedPanel
 
             self.panel = LearnedPanel()
-            self.dock = self.host.add_dock("What the network learns", "learnedDock", self.panel, Qt.DockWidgetArea.RightDockWidgetArea)
+            self.dock = self.host.add_dock("What the network learns", "learnedDock", self.panel, Qt.DockWidgetArea.RightDockWidgetArea,
+                                         listed=False)  # the View menu lists self.action, which shows it
             self.dock.visibilityChanged.connect(self._on_visibility_changed)
             # A side panel, not the main view: the plots keep most of the width.
             self._window.resizeDocks([self.dock], [max(260, self._window.width() // 5)], Qt.Orientation.Horizontal)

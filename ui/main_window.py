@@ -31,6 +31,7 @@ from .panels.builder import BuilderPanel
 from .panels.error_dialog import ErrorDialog, OpenErrorDialogs
 from .panels.event_log import EventLog
 from .panels.toggles import TogglesPanel
+from .pace_controls import PaceControls
 from .plots.panel import PlotPanel
 from .redraw import DEFAULT_REDRAW_MODE, REDRAW_MODES, RedrawPacer
 from .run_controller import RunController, RunState
@@ -40,6 +41,7 @@ from .learned_view import LearnedController
 from .session_viewer import SessionViewer
 from .status_bar import RunStatusBar
 from .teaching import TeachingController
+from .unsaved import UnsavedGuard
 
 log = logging.getLogger(__name__)
 
@@ -87,10 +89,15 @@ class MainWindow(QMainWindow):
         )
 
         self.viewer = SessionViewer(self, host=self)
+        #: Speed, pause at step N, pause on divergence (enforced in the engine; ui/pace_controls.py).
+        self.pace = PaceControls(self, self.run, self.status)
         self.fork = ForkControls(self, host=self)
         self.learned = LearnedController(self, host=self)
         # Exercise panel and Jacobian spectrum: docks built on first use (View and Exercises menus).
         self.teaching = TeachingController(self, host=self)
+        #: Asks Save / Discard / Cancel before unsaved work is replaced (ui/unsaved.py).
+        self.guard = UnsavedGuard(self, self.run, self.exporter, self.teaching)
+        self._close_confirmed = False
         #: Every action, the View menu and the run toolbar (ui/menus.py).
         self.window_actions = menus.make_window_actions(self)
         self._connect_views()
@@ -137,6 +144,7 @@ class MainWindow(QMainWindow):
         run.run_started.connect(self._on_run_started)
         run.run_reset.connect(self._on_run_reset)
         run.session_opened.connect(self._on_session_opened)
+        run.run_restored.connect(self._on_run_restored)
         run.events_arrived.connect(self._on_events_arrived)
         run.command_refused.connect(self._on_command_refused)
         run.run_failed.connect(self._on_run_failed)
@@ -184,11 +192,18 @@ class MainWindow(QMainWindow):
         return self.run.mirror
 
     def start_run(self, paused: bool = False) -> bool:
-        """Start a new run from the builder's config (and the preset's scheduled events)."""
+        """Start a new run from the builder's config (and the preset's scheduled events).
+
+        A finished run that was not exported is not replaced without asking (ui/unsaved.py).
+        """
         config = self.builder.config()
         if config is None:
             self.status.showMessage("Fix the highlighted value first: " + self.builder.error(), 10000)
             return False
+        if self.run.live_parts() is not None and not self.guard.confirm(
+                "Starting a new run", lambda: self.start_run(paused)):
+            return False
+        self.pace.send()  # before the run: an engine started after a crash knows no pace yet
         if self.persist:  # remember the config now, not only at a clean exit
             st.save_builder(st.settings(), config, self.builder.schedule(), self.builder.preset_name())
         self.run.start(config, self.builder.schedule(), self.builder.run_label(), paused=paused)
@@ -209,8 +224,9 @@ class MainWindow(QMainWindow):
 
     @Slot()
     def reset_run(self) -> None:
-        """Discard the run and its plots; the next Run starts from fresh weights."""
-        self.run.reset()
+        """Discard the run and its plots (after asking, if it was not exported); the next Run starts from fresh weights."""
+        if self.guard.confirm("Reset", self.run.reset):
+            self.run.reset()
 
     def set_redraw_mode(self, key: str) -> None:
         """Choose how often plots redraw while training (see ui/redraw.py); the menu follows."""
@@ -242,6 +258,21 @@ class MainWindow(QMainWindow):
             self.toggles.sync_config(self.run.config)
             self.viewer.sync_builder(session)
         self.builder_dock.raise_()
+
+    @Slot(object)
+    def _on_run_restored(self, config: Optional[RunConfig]) -> None:
+        """A saved session was closed: the run it was opened over is drawn again, as it was."""
+        self.plots.reset()
+        self.event_log.clear()
+        mirror = self.run.mirror
+        if mirror is not None:
+            self.event_log.add_events(list(mirror.events))
+        if config is not None:
+            self.toggles.sync_config(config)
+            for ev in mirror.events if mirror is not None else ():
+                self.toggles.sync_event(ev)
+        self.toggles_dock.raise_()
+        self.refresh_plots_now()
 
     @Slot()
     def _on_run_reset(self) -> None:
@@ -333,7 +364,20 @@ class MainWindow(QMainWindow):
             QTimer.singleShot(0, self.plots.ensure_built)
         return False
 
+    def close_now(self) -> None:
+        """Close without asking about unsaved work (a terminal's Ctrl+C or SIGTERM)."""
+        self._close_confirmed = True
+        self.close()
+
+    def _close_after_save(self) -> None:
+        self._close_confirmed = True
+        QTimer.singleShot(0, self.close)
+
     def closeEvent(self, event: QCloseEvent) -> None:  # Qt API
+        if not self._close_confirmed and not self.guard.confirm("Quitting", self._close_after_save):
+            event.ignore()  # cancelled, or saving first (the window closes once it is written)
+            return
+        self._close_confirmed = True
         self.pacer.stop()
         self.viewer.close()
         try:

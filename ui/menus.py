@@ -67,7 +67,7 @@ def make_window_actions(window: Any) -> WindowActions:
     w = window
     run_actions = RunActions(w, w.run, w.builder.is_valid, w.toggle_run, w.step_once, w.reset_run)
     run, step, reset = run_actions.actions()
-    export = make_action(w, "&Export session…", "export", w.exporter.ask_and_export, "Ctrl+E", sp.SP_DialogSaveButton)
+    export = make_action(w, "&Export session…", "export", lambda: w.exporter.ask_and_export(), "Ctrl+E", sp.SP_DialogSaveButton)
     save_png = make_action(w, "Save plots as &PNG…", "save_png", lambda: _save_png(w), None, sp.SP_FileIcon)
     checkpoint = QAction("Save &checkpoint…", w)
     checkpoint.setToolTip("Save the run's whole state to a file; `gradsim run --resume FILE` continues it bit for bit.")
@@ -95,11 +95,12 @@ def make_window_actions(window: Any) -> WindowActions:
     view_menu, view_end, redraw = make_menus(
         w,
         file_groups=[[w.viewer.open_action], [export, save_png, checkpoint], [quit_action]],
-        run_groups=[[run, step, reset], [w.fork.fork_action]],
+        run_groups=[[run, step, reset], [w.fork.fork_action], [w.pace.divergence_action]],
         help_groups=[[glossary, shortcuts], [replications], [log_action, about]],
     )
     toolbar = make_toolbar(w, [[run, step, reset, w.fork.fork_action], [w.viewer.open_action, export, save_png],
                                [w.learned.action]])
+    w.pace.add_to_toolbar(toolbar)
     acts = WindowActions(run_actions, run, step, reset, export, save_png, checkpoint, quit_action, log_action, about, replications,
                          glossary, shortcuts, view_menu, view_end, redraw, toolbar)
     for dock in (w.builder_dock, w.toggles_dock, w.event_dock):

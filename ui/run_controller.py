@@ -79,6 +79,19 @@ def _branch_done(snap: Snapshot) -> bool:
     return snap.step >= snap.total_steps or snap.diverged_at is not None or snap.failed
 
 
+@dataclass
+class HiddenRun:
+    """The run a saved session was opened over: kept (paused) until the viewer closes."""
+
+    generation: int
+    state: RunState
+    mirror: Session
+    branch_mirror: Optional[Session]
+    config: Optional[RunConfig]
+    progress: Progress
+    engine_lost: bool
+
+
 def session_prefix(session: Session, n: int) -> Session:
     """A new Session holding the first ``n`` rows of ``session`` and the events up to its last step.
 
@@ -127,6 +140,8 @@ class RunController(QObject):
     run_forked = Signal(int)
     #: New events arrived in branch B's mirror: list[Event].
     branch_events_arrived = Signal(list)
+    #: The saved session was closed and the run it was opened over is shown again (its config).
+    run_restored = Signal(object)
 
     def __init__(self, parent: Optional[QObject] = None) -> None:
         super().__init__(parent)
@@ -141,6 +156,8 @@ class RunController(QObject):
         #: behind the Fork, even before B's first snapshot makes ``branch_mirror``.
         self._fork_sent = False
         self.viewed: Optional[Session] = None
+        #: The run a saved session is shown over (None: there was none, or no session is shown).
+        self.hidden: Optional[HiddenRun] = None
         self.config: Optional[RunConfig] = None
         self.progress = Progress()
         #: Each branch's latest numbers and whether it is done (0 = A, 1 = B); the status bar
@@ -162,6 +179,16 @@ class RunController(QObject):
     @property
     def live(self) -> bool:
         return self.state.live
+
+    def live_parts(self) -> Optional[tuple[int, Session, Optional[Session]]]:
+        """The run that exists (also behind a saved session), as (generation, mirror, branch B's
+        mirror); None when there is none."""
+        if self.state is RunState.VIEWING:
+            h = self.hidden
+            return (h.generation, h.mirror, h.branch_mirror) if h is not None else None
+        if self.state.has_run and self.mirror is not None:
+            return self.generation, self.mirror, self.branch_mirror
+        return None
 
     @property
     def diverged_at(self) -> Optional[int]:
@@ -191,6 +218,7 @@ class RunController(QObject):
         self.generation += 1
         self.engine_lost = False
         self.viewed = None
+        self.hidden = None
         self.branch_mirror = None
         self._fork_sent = False
         self.config = config
@@ -240,6 +268,7 @@ class RunController(QObject):
         self.branch_mirror = None
         self._fork_sent = False
         self.viewed = None
+        self.hidden = None
         self.config = None
         self.run_reset.emit()
         self._set_progress(Progress())
@@ -249,11 +278,19 @@ class RunController(QObject):
         """Show a saved session read-only: any run is discarded, the session becomes the mirror.
 
         The caller has loaded and checked the session already, so a bad file
-        never gets here and the current run survives it.
+        never gets here and the current run survives it. A run that exists is
+        kept behind the session, paused (``hidden``); ``leave_view`` shows it again.
         """
+        if self.hidden is None and self.state.has_run and self.mirror is not None:
+            if self.state is RunState.RUNNING:
+                self.worker.pause_run()
+            state = RunState.PAUSED if self.state is RunState.RUNNING else self.state
+            self.hidden = HiddenRun(self.generation, state, self.mirror, self.branch_mirror, self.config, self.progress,
+                                    self.engine_lost)
+        elif self.hidden is None:
+            self.worker.reset_run(None, generation=self.generation + 1)
         self.generation += 1
         self.engine_lost = False
-        self.worker.reset_run(None, generation=self.generation)
         self.branch_mirror = None
         self._fork_sent = False
         self.mirror = session
@@ -271,6 +308,42 @@ class RunController(QObject):
             last.scalar("accuracy") if last is not None else math.nan,
         ))
         self._set_state(RunState.VIEWING)
+
+    def leave_view(self) -> None:
+        """Close the saved session: back to the run it was opened over (paused), or to no run."""
+        h = self.hidden
+        if self.state is not RunState.VIEWING:
+            return
+        if h is None:
+            self.reset()
+            return
+        self.hidden = None
+        self.viewed = None
+        self.generation, self.mirror, self.branch_mirror = h.generation, h.mirror, h.branch_mirror
+        self.config, self.engine_lost = h.config, h.engine_lost
+        self.run_restored.emit(h.config)
+        self._set_progress(h.progress)
+        self._set_state(h.state)
+        self.mirror_updated.emit(self.generation)
+
+    def _on_hidden_snapshot(self, snap: Snapshot) -> None:
+        """Rows of the run behind a saved session (those sent before it paused) go to its mirror."""
+        h = self.hidden
+        assert h is not None
+        target = h.branch_mirror if snap.branch == 1 else h.mirror
+        if target is None:
+            return
+        if snap.units is not None and snap.branch == 0:
+            target.units = check_units(list(snap.units), target.n_layers)
+        if len(snap.rows) or snap.rows.events:
+            target.append_rows(snap.rows)
+        target.steps_run = snap.step
+        if snap.diverged_at is not None and target.diverged_at is None:
+            target.diverged_at = snap.diverged_at
+        if snap.branch == 0:
+            h.progress = Progress(snap.step, snap.total_steps, 0.0, snap.loss, snap.accuracy)
+            if h.state.live and (snap.failed or snap.finished):
+                h.state = RunState.FAILED if snap.failed else RunState.FINISHED
 
     def view_rows(self, n: int) -> Session:
         """Show the opened session's first ``n`` rows (the step slider); returns the new mirror."""
@@ -348,6 +421,9 @@ class RunController(QObject):
     # ------------------------------------------------------------ worker -> model
     @Slot(object)
     def _on_snapshot(self, snap: Snapshot) -> None:
+        if self.hidden is not None and snap.generation == self.hidden.generation:
+            self._on_hidden_snapshot(snap)
+            return
         if snap.generation != self.generation or self.mirror is None:
             return  # from a run that was reset
         if snap.branch == 1:
@@ -415,8 +491,10 @@ class RunController(QObject):
 
     def export(self, path: str, zip_file: bool = False) -> None:
         """Write the run's session: the engine's full one, or, when its engine died, the window's mirror of it."""
-        if self.engine_lost and self.mirror is not None:
-            self.worker.export_mirror(self.mirror, self.branch_mirror, path, zip_file)
+        h = self.hidden if self.state is RunState.VIEWING else None
+        lost, mirror, branch = (h.engine_lost, h.mirror, h.branch_mirror) if h else (self.engine_lost, self.mirror, self.branch_mirror)
+        if lost and mirror is not None:
+            self.worker.export_mirror(mirror, branch, path, zip_file)
         else:
             self.worker.export_session(path, zip_file=zip_file)
 
@@ -425,6 +503,10 @@ class RunController(QObject):
         # ``failed`` follows with the same message (state and dialog); here only: the run's
         # session is gone with its process, so an export writes the mirror.
         self.engine_lost = self.mirror is not None and self.state is not RunState.VIEWING
+        if self.hidden is not None:  # the run behind an opened session lost its engine
+            self.hidden.engine_lost = True
+            if self.hidden.state.live:
+                self.hidden.state = RunState.FAILED
 
     @Slot(str)
     def _on_worker_failed(self, message: str) -> None:

@@ -41,13 +41,19 @@ class SessionExporter(QObject):
         self.export_dir = export_dir
         #: The path of the last successful export ("" until one).
         self.last_export = ""
+        #: Called with True/False when the export asked for with a callback ends.
+        self._on_done: Optional[Callable[[bool], None]] = None
         run.worker.export_finished.connect(self._on_export_finished)
         run.worker.export_failed.connect(self._on_export_failed)
 
-    def ask_and_export(self) -> None:
-        if not self.run.state.has_run:
+    def ask_and_export(self, on_done: Optional[Callable[[bool], None]] = None) -> bool:
+        """Ask where, then export; ``on_done(written)`` when the engine has finished (or failed).
+
+        False: nothing was started (no run, or the dialog was cancelled).
+        """
+        if self.run.live_parts() is None:
             self._show_error("Nothing to export", "There is no session yet: press Run first.")
-            return
+            return False
         stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
         path, chosen = QFileDialog.getSaveFileName(
             self._parent,
@@ -56,8 +62,11 @@ class SessionExporter(QObject):
             "Session folder (*);;Zip archive (*.zip)",
             options=QFileDialog.Option.DontConfirmOverwrite,
         )
-        if path:
-            self.export_to(path, zip_file=path.lower().endswith(".zip") or "zip" in (chosen or "").lower())
+        if not path:
+            return False
+        self._on_done = on_done
+        self.export_to(path, zip_file=path.lower().endswith(".zip") or "zip" in (chosen or "").lower())
+        return True
 
     def export_to(self, path: str, zip_file: bool = False) -> None:
         """Ask the worker to export its full session to ``path`` between steps."""
@@ -72,11 +81,18 @@ class SessionExporter(QObject):
         self.last_export = path
         self._status.showMessage(f"Session exported to {path}", 10000)
         self._note("export", f"written to {path}")
+        self._finish(True)
+
+    def _finish(self, ok: bool) -> None:
+        done, self._on_done = self._on_done, None
+        if done is not None:
+            done(ok)
 
     @Slot(str)
     def _on_export_failed(self, message: str) -> None:
         self._status.showMessage("Export failed: " + message, 10000)
         self._show_error("Export failed", message + "\n\nNothing was lost: the session is still in memory; export it again to another folder.")
+        self._finish(False)
 
     def ask_and_save_png(self, save: Callable[[str], Optional[bool]]) -> None:
         """Ask for a file name, then ``save(path)`` (False or an exception: shown, never fatal)."""

@@ -21,6 +21,7 @@ from PySide6.QtCore import QObject, Qt, QTimer, Signal, Slot
 from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import QFileDialog, QLabel, QMainWindow, QSlider, QToolBar, QToolButton
 
+from gradsim.commands import Scheduled
 from gradsim.config import ConfigError, RunConfig
 from gradsim.session.ops import SessionOpenError, load_saved_session, one_line, session_schedule
 from gradsim.session.store import Session
@@ -70,6 +71,7 @@ class SessionViewer(QObject):
         self.run = host.run
         self.path = ""
         self.loading = ""
+        self._builder_before: tuple[Optional[RunConfig], tuple[Scheduled, ...]] = (None, ())
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="gradsim-open")
         self._done = _LoadDone()
         self._done.finished.connect(self._on_loaded)
@@ -94,7 +96,8 @@ class SessionViewer(QObject):
         self.rerun_action.setToolTip("Start a new live run from this session's configuration and its events (toggles replayed at their steps).")
         self.rerun_action.triggered.connect(self.rerun)
         self.close_action = QAction("Close", window)
-        self.close_action.setToolTip("Close the saved session and return to an empty window.")
+        self.close_action.setToolTip("Close the saved session and return to the run it was opened over (paused), "
+                                     "or to an empty window if there was none.")
         self.close_action.triggered.connect(self.close_session)
         self.bar.addWidget(self.title)
         self.bar.addSeparator()
@@ -171,6 +174,9 @@ class SessionViewer(QObject):
 
     def show_session(self, session: Session, path: str | Path) -> None:
         """Show an already loaded session (``--open`` loads it before the window exists)."""
+        if self.run.state is not RunState.VIEWING:
+            # What the builder showed, given back when the session is closed over a kept run.
+            self._builder_before = (self.host.builder.config(), self.host.builder.schedule())
         self.path = str(path)
         self.run.view(session)
         self.title.setText(f"<b>{Path(self.path).name}</b>")
@@ -271,8 +277,15 @@ class SessionViewer(QObject):
 
     @Slot()
     def close_session(self) -> None:
-        if self.run.state is RunState.VIEWING:
-            self.run.reset()
+        """Back to the run the session was opened over (paused, as it was), or to an empty window."""
+        if self.run.state is not RunState.VIEWING:
+            return
+        kept = self.run.hidden is not None
+        self.run.leave_view()
+        config, schedule = self._builder_before
+        if kept and config is not None:
+            self.host.builder.set_config(config)
+            self.host.builder.set_schedule(schedule)
 
     @Slot(object)
     def _on_state_changed(self, state: RunState) -> None:

@@ -13,6 +13,7 @@ from typing import Optional
 from PySide6.QtCore import Slot
 from PySide6.QtWidgets import QLabel, QStatusBar, QWidget
 
+from .pace_controls import rate_text
 from .run_controller import Progress, RunController, RunState
 
 _DIVERGED_STYLE = "QLabel { color: white; background: #d32f2f; font-weight: bold; padding: 0 6px; border-radius: 3px; }"
@@ -67,7 +68,7 @@ class RunStatusBar(QStatusBar):
     def _on_progress_changed(self, p: Progress) -> None:
         steps = f"step {p.step:,}" if p.branch_steps is None else f"A step {p.branch_steps[0]:,}, B step {p.branch_steps[1]:,}"
         self.step_label.setText(steps + (f" / {p.total:,}" if p.total else ""))
-        self.rate_label.setText(f"{p.steps_per_s:,.0f} steps/s" if p.steps_per_s > 0 else "– steps/s")
+        self.rate_label.setText(rate_text(p.steps_per_s) if p.steps_per_s > 0 else "– steps/s")
         self.loss_label.setText(f"loss {p.loss:.4g}" if not math.isnan(p.loss) else "loss –")
         self.acc_label.setText(f"accuracy {p.accuracy:.1%}" if math.isfinite(p.accuracy) else "accuracy –")
 

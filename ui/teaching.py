@@ -17,9 +17,9 @@ import functools
 import logging
 import traceback
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable, Optional
 
-from PySide6.QtCore import QObject, Qt, QTimer, Slot
+from PySide6.QtCore import QObject, Qt, QTimer, Signal, Slot
 from PySide6.QtWidgets import QFileDialog, QInputDialog, QLineEdit, QMainWindow
 
 from PySide6.QtGui import QAction
@@ -42,6 +42,9 @@ class TeachingController(QObject):
     ``window`` holds the docks; ``host`` is what of the window this uses (see ui/host.py).
     """
 
+    #: A submission (the session and the typed answers) was written: its folder.
+    submission_written = Signal(str)
+
     def __init__(self, window: QMainWindow, host: TeachingHost) -> None:
         super().__init__(window)
         self._window = window
@@ -62,6 +65,8 @@ class TeachingController(QObject):
         self.jacobian_action.setToolTip("Show or hide the Jacobian spectrum of the live network (computed on request).")
         self.jacobian_action.toggled.connect(lambda on: self._show_dock(self.jacobian_dock, on))
         self.last_submission = ""
+        #: Exercise id -> the answers of its last written submission (typed ones that differ are unsaved).
+        self._handed_in: dict[str, dict[str, float]] = {}
         # Bumped when a run starts or is reset: a Jacobian of the discarded run
         # that arrives later is dropped instead of shown as the new run's.
         self._run_ticket = 0
@@ -182,16 +187,38 @@ class TeachingController(QObject):
         self._window.statusBar().showMessage(f"Loaded the starting point of “{ex.title}”: press Run.", 8000)
 
     @Slot(object, dict)
-    def _on_submission_requested(self, ex: Any, answers: dict) -> None:
+    def _on_submission_requested(self, ex: Any, answers: dict, on_done: Optional[Callable[[bool], None]] = None) -> bool:
+        """Ask the name and the folder, then write; ``on_done(written)`` at the end. False: nothing started."""
         if self.run.mirror is None:
             self.host.show_error("Nothing to submit", "Run the exercise first: a submission holds your session.")
-            return
+            return False
         student = self.ask_student()
         if student is None:
-            return
+            return False
         folder = QFileDialog.getExistingDirectory(self._window, "Export submission into an empty or new folder", self.host.export_dir)
-        if folder:
-            self.submit_to(folder, ex, answers, student)
+        if not folder:
+            return False
+        self.submit_to(folder, ex, answers, student, on_done)
+        return True
+
+    def unsaved_answers(self) -> str:
+        """The title of the open exercise when answers are typed and not handed in as they are ("" if none)."""
+        panel = self._exercise
+        if panel is None or not panel.active:
+            return ""
+        ex = panel.current_exercise()
+        answers = panel.answers()
+        if ex is None or not answers or self._handed_in.get(ex.id) == answers:
+            return ""
+        return str(ex.title)
+
+    def submit_current(self, on_done: Callable[[bool], None]) -> bool:
+        """Hand in the open exercise's typed answers with the session (the panel's Export submission)."""
+        panel = self._exercise
+        ex = panel.current_exercise() if panel is not None else None
+        if ex is None:
+            return False
+        return self._on_submission_requested(ex, panel.answers(), on_done)
 
     def restore_student(self) -> None:
         """Fill the panel's name field with the name remembered from the last submission
@@ -218,16 +245,31 @@ class TeachingController(QObject):
         s.sync()
         return student
 
-    def submit_to(self, folder: str, ex: Any, answers: dict, student: str = "") -> None:
+    def submit_to(self, folder: str, ex: Any, answers: dict, student: str = "",
+                  on_done: Optional[Callable[[bool], None]] = None) -> None:
         """Write the engine's full session + submission.json (between steps, in the engine process)."""
         target = str(Path(folder) / f"submission-{ex.id}") if Path(folder).is_dir() and any(Path(folder).iterdir()) else folder
         # A partial of a gradsim function: it is pickled to the engine process (a lambda cannot be).
         task = functools.partial(engine_tasks.submission_task, folder=target, exercise=ex, answers=dict(answers), student=student)
-        self.run.worker.submit(task, self._on_submission_written, self._on_submission_failed)
+        handed_in = (ex.id, dict(answers))
+
+        def written(path: str) -> None:
+            self._handed_in[handed_in[0]] = handed_in[1]
+            self._on_submission_written(path)
+            if on_done is not None:
+                on_done(True)
+
+        def failed(exc: BaseException) -> None:
+            self._on_submission_failed(exc)
+            if on_done is not None:
+                on_done(False)
+
+        self.run.worker.submit(task, written, failed)
 
     def _on_submission_written(self, path: str) -> None:
         self.last_submission = path
         self._window.statusBar().showMessage(f"Submission written to {path}", 10000)
+        self.submission_written.emit(path)
 
     def _on_submission_failed(self, exc: BaseException) -> None:
         if isinstance(exc, engine_tasks.SubmissionWriteError):  # the place cannot be written: say so, nothing else is wrong

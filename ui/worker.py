@@ -45,7 +45,7 @@ from gradsim.service.protocol import (  # noqa: F401 - the message types, re-exp
     SNAPSHOT_HZ, BranchCommand, CancelReplication, CommandFailed, Diverged, ExportFailed, ExportFinished,
     ExportRequest, Failed, Finished, Forked, ForkFailed, ForkRun, NoRunError, PauseRun, Preview, PreviewRequest,
     Ready, ReplicationFailed, ReplicationProgress, ReplicationRequest, ReplicationResult, Report, Request,
-    ResetRun, RunDropped, SetSnapshotRate, Shutdown, Snapshot, StartRun, StepRun, Task, TaskDone, WarmUp,
+    PacePaused, ResetRun, RunDropped, SetPace, SetSnapshotRate, Shutdown, Snapshot, StartRun, StepRun, Task, TaskDone, WarmUp,
 )
 from gradsim.session.store import Session
 
@@ -97,6 +97,7 @@ class TrainingWorker(QThread):
     replication_progress = Signal(int, int, str)  # steps done, steps in all, which run
     replication_finished = Signal(object)  # ReplicationResult
     replication_failed = Signal(str)  # an error, or "cancelled"
+    paced_pause = Signal(int, int, str)  # (generation, step, why): SetPace's pause stopped the run
     #: The engine is ready (torch imported): its process id (this process's in thread mode).
     engine_ready = Signal(int)
     #: Something the user should know about where training runs (e.g. the in-thread fallback).
@@ -499,6 +500,8 @@ class TrainingWorker(QThread):
                 self.replication_finished.emit(report)
             case ReplicationFailed(message):
                 self.replication_failed.emit(message)
+            case PacePaused(generation, step, why):
+                self.paced_pause.emit(generation, step, why)
             case _:
                 log.warning("unknown report from the engine: %r", type(report).__name__)
 

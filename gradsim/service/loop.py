@@ -36,7 +36,7 @@ from .protocol import (
     SNAPSHOT_HZ, BranchCommand, CancelReplication, CommandFailed, Diverged, ExportFailed, ExportFinished,
     ExportRequest, Failed, Finished, Forked, ForkFailed, ForkRun, NoRunError, PauseRun, PreviewRequest,
     ReplicationFailed, ReplicationProgress, ReplicationRequest, ReplicationResult, Report, ResetRun, RunDropped,
-    SetSnapshotRate, Shutdown, Snapshot, StartRun, StepRun, Task, TaskDone, WarmUp,
+    PacePaused, SetPace, SetSnapshotRate, Shutdown, Snapshot, StartRun, StepRun, Task, TaskDone, WarmUp,
 )
 
 log = logging.getLogger(__name__)
@@ -118,6 +118,10 @@ class EngineLoop:
         self._rate = RateMeter()
         #: Branch B's own meter: after A ends (diverged, say) B goes on, and its speed is what trains.
         self._fork_rate = RateMeter()
+        self._pace = SetPace()
+        self._next_step_at = 0.0
+        #: (step index, perf_counter) at the start of each recent step: what a pace is measured by.
+        self.step_times: deque = deque(maxlen=4096)
         self._torch_ready = False
         self._cancel_replication = False
         #: Control message type -> handler (Commands apply themselves to the trainer).
@@ -134,6 +138,7 @@ class EngineLoop:
             ReplicationRequest: self._replicate,
             CancelReplication: lambda _: None,  # no replication is running: nothing to cancel
             SetSnapshotRate: self._set_rate,
+            SetPace: self._set_pace,
             WarmUp: lambda _: self._warm_up(),
             Shutdown: self._shutdown,
         }
@@ -143,27 +148,28 @@ class EngineLoop:
         """Serve until Shutdown or until the owner goes away."""
         try:
             while not self._stopping:
-                self._drain(block=not self._wants_step())
+                wait = self._pace_wait()  # > 0: the next step is not due yet; messages are served meanwhile
+                self._drain(block=not self._wants_step() or wait > 0, timeout=min(wait, IDLE_POLL_S) if wait > 0 else IDLE_POLL_S)
                 if self._stopping:
                     break
-                if self._wants_step():
+                if self._wants_step() and self._pace_wait() <= 0:
                     self._step_once()
                 self._maybe_emit()
         except OwnerGone:
             pass
 
-    def _next(self, block: bool) -> Any:
+    def _next(self, block: bool, timeout: float = IDLE_POLL_S) -> Any:
         """The next message (deferred ones first); raises queue.Empty or OwnerGone."""
         if self._deferred:
             return self._deferred.popleft()
         try:
-            return self._inbox.get(IDLE_POLL_S) if block else self._inbox.get_nowait()
+            return self._inbox.get(timeout) if block else self._inbox.get_nowait()
         except (EOFError, OSError):
             raise OwnerGone from None
 
-    def _drain(self, block: bool) -> None:
+    def _drain(self, block: bool, timeout: float = IDLE_POLL_S) -> None:
         try:
-            self._handle(self._next(block))
+            self._handle(self._next(block, timeout))
         except queue.Empty:
             return
         while not self._stopping:
@@ -208,6 +214,28 @@ class EngineLoop:
 
     def _set_rate(self, msg: SetSnapshotRate) -> None:
         self._min_interval = 1.0 / max(1.0, min(float(msg.hz), SNAPSHOT_HZ))
+
+    def _set_pace(self, msg: SetPace) -> None:
+        self._pace = msg  # checked when it was built
+        self._next_step_at = 0.0
+
+    def _pace_wait(self) -> float:
+        """Seconds until the next paced step is due (0: step now, or not paced)."""
+        if self._pace.steps_per_s is None or not self._running or self._pending_steps > 0:
+            return 0.0
+        return max(0.0, self._next_step_at - time.perf_counter())
+
+    def _pace_pause(self, diverged_before: tuple) -> str:
+        """Why SetPace stops the run after this step ("" to go on). A run that is not forked
+        ends where it diverges; a forked one goes on with the other branch, unless asked to pause."""
+        t, b = self._trainer, self._fork
+        if self._pace.pause_at is not None and t.step_index == self._pace.pause_at:
+            return f"paused at step {t.step_index:,} as asked"
+        if self._pace.pause_on_divergence and b is not None:
+            for name, x, before in (("A", t, diverged_before[0]), ("B", b, diverged_before[1])):
+                if before is None and x.diverged_at is not None:
+                    return f"branch {name} diverged at step {x.diverged_at:,}"
+        return ""
 
     def _start(self, _: StartRun) -> None:
         t = self._trainer
@@ -327,6 +355,11 @@ class EngineLoop:
     def _step_once(self) -> None:
         t = self._trainer
         b = self._fork
+        now = time.perf_counter()
+        self.step_times.append((int(t.step_index), now))
+        diverged_before = (t.diverged_at, b.diverged_at if b is not None else None)
+        if self._pace.steps_per_s is not None:
+            self._next_step_at = now + 1.0 / self._pace.steps_per_s
         try:
             # A forked run steps its branches alternately, in this one loop: A, then B.
             if not t.finished:
@@ -344,6 +377,12 @@ class EngineLoop:
         self._rate.mark(t.step_index)
         if b is not None:
             self._fork_rate.mark(b.step_index)
+        why = self._pace_pause(diverged_before) if self._running and not self._all_finished() else ""
+        if why:
+            self._running = False
+            t.session.add_event(t.step_index, "pause", why)  # an annotation, as a pause in the window
+            self._emit(force=True)
+            self.emit(PacePaused(self._generation, int(t.step_index), why))
         if self._all_finished():
             self._running = False
             self._pending_steps = 0

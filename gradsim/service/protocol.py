@@ -129,6 +129,22 @@ class SetSnapshotRate:
 
 
 @dataclass(frozen=True)
+class SetPace:
+    """A pace students can follow: at most ``steps_per_s`` steps a second while running (None: full
+    speed); pause once step ``pause_at`` is done (None: never); pause when a branch diverges."""
+
+    steps_per_s: Optional[float] = None
+    pause_at: Optional[int] = None
+    pause_on_divergence: bool = False
+
+    def __post_init__(self) -> None:
+        if self.steps_per_s is not None and not self.steps_per_s > 0:
+            raise ValueError(f"steps_per_s={self.steps_per_s!r}: a positive number, or None for full speed")
+        if self.pause_at is not None and self.pause_at < 1:
+            raise ValueError(f"pause_at={self.pause_at!r}: a step of 1 or more, or None for no pause")
+
+
+@dataclass(frozen=True)
 class WarmUp:
     """Import torch and the trainer now, so the first Run does not wait for them."""
 
@@ -204,6 +220,15 @@ class Diverged:
     """The run ended because its loss or gradients became non-finite at ``step``."""
 
     step: int
+
+
+@dataclass(frozen=True)
+class PacePaused:
+    """SetPace's pause at a step or on divergence stopped the run after ``step`` (``why`` says which)."""
+
+    generation: int
+    step: int
+    why: str
 
 
 @dataclass(frozen=True)
@@ -283,10 +308,10 @@ class TaskDone:
 #: What the window may send (a Command for the run, or a control message).
 Request = Union[
     Command, ResetRun, StartRun, PauseRun, StepRun, ForkRun, BranchCommand, ExportRequest, Task,
-    PreviewRequest, ReplicationRequest, CancelReplication, SetSnapshotRate, WarmUp, Shutdown,
+    PreviewRequest, ReplicationRequest, CancelReplication, SetSnapshotRate, SetPace, WarmUp, Shutdown,
 ]
 #: What the engine may send back.
 Report = Union[
-    Ready, RunDropped, Snapshot, Diverged, Finished, Failed, CommandFailed, ExportFinished, ExportFailed,
+    Ready, RunDropped, Snapshot, Diverged, PacePaused, Finished, Failed, CommandFailed, ExportFinished, ExportFailed,
     Preview, Forked, ForkFailed, ReplicationProgress, ReplicationResult, ReplicationFailed, TaskDone,
 ]

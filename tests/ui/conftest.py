@@ -31,6 +31,26 @@ def isolated_settings(tmp_path):
 
 
 @pytest.fixture(autouse=True)
+def unsaved_prompts():
+    """A "save your work first?" question no test answered itself answers Discard (a modal box
+    would wait forever offscreen); the questions asked are kept, in order. A test that wants
+    another answer patches ``QMessageBox.question`` itself. A patcher of its own, so a test's
+    ``monkeypatch.undo()`` leaves this one in place."""
+    from PySide6.QtWidgets import QMessageBox
+
+    asked: list[str] = []
+
+    def discard(_parent, _title, text, *_args, **_kwargs):
+        asked.append(text)
+        return QMessageBox.StandardButton.Discard
+
+    patcher = pytest.MonkeyPatch()
+    patcher.setattr(QMessageBox, "question", staticmethod(discard))
+    yield asked
+    patcher.undo()
+
+
+@pytest.fixture(autouse=True)
 def _dangling_qthreads(monkeypatch, qtbot):
     """Fail a test that leaves a QThread running (napari's ``_dangling_qthreads``)."""
     base_start = QThread.start

@@ -56,7 +56,7 @@ def test_learned_controller_needs_only_the_run_and_add_dock(qtbot):
     window.setMinimumSize(800, 600)  # a fixed size: offscreen Qt warns when a dock makes the layout resize the window
     window.show()
     learned.action.trigger()
-    assert [c[:2] + c[3:] for c in calls] == [("What the network learns", "learnedDock", Qt.DockWidgetArea.RightDockWidgetArea, True)]
+    assert [c[:2] + c[3:] for c in calls] == [("What the network learns", "learnedDock", Qt.DockWidgetArea.RightDockWidgetArea, False)]
     assert calls[0][2] is learned.panel and learned.dock.isVisible()
     assert learned.requests == 0  # no run: nothing asked of a worker
     learned.action.trigger()

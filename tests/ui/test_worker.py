@@ -147,7 +147,8 @@ def test_every_report_the_engine_sends_has_a_signal(qtbot):
     w.engine_mode = "thread"
     got: list = []
     for name in ("snapshot", "run_diverged", "run_finished", "failed", "command_failed", "export_finished", "export_failed",
-                 "preview_ready", "forked", "fork_failed", "replication_progress", "replication_finished", "replication_failed"):
+                 "preview_ready", "forked", "fork_failed", "replication_progress", "replication_finished", "replication_failed",
+                 "paced_pause"):
         getattr(w, name).connect(lambda *args, name=name: got.append(name))
     w._task_finished.connect(lambda *args: got.append("task"))
     empty = Rows(np.zeros(0, np.int64), np.zeros((0, 1)), np.zeros((0, 1, 1)), np.zeros(0, bool), [])

@@ -35,6 +35,7 @@ from gradsim.teaching.presets import Preset, load_preset, preset_names
 
 from .dataset_preview import DatasetPreview
 from .tips import TIPS
+from .wheel_guard import WheelSafeComboBox, WheelSafeSpinBox
 
 CUSTOM = "(custom)"
 _ERROR_STYLE = "QLineEdit, QSpinBox, QComboBox { border: 1px solid #d32f2f; }"
@@ -132,7 +133,7 @@ class BuilderPanel(QWidget):
         # ---------------------------------------------------------- preset
         preset_box = QGroupBox("Preset")
         pl = QVBoxLayout(preset_box)
-        self.preset = QComboBox()
+        self.preset = WheelSafeComboBox()  # a wheel turn while scrolling must not load a preset
         self.preset.addItem(CUSTOM)
         for name in preset_names():
             self.preset.addItem(name)
@@ -198,10 +199,10 @@ class BuilderPanel(QWidget):
     def _make_widget(self, f: FormField) -> QWidget:
         w: QWidget
         if f.kind == "choice":
-            w = QComboBox()
+            w = WheelSafeComboBox()
             w.addItems(list(f.choices))
         elif f.kind == "int":
-            w = QSpinBox()
+            w = WheelSafeSpinBox()
             w.setRange(f.lo, f.hi)
             w.setKeyboardTracking(True)
         elif f.kind == "float":

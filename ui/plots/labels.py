@@ -204,13 +204,53 @@ class FitLabel(QLabel):
 
 
 
+#: Where a read-out may be shortened: after ", " or "; ", before " | " or " (": never inside a number.
+_READOUT_CUTS = re.compile(r"(?<=, )|(?<=; )|(?= \| )|(?= \()")
+#: What replaces the parts left out.
+MORE = " …"
+
+
+#: The leading "step N, " / "steps N-M: " of a read-out: context the plot's axis or header also gives.
+_READOUT_STEP = re.compile(r"^(A )?steps? [\d,]+(?:-[\d,]+)?[,:] ")
+
+
+def readout_variants(text: str) -> tuple[str, ...]:
+    """``text``, then shorter forms from most to least complete: without its leading "step N",
+    then dropping whole trailing parts (and saying so with "…"), so a number is shown whole
+    or not at all: "L1 = 2e-15" never reads "L1 = 2"."""
+    short = _READOUT_STEP.sub(lambda m: m.group(1) or "", text, count=1)
+    forms = [text] if short == text else [text, short]
+
+    def cut(t: str) -> list[str]:
+        parts = [p for p in _READOUT_CUTS.split(t) if p]
+        return ["".join(parts[:k]).rstrip(" ,;|") + MORE for k in range(len(parts) - 1, 0, -1)]
+
+    cuts = [cut(f) for f in forms]
+    out = list(forms)
+    for k in range(max(len(c) for c in cuts)):
+        out += [c[k] for c in cuts if k < len(c)]
+    out.append(MORE.strip())
+    return tuple(dict.fromkeys(out))
+
+
+class ReadoutLabel(FitLabel):
+    """The exact values under the mouse, formatted to the width: whole parts only, the full
+    text in the tooltip (plots at 1280x720 are a few hundred pixels wide)."""
+
+    def __init__(self, tip: str) -> None:
+        super().__init__(" ")
+        self._tip = tip
+        self.setToolTip(tip)
+
+    def setText(self, text: str) -> None:  # Qt API
+        self.set_variants(*readout_variants(text))
+        full = self.full_text().strip()
+        self.setToolTip(f"{full}\n\n{self._tip}" if full else self._tip)
+
+
 def make_readout(tip: str) -> QLabel:
     """The label under a plot that shows exact values under the mouse."""
-    label = QLabel(" ")
-    label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
-    label.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Fixed)
-    label.setToolTip(tip)
-    return label
+    return ReadoutLabel(tip)
 
 
 def make_note() -> QLabel:

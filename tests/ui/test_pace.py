@@ -1,0 +1,65 @@
+"""The pace controls in the window: speed, pause at step N, pause on divergence, all enforced by the engine.
+
+Rates are the ones the engine measured from its own step times (the snapshots' ``steps_per_s``),
+never how long the test took.
+"""
+from __future__ import annotations
+
+import pytest
+
+from tests.ui.conftest import Recorder, wait_engine_settled
+from ui.pace_controls import SPEEDS, rate_text
+from ui.run_controller import Progress, RunState
+from ui.worker import SetPace
+
+WAIT_MS = 60_000
+
+
+def test_the_toolbar_offers_the_speeds_and_the_run_menu_pause_on_divergence(window):
+    pace = window.pace
+    texts = [pace.speed.itemText(i) for i in range(pace.speed.count())]
+    assert texts == ["1 step/s", "2 steps/s", "5 steps/s", "10 steps/s", "30 steps/s", "100 steps/s", "full speed"]
+    assert [pace.speed.itemData(i) for i in range(pace.speed.count())] == list(SPEEDS)
+    toolbar = window.window_actions.toolbar
+    assert toolbar.widgetForAction(toolbar.actions()[-2]) is pace.speed
+    assert toolbar.widgetForAction(toolbar.actions()[-1]) is pace.pause_at
+    run_menu = {a.text(): a.menu() for a in window.menuBar().actions()}["&Run"]
+    assert pace.divergence_action in run_menu.actions() and pace.divergence_action.isCheckable()
+    # By default nothing is paced.
+    assert pace.pace() == SetPace(None, None, False)
+    pace.set_speed(5.0)
+    pace.pause_at.setValue(120)
+    pace.divergence_action.setChecked(True)
+    assert pace.pace() == SetPace(5.0, 120, True)
+    with pytest.raises(ValueError, match="speed 3.0"):
+        pace.set_speed(3.0)
+
+
+def test_a_set_speed_holds_the_rate_and_pause_at_step_n_stops_exactly_there(window, qtbot):
+    snaps = Recorder()
+    window.worker.snapshot.connect(snaps.record)
+    window.builder.steps.setValue(100_000)
+    window.pace.set_speed(10.0)
+    window.pace.pause_at.setValue(20)
+    window.start_run()
+    qtbot.waitUntil(lambda: window.state is RunState.PAUSED, timeout=WAIT_MS)
+    facts = wait_engine_settled(qtbot, window, WAIT_MS)
+    assert facts["step_index"] == 20 == window.mirror.steps_run == len(window.mirror)
+    assert ("pause", 20) in [(e.kind, e.step) for e in window.mirror.events]
+    assert "step 20" in window.status.currentMessage()
+    # The engine's own rate, over the last second of steps (past the first second, whose window
+    # starts at Run), never above the speed asked and not far below it.
+    rates = [s.steps_per_s for s in snaps.items if s.running and s.step >= 13]
+    assert rates and max(rates) <= 10.0 * 1.1 and min(rates) >= 6.0, rates
+    # Resume goes on past N.
+    window.pace.set_speed(None)
+    window.toggle_run()
+    qtbot.waitUntil(lambda: window.mirror.steps_run > 25, timeout=WAIT_MS)
+    assert window.state is RunState.RUNNING
+
+
+def test_rates_read_as_words(window):
+    assert rate_text(1.0) == "1 step/s" and rate_text(1.3) == "1 step/s"
+    assert rate_text(2.0) == "2 steps/s" and rate_text(1250.0) == "1,250 steps/s"
+    window.status._on_progress_changed(Progress(5, 100, 1.0))
+    assert window.status.rate_label.text() == "1 step/s"
