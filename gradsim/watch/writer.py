@@ -34,6 +34,10 @@ from ..metrics import LAYER_METRICS, PRED_METRICS, STATS_METRICS, STEP_METRICS
 from ..models.family import Unit, check_units
 from ..session.io import EVENTS_HEADER, FORMAT, LAYERS_HEADER, STEPS_HEADER, write_atomic, load_session
 from ..session.store import Event, Session
+from ..theory_domain import DOMAIN_COLUMNS
+
+#: steps.csv's theory-verdict cells, empty: no theory predicts a user's model.
+_NO_VERDICT = "," * len(DOMAIN_COLUMNS)
 
 #: The family name a watched session carries (session.json ``model`` and config ``model``).
 MODEL = "watched"
@@ -164,7 +168,7 @@ class SessionWriter:
         for flag in ("clipped", "diverged"):
             i = STEP_METRICS.index(flag)
             scal[i] = "1" if scalars[i] > 0 else "0"
-        self._buf["steps.csv"].append(f"{step}," + ",".join(scal) + "\n")
+        self._buf["steps.csv"].append(f"{step}," + ",".join(scal) + _NO_VERDICT + "\n")
         self._buffered_steps = max(self._buffered_steps, step + 1)
         now = time.monotonic()
         if now - self._written_at >= WRITE_EVERY_S:
