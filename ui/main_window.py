@@ -38,6 +38,7 @@ from .run_controller import RunController, RunState
 from .session_export import SessionExporter
 from .fork_controls import ForkControls
 from .learned_view import LearnedController
+from .follow import FollowController
 from .session_viewer import SessionViewer
 from .status_bar import RunStatusBar
 from .teaching import TeachingController
@@ -93,6 +94,8 @@ class MainWindow(QMainWindow):
         self.pace = PaceControls(self, self.run, self.status)
         self.fork = ForkControls(self, host=self)
         self.learned = LearnedController(self, host=self)
+        #: File > Follow running session (a gradsim.watch folder that grows; ui/follow.py).
+        self.follow = FollowController(self, host=self)
         # Exercise panel and Jacobian spectrum: docks built on first use (View and Exercises menus).
         self.teaching = TeachingController(self, host=self)
         #: Asks Save / Discard / Cancel before unsaved work is replaced (ui/unsaved.py).
@@ -380,6 +383,7 @@ class MainWindow(QMainWindow):
         self._close_confirmed = True
         self.pacer.stop()
         self.viewer.close()
+        self.follow.close()
         try:
             if self.persist:
                 self.save_settings()
