@@ -28,6 +28,7 @@ from . import menus
 from . import settings as st
 from .about import app_icon
 from .panels.builder import BuilderPanel
+from .panels.diagnosis import DiagnosisController
 from .panels.error_dialog import ErrorDialog, OpenErrorDialogs
 from .panels.event_log import EventLog
 from .panels.toggles import TogglesPanel
@@ -103,6 +104,8 @@ class MainWindow(QMainWindow):
         self._close_confirmed = False
         #: Every action, the View menu and the run toolbar (ui/menus.py).
         self.window_actions = menus.make_window_actions(self)
+        #: View > Diagnosis: what gradsim diagnose says about the session on screen (ui/panels/diagnosis.py).
+        self.diagnosis = DiagnosisController(self)
         self._connect_views()
         self.set_redraw_mode(DEFAULT_REDRAW_MODE)
         self.teaching.add_menu(self.menuBar())
