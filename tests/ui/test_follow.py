@@ -4,6 +4,9 @@ A tiny torch model is trained in this test process (the test may import torch;
 the window's modules must not) under gradsim.watch, in chunks; after each chunk
 the window, which reads the folder on its own poll thread, must plot exactly
 the rows the files hold (read here with the csv module, not the loader).
+The engine runs in the worker thread (``thread_engine``): these tests train
+nothing in the window, and an engine child still importing torch on a busy
+machine would outlast the window's close.
 """
 from __future__ import annotations
 
@@ -62,7 +65,7 @@ def _assert_plots_equal_files(window, folder: Path) -> None:
     np.testing.assert_allclose(window.plots.depth_profile.values, grad[-1], rtol=1e-7)
 
 
-def test_following_a_watched_run_plots_every_row_the_files_hold(qtbot, window, tmp_path):
+def test_following_a_watched_run_plots_every_row_the_files_hold(qtbot, thread_engine, window, tmp_path):
     out = tmp_path / "run"
     run = TinyRun(out)
     run.train(5)
@@ -74,13 +77,14 @@ def test_following_a_watched_run_plots_every_row_the_files_hold(qtbot, window, t
     # rows are named by module path; a watched run cannot be re-run
     assert [u.name for u in window.run.viewed.units] == ["0", "2", "4"]
     assert window.plots.heatmap._ticks[-1][1] == "4"
-    assert not window.viewer.rerun_action.isVisible() and window.viewer.no_rerun.isVisible()
+    assert not window.viewer.rerun_action.isVisible() and window.viewer.no_rerun_action.isVisible()
 
     run.train(7)  # the plots grow while the window follows
     qtbot.waitUntil(lambda: len(window.run.viewed) == 12, timeout=20000)
     _assert_plots_equal_files(window, out)
     assert window.viewer.slider.maximum() == 11 and window.viewer.slider.value() == 11
     assert "training" in window.status.currentMessage()
+    assert window.status.state_label.text() == "following a running script (read-only)"
 
     # the diagnosis panel says what gradsim diagnose says about the same folder
     window.diagnosis.dock.show()
@@ -92,10 +96,11 @@ def test_following_a_watched_run_plots_every_row_the_files_hold(qtbot, window, t
     assert "the script finished (12 steps)" in blocker.args[0]
     assert "the script finished" in window.status.currentMessage()
     assert not window.follow.following and window.state is RunState.VIEWING
+    assert window.status.state_label.text() == "saved session (read-only)"
     _assert_plots_equal_files(window, out)
 
 
-def test_a_folder_that_is_not_a_watched_run_is_refused_and_nothing_changes(qtbot, window, tmp_path):
+def test_a_folder_that_is_not_a_watched_run_is_refused_and_nothing_changes(qtbot, thread_engine, window, tmp_path):
     from gradsim.session.store import Session
 
     mlp = export_session(Session(2, {"depth": 1}), tmp_path / "mlp")
@@ -106,7 +111,7 @@ def test_a_folder_that_is_not_a_watched_run_is_refused_and_nothing_changes(qtbot
         assert says in window.last_error and says in window.status.currentMessage()
 
 
-def test_an_opened_watched_session_says_it_is_not_replayable(qtbot, window, tmp_path):
+def test_an_opened_watched_session_says_it_is_not_replayable(qtbot, thread_engine, window, tmp_path):
     out = tmp_path / "run"
     run = TinyRun(out)
     run.train(3)
@@ -114,7 +119,7 @@ def test_an_opened_watched_session_says_it_is_not_replayable(qtbot, window, tmp_
     with qtbot.waitSignal(window.viewer.opened, timeout=20000):
         window.open_session(str(out))
     assert not window.viewer.rerun_action.isVisible() and not window.viewer.rerun_action.isEnabled()
-    assert window.viewer.no_rerun.isVisible() and "not replayable" in window.viewer.no_rerun.text()
+    assert window.viewer.no_rerun_action.isVisible() and "not replayable" in window.viewer.no_rerun.text()
     assert "cannot be re-run" in window.status.currentMessage()
     assert window.viewer.rerun() is False and window.state is RunState.VIEWING
     # the panel opens with the session and shows its diagnosis

@@ -184,6 +184,10 @@ class DepthProfile(PlotBase):
         ok = ~np.isnan(y)
         self.points.setData(x[ok], y[ok])
         ticks = unit_ticks(store, values.size, shown=self._rows)
+        if store.model == "watched":
+            # module paths side by side on a horizontal axis overlap past a few units: number
+            # them (the heatmap's rows and the hover read-out give the names)
+            ticks = [(x, str(int(x))) for x, _ in ticks]
         if values.size != self._n_layers_shown or ticks != self._ticks:
             self._n_layers_shown = values.size
             self._ticks = ticks
