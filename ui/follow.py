@@ -194,8 +194,7 @@ class FollowController(QObject):
             if self.session is None:
                 self._end(f"Stopped following {self.path}: the script finished without recording a step")
             else:
-                self._end(f"Stopped following {self.path}: the script finished ({session.steps_run:,} steps); "
-                          "the session stays open, read-only")
+                self._end(f"Followed {Path(self.path).name} to its end: the script finished ({session.steps_run:,} steps)")
 
     # ------------------------------------------------------------ ending
     def stop(self) -> None:

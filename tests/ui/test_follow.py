@@ -93,7 +93,7 @@ def test_following_a_watched_run_plots_every_row_the_files_hold(qtbot, thread_en
 
     with qtbot.waitSignal(window.follow.stopped, timeout=20000) as blocker:
         run.w.close()
-    assert "the script finished (12 steps)" in blocker.args[0]
+    assert blocker.args[0] == "Followed run to its end: the script finished (12 steps)"
     assert "the script finished" in window.status.currentMessage()
     assert not window.follow.following and window.state is RunState.VIEWING
     assert window.status.state_label.text() == "saved session (read-only)"
