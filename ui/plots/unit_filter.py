@@ -66,6 +66,14 @@ def short_label(name: str, most: int = MAX_LABEL) -> str:
     return name if len(name) <= most else "…" + name[-(most - 1):]
 
 
+def _ticked_groups(names: Sequence[str], most: int) -> list[tuple[int, int, str]]:
+    """The groups that get a tick: all of them when they fit, else an even spread."""
+    gs = groups(names)
+    if len(gs) > most:
+        gs = gs[:: -(-len(gs) // most)]
+    return gs
+
+
 def row_ticks(names: Sequence[str], most: int = MOST_TICKS) -> list[tuple[float, str]]:
     """Axis ticks for rows 1..len(names): each name when they fit, else one per group
     (at its first row) when the groups fit, else an even spread of groups."""
@@ -74,20 +82,14 @@ def row_ticks(names: Sequence[str], most: int = MOST_TICKS) -> list[tuple[float,
         return []
     if n <= most:
         return [(float(i + 1), short_label(nm)) for i, nm in enumerate(names)]
-    gs = groups(names)
-    if len(gs) > most:
-        step = -(-len(gs) // most)
-        gs = gs[::step]
-    return [(float(a + 1), short_label(g if b - a > 1 else names[a])) for a, b, g in gs]
+    return [(float(a + 1), short_label(g if b - a > 1 else names[a])) for a, b, g in _ticked_groups(names, most)]
 
 
-def separators(names: Sequence[str], most: int = 4 * MOST_TICKS) -> list[float]:
-    """y positions (between rows) where one group ends and the next begins; none when
-    there would be more than ``most`` (lines that close together would hide the rows)."""
-    gs = groups(names)
-    if len(gs) < 2 or len(gs) > most:
-        return []
-    return [a + 0.5 for a, _, _ in gs[1:]]
+def separators(names: Sequence[str], most: int = MOST_TICKS) -> list[float]:
+    """y positions (between rows) where a group begins, for the groups that get a tick
+    (more lines than ticks would hide the rows under a grid)."""
+    gs = _ticked_groups(names, most)
+    return [a + 0.5 for a, _, _ in gs if a > 0]
 
 
 class UnitFilterBox(QLineEdit):
