@@ -134,3 +134,49 @@ def test_main_follow_refuses_a_folder_that_is_not_a_watched_run(tmp_path, subpro
     assert r.returncode == 2
     assert r.stderr.strip() == f"gradsim: error: --follow: {tmp_path}: holds no session.json; expected the out= folder " \
                                "of a gradsim.watch run (it appears once the script calls gradsim.watch)"
+
+
+SCRIPT = r'''
+import sys, time
+from pathlib import Path
+import torch
+import gradsim.watch
+
+out, go = Path(sys.argv[1]), Path(sys.argv[2])
+torch.manual_seed(1)
+model = torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.Sigmoid(), torch.nn.Linear(8, 2))
+opt = torch.optim.SGD(model.parameters(), lr=0.5)
+x, y = torch.randn(16, 4), torch.randint(0, 2, (16,))
+with gradsim.watch(model, opt, out=out) as w:
+    for chunk in (6, 9):
+        for _ in range(chunk):
+            loss = torch.nn.functional.cross_entropy(model(x), y)
+            opt.zero_grad(); loss.backward(); opt.step(); w.loss(loss)
+        w.flush()
+        while chunk == 6 and not go.exists():  # the test lets the second chunk go once the window shows the first
+            time.sleep(0.05)
+'''
+
+
+def test_following_a_script_in_another_process(qtbot, thread_engine, window, tmp_path, subprocess_env):
+    env, root, python = subprocess_env
+    out, go = tmp_path / "run", tmp_path / "go"
+    (tmp_path / "train.py").write_text(SCRIPT)
+    proc = subprocess.Popen([python, str(tmp_path / "train.py"), str(out), str(go)], cwd=root, env=env)
+    try:
+        qtbot.waitUntil(lambda: (out / "session.json").is_file(), timeout=120_000)
+        assert window.follow.follow(str(out))
+        qtbot.waitUntil(lambda: window.run.viewed is not None and len(window.run.viewed) == 6, timeout=60_000)
+        assert window.follow.following
+        _assert_plots_equal_files(window, out)
+        go.touch()
+        qtbot.waitUntil(lambda: not window.follow.following, timeout=120_000)
+        assert proc.wait(timeout=60) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert len(window.run.viewed) == 15
+    _assert_plots_equal_files(window, out)
+    window.diagnosis.refresh_now()
+    assert window.diagnosis.panel.text() == diagnose(load_session(out)).text()
