@@ -151,6 +151,9 @@ class Watch:
         self._armed = True  # whether the step in progress is recorded
         self._pending: Optional[dict[str, Any]] = None
         self._held_loss: Optional[tuple[Any, Any]] = None
+        # Whether the step just taken already has its loss (given before it): a loss() call
+        # after a step belongs to that step only if it has none yet, recorded or not.
+        self._last_has_loss = False
         self._pre: dict[str, Any] = {}
         self._handles: list[Any] = [optimizer.register_step_pre_hook(self._before_step),
                                     optimizer.register_step_post_hook(self._after_step)]
@@ -255,7 +258,9 @@ class Watch:
             return
         step = self.step
         self.step += 1
+        self._last_has_loss = self._held_loss is not None
         if not self._armed or not self._pre:
+            self._held_loss = None  # a loss given before a step that is not recorded belongs to it
             self._armed = self.step % self.every == 0
             return
         pre, self._pre = self._pre, {}
@@ -422,11 +427,15 @@ class Watch:
                 raise WatchError(f"{name} = {type(v).__name__}, expected a number or a one-element tensor")
         lv = loss.detach() if isinstance(loss, torch.Tensor) else loss
         av = accuracy.detach() if isinstance(accuracy, torch.Tensor) else accuracy
-        if self._pending is not None and self._pending["loss"] is None:
-            self._pending["loss"], self._pending["accuracy"] = lv, av
-            if _ready(self._pending["values"]):
-                self._flush()
-        elif self._pending is None or self._pending["loss"] is not None:
+        if self.step > 0 and not self._last_has_loss:  # after a step: that step's loss
+            self._last_has_loss = True
+            p = self._pending
+            if p is not None and p["step"] == self.step - 1 and p["loss"] is None:
+                p["loss"], p["accuracy"] = lv, av
+                if _ready(p["values"]):
+                    self._flush()
+            # else the step was not recorded (every > 1): its loss is not either
+        else:  # before a step (or a second call): the loss of the step that comes next
             self._held_loss = (lv, av)
 
     def _flush(self) -> None:
