@@ -114,7 +114,11 @@ class Watch:
     """
 
     def __init__(self, model: torch.nn.Module, optimizer: torch.optim.Optimizer, out: "str | os.PathLike[str]",
-                 every: int = 1, activations: bool = True, scaler: Any = None, overwrite: bool = False) -> None:
+                 every: int = 1, activations: bool = True, scaler: Any = None, overwrite: bool = False,
+                 *, step_pre_hook: bool = True) -> None:
+        """``step_pre_hook=False``: the optimizer's step pre-hook is not used and the caller
+        calls :meth:`read_gradients` once the gradients are final (a trainer that calls
+        ``optimizer.step(closure)`` runs backward inside the step, after that hook)."""
         if not isinstance(model, torch.nn.Module):
             raise WatchError(f"model = {type(model).__name__}, expected a torch.nn.Module")
         if not isinstance(optimizer, torch.optim.Optimizer):
@@ -155,8 +159,9 @@ class Watch:
         # after a step belongs to that step only if it has none yet, recorded or not.
         self._last_has_loss = False
         self._pre: dict[str, Any] = {}
-        self._handles: list[Any] = [optimizer.register_step_pre_hook(self._before_step),
-                                    optimizer.register_step_post_hook(self._after_step)]
+        self._handles: list[Any] = [optimizer.register_step_post_hook(self._after_step)]
+        if step_pre_hook:
+            self._handles.append(optimizer.register_step_pre_hook(self._before_step))
         self._closed = False
         self._reset_activation_state()
         if activations:
@@ -252,6 +257,12 @@ class Watch:
             block = block.sqrt_().masked_fill_(plan["empty"], NAN)
             total = sq[plan["total"]].sum().sqrt() if len(plan["total"]) else self._nan0
             self._pre = {"block": block, "total": total, "before": torch._foreach_mul(weights, 1.0), "lr": _lr(optimizer)}
+
+    def read_gradients(self) -> None:
+        """Read the gradients and weights the coming optimizer step applies (with
+        ``step_pre_hook=False``; otherwise the optimizer's step pre-hook does it). A second
+        call before the step replaces the first."""
+        self._before_step(self.optimizer, (), {})
 
     def _after_step(self, optimizer: Any, args: Any, kwargs: Any) -> None:
         if self._closed:
@@ -483,7 +494,7 @@ class Watch:
             h.remove()
         self._handles.clear()
         self._flush()
-        self._writer.close()
+        self._writer.close(steps_run=self.step)
         atexit.unregister(self.close)
 
     def __enter__(self) -> "Watch":
