@@ -77,11 +77,11 @@ class Reference:
             wn = _norm(self._weights[path])
             un = _norm([p.detach().numpy() - w0 for p, w0 in zip(ws, self._weights[path])])
             outs = self.outputs.get(path, [])
-            ag = _norm([o.grad.numpy() for o in outs if o.grad is not None]) if outs else math.nan
+            ag = _norm([o.grad.float().numpy() for o in outs if o.grad is not None]) if outs else math.nan  # bf16: no numpy
             row[path] = {"grad_norm": self._grads[path][0], "bias_grad_norm": self._grads[path][1],
                          "weight_norm": wn, "update_norm": un, "update_ratio": un / wn, "act_grad_norm": ag,
                          "acts": [a.numpy() for a in self.acts.get(path, [])],
-                         "out": [o.detach().numpy() for o in outs]}
+                         "out": [o.detach().float().numpy() for o in outs]}
         row["_total"] = self._total
         self.rows.append(row)
         self.outputs, self.acts = {}, {}
