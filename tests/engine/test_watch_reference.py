@@ -81,10 +81,37 @@ def test_the_example_cnn(tmp_path):
     ex = _example("watch_cnn")
     torch.manual_seed(0)
     model = ex.SmallResNet(channels=4, blocks=2)
+    # the test's own record of every ReLU output, in call order (a block calls its ReLU twice)
+    relu_out: list[np.ndarray] = []
+    relus = [m for m in model.modules() if isinstance(m, nn.ReLU)]
+    hooks = [m.register_forward_hook(lambda mod, i, o: relu_out.append(o.detach().numpy().copy())) for m in relus]
     opt = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
     s, ref, losses = _loop(model, opt, _batches(3, (16, 64), 10), CE, tmp_path / "run")
+    for h in hooks:
+        h.remove()
     assert [u.kind for u in s.units][:2] == ["conv2d", "batchnorm2d"] and s.units[-1].name == "fc"
     _compare(s, ref, losses)
+    # Each ReLU output is judged for the unit that ran just before it: the stem's batch norm,
+    # then per block bn1 and bn2 (whose ReLU follows the residual sum). Dead = channels zero
+    # for every sample and position; the convolutions between are followed by a batch norm,
+    # not an activation, so they keep their own output's mean and std with unknown dead/saturation.
+    judged = ["bn"] + [f"blocks.{b}.{n}" for b in range(2) for n in ("bn1", "bn2")]
+    names = [u.name for u in s.units]
+    per_step = len(judged)
+    assert len(relu_out) == 3 * per_step
+    for i in range(3):
+        for k, name in enumerate(judged):
+            a = relu_out[i * per_step + k]
+            row = s.layers[i, names.index(name)]
+            assert row[LAYER_INDEX["act_mean"]] == pytest.approx(a.mean(), rel=1e-4)
+            assert row[LAYER_INDEX["act_std"]] == pytest.approx(a.std(ddof=1), rel=1e-4)
+            dead = np.mean(a.transpose(1, 0, 2, 3).reshape(a.shape[1], -1).max(axis=1) == 0)
+            assert row[LAYER_INDEX["act_dead"]] == pytest.approx(dead, abs=1e-7)
+            assert row[LAYER_INDEX["act_saturation"]] == 0
+        (conv,) = ref.rows[i]["stem"]["out"]
+        row = s.layers[i, names.index("stem")]
+        assert row[LAYER_INDEX["act_std"]] == pytest.approx(conv.std(ddof=1), rel=1e-4)
+        assert np.isnan(row[LAYER_INDEX["act_dead"]]) and np.isnan(row[LAYER_INDEX["act_saturation"]])
 
 
 def test_the_example_lstm_with_clipping(tmp_path):
@@ -97,6 +124,13 @@ def test_the_example_lstm_with_clipping(tmp_path):
     s, ref, losses = _loop(model, opt, batches, nn.functional.mse_loss, tmp_path / "run", clip=0.05)
     assert (s.column("grad_norm_total") <= 0.05 * (1 + 1e-5)).all()  # the clipped gradient, as applied
     _compare(s, ref, losses)
+    for i in range(3):  # an LSTM's output is tanh-like: judged on itself
+        (h,) = ref.rows[i]["lstm"]["out"]
+        row = s.layers[i, 0]
+        assert row[LAYER_INDEX["act_saturation"]] == pytest.approx(np.mean(np.abs(h) > 0.97), abs=1e-7)
+        assert row[LAYER_INDEX["act_mean"]] == pytest.approx(h.mean(), rel=1e-4)
+        assert row[LAYER_INDEX["act_std"]] == pytest.approx(h.std(ddof=1), rel=1e-4)
+        assert row[LAYER_INDEX["act_dead"]] == 0
 
 
 def test_the_example_transformer_with_warmup(tmp_path):
