@@ -218,3 +218,17 @@ def test_bad_arguments_and_two_optimizers(tmp_path):
 def test_import_gradsim_does_not_load_lightning():
     code = "import sys, gradsim, gradsim.watch; assert 'lightning' not in sys.modules and 'pytorch_lightning' not in sys.modules"
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_lightning_clipping_comes_after_the_recorded_gradients(tmp_path):
+    """Lightning clips after on_before_optimizer_step: grad_norm is the gradient before its
+    clipping (as the docs say), and update_norm shows the clipped step."""
+    model = Tiny(lr=0.2)
+    cb = GradSimCallback(tmp_path / "run", accuracy_key="acc")
+    _fit(model, cb, callbacks=[cb], gradient_clip_val=0.01, gradient_clip_algorithm="norm")
+    s = load_session(tmp_path / "run")
+    _check(s, model.rows, cols=("grad_norm", "bias_grad_norm", "weight_norm", "update_norm"))
+    assert s.scalars[0, STEP_INDEX["grad_norm_total"]] > 0.05  # well above the clip: read before it
+    # step 0 (no momentum yet): the update is lr x the clipped gradient, whose norm is at most 0.01
+    weights_update = float(np.sqrt(np.sum(s.layer_metric("update_norm")[0].astype(np.float64) ** 2)))
+    assert weights_update <= 0.2 * 0.01 * (1 + 1e-5)
