@@ -12,7 +12,7 @@ import math
 from dataclasses import dataclass
 from typing import Any, Callable, ClassVar, Optional, Protocol
 
-from .config import ACTIVATIONS, CLIP_MODES, INITS, OPTIMIZERS, SCALED_INITS
+from .config import ACTIVATIONS, CLIP_MODES, INITS, OPTIMIZERS, SCALED_INITS, parse_recurrent_init
 
 
 class RunTarget(Protocol):
@@ -38,6 +38,8 @@ class RunTarget(Protocol):
     def set_lr(self, lr: float) -> None: ...
 
     def set_optimizer(self, name: str) -> None: ...
+
+    def set_recurrent_init(self, scheme: str) -> None: ...
 
 
 class CommandError(ValueError):
@@ -262,6 +264,27 @@ class SetOptimizer(Command):
 
 
 @dataclass(frozen=True)
+class SetRecurrentInit(Command):
+    """Re-draw every recurrent weight W_hh now (orthogonal, identity or normal:G);
+    their optimizer state is dropped. Recurrent models only."""
+
+    scheme: str
+    key: ClassVar[str] = "recurrent_init"
+
+    def value(self) -> str:
+        return str(self.scheme)
+
+    def validate(self) -> None:
+        try:
+            parse_recurrent_init(self.scheme)
+        except ValueError as exc:
+            raise _refuse(self, str(exc).partition(": ")[2]) from None
+
+    def apply_to(self, trainer: "RunTarget") -> None:
+        trainer.set_recurrent_init(self.scheme)
+
+
+@dataclass(frozen=True)
 class Scheduled:
     """A command to apply just before step ``step`` runs."""
 
@@ -348,6 +371,10 @@ def _parse_optimizer(v: str) -> Command:
     return _build("optimizer", v, SetOptimizer, v)
 
 
+def _parse_recurrent_init(v: str) -> Command:
+    return _build("recurrent_init", v, SetRecurrentInit, v)
+
+
 PARSERS: dict[str, Callable[[str], Command]] = {
     "activation": _parse_activation,
     "init": _parse_init,
@@ -357,6 +384,7 @@ PARSERS: dict[str, Callable[[str], Command]] = {
     "clip": _parse_clip,
     "lr": _parse_lr,
     "optimizer": _parse_optimizer,
+    "recurrent_init": _parse_recurrent_init,
 }
 
 #: Event kinds that are commands (and so replay); the others only annotate a run.
