@@ -43,6 +43,12 @@ MODEL_DATASETS: dict[str, tuple[str, ...]] = {
 }
 #: Every dataset some family can use.
 ALL_DATASETS = DATASETS + SEQUENCE_DATASETS
+#: What a switch to a family changes unless the same change names it: its
+#: typical depth and a dataset it can use (the MLP's are RunConfig's defaults).
+MODEL_DEFAULTS: dict[str, dict[str, Any]] = {
+    "mlp": {"depth": 10, "dataset": "spiral"},
+    **{m: {"depth": 1, "dataset": "adding"} for m in RECURRENT_MODELS},
+}
 #: The vanilla RNN's nonlinearities (torch.nn.RNN's ``nonlinearity``).
 RNN_ACTIVATIONS = ("tanh", "relu")
 #: Stacked recurrent layers a recurrent model may have.

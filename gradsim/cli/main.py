@@ -98,6 +98,7 @@ def _add_config_flags(p: argparse.ArgumentParser, multi: bool = False) -> None:
     p.add_argument("--steps", type=conv(int))
     p.add_argument("--seed", type=conv(int))
     p.add_argument("--stats-every", type=conv(int), help="sample activation statistics every K steps")
+    _add_model_flags(p, conv)
     p.add_argument("--event", action="append", default=[], metavar="STEP:KEY=VALUE", help="a command at a step, e.g. 200:batchnorm=on (repeatable)")
     p.add_argument("--max-memory", type=float, help="cap of the in-memory metric store in MB (default 256)")
     p.add_argument("--out", required=True, help="output folder")
@@ -126,6 +127,19 @@ _FLAG_TO_FIELD = {
 }
 
 
+# The model family's flags (recurrent models: --model rnn --dataset adding --seq-len 50 ...).
+_FLAG_TO_FIELD.update({"model": "model", "seq_len": "seq_len", "recurrent_init": "recurrent_init", "forget_bias": "forget_bias"})
+
+
+def _add_model_flags(p: argparse.ArgumentParser, conv: Callable[[Any], Any]) -> None:
+    from ..config import MODEL_DATASETS, MODELS
+
+    p.add_argument("--model", type=conv(str), help=f"the network family: one of {', '.join(MODELS)} (default mlp)")
+    p.add_argument("--seq-len", type=conv(int), help=f"sequence length 2-1000 of the recurrent tasks ({', '.join(MODEL_DATASETS['rnn'])})")
+    p.add_argument("--recurrent-init", type=conv(str), help="W_hh of recurrent models: orthogonal, identity or normal:G (spectral radius about G)")
+    p.add_argument("--forget-bias", type=conv(float), help="the LSTM's initial forget-gate bias (default 1)")
+
+
 def _base(args: argparse.Namespace) -> tuple[RunConfig, tuple[Scheduled, ...], str]:
     from ..teaching.presets import load_preset, parse_run_file
 
@@ -147,6 +161,10 @@ def _overrides(args: argparse.Namespace) -> dict[str, Any]:
 
 def _apply(cfg: RunConfig, changes: dict[str, Any]) -> RunConfig:
     changes = dict(changes)
+    if changes.get("model", cfg.model) != cfg.model:  # --model rnn alone: a depth and dataset that family takes
+        from ..config import MODEL_DEFAULTS
+
+        changes = {**MODEL_DEFAULTS.get(changes["model"], {}), **changes}
     init = changes.get("init")
     if isinstance(init, str) and ":" in init:
         # NAME:NUMBER, the spelling events, presets and the window use (normal:0.5):
@@ -189,6 +207,10 @@ def _fmt(x: float) -> str:
 
 def summary(trainer: Any) -> str:
     """One paragraph a student can read: final loss/accuracy, gradient flow, divergence."""
+    if getattr(trainer.config, "recurrent", False):
+        from ..train.recurrent import recurrent_summary
+
+        return recurrent_summary(trainer)
     s = trainer.session
     last = s.latest()  # the run's final step: the store's last row may be older once it thinned
     first = s.first()  # one row; rows_after(-1) copied the whole store (up to 256 MB)

@@ -59,7 +59,7 @@ def test_outputs_and_parameter_gradients_match_a_plain_torch_model(cell, act, de
         torch.testing.assert_close(p.grad, theirs[name].grad, rtol=1e-4, atol=1e-6, msg=name)
 
 
-def _plain_step_by_step_grads(plain, cell, x, y):
+def _plain_step_by_step_grads(plain, cell, x, y, loss_fn=nn.functional.cross_entropy):
     """dL/dh_t of the top layer from the plain fused layer run one step at a time:
     autograd keeps each step's state tensor, so its .grad is the total gradient."""
     state = None
@@ -70,7 +70,7 @@ def _plain_step_by_step_grads(plain, cell, x, y):
         h.retain_grad()
         tops.append(h)
     out.retain_grad()  # the last step's output: the fused layer returns it apart from its state
-    loss = nn.functional.cross_entropy(plain.head(out[:, -1]), y)
+    loss = loss_fn(plain.head(out[:, -1]), y)
     loss.backward()
     grads = [h.grad[-1] if h.grad is not None else torch.zeros_like(h[-1]) for h in tops]  # [-1]: the top layer
     grads[-1] = grads[-1] + out.grad[:, -1]
