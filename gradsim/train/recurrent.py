@@ -36,6 +36,7 @@ from ..metrics import LAYER_INDEX, LAYER_METRICS
 from ..models.family import check_units, family_for
 from ..models.rnn import RecurrentNet
 from ..session.store import Session, StepRecord
+from ..theory import rnn_mean_field  # noqa: F401  (registers the vanilla RNN's theory with its family)
 from .optimizers import build_optimizer
 from ..config import RECURRENT_MODELS
 from .trainer import Trainer, _norm64, _one_thread, register_trainer
@@ -256,7 +257,7 @@ class RecurrentTrainer(Trainer):
             if want_stats:
                 layers[:T, _COL["act_mean"] : _COL["act_dead"] + 1] = self._time_stats(hs, gates)
             if pred:
-                layers[:T, _COL["pred_gain"]] = self.predicted_gain(x)
+                layers[:, _COL["pred_gain"]] = self.predicted_gain(x)
         self.elapsed_s += time.perf_counter() - t0
         scalars = np.array([head[0], head[1], head[2], head[3], head[4], self.lr, float(diverged), self.elapsed_s], np.float64)
         record = StepRecord(s, scalars, layers, want_stats)
@@ -327,8 +328,13 @@ class RecurrentTrainer(Trainer):
 
     @_one_thread
     def predicted_gain(self, x: torch.Tensor) -> np.ndarray:
-        """The theory's per-step gain of ||dL/dh_t|| (NaN: no theory for this network yet)."""
-        return np.full(self.config.seq_len, np.nan, np.float32)
+        """The theory's gain ||dL/dh_t|| / ||dL/dh_(t+1)|| per unit for the current weights on
+        batch ``x`` (gradsim/theory/rnn_mean_field.py); NaN for the last step, the parameter
+        units, and everywhere for a family without a theory (LSTM, GRU). Changes nothing."""
+        hook = self.family.theory()
+        if hook is None:
+            return np.full(len(self.units), np.nan, np.float32)
+        return np.asarray(hook(self.net, x), np.float32)
 
     @_one_thread
     @torch.no_grad()
