@@ -211,7 +211,10 @@ class RunConfig:
 
     @property
     def n_layers(self) -> int:
-        """Number of Linear layers, numbered 1..depth+1 from the input."""
+        """Rows of layers.csv per step: the MLP's Linear layers, numbered 1..depth+1 from
+        the input; a recurrent net's seq_len time steps, then its 2 * depth + 1 parameter groups."""
+        if self.model in RECURRENT_MODELS:
+            return self.seq_len + 2 * self.depth + 1
         return self.depth + 1
 
     def param_count(self) -> int:

@@ -223,3 +223,31 @@ def test_accuracy_of_the_adding_problem_is_the_fraction_within_the_tolerance():
     want = float(((out - torch.from_numpy(t.data.y_test)).abs() < 0.04).float().mean())
     assert t.evaluate() == want
     assert STEP_INDEX["accuracy"] == 1
+
+
+def test_checkpoint_resume_and_fork_continue_a_recurrent_run_bit_for_bit(tmp_path):
+    from gradsim.train.checkpoint import load_checkpoint, save_checkpoint, trainer_from_checkpoint
+    from gradsim.train.fork import fork_trainer
+
+    cfg = _cfg("gru", optimizer="adam", steps=8)
+    whole = Trainer(cfg, [parse_event("5:recurrent_init=orthogonal")])
+    whole.run()
+    part = Trainer(cfg, [parse_event("5:recurrent_init=orthogonal")])
+    part.run(steps=3)
+    branch = fork_trainer(part)
+    save_checkpoint(part, tmp_path / "c.pt")
+    resumed = trainer_from_checkpoint(load_checkpoint(tmp_path / "c.pt"))
+    assert cfg.n_layers == len(resumed.units) == T + 3
+    for t in (resumed, branch):
+        t.run()
+        rows = np.isin(whole.session.steps, t.session.steps)  # a resumed session holds the steps after the checkpoint
+        assert t.session.steps[-1] == 7 and rows.sum() == len(t.session.steps)
+        assert np.array_equal(t.session.layers, whole.session.layers[rows], equal_nan=True)
+        assert np.array_equal(t.session.scalars[:, :-1], whole.session.scalars[rows, :-1])
+
+
+def test_a_sweep_over_recurrent_models_writes_its_row():
+    from gradsim.service.sweep import sweep_task
+
+    row, files = sweep_task((0, _cfg("lstm", steps=2).to_dict(), ["1:lr=0.01"], "run000"))
+    assert row["steps"] == 2 and "session.json" in files and files["layers.csv"].count(b"\n") == 1 + 2 * (T + 3)
