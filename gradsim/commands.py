@@ -41,6 +41,8 @@ class RunTarget(Protocol):
 
     def set_recurrent_init(self, scheme: str) -> None: ...
 
+    def set_forget_bias(self, value: float) -> None: ...
+
 
 class CommandError(ValueError):
     """A malformed or impossible command; the message names the bad value.
@@ -285,6 +287,26 @@ class SetRecurrentInit(Command):
 
 
 @dataclass(frozen=True)
+class SetForgetBias(Command):
+    """Set every LSTM forget gate's bias now (b_ih's forget block to ``value``, b_hh's to 0)."""
+
+    bias: float
+    key: ClassVar[str] = "forget_bias"
+
+    def value(self) -> str:
+        ok = isinstance(self.bias, (int, float)) and not isinstance(self.bias, bool)
+        return repr(float(self.bias)) if ok else repr(self.bias)
+
+    def validate(self) -> None:
+        v = self.bias
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or abs(v) > 100:
+            raise _refuse(self, "expected a finite number from -100 to 100")
+
+    def apply_to(self, trainer: "RunTarget") -> None:
+        trainer.set_forget_bias(float(self.bias))
+
+
+@dataclass(frozen=True)
 class Scheduled:
     """A command to apply just before step ``step`` runs."""
 
@@ -375,6 +397,10 @@ def _parse_recurrent_init(v: str) -> Command:
     return _build("recurrent_init", v, SetRecurrentInit, v)
 
 
+def _parse_forget_bias(v: str) -> Command:
+    return _build("forget_bias", v, SetForgetBias, _number("forget_bias", v, v, "a finite number from -100 to 100"))
+
+
 PARSERS: dict[str, Callable[[str], Command]] = {
     "activation": _parse_activation,
     "init": _parse_init,
@@ -385,6 +411,7 @@ PARSERS: dict[str, Callable[[str], Command]] = {
     "lr": _parse_lr,
     "optimizer": _parse_optimizer,
     "recurrent_init": _parse_recurrent_init,
+    "forget_bias": _parse_forget_bias,
 }
 
 #: Event kinds that are commands (and so replay); the others only annotate a run.

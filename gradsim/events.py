@@ -18,6 +18,7 @@ COMMANDS: dict[str, str] = {
     "lr": "set the learning rate",
     "optimizer": "switch the optimiser",
     "recurrent_init": "re-draw the recurrent weights W_hh (orthogonal, identity or normal:G; recurrent models)",
+    "forget_bias": "set the LSTM forget gates' bias",
 }
 
 START = "start"

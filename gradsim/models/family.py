@@ -165,6 +165,10 @@ def provide_theory(model: str, hook: TheoryHook) -> None:
     _THEORY_HOOKS[model] = hook
 
 
+#: Live commands only recurrent networks have (W_hh, the LSTM's forget gate).
+RECURRENT_ONLY = frozenset({"recurrent_init", "forget_bias"})
+
+
 # ------------------------------------------------------------------ the MLP
 def mlp_units(n_layers: int) -> list[Unit]:
     """The units of an MLP with ``n_layers`` Linear layers: ``linear 1`` ..
@@ -185,7 +189,7 @@ class MLPFamily(ModelFamily):
     """The deep MLP of v0.2.0 (gradsim.models.mlp.GradNet): every live command, every probe."""
 
     name = "mlp"
-    commands = frozenset(PARSERS) - {"recurrent_init"}
+    commands = frozenset(PARSERS) - RECURRENT_ONLY
     probes = ("stats", "theory", "jacobian", "learned")
 
     def build(self, config: Any) -> Any:
@@ -245,6 +249,8 @@ class RecurrentFamily(ModelFamily):
 
     def __init__(self, name: str) -> None:
         self.name = name  # type: ignore[misc]  # one class, three family names
+        if name == "lstm":  # the only cell with a forget gate
+            self.commands = RecurrentFamily.commands | {"forget_bias"}  # type: ignore[misc]
 
     def build(self, config: Any) -> Any:
         from ..data.sequences import sequence_shape

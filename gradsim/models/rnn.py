@@ -102,10 +102,18 @@ class RecurrentNet(nn.Module):
         else:
             self.head.bias.zero_()
         if self.cell == "lstm":
-            for k in range(self.depth):
-                _, _, b_ih, b_hh = self.layer_params(k)
-                b_ih[w : 2 * w] = forget_bias
-                b_hh[w : 2 * w] = 0.0
+            self.set_forget_bias(forget_bias)
+
+    @torch.no_grad()
+    def set_forget_bias(self, value: float) -> None:
+        """Every LSTM layer's forget-gate bias: ``value`` in b_ih's forget block, 0 in b_hh's."""
+        if self.cell != "lstm":
+            raise ValueError(f"a {self.cell} has no forget gate (only the LSTM does)")
+        w = self.width
+        for k in range(self.depth):
+            _, _, b_ih, b_hh = self.layer_params(k)
+            b_ih[w : 2 * w] = value
+            b_hh[w : 2 * w] = 0.0
 
     @torch.no_grad()
     def reinit_recurrent(self, recurrent_init: str, generator: torch.Generator) -> None:
@@ -141,13 +149,19 @@ class RecurrentNet(nn.Module):
         for k in range(self.depth):
             top = k == self.depth - 1
             w_ih, w_hh, b_ih, b_hh = self.layer_params(k)
-            proj = torch.nn.functional.linear(inp, w_ih, b_ih)  # all steps' input projections at once
+            # All steps' input projections in one matmul, split by unbind: indexing proj[:, t]
+            # would make each step's backward write a full-size zero gradient (quadratic in T).
+            # RNN and LSTM add b_hh there too (it sits outside the recurrent product); the GRU's
+            # b_hn is gated by r, so it stays in the step.
+            merged = self.cell != "gru"
+            proj = torch.nn.functional.linear(inp, w_ih, b_ih + b_hh if merged else b_ih).unbind(1)
+            w_hh_t = w_hh.t()
             h = x.new_zeros(batch, self.width)
             c = x.new_zeros(batch, self.width) if self.cell == "lstm" else None
             hs = []
             gates = [] if top and self.cell != "rnn" else None
             for t in range(T):
-                h, c, gate = self._cell(proj[:, t], h, c, w_hh, b_hh)
+                h, c, gate = self._cell(proj[t], h, c, w_hh_t, b_hh)
                 if top and retain and h.requires_grad:
                     h.retain_grad()
                 hs.append(h)
@@ -158,25 +172,31 @@ class RecurrentNet(nn.Module):
         return self.head(hs[-1]), hs, gates
 
     def _cell(
-        self, xp: torch.Tensor, h: torch.Tensor, c: Optional[torch.Tensor], w_hh: torch.Tensor, b_hh: torch.Tensor
+        self, xp: torch.Tensor, h: torch.Tensor, c: Optional[torch.Tensor], w_hh_t: torch.Tensor, b_hh: torch.Tensor
     ) -> tuple[torch.Tensor, Optional[torch.Tensor], Optional[torch.Tensor]]:
-        """One step of the cell (torch's equations): (h_t, c_t, saturating gate)."""
-        hp = torch.nn.functional.linear(h, w_hh, b_hh)
+        """One step of the cell (torch's equations): (h_t, c_t, saturating gate).
+
+        ``xp`` is the step's input projection (with b_hh already in it for RNN and
+        LSTM); ``w_hh_t`` is W_hh transposed. Few, fused ops: on the CPU each op's
+        dispatch, forward and backward, costs about as much as its arithmetic.
+        """
         if self.cell == "rnn":
-            z = xp + hp
+            z = torch.addmm(xp, h, w_hh_t)
             return (torch.tanh(z) if self.nonlinearity == "tanh" else torch.relu(z)), None, None
         if self.cell == "lstm":
-            i, f, g, o = (xp + hp).chunk(4, dim=1)
-            i, f, g, o = torch.sigmoid(i), torch.sigmoid(f), torch.tanh(g), torch.sigmoid(o)
+            pre = torch.addmm(xp, h, w_hh_t)
+            i, f, _, o = torch.sigmoid(pre).chunk(4, dim=1)  # the g block's sigmoid is unused: one op instead of three
+            g = torch.tanh(pre.chunk(4, dim=1)[2])
             assert c is not None
-            c = f * c + i * g
+            c = torch.addcmul(f * c, i, g)
             return o * torch.tanh(c), c, f
+        hp = torch.addmm(b_hh, h, w_hh_t)
         xr, xz, xn = xp.chunk(3, dim=1)
         hr, hz, hn = hp.chunk(3, dim=1)
         r = torch.sigmoid(xr + hr)
         zg = torch.sigmoid(xz + hz)
-        n = torch.tanh(xn + r * hn)
-        return (1 - zg) * n + zg * h, None, zg
+        n = torch.tanh(torch.addcmul(xn, r, hn))
+        return torch.lerp(n, h, zg), None, zg
 
     def spectral_radius(self) -> float:
         """Largest |eigenvalue| of the top layer's W_hh (its first gate block for LSTM/GRU)."""

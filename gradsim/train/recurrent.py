@@ -115,6 +115,10 @@ class RecurrentTrainer(Trainer):
         self.optimizer.reset(("recurrent",))
         self.recurrent_init = scheme
 
+    def set_forget_bias(self, value: float) -> None:
+        """Set the LSTM's forget-gate biases now (their optimizer state stays: the same parameters)."""
+        self.rnet.set_forget_bias(value)
+
     # ------------------------------------------------------------ state
     _STATE_KEYS = Trainer._STATE_KEYS
 

@@ -251,3 +251,25 @@ def test_a_sweep_over_recurrent_models_writes_its_row():
 
     row, files = sweep_task((0, _cfg("lstm", steps=2).to_dict(), ["1:lr=0.01"], "run000"))
     assert row["steps"] == 2 and "session.json" in files and files["layers.csv"].count(b"\n") == 1 + 2 * (T + 3)
+
+
+def test_forget_bias_is_a_live_lstm_command_only():
+    t = Trainer(_cfg("lstm", depth=2, forget_bias=1.0))
+    t.run(steps=2)
+    before = {k: v.clone() for k, v in t.net.state_dict().items()}
+    t.apply(parse_command("forget_bias=2.5"))
+    after = t.net.state_dict()
+    w = 10
+    for k, v in before.items():
+        if k.startswith("rnn.bias_ih"):
+            assert torch.all(after[k][w : 2 * w] == 2.5) and torch.equal(after[k][:w], v[:w]) and torch.equal(after[k][2 * w :], v[2 * w :])
+        elif k.startswith("rnn.bias_hh"):
+            assert torch.all(after[k][w : 2 * w] == 0) and torch.equal(after[k][:w], v[:w])
+        else:
+            assert torch.equal(after[k], v)
+    assert t.session.events[-1].kind == "forget_bias" and t.session.events[-1].value == "2.5"
+    g = Trainer(_cfg("gru"))
+    with pytest.raises(CommandError, match="model 'gru' has no live 'forget_bias'"):
+        g.apply(parse_command("forget_bias=1"))
+    with pytest.raises(CommandError, match="forget_bias=nan: expected a finite number"):
+        parse_command("forget_bias=nan")
