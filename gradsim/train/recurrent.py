@@ -34,6 +34,7 @@ from ..config import RunConfig
 from ..data.sequences import ADDING_TOLERANCE, SequenceDataset, make_sequences
 from ..metrics import LAYER_INDEX, LAYER_METRICS
 from ..models.family import check_units, family_for
+from ..models import rnn_backprop
 from ..models.rnn import RecurrentNet
 from ..session.store import Session, StepRecord
 from ..theory import rnn_mean_field  # noqa: F401  (registers the vanilla RNN's theory with its family)
@@ -74,7 +75,8 @@ class RecurrentTrainer(Trainer):
         self.arenas = {}
         self._refresh_params()
         self.optimizer = build_optimizer(self.optimizer_name, self.arenas, self.lr, config.momentum)
-        self.use_direct = False
+        #: False forces the autograd pass through the unrolled cells (tests compare the two).
+        self.use_direct = True
         self.last_pass = ""
         self._x = torch.from_numpy(self.data.x_train)
         self._y = torch.from_numpy(self.data.y_train)
@@ -224,18 +226,35 @@ class RecurrentTrainer(Trainer):
         pred = want_stats or self._pred_due
         self._pred_due = False
         arenas = self._arena_list
-        for a in arenas:
-            a.zero_grad()
-        out, hs, gates = self.net.forward_capture(x)
-        loss = self._loss(out, y)
-        loss.backward()
-        self.last_pass = "autograd"
+        if self.use_direct:
+            # Hand-written backward through time (gradsim/models/rnn_backprop.py): writes every
+            # gradient into the arenas, and dL/dh_t is its own recursion variable.
+            for a in arenas:
+                a.attach_grads()
+            direct = rnn_backprop.run(self.rnet, x, y, self.regression)
+            out, loss, H, gate = direct.out, direct.loss, direct.H, direct.gate
+            dH: Optional[torch.Tensor] = direct.dH
+            hs: list[torch.Tensor] = list(H.unbind(0))
+            self.last_pass = "direct"
+        else:
+            for a in arenas:
+                a.zero_grad()
+            out, hs, gates = self.net.forward_capture(x)
+            loss = self._loss(out, y)
+            loss.backward()
+            H, gate, dH = torch.stack([h.detach() for h in hs]), (torch.stack(gates) if gates else None), None
+            self.last_pass = "autograd"
         T, G = len(hs), len(self._groups)
         with torch.no_grad():
             vector_norm = torch.linalg.vector_norm
             grads = torch.cat([a.norms(a.grad) for a in arenas])  # every parameter's ||dL/dp||, arena order
             total = vector_norm(grads)
-            gh = torch.stack(torch._foreach_norm([h.grad if h.grad is not None else torch.zeros_like(h) for h in hs]))
+            if dH is not None:
+                gh = torch.linalg.vector_norm(dH, dim=(1, 2))
+                g_src: list[Optional[torch.Tensor]] = list(dH.unbind(0))
+            else:
+                g_src = [h.grad for h in hs]
+                gh = torch.stack(torch._foreach_norm([g if g is not None else torch.zeros_like(h) for g, h in zip(g_src, hs)]))
             total64: Optional[torch.Tensor] = None
             if math.isinf(float(torch.maximum(total, grads.amax()))):  # a float32 sum of squares overflowed
                 grads = torch.cat([a.norms(a.grad.double()) for a in arenas])
@@ -251,7 +270,7 @@ class RecurrentTrainer(Trainer):
             )
             diverged = not (math.isfinite(head[0]) and finite_grads)
             layers = np.full((T + G, len(LAYER_METRICS)), np.nan, np.float32)
-            layers[:T, _COL["act_grad_norm"]] = self._finite64(gh, [h.grad for h in hs]).numpy()
+            layers[:T, _COL["act_grad_norm"]] = self._finite64(gh, g_src).numpy()
             p = layers[T:]
             p[:, _COL["grad_norm"]], p[:, _COL["bias_grad_norm"]], p[:, _COL["weight_norm"]] = group_norms
             if not diverged:
@@ -259,7 +278,7 @@ class RecurrentTrainer(Trainer):
                 p[:, _COL["update_norm"]] = upd
                 p[:, _COL["update_ratio"]] = (upd.astype(np.float64) / p[:, _COL["weight_norm"]].astype(np.float64)).astype(np.float32)
             if want_stats:
-                layers[:T, _COL["act_mean"] : _COL["act_dead"] + 1] = self._time_stats(hs, gates)
+                layers[:T, _COL["act_mean"] : _COL["act_dead"] + 1] = self._time_stats(H, gate)
             if pred:
                 layers[:, _COL["pred_gain"]] = self.predicted_gain(x)
         self.elapsed_s += time.perf_counter() - t0
@@ -310,9 +329,11 @@ class RecurrentTrainer(Trainer):
         n = torch.stack(torch._foreach_norm(diffs))
         return self._finite64(n, list(diffs)).numpy()
 
-    def _time_stats(self, hs: list[torch.Tensor], gates: Optional[list[torch.Tensor]]) -> np.ndarray:
-        """(T, 4): act_mean, act_std, act_saturation, act_dead of each h_t (see the module docstring)."""
-        H = torch.stack([h.detach() for h in hs])  # (T, batch, width)
+    def _time_stats(self, H: torch.Tensor, gate: Optional[torch.Tensor]) -> np.ndarray:
+        """(T, 4): act_mean, act_std, act_saturation, act_dead of each h_t (see the module docstring).
+
+        ``H`` is the top layer's h_t, (T, batch, width); ``gate`` the LSTM's forget or
+        the GRU's update gate, the same shape (None for a vanilla RNN)."""
         T = H.shape[0]
         flat = H.reshape(T, -1)
         m = flat.shape[1]
@@ -325,8 +346,8 @@ class RecurrentTrainer(Trainer):
             sat = act.saturated(flat).to(mean.dtype).mean(dim=1) if act.saturated_outside is not None else zeros
             dead = (H.amax(dim=1) == 0).to(mean.dtype).mean(dim=1) if act.can_die else zeros
         else:
-            assert gates is not None
-            sat = REGISTRY["sigmoid"].saturated(torch.stack(gates).reshape(T, -1)).to(mean.dtype).mean(dim=1)
+            assert gate is not None
+            sat = REGISTRY["sigmoid"].saturated(gate.reshape(T, -1)).to(mean.dtype).mean(dim=1)
             dead = zeros
         return torch.stack([mean, std, sat, dead], dim=1).numpy()
 

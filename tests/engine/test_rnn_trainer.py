@@ -40,6 +40,7 @@ def test_a_step_records_what_a_plain_torch_model_computes(model, act, depth, dat
     before = {k: v.clone() for k, v in t.net.state_dict().items()}
     x, y = t.batch(0)
     rec = t.step()
+    assert t.last_pass == "direct"  # the hand-written pass (test_rnn_backprop.py checks it against autograd)
     w = cfg.width
     plain = Plain(model, x.shape[2], t.data.n_outputs, depth, w, act)
     plain.load_state_dict(before)
