@@ -17,6 +17,8 @@ COMMANDS: dict[str, str] = {
     "clip": "set gradient clipping (none, by norm or by value)",
     "lr": "set the learning rate",
     "optimizer": "switch the optimiser",
+    "recurrent_init": "re-draw the recurrent weights W_hh (orthogonal, identity or normal:G; recurrent models)",
+    "forget_bias": "set the LSTM forget gates' bias",
 }
 
 START = "start"

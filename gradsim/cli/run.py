@@ -51,6 +51,10 @@ def _fmt(x: float) -> str:
 
 def summary(trainer: Trainer) -> str:
     """One paragraph a student can read: final loss/accuracy, gradient flow, divergence."""
+    if trainer.config.recurrent:
+        from ..train.recurrent import recurrent_summary
+
+        return recurrent_summary(trainer)
     s = trainer.session
     last = s.latest()  # the run's final step: the store's last row may be older once it thinned
     first = s.first()  # one row; rows_after(-1) copied the whole store (up to 256 MB)

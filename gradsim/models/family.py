@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import Any, Callable, ClassVar, Optional, Sequence
 
 from ..commands import PARSERS, Command, CommandError
+from ..config import MODEL_DATASETS, RECURRENT_MODELS
 from ..metrics import PARAM_METRICS
 
 #: Kinds of unit and what their row holds (docs/session-format.md).
@@ -134,6 +135,11 @@ class ModelFamily(ABC):
     commands: ClassVar[frozenset[str]] = frozenset()
     probes: ClassVar[tuple[str, ...]] = ()
 
+    @property
+    def datasets(self) -> tuple[str, ...]:
+        """The datasets this family trains on (RunConfig refuses the others)."""
+        return MODEL_DATASETS[self.name]
+
     @abstractmethod
     def build(self, config: Any) -> Any:
         """A fresh network for ``config`` (a RunConfig), not yet initialised."""
@@ -173,6 +179,10 @@ def provide_theory(model: str, hook: TheoryHook) -> None:
     _THEORY_HOOKS[model] = hook
 
 
+#: Live commands only recurrent networks have (W_hh, the LSTM's forget gate).
+RECURRENT_ONLY = frozenset({"recurrent_init", "forget_bias"})
+
+
 # ------------------------------------------------------------------ the MLP
 def mlp_units(n_layers: int) -> list[Unit]:
     """The units of an MLP with ``n_layers`` Linear layers: ``linear 1`` ..
@@ -193,7 +203,7 @@ class MLPFamily(ModelFamily):
     """The deep MLP of v0.2.0 (gradsim.models.mlp.GradNet): every live command, every probe."""
 
     name = "mlp"
-    commands = frozenset(PARSERS)
+    commands = frozenset(PARSERS) - RECURRENT_ONLY
     probes = ("stats", "theory", "jacobian", "learned")
 
     def build(self, config: Any) -> Any:
@@ -222,8 +232,64 @@ class MLPFamily(ModelFamily):
         return mlp_units(depth + 1)
 
 
+# ------------------------------------------------------------ recurrent
+def recurrent_units(seq_len: int, depth: int) -> list[Unit]:
+    """The units of a recurrent net: ``t 1`` .. ``t T`` (kind ``time``: the top
+    layer's h_t, t = 1 at the input end), then per stacked layer k ``input k``
+    (W_ih, b_ih) and ``recurrent k`` (W_hh, b_hh), then ``head`` (kind ``param``).
+
+    Only the top layer gets time units: it is the one the head reads, and
+    T x depth rows would multiply the store by the depth for little more.
+    """
+    for what, v in (("seq_len", seq_len), ("depth", depth)):
+        if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+            raise UnitError(f"{what} = {v!r}, expected a whole number >= 1")
+    units = [Unit(t, f"t {t}", "time") for t in range(1, seq_len + 1)]
+    j = seq_len
+    for k in range(depth):
+        for part, short in (("input", "ih"), ("recurrent", "hh")):
+            j += 1
+            units.append(Unit(j, f"{part} {k + 1}", "param", (f"rnn.weight_{short}_l{k}", f"rnn.bias_{short}_l{k}")))
+    units.append(Unit(j + 1, "head", "param", ("head.weight", "head.bias")))
+    return units
+
+
+class RecurrentFamily(ModelFamily):
+    """Vanilla RNN (tanh or relu), LSTM or GRU (gradsim.models.rnn.RecurrentNet):
+    ``depth`` stacked layers, ``width`` hidden units, a Linear head on the last step."""
+
+    commands = frozenset({"clip", "lr", "optimizer", "recurrent_init"})
+    probes = ("stats",)
+
+    def __init__(self, name: str) -> None:
+        self.name = name  # type: ignore[misc]  # one class, three family names
+        if name == "lstm":  # the only cell with a forget gate
+            self.commands = RecurrentFamily.commands | {"forget_bias"}  # type: ignore[misc]
+
+    def build(self, config: Any) -> Any:
+        from ..data.sequences import sequence_shape
+        from .rnn import RecurrentNet  # torch only here
+
+        n_in, n_out = sequence_shape(config.dataset, config.seq_len)
+        return RecurrentNet(self.name, n_in, n_out, config.depth, config.width, config.activation, config.seq_len)
+
+    def units(self, network: Any) -> list[Unit]:
+        """The units, their parameter names read from ``named_parameters()``."""
+        names = {id(p): n for n, p in network.named_parameters()}
+        groups = {name: (names[id(w)], names[id(b)]) for name, w, b in network.param_groups()}
+        units = [Unit(u.layer, u.name, u.kind, groups.get(u.name, u.params)) for u in recurrent_units(self._seq_len(network), network.depth)]
+        return check_units(units, len(units))
+
+    @staticmethod
+    def _seq_len(network: Any) -> int:
+        return int(network.seq_len)
+
+    def config_units(self, config: dict[str, Any]) -> list[Unit]:
+        return recurrent_units(config.get("seq_len"), config.get("depth"))  # type: ignore[arg-type]
+
+
 #: The families by ``RunConfig.model`` (gradsim.config.MODELS lists the same names).
-FAMILIES: dict[str, ModelFamily] = {"mlp": MLPFamily()}
+FAMILIES: dict[str, ModelFamily] = {"mlp": MLPFamily(), **{m: RecurrentFamily(m) for m in RECURRENT_MODELS}}
 
 
 def family_for(config: Any) -> ModelFamily:

@@ -147,8 +147,28 @@ def _norm64(src: torch.Tensor) -> torch.Tensor:
     return torch.linalg.vector_norm(src.to(torch.float64), dim=-1)
 
 
+#: The trainer class of each non-MLP family (``RunConfig.model``), filled by the
+#: modules that define them (gradsim/train/__init__.py imports them all).
+FAMILY_TRAINERS: dict[str, type] = {}
+
+
+def register_trainer(models: Iterable[str], cls: type) -> None:
+    """Make ``Trainer(config)`` build ``cls`` (a Trainer subclass) for these model families."""
+    for m in models:
+        FAMILY_TRAINERS[m] = cls
+
+
 class Trainer:
-    """Owns the network, optimizer, data and session of one run."""
+    """Owns the network, optimizer, data and session of one run.
+
+    ``Trainer(config)`` builds the trainer of ``config.model``'s family: this
+    class for the MLP, a registered subclass (FAMILY_TRAINERS) for the others,
+    so every caller (CLI, sweep, engine process, replay) trains any family.
+    """
+
+    def __new__(cls, config: Optional[RunConfig] = None, *args: Any, **kwargs: Any) -> "Trainer":
+        sub = FAMILY_TRAINERS.get(getattr(config, "model", "mlp")) if cls is Trainer else None
+        return super().__new__(sub if sub is not None else cls)
 
     @_one_thread
     def __init__(self, config: RunConfig, schedule: Iterable[Scheduled] = (), session: Optional[Session] = None, label: str = "") -> None:

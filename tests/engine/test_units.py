@@ -152,7 +152,7 @@ def test_the_mlp_takes_every_live_command_and_offers_its_theory():
     from gradsim.commands import PARSERS
 
     mlp = FAMILIES["mlp"]
-    assert mlp.commands == frozenset(PARSERS)
+    assert mlp.commands == frozenset(PARSERS) - {"recurrent_init", "forget_bias"}  # W_hh and gates: recurrent nets only
     hook = mlp.theory()
     assert hook is not None
     t = Trainer(_config())

@@ -18,6 +18,8 @@ _EVENT_COLOURS: dict[str, str] = {
     "clip": "#ab47bc",
     "lr": "#ff7043",
     "optimizer": "#26c6da",
+    "recurrent_init": "#8d6e63",
+    "forget_bias": "#9ccc65",
     "start": "#9e9e9e",
     "pause": "#bdbdbd",
     "note": "#eeeeee",
