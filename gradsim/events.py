@@ -18,6 +18,8 @@ COMMANDS: dict[str, str] = {
     "lr": "set the learning rate",
     "optimizer": "switch the optimiser",
     "recurrent_init": "re-draw the recurrent weights W_hh (orthogonal, identity or normal:G; recurrent models)",
+    "norm": "move a transformer's layer norms before each sublayer (pre) or after each residual add (post)",
+    "warmup": "warm the learning rate up linearly over the next N steps (0: none)",
 }
 
 START = "start"
