@@ -241,7 +241,10 @@ class RunConfig:
 
     @property
     def n_layers(self) -> int:
-        """Number of Linear layers, numbered 1..depth+1 from the input."""
+        """Rows of layers.csv (units): an MLP's Linear layers, numbered 1..depth+1 from the
+        input; a transformer's depth+1 streams, 2 depth sublayers, embedding and head."""
+        if self.model == "transformer":
+            return 3 * self.depth + 3
         return self.depth + 1
 
     def param_count(self) -> int:

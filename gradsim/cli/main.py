@@ -98,6 +98,7 @@ def _add_config_flags(p: argparse.ArgumentParser, multi: bool = False) -> None:
     p.add_argument("--steps", type=conv(int))
     p.add_argument("--seed", type=conv(int))
     p.add_argument("--stats-every", type=conv(int), help="sample activation statistics every K steps")
+    _add_family_flags(p, conv)
     p.add_argument("--event", action="append", default=[], metavar="STEP:KEY=VALUE", help="a command at a step, e.g. 200:batchnorm=on (repeatable)")
     p.add_argument("--max-memory", type=float, help="cap of the in-memory metric store in MB (default 256)")
     p.add_argument("--out", required=True, help="output folder")
@@ -124,6 +125,18 @@ _FLAG_TO_FIELD = {
     "stats_every": "stats_every",
     "max_memory": "max_memory_mb",
 }
+
+
+def _add_family_flags(p: argparse.ArgumentParser, conv: Callable[[Any], Any]) -> None:
+    """The model-family flags (sequence models and transformers), mirroring their RunConfig fields."""
+    p.add_argument("--model", type=conv(str), help="model family: mlp (default), rnn, lstm, gru or transformer")
+    p.add_argument("--seq-len", type=conv(int), help="tokens per input sequence of sequence models, 2-1000")
+    p.add_argument("--heads", type=conv(int), help="attention heads of a transformer (width must be divisible by it)")
+    p.add_argument("--norm-position", type=conv(str), help="transformer layer norms: pre (before each sublayer) or post (after each residual add)")
+    p.add_argument("--warmup-steps", type=conv(int), help="steps of linear learning-rate warm-up (default 0: none)")
+
+
+_FLAG_TO_FIELD.update({f: f for f in ("model", "seq_len", "heads", "norm_position", "warmup_steps")})
 
 
 def _base(args: argparse.Namespace) -> tuple[RunConfig, tuple[Scheduled, ...], str]:

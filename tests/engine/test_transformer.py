@@ -253,6 +253,7 @@ def test_units_from_the_config_are_the_networks():
     names = dict(t.net.named_parameters())
     assert all(p in names for u in t.units for p in u.params)
     assert cfg.param_count() == sum(p.numel() for p in t.net.parameters())
+    assert cfg.n_layers == len(t.units) == t.net.n_layers
 
 
 def test_warmup_scales_the_learning_rate_linearly_from_the_start():
