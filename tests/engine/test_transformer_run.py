@@ -172,3 +172,12 @@ def test_a_checkpoint_of_a_post_ln_run_in_warm_up_continues_bit_for_bit(tmp_path
     resumed.run()
     np.testing.assert_array_equal(resumed.session.layers[-4:], whole.session.layers[-4:])
     np.testing.assert_array_equal(resumed.session.scalars[-4:, :7], whole.session.scalars[-4:, :7])
+
+
+def test_a_diverging_transformer_ends_cleanly_with_a_diverged_event():
+    t = Trainer(_cfg(optimizer="sgd", lr=1e6, init="normal", init_std=3.0, steps=30, stats_every=1))
+    t.run()
+    assert t.diverged_at is not None and t.session.events[-1].kind == "diverged"
+    assert t.session.steps_run == t.diverged_at + 1
+    last = t.session.latest()
+    assert last.layers.shape == (t.config.n_layers, len(last.layers[0])) and np.isnan(last.layers).any()
