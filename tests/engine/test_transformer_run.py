@@ -181,3 +181,13 @@ def test_a_diverging_transformer_ends_cleanly_with_a_diverged_event():
     assert t.session.steps_run == t.diverged_at + 1
     last = t.session.latest()
     assert last.layers.shape == (t.config.n_layers, len(last.layers[0])) and np.isnan(last.layers).any()
+
+
+def test_an_exported_transformer_session_loads_with_its_units(tmp_path):
+    from gradsim.session.io import export_session, load_session
+
+    t = Trainer(_cfg(steps=3))
+    t.run()
+    back = load_session(export_session(t.session, tmp_path / "s"))
+    assert back.model == "transformer" and back.units == t.units and back.n_layers == t.config.n_layers
+    np.testing.assert_array_equal(back.layers, t.session.layers)
