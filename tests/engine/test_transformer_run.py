@@ -191,3 +191,17 @@ def test_an_exported_transformer_session_loads_with_its_units(tmp_path):
     back = load_session(export_session(t.session, tmp_path / "s"))
     assert back.model == "transformer" and back.units == t.units and back.n_layers == t.config.n_layers
     np.testing.assert_array_equal(back.layers, t.session.layers)
+
+
+def test_warmup_works_for_the_mlp_too_and_moves_its_weights_by_the_warmed_rate():
+    from gradsim.metrics import LAYER_INDEX
+
+    t = Trainer(RunConfig(dataset="xor", n_samples=200, batch_size=32, depth=3, width=8, steps=5, optimizer="sgd", lr=0.1, warmup_steps=4))
+    before = [w.detach().clone() for w in t.net.weights()]
+    rec = t.step()
+    moved = [float((w.detach() - b).norm()) for w, b in zip(t.net.weights(), before)]
+    np.testing.assert_allclose(rec.scalar("lr"), 0.025, rtol=1e-12)
+    np.testing.assert_allclose(rec.layers[:, LAYER_INDEX["update_norm"]], moved, rtol=1e-4)
+    np.testing.assert_allclose(moved, 0.025 * rec.layers[:, LAYER_INDEX["grad_norm"]], rtol=1e-4)
+    t.run()
+    np.testing.assert_allclose(t.session.column("lr"), [0.025, 0.05, 0.075, 0.1, 0.1], rtol=1e-12)
