@@ -12,7 +12,7 @@ import math
 from dataclasses import dataclass
 from typing import Any, Callable, ClassVar, Optional, Protocol
 
-from .config import ACTIVATIONS, CLIP_MODES, INITS, OPTIMIZERS, SCALED_INITS, parse_recurrent_init
+from .config import ACTIVATIONS, CLIP_MODES, INITS, NORM_POSITIONS, OPTIMIZERS, SCALED_INITS, parse_recurrent_init
 from .events import NOTE, PREDICTION
 
 
@@ -43,6 +43,10 @@ class RunTarget(Protocol):
     def set_recurrent_init(self, scheme: str) -> None: ...
 
     def set_forget_bias(self, value: float) -> None: ...
+
+    def set_norm_position(self, position: str) -> None: ...
+
+    def set_warmup(self, steps: int) -> None: ...
 
 
 class CommandError(ValueError):
@@ -345,6 +349,45 @@ class SetForgetBias(Command):
 
 
 @dataclass(frozen=True)
+class SetNormPosition(Command):
+    """Move a transformer's layer norms before each sublayer (pre) or after each
+    residual add (post); every parameter keeps its value. Transformers only."""
+
+    position: str
+    key: ClassVar[str] = "norm"
+
+    def value(self) -> str:
+        return str(self.position)
+
+    def validate(self) -> None:
+        if self.position not in NORM_POSITIONS:
+            raise _refuse(self, f"{self.position!r} is not known; allowed: {', '.join(NORM_POSITIONS)}")
+
+    def apply_to(self, trainer: "RunTarget") -> None:
+        trainer.set_norm_position(self.position)
+
+
+@dataclass(frozen=True)
+class SetWarmup(Command):
+    """Linear learning-rate warm-up over the next ``steps`` steps, starting now:
+    the k-th step from here (k = 1, 2, ...) trains at lr * min(1, k / steps).
+    0 ends a warm-up under way."""
+
+    steps: int
+    key: ClassVar[str] = "warmup"
+
+    def value(self) -> str:
+        return str(self.steps)
+
+    def validate(self) -> None:
+        if isinstance(self.steps, bool) or not isinstance(self.steps, int) or not 0 <= self.steps <= 100_000_000:
+            raise _refuse(self, "expected a whole number of steps from 0 to 100000000")
+
+    def apply_to(self, trainer: "RunTarget") -> None:
+        trainer.set_warmup(self.steps)
+
+
+@dataclass(frozen=True)
 class Scheduled:
     """A command to apply just before step ``step`` runs."""
 
@@ -439,6 +482,16 @@ def _parse_forget_bias(v: str) -> Command:
     return _build("forget_bias", v, SetForgetBias, _number("forget_bias", v, v, "a finite number from -100 to 100"))
 
 
+def _parse_norm(v: str) -> Command:
+    return _build("norm", v, SetNormPosition, v)
+
+
+def _parse_warmup(v: str) -> Command:
+    if not v.isdigit():
+        raise CommandError(f"warmup={v}: {v!r} is not a whole number of steps; allowed 0 to 100000000")
+    return _build("warmup", v, SetWarmup, int(v))
+
+
 PARSERS: dict[str, Callable[[str], Command]] = {
     "activation": _parse_activation,
     "init": _parse_init,
@@ -450,6 +503,8 @@ PARSERS: dict[str, Callable[[str], Command]] = {
     "optimizer": _parse_optimizer,
     "recurrent_init": _parse_recurrent_init,
     "forget_bias": _parse_forget_bias,
+    "norm": _parse_norm,
+    "warmup": _parse_warmup,
 }
 
 #: Event kinds that are commands (and so replay); the others only annotate a run.

@@ -31,7 +31,7 @@ OPTIMIZERS = ("sgd", "momentum", "adam")
 CLIP_MODES = ("none", "norm", "value")
 #: Model families the simulator builds (gradsim.models.family.FAMILIES holds
 #: their implementations; a test keeps the two lists equal).
-MODELS = ("mlp", "rnn", "lstm", "gru")
+MODELS = ("mlp", "rnn", "lstm", "gru", "transformer")
 #: The recurrent families (stacked layers over a sequence, a head on the last step).
 RECURRENT_MODELS = ("rnn", "lstm", "gru")
 #: Which datasets each family can train on: the MLP reads one point per sample,
@@ -39,7 +39,10 @@ RECURRENT_MODELS = ("rnn", "lstm", "gru")
 #: (gradsim.models.family) and the builder read this one table.
 MODEL_DATASETS: dict[str, tuple[str, ...]] = {
     "mlp": DATASETS,
-    **{m: SEQUENCE_DATASETS for m in RECURRENT_MODELS},
+    # recall-last is trivial for a model that reads the last step: it is the transformer's far task
+    **{m: tuple(d for d in SEQUENCE_DATASETS if d != "recall-last") for m in RECURRENT_MODELS},
+    # adding is a regression: the transformer trains on the classification tasks
+    "transformer": tuple(d for d in SEQUENCE_DATASETS if d != "adding"),
 }
 #: Every dataset some family can use.
 ALL_DATASETS = DATASETS + SEQUENCE_DATASETS
@@ -57,6 +60,13 @@ MAX_RECURRENT_DEPTH = 4
 RECURRENT_INITS = ("orthogonal", "identity", "normal")
 #: Gate blocks per recurrent layer (torch stacks them in weight_ih / weight_hh).
 GATES = {"rnn": 1, "lstm": 4, "gru": 3}
+#: Where a transformer block's layer norms sit (Xiong et al. 2020): before each
+#: sublayer inside the residual branch (pre) or after each residual add (post).
+NORM_POSITIONS = ("pre", "post")
+#: Blocks a transformer may have.
+MAX_TRANSFORMER_DEPTH = 48
+#: The transformer's MLP is width -> FF_MULT * width -> width (the original transformer's 4).
+FF_MULT = 4
 #: Init schemes that take a number, and the config field holding it (std for
 #: "normal", bound for "uniform"). The one place that says so: the command
 #: parser, the builder and the live toggles all read it.
@@ -123,6 +133,12 @@ class RunConfig:
     recurrent_init: str = "orthogonal"
     #: The LSTM's forget-gate bias at initialisation (Jozefowicz et al. 2015 recommend 1).
     forget_bias: float = 1.0
+    #: Attention heads of a transformer (width must be a multiple).
+    heads: int = 4
+    #: Layer norm before each sublayer (pre) or after each residual add (post).
+    norm_position: str = "pre"
+    #: Steps of linear learning-rate warm-up from the start (0: none; any model).
+    warmup_steps: int = 0
 
     # ------------------------------------------------------------ validation
     def validate(self) -> "RunConfig":
@@ -140,6 +156,11 @@ class RunConfig:
         _float_range("forget_bias", self.forget_bias, -100.0, 100.0)
         if self.model in RECURRENT_MODELS:
             self._validate_recurrent()
+        _int_range("warmup_steps", self.warmup_steps, 0, 100_000_000)
+        _int_range("heads", self.heads, 1, 64)
+        _choice("norm_position", self.norm_position, NORM_POSITIONS)
+        if self.model == "transformer":
+            self._validate_transformer()
         _choice("activation", self.activation, ACTIVATIONS)
         _choice("init", self.init, INITS)
         _choice("optimizer", self.optimizer, OPTIMIZERS)
@@ -191,10 +212,27 @@ class RunConfig:
         for flag in ("batchnorm", "layernorm", "residual"):
             if getattr(self, flag) is not False:
                 raise ConfigError(f"{flag} = {getattr(self, flag)!r}: model {m!r} has no {flag}; allowed false", flag)
+        if self.warmup_steps != 0:  # the recurrent trainer trains every step at lr: refuse rather than ignore
+            raise ConfigError(f"warmup_steps = {self.warmup_steps!r}: model {m!r} has no learning-rate warm-up; allowed 0", "warmup_steps")
         try:
             check_seq_len(self.dataset, self.seq_len)
         except ValueError as exc:
             raise ConfigError(str(exc), "seq_len") from None
+
+    def _validate_transformer(self) -> None:
+        _int_range("depth", self.depth, 1, MAX_TRANSFORMER_DEPTH, why=" (blocks of model 'transformer')")
+        if isinstance(self.width, int) and not isinstance(self.width, bool) and self.width % self.heads:
+            raise ConfigError(
+                f"heads = {self.heads}: width = {self.width} must be divisible by the number of heads "
+                f"(each head gets width / heads dimensions); allowed: {', '.join(str(h) for h in range(1, 65) if self.width % h == 0)}",
+                "heads",
+            )
+        for flag in ("batchnorm", "layernorm", "residual"):
+            if getattr(self, flag) is not False:
+                raise ConfigError(
+                    f"{flag} = {getattr(self, flag)!r}: model 'transformer' has its own residual stream and layer norms "
+                    "(norm_position); allowed false", flag,
+                )
 
     @property
     def recurrent(self) -> bool:
@@ -211,10 +249,13 @@ class RunConfig:
 
     @property
     def n_layers(self) -> int:
-        """Rows of layers.csv per step: the MLP's Linear layers, numbered 1..depth+1 from
-        the input; a recurrent net's seq_len time steps, then its 2 * depth + 1 parameter groups."""
+        """Rows of layers.csv per step (units): the MLP's Linear layers, numbered 1..depth+1
+        from the input; a recurrent net's seq_len time steps, then its 2 * depth + 1
+        parameter groups; a transformer's depth+1 streams, 2 depth sublayers, embedding and head."""
         if self.model in RECURRENT_MODELS:
             return self.seq_len + 2 * self.depth + 1
+        if self.model == "transformer":
+            return 3 * self.depth + 3
         return self.depth + 1
 
     def param_count(self) -> int:
@@ -226,6 +267,11 @@ class RunConfig:
             g, w = GATES[self.model], self.width
             layers = sum(g * w * ((n_in if l == 0 else w) + w) + 2 * g * w for l in range(self.depth))
             return layers + w * n_out + n_out
+        if self.model == "transformer":
+            n_in, n_out = sequence_shape(self.dataset, self.seq_len)
+            w, f = self.width, FF_MULT * self.width
+            block = (3 * w * w + 3 * w) + (w * w + w) + (w * f + f) + (f * w + w) + 4 * w
+            return (n_in * w + w) + self.seq_len * w + self.depth * block + 2 * w + (w * n_out + n_out)
         n_in, n_out = dataset_shape(self.dataset)
         w = self.width
         linear = (n_in * w + w) + (self.depth - 1) * (w * w + w) + (w * n_out + n_out)

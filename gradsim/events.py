@@ -19,6 +19,8 @@ COMMANDS: dict[str, str] = {
     "optimizer": "switch the optimiser",
     "recurrent_init": "re-draw the recurrent weights W_hh (orthogonal, identity or normal:G; recurrent models)",
     "forget_bias": "set the LSTM forget gates' bias",
+    "norm": "move a transformer's layer norms before each sublayer (pre) or after each residual add (post)",
+    "warmup": "warm the learning rate up linearly over the next N steps (0: none)",
 }
 
 START = "start"

@@ -10,7 +10,7 @@ import argparse
 from typing import Any, Callable
 
 from ..commands import CommandError, Scheduled, parse_command
-from ..config import ACTIVATIONS, DATASETS, INITS, MODEL_DATASETS, MODEL_DEFAULTS, MODELS, OPTIMIZERS, SCALED_INITS, ConfigError, RunConfig
+from ..config import ACTIVATIONS, DATASETS, INITS, MODEL_DEFAULTS, MODELS, OPTIMIZERS, SCALED_INITS, ConfigError, RunConfig
 
 
 def positive_float(text: str) -> float:
@@ -106,15 +106,21 @@ FLAG_TO_FIELD = {
     "seq_len": "seq_len",
     "recurrent_init": "recurrent_init",
     "forget_bias": "forget_bias",
+    "heads": "heads",
+    "norm_position": "norm_position",
+    "warmup_steps": "warmup_steps",
 }
 
 
 def add_family_flags(p: argparse.ArgumentParser, conv: Callable[[Any], Any]) -> None:
     """The model-family flags, mirroring their RunConfig fields."""
     p.add_argument("--model", type=conv(str), help=f"the network family: one of {', '.join(MODELS)} (default mlp)")
-    p.add_argument("--seq-len", type=conv(int), help=f"sequence length 2-1000 of the recurrent tasks ({', '.join(MODEL_DATASETS['rnn'])})")
+    p.add_argument("--seq-len", type=conv(int), help="tokens per input sequence of sequence models (recurrent and transformer), 2-1000")
     p.add_argument("--recurrent-init", type=conv(str), help="W_hh of recurrent models: orthogonal, identity or normal:G (spectral radius about G)")
     p.add_argument("--forget-bias", type=conv(float), help="the LSTM's initial forget-gate bias (default 1)")
+    p.add_argument("--heads", type=conv(int), help="attention heads of a transformer (width must be divisible by it)")
+    p.add_argument("--norm-position", type=conv(str), help="transformer layer norms: pre (before each sublayer) or post (after each residual add)")
+    p.add_argument("--warmup-steps", type=conv(int), help="steps of linear learning-rate warm-up (default 0: none)")
 
 
 def base_config(args: argparse.Namespace) -> tuple[RunConfig, tuple[Scheduled, ...], str]:

@@ -20,6 +20,7 @@ from typing import Any, Callable, ClassVar, Optional, Sequence
 from ..commands import PARSERS, Command, CommandError
 from ..config import MODEL_DATASETS, RECURRENT_MODELS
 from ..metrics import PARAM_METRICS
+from ..data.sequences import SEQUENCE_DATASETS
 
 #: Kinds of unit and what their row holds (docs/session-format.md).
 #: ``linear``: an MLP layer, its parameters and its signal ||dL/dz||;
@@ -154,6 +155,16 @@ class ModelFamily(ABC):
         describes, without building it: how a format-1 or format-2 session
         (which stored no units) gets them, and the window without torch."""
 
+    def make_data(self, config: Any) -> Any:
+        """The run's data set (train and test split) for ``config`` (a RunConfig)."""
+        if config.dataset in SEQUENCE_DATASETS:
+            from ..data.sequences import make_sequences
+
+            return make_sequences(config.dataset, config.n_samples, config.seq_len, config.seed, config.test_fraction)
+        from ..data.datasets import make_dataset
+
+        return make_dataset(config.dataset, config.n_samples, config.noise, config.seed, config.test_fraction)
+
     def theory(self) -> Optional[TheoryHook]:
         """The predicted gain per unit for a network and an input batch, or None
         (a family without a theory records ``pred_gain`` empty)."""
@@ -181,6 +192,8 @@ def provide_theory(model: str, hook: TheoryHook) -> None:
 
 #: Live commands only recurrent networks have (W_hh, the LSTM's forget gate).
 RECURRENT_ONLY = frozenset({"recurrent_init", "forget_bias"})
+#: Live commands only transformers have (where the layer norms sit).
+TRANSFORMER_ONLY = frozenset({"norm"})
 
 
 # ------------------------------------------------------------------ the MLP
@@ -203,7 +216,7 @@ class MLPFamily(ModelFamily):
     """The deep MLP of v0.2.0 (gradsim.models.mlp.GradNet): every live command, every probe."""
 
     name = "mlp"
-    commands = frozenset(PARSERS) - RECURRENT_ONLY
+    commands = frozenset(PARSERS) - RECURRENT_ONLY - TRANSFORMER_ONLY
     probes = ("stats", "theory", "jacobian", "learned")
 
     def build(self, config: Any) -> Any:
@@ -288,8 +301,60 @@ class RecurrentFamily(ModelFamily):
         return recurrent_units(config.get("seq_len"), config.get("depth"))  # type: ignore[arg-type]
 
 
+# ------------------------------------------------------------ transformer
+def transformer_units(depth: int) -> list[Unit]:
+    """The units of a transformer of ``depth`` blocks: ``stream 1`` .. ``stream depth+1``
+    (kind ``stream``: the residual stream entering block l; the last one leaves
+    the last block), then ``attn l`` and ``mlp l`` per block (kind ``block``:
+    the sublayer's weights and biases, its output's gradient), then ``embed``
+    (input embedding and positional table) and ``head`` (kind ``param``).
+    """
+    if isinstance(depth, bool) or not isinstance(depth, int) or depth < 1:
+        raise UnitError(f"depth = {depth!r}, expected a whole number >= 1")
+    units = [Unit(l, f"stream {l}", "stream") for l in range(1, depth + 2)]
+    for i in range(depth):
+        p = f"encoder.layers.{i}."
+        units.append(Unit(len(units) + 1, f"attn {i + 1}", "block", (
+            p + "self_attn.in_proj_weight", p + "self_attn.out_proj.weight", p + "self_attn.in_proj_bias", p + "self_attn.out_proj.bias")))
+        units.append(Unit(len(units) + 1, f"mlp {i + 1}", "block", (p + "linear1.weight", p + "linear2.weight", p + "linear1.bias", p + "linear2.bias")))
+    units.append(Unit(len(units) + 1, "embed", "param", ("embed.weight", "pos", "embed.bias")))
+    units.append(Unit(len(units) + 1, "head", "param", ("head.weight", "head.bias")))
+    return units
+
+
+class TransformerFamily(ModelFamily):
+    """A transformer encoder (gradsim.models.transformer.TransformerNet): ``depth`` blocks,
+    ``width`` = d_model, ``heads`` heads, layer norm ``pre`` or ``post``, a head on token 1."""
+
+    name = "transformer"
+    commands = frozenset({"clip", "lr", "optimizer", "init", "norm", "warmup"})
+    probes = ("stats",)
+
+    def build(self, config: Any) -> Any:
+        from ..data.sequences import sequence_shape
+        from .transformer import TransformerNet  # torch only here
+
+        n_in, n_out = sequence_shape(config.dataset, config.seq_len)
+        return TransformerNet(
+            n_in, n_out, config.depth, config.width, config.heads, config.activation, config.seq_len,
+            config.norm_position, config.leaky_slope,
+        )
+
+    def units(self, network: Any) -> list[Unit]:
+        """The units, their parameter names read from ``named_parameters()``."""
+        names = {id(p): n for n, p in network.named_parameters()}
+        groups = {name: tuple(names[id(p)] for p in ws + bs) for name, ws, bs in network.unit_groups()}
+        units = [Unit(u.layer, u.name, u.kind, groups.get(u.name, u.params)) for u in transformer_units(network.depth)]
+        return check_units(units, len(units))
+
+    def config_units(self, config: dict[str, Any]) -> list[Unit]:
+        return transformer_units(config.get("depth"))  # type: ignore[arg-type]
+
+
 #: The families by ``RunConfig.model`` (gradsim.config.MODELS lists the same names).
-FAMILIES: dict[str, ModelFamily] = {"mlp": MLPFamily(), **{m: RecurrentFamily(m) for m in RECURRENT_MODELS}}
+FAMILIES: dict[str, ModelFamily] = {
+    "mlp": MLPFamily(), **{m: RecurrentFamily(m) for m in RECURRENT_MODELS}, "transformer": TransformerFamily(),
+}
 
 
 def family_for(config: Any) -> ModelFamily:

@@ -19,14 +19,14 @@ are NaN: not known, rather than a made-up 0.
 - every other activation (Leaky ReLU, GELU, ELU, SiLU, ...): both 0, it has no
   flat region and cannot die.
 
-The thresholds are the simulator's own (gradsim.train.probes), so a watched
+The thresholds are the simulator's own (gradsim.activations), so a watched
 session and a simulated one mean the same thing by "saturated".
 """
 from __future__ import annotations
 
 from typing import Optional
 
-from ..train.probes import SAT_SIGMOID_HI, SAT_SIGMOID_LO, SAT_TANH
+from ..activations import SAT_SIGMOID_HI, SAT_SIGMOID_LO, SAT_TANH
 
 #: Activation modules by lower-case class name -> how their output is judged:
 #: "01" sigmoid-like, "pm1" tanh-like, "relu" rectifying, "smooth" neither.

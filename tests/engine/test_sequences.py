@@ -71,3 +71,15 @@ def test_seq_digits_refuses_a_length_that_does_not_divide_64():
         check_seq_len("seq-digits", 10)
     with pytest.raises(ValueError, match="'spiral' is not a sequence task"):
         make_sequences("spiral", 10, 4)
+
+
+def test_recall_last_puts_the_class_in_the_last_token_and_noise_before():
+    d = make_sequences("recall-last", 4000, 12, seed=5)
+    x, y = _all(d)
+    assert not d.regression and y.dtype == np.int64 and set(np.unique(y)) == {0, 1}
+    np.testing.assert_array_equal(x[:, -1, 0], np.where(y == 1, 1.0, -1.0))
+    noise = x[:, :-1, 0]
+    assert abs(noise.mean()) < 0.02 and abs(noise.std() - 1.0) < 0.02
+    assert abs(noise[y == 1].mean() - noise[y == 0].mean()) < 0.03
+    # the first token carries no answer: it is noise, not +-1
+    assert not np.all(np.isin(x[:, 0, 0], [-1.0, 1.0]))

@@ -20,6 +20,8 @@ _EVENT_COLOURS: dict[str, str] = {
     "optimizer": "#26c6da",
     "recurrent_init": "#8d6e63",
     "forget_bias": "#9ccc65",
+    "norm": "#7e57c2",
+    "warmup": "#ffca28",
     "start": "#9e9e9e",
     "pause": "#bdbdbd",
     "note": "#eeeeee",
