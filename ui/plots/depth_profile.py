@@ -326,8 +326,7 @@ def _why_no_prediction(store: Session, row: int) -> str:
     width, depth = cfg.get("width"), cfg.get("depth")
     model = cfg.get("model", "mlp")
     if model in ("lstm", "gru"):
-        return (f"no theory line: the mean-field gain through time is the vanilla RNN's; an {model.upper()}'s gates "
-                "set its gain step by step (they open and close with the input), which that theory does not model")
+        return f"no theory line: the mean-field gain through time is the vanilla RNN's; it does not model an {model.upper()}'s gates"
     if model == "rnn" and isinstance(width, int) and width < PRED_MIN_WIDTH:
         return f"no theory line: width {width} is too narrow for the mean-field theory (it needs {PRED_MIN_WIDTH} or more hidden units)"
     if model not in ("mlp", "rnn"):
