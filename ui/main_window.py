@@ -149,6 +149,7 @@ class MainWindow(QMainWindow):
         run.command_refused.connect(self._on_command_refused)
         run.run_failed.connect(self._on_run_failed)
         self.toggles.command_requested.connect(run.send_command)
+        run.readouts_changed.connect(self.toggles.show_readouts)
         self.builder.validity_changed.connect(self.window_actions.run_actions.on_validity_changed)
         self.builder.preview_wanted.connect(self.worker.request_preview)
         self.builder.preset_applied.connect(self._on_preset_applied)

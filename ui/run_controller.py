@@ -132,6 +132,8 @@ class RunController(QObject):
     progress_changed = Signal(object)
     #: The run diverged at this step.
     run_diverged = Signal(int)
+    #: New readouts of the run (gradsim.service.protocol.Readouts: W_hh's spectral radius, clipped share).
+    readouts_changed = Signal(object)
     #: A command was refused (by the controller or by the trainer): the reason.
     command_refused = Signal(str)
     #: The training thread reported an error; the run stopped (the full message).
@@ -436,6 +438,8 @@ class RunController(QObject):
             self.mirror.append_rows(rows)
         self.mirror.steps_run = snap.step
         self._note_progress(snap)
+        if snap.readouts is not None:
+            self.readouts_changed.emit(snap.readouts)
         if snap.diverged_at is not None and self.mirror.diverged_at is None:
             self.mirror.diverged_at = snap.diverged_at
             self.run_diverged.emit(int(snap.diverged_at))
