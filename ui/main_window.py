@@ -28,6 +28,7 @@ from . import menus
 from . import settings as st
 from .about import app_icon
 from .panels.builder import BuilderPanel
+from .panels.diagnosis import DiagnosisController
 from .panels.error_dialog import ErrorDialog, OpenErrorDialogs
 from .panels.event_log import EventLog
 from .panels.toggles import TogglesPanel
@@ -38,6 +39,7 @@ from .run_controller import RunController, RunState
 from .session_export import SessionExporter
 from .fork_controls import ForkControls
 from .learned_view import LearnedController
+from .follow import FollowController
 from .session_viewer import SessionViewer
 from .status_bar import RunStatusBar
 from .teaching import TeachingController
@@ -93,6 +95,8 @@ class MainWindow(QMainWindow):
         self.pace = PaceControls(self, self.run, self.status)
         self.fork = ForkControls(self, host=self)
         self.learned = LearnedController(self, host=self)
+        #: File > Follow running session (a gradsim.watch folder that grows; ui/follow.py).
+        self.follow = FollowController(self, host=self)
         # Exercise panel and Jacobian spectrum: docks built on first use (View and Exercises menus).
         self.teaching = TeachingController(self, host=self)
         #: Asks Save / Discard / Cancel before unsaved work is replaced (ui/unsaved.py).
@@ -100,6 +104,8 @@ class MainWindow(QMainWindow):
         self._close_confirmed = False
         #: Every action, the View menu and the run toolbar (ui/menus.py).
         self.window_actions = menus.make_window_actions(self)
+        #: View > Diagnosis: what gradsim diagnose says about the session on screen (ui/panels/diagnosis.py).
+        self.diagnosis = DiagnosisController(self)
         self._connect_views()
         self.set_redraw_mode(DEFAULT_REDRAW_MODE)
         self.teaching.add_menu(self.menuBar())
@@ -381,6 +387,7 @@ class MainWindow(QMainWindow):
         self._close_confirmed = True
         self.pacer.stop()
         self.viewer.close()
+        self.follow.close()
         try:
             if self.persist:
                 self.save_settings()

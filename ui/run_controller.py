@@ -347,6 +347,19 @@ class RunController(QObject):
             if h.state.live and (snap.failed or snap.finished):
                 h.state = RunState.FAILED if snap.failed else RunState.FINISHED
 
+    def viewed_grew(self) -> None:
+        """The opened session gained rows (a followed watched run): plots and status bar catch up."""
+        full = self.viewed
+        if full is None or self.state is not RunState.VIEWING:
+            return
+        last = full.latest()
+        self._set_progress(Progress(
+            full.steps_run, None, 0.0,
+            last.scalar("loss") if last is not None else math.nan,
+            last.scalar("accuracy") if last is not None else math.nan,
+        ))
+        self.mirror_updated.emit(self.generation)
+
     def view_rows(self, n: int) -> Session:
         """Show the opened session's first ``n`` rows (the step slider); returns the new mirror."""
         full = self.viewed
