@@ -41,6 +41,24 @@ def _positive_int(text: str) -> int:
     return n
 
 
+#: The rates ``--speed`` accepts (ui/pace_controls.py's MIN_SPEED, MAX_SPEED; here so a typo costs no Qt import).
+MIN_SPEED, MAX_SPEED = 1.0, 100_000.0
+
+
+def _speed(text: str) -> Optional[float]:
+    """``--speed``: 'full' (None) or whole steps a second within the pace controls' range."""
+    if text.strip().lower() == "full":
+        return None
+    try:
+        n = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: a whole number of steps a second "
+                                         f"({MIN_SPEED:.0f}-{MAX_SPEED:,.0f}) or 'full'") from None
+    if not MIN_SPEED <= n <= MAX_SPEED:
+        raise argparse.ArgumentTypeError(f"{n}: steps a second must be {MIN_SPEED:.0f}-{MAX_SPEED:,.0f} (or 'full')")
+    return float(n)
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = _Parser(
         prog=PROG,
@@ -52,6 +70,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--open", metavar="SESSION", dest="open_path",
                    help="show an exported session (a folder or a .zip) read-only; with --screenshot, save a picture of it")
     p.add_argument("--steps", metavar="N", type=_positive_int, help="maximum steps of the run")
+    p.add_argument("--speed", metavar="N", type=_speed,
+                   help="training speed: N steps a second (a whole number, 1-100000) or 'full' (the default)")
     p.add_argument("--screenshot", metavar="FILE.png", help="run the steps headless, save a screenshot of the window and exit")
     p.add_argument("--self-test", action="store_true", help="run a small session through the real window, export it, and exit (status 0 when all is well)")
     return p
@@ -136,6 +156,8 @@ def _run(app, window, args: argparse.Namespace, config, schedule, opened=None) -
         return _screenshot(app, window, args.screenshot, args.steps)
     if args.steps is not None:
         window.builder.steps.setValue(args.steps)
+    if args.speed is not None:
+        window.pace.set_speed(args.speed, any_rate=True)
     window.show()
     _close_on_signals(window)
     return app.exec()
