@@ -128,6 +128,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 
     window = MainWindow(persist=not headless)
     window.guard.enabled = not headless  # nobody is there to answer "save first?"
+    window.autosave.enabled = not headless  # a headless run is not a student's work
     if os.environ.get("GRADSIM_REPORT_FIRST_PAINT"):
         _report_first_paint(window, app)
     try:
