@@ -109,10 +109,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         return _fail_usage(str(exc).splitlines()[0])
     opened = None
     if args.open_path:
-        from gradsim.session.ops import SessionOpenError, load_saved_session
+        from gradsim.session.ops import SessionOpenError, load_saved_run
 
         try:  # before any window: a file that is not a session costs one line, exit 2
-            opened = load_saved_session(args.open_path)
+            opened = load_saved_run(args.open_path)
         except SessionOpenError as exc:
             return _fail_usage(f"--open: {exc}")
     if args.screenshot:
@@ -143,7 +143,7 @@ def _run(app, window, args: argparse.Namespace, config, schedule, opened=None) -
         return _self_test(app, window)
     if opened is not None:
         window.show()
-        window.viewer.show_session(opened, args.open_path)
+        window.viewer.show_session(opened[0], args.open_path, branch=opened[1])
         if args.screenshot:
             return _screenshot_now(app, window, args.screenshot)
         _close_on_signals(window)
