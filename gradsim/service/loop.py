@@ -31,7 +31,7 @@ from typing import Any, Callable, Optional, Protocol
 
 import numpy as np
 
-from ..commands import Command, CommandError
+from ..commands import COMMAND_KINDS, Annotate, Command, CommandError
 from ..config import ConfigError
 from .protocol import (
     SNAPSHOT_HZ, BranchCommand, CancelReplication, CommandFailed, Diverged, ExportFailed, ExportFinished,
@@ -124,6 +124,8 @@ class EngineLoop:
         #: Branch B's own meter: after A ends (diverged, say) B goes on, and its speed is what trains.
         self._fork_rate = RateMeter()
         self._pace = SetPace()
+        #: A toggle was applied between steps since the last step (pause_on_toggle pauses after the next one).
+        self._toggled = False
         self._next_step_at = 0.0
         #: (step index, perf_counter) at the start of each recent step: what a pace is measured by.
         self.step_times: deque = deque(maxlen=4096)
@@ -230,7 +232,7 @@ class EngineLoop:
             return 0.0
         return max(0.0, self._next_step_at - time.perf_counter())
 
-    def _pace_pause(self, diverged_before: tuple) -> str:
+    def _pace_pause(self, diverged_before: tuple, toggles_before: int) -> str:
         """Why SetPace stops the run after this step ("" to go on). A run that is not forked
         ends where it diverges; a forked one goes on with the other branch, unless asked to pause."""
         t, b = self._trainer, self._fork
@@ -240,7 +242,19 @@ class EngineLoop:
             for name, x, before in (("A", t, diverged_before[0]), ("B", b, diverged_before[1])):
                 if before is None and x.diverged_at is not None:
                     return f"branch {name} diverged at step {x.diverged_at:,}"
+        toggled, self._toggled = self._toggled, False
+        if self._pace.pause_on_toggle and (toggled or len(self._command_events()) > toggles_before):
+            last = self._command_events()[-1]
+            return f"{last.kind} = {last.value} applied at step {last.step:,}"
         return ""
+
+    def _command_events(self) -> list:
+        """The changes (toggles, scheduled events) recorded so far in every branch, in order."""
+        out = []
+        for x in (self._trainer, self._fork):
+            if x is not None:
+                out += [e for e in x.session.events if e.kind in COMMAND_KINDS]
+        return out
 
     def _start(self, _: StartRun) -> None:
         t = self._trainer
@@ -278,6 +292,7 @@ class EngineLoop:
         self._fork = None
         self._fork_sent = (-1, 0, -1)
         self._broken = False
+        self._toggled = False
         self._generation = msg.generation
         self._sent_step = -1
         self._sent_events = 0
@@ -340,6 +355,7 @@ class EngineLoop:
         except CommandError as exc:
             self.emit(CommandFailed(f"branch B: {exc}"))
             return
+        self._toggled = self._toggled or not isinstance(msg.command, Annotate)  # a prediction changes nothing
         self._emit(force=True)
 
     def _apply(self, command: Command) -> None:
@@ -355,6 +371,7 @@ class EngineLoop:
         except CommandError as exc:
             self.emit(CommandFailed(str(exc)))
             return
+        self._toggled = self._toggled or not isinstance(command, Annotate)  # a prediction changes nothing
         self._emit(force=True)
 
     # ------------------------------------------------------ stepping
@@ -364,6 +381,7 @@ class EngineLoop:
         now = time.perf_counter()
         self.step_times.append((int(t.step_index), now))
         diverged_before = (t.diverged_at, b.diverged_at if b is not None else None)
+        toggles_before = len(self._command_events()) if self._pace.pause_on_toggle else 0
         if self._pace.steps_per_s is not None:
             self._next_step_at = now + 1.0 / self._pace.steps_per_s
         try:
@@ -383,7 +401,7 @@ class EngineLoop:
         self._rate.mark(t.step_index)
         if b is not None:
             self._fork_rate.mark(b.step_index)
-        why = self._pace_pause(diverged_before) if self._running and not self._all_finished() else ""
+        why = self._pace_pause(diverged_before, toggles_before) if self._running and not self._all_finished() else ""
         if why:
             self._running = False
             t.session.add_event(t.step_index, "pause", why)  # an annotation, as a pause in the window

@@ -131,11 +131,14 @@ class SetSnapshotRate:
 @dataclass(frozen=True)
 class SetPace:
     """A pace students can follow: at most ``steps_per_s`` steps a second while running (None: full
-    speed); pause once step ``pause_at`` is done (None: never); pause when a branch diverges."""
+    speed); pause once step ``pause_at`` is done (None: never); pause when a branch diverges;
+    pause after the first step a toggle changed (``pause_on_toggle``: a scheduled one, or one sent
+    while running), so the moment of the change can be looked at."""
 
     steps_per_s: Optional[float] = None
     pause_at: Optional[int] = None
     pause_on_divergence: bool = False
+    pause_on_toggle: bool = False
 
     def __post_init__(self) -> None:
         if self.steps_per_s is not None and not self.steps_per_s > 0:
