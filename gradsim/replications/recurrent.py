@@ -1,5 +1,5 @@
-"""Replications about recurrent networks trained through time: le2015 (IRNN) and
-bengio1994 (vanishing through time). pascanu2013 (clipping) lives with the other
+"""Replications about recurrent networks trained through time: bengio1994 (vanishing
+through time), hochreiter1997 (LSTM) and le2015 (IRNN). pascanu2013 (clipping) lives with the other
 training-curve replications (training.py)."""
 from __future__ import annotations
 
@@ -171,4 +171,76 @@ class Bengio1994(Replication):
         ax2.set_xlabel("t - T (steps back from the loss)")
         ax2.set_ylabel("||dL/dh_t|| / ||dL/dh_T|| at step 0")
         ax2.set_title("signal back through time at initialization", fontsize=9)
+        ax2.legend(fontsize=8)
+
+
+class Hochreiter1997(Replication):
+    name = "hochreiter1997"
+    title = "Hochreiter & Schmidhuber 1997: an LSTM learns the adding problem at lengths where a tanh RNN does not"
+    citation = "S. Hochreiter, J. Schmidhuber, \"Long Short-Term Memory\", Neural Computation 9(8), 1997."
+    claim = (
+        "(Sec. 5.4, Experiment 4) the LSTM's gated cell carries information over long time lags, so it learns the "
+        "adding problem at sequence lengths (T = 100-1000 in the paper) where recurrent nets trained by "
+        "backpropagation through time fail."
+    )
+    LENGTHS = (10, 20, 40)
+    setup = (
+        "the paper used T = 100-1000 and trained for up to 10^5-10^6 sequences with its own LSTM variant (no forget "
+        f"gate); here T = {', '.join(str(t) for t in LENGTHS)}, 24 hidden units, Adam lr 0.005, batch 64, 600 steps, "
+        "torch's LSTM cell with a forget gate (bias 1) against a tanh RNN of the same width (orthogonal W_hh), same "
+        f"seeds and batches. 'Learns' = mean training loss over the last 10% of steps below {LEARNED_SHARE} x 1/6, "
+        "the mean predictor's loss."
+    )
+
+    def runs(self, mode: str, seed: int = 0) -> list[Run]:
+        steps = _steps(mode, 600)
+        return [
+            Run(f"{model}-T{T}-seed{seed}",
+                RunConfig(model=model, dataset="adding", seq_len=T, depth=1, width=24, activation="tanh", recurrent_init="orthogonal",
+                          forget_bias=1.0, n_samples=1000, batch_size=64, optimizer="adam", lr=0.005, steps=steps, seed=seed, stats_every=50),
+                tags={"model": model, "T": T, "seed": seed})
+            for T in self.LENGTHS for model in ("lstm", "rnn")
+        ]
+
+    def analyse(self, results: dict[str, RunResult], mode: str) -> Outcome:
+        table = [{"run": k, "model": r.run.tags["model"], "T": r.run.tags["T"], "seed": r.run.tags["seed"],
+                  "loss_end": r.tail_mean("loss"), "accuracy_end": r.tail_mean("accuracy"), "diverged_at": r.session.diverged_at}
+                 for k, r in results.items()]
+        bar = LEARNED_SHARE * MEAN_PREDICTOR_MSE
+        longest = max(self.LENGTHS)
+        at = {(t["model"], t["T"]): t for t in table}
+        lstm_learns = at[("lstm", longest)]["diverged_at"] is None and at[("lstm", longest)]["loss_end"] < bar
+        rnn_fails = not (at[("rnn", longest)]["loss_end"] < bar)
+        measured = "final loss by T (mean predictor 0.167): " + "; ".join(
+            f"T {T}: LSTM {fmt(at[('lstm', T)]['loss_end'])}, tanh RNN {fmt(at[('rnn', T)]['loss_end'])}" for T in self.LENGTHS
+        ) + "."
+        criterion = (
+            f"at T = {longest} the LSTM stays finite and its mean training loss over the last 10% of steps is below {fmt(bar)} "
+            f"({LEARNED_SHARE} x the mean predictor's 1/6); the tanh RNN's is not."
+        )
+        return Outcome(lstm_learns and rnn_fails, measured, criterion, table, {"lstm_learns": lstm_learns, "rnn_fails": rnn_fails})
+
+    def draw(self, fig: Any, results: dict[str, RunResult], outcome: Outcome) -> None:
+        colours = {"lstm": "tab:green", "rnn": "tab:red"}
+        names = {"lstm": "LSTM", "rnn": "tanh RNN"}
+        ax = fig.add_subplot(1, 2, 1)
+        longest = max(self.LENGTHS)
+        for r in results.values():
+            if r.run.tags["T"] != longest:
+                continue
+            y = r.session.column("loss").astype(float)
+            ax.semilogy(r.session.steps, smooth(y, max(1, y.size // 50)), color=colours[r.run.tags["model"]], lw=1.2, label=names[r.run.tags["model"]])
+        ax.axhline(MEAN_PREDICTOR_MSE, color="k", ls="--", lw=0.8, label="predict the mean (1/6)")
+        ax.set_xlabel("step")
+        ax.set_ylabel(f"training loss at T = {longest} (running mean)")
+        ax.legend(fontsize=8)
+        ax2 = fig.add_subplot(1, 2, 2)
+        for model in ("lstm", "rnn"):
+            ts = list(self.LENGTHS)
+            ys = [next(r.tail_mean("loss") for r in results.values() if r.run.tags["model"] == model and r.run.tags["T"] == T) for T in ts]
+            ax2.semilogy(ts, ys, "o-", color=colours[model], label=names[model])
+        ax2.axhline(MEAN_PREDICTOR_MSE, color="k", ls="--", lw=0.8)
+        ax2.axhline(LEARNED_SHARE * MEAN_PREDICTOR_MSE, color="k", ls=":", lw=0.8)
+        ax2.set_xlabel("sequence length T")
+        ax2.set_ylabel("final training loss (dotted: 'learns' bar)")
         ax2.legend(fontsize=8)

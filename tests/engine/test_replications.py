@@ -288,6 +288,24 @@ def test_bengio1994_per_seed_from_raw_files(quick):
     _assert_rule(rep, per_seed)
 
 
+def test_hochreiter1997_per_seed_from_raw_files(quick):
+    rep = quick("hochreiter1997")
+    per_seed = {}
+    bar = 0.3 * 2.0 / 12.0
+    for seed, folders in _by_seed(rep).items():
+        end = {}
+        for f in folders:
+            meta = json.loads((f / "session.json").read_text())
+            assert meta["model"] in ("lstm", "rnn") and meta["config"]["dataset"] == "adding"
+            end[(meta["model"], meta["config"]["seq_len"])] = (meta["diverged_at"], _tail(_col(f, "loss")))
+        longest = max(T for _, T in end)
+        per_seed[seed] = {
+            "lstm_learns": end[("lstm", longest)][0] is None and end[("lstm", longest)][1] < bar,
+            "rnn_fails": not (end[("rnn", longest)][1] < bar),
+        }
+    _assert_rule(rep, per_seed)
+
+
 def test_glorot2010_per_seed_from_raw_layers(quick):
     rep = quick("glorot2010")
     per_seed = {}
