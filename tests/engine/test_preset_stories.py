@@ -8,6 +8,8 @@ from gradsim.train.trainer import Trainer
 
 STORY_TESTS = {
     "vanishing-sigmoid", "healthy-relu-he", "deep-tanh-xavier", "exploding-relu", "clipping-rescue", "batchnorm-rescue",
+    # the transformer presets' stories: tests/engine/test_transformer_preset_stories.py
+    "pre-ln", "post-ln",
 }
 
 
