@@ -45,6 +45,13 @@ GRIDS = {
     "small": [
         (d, 32, 4, 8, "recall-last", "adam", lr, 200, 60) for d in (4, 8) for lr in (1e-3, 3e-3, 1e-2)
     ],
+    # around the one setting of "small" where warm-up helped (depth 4, lr 1e-2): a higher rate,
+    # more blocks, a longer warm-up
+    "near": [
+        (4, 32, 4, 8, "recall-last", "adam", 2e-2, 200, 60),
+        (6, 32, 4, 8, "recall-last", "adam", 1e-2, 200, 60),
+        (4, 32, 4, 8, "recall-last", "adam", 1e-2, 200, 120),
+    ],
     "wide": [
         (d, w, 4, s, task, "adam", lr, 400, 150)
         for d, w, s, task, lr in itertools.product((6, 12, 24), (32, 64), (8, 16), ("recall-last", "seq-digits"), (1e-3, 3e-3, 1e-2))

@@ -10,11 +10,12 @@ from .framework import MODES, Cancelled, Replication, ReplicationError, Report, 
 from .glorot import Glorot2010
 from .spectra import Pennington2017, Saxe2014
 from .training import He2015, Ioffe2015, Pascanu2013
+from .xiong2020 import Xiong2020
 
 #: In the order the README and docs/replications.md list them.
 REPLICATIONS: dict[str, Replication] = {
     r.name: r
-    for r in (He2015(), Glorot2010(), Saxe2014(), Pennington2017(), Schoenholz2017(), Ioffe2015(), Pascanu2013())
+    for r in (He2015(), Glorot2010(), Saxe2014(), Pennington2017(), Schoenholz2017(), Ioffe2015(), Pascanu2013(), Xiong2020())
 }
 
 
