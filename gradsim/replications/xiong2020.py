@@ -18,7 +18,7 @@ WIDTH, HEADS, SEQ_LEN = 32, 4, 8
 EXPONENT_TOLERANCE = 0.25
 #: The training part's setting: the one of benchmarks/warmup_search.py's grid where warm-up
 #: helped Post-LN most (depth 4, Adam at lr 1e-2); chosen before this replication existed.
-TRAIN = dict(depth=4, lr=1e-2, steps=200, warmup=60)
+TRAIN_DEPTH, TRAIN_LR, TRAIN_STEPS, TRAIN_WARMUP = 4, 1e-2, 200, 60
 #: A run has learned when its batch accuracy over the last 10% of steps averages at least this
 #: (chance is 0.5 on recall-last).
 LEARNED = 0.9
@@ -72,8 +72,8 @@ class Xiong2020(Replication):
         f"the paper trained 6-layer translation transformers (d = 512) and BERT; here encoders of d_model {WIDTH}, "
         f"{HEADS} heads, GELU MLPs, on recall-last with {SEQ_LEN} tokens (the class sits in the last token, the "
         f"head reads the first). Init part: Pre- and Post-LN on the same weights at depths "
-        f"{', '.join(map(str, DEPTHS))}, one backward pass of a batch of 64. Training part: {TRAIN['depth']} blocks, "
-        f"Adam at lr {TRAIN['lr']:g}, {TRAIN['steps']} steps, warm-up {TRAIN['warmup']} steps (the best setting "
+        f"{', '.join(map(str, DEPTHS))}, one backward pass of a batch of 64. Training part: {TRAIN_DEPTH} blocks, "
+        f"Adam at lr {TRAIN_LR:g}, {TRAIN_STEPS} steps, warm-up {TRAIN_WARMUP} steps (the best setting "
         "of benchmarks/warmup_search.py; in most settings tried there warm-up made no difference). d = 32 is far "
         "from the theorem's large-width regime."
     )
@@ -86,10 +86,10 @@ class Xiong2020(Replication):
                                 activation="gelu", norm_position=norm, n_samples=500, batch_size=64, optimizer="adam", lr=1e-3,
                                 steps=1, stats_every=1, seed=seed)
                 out.append(Run(f"init-{norm}-depth{depth}-seed{seed}", cfg, tags={"part": "init", "norm": norm, "depth": depth, "seed": seed}))
-        for arm, norm, wu in (("post", "post", 0), ("post-warmup", "post", TRAIN["warmup"]), ("pre", "pre", 0)):
-            cfg = RunConfig(model="transformer", dataset="recall-last", seq_len=SEQ_LEN, depth=TRAIN["depth"], width=WIDTH, heads=HEADS,
+        for arm, norm, wu in (("post", "post", 0), ("post-warmup", "post", TRAIN_WARMUP), ("pre", "pre", 0)):
+            cfg = RunConfig(model="transformer", dataset="recall-last", seq_len=SEQ_LEN, depth=TRAIN_DEPTH, width=WIDTH, heads=HEADS,
                             activation="gelu", norm_position=norm, warmup_steps=wu, n_samples=500, batch_size=32, optimizer="adam",
-                            lr=TRAIN["lr"], steps=TRAIN["steps"], stats_every=20, seed=seed)
+                            lr=TRAIN_LR, steps=TRAIN_STEPS, stats_every=20, seed=seed)
             out.append(Run(f"train-{arm}-seed{seed}", cfg, tags={"part": "train", "arm": arm, "seed": seed}))
         return out
 
@@ -168,5 +168,5 @@ class Xiong2020(Replication):
         ax3.axhline(LEARNED, color="0.5", lw=0.8, ls=":")
         ax3.set_xlabel("step")
         ax3.set_ylabel("batch accuracy (running mean)")
-        ax3.set_title(f"training, lr {TRAIN['lr']:g}, warm-up {TRAIN['warmup']}", fontsize=9)
+        ax3.set_title(f"training, lr {TRAIN_LR:g}, warm-up {TRAIN_WARMUP}", fontsize=9)
         ax3.legend(fontsize=8)
