@@ -49,9 +49,3 @@ def test_applied_events_move_the_controls(qtbot):
     p.sync_event(Event(4, "warmup", "25"))
     assert p.norm_position.currentText() == "pre" and p.warmup.text() == "25"
 
-
-def test_the_builder_says_why_it_cannot_start_a_transformer_preset_yet(window):
-    """The form's dataset list holds the MLP's 2-D sets only: a transformer preset loads its
-    family but not its sequence task, and the form says so rather than starting an MLP run."""
-    window.builder.apply_preset("post-ln")
-    assert window.builder.config() is None and window.builder.error()
