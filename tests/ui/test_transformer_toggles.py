@@ -1,6 +1,6 @@
 """The toggles panel's transformer rows: shown for transformer runs only, norm=pre|post and
 warmup=N sent as commands, a bad warm-up refused with a message and nothing sent, and applied
-events followed; the builder refuses (with a message) a transformer preset it cannot show yet."""
+events followed."""
 from __future__ import annotations
 
 from gradsim.commands import SetNormPosition, SetWarmup
