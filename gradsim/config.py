@@ -51,6 +51,8 @@ ALL_DATASETS = DATASETS + SEQUENCE_DATASETS
 MODEL_DEFAULTS: dict[str, dict[str, Any]] = {
     "mlp": {"depth": 10, "dataset": "spiral"},
     **{m: {"depth": 1, "dataset": "adding"} for m in RECURRENT_MODELS},
+    # the MLP's spiral is no sequence task: --model transformer alone trains on the far-recall task
+    "transformer": {"depth": 4, "dataset": "recall-last"},
 }
 #: The vanilla RNN's nonlinearities (torch.nn.RNN's ``nonlinearity``).
 RNN_ACTIVATIONS = ("tanh", "relu")

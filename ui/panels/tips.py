@@ -46,6 +46,10 @@ TIPS: dict[str, str] = {
     "live_lr_apply": "Send the learning-rate change to the running optimizer at the next step.",
     "live_optimizer": "Switch the update rule mid-run (optimizer state is rebuilt): Adam normalizes the update size per parameter, SGD does not.",
     "live_optimizer_apply": "Send the optimizer change to the run; it takes effect at the next step.",
+    "live_norm_position": "Where a transformer's layer norms sit: pre (before each sublayer, a final norm before the head) or post (after each residual add, the original transformer). Every weight stays where it is.",
+    "live_norm_apply": "Move the layer norms; it takes effect at the next step.",
+    "live_warmup": "Linear learning-rate warm-up over this many steps, starting at the next step (0 ends a warm-up under way).",
+    "live_warmup_apply": "Start the warm-up; the rate climbs from lr/N to lr over N steps.",
     # actions
     "run": "Start or pause training (Space); the gradient plots update live while it runs.",
     "step": "Run exactly one optimizer step (S) and pause, to watch one update of the gradients.",

@@ -32,13 +32,15 @@ from gradsim.commands import (
     SetClip,
     SetLayerNorm,
     SetLR,
+    SetNormPosition,
     SetOptimizer,
     SetForgetBias,
     SetRecurrentInit,
     SetResidual,
+    SetWarmup,
     command_from_event,
 )
-from gradsim.config import ACTIVATIONS, CLIP_MODES, INITS, OPTIMIZERS, SCALED_INITS, RunConfig
+from gradsim.config import ACTIVATIONS, CLIP_MODES, INITS, NORM_POSITIONS, OPTIMIZERS, SCALED_INITS, RunConfig
 from gradsim.models.family import UnitError, family_for
 from gradsim.events import PREDICTION
 from gradsim.session.store import Event
@@ -159,6 +161,27 @@ class TogglesPanel(QWidget):
         #: Which live commands the run's family takes (None: any; no run yet).
         self._family_commands: Optional[frozenset[str]] = None
 
+        # A transformer's own toggles, shown only for transformer runs (sync_config).
+        self.norm_position = self._combo(NORM_POSITIONS, "live_norm_position")
+        self.norm_apply = self._button("Apply", "live_norm_apply")
+        self.norm_label = QLabel("Layer norms")
+        grid.addWidget(self.norm_label, row, 0)
+        grid.addWidget(self.norm_position, row, 1, 1, 2)
+        grid.addWidget(self.norm_apply, row, 3)
+        row += 1
+        self.warmup = QLineEdit("100")
+        self.warmup.setToolTip(TIPS["live_warmup"])
+        self.warmup.setPlaceholderText("steps")
+        self.warmup_apply = self._button("Apply", "live_warmup_apply")
+        self.warmup_label = QLabel("Warm-up")
+        grid.addWidget(self.warmup_label, row, 0)
+        grid.addWidget(self.warmup, row, 1, 1, 2)
+        grid.addWidget(self.warmup_apply, row, 3)
+        row += 1
+        self._transformer_rows = (self.norm_label, self.norm_position, self.norm_apply, self.warmup_label, self.warmup, self.warmup_apply)
+        for w in self._transformer_rows:
+            w.setVisible(False)
+
         self.predict = QCheckBox("Predict before toggling")
         self.predict.setToolTip(
             "Before a change applies, say what the early layers' backprop signal will do (grows, shrinks or stays, "
@@ -220,6 +243,9 @@ class TogglesPanel(QWidget):
         self.recurrent_init.returnPressed.connect(self._on_recurrent_init_apply)
         self.forget_bias_apply.clicked.connect(self._on_forget_bias_apply)
         self.forget_bias.returnPressed.connect(self._on_forget_bias_apply)
+        self.norm_apply.clicked.connect(self._on_norm_apply)
+        self.warmup_apply.clicked.connect(self._on_warmup_apply)
+        self.warmup.returnPressed.connect(self._on_warmup_apply)
         self.init.currentIndexChanged.connect(self._on_init_changed)
         self.clip_mode.currentIndexChanged.connect(self._on_clip_mode_changed)
         self._on_init_changed()
@@ -311,6 +337,11 @@ class TogglesPanel(QWidget):
         self.clip_threshold.setText(format_float(config.clip_threshold))
         self.lr.setText(format_float(config.lr))
         self._set_quietly(self.optimizer, config.optimizer)
+        transformer = config.model == "transformer"
+        for w in self._transformer_rows:
+            w.setVisible(transformer)
+        self._set_quietly(self.norm_position, config.norm_position)
+        self.warmup.setText(str(config.warmup_steps or 100))
         self._on_clip_mode_changed()
         self.error_label.hide()
 
@@ -345,6 +376,10 @@ class TogglesPanel(QWidget):
             self.recurrent_init.setText(cmd.scheme)
         elif isinstance(cmd, SetForgetBias):
             self.forget_bias.setText(format_float(cmd.bias))
+        elif isinstance(cmd, SetNormPosition):
+            self._set_quietly(self.norm_position, cmd.position)
+        elif isinstance(cmd, SetWarmup):
+            self.warmup.setText(str(cmd.steps))
 
     @staticmethod
     def _check_quietly(box: QCheckBox, on: bool) -> None:
@@ -494,6 +529,26 @@ class TogglesPanel(QWidget):
     def _on_recurrent_init_apply(self) -> None:
         try:
             cmd = SetRecurrentInit(self.recurrent_init.text().strip())
+        except CommandError as exc:
+            self.show_error(str(exc))
+            return
+        self._send(cmd)
+
+    @Slot()
+    def _on_norm_apply(self) -> None:
+        self._send(SetNormPosition(self.norm_position.currentText()))
+
+    @Slot()
+    def _on_warmup_apply(self) -> None:
+        text = self.warmup.text().strip()
+        try:
+            steps = int(text)
+        except ValueError:
+            self.show_error(f"warm-up {text!r}: give a whole number of steps (0 ends a warm-up)")
+            return
+        try:
+            cmd = SetWarmup(steps)
+            cmd.validate()
         except CommandError as exc:
             self.show_error(str(exc))
             return

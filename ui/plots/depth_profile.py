@@ -23,6 +23,7 @@ from gradsim.metrics import LAYER_INDEX, LAYER_METRICS, PRED_MIN_WIDTH
 from gradsim.models.family import unit_rows
 from gradsim.session.store import Session
 from gradsim.theory_domain import Verdict, verdict_at
+from gradsim.transformer_reference import reference_at
 
 from .base import PlotBase, RangeFollower
 from .axes import make_log_plot
@@ -229,6 +230,8 @@ class DepthProfile(PlotBase):
                 notes.append(f"prediction for the weights of step {self.prediction_step} (the last one recorded before)")
             if self.domain is not None and not self.domain.in_domain:
                 notes.append(self.domain.words())
+        if self.metric_name == "grad_norm" and (ref := reference_at(store, row)) is not None:
+            notes.append(ref.words)  # the transformer's reference (Xiong et al. 2020), in words
         if low.any():
             notes.append(f"layers {_layer_list(x[low])}: 0 or < 1e-20, drawn at 1e-20 (triangles)")
         if high.any():
