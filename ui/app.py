@@ -41,6 +41,24 @@ def _positive_int(text: str) -> int:
     return n
 
 
+#: The rates ``--speed`` accepts (ui/pace_controls.py's MIN_SPEED, MAX_SPEED; here so a typo costs no Qt import).
+MIN_SPEED, MAX_SPEED = 1.0, 100_000.0
+
+
+def _speed(text: str) -> Optional[float]:
+    """``--speed``: 'full' (None) or whole steps a second within the pace controls' range."""
+    if text.strip().lower() == "full":
+        return None
+    try:
+        n = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: a whole number of steps a second "
+                                         f"({MIN_SPEED:.0f}-{MAX_SPEED:,.0f}) or 'full'") from None
+    if not MIN_SPEED <= n <= MAX_SPEED:
+        raise argparse.ArgumentTypeError(f"{n}: steps a second must be {MIN_SPEED:.0f}-{MAX_SPEED:,.0f} (or 'full')")
+    return float(n)
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = _Parser(
         prog=PROG,
@@ -55,6 +73,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="follow a running gradsim.watch session folder: the plots grow as the script trains; with "
                         "--screenshot, save a picture once it holds --steps N steps (or the run ended)")
     p.add_argument("--steps", metavar="N", type=_positive_int, help="maximum steps of the run")
+    p.add_argument("--speed", metavar="N", type=_speed,
+                   help="training speed: N steps a second (a whole number, 1-100000) or 'full' (the default)")
     p.add_argument("--screenshot", metavar="FILE.png", help="run the steps headless, save a screenshot of the window and exit")
     p.add_argument("--self-test", action="store_true", help="run a small session through the real window, export it, and exit (status 0 when all is well)")
     return p
@@ -101,10 +121,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         return _fail_usage(str(exc).splitlines()[0])
     opened = None
     if args.open_path:
-        from gradsim.session.ops import SessionOpenError, load_saved_session
+        from gradsim.session.ops import SessionOpenError, load_saved_run
 
         try:  # before any window: a file that is not a session costs one line, exit 2
-            opened = load_saved_session(args.open_path)
+            opened = load_saved_run(args.open_path)
         except SessionOpenError as exc:
             return _fail_usage(f"--open: {exc}")
     if args.screenshot:
@@ -120,6 +140,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 
     window = MainWindow(persist=not headless)
     window.guard.enabled = not headless  # nobody is there to answer "save first?"
+    window.autosave.enabled = not headless  # a headless run is not a student's work
     if os.environ.get("GRADSIM_REPORT_FIRST_PAINT"):
         _report_first_paint(window, app)
     try:
@@ -136,7 +157,7 @@ def _run(app, window, args: argparse.Namespace, config, schedule, opened=None) -
         return _follow(app, window, args)
     if opened is not None:
         window.show()
-        window.viewer.show_session(opened, args.open_path)
+        window.viewer.show_session(opened[0], args.open_path, branch=opened[1])
         if args.screenshot:
             return _screenshot_now(app, window, args.screenshot)
         _close_on_signals(window)
@@ -150,6 +171,8 @@ def _run(app, window, args: argparse.Namespace, config, schedule, opened=None) -
         return _screenshot(app, window, args.screenshot, args.steps)
     if args.steps is not None:
         window.builder.steps.setValue(args.steps)
+    if args.speed is not None:
+        window.pace.set_speed(args.speed, any_rate=True)
     window.show()
     _close_on_signals(window)
     return app.exec()

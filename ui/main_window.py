@@ -44,6 +44,7 @@ from .session_viewer import SessionViewer
 from .status_bar import RunStatusBar
 from .teaching import TeachingController
 from .unsaved import UnsavedGuard
+from .autosave import AutoSaver
 
 log = logging.getLogger(__name__)
 
@@ -102,6 +103,11 @@ class MainWindow(QMainWindow):
         #: Asks Save / Discard / Cancel before unsaved work is replaced (ui/unsaved.py).
         self.guard = UnsavedGuard(self, self.run, self.exporter, self.teaching)
         self._close_confirmed = False
+        #: A copy of the live run every few seconds, offered back after a crash (ui/autosave.py).
+        self.autosave = AutoSaver(self, self.run)
+        self._keep_autosave = False
+        if persist:
+            self.first_painted.connect(self._offer_restore)
         #: Every action, the View menu and the run toolbar (ui/menus.py).
         self.window_actions = menus.make_window_actions(self)
         #: View > Diagnosis: what gradsim diagnose says about the session on screen (ui/panels/diagnosis.py).
@@ -155,6 +161,7 @@ class MainWindow(QMainWindow):
         run.command_refused.connect(self._on_command_refused)
         run.run_failed.connect(self._on_run_failed)
         self.toggles.command_requested.connect(run.send_command)
+        run.readouts_changed.connect(self.toggles.show_readouts)
         self.builder.validity_changed.connect(self.window_actions.run_actions.on_validity_changed)
         self.builder.preview_wanted.connect(self.worker.request_preview)
         self.builder.preset_applied.connect(self._on_preset_applied)
@@ -370,9 +377,15 @@ class MainWindow(QMainWindow):
             QTimer.singleShot(0, self.plots.ensure_built)
         return False
 
+    @Slot()
+    def _offer_restore(self) -> None:
+        QTimer.singleShot(0, lambda: self.autosave.offer_restore(self.open_session))
+
     def close_now(self) -> None:
-        """Close without asking about unsaved work (a terminal's Ctrl+C or SIGTERM)."""
+        """Close without asking about unsaved work (a terminal's Ctrl+C or SIGTERM); the crash copy
+        of the run is kept, so the next start offers it back."""
         self._close_confirmed = True
+        self._keep_autosave = self._keep_autosave or self.isVisible()
         self.close()
 
     def _close_after_save(self) -> None:
@@ -384,6 +397,8 @@ class MainWindow(QMainWindow):
             event.ignore()  # cancelled, or saving first (the window closes once it is written)
             return
         self._close_confirmed = True
+        if not self._keep_autosave:
+            self.autosave.remove()  # a clean quit: nothing to restore next time
         self.pacer.stop()
         self.viewer.close()
         self.follow.close()

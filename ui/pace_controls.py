@@ -21,6 +21,8 @@ from .worker import SetPace
 
 #: The speeds offered, in steps a second (None: as fast as the machine trains).
 SPEEDS: tuple[Optional[float], ...] = (1.0, 2.0, 5.0, 10.0, 30.0, 100.0, None)
+#: The rates ``--speed`` accepts besides SPEEDS (steps a second).
+MIN_SPEED, MAX_SPEED = 1.0, 100_000.0
 #: The largest step "pause at step" accepts (beyond any run the builder allows).
 MAX_PAUSE_STEP = 10_000_000
 
@@ -61,9 +63,14 @@ class PaceControls(QObject):
         self.divergence_action.setToolTip("Pause a forked run as soon as one branch diverges (non-finite numbers), "
                                           "so the other branch can be compared there. A run that is not forked "
                                           "ends where it diverges anyway.")
+        self.toggle_action = QAction("Pause when a &toggle applies", parent, checkable=True)
+        self.toggle_action.setToolTip("Pause right after the first step trained with a change (a toggle you made "
+                                      "or one the preset or exercise scheduled), so the moment it applies can be "
+                                      "looked at before training goes on.")
         self.speed.currentIndexChanged.connect(self._on_changed)
         self.pause_at.valueChanged.connect(self._on_changed)
         self.divergence_action.toggled.connect(self._on_changed)
+        self.toggle_action.toggled.connect(self._on_changed)
         run.worker.paced_pause.connect(self._on_paced_pause)
 
     def add_to_toolbar(self, toolbar: QToolBar) -> None:
@@ -75,13 +82,21 @@ class PaceControls(QObject):
     def pace(self) -> SetPace:
         """The pace the controls show, as the engine's message."""
         n = self.pause_at.value()
-        return SetPace(self.speed.currentData(), n if n > 0 else None, self.divergence_action.isChecked())
+        return SetPace(self.speed.currentData(), n if n > 0 else None, self.divergence_action.isChecked(),
+                       self.toggle_action.isChecked())
 
-    def set_speed(self, hz: Optional[float]) -> None:
-        """Choose one of SPEEDS (ValueError for another)."""
-        if hz not in SPEEDS:
+    def set_speed(self, hz: Optional[float], *, any_rate: bool = False) -> None:
+        """Choose one of SPEEDS (ValueError for another); ``any_rate``: also a rate between 1 step/s
+        and MAX_SPEED (``--speed 3``), added to the box in order."""
+        if hz not in SPEEDS and not (any_rate and hz is not None and MIN_SPEED <= hz <= MAX_SPEED):
             raise ValueError(f"speed {hz!r}: one of {', '.join(speed_text(s) for s in SPEEDS)}")
-        self.speed.setCurrentIndex(SPEEDS.index(hz))
+        i = self.speed.findData(hz)
+        if i < 0:
+            assert hz is not None
+            i = next((k for k in range(self.speed.count())
+                      if self.speed.itemData(k) is None or self.speed.itemData(k) > hz), self.speed.count())
+            self.speed.insertItem(i, speed_text(hz), hz)
+        self.speed.setCurrentIndex(i)
 
     def send(self) -> None:
         """Tell the engine (each change, and before each run: a new engine starts at full speed)."""

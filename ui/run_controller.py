@@ -23,6 +23,7 @@ import time
 from dataclasses import dataclass
 from typing import Optional
 
+import numpy as np
 from PySide6.QtCore import QObject, Signal, Slot
 
 from gradsim.commands import Command, Scheduled
@@ -132,6 +133,8 @@ class RunController(QObject):
     progress_changed = Signal(object)
     #: The run diverged at this step.
     run_diverged = Signal(int)
+    #: New readouts of the run (gradsim.service.protocol.Readouts: W_hh's spectral radius, clipped share).
+    readouts_changed = Signal(object)
     #: A command was refused (by the controller or by the trainer): the reason.
     command_refused = Signal(str)
     #: The training thread reported an error; the run stopped (the full message).
@@ -156,6 +159,7 @@ class RunController(QObject):
         #: behind the Fork, even before B's first snapshot makes ``branch_mirror``.
         self._fork_sent = False
         self.viewed: Optional[Session] = None
+        self.viewed_branch: Optional[Session] = None
         #: The run a saved session is shown over (None: there was none, or no session is shown).
         self.hidden: Optional[HiddenRun] = None
         self.config: Optional[RunConfig] = None
@@ -218,6 +222,7 @@ class RunController(QObject):
         self.generation += 1
         self.engine_lost = False
         self.viewed = None
+        self.viewed_branch = None
         self.hidden = None
         self.branch_mirror = None
         self._fork_sent = False
@@ -268,18 +273,20 @@ class RunController(QObject):
         self.branch_mirror = None
         self._fork_sent = False
         self.viewed = None
+        self.viewed_branch = None
         self.hidden = None
         self.config = None
         self.run_reset.emit()
         self._set_progress(Progress())
         self._set_state(RunState.IDLE)
 
-    def view(self, session: Session) -> None:
+    def view(self, session: Session, branch: Optional[Session] = None) -> None:
         """Show a saved session read-only: any run is discarded, the session becomes the mirror.
 
         The caller has loaded and checked the session already, so a bad file
         never gets here and the current run survives it. A run that exists is
         kept behind the session, paused (``hidden``); ``leave_view`` shows it again.
+        ``branch``: a forked run's branch B, drawn against ``session`` (A) as a live fork is.
         """
         if self.hidden is None and self.state.has_run and self.mirror is not None:
             if self.state is RunState.RUNNING:
@@ -291,11 +298,13 @@ class RunController(QObject):
             self.worker.reset_run(None, generation=self.generation + 1)
         self.generation += 1
         self.engine_lost = False
-        self.branch_mirror = None
+        self.branch_mirror = branch
         self._fork_sent = False
         self.mirror = session
         #: The whole opened session; ``mirror`` may hold a prefix of it (the step slider).
         self.viewed = session
+        #: An opened fork's whole branch B (``branch_mirror`` may hold a prefix of it).
+        self.viewed_branch = branch
         try:
             self.config = RunConfig.from_dict(session.config, where="opened session")
         except ConfigError:  # a config this version cannot run is still worth showing
@@ -319,6 +328,7 @@ class RunController(QObject):
             return
         self.hidden = None
         self.viewed = None
+        self.viewed_branch = None
         self.generation, self.mirror, self.branch_mirror = h.generation, h.mirror, h.branch_mirror
         self.config, self.engine_lost = h.config, h.engine_lost
         self.run_restored.emit(h.config)
@@ -365,6 +375,10 @@ class RunController(QObject):
             raise RuntimeError("no saved session is open")
         n = max(1, min(int(n), len(full)))
         self.mirror = full if n >= len(full) else session_prefix(full, n)
+        b = self.viewed_branch
+        if b is not None:  # branch B up to the same step as A
+            k = int(np.searchsorted(b.steps, full.steps[n - 1], side="right"))
+            self.branch_mirror = b if k >= len(b) else session_prefix(b, k) if k > 0 else None
         return self.mirror
 
     def send_command(self, command: Command) -> None:
@@ -449,6 +463,8 @@ class RunController(QObject):
             self.mirror.append_rows(rows)
         self.mirror.steps_run = snap.step
         self._note_progress(snap)
+        if snap.readouts is not None:
+            self.readouts_changed.emit(snap.readouts)
         if snap.diverged_at is not None and self.mirror.diverged_at is None:
             self.mirror.diverged_at = snap.diverged_at
             self.run_diverged.emit(int(snap.diverged_at))

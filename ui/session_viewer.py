@@ -23,7 +23,7 @@ from PySide6.QtWidgets import QFileDialog, QLabel, QMainWindow, QSlider, QToolBa
 
 from gradsim.commands import Scheduled
 from gradsim.config import ConfigError, RunConfig
-from gradsim.session.ops import SessionOpenError, load_saved_session, one_line, session_schedule
+from gradsim.session.ops import SessionOpenError, load_saved_run, one_line, session_schedule
 from gradsim.session.store import Session
 
 from .host import ViewerHost
@@ -162,7 +162,7 @@ class SessionViewer(QObject):
             return
         self.loading = path
         self.host.status.showMessage(f"Opening {path}…")
-        future = self._pool.submit(load_saved_session, path)
+        future = self._pool.submit(load_saved_run, path)
         future.add_done_callback(lambda f: self._emit_loaded(path, f))
 
     def _emit_loaded(self, path: str, future: Future) -> None:
@@ -176,24 +176,25 @@ class SessionViewer(QObject):
             self._done.finished.emit(path, None, str(exc) if isinstance(exc, SessionOpenError) else f"{path}: {type(exc).__name__}: {exc}")
 
     @Slot(str, object, str)
-    def _on_loaded(self, path: str, session: Optional[Session], error: str) -> None:
+    def _on_loaded(self, path: str, loaded: Optional[tuple[Session, Optional[Session]]], error: str) -> None:
         self.loading = ""
-        if session is None:
+        if loaded is None:
             self.host.status.showMessage("Not opened: " + error, 10000)
             self.host.show_error("Cannot open session", f"{error}\n\nA session is a folder (or .zip) exported by GradSim, "
                               "holding session.json, steps.csv, layers.csv and events.csv. Nothing in the window changed.")
             self.open_failed.emit(error)
             return
-        self.show_session(session, path)
+        self.show_session(loaded[0], path, branch=loaded[1])
 
-    def show_session(self, session: Session, path: str | Path) -> None:
-        """Show an already loaded session (``--open`` loads it before the window exists)."""
+    def show_session(self, session: Session, path: str | Path, branch: Optional[Session] = None) -> None:
+        """Show an already loaded session (``--open`` loads it before the window exists);
+        ``branch``: branch B of a forked run's export folder, drawn against ``session`` (A)."""
         if self.run.state is not RunState.VIEWING:
             # What the builder showed, given back when the session is closed over a kept run.
             self._builder_before = (self.host.builder.config(), self.host.builder.schedule())
         self.path = str(path)
         self.replayable = replayable(session)
-        self.run.view(session)
+        self.run.view(session, branch)
         self.rerun_action.setVisible(self.replayable)
         self.rerun_action.setEnabled(self.replayable)
         self.no_rerun_action.setVisible(not self.replayable)
@@ -208,8 +209,9 @@ class SessionViewer(QObject):
         self._show_step_label(n - 1)
         self.bar.setVisible(True)
         self.host.refresh_plots_now()
+        forked = "" if branch is None else f" (forked: A and B, {branch.steps_run:,} steps in B)"
         again = "Re-run trains it again." if self.replayable else "it cannot be re-run (a watched run of your own script)."
-        self.host.status.showMessage(f"Opened {self.path}: {session.steps_run:,} steps, read-only; {again}", 10000)
+        self.host.status.showMessage(f"Opened {self.path}{forked}: {session.steps_run:,} steps, read-only; {again}", 10000)
         self.opened.emit(self.path)
 
     def session_grew(self) -> None:

@@ -27,15 +27,16 @@ import time
 import traceback
 from collections import deque
 from dataclasses import dataclass, field
-from typing import Any, Callable, Protocol
+from typing import Any, Callable, Optional, Protocol
 
+import numpy as np
 
-from ..commands import Command, CommandError
+from ..commands import COMMAND_KINDS, Annotate, Command, CommandError
 from ..config import ConfigError
 from .protocol import (
     SNAPSHOT_HZ, BranchCommand, CancelReplication, CommandFailed, Diverged, ExportFailed, ExportFinished,
     ExportRequest, Failed, Finished, Forked, ForkFailed, ForkRun, NoRunError, PauseRun, PreviewRequest,
-    ReplicationFailed, ReplicationProgress, ReplicationRequest, ReplicationResult, Report, ResetRun, RunDropped,
+    Readouts, ReplicationFailed, ReplicationProgress, ReplicationRequest, ReplicationResult, Report, ResetRun, RunDropped,
     PacePaused, SetPace, SetSnapshotRate, Shutdown, Snapshot, StartRun, StepRun, Task, TaskDone, WarmUp,
 )
 
@@ -43,6 +44,8 @@ log = logging.getLogger(__name__)
 
 #: How long an idle loop blocks on its inbox before looking again.
 IDLE_POLL_S = 0.05
+#: Readouts (an eigenvalue solve of W_hh among them) are sent at most this often.
+READOUT_PERIOD_S = 0.5
 
 
 class Inbox(Protocol):
@@ -115,10 +118,14 @@ class EngineLoop:
         self._sent_index = -1
         self._units_sent = False
         self._last_emit = 0.0
+        #: When readouts were last sent and for which step: an eigenvalue solve is not for every snapshot.
+        self._readouts_at: tuple[float, tuple[int, int]] = (-1.0, (-1, -1))
         self._rate = RateMeter()
         #: Branch B's own meter: after A ends (diverged, say) B goes on, and its speed is what trains.
         self._fork_rate = RateMeter()
         self._pace = SetPace()
+        #: A toggle was applied between steps since the last step (pause_on_toggle pauses after the next one).
+        self._toggled = False
         self._next_step_at = 0.0
         #: (step index, perf_counter) at the start of each recent step: what a pace is measured by.
         self.step_times: deque = deque(maxlen=4096)
@@ -225,7 +232,7 @@ class EngineLoop:
             return 0.0
         return max(0.0, self._next_step_at - time.perf_counter())
 
-    def _pace_pause(self, diverged_before: tuple) -> str:
+    def _pace_pause(self, diverged_before: tuple, toggles_before: int) -> str:
         """Why SetPace stops the run after this step ("" to go on). A run that is not forked
         ends where it diverges; a forked one goes on with the other branch, unless asked to pause."""
         t, b = self._trainer, self._fork
@@ -235,7 +242,19 @@ class EngineLoop:
             for name, x, before in (("A", t, diverged_before[0]), ("B", b, diverged_before[1])):
                 if before is None and x.diverged_at is not None:
                     return f"branch {name} diverged at step {x.diverged_at:,}"
+        toggled, self._toggled = self._toggled, False
+        if self._pace.pause_on_toggle and (toggled or len(self._command_events()) > toggles_before):
+            last = self._command_events()[-1]
+            return f"{last.kind} = {last.value} applied at step {last.step:,}"
         return ""
+
+    def _command_events(self) -> list:
+        """The changes (toggles, scheduled events) recorded so far in every branch, in order."""
+        out = []
+        for x in (self._trainer, self._fork):
+            if x is not None:
+                out += [e for e in x.session.events if e.kind in COMMAND_KINDS]
+        return out
 
     def _start(self, _: StartRun) -> None:
         t = self._trainer
@@ -273,11 +292,13 @@ class EngineLoop:
         self._fork = None
         self._fork_sent = (-1, 0, -1)
         self._broken = False
+        self._toggled = False
         self._generation = msg.generation
         self._sent_step = -1
         self._sent_events = 0
         self._sent_index = -1
         self._units_sent = False
+        self._readouts_at = (-1.0, (-1, -1))
         self._rate.clear()
         self._fork_rate.clear()
         self.emit(RunDropped(self._generation))
@@ -334,6 +355,7 @@ class EngineLoop:
         except CommandError as exc:
             self.emit(CommandFailed(f"branch B: {exc}"))
             return
+        self._toggled = self._toggled or not isinstance(msg.command, Annotate)  # a prediction changes nothing
         self._emit(force=True)
 
     def _apply(self, command: Command) -> None:
@@ -349,6 +371,7 @@ class EngineLoop:
         except CommandError as exc:
             self.emit(CommandFailed(str(exc)))
             return
+        self._toggled = self._toggled or not isinstance(command, Annotate)  # a prediction changes nothing
         self._emit(force=True)
 
     # ------------------------------------------------------ stepping
@@ -358,6 +381,7 @@ class EngineLoop:
         now = time.perf_counter()
         self.step_times.append((int(t.step_index), now))
         diverged_before = (t.diverged_at, b.diverged_at if b is not None else None)
+        toggles_before = len(self._command_events()) if self._pace.pause_on_toggle else 0
         if self._pace.steps_per_s is not None:
             self._next_step_at = now + 1.0 / self._pace.steps_per_s
         try:
@@ -377,7 +401,7 @@ class EngineLoop:
         self._rate.mark(t.step_index)
         if b is not None:
             self._fork_rate.mark(b.step_index)
-        why = self._pace_pause(diverged_before) if self._running and not self._all_finished() else ""
+        why = self._pace_pause(diverged_before, toggles_before) if self._running and not self._all_finished() else ""
         if why:
             self._running = False
             t.session.add_event(t.step_index, "pause", why)  # an annotation, as a pause in the window
@@ -456,6 +480,7 @@ class EngineLoop:
         running = self._running and not self._all_finished() and not self._broken
         units = None if self._units_sent else tuple(session.units)
         self._units_sent = True
+        readouts = self._readouts(t, force)
         self.emit(Snapshot(
             generation=self._generation,
             rows=rows,
@@ -469,7 +494,24 @@ class EngineLoop:
             diverged_at=t.diverged_at,
             failed=self._broken,
             units=units,
+            readouts=readouts,
         ))
+
+    def _readouts(self, t: Any, force: bool) -> Optional[Readouts]:
+        """The run's readouts, at most every READOUT_PERIOD_S (and when forced), after a step or an event only."""
+        at, key = self._readouts_at
+        now = time.perf_counter()
+        index = int(t.step_index)
+        if (index, len(t.session.events)) == key or (not force and now - at < READOUT_PERIOD_S):
+            return None  # nothing trained or changed since (a command changes weights without a step)
+        self._readouts_at = (now, (index, len(t.session.events)))
+        clipped = t.session.column("clipped")
+        radius = getattr(t.net, "spectral_radius", None)
+        return Readouts(
+            step=index,
+            clipped_fraction=float(np.mean(clipped)) if len(clipped) else float("nan"),
+            spectral_radius=float(radius()) if callable(radius) else None,
+        )
 
     # ------------------------------------------------------ work on request
     def _export(self, msg: ExportRequest) -> None:

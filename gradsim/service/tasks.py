@@ -99,3 +99,13 @@ def checkpoint_task(trainer: Any, path: str) -> str:
     from ..train.checkpoint import save_checkpoint
 
     return str(save_checkpoint(trainer, path, overwrite=True))
+
+
+def autosave(trainer: Any, path: str) -> tuple[str, int]:
+    """Write the run's session to ``path`` as one .zip, replaced atomically (a crash mid-write
+    leaves the previous copy); returns (path, steps run). The window's crash copy."""
+    from ..session.io import export_session
+
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    export_session(trainer.session, path, zip_file=True)
+    return str(path), int(trainer.session.steps_run)

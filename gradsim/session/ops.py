@@ -39,6 +39,33 @@ def load_saved_session(path: str | Path) -> Session:
     return session
 
 
+#: What a forked run's export holds (gradsim/train/fork.py's export_comparison): a folder of two sessions.
+BRANCH_NAMES = ("branch-A", "branch-B")
+
+
+def comparison_branches(path: str | Path) -> tuple[Path, Path] | None:
+    """The two branch sessions of a forked run's export folder (folders or .zip files), or None."""
+    p = Path(path)
+    if not p.is_dir() or (p / "session.json").exists():
+        return None
+    found = []
+    for name in BRANCH_NAMES:
+        cands = [c for c in (p / name, p / f"{name}.zip") if c.exists()]
+        if not cands:
+            return None
+        found.append(cands[0])
+    return found[0], found[1]
+
+
+def load_saved_run(path: str | Path) -> tuple[Session, Session | None]:
+    """A session (branch B: None), or both branches of a forked run's export folder, as
+    ``load_saved_session`` would (SessionOpenError with one clear line, naming the branch)."""
+    branches = comparison_branches(path)
+    if branches is None:
+        return load_saved_session(path), None
+    return load_saved_session(branches[0]), load_saved_session(branches[1])
+
+
 def session_schedule(session: Session) -> tuple[Scheduled, ...]:
     """The session's changes (toggles, scheduled events) as a schedule that replays them.
 

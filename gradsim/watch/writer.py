@@ -36,9 +36,6 @@ from ..session.io import EVENTS_HEADER, FORMAT, LAYERS_HEADER, STEPS_HEADER, wri
 from ..session.store import Event, Session
 from ..theory_domain import DOMAIN_COLUMNS
 
-#: steps.csv's theory-verdict cells, empty: no theory predicts a user's model.
-_NO_VERDICT = "," * len(DOMAIN_COLUMNS)
-
 #: The family name a watched session carries (session.json ``model`` and config ``model``).
 MODEL = "watched"
 
@@ -168,7 +165,8 @@ class SessionWriter:
         for flag in ("clipped", "diverged"):
             i = STEP_METRICS.index(flag)
             scal[i] = "1" if scalars[i] > 0 else "0"
-        self._buf["steps.csv"].append(f"{step}," + ",".join(scal) + _NO_VERDICT + "\n")
+        # the theory-domain verdict cells stay empty: there is no theory of a user's model
+        self._buf["steps.csv"].append(f"{step}," + ",".join(scal) + "," * len(DOMAIN_COLUMNS) + "\n")
         self._buffered_steps = max(self._buffered_steps, step + 1)
         now = time.monotonic()
         if now - self._written_at >= WRITE_EVERY_S:
@@ -176,9 +174,13 @@ class SessionWriter:
             if now - self._json_at >= JSON_EVERY_S:
                 self.write_json()
 
-    def close(self) -> None:
+    def close(self, steps_run: Optional[int] = None) -> None:
+        """Finish the folder; ``steps_run``: the steps the run took (more than the last
+        recorded step + 1 when steps after it were not recorded)."""
         if not self._closed:
             self._closed = True
+            if steps_run is not None:
+                self._buffered_steps = max(self._buffered_steps, int(steps_run))
             self.flush()
             for fd in self._fds.values():
                 os.close(fd)

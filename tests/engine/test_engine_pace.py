@@ -130,3 +130,65 @@ def test_pause_on_divergence_stops_a_forked_run_when_one_branch_diverges():
         assert b.step_index == b.diverged_at + 1  # paused right after the step that diverged
     finally:
         engine.close()
+
+
+def test_pause_on_toggle_stops_after_the_first_step_a_scheduled_change_trained():
+    """A scheduled change applies at the start of its step; the pause comes right after that step,
+    so the first step trained with the change is the last one shown."""
+    from gradsim.commands import Scheduled, SetBatchNorm
+
+    cfg = RunConfig(dataset="moons", n_samples=120, depth=2, width=8, batch_size=16, steps=400, stats_every=50)
+    engine = ThreadEngine()
+    try:
+        engine.send(ep.SetPace(pause_on_toggle=True))
+        engine.send(ep.ResetRun(cfg, (Scheduled(12, SetBatchNorm(True)),), generation=1))
+        engine.send(ep.StartRun())
+        seen: list = []
+        report = until(engine, ep.PacePaused, seen)
+        t = engine.loop._trainer
+        assert report.step == t.step_index == 13  # step 12 trained with batch norm, then paused
+        assert "batchnorm" in report.why and "step 12" in report.why
+        events = [(e.kind, e.step) for s in snapshots(seen) for e in s.rows.events]
+        assert ("batchnorm", 12) in events and events[-1] == ("pause", 13)
+        # Resumed, it runs on and does not pause again (no change since).
+        engine.send(ep.StepRun(5))
+        while True:
+            r = engine.recv()
+            assert not isinstance(r, ep.PacePaused)
+            if isinstance(r, ep.Snapshot) and r.step == 18:
+                break
+    finally:
+        engine.close()
+
+
+def test_pause_on_toggle_stops_after_a_toggle_sent_while_running_and_not_without_the_setting():
+    from gradsim.commands import SetLR
+
+    cfg = RunConfig(dataset="moons", n_samples=120, depth=2, width=8, batch_size=16, steps=100_000, stats_every=50)
+    engine = ThreadEngine()
+    try:
+        engine.send(ep.SetPace(steps_per_s=200.0, pause_on_toggle=True))
+        engine.send(ep.ResetRun(cfg, generation=1))
+        engine.send(ep.StartRun())
+        _wait_steps(engine, 5)
+        engine.send(SetLR(0.01))
+        seen: list = []
+        report = until(engine, ep.PacePaused, seen)
+        t = engine.loop._trainer
+        lr_step = [e.step for e in t.session.events if e.kind == "lr"][-1]
+        assert report.step == t.step_index == lr_step + 1 and "lr" in report.why
+    finally:
+        engine.close()
+    # Without the setting the same toggle does not pause.
+    engine = ThreadEngine()
+    try:
+        engine.send(ep.SetPace(steps_per_s=200.0))
+        engine.send(ep.ResetRun(cfg, generation=1))
+        engine.send(ep.StartRun())
+        _wait_steps(engine, 5)
+        engine.send(SetLR(0.01))
+        n = len(engine.loop.step_times)
+        seen = _wait_steps(engine, n + 10)
+        assert not [r for r in seen if isinstance(r, ep.PacePaused)]
+    finally:
+        engine.close()

@@ -31,6 +31,14 @@ def isolated_settings(tmp_path):
 
 
 @pytest.fixture(autouse=True)
+def isolated_autosave(tmp_path, monkeypatch):
+    """Crash copies of runs go to tmp_path, never a user's data folder (ui/autosave.py)."""
+    folder = tmp_path / "autosave"
+    monkeypatch.setenv("GRADSIM_AUTOSAVE_DIR", str(folder))
+    return folder
+
+
+@pytest.fixture(autouse=True)
 def unsaved_prompts():
     """A "save your work first?" question no test answered itself answers Discard (a modal box
     would wait forever offscreen); the questions asked are kept, in order. A test that wants
@@ -125,6 +133,7 @@ def subprocess_env(tmp_path):
     env["PYTHONPATH"] = root + os.pathsep + env.get("PYTHONPATH", "")
     env["XDG_CONFIG_HOME"] = str(tmp_path / "xdg-config")  # never a user's settings
     env["GRADSIM_LOG_DIR"] = str(tmp_path / "logs")  # never a user's log folder
+    env["GRADSIM_AUTOSAVE_DIR"] = str(tmp_path / "autosave")  # never a user's data folder
     return env, root, sys.executable
 
 

@@ -211,3 +211,56 @@ def test_dragging_one_local_path_over_the_window_is_accepted_several_are_not(win
     assert drag(tmp_path / "a.zip")
     assert not drag(tmp_path / "a.zip", tmp_path / "b.zip")
     assert not drag()
+
+
+@pytest.fixture(scope="module")
+def fork_export(tmp_path_factory):
+    """A forked headless run (B with another learning rate from step 8), exported as the window
+    exports a fork: a folder of branch-A, branch-B and comparison.csv."""
+    from gradsim.commands import SetLR
+    from gradsim.train.fork import export_comparison, fork_trainer
+    from gradsim.train.trainer import Trainer
+
+    cfg = RunConfig(dataset="moons", n_samples=120, depth=3, width=8, batch_size=16, steps=STEPS, stats_every=4)
+    a = Trainer(cfg)
+    a.run(8)
+    b = fork_trainer(a)
+    b.apply(SetLR(0.5))
+    a.run()
+    b.run(6)  # a short branch B: it stopped at step 14
+    root = tmp_path_factory.mktemp("fork")
+    return export_comparison(a.session, b.session, root / "compare"), a.session, b.session
+
+
+def test_a_saved_fork_folder_reopens_with_both_branches_and_scrubs_them_together(qtbot, window, fork_export):
+    folder, a, b = fork_export
+    _open(qtbot, window, folder)
+    run = window.run
+    np.testing.assert_array_equal(run.mirror.layers, a.layers)
+    assert run.branch_mirror is not None
+    np.testing.assert_array_equal(run.branch_mirror.steps, b.steps)
+    np.testing.assert_array_equal(run.branch_mirror.layers, b.layers)
+    assert "forked" in window.status.currentMessage()
+    window.refresh_plots_now()
+    assert window.plots._compare is run.branch_mirror  # the plots draw B against A
+    # The slider cuts both branches at the same step.
+    window.viewer.show_row(10)
+    assert int(run.mirror.steps[-1]) == 10
+    assert int(run.branch_mirror.steps[-1]) == 10
+    np.testing.assert_array_equal(run.branch_mirror.layers, b.layers[: int(np.searchsorted(b.steps, 10, "right"))])
+    window.viewer.show_row(STEPS - 1)  # past B's last step: B whole
+    assert int(run.branch_mirror.steps[-1]) == int(b.steps[-1]) == 13
+    # Closing it leaves no branch behind.
+    window.viewer.close_session()
+    assert run.branch_mirror is None and run.viewed_branch is None
+
+
+def test_a_fork_folder_missing_a_branch_is_refused_in_one_line(qtbot, window, fork_export, tmp_path):
+    import shutil
+
+    folder = tmp_path / "half"
+    shutil.copytree(fork_export[0], folder)
+    shutil.rmtree(folder / "branch-B")
+    with qtbot.waitSignal(window.viewer.open_failed, timeout=20000) as sig:
+        window.open_session(str(folder))
+    assert str(folder) in sig.args[0] and window.state is RunState.IDLE

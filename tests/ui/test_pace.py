@@ -63,3 +63,75 @@ def test_rates_read_as_words(window):
     assert rate_text(2.0) == "2 steps/s" and rate_text(1250.0) == "1,250 steps/s"
     window.status._on_progress_changed(Progress(5, 100, 1.0))
     assert window.status.rate_label.text() == "1 step/s"
+
+
+def test_pause_when_a_toggle_applies_sits_next_to_pause_on_divergence_and_stops_the_run(window, qtbot):
+    from gradsim.commands import Scheduled, SetBatchNorm
+
+    pace = window.pace
+    run_menu = {a.text(): a.menu() for a in window.menuBar().actions()}["&Run"]
+    acts = run_menu.actions()
+    assert pace.toggle_action in acts and pace.toggle_action.isCheckable()
+    assert acts.index(pace.toggle_action) == acts.index(pace.divergence_action) + 1
+    pace.toggle_action.setChecked(True)
+    assert pace.pace() == SetPace(None, None, False, True)
+    window.builder.steps.setValue(5_000)
+    window.builder.set_schedule((Scheduled(9, SetBatchNorm(True)),))
+    window.start_run()
+    qtbot.waitUntil(lambda: window.state is RunState.PAUSED, timeout=WAIT_MS)
+    facts = wait_engine_settled(qtbot, window, WAIT_MS)
+    assert facts["step_index"] == 10 == window.mirror.steps_run  # step 9 trained with the change
+    assert "batchnorm" in window.status.currentMessage()
+
+
+@pytest.mark.parametrize("flag, want", [("1", 1.0), ("3", 3.0), ("30", 30.0), ("full", None), ("FULL", None)])
+def test_speed_flag_is_parsed(flag, want):
+    from ui.app import build_parser
+
+    assert build_parser().parse_args(["--speed", flag]).speed == want
+
+
+@pytest.mark.parametrize("flag", ["0", "fast", "1.5", "200000"])
+def test_a_bad_speed_flag_is_one_line_exit_2(flag, capsys):
+    from ui.app import build_parser
+
+    with pytest.raises(SystemExit) as exc:
+        build_parser().parse_args(["--speed", flag])
+    assert exc.value.code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and flag in err[0] and "full" in err[0]
+
+
+def test_the_speed_flag_sets_the_toolbar_speed_any_whole_rate_goes_in_order(window):
+    import ui.app as app
+    from ui import pace_controls
+
+    assert (app.MIN_SPEED, app.MAX_SPEED) == (pace_controls.MIN_SPEED, pace_controls.MAX_SPEED)
+    args = app.build_parser().parse_args(["--speed", "3"])
+    window.pace.set_speed(args.speed, any_rate=True)
+    speed = window.pace.speed
+    assert speed.currentText() == "3 steps/s" and window.pace.pace().steps_per_s == 3.0
+    rates = [speed.itemData(i) for i in range(speed.count())]
+    assert rates[:4] == [1.0, 2.0, 3.0, 5.0] and rates[-1] is None
+    window.pace.set_speed(None)
+    assert window.pace.pace().steps_per_s is None
+    with pytest.raises(ValueError):
+        window.pace.set_speed(3.5)  # only the flag adds rates
+
+
+def test_main_applies_speed_to_the_window(monkeypatch, qtbot):
+    """main() --speed: the shown window trains at that speed (app.exec patched to return at once)."""
+    import ui.app as app
+    from PySide6.QtWidgets import QApplication
+
+    seen = {}
+
+    def fake_exec(self=None):
+        w = next(w for w in QApplication.topLevelWidgets() if w.objectName() == "GradSimMainWindow" and w.isVisible())
+        seen["speed"] = w.pace.pace().steps_per_s
+        return 0
+
+    monkeypatch.setattr(QApplication, "exec", fake_exec)
+    monkeypatch.setattr(app, "_close_on_signals", lambda window: None)
+    assert app.main(["--speed", "2"]) == 0
+    assert seen["speed"] == 2.0

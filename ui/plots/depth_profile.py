@@ -23,12 +23,14 @@ from gradsim.metrics import LAYER_INDEX, LAYER_METRICS, PRED_MIN_WIDTH
 from gradsim.models.family import unit_rows
 from gradsim.session.store import Session
 from gradsim.theory_domain import Verdict, verdict_at
+from gradsim.transformer_reference import reference_at
 
 from .base import PlotBase, RangeFollower
 from .axes import make_log_plot
 from .decimate import LOG_CEIL, LOG_FLOOR, clamp_for_log
 from .labels import AXIS_LABELS, fmt, LegendLabel, unit_name, unit_ticks
 from .items import LineItem
+from .unit_axis import unit_axis_title
 
 
 class DepthProfile(PlotBase):
@@ -194,6 +196,7 @@ class DepthProfile(PlotBase):
             self._ticks = ticks
             self.plot.setXRange(0.5, values.size + 0.5, padding=0)
             self.plot.getAxis("bottom").setTicks([ticks])
+            self.plot.setLabel("bottom", unit_axis_title(store, self._rows))
         marks = np.array([LOG_FLOOR if low.any() else np.nan, LOG_CEIL if high.any() else np.nan])
         if self.show_recorded_prediction:
             self._draw_recorded_prediction(store, row, values)
@@ -232,6 +235,8 @@ class DepthProfile(PlotBase):
                 notes.append(f"prediction for the weights of step {self.prediction_step} (the last one recorded before)")
             if self.domain is not None and not self.domain.in_domain:
                 notes.append(self.domain.words())
+        if self.metric_name == "grad_norm" and (ref := reference_at(store, row)) is not None:
+            notes.append(ref.words)  # the transformer's reference (Xiong et al. 2020), in words
         if low.any():
             notes.append(f"layers {_layer_list(x[low])}: 0 or < 1e-20, drawn at 1e-20 (triangles)")
         if high.any():
@@ -327,6 +332,13 @@ def _why_no_prediction(store: Session, row: int) -> str:
     """Words for the depth profile when there is no recorded prediction to draw."""
     cfg = store.config or {}
     width, depth = cfg.get("width"), cfg.get("depth")
+    model = cfg.get("model", "mlp")
+    if model in ("lstm", "gru"):
+        return f"no theory line: the mean-field gain through time is the vanilla RNN's; it does not model an {model.upper()}'s gates"
+    if model == "rnn" and isinstance(width, int) and width < PRED_MIN_WIDTH:
+        return f"no theory line: width {width} is too narrow for the mean-field theory (it needs {PRED_MIN_WIDTH} or more hidden units)"
+    if model not in ("mlp", "rnn"):
+        return f"no theory line: GradSim has no mean-field theory for model {model!r}"
     if isinstance(width, int) and isinstance(depth, int) and depth >= 2 and width < PRED_MIN_WIDTH:
         return f"no theory line: width {width} is too narrow for the mean-field theory (it needs {PRED_MIN_WIDTH} or more units per layer)"
     if not np.isfinite(store.layer_metric("pred_gain")[:, 0]).any():

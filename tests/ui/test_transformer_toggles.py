@@ -1,0 +1,51 @@
+"""The toggles panel's transformer rows: shown for transformer runs only, norm=pre|post and
+warmup=N sent as commands, a bad warm-up refused with a message and nothing sent, and applied
+events followed."""
+from __future__ import annotations
+
+from gradsim.commands import SetNormPosition, SetWarmup
+from gradsim.config import RunConfig
+from gradsim.session.store import Event
+from ui.panels.toggles import TogglesPanel
+
+TF = RunConfig(model="transformer", dataset="recall-last", seq_len=8, depth=2, width=16, heads=2, norm_position="post", warmup_steps=0)
+
+
+def _panel(qtbot, config):
+    p = TogglesPanel()
+    qtbot.addWidget(p)
+    p.sync_config(config)
+    p.set_live(True)
+    sent = []
+    p.command_requested.connect(sent.append)
+    return p, sent
+
+
+def test_the_rows_show_for_transformers_only(qtbot):
+    p, _ = _panel(qtbot, TF)
+    assert not p.norm_position.isHidden() and not p.warmup.isHidden() and p.norm_position.currentText() == "post"
+    p.sync_config(RunConfig())
+    assert p.norm_position.isHidden() and p.warmup_apply.isHidden()
+
+
+def test_norm_and_warmup_are_sent_as_commands_and_a_bad_warmup_is_refused(qtbot):
+    p, sent = _panel(qtbot, TF)
+    p.norm_position.setCurrentText("pre")
+    p.norm_apply.click()
+    p.warmup.setText("50")
+    p.warmup_apply.click()
+    assert sent == [SetNormPosition("pre"), SetWarmup(50)]
+    p.warmup.setText("-1")
+    p.warmup_apply.click()
+    assert len(sent) == 2 and not p.error_label.isHidden() and "-1" in p.error_label.text()
+    p.warmup.setText("ten")
+    p.warmup_apply.click()
+    assert len(sent) == 2 and "'ten'" in p.error_label.text()
+
+
+def test_applied_events_move_the_controls(qtbot):
+    p, _ = _panel(qtbot, TF)
+    p.sync_event(Event(3, "norm", "pre"))
+    p.sync_event(Event(4, "warmup", "25"))
+    assert p.norm_position.currentText() == "pre" and p.warmup.text() == "25"
+
