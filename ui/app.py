@@ -199,6 +199,7 @@ def _follow(app, window, args: argparse.Namespace) -> int:
     if f.session is None:
         sys.stderr.write(f"{PROG}: error: --follow: {args.follow} recorded no step\n")
         return 1
+    wait_for(app, lambda: False, 0.5)  # the axes widen to their labels over a few paints
     return _screenshot_now(app, window, args.screenshot)
 
 

@@ -30,6 +30,8 @@ log = logging.getLogger(__name__)
 #: How often the folder is polled. The writer appends about four times a second, so
 #: a faster poll would mostly find nothing; a slower one would make the plots lag.
 POLL_MS = 500
+#: The status bar's state while a run is followed.
+FOLLOWING_TEXT = "following a running script (read-only)"
 
 
 def follow_error(path: str | Path) -> str:
@@ -181,6 +183,7 @@ class FollowController(QObject):
             self.session = session
             self._pending = None
             self.host.viewer.show_session(session, self.path)
+            self.host.status.state_label.setText(FOLLOWING_TEXT)
             self.started.emit(self.path)
         elif self.session is not None and (n_new or update.rows.events):
             self.host.viewer.session_grew()
@@ -191,8 +194,7 @@ class FollowController(QObject):
             if self.session is None:
                 self._end(f"Stopped following {self.path}: the script finished without recording a step")
             else:
-                self._end(f"Stopped following {self.path}: the script finished ({session.steps_run:,} steps); "
-                          "the session stays open, read-only")
+                self._end(f"Followed {Path(self.path).name} to its end: the script finished ({session.steps_run:,} steps)")
 
     # ------------------------------------------------------------ ending
     def stop(self) -> None:
@@ -208,6 +210,8 @@ class FollowController(QObject):
         self._busy = False
         self._tail = None
         self._pending = None
+        if was and self.host.status.state_label.text() == FOLLOWING_TEXT:
+            self.host.status._on_state_changed(None)  # back to what the run's state says
         if was and reason:
             self.host.status.showMessage(reason, 0)
             self.stopped.emit(reason)

@@ -32,7 +32,7 @@ from .run_controller import RunState
 log = logging.getLogger(__name__)
 
 #: Shown where Re-run would be for a session that cannot be trained again.
-NOT_REPLAYABLE = "not replayable: recorded by gradsim.watch from your own script"
+NOT_REPLAYABLE = "not replayable (gradsim.watch)"
 
 
 def replayable(session: Session) -> bool:
@@ -105,7 +105,7 @@ class SessionViewer(QObject):
         self.rerun_action.triggered.connect(self.rerun)
         self.replayable = True
         self.no_rerun = QLabel(NOT_REPLAYABLE)
-        self.no_rerun.setToolTip("This session was recorded from a training script GradSim does not have, so it "
+        self.no_rerun.setToolTip("Not replayable: this session was recorded by gradsim.watch from a training script GradSim does not have, so it "
                                  "cannot be re-run here: run the script again to record a new one.")
         self.close_action = QAction("Close", window)
         self.close_action.setToolTip("Close the saved session and return to the run it was opened over (paused), "
@@ -116,8 +116,8 @@ class SessionViewer(QObject):
         self.bar.addWidget(self.slider)
         self.bar.addWidget(self.step_label)
         self.bar.addSeparator()
-        self._no_rerun_action = self.bar.addWidget(self.no_rerun)
-        self._no_rerun_action.setVisible(False)
+        self.no_rerun_action = self.bar.addWidget(self.no_rerun)
+        self.no_rerun_action.setVisible(False)
         for a in (self.rerun_action, self.close_action):
             self.bar.addAction(a)
             btn = self.bar.widgetForAction(a)
@@ -197,7 +197,7 @@ class SessionViewer(QObject):
         self.run.view(session, branch)
         self.rerun_action.setVisible(self.replayable)
         self.rerun_action.setEnabled(self.replayable)
-        self._no_rerun_action.setVisible(not self.replayable)
+        self.no_rerun_action.setVisible(not self.replayable)
         self.title.setText(f"<b>{Path(self.path).name}</b>")
         self.title.setToolTip(self.path)
         n = len(session)

@@ -4,6 +4,9 @@ A tiny torch model is trained in this test process (the test may import torch;
 the window's modules must not) under gradsim.watch, in chunks; after each chunk
 the window, which reads the folder on its own poll thread, must plot exactly
 the rows the files hold (read here with the csv module, not the loader).
+The engine runs in the worker thread (``thread_engine``): these tests train
+nothing in the window, and an engine child still importing torch on a busy
+machine would outlast the window's close.
 """
 from __future__ import annotations
 
@@ -62,7 +65,7 @@ def _assert_plots_equal_files(window, folder: Path) -> None:
     np.testing.assert_allclose(window.plots.depth_profile.values, grad[-1], rtol=1e-7)
 
 
-def test_following_a_watched_run_plots_every_row_the_files_hold(qtbot, window, tmp_path):
+def test_following_a_watched_run_plots_every_row_the_files_hold(qtbot, thread_engine, window, tmp_path):
     out = tmp_path / "run"
     run = TinyRun(out)
     run.train(5)
@@ -74,13 +77,14 @@ def test_following_a_watched_run_plots_every_row_the_files_hold(qtbot, window, t
     # rows are named by module path; a watched run cannot be re-run
     assert [u.name for u in window.run.viewed.units] == ["0", "2", "4"]
     assert window.plots.heatmap._ticks[-1][1] == "4"
-    assert not window.viewer.rerun_action.isVisible() and window.viewer.no_rerun.isVisible()
+    assert not window.viewer.rerun_action.isVisible() and window.viewer.no_rerun_action.isVisible()
 
     run.train(7)  # the plots grow while the window follows
     qtbot.waitUntil(lambda: len(window.run.viewed) == 12, timeout=20000)
     _assert_plots_equal_files(window, out)
     assert window.viewer.slider.maximum() == 11 and window.viewer.slider.value() == 11
     assert "training" in window.status.currentMessage()
+    assert window.status.state_label.text() == "following a running script (read-only)"
 
     # the diagnosis panel says what gradsim diagnose says about the same folder
     window.diagnosis.dock.show()
@@ -89,13 +93,14 @@ def test_following_a_watched_run_plots_every_row_the_files_hold(qtbot, window, t
 
     with qtbot.waitSignal(window.follow.stopped, timeout=20000) as blocker:
         run.w.close()
-    assert "the script finished (12 steps)" in blocker.args[0]
+    assert blocker.args[0] == "Followed run to its end: the script finished (12 steps)"
     assert "the script finished" in window.status.currentMessage()
     assert not window.follow.following and window.state is RunState.VIEWING
+    assert window.status.state_label.text() == "saved session (read-only)"
     _assert_plots_equal_files(window, out)
 
 
-def test_a_folder_that_is_not_a_watched_run_is_refused_and_nothing_changes(qtbot, window, tmp_path):
+def test_a_folder_that_is_not_a_watched_run_is_refused_and_nothing_changes(qtbot, thread_engine, window, tmp_path):
     from gradsim.session.store import Session
 
     mlp = export_session(Session(2, {"depth": 1}), tmp_path / "mlp")
@@ -106,7 +111,7 @@ def test_a_folder_that_is_not_a_watched_run_is_refused_and_nothing_changes(qtbot
         assert says in window.last_error and says in window.status.currentMessage()
 
 
-def test_an_opened_watched_session_says_it_is_not_replayable(qtbot, window, tmp_path):
+def test_an_opened_watched_session_says_it_is_not_replayable(qtbot, thread_engine, window, tmp_path):
     out = tmp_path / "run"
     run = TinyRun(out)
     run.train(3)
@@ -114,7 +119,7 @@ def test_an_opened_watched_session_says_it_is_not_replayable(qtbot, window, tmp_
     with qtbot.waitSignal(window.viewer.opened, timeout=20000):
         window.open_session(str(out))
     assert not window.viewer.rerun_action.isVisible() and not window.viewer.rerun_action.isEnabled()
-    assert window.viewer.no_rerun.isVisible() and "not replayable" in window.viewer.no_rerun.text()
+    assert window.viewer.no_rerun_action.isVisible() and "not replayable" in window.viewer.no_rerun.text()
     assert "cannot be re-run" in window.status.currentMessage()
     assert window.viewer.rerun() is False and window.state is RunState.VIEWING
     # the panel opens with the session and shows its diagnosis
@@ -129,3 +134,49 @@ def test_main_follow_refuses_a_folder_that_is_not_a_watched_run(tmp_path, subpro
     assert r.returncode == 2
     assert r.stderr.strip() == f"gradsim: error: --follow: {tmp_path}: holds no session.json; expected the out= folder " \
                                "of a gradsim.watch run (it appears once the script calls gradsim.watch)"
+
+
+SCRIPT = r'''
+import sys, time
+from pathlib import Path
+import torch
+import gradsim.watch
+
+out, go = Path(sys.argv[1]), Path(sys.argv[2])
+torch.manual_seed(1)
+model = torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.Sigmoid(), torch.nn.Linear(8, 2))
+opt = torch.optim.SGD(model.parameters(), lr=0.5)
+x, y = torch.randn(16, 4), torch.randint(0, 2, (16,))
+with gradsim.watch(model, opt, out=out) as w:
+    for chunk in (6, 9):
+        for _ in range(chunk):
+            loss = torch.nn.functional.cross_entropy(model(x), y)
+            opt.zero_grad(); loss.backward(); opt.step(); w.loss(loss)
+        w.flush()
+        while chunk == 6 and not go.exists():  # the test lets the second chunk go once the window shows the first
+            time.sleep(0.05)
+'''
+
+
+def test_following_a_script_in_another_process(qtbot, thread_engine, window, tmp_path, subprocess_env):
+    env, root, python = subprocess_env
+    out, go = tmp_path / "run", tmp_path / "go"
+    (tmp_path / "train.py").write_text(SCRIPT)
+    proc = subprocess.Popen([python, str(tmp_path / "train.py"), str(out), str(go)], cwd=root, env=env)
+    try:
+        qtbot.waitUntil(lambda: (out / "session.json").is_file(), timeout=120_000)
+        assert window.follow.follow(str(out))
+        qtbot.waitUntil(lambda: window.run.viewed is not None and len(window.run.viewed) == 6, timeout=60_000)
+        assert window.follow.following
+        _assert_plots_equal_files(window, out)
+        go.touch()
+        qtbot.waitUntil(lambda: not window.follow.following, timeout=120_000)
+        assert proc.wait(timeout=60) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert len(window.run.viewed) == 15
+    _assert_plots_equal_files(window, out)
+    window.diagnosis.refresh_now()
+    assert window.diagnosis.panel.text() == diagnose(load_session(out)).text()

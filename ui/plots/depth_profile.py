@@ -185,7 +185,12 @@ class DepthProfile(PlotBase):
             high = ~np.isfinite(values) | (values > LOG_CEIL)
         ok = ~np.isnan(y)
         self.points.setData(x[ok], y[ok])
-        ticks = unit_ticks(store, values.size, shown=self._rows)
+        if store.model == "watched":
+            # module paths side by side on a horizontal axis overlap past a few units: number
+            # them, few enough for three digits to fit (the heatmap and the hover read-out name them)
+            ticks = [(x, str(int(x))) for x, _ in unit_ticks(store, values.size, most=6, shown=self._rows)]
+        else:
+            ticks = unit_ticks(store, values.size, shown=self._rows)
         if values.size != self._n_layers_shown or ticks != self._ticks:
             self._n_layers_shown = values.size
             self._ticks = ticks

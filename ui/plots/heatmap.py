@@ -23,6 +23,7 @@ from .decimate import MAX_IMAGE_COLUMNS, BinCache, Bins, nearest_row
 from .labels import HEATMAP_METRICS, METRIC_LABELS, METRIC_TIPS, fmt, unit_name, unit_ticks
 from .markers import EventMarkers, events_text
 from .unit_axis import unit_axis_title
+from .unit_filter import UnitFilterBox, matches, row_ticks, separators
 
 #: Colour of cells holding nan, +inf or a negative value (not a valid norm).
 NONFINITE_RGB = (255, 0, 255)
@@ -94,6 +95,10 @@ class GradientHeatmap(TimePlotBase):
         self.branch_combo.currentIndexChanged.connect(self._on_branch_changed)
         controls.addWidget(self.branch_combo)
         controls.addStretch(1)
+        #: Which units (module paths) the image shows (ui/plots/unit_filter.py).
+        self.unit_filter = UnitFilterBox()
+        self.unit_filter.textChanged.connect(self._on_filter_changed)
+        controls.addWidget(self.unit_filter)
         self._layout.addLayout(controls)
 
         self.plot: pg.PlotItem = self.graphics.addPlot(row=0, col=0)
@@ -141,6 +146,8 @@ class GradientHeatmap(TimePlotBase):
         self.step_cursor.setZValue(30)
         self.plot.addItem(self.step_cursor, ignoreBounds=True)
         self.markers_list.append(EventMarkers(self.plot, halo=True))
+        #: Lines between groups of units (``encoder.layers.3.*``), made once and reused.
+        self._separators: list[pg.InfiniteLine] = []
         self.follower = RangeFollower(self.plot, x=True)
         self.followers.append(self.follower)
         self._hover_plots.append(self.plot)
@@ -250,6 +257,13 @@ class GradientHeatmap(TimePlotBase):
             return
         view = store.layer_metric(self.metric_name)
         rows = unit_rows(store.units, self.metric_name)
+        filter_note = ""
+        if self.unit_filter.text().strip():
+            kept = matches([store.units[r].name for r in rows], self.unit_filter.text())
+            if kept:
+                rows = [rows[k] for k in kept]
+            else:
+                filter_note = f"no unit matches {self.unit_filter.text().strip()!r}: showing all"
         if len(rows) == store.n_layers:  # every unit (an MLP): no gather
             self._rows = None
             bins = self._cache.update(store, (self.metric_name, store.n_layers), lambda a, b: view[a:b])
@@ -283,7 +297,11 @@ class GradientHeatmap(TimePlotBase):
         self._dx = span * bins.k
         self._x0 = float(steps[0]) - span / 2
         self._push_image()
-        ticks = unit_ticks(store, n_layers, shown=self._rows)
+        watched = store.model == "watched"
+        shown = [store.units[r].name for r in (self._rows if self._rows is not None else range(n_layers))]
+        # Module paths: grouped ticks and separators (a simulator run keeps its familiar axis).
+        ticks = row_ticks(shown) if watched else unit_ticks(store, n_layers, shown=self._rows)
+        self._show_separators(separators(shown) if watched else [])
         if n_layers != self._n_layers_shown or ticks != self._ticks:
             self._n_layers_shown = n_layers
             self._ticks = ticks
@@ -291,7 +309,9 @@ class GradientHeatmap(TimePlotBase):
             self.plot.getAxis("left").setTicks([ticks])
             self.plot.setLabel("left", unit_axis_title(store, self._rows))
         self.follower.update(self._x0, float(steps[-1]) + span / 2)
-        note = []
+        note = [filter_note] if filter_note else []
+        if self._rows is not None and self.unit_filter.text().strip() and not filter_note:
+            note.append(f"{n_layers} of {store.n_layers} units match the filter")
         if bins.k > 1:
             note.append(f"{bins.k} steps per column (most extreme)")
         bad_cols = self.nonfinite_mask.any(axis=0)
@@ -299,6 +319,21 @@ class GradientHeatmap(TimePlotBase):
             first = int(np.argmax(bad_cols))
             note.append(f"non-finite (magenta) from step {int(steps[first * bins.k])}")
         self.note.setText("; ".join(note))
+
+    def _show_separators(self, ys: list[float]) -> None:
+        while len(self._separators) < len(ys):
+            line = pg.InfiniteLine(angle=0, movable=False, pen=pg.mkPen("#ffffff", width=1, style=Qt.PenStyle.DotLine))
+            line.setZValue(20)
+            self.plot.addItem(line, ignoreBounds=True)
+            self._separators.append(line)
+        for i, line in enumerate(self._separators):
+            if i < len(ys):
+                line.setPos(ys[i])
+            line.setVisible(i < len(ys))
+
+    @Slot(str)
+    def _on_filter_changed(self, _text: str) -> None:
+        self.redraw()
 
     def _set_views(self, n_cols: int) -> None:
         self._n_cols = n_cols
