@@ -31,6 +31,25 @@ _STATE_TEXT = {
 }
 
 
+#: A run that needs more than this many seconds to finish gets a time estimate.
+ETA_FROM_S = 20.0
+
+
+def eta_text(steps_left: int, steps_per_s: float) -> str:
+    """'~3 min left' for a slow run ('' when it ends within ETA_FROM_S or the rate is unknown)."""
+    if steps_left <= 0 or not steps_per_s > 0:
+        return ""
+    s = steps_left / steps_per_s
+    if s < ETA_FROM_S:
+        return ""
+    if s < 90:
+        return f"~{s:.0f} s left"
+    if s < 90 * 60:
+        return f"~{s / 60:.0f} min left"
+    h, m = divmod(round(s / 60), 60)
+    return f"~{h} h {m} min left" if m else f"~{h} h left"
+
+
 class RunStatusBar(QStatusBar):
     """Status bar with permanent labels that follow a RunController."""
 
@@ -52,7 +71,7 @@ class RunStatusBar(QStatusBar):
         self.held_label.setToolTip("Accuracy on the held-out split (examples never trained on), measured every "
                                    "stats interval: the number that says whether the network generalizes.")
         fm = self.fontMetrics()
-        samples = ("step 100,000 / 100,000", "10,000 steps/s", "loss 0.00001234", "batch accuracy 100.0%", "held-out 100.0%")
+        samples = ("step 100,000 / 100,000", "10,000 steps/s, ~59 min left", "loss 0.00001234", "batch accuracy 100.0%", "held-out 100.0%")
         for w, sample in zip((self.step_label, self.rate_label, self.loss_label, self.acc_label, self.held_label), samples):
             w.setMinimumWidth(fm.horizontalAdvance(sample) + 12)
             self.addPermanentWidget(w)
@@ -74,7 +93,9 @@ class RunStatusBar(QStatusBar):
     def _on_progress_changed(self, p: Progress) -> None:
         steps = f"step {p.step:,}" if p.branch_steps is None else f"A step {p.branch_steps[0]:,}, B step {p.branch_steps[1]:,}"
         self.step_label.setText(steps + (f" / {p.total:,}" if p.total else ""))
-        self.rate_label.setText(rate_text(p.steps_per_s) if p.steps_per_s > 0 else "– steps/s")
+        rate = rate_text(p.steps_per_s) if p.steps_per_s > 0 else "– steps/s"
+        left = eta_text(p.total - p.step, p.steps_per_s) if p.total else ""
+        self.rate_label.setText(rate + (f", {left}" if left else ""))
         self.loss_label.setText(f"loss {p.loss:.4g}" if not math.isnan(p.loss) else "loss –")
         self.acc_label.setText(f"batch accuracy {p.accuracy:.1%}" if math.isfinite(p.accuracy) else "batch accuracy –")
         held = self.held_out()

@@ -225,8 +225,16 @@ class TogglesPanel(QWidget):
         self.clip_threshold.setText(format_float(config.clip_threshold))
         self.lr.setText(format_float(config.lr))
         self._set_quietly(self.optimizer, config.optimizer)
+        self._show_init(config.init, getattr(config, SCALED_INITS[config.init]) if config.init in SCALED_INITS else None)
         self._on_clip_mode_changed()
         self.error_label.hide()
+
+    def _show_init(self, scheme: str, scale: Optional[float]) -> None:
+        """The running net's initialisation (what Re-init would redo, until changed)."""
+        self._set_quietly(self.init, scheme)
+        if scale is not None:
+            self.init_scale.setText(format_float(scale))
+        self._on_init_changed()
 
     def sync_event(self, event: Event) -> None:
         """Follow an applied event (scheduled or toggled), so the panel shows the run's state."""
@@ -255,6 +263,8 @@ class TogglesPanel(QWidget):
             self.lr.setText(format_float(cmd.lr))
         elif isinstance(cmd, SetOptimizer):
             self._set_quietly(self.optimizer, cmd.name)
+        elif isinstance(cmd, Reinit):
+            self._show_init(cmd.scheme, cmd.scale)
 
     @staticmethod
     def _check_quietly(box: QCheckBox, on: bool) -> None:

@@ -96,8 +96,10 @@ class LossAccuracyPlot(TimePlotBase):
         self.acc_curve_b = _add(self.acc_plot, LineItem(pg.mkPen("#c5e1a5", width=1, style=dash)))
         self._cache_b = BinCache(MAX_CURVE_BINS)
         self._b_shown = False
-        self.graphics.ci.layout.setRowStretchFactor(0, 1)
-        self.graphics.ci.layout.setRowStretchFactor(1, 1)
+        # The accuracy plot gets the larger share: its axis title is the longer one, and it holds
+        # three things (batch, held-out, the clipped-steps band) to the loss's one.
+        self.graphics.ci.layout.setRowStretchFactor(0, 2)
+        self.graphics.ci.layout.setRowStretchFactor(1, 3)
         self.markers_list.append(EventMarkers(self.loss_plot))
         self.follower = RangeFollower(self.loss_plot, x=True, y_log=True)
         self.followers.append(self.follower)
