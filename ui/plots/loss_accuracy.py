@@ -10,7 +10,6 @@ from typing import Optional
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QWidget
 
 from gradsim.metrics import STEP_INDEX
@@ -19,6 +18,7 @@ from gradsim.session.store import Session
 from .base import RangeFollower, TimePlotBase
 from .axes import make_log_plot, plain_axes
 from .decimate import LOG_CEIL, LOG_FLOOR, MAX_CURVE_BINS, BinCache, Bins, curve_points, nearest_row, nonfinite_note
+from .branch_b import b_pen, branch_note, end_dot, last_finite
 from .labels import LegendLabel, fmt
 from .markers import EventMarkers, events_text
 from .items import LineItem
@@ -91,9 +91,11 @@ class LossAccuracyPlot(TimePlotBase):
                                "every stats interval; clipped marks the steps whose gradient was clipped")
         self._layout.addWidget(self.legend)
         # Branch B of a forked run: same colours, dashed (created once, empty until a fork).
-        dash = Qt.PenStyle.DashLine
-        self.loss_curve_b = _add(self.loss_plot, LineItem(pg.mkPen("#ffcc80", width=1, style=dash)))
-        self.acc_curve_b = _add(self.acc_plot, LineItem(pg.mkPen("#c5e1a5", width=1, style=dash)))
+        # Wider than A and with a dot at its end, so a short or diverged B cannot hide (ui/plots/branch_b.py).
+        self.loss_curve_b = _add(self.loss_plot, LineItem(b_pen("#ffcc80")))
+        self.acc_curve_b = _add(self.acc_plot, LineItem(b_pen("#c5e1a5")))
+        self.loss_end_b = _add(self.loss_plot, end_dot("#ffcc80"))
+        self.acc_end_b = _add(self.acc_plot, end_dot("#c5e1a5"))
         self._cache_b = BinCache(MAX_CURVE_BINS)
         self._b_shown = False
         # The accuracy plot gets the larger share: its axis title is the longer one, and it holds
@@ -118,7 +120,8 @@ class LossAccuracyPlot(TimePlotBase):
         self._bins = None
         self._cache_b.reset()
         self._b_shown = False
-        for c in (self.loss_curve, self.acc_curve, self.loss_curve_b, self.acc_curve_b, self.held_curve, self.clip_band):
+        for c in (self.loss_curve, self.acc_curve, self.loss_curve_b, self.acc_curve_b, self.held_curve, self.clip_band,
+                  self.loss_end_b, self.acc_end_b):
             c.setData([], [])
         self.legend.set_entries([])
 
@@ -153,15 +156,18 @@ class LossAccuracyPlot(TimePlotBase):
             with np.errstate(invalid="ignore"):
                 np.clip(loss_b, LOG_FLOOR, LOG_CEIL, out=loss_b)
             self.loss_curve_b.setData(xb, loss_b)
-            self.acc_curve_b.setData(*curve_points(b.steps, bins_b, 1))
+            xa, acc_b = curve_points(b.steps, bins_b, 1)
+            self.acc_curve_b.setData(xa, acc_b)
+            self.loss_end_b.setData(*last_finite(xb, loss_b))
+            self.acc_end_b.setData(*last_finite(xa, acc_b))
             self._b_shown = True
             self.follower.update(float(steps[0]), float(max(steps[-1], b.steps[-1])), np.concatenate([loss, loss_b]))
         else:
             if self._b_shown:
                 self._b_shown = False
                 self._cache_b.reset()
-                self.loss_curve_b.setData([], [])
-                self.acc_curve_b.setData([], [])
+                for c in (self.loss_curve_b, self.acc_curve_b, self.loss_end_b, self.acc_end_b):
+                    c.setData([], [])
             self.follower.update(float(steps[0]), float(steps[-1]), loss)
         notes = []
         if bins.k > 1:
@@ -171,6 +177,8 @@ class LossAccuracyPlot(TimePlotBase):
             notes.append(loss_note)
         if store.diverged_at is not None:
             notes.append(f"diverged at step {store.diverged_at}")
+        if b is not None and len(b):
+            notes.append(branch_note(b))
         n_clipped = int(np.count_nonzero(store.column("clipped") > 0))
         if n_clipped:
             notes.append(f"gradient clipped on {n_clipped:,} of {len(store):,} recorded steps")
