@@ -43,6 +43,7 @@ from .status_bar import RunStatusBar
 from .teaching import TeachingController
 from .unsaved import UnsavedGuard
 from .autosave import AutoSaver
+from .history import HistoryScrubber
 
 log = logging.getLogger(__name__)
 
@@ -92,6 +93,8 @@ class MainWindow(QMainWindow):
         self.viewer = SessionViewer(self, host=self)
         #: Speed, pause at step N, pause on divergence (enforced in the engine; ui/pace_controls.py).
         self.pace = PaceControls(self, self.run, self.status)
+        #: Step back through the recorded history while paused (ui/history.py).
+        self.history = HistoryScrubber(self, self.run, self.status, lambda: self.refresh_plots_now())
         self.fork = ForkControls(self, host=self)
         self.learned = LearnedController(self, host=self)
         # Exercise panel and Jacobian spectrum: docks built on first use (View and Exercises menus).
@@ -296,7 +299,8 @@ class MainWindow(QMainWindow):
 
     def _refresh_plots(self, mirror: Session, force: bool = False) -> bool:
         """The pacer's redraw: the run's mirror, and branch B when the run is forked."""
-        return self.plots.refresh(mirror, force, compare=self.run.branch_mirror)
+        shown, compare = self.history.apply(mirror, self.run.branch_mirror)
+        return self.plots.refresh(shown, force, compare=compare)
 
     @Slot(str)
     def _on_command_refused(self, message: str) -> None:
