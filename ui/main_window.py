@@ -44,6 +44,7 @@ from .teaching import TeachingController
 from .unsaved import UnsavedGuard
 from .autosave import AutoSaver
 from .history import HistoryScrubber
+from .exercise_pace import ExercisePace
 
 log = logging.getLogger(__name__)
 
@@ -101,6 +102,8 @@ class MainWindow(QMainWindow):
         self.teaching = TeachingController(self, host=self)
         #: Asks Save / Discard / Cancel before unsaved work is replaced (ui/unsaved.py).
         self.guard = UnsavedGuard(self, self.run, self.exporter, self.teaching)
+        #: An open exercise's "change it during the run" pauses the run at that step (ui/exercise_pace.py).
+        self.exercise_pace = ExercisePace(self, self.run, self.pace, self.status, self.teaching.active_exercise)
         self._close_confirmed = False
         #: A copy of the live run every few seconds, offered back after a crash (ui/autosave.py).
         self.autosave = AutoSaver(self, self.run)
