@@ -13,7 +13,7 @@ FIND_LINKS = $(if $(wildcard /opt/wheels),--find-links /opt/wheels,)
 
 $(STAMP): pyproject.toml requirements/lock.txt
 	$(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install -q $(FIND_LINKS) -c requirements/lock.txt -e '.[test,cluster]'
+	$(PY) -m pip install -q $(FIND_LINKS) -c requirements/lock.txt -e '.[test,cluster,lightning]'
 	touch $(STAMP)
 
 run: $(STAMP)

@@ -12,7 +12,7 @@ import math
 from dataclasses import dataclass
 from typing import Any, Callable, ClassVar, Optional, Protocol
 
-from .config import ACTIVATIONS, CLIP_MODES, INITS, OPTIMIZERS, SCALED_INITS
+from .config import ACTIVATIONS, CLIP_MODES, INITS, NORM_POSITIONS, OPTIMIZERS, SCALED_INITS, parse_recurrent_init
 from .events import NOTE, PREDICTION
 
 
@@ -39,6 +39,14 @@ class RunTarget(Protocol):
     def set_lr(self, lr: float) -> None: ...
 
     def set_optimizer(self, name: str) -> None: ...
+
+    def set_recurrent_init(self, scheme: str) -> None: ...
+
+    def set_forget_bias(self, value: float) -> None: ...
+
+    def set_norm_position(self, position: str) -> None: ...
+
+    def set_warmup(self, steps: int) -> None: ...
 
 
 class CommandError(ValueError):
@@ -300,6 +308,86 @@ class Annotate(Command):
 
 
 @dataclass(frozen=True)
+class SetRecurrentInit(Command):
+    """Re-draw every recurrent weight W_hh now (orthogonal, identity or normal:G);
+    their optimizer state is dropped. Recurrent models only."""
+
+    scheme: str
+    key: ClassVar[str] = "recurrent_init"
+
+    def value(self) -> str:
+        return str(self.scheme)
+
+    def validate(self) -> None:
+        try:
+            parse_recurrent_init(self.scheme)
+        except ValueError as exc:
+            raise _refuse(self, str(exc).partition(": ")[2]) from None
+
+    def apply_to(self, trainer: "RunTarget") -> None:
+        trainer.set_recurrent_init(self.scheme)
+
+
+@dataclass(frozen=True)
+class SetForgetBias(Command):
+    """Set every LSTM forget gate's bias now (b_ih's forget block to ``value``, b_hh's to 0)."""
+
+    bias: float
+    key: ClassVar[str] = "forget_bias"
+
+    def value(self) -> str:
+        ok = isinstance(self.bias, (int, float)) and not isinstance(self.bias, bool)
+        return repr(float(self.bias)) if ok else repr(self.bias)
+
+    def validate(self) -> None:
+        v = self.bias
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or abs(v) > 100:
+            raise _refuse(self, "expected a finite number from -100 to 100")
+
+    def apply_to(self, trainer: "RunTarget") -> None:
+        trainer.set_forget_bias(float(self.bias))
+
+
+@dataclass(frozen=True)
+class SetNormPosition(Command):
+    """Move a transformer's layer norms before each sublayer (pre) or after each
+    residual add (post); every parameter keeps its value. Transformers only."""
+
+    position: str
+    key: ClassVar[str] = "norm"
+
+    def value(self) -> str:
+        return str(self.position)
+
+    def validate(self) -> None:
+        if self.position not in NORM_POSITIONS:
+            raise _refuse(self, f"{self.position!r} is not known; allowed: {', '.join(NORM_POSITIONS)}")
+
+    def apply_to(self, trainer: "RunTarget") -> None:
+        trainer.set_norm_position(self.position)
+
+
+@dataclass(frozen=True)
+class SetWarmup(Command):
+    """Linear learning-rate warm-up over the next ``steps`` steps, starting now:
+    the k-th step from here (k = 1, 2, ...) trains at lr * min(1, k / steps).
+    0 ends a warm-up under way."""
+
+    steps: int
+    key: ClassVar[str] = "warmup"
+
+    def value(self) -> str:
+        return str(self.steps)
+
+    def validate(self) -> None:
+        if isinstance(self.steps, bool) or not isinstance(self.steps, int) or not 0 <= self.steps <= 100_000_000:
+            raise _refuse(self, "expected a whole number of steps from 0 to 100000000")
+
+    def apply_to(self, trainer: "RunTarget") -> None:
+        trainer.set_warmup(self.steps)
+
+
+@dataclass(frozen=True)
 class Scheduled:
     """A command to apply just before step ``step`` runs."""
 
@@ -386,6 +474,24 @@ def _parse_optimizer(v: str) -> Command:
     return _build("optimizer", v, SetOptimizer, v)
 
 
+def _parse_recurrent_init(v: str) -> Command:
+    return _build("recurrent_init", v, SetRecurrentInit, v)
+
+
+def _parse_forget_bias(v: str) -> Command:
+    return _build("forget_bias", v, SetForgetBias, _number("forget_bias", v, v, "a finite number from -100 to 100"))
+
+
+def _parse_norm(v: str) -> Command:
+    return _build("norm", v, SetNormPosition, v)
+
+
+def _parse_warmup(v: str) -> Command:
+    if not v.isdigit():
+        raise CommandError(f"warmup={v}: {v!r} is not a whole number of steps; allowed 0 to 100000000")
+    return _build("warmup", v, SetWarmup, int(v))
+
+
 PARSERS: dict[str, Callable[[str], Command]] = {
     "activation": _parse_activation,
     "init": _parse_init,
@@ -395,6 +501,10 @@ PARSERS: dict[str, Callable[[str], Command]] = {
     "clip": _parse_clip,
     "lr": _parse_lr,
     "optimizer": _parse_optimizer,
+    "recurrent_init": _parse_recurrent_init,
+    "forget_bias": _parse_forget_bias,
+    "norm": _parse_norm,
+    "warmup": _parse_warmup,
 }
 
 #: Event kinds that are commands (and so replay); the others only annotate a run.

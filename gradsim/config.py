@@ -11,6 +11,7 @@ from dataclasses import asdict, dataclass, fields, replace
 from typing import Any, Optional
 
 from .activations import NAMES
+from .data.sequences import SEQUENCE_DATASETS
 from .safe_json import parse_json
 
 ACTIVATIONS = NAMES  # defined, with their forms and tests, in gradsim/activations.py
@@ -30,7 +31,42 @@ OPTIMIZERS = ("sgd", "momentum", "adam")
 CLIP_MODES = ("none", "norm", "value")
 #: Model families the simulator builds (gradsim.models.family.FAMILIES holds
 #: their implementations; a test keeps the two lists equal).
-MODELS = ("mlp",)
+MODELS = ("mlp", "rnn", "lstm", "gru", "transformer")
+#: The recurrent families (stacked layers over a sequence, a head on the last step).
+RECURRENT_MODELS = ("rnn", "lstm", "gru")
+#: Which datasets each family can train on: the MLP reads one point per sample,
+#: the recurrent families a sequence (gradsim/data/sequences.py). The families
+#: (gradsim.models.family) and the builder read this one table.
+MODEL_DATASETS: dict[str, tuple[str, ...]] = {
+    "mlp": DATASETS,
+    # recall-last is trivial for a model that reads the last step: it is the transformer's far task
+    **{m: tuple(d for d in SEQUENCE_DATASETS if d != "recall-last") for m in RECURRENT_MODELS},
+    # adding is a regression: the transformer trains on the classification tasks
+    "transformer": tuple(d for d in SEQUENCE_DATASETS if d != "adding"),
+}
+#: Every dataset some family can use.
+ALL_DATASETS = DATASETS + SEQUENCE_DATASETS
+#: What a switch to a family changes unless the same change names it: its
+#: typical depth and a dataset it can use (the MLP's are RunConfig's defaults).
+MODEL_DEFAULTS: dict[str, dict[str, Any]] = {
+    "mlp": {"depth": 10, "dataset": "spiral"},
+    **{m: {"depth": 1, "dataset": "adding"} for m in RECURRENT_MODELS},
+}
+#: The vanilla RNN's nonlinearities (torch.nn.RNN's ``nonlinearity``).
+RNN_ACTIVATIONS = ("tanh", "relu")
+#: Stacked recurrent layers a recurrent model may have.
+MAX_RECURRENT_DEPTH = 4
+#: Schemes of ``recurrent_init``; ``normal`` is written ``normal:G``.
+RECURRENT_INITS = ("orthogonal", "identity", "normal")
+#: Gate blocks per recurrent layer (torch stacks them in weight_ih / weight_hh).
+GATES = {"rnn": 1, "lstm": 4, "gru": 3}
+#: Where a transformer block's layer norms sit (Xiong et al. 2020): before each
+#: sublayer inside the residual branch (pre) or after each residual add (post).
+NORM_POSITIONS = ("pre", "post")
+#: Blocks a transformer may have.
+MAX_TRANSFORMER_DEPTH = 48
+#: The transformer's MLP is width -> FF_MULT * width -> width (the original transformer's 4).
+FF_MULT = 4
 #: Init schemes that take a number, and the config field holding it (std for
 #: "normal", bound for "uniform"). The one place that says so: the command
 #: parser, the builder and the live toggles all read it.
@@ -91,12 +127,40 @@ class RunConfig:
     param_budget_mb: float = DEFAULT_PARAM_BUDGET_MB
     #: The model family (last, so v0.2.0's fields keep their order in session.json).
     model: str = "mlp"
+    #: Length of the input sequences (recurrent models; the MLP ignores it).
+    seq_len: int = 50
+    #: How W_hh is drawn: orthogonal, identity (IRNN) or normal:G (N(0, G^2/width): spectral radius about G).
+    recurrent_init: str = "orthogonal"
+    #: The LSTM's forget-gate bias at initialisation (Jozefowicz et al. 2015 recommend 1).
+    forget_bias: float = 1.0
+    #: Attention heads of a transformer (width must be a multiple).
+    heads: int = 4
+    #: Layer norm before each sublayer (pre) or after each residual add (post).
+    norm_position: str = "pre"
+    #: Steps of linear learning-rate warm-up from the start (0: none; any model).
+    warmup_steps: int = 0
 
     # ------------------------------------------------------------ validation
     def validate(self) -> "RunConfig":
         """Raise ConfigError naming the first bad field; return self when valid."""
         _choice("model", self.model, MODELS)
-        _choice("dataset", self.dataset, DATASETS)
+        allowed = MODEL_DATASETS[self.model]
+        if self.dataset not in allowed and self.dataset in ALL_DATASETS:
+            raise ConfigError(f"dataset = {self.dataset!r}: model {self.model!r} cannot train on it; allowed: {', '.join(allowed)}", "dataset")
+        _choice("dataset", self.dataset, allowed)
+        _int_range("seq_len", self.seq_len, 2, 1000)
+        try:
+            parse_recurrent_init(self.recurrent_init)
+        except ValueError as exc:
+            raise ConfigError(str(exc), "recurrent_init") from None
+        _float_range("forget_bias", self.forget_bias, -100.0, 100.0)
+        if self.model in RECURRENT_MODELS:
+            self._validate_recurrent()
+        _int_range("warmup_steps", self.warmup_steps, 0, 100_000_000)
+        _int_range("heads", self.heads, 1, 64)
+        _choice("norm_position", self.norm_position, NORM_POSITIONS)
+        if self.model == "transformer":
+            self._validate_transformer()
         _choice("activation", self.activation, ACTIVATIONS)
         _choice("init", self.init, INITS)
         _choice("optimizer", self.optimizer, OPTIMIZERS)
@@ -135,21 +199,79 @@ class RunConfig:
             )
         return self
 
+    def _validate_recurrent(self) -> None:
+        from .data.sequences import check_seq_len
+
+        m = self.model
+        _int_range("depth", self.depth, 1, MAX_RECURRENT_DEPTH, why=f" (stacked layers of model {m!r})")
+        if m == "rnn":
+            if self.activation not in RNN_ACTIVATIONS:
+                raise ConfigError(f"activation = {self.activation!r}: model 'rnn' allows {', '.join(RNN_ACTIVATIONS)}", "activation")
+        elif self.activation != "tanh":
+            raise ConfigError(f"activation = {self.activation!r}: model {m!r} has fixed gate nonlinearities; leave activation tanh", "activation")
+        for flag in ("batchnorm", "layernorm", "residual"):
+            if getattr(self, flag) is not False:
+                raise ConfigError(f"{flag} = {getattr(self, flag)!r}: model {m!r} has no {flag}; allowed false", flag)
+        if self.warmup_steps != 0:  # the recurrent trainer trains every step at lr: refuse rather than ignore
+            raise ConfigError(f"warmup_steps = {self.warmup_steps!r}: model {m!r} has no learning-rate warm-up; allowed 0", "warmup_steps")
+        try:
+            check_seq_len(self.dataset, self.seq_len)
+        except ValueError as exc:
+            raise ConfigError(str(exc), "seq_len") from None
+
+    def _validate_transformer(self) -> None:
+        _int_range("depth", self.depth, 1, MAX_TRANSFORMER_DEPTH, why=" (blocks of model 'transformer')")
+        if isinstance(self.width, int) and not isinstance(self.width, bool) and self.width % self.heads:
+            raise ConfigError(
+                f"heads = {self.heads}: width = {self.width} must be divisible by the number of heads "
+                f"(each head gets width / heads dimensions); allowed: {', '.join(str(h) for h in range(1, 65) if self.width % h == 0)}",
+                "heads",
+            )
+        for flag in ("batchnorm", "layernorm", "residual"):
+            if getattr(self, flag) is not False:
+                raise ConfigError(
+                    f"{flag} = {getattr(self, flag)!r}: model 'transformer' has its own residual stream and layer norms "
+                    "(norm_position); allowed false", flag,
+                )
+
+    @property
+    def recurrent(self) -> bool:
+        """Whether the model is a recurrent family (rnn, lstm, gru)."""
+        return self.model in RECURRENT_MODELS
+
     @property
     def n_train(self) -> int:
         from .data.datasets import dataset_sizes
+        from .data.sequences import sequence_sizes
 
-        n_total = dataset_sizes(self.dataset, self.n_samples)
+        n_total = sequence_sizes(self.dataset, self.n_samples) if self.dataset in SEQUENCE_DATASETS else dataset_sizes(self.dataset, self.n_samples)
         return n_total - int(round(n_total * self.test_fraction))
 
     @property
     def n_layers(self) -> int:
-        """Number of Linear layers, numbered 1..depth+1 from the input."""
+        """Rows of layers.csv per step (units): the MLP's Linear layers, numbered 1..depth+1
+        from the input; a recurrent net's seq_len time steps, then its 2 * depth + 1
+        parameter groups; a transformer's depth+1 streams, 2 depth sublayers, embedding and head."""
+        if self.model in RECURRENT_MODELS:
+            return self.seq_len + 2 * self.depth + 1
+        if self.model == "transformer":
+            return 3 * self.depth + 3
         return self.depth + 1
 
     def param_count(self) -> int:
         from .data.datasets import dataset_shape
+        from .data.sequences import sequence_shape
 
+        if self.model in RECURRENT_MODELS:
+            n_in, n_out = sequence_shape(self.dataset, self.seq_len)
+            g, w = GATES[self.model], self.width
+            layers = sum(g * w * ((n_in if l == 0 else w) + w) + 2 * g * w for l in range(self.depth))
+            return layers + w * n_out + n_out
+        if self.model == "transformer":
+            n_in, n_out = sequence_shape(self.dataset, self.seq_len)
+            w, f = self.width, FF_MULT * self.width
+            block = (3 * w * w + 3 * w) + (w * w + w) + (w * f + f) + (f * w + w) + 4 * w
+            return (n_in * w + w) + self.seq_len * w + self.depth * block + 2 * w + (w * n_out + n_out)
         n_in, n_out = dataset_shape(self.dataset)
         w = self.width
         linear = (n_in * w + w) + (self.depth - 1) * (w * w + w) + (w * n_out + n_out)
@@ -209,6 +331,25 @@ def default_residual_alpha(depth: int) -> float:
     """1/sqrt(depth): with it the residual stream's variance grows by at most a
     factor (1 + chi/depth)^depth ~ e^chi over the whole network."""
     return 1.0 / math.sqrt(max(int(depth), 1))
+
+
+def parse_recurrent_init(text: Any) -> tuple[str, Optional[float]]:
+    """``orthogonal`` / ``identity`` / ``normal:G`` -> (scheme, G or None); ValueError naming the bad value."""
+    allowed = "allowed orthogonal, identity or normal:G with G a finite number > 0"
+    if not isinstance(text, str):
+        raise ValueError(f"recurrent_init = {text!r}: {allowed}")
+    scheme, colon, gain = text.partition(":")
+    if scheme in ("orthogonal", "identity") and not colon:
+        return scheme, None
+    if scheme == "normal" and colon:
+        try:
+            g = float(gain)
+        except ValueError:
+            raise ValueError(f"recurrent_init = {text!r}: {gain!r} is not a number; {allowed}") from None
+        if math.isfinite(g) and g > 0:
+            return scheme, g
+        raise ValueError(f"recurrent_init = {text!r}: G = {gain} must be a finite number > 0; {allowed}")
+    raise ValueError(f"recurrent_init = {text!r}: {allowed}")
 
 
 # ---------------------------------------------------------------- helpers

@@ -17,6 +17,10 @@ COMMANDS: dict[str, str] = {
     "clip": "set gradient clipping (none, by norm or by value)",
     "lr": "set the learning rate",
     "optimizer": "switch the optimiser",
+    "recurrent_init": "re-draw the recurrent weights W_hh (orthogonal, identity or normal:G; recurrent models)",
+    "forget_bias": "set the LSTM forget gates' bias",
+    "norm": "move a transformer's layer norms before each sublayer (pre) or after each residual add (post)",
+    "warmup": "warm the learning rate up linearly over the next N steps (0: none)",
 }
 
 START = "start"

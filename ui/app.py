@@ -69,6 +69,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--config", metavar="FILE", help="load a config (a preset, a bare config JSON or an exported session.json)")
     p.add_argument("--open", metavar="SESSION", dest="open_path",
                    help="show an exported session (a folder or a .zip) read-only; with --screenshot, save a picture of it")
+    p.add_argument("--follow", metavar="DIR",
+                   help="follow a running gradsim.watch session folder: the plots grow as the script trains; with "
+                        "--screenshot, save a picture once it holds --steps N steps (or the run ended)")
     p.add_argument("--steps", metavar="N", type=_positive_int, help="maximum steps of the run")
     p.add_argument("--speed", metavar="N", type=_speed,
                    help="training speed: N steps a second (a whole number, 1-100000) or 'full' (the default)")
@@ -96,6 +99,15 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         return _fail_usage("give --self-test or --screenshot, not both")
     if args.open_path and (args.preset or args.config or args.self_test):
         return _fail_usage("give --open alone (with --screenshot if wanted), not with --preset, --config or --self-test")
+    if args.follow and (args.open_path or args.preset or args.config or args.self_test):
+        return _fail_usage("give --follow alone (with --screenshot and --steps if wanted)")
+    if args.follow:
+        from gradsim.watch.tail import NotWatchedError, watched_meta
+
+        try:  # before any window: a folder that is not a watched run costs one line, exit 2
+            watched_meta(args.follow)
+        except NotWatchedError as exc:
+            return _fail_usage(f"--follow: {exc}")
     config: Optional[RunConfig] = None
     schedule: tuple[Scheduled, ...] = ()
     try:
@@ -141,6 +153,8 @@ def _run(app, window, args: argparse.Namespace, config, schedule, opened=None) -
     """The mode the flags ask for: self-test, screenshot, or the interactive window."""
     if args.self_test:
         return _self_test(app, window)
+    if args.follow:
+        return _follow(app, window, args)
     if opened is not None:
         window.show()
         window.viewer.show_session(opened[0], args.open_path, branch=opened[1])
@@ -162,6 +176,30 @@ def _run(app, window, args: argparse.Namespace, config, schedule, opened=None) -
     window.show()
     _close_on_signals(window)
     return app.exec()
+
+
+def _follow(app, window, args: argparse.Namespace) -> int:
+    """--follow DIR: follow a watched run; with --screenshot, save one once it holds --steps steps or ended."""
+    window.show()
+    if not window.follow.follow(args.follow):
+        sys.stderr.write(f"{PROG}: error: --follow: {window.last_error}\n")
+        return 2
+    if not args.screenshot:
+        _close_on_signals(window)
+        return app.exec()
+    want = args.steps or 1
+    f = window.follow
+
+    def enough() -> bool:
+        return not f.following or (f.session is not None and len(f.session) >= want)
+
+    if not wait_for(app, enough, HEADLESS_TIMEOUT_S, poll_ms=50):
+        sys.stderr.write(f"{PROG}: error: --follow: {args.follow} did not reach {want} steps within {HEADLESS_TIMEOUT_S:.0f} s\n")
+        return 1
+    if f.session is None:
+        sys.stderr.write(f"{PROG}: error: --follow: {args.follow} recorded no step\n")
+        return 1
+    return _screenshot_now(app, window, args.screenshot)
 
 
 def _process_alive(pid: int) -> bool:

@@ -28,6 +28,7 @@ from . import menus
 from . import settings as st
 from .about import app_icon
 from .panels.builder import BuilderPanel
+from .panels.diagnosis import DiagnosisController
 from .panels.error_dialog import ErrorDialog, OpenErrorDialogs
 from .panels.event_log import EventLog
 from .panels.toggles import TogglesPanel
@@ -38,6 +39,7 @@ from .run_controller import RunController, RunState
 from .session_export import SessionExporter
 from .fork_controls import ForkControls
 from .learned_view import LearnedController
+from .follow import FollowController
 from .session_viewer import SessionViewer
 from .status_bar import RunStatusBar
 from .teaching import TeachingController
@@ -98,6 +100,8 @@ class MainWindow(QMainWindow):
         self.history = HistoryScrubber(self, self.run, self.status, lambda: self.refresh_plots_now())
         self.fork = ForkControls(self, host=self)
         self.learned = LearnedController(self, host=self)
+        #: File > Follow running session (a gradsim.watch folder that grows; ui/follow.py).
+        self.follow = FollowController(self, host=self)
         # Exercise panel and Jacobian spectrum: docks built on first use (View and Exercises menus).
         self.teaching = TeachingController(self, host=self)
         #: Asks Save / Discard / Cancel before unsaved work is replaced (ui/unsaved.py).
@@ -112,6 +116,8 @@ class MainWindow(QMainWindow):
             self.first_painted.connect(self._offer_restore)
         #: Every action, the View menu and the run toolbar (ui/menus.py).
         self.window_actions = menus.make_window_actions(self)
+        #: View > Diagnosis: what gradsim diagnose says about the session on screen (ui/panels/diagnosis.py).
+        self.diagnosis = DiagnosisController(self)
         self._connect_views()
         self.set_redraw_mode(DEFAULT_REDRAW_MODE)
         self.teaching.add_menu(self.menuBar())
@@ -161,6 +167,7 @@ class MainWindow(QMainWindow):
         run.command_refused.connect(self._on_command_refused)
         run.run_failed.connect(self._on_run_failed)
         self.toggles.command_requested.connect(run.send_command)
+        run.readouts_changed.connect(self.toggles.show_readouts)
         self.builder.validity_changed.connect(self.window_actions.run_actions.on_validity_changed)
         self.builder.preview_wanted.connect(self.worker.request_preview)
         self.builder.preset_applied.connect(self._on_preset_applied)
@@ -401,6 +408,7 @@ class MainWindow(QMainWindow):
             self.autosave.remove()  # a clean quit: nothing to restore next time
         self.pacer.stop()
         self.viewer.close()
+        self.follow.close()
         try:
             if self.persist:
                 self.save_settings()

@@ -133,6 +133,8 @@ class RunController(QObject):
     progress_changed = Signal(object)
     #: The run diverged at this step.
     run_diverged = Signal(int)
+    #: New readouts of the run (gradsim.service.protocol.Readouts: W_hh's spectral radius, clipped share).
+    readouts_changed = Signal(object)
     #: A command was refused (by the controller or by the trainer): the reason.
     command_refused = Signal(str)
     #: The training thread reported an error; the run stopped (the full message).
@@ -353,6 +355,19 @@ class RunController(QObject):
             if h.state.live and (snap.failed or snap.finished):
                 h.state = RunState.FAILED if snap.failed else RunState.FINISHED
 
+    def viewed_grew(self) -> None:
+        """The opened session gained rows (a followed watched run): plots and status bar catch up."""
+        full = self.viewed
+        if full is None or self.state is not RunState.VIEWING:
+            return
+        last = full.latest()
+        self._set_progress(Progress(
+            full.steps_run, None, 0.0,
+            last.scalar("loss") if last is not None else math.nan,
+            last.scalar("accuracy") if last is not None else math.nan,
+        ))
+        self.mirror_updated.emit(self.generation)
+
     def view_rows(self, n: int) -> Session:
         """Show the opened session's first ``n`` rows (the step slider); returns the new mirror."""
         full = self.viewed
@@ -453,6 +468,8 @@ class RunController(QObject):
             self.mirror.append_rows(rows)
         self.mirror.steps_run = snap.step
         self._note_progress(snap)
+        if snap.readouts is not None:
+            self.readouts_changed.emit(snap.readouts)
         if snap.diverged_at is not None and self.mirror.diverged_at is None:
             self.mirror.diverged_at = snap.diverged_at
             self.run_diverged.emit(int(snap.diverged_at))

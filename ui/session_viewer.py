@@ -31,6 +31,14 @@ from .run_controller import RunState
 
 log = logging.getLogger(__name__)
 
+#: Shown where Re-run would be for a session that cannot be trained again.
+NOT_REPLAYABLE = "not replayable: recorded by gradsim.watch from your own script"
+
+
+def replayable(session: Session) -> bool:
+    """Whether Re-run can train ``session`` again: a watched run's model lives in the user's script."""
+    return session.meta.get("replayable", True) is not False and session.model != "watched"
+
 #: The slider redraws at most this often while dragged (a prefix of a long session costs a few ms).
 SCRUB_MS = 60
 
@@ -95,6 +103,10 @@ class SessionViewer(QObject):
         self.rerun_action = QAction("Re-run", window)
         self.rerun_action.setToolTip("Start a new live run from this session's configuration and its events (toggles replayed at their steps).")
         self.rerun_action.triggered.connect(self.rerun)
+        self.replayable = True
+        self.no_rerun = QLabel(NOT_REPLAYABLE)
+        self.no_rerun.setToolTip("This session was recorded from a training script GradSim does not have, so it "
+                                 "cannot be re-run here: run the script again to record a new one.")
         self.close_action = QAction("Close", window)
         self.close_action.setToolTip("Close the saved session and return to the run it was opened over (paused), "
                                      "or to an empty window if there was none.")
@@ -104,6 +116,8 @@ class SessionViewer(QObject):
         self.bar.addWidget(self.slider)
         self.bar.addWidget(self.step_label)
         self.bar.addSeparator()
+        self._no_rerun_action = self.bar.addWidget(self.no_rerun)
+        self._no_rerun_action.setVisible(False)
         for a in (self.rerun_action, self.close_action):
             self.bar.addAction(a)
             btn = self.bar.widgetForAction(a)
@@ -179,7 +193,11 @@ class SessionViewer(QObject):
             # What the builder showed, given back when the session is closed over a kept run.
             self._builder_before = (self.host.builder.config(), self.host.builder.schedule())
         self.path = str(path)
+        self.replayable = replayable(session)
         self.run.view(session, branch)
+        self.rerun_action.setVisible(self.replayable)
+        self.rerun_action.setEnabled(self.replayable)
+        self._no_rerun_action.setVisible(not self.replayable)
         self.title.setText(f"<b>{Path(self.path).name}</b>")
         self.title.setToolTip(self.path)
         n = len(session)
@@ -192,9 +210,28 @@ class SessionViewer(QObject):
         self.bar.setVisible(True)
         self.host.refresh_plots_now()
         forked = "" if branch is None else f" (forked: A and B, {branch.steps_run:,} steps in B)"
-        self.host.status.showMessage(f"Opened {self.path}{forked}: {session.steps_run:,} steps, read-only; "
-                                     "Re-run trains it again.", 10000)
+        again = "Re-run trains it again." if self.replayable else "it cannot be re-run (a watched run of your own script)."
+        self.host.status.showMessage(f"Opened {self.path}{forked}: {session.steps_run:,} steps, read-only; {again}", 10000)
         self.opened.emit(self.path)
+
+    def session_grew(self) -> None:
+        """The shown session gained rows (a followed run): the slider reaches them, and
+        follows the newest step unless the user scrubbed back."""
+        full = self.run.viewed
+        if full is None or self.run.state is not RunState.VIEWING or len(full) == 0:
+            return
+        at_end = self.slider.value() >= self.slider.maximum()
+        n = len(full)
+        self.slider.blockSignals(True)
+        self.slider.setRange(0, n - 1)
+        self.slider.setPageStep(max(1, n // 20))
+        if at_end:
+            self.slider.setValue(n - 1)
+        self.slider.blockSignals(False)
+        if at_end:
+            self.run.view_rows(n)
+        self._show_step_label(self.slider.value())
+        self.run.viewed_grew()
 
     def close(self) -> None:
         """Stop the loader thread (window close)."""
@@ -269,6 +306,9 @@ class SessionViewer(QObject):
         full = self.run.viewed
         if full is None:
             return False
+        if not self.replayable:
+            self.host.status.showMessage(f"{Path(self.path).name}: {NOT_REPLAYABLE}", 10000)
+            return False
         try:
             config = RunConfig.from_dict(full.config, where=Path(self.path).name or "session")
             schedule = session_schedule(full)
@@ -295,6 +335,6 @@ class SessionViewer(QObject):
     def _on_state_changed(self, state: RunState) -> None:
         viewing = state is RunState.VIEWING
         self.bar.setVisible(viewing)
-        self.rerun_action.setEnabled(viewing)
+        self.rerun_action.setEnabled(viewing and self.replayable)
         if not viewing:
             self.path = ""

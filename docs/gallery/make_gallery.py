@@ -78,6 +78,22 @@ SHOTS = (
          "Fork and compare: the vanishing run paused at step 300 and forked; batch norm switched on in branch B only. "
          "Both branches drawn on the same axes from one starting point (B dashed); the heatmap shows log10 B/A: "
          "red where B's backprop signal is larger; after the fork the input-side layers of B get over a million times more.", setup=_fork_batchnorm),
+    # recurrent presets: the heatmap is time step x training step (t = 1 = the first input, at the bottom)
+    Shot("vanishing-rnn", "vanishing-rnn", 300,
+         "A tanh RNN with W_hh at spectral radius ~0.7 over 60 steps: ||dL/dh_t|| falls about 10^8-fold from the last "
+         "step to the first (the bottom rows go dark) and the first token's sign stays at chance."),
+    Shot("exploding-rnn", "exploding-rnn", 100,
+         "Spectral radius ~2.5: at step 0 the signal grows back through time; the first huge SGD updates blow W_hh up "
+         "(spectral radius in the readout: thousands), tanh saturates and the loss climbs until it diverges."),
+    Shot("clipping-rescue-rnn", "clipping-rescue-rnn", 300,
+         "The same start with the gradient norm clipped at 1: no blow-up, the loss settles at the mean predictor's ~0.17; "
+         "the readout under the toggles says how many steps were clipped."),
+    Shot("irnn", "irnn", 600,
+         "IRNN (ReLU, W_hh = identity): the signal through time stays within a small factor from t = 30 to t = 1 and the "
+         "net learns to add the two marked numbers."),
+    Shot("lstm-remembers", "lstm-remembers", 600,
+         "An LSTM on the adding problem at T = 40: the loss falls far below the 0.17 of predicting the mean, which the "
+         "tanh RNN of the same size does not leave; the depth profile (over time) has no theory line and says why."),
 )
 
 

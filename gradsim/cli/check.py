@@ -86,7 +86,7 @@ def cmd(args: argparse.Namespace) -> int:
     from ..teaching.exercises import load_exercise
     from ..grading.grade import Grade
     from ..service.executors import describe, task_executor
-    from ..grading.feedback import make_band, reference_profiles, reference_seeds
+    from ..grading.feedback import Band, make_band, reference_profiles, reference_seeds
     from ..grading.grader import grade_task
     from ..grading.class_report import entry_for, find_flags
     from ..grading.submission import read_submission
@@ -126,12 +126,14 @@ def cmd(args: argparse.Namespace) -> int:
     names = _page_names(subs)
     replay = not args.no_replay
     grades: list[Optional[Grade]] = [None] * len(subs)
-    n_tasks = len(subs) + (len(reference_seeds(ex)) if feedback_dir else 0)
+    n_tasks = len(subs) + (len(reference_seeds(ex)) if feedback_dir and not ex.watched else 0)
     with task_executor(args.jobs, args.scheduler, n_tasks) as pool:
         where = describe(args.jobs, args.scheduler, n_tasks)
         print(f"Grading {len(subs)} submission(s) {where}" + (", replaying each" if replay else ""), file=sys.stderr)
         band = None
-        if feedback_dir is not None:
+        if feedback_dir is not None and ex.watched:  # the student's own model: no reference run exists
+            band = Band((), (), (), (), (), max_points)
+        elif feedback_dir is not None:
             seeds = reference_seeds(ex)
             profiles: list[Any] = [None] * len(seeds)
             for i, result in run_tasks(pool, reference_profiles, [(ex, s) for s in seeds], "reference run"):
@@ -159,7 +161,10 @@ def cmd(args: argparse.Namespace) -> int:
     ids = [o.id for o in ex.objectives]
     name_w = max([10] + [len(Path(g.submission).name) for g in graded])
     print(f"{ex.title}  ({len(ids)} objectives: {', '.join(ids)}; {max_points:g} points)")
-    if not replay:
+    if ex.watched:
+        print("UNVERIFIED (a watched exercise): sessions of the students' own models cannot be re-run; the submitted numbers "
+              "were graded as they are, and an edited CSV would not be noticed.")
+    elif not replay:
         print("UNVERIFIED (--no-replay): the submitted numbers were trusted, not re-run; an edited CSV would not be noticed.")
     print(f"{'submission':<{name_w}}  score  points  " + "  ".join(f"{i[:10]:<10}" for i in ids) + "  student")
     for g, flagged in zip(graded, flags):
@@ -178,6 +183,8 @@ def cmd(args: argparse.Namespace) -> int:
     w.writerow(["student", "points", "max_points", "submission", "exercise", "score", "verified", "problems", "flags"] + ids)
     for g, flagged in zip(graded, flags):
         verified = "replayed" if g.verified else ("unverified" if not replay else "")
+        if g.watched and not g.error:
+            verified = "unverified: a watched session of the student's own model, which cannot be replayed"
         cells: list[object] = [g.student, f"{g.score * max_points:.4g}", f"{max_points:g}", g.submission, ex.id, f"{g.score:.4f}", verified, "; ".join(g.problems), "; ".join(flagged)]
         passed: list[object] = [int(r.passed) for r in g.results]
         w.writerow(cells + (passed or [""] * len(ids)))

@@ -10,7 +10,7 @@ import argparse
 from typing import Any, Callable
 
 from ..commands import CommandError, Scheduled, parse_command
-from ..config import ACTIVATIONS, DATASETS, INITS, OPTIMIZERS, SCALED_INITS, ConfigError, RunConfig
+from ..config import ACTIVATIONS, DATASETS, INITS, MODEL_DEFAULTS, MODELS, OPTIMIZERS, SCALED_INITS, ConfigError, RunConfig
 
 
 def positive_float(text: str) -> float:
@@ -75,6 +75,7 @@ def add_config_flags(p: argparse.ArgumentParser, multi: bool = False) -> None:
     p.add_argument("--steps", type=conv(int))
     p.add_argument("--seed", type=conv(int))
     p.add_argument("--stats-every", type=conv(int), help="sample activation statistics every K steps")
+    add_family_flags(p, conv)
     p.add_argument("--event", action="append", default=[], metavar="STEP:KEY=VALUE", help="a command at a step, e.g. 200:batchnorm=on (repeatable)")
     p.add_argument("--max-memory", type=float, help="cap of the in-memory metric store in MB (default 256)")
     p.add_argument("--out", required=True, help="output folder")
@@ -100,7 +101,26 @@ FLAG_TO_FIELD = {
     "seed": "seed",
     "stats_every": "stats_every",
     "max_memory": "max_memory_mb",
+    # the model family's fields (recurrent models: --model rnn --dataset adding --seq-len 50 ...)
+    "model": "model",
+    "seq_len": "seq_len",
+    "recurrent_init": "recurrent_init",
+    "forget_bias": "forget_bias",
+    "heads": "heads",
+    "norm_position": "norm_position",
+    "warmup_steps": "warmup_steps",
 }
+
+
+def add_family_flags(p: argparse.ArgumentParser, conv: Callable[[Any], Any]) -> None:
+    """The model-family flags, mirroring their RunConfig fields."""
+    p.add_argument("--model", type=conv(str), help=f"the network family: one of {', '.join(MODELS)} (default mlp)")
+    p.add_argument("--seq-len", type=conv(int), help="tokens per input sequence of sequence models (recurrent and transformer), 2-1000")
+    p.add_argument("--recurrent-init", type=conv(str), help="W_hh of recurrent models: orthogonal, identity or normal:G (spectral radius about G)")
+    p.add_argument("--forget-bias", type=conv(float), help="the LSTM's initial forget-gate bias (default 1)")
+    p.add_argument("--heads", type=conv(int), help="attention heads of a transformer (width must be divisible by it)")
+    p.add_argument("--norm-position", type=conv(str), help="transformer layer norms: pre (before each sublayer) or post (after each residual add)")
+    p.add_argument("--warmup-steps", type=conv(int), help="steps of linear learning-rate warm-up (default 0: none)")
 
 
 def base_config(args: argparse.Namespace) -> tuple[RunConfig, tuple[Scheduled, ...], str]:
@@ -127,6 +147,8 @@ def overrides(args: argparse.Namespace) -> dict[str, Any]:
 def apply_changes(cfg: RunConfig, changes: dict[str, Any]) -> RunConfig:
     """``cfg`` with the flags' values, ``--init NAME:NUMBER`` and ``--clip`` spelled out."""
     changes = dict(changes)
+    if changes.get("model", cfg.model) != cfg.model:  # --model rnn alone: a depth and dataset that family takes
+        changes = {**MODEL_DEFAULTS.get(changes["model"], {}), **changes}
     init = changes.get("init")
     if isinstance(init, str) and ":" in init:
         # NAME:NUMBER, the spelling events, presets and the window use (normal:0.5):

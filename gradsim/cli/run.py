@@ -5,7 +5,7 @@ import argparse
 import math
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Optional
+from typing import TYPE_CHECKING, Any, Callable, Optional, cast
 
 from ..commands import Scheduled, parse_event
 from ..service.sweep import run_one
@@ -13,6 +13,7 @@ from .common import CliError, add_overwrite_flag, refuse_existing_file, refuse_e
 from .config_flags import FLAG_TO_FIELD, add_config_flags, apply_changes, base_config, overrides
 
 if TYPE_CHECKING:
+    from ..train.recurrent import RecurrentTrainer
     from ..train.trainer import Trainer
     from .common import SubParsers
 
@@ -51,6 +52,10 @@ def _fmt(x: float) -> str:
 
 def summary(trainer: Trainer) -> str:
     """One paragraph a student can read: final loss/accuracy, gradient flow, divergence."""
+    if trainer.config.recurrent:
+        from ..train.recurrent import recurrent_summary
+
+        return recurrent_summary(cast("RecurrentTrainer", trainer))
     s = trainer.session
     last = s.latest()  # the run's final step: the store's last row may be older once it thinned
     first = s.first()  # one row; rows_after(-1) copied the whole store (up to 256 MB)

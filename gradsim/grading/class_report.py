@@ -289,6 +289,9 @@ _TEMPLATE = """<!doctype html>
 of {{ "%g"|format(max_points) }} points; {{ summary.full }} with every objective met;
 {{ summary.errors }} that could not be graded (score 0, the reason is in the table);
 <span class="{{ 'flag' if summary.flagged else '' }}">{{ summary.flagged }} flagged</span>.</p>
+{% if exercise.watched %}<p><strong>UNVERIFIED</strong>: this exercise grades gradsim.watch sessions of the students' own
+models. No settings rebuild such a model, so no submission could be re-run: every score comes from the numbers handed in,
+and only copies (identical data) can be seen here.</p>{% endif %}
 {% if histogram %}<img src="data:image/png;base64,{{ histogram }}" width="600" alt="Histogram of the class's points">{% endif %}
 
 <h2>Objectives</h2>

@@ -124,6 +124,9 @@ _TEMPLATE = """<!doctype html>
 <p>Student: <strong>{{ who }}</strong><br>Submission: <code>{{ name }}</code></p>
 <p class="score">Score: <strong>{{ "%.4g"|format(points) }} / {{ "%g"|format(max_points) }}</strong> ({{ "%.0f"|format(100 * grade.score) }}&nbsp;%)</p>
 {% if grade.verified %}<p>Checked by re-running your session from its settings and events: {{ grade.replay_note }}.</p>
+{% elif not grade.error and grade.watched %}<p class="warn"><strong>UNVERIFIED</strong>: {{ grade.replay_note }}.
+The objectives below were computed from the numbers gradsim.watch recorded in your session folder; nobody
+(not even GradSim) can check that those files are the ones your training run wrote.</p>
 {% elif not grade.error %}<p class="warn">Unverified: graded from the numbers you handed in, without re-running your session.</p>{% endif %}
 {% if grade.problems %}<div class="warn"><p><strong>Problems</strong> (any problem scores 0):</p><ul>
 {% for p in grade.problems %}<li>{{ p }}</li>{% endfor %}</ul></div>{% endif %}
@@ -137,9 +140,12 @@ _TEMPLATE = """<!doctype html>
 {% if png %}
 <figure><img src="data:image/png;base64,{{ png }}" width="700" alt="Depth profile of the backprop signal ||dL/dz|| per layer at step 0 and at the end, with the expected bands">
 <figcaption>Your depth profile of ||dL/dz|| (how strongly each layer receives the training signal), on a log scale,
-at the first and the last recorded step. The shaded bands show what the exercise's own setup gives
+at the first and the last recorded step.
+{% if exercise.watched %}Layers are your model's modules in order (1 = the first module with parameters); there is
+no expected band, since no reference run of your own model exists.
+{% else %}The shaded bands show what the exercise's own setup gives
 (its configuration and events, run with seeds {{ seeds }}): the lowest to the highest value per layer.
-Values of 0 or non-finite values cannot be drawn on a log scale and leave gaps.</figcaption></figure>
+{% endif %}Values of 0 or non-finite values cannot be drawn on a log scale and leave gaps.</figcaption></figure>
 {% else %}
 <p>No picture: the data of this submission could not be used.</p>
 {% endif %}

@@ -5,6 +5,10 @@ from dataclasses import dataclass
 
 from ..teaching.exercises import Result
 
+#: Why a watched session's grade is never verified (the feedback page and the scores CSV say it).
+WATCHED_NOTE = ("not replayed: a watched session of your own model cannot be re-run (no settings rebuild "
+                "the model), so the numbers handed in were graded as they are")
+
 
 @dataclass
 class Grade:
@@ -20,6 +24,15 @@ class Grade:
     #: on the replay. False: not replayed (``--no-replay``): the CSVs were trusted.
     verified: bool = False
     replay_note: str = ""
+    #: Graded for a watched exercise (the student's own model): UNVERIFIED by nature, never replayed.
+    watched: bool = False
+
+    @property
+    def check_status(self) -> str:
+        """``replayed``, ``unverified`` (not re-run: --no-replay, or a watched model), or "" (not graded)."""
+        if self.verified:
+            return "replayed"
+        return "" if self.error else "unverified"
 
     @property
     def score(self) -> float:

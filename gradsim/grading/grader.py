@@ -14,7 +14,7 @@ from pathlib import Path
 
 from ..teaching.exercises import Exercise
 from ..safe_json import parse_json
-from .grade import Grade
+from .grade import WATCHED_NOTE, Grade
 from ..session.store import Session
 from .submission import SUBMISSION_JSON, SubmissionFiles, read_submission
 
@@ -64,7 +64,17 @@ def grade_session(exercise: Exercise, sub: SubmissionFiles, replay: bool = True,
     except SessionFormatError as exc:
         return fail(f"unreadable session: {exc}", student)
     session, note, verified = submitted, "not replayed (--no-replay): the submitted numbers were trusted", False
-    if replay:
+    if exercise.watched:
+        # No config rebuilds a student's own model, so nothing can be replayed: the grade is
+        # UNVERIFIED whatever the flags or the files claim, and only a watched session is graded.
+        from ..watch.writer import MODEL as WATCHED_MODEL
+
+        if submitted.model != WATCHED_MODEL:
+            g = Grade(sub.path, False, [], [], f"this exercise grades a gradsim.watch session of your own model; "
+                      f"the submission holds a {submitted.model!r} session", student=student, watched=True)
+            return g, None
+        note = WATCHED_NOTE
+    elif replay:
         session_meta = parse_json(sub.files["session.json"].decode("utf-8"))  # load_session checked it
         tol = tolerance_for(session_meta.get("versions"), override=rtol)
         try:
@@ -80,7 +90,8 @@ def grade_session(exercise: Exercise, sub: SubmissionFiles, replay: bool = True,
     problems = exercise.config_problems(session.config)
     if not exercise_ok:
         problems = [f"submission is for exercise {meta.get('exercise')!r}, not {exercise.id!r}"] + problems
-    g = Grade(sub.path, exercise_ok, problems, exercise.evaluate(session, answers), student=student, verified=verified, replay_note=note)
+    g = Grade(sub.path, exercise_ok, problems, exercise.evaluate(session, answers), student=student, verified=verified,
+              replay_note=note, watched=exercise.watched)
     return g, session
 
 

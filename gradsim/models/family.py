@@ -18,7 +18,9 @@ from dataclasses import dataclass
 from typing import Any, Callable, ClassVar, Optional, Sequence
 
 from ..commands import PARSERS, Command, CommandError
+from ..config import MODEL_DATASETS, RECURRENT_MODELS
 from ..metrics import PARAM_METRICS
+from ..data.sequences import SEQUENCE_DATASETS
 
 #: Kinds of unit and what their row holds (docs/session-format.md).
 #: ``linear``: an MLP layer, its parameters and its signal ||dL/dz||;
@@ -134,6 +136,11 @@ class ModelFamily(ABC):
     commands: ClassVar[frozenset[str]] = frozenset()
     probes: ClassVar[tuple[str, ...]] = ()
 
+    @property
+    def datasets(self) -> tuple[str, ...]:
+        """The datasets this family trains on (RunConfig refuses the others)."""
+        return MODEL_DATASETS[self.name]
+
     @abstractmethod
     def build(self, config: Any) -> Any:
         """A fresh network for ``config`` (a RunConfig), not yet initialised."""
@@ -147,6 +154,16 @@ class ModelFamily(ABC):
         """The units of the network ``config`` (a session.json config object)
         describes, without building it: how a format-1 or format-2 session
         (which stored no units) gets them, and the window without torch."""
+
+    def make_data(self, config: Any) -> Any:
+        """The run's data set (train and test split) for ``config`` (a RunConfig)."""
+        if config.dataset in SEQUENCE_DATASETS:
+            from ..data.sequences import make_sequences
+
+            return make_sequences(config.dataset, config.n_samples, config.seq_len, config.seed, config.test_fraction)
+        from ..data.datasets import make_dataset
+
+        return make_dataset(config.dataset, config.n_samples, config.noise, config.seed, config.test_fraction)
 
     def theory(self) -> Optional[TheoryHook]:
         """The predicted gain per unit for a network and an input batch, or None
@@ -173,6 +190,12 @@ def provide_theory(model: str, hook: TheoryHook) -> None:
     _THEORY_HOOKS[model] = hook
 
 
+#: Live commands only recurrent networks have (W_hh, the LSTM's forget gate).
+RECURRENT_ONLY = frozenset({"recurrent_init", "forget_bias"})
+#: Live commands only transformers have (where the layer norms sit).
+TRANSFORMER_ONLY = frozenset({"norm"})
+
+
 # ------------------------------------------------------------------ the MLP
 def mlp_units(n_layers: int) -> list[Unit]:
     """The units of an MLP with ``n_layers`` Linear layers: ``linear 1`` ..
@@ -193,7 +216,7 @@ class MLPFamily(ModelFamily):
     """The deep MLP of v0.2.0 (gradsim.models.mlp.GradNet): every live command, every probe."""
 
     name = "mlp"
-    commands = frozenset(PARSERS)
+    commands = frozenset(PARSERS) - RECURRENT_ONLY - TRANSFORMER_ONLY
     probes = ("stats", "theory", "jacobian", "learned")
 
     def build(self, config: Any) -> Any:
@@ -222,8 +245,116 @@ class MLPFamily(ModelFamily):
         return mlp_units(depth + 1)
 
 
+# ------------------------------------------------------------ recurrent
+def recurrent_units(seq_len: int, depth: int) -> list[Unit]:
+    """The units of a recurrent net: ``t 1`` .. ``t T`` (kind ``time``: the top
+    layer's h_t, t = 1 at the input end), then per stacked layer k ``input k``
+    (W_ih, b_ih) and ``recurrent k`` (W_hh, b_hh), then ``head`` (kind ``param``).
+
+    Only the top layer gets time units: it is the one the head reads, and
+    T x depth rows would multiply the store by the depth for little more.
+    """
+    for what, v in (("seq_len", seq_len), ("depth", depth)):
+        if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+            raise UnitError(f"{what} = {v!r}, expected a whole number >= 1")
+    units = [Unit(t, f"t {t}", "time") for t in range(1, seq_len + 1)]
+    j = seq_len
+    for k in range(depth):
+        for part, short in (("input", "ih"), ("recurrent", "hh")):
+            j += 1
+            units.append(Unit(j, f"{part} {k + 1}", "param", (f"rnn.weight_{short}_l{k}", f"rnn.bias_{short}_l{k}")))
+    units.append(Unit(j + 1, "head", "param", ("head.weight", "head.bias")))
+    return units
+
+
+class RecurrentFamily(ModelFamily):
+    """Vanilla RNN (tanh or relu), LSTM or GRU (gradsim.models.rnn.RecurrentNet):
+    ``depth`` stacked layers, ``width`` hidden units, a Linear head on the last step."""
+
+    commands = frozenset({"clip", "lr", "optimizer", "recurrent_init"})
+    probes = ("stats",)
+
+    def __init__(self, name: str) -> None:
+        self.name = name  # type: ignore[misc]  # one class, three family names
+        if name == "lstm":  # the only cell with a forget gate
+            self.commands = RecurrentFamily.commands | {"forget_bias"}  # type: ignore[misc]
+
+    def build(self, config: Any) -> Any:
+        from ..data.sequences import sequence_shape
+        from .rnn import RecurrentNet  # torch only here
+
+        n_in, n_out = sequence_shape(config.dataset, config.seq_len)
+        return RecurrentNet(self.name, n_in, n_out, config.depth, config.width, config.activation, config.seq_len)
+
+    def units(self, network: Any) -> list[Unit]:
+        """The units, their parameter names read from ``named_parameters()``."""
+        names = {id(p): n for n, p in network.named_parameters()}
+        groups = {name: (names[id(w)], names[id(b)]) for name, w, b in network.param_groups()}
+        units = [Unit(u.layer, u.name, u.kind, groups.get(u.name, u.params)) for u in recurrent_units(self._seq_len(network), network.depth)]
+        return check_units(units, len(units))
+
+    @staticmethod
+    def _seq_len(network: Any) -> int:
+        return int(network.seq_len)
+
+    def config_units(self, config: dict[str, Any]) -> list[Unit]:
+        return recurrent_units(config.get("seq_len"), config.get("depth"))  # type: ignore[arg-type]
+
+
+# ------------------------------------------------------------ transformer
+def transformer_units(depth: int) -> list[Unit]:
+    """The units of a transformer of ``depth`` blocks: ``stream 1`` .. ``stream depth+1``
+    (kind ``stream``: the residual stream entering block l; the last one leaves
+    the last block), then ``attn l`` and ``mlp l`` per block (kind ``block``:
+    the sublayer's weights and biases, its output's gradient), then ``embed``
+    (input embedding and positional table) and ``head`` (kind ``param``).
+    """
+    if isinstance(depth, bool) or not isinstance(depth, int) or depth < 1:
+        raise UnitError(f"depth = {depth!r}, expected a whole number >= 1")
+    units = [Unit(l, f"stream {l}", "stream") for l in range(1, depth + 2)]
+    for i in range(depth):
+        p = f"encoder.layers.{i}."
+        units.append(Unit(len(units) + 1, f"attn {i + 1}", "block", (
+            p + "self_attn.in_proj_weight", p + "self_attn.out_proj.weight", p + "self_attn.in_proj_bias", p + "self_attn.out_proj.bias")))
+        units.append(Unit(len(units) + 1, f"mlp {i + 1}", "block", (p + "linear1.weight", p + "linear2.weight", p + "linear1.bias", p + "linear2.bias")))
+    units.append(Unit(len(units) + 1, "embed", "param", ("embed.weight", "pos", "embed.bias")))
+    units.append(Unit(len(units) + 1, "head", "param", ("head.weight", "head.bias")))
+    return units
+
+
+class TransformerFamily(ModelFamily):
+    """A transformer encoder (gradsim.models.transformer.TransformerNet): ``depth`` blocks,
+    ``width`` = d_model, ``heads`` heads, layer norm ``pre`` or ``post``, a head on token 1."""
+
+    name = "transformer"
+    commands = frozenset({"clip", "lr", "optimizer", "init", "norm", "warmup"})
+    probes = ("stats",)
+
+    def build(self, config: Any) -> Any:
+        from ..data.sequences import sequence_shape
+        from .transformer import TransformerNet  # torch only here
+
+        n_in, n_out = sequence_shape(config.dataset, config.seq_len)
+        return TransformerNet(
+            n_in, n_out, config.depth, config.width, config.heads, config.activation, config.seq_len,
+            config.norm_position, config.leaky_slope,
+        )
+
+    def units(self, network: Any) -> list[Unit]:
+        """The units, their parameter names read from ``named_parameters()``."""
+        names = {id(p): n for n, p in network.named_parameters()}
+        groups = {name: tuple(names[id(p)] for p in ws + bs) for name, ws, bs in network.unit_groups()}
+        units = [Unit(u.layer, u.name, u.kind, groups.get(u.name, u.params)) for u in transformer_units(network.depth)]
+        return check_units(units, len(units))
+
+    def config_units(self, config: dict[str, Any]) -> list[Unit]:
+        return transformer_units(config.get("depth"))  # type: ignore[arg-type]
+
+
 #: The families by ``RunConfig.model`` (gradsim.config.MODELS lists the same names).
-FAMILIES: dict[str, ModelFamily] = {"mlp": MLPFamily()}
+FAMILIES: dict[str, ModelFamily] = {
+    "mlp": MLPFamily(), **{m: RecurrentFamily(m) for m in RECURRENT_MODELS}, "transformer": TransformerFamily(),
+}
 
 
 def family_for(config: Any) -> ModelFamily:

@@ -8,13 +8,14 @@ from __future__ import annotations
 from .criticality import Schoenholz2017
 from .framework import MODES, Cancelled, Replication, ReplicationError, Report, run_replication, total_steps
 from .glorot import Glorot2010
+from .recurrent import Bengio1994, Hochreiter1997, Le2015
 from .spectra import Pennington2017, Saxe2014
 from .training import He2015, Ioffe2015, Pascanu2013
 
 #: In the order the README and docs/replications.md list them.
 REPLICATIONS: dict[str, Replication] = {
     r.name: r
-    for r in (He2015(), Glorot2010(), Saxe2014(), Pennington2017(), Schoenholz2017(), Ioffe2015(), Pascanu2013())
+    for r in (He2015(), Glorot2010(), Saxe2014(), Pennington2017(), Schoenholz2017(), Ioffe2015(), Pascanu2013(), Bengio1994(), Hochreiter1997(), Le2015())
 }
 
 

@@ -155,7 +155,7 @@ def claim_rates(per_seed: Sequence[dict[str, bool]]) -> list[ClaimRate]:
 
 
 class Replication:
-    """Base of the seven: subclasses fill in the class attributes and three methods."""
+    """Base of every replication: subclasses fill in the class attributes and three methods."""
 
     name: str = ""
     title: str = ""

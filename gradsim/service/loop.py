@@ -27,15 +27,16 @@ import time
 import traceback
 from collections import deque
 from dataclasses import dataclass, field
-from typing import Any, Callable, Protocol
+from typing import Any, Callable, Optional, Protocol
 
+import numpy as np
 
 from ..commands import COMMAND_KINDS, Annotate, Command, CommandError
 from ..config import ConfigError
 from .protocol import (
     SNAPSHOT_HZ, BranchCommand, CancelReplication, CommandFailed, Diverged, ExportFailed, ExportFinished,
     ExportRequest, Failed, Finished, Forked, ForkFailed, ForkRun, NoRunError, PauseRun, PreviewRequest,
-    ReplicationFailed, ReplicationProgress, ReplicationRequest, ReplicationResult, Report, ResetRun, RunDropped,
+    Readouts, ReplicationFailed, ReplicationProgress, ReplicationRequest, ReplicationResult, Report, ResetRun, RunDropped,
     PacePaused, SetPace, SetSnapshotRate, Shutdown, Snapshot, StartRun, StepRun, Task, TaskDone, WarmUp,
 )
 
@@ -43,6 +44,8 @@ log = logging.getLogger(__name__)
 
 #: How long an idle loop blocks on its inbox before looking again.
 IDLE_POLL_S = 0.05
+#: Readouts (an eigenvalue solve of W_hh among them) are sent at most this often.
+READOUT_PERIOD_S = 0.5
 
 
 class Inbox(Protocol):
@@ -115,6 +118,8 @@ class EngineLoop:
         self._sent_index = -1
         self._units_sent = False
         self._last_emit = 0.0
+        #: When readouts were last sent and for which step: an eigenvalue solve is not for every snapshot.
+        self._readouts_at: tuple[float, tuple[int, int]] = (-1.0, (-1, -1))
         self._rate = RateMeter()
         #: Branch B's own meter: after A ends (diverged, say) B goes on, and its speed is what trains.
         self._fork_rate = RateMeter()
@@ -293,6 +298,7 @@ class EngineLoop:
         self._sent_events = 0
         self._sent_index = -1
         self._units_sent = False
+        self._readouts_at = (-1.0, (-1, -1))
         self._rate.clear()
         self._fork_rate.clear()
         self.emit(RunDropped(self._generation))
@@ -474,6 +480,7 @@ class EngineLoop:
         running = self._running and not self._all_finished() and not self._broken
         units = None if self._units_sent else tuple(session.units)
         self._units_sent = True
+        readouts = self._readouts(t, force)
         self.emit(Snapshot(
             generation=self._generation,
             rows=rows,
@@ -487,7 +494,24 @@ class EngineLoop:
             diverged_at=t.diverged_at,
             failed=self._broken,
             units=units,
+            readouts=readouts,
         ))
+
+    def _readouts(self, t: Any, force: bool) -> Optional[Readouts]:
+        """The run's readouts, at most every READOUT_PERIOD_S (and when forced), after a step or an event only."""
+        at, key = self._readouts_at
+        now = time.perf_counter()
+        index = int(t.step_index)
+        if (index, len(t.session.events)) == key or (not force and now - at < READOUT_PERIOD_S):
+            return None  # nothing trained or changed since (a command changes weights without a step)
+        self._readouts_at = (now, (index, len(t.session.events)))
+        clipped = t.session.column("clipped")
+        radius = getattr(t.net, "spectral_radius", None)
+        return Readouts(
+            step=index,
+            clipped_fraction=float(np.mean(clipped)) if len(clipped) else float("nan"),
+            spectral_radius=float(radius()) if callable(radius) else None,
+        )
 
     # ------------------------------------------------------ work on request
     def _export(self, msg: ExportRequest) -> None:

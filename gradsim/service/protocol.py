@@ -172,6 +172,21 @@ class ReplicationResult:
     sessions: tuple[str, ...]
 
 
+@dataclass(frozen=True)
+class Readouts:
+    """Numbers about the run that are no column of its rows, for the window's readouts.
+
+    ``spectral_radius``: the largest |eigenvalue| of the top recurrent layer's W_hh
+    (its first gate block for LSTM/GRU), None for a family without one;
+    ``clipped_fraction``: the share of the recorded steps whose gradient was clipped.
+    ``step``: the step index they describe (the weights before that step trains).
+    """
+
+    step: int
+    clipped_fraction: float
+    spectral_radius: Optional[float] = None
+
+
 @dataclass
 class Snapshot:
     """What the window needs after some steps: new rows (copies) and the run's state."""
@@ -191,6 +206,8 @@ class Snapshot:
     branch: int = 0
     #: The run's units (what each row index is), on a run's first snapshot only.
     units: Optional[tuple[Unit, ...]] = None
+    #: Readouts of the run (a few times a second at most; None in between).
+    readouts: Optional[Readouts] = None
 
 
 @dataclass

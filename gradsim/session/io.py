@@ -93,6 +93,7 @@ def session_json(session: Session) -> dict[str, Any]:
         "created": session.meta.get("created") or _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         "steps_run": session.steps_run,
         "diverged_at": session.diverged_at,
+        **({"replayable": False} if session.meta.get("replayable") is False else {}),
     }
 
 
@@ -475,5 +476,7 @@ def load_session(path: "str | Path | Mapping[str, bytes]", where: str = "") -> S
     session.steps_run = steps_run if isinstance(steps_run, int) else 0
     da = meta.get("diverged_at")
     session.diverged_at = da if isinstance(da, int) and not isinstance(da, bool) else session.diverged_at
-    session.meta = {"versions": meta.get("versions"), "created": meta.get("created")}
+    session.meta = {"versions": meta.get("versions"), "created": meta.get("created"),
+                    # a watched run's folder cannot be trained again from its config
+                    "replayable": meta.get("replayable", True) is not False, "running": meta.get("running") is True}
     return session

@@ -20,6 +20,7 @@ import numpy as np
 from ..config import ConfigError, RunConfig
 from ..events import EVENT_KINDS, START
 from ..metrics import LAYER_METRICS, STEP_METRICS, middle_layer
+from .diagnose import HEALTHY, KINDS as DIAGNOSIS_KINDS, diagnose
 from .predictions import Prediction, PredictionError, evaluate_prediction, prediction_events
 from .presets import load_preset
 from ..resources import resource_path
@@ -30,6 +31,11 @@ OPS: dict[str, Callable[[float, float], bool]] = {
 }
 LEVELS = ("intro", "intermediate", "advanced")
 SUBMISSION_FORMAT = "gradsim-submission/1"
+#: An exercise file's ``model`` for an exercise on the student's own model, recorded with
+#: gradsim.watch: graded on the numbers handed in, since no settings rebuild the model.
+WATCHED = "watched"
+#: What a watched exercise's ``require`` may name: the keys gradsim.watch writes into the config.
+WATCHED_CONFIG_KEYS = ("module", "optimizer", "lr", "every", "activations", "n_params")
 
 
 class ExerciseError(ValueError):
@@ -92,14 +98,27 @@ class Quantity:
     layer_a: Any = None
     layer_b: Any = None
     step: Any = 0
+    #: > 1: the median over this many recorded rows up to ``step`` (a watched run's
+    #: numbers move from step to step; one row would grade the noise).
+    window: int = 1
 
     def value(self, s: Session) -> float:
+        if self.window > 1 and self.kind in ("metric", "layer_ratio"):
+            i = _row_at(s, self.step)
+            if i is None:
+                return float("nan")
+            steps = s.steps[max(0, i - self.window + 1): i + 1].tolist()
+            return float(np.median([self._at(s, int(k)) for k in steps]))  # NaN if any row has none
+        return self._at(s, self.step) if self.kind in ("metric", "layer_ratio") else self._whole(s)
+
+    def _at(self, s: Session, step: Any) -> float:
         if self.kind == "metric":
-            return _metric_at(s, self.metric, self.step, self.layer)
-        if self.kind == "layer_ratio":
-            a = _metric_at(s, self.metric, self.step, self.layer_a)
-            b = _metric_at(s, self.metric, self.step, self.layer_b)
-            return a / b if b != 0 else float("inf")
+            return _metric_at(s, self.metric, step, self.layer)
+        a = _metric_at(s, self.metric, step, self.layer_a)
+        b = _metric_at(s, self.metric, step, self.layer_b)
+        return a / b if b != 0 else float("inf")
+
+    def _whole(self, s: Session) -> float:
         if self.kind == "step_mean":
             col = s.column(self.metric)
             return float(np.mean(col)) if col.size else float("nan")
@@ -108,11 +127,16 @@ class Quantity:
         raise AssertionError(self.kind)
 
     def describe(self) -> str:
+        if self.window <= 1:
+            at = f"at step {self.step}"
+        else:
+            at = f"(median of the last {self.window} recorded steps)" if self.step == "last" else \
+                f"(median of the {self.window} recorded steps up to step {self.step})"
         if self.kind == "metric":
             where = f" of layer {self.layer}" if self.metric in LAYER_METRICS else ""
-            return f"{self.metric}{where} at step {self.step}"
+            return f"{self.metric}{where} {at}"
         if self.kind == "layer_ratio":
-            return f"{self.metric} of layer {self.layer_a} / layer {self.layer_b} at step {self.step}"
+            return f"{self.metric} of layer {self.layer_a} / layer {self.layer_b} {at}"
         if self.kind == "step_mean":
             return f"mean {self.metric} over the run"
         return "the step at which the run diverged"
@@ -308,6 +332,29 @@ class PredictionMatches(Objective):
         return f"a prediction{' before ' + self.toggle if self.toggle else ''} of the direction of the early layers' signal{amount} that matches the outcome"
 
 
+@dataclass(frozen=True)
+class DiagnosisIs(Objective):
+    """What ``gradsim diagnose`` says of the session: ``healthy``, or a finding
+    (``vanishing``, ``dead units``, ...) that must be there, or with ``present`` false absent."""
+
+    verdict: str = HEALTHY
+    present: bool = True
+
+    def check(self, s: Session, answers: dict[str, Any]) -> Result:
+        found = diagnose(s).verdict
+        said = ", ".join(found)
+        if self.verdict == HEALTHY:
+            ok = found == [HEALTHY]
+            return self._result(ok == self.present, f"gradsim diagnose says: {said}")
+        ok = (self.verdict in found) == self.present
+        return self._result(ok, f"gradsim diagnose says: {said}")
+
+    def required(self) -> str:
+        if self.verdict == HEALTHY:
+            return "gradsim diagnose says healthy" if self.present else "gradsim diagnose finds a problem"
+        return f"gradsim diagnose {'finds' if self.present else 'does not find'} {self.verdict}"
+
+
 # ------------------------------------------------------------ parsing
 @dataclass(frozen=True)
 class Exercise:
@@ -322,6 +369,9 @@ class Exercise:
     path: Optional[Path] = None
     #: The panel shows no right/wrong marks until grading (a student cannot guess until green).
     hide_marks: bool = False
+    #: On the student's own model (``model = "watched"``): graded on a gradsim.watch session,
+    #: which cannot be replayed, so every grade is UNVERIFIED; ``config`` and ``events`` are unused.
+    watched: bool = False
 
     def evaluate(self, session: Session, answers: Optional[dict[str, Any]] = None) -> list[Result]:
         return [o.check(session, answers or {}) for o in self.objectives]
@@ -397,14 +447,22 @@ def _step(r: _Reader, key: str = "step", default: Any = 0) -> Any:
     return v
 
 
+def _window(r: _Reader) -> int:
+    w = r.get("window", int, 1)
+    if w < 1:
+        raise r.fail("window", f"{w} must be >= 1 (the number of recorded steps whose median is taken)")
+    return w
+
+
 def _quantity(r: _Reader, kind: str) -> Quantity:
     all_metrics = STEP_METRICS + LAYER_METRICS
     if kind == "metric":
         metric = r.get("metric", str, choices=all_metrics)
         layer = _layer(r, "layer") if metric in LAYER_METRICS else None
-        return Quantity("metric", metric, layer=layer, step=_step(r))
+        return Quantity("metric", metric, layer=layer, step=_step(r), window=_window(r))
     if kind == "layer_ratio":
-        return Quantity("layer_ratio", r.get("metric", str, choices=LAYER_METRICS), layer_a=_layer(r, "layer_a"), layer_b=_layer(r, "layer_b"), step=_step(r))
+        return Quantity("layer_ratio", r.get("metric", str, choices=LAYER_METRICS), layer_a=_layer(r, "layer_a"),
+                        layer_b=_layer(r, "layer_b"), step=_step(r), window=_window(r))
     if kind == "step_mean":
         return Quantity("step_mean", r.get("metric", str, choices=STEP_METRICS))
     if kind == "diverged_at":
@@ -413,14 +471,15 @@ def _quantity(r: _Reader, kind: str) -> Quantity:
 
 
 _COMMON = {"id", "kind", "text"}
-_QTY_KEYS = {"metric", "layer", "layer_a", "layer_b", "step"}
+_QTY_KEYS = {"metric", "layer", "layer_a", "layer_b", "step", "window"}
 
 
 def _objective(raw: Any, where: str, index: int) -> Objective:
     if not isinstance(raw, dict):
         raise ExerciseError(f"{where}: objectives[{index}] must be a table")
     r = _Reader(raw, f"{where}: objectives[{index}]")
-    kind = r.get("kind", str, choices=("metric", "layer_ratio", "accuracy", "no_divergence", "diverged", "event", "answer", "prediction"))
+    kind = r.get("kind", str, choices=("metric", "layer_ratio", "accuracy", "no_divergence", "diverged", "event", "answer",
+                                       "prediction", "diagnosis"))
     oid = r.get("id", str, f"o{index + 1}")
     text = r.get("text", str, "")
     if kind in ("metric", "layer_ratio"):
@@ -450,6 +509,12 @@ def _objective(raw: Any, where: str, index: int) -> Objective:
         # Every run has a start event, so checking for one would pass on any run.
         ev = r.get("event", str, choices=tuple(k for k in EVENT_KINDS if k != START))
         return EventHappened(oid, text or f"a {ev} event", ev, r.get("value", str, ""), r.get("min_step", int, 0), r.get("count", int, 1))
+    if kind == "diagnosis":
+        r.unknown(_COMMON | {"verdict", "present"})
+        verdict = r.get("verdict", str, HEALTHY, choices=(HEALTHY,) + DIAGNOSIS_KINDS)
+        present = r.get("present", bool, True)
+        obj = DiagnosisIs(oid, text, verdict, present)
+        return obj if text else DiagnosisIs(oid, obj.required(), verdict, present)
     if kind == "prediction":
         r.unknown(_COMMON | {"toggle", "decades_tol"})
         toggle = r.get("toggle", str, "")
@@ -482,12 +547,18 @@ def parse_exercise(text: str, where: str = "exercise", path: Optional[Path] = No
     except tomllib.TOMLDecodeError as exc:
         raise ExerciseError(f"{where}: not valid TOML: {exc}") from None
     r = _Reader(data, where)
-    r.unknown({"id", "title", "level", "body", "preset", "config", "events", "objectives", "require", "hide_marks"})
+    r.unknown({"id", "title", "level", "body", "preset", "config", "events", "objectives", "require", "hide_marks", "model"})
     ex_id = r.get("id", str)
     title = r.get("title", str)
     level = r.get("level", str, "intro", choices=LEVELS)
     body = r.get("body", str, "")
     hide_marks = r.get("hide_marks", bool, False)
+    watched = r.get("model", str, "", choices=(WATCHED,)) == WATCHED
+    if watched:
+        for key in ("preset", "config", "events"):
+            if key in data:
+                raise r.fail(key, f"a watched exercise (model = {WATCHED!r}) trains the student's own model: "
+                                  "it has no preset, config or events")
     preset_name = r.get("preset", str, "")
     overrides = r.get("config", dict, {})
     try:
@@ -517,11 +588,12 @@ def parse_exercise(text: str, where: str = "exercise", path: Optional[Path] = No
     if dup:
         raise r.fail("objectives", f"id {dup[0]!r} is used twice")
     require = r.get("require", dict, {})
-    known = set(RunConfig.__dataclass_fields__)
+    known = set(WATCHED_CONFIG_KEYS if watched else RunConfig.__dataclass_fields__)
     for k in require:
         if k not in known:
-            raise ExerciseError(f"{where}: key 'require.{k}': not a config field; allowed: {', '.join(sorted(known))}")
-    return Exercise(ex_id, title, level, body, cfg, tuple(events), objectives, dict(require), path, hide_marks)
+            what = "a key gradsim.watch records" if watched else "a config field"
+            raise ExerciseError(f"{where}: key 'require.{k}': not {what}; allowed: {', '.join(sorted(known))}")
+    return Exercise(ex_id, title, level, body, cfg, tuple(events), objectives, dict(require), path, hide_marks, watched)
 
 
 def load_exercise(path: str | Path) -> Exercise:
@@ -537,6 +609,13 @@ def load_exercise(path: str | Path) -> Exercise:
 
 def exercise_files() -> list[Path]:
     folder = resource_path("exercises")
+    return sorted(folder.glob("*.toml")) if folder.is_dir() else []
+
+
+def watched_exercise_files() -> list[Path]:
+    """The shipped exercises on a student's own model (``model = "watched"``). Kept in their own
+    folder: the window's Exercise dock runs exercises in the simulator, which cannot train them."""
+    folder = resource_path("exercises", WATCHED)
     return sorted(folder.glob("*.toml")) if folder.is_dir() else []
 
 

@@ -28,13 +28,14 @@ from ..models import mlp_backprop as backprop
 from . import probes
 from ..commands import Annotate, Command, CommandError, Scheduled
 from ..config import SCALED_INITS, RunConfig
-from ..data.datasets import Dataset, make_dataset
+from ..data.datasets import Dataset
 from ..arena import Arena
 from ..models.mlp_backprop import DirectPass
 from ..metrics import LAYER_INDEX, LAYER_METRICS, NORM_METRICS, STATS_METRICS, STEP_METRICS
 from ..models.family import check_units, family_for
 from ..models.mlp import GradNet
 from .optimizers import FlatOptimizer, build_optimizer
+from .unit_rows import UnitRows
 from ..session.store import Session, StepRecord
 from ..theory.mean_field import predict
 
@@ -149,17 +150,37 @@ def _norm64(src: torch.Tensor) -> torch.Tensor:
     return torch.linalg.vector_norm(src.to(torch.float64), dim=-1)
 
 
+#: The trainer class of each non-MLP family (``RunConfig.model``), filled by the
+#: modules that define them (gradsim/train/__init__.py imports them all).
+FAMILY_TRAINERS: dict[str, type] = {}
+
+
+def register_trainer(models: Iterable[str], cls: type) -> None:
+    """Make ``Trainer(config)`` build ``cls`` (a Trainer subclass) for these model families."""
+    for m in models:
+        FAMILY_TRAINERS[m] = cls
+
+
 class Trainer:
-    """Owns the network, optimizer, data and session of one run."""
+    """Owns the network, optimizer, data and session of one run.
+
+    ``Trainer(config)`` builds the trainer of ``config.model``'s family: this
+    class for the MLP, a registered subclass (FAMILY_TRAINERS) for the others,
+    so every caller (CLI, sweep, engine process, replay) trains any family.
+    """
+
+    def __new__(cls, config: Optional[RunConfig] = None, *args: Any, **kwargs: Any) -> "Trainer":
+        sub = FAMILY_TRAINERS.get(getattr(config, "model", "mlp")) if cls is Trainer else None
+        return super().__new__(sub if sub is not None else cls)
 
     @_one_thread
     def __init__(self, config: RunConfig, schedule: Iterable[Scheduled] = (), session: Optional[Session] = None, label: str = "") -> None:
         config.validate()
         self.config = config
-        self.data: Dataset = make_dataset(config.dataset, config.n_samples, config.noise, config.seed, config.test_fraction)
+        self.family = family_for(config)
+        self.data: Dataset = self.family.make_data(config)
         self.init_gen = torch.Generator().manual_seed(config.seed)
         self.batch_gen = torch.Generator().manual_seed(config.seed + 1)
-        self.family = family_for(config)
         self.net: GradNet = self.family.build(config)
         self.net.reinit(config.init, self.init_gen, config.init_std, config.init_scale, config.bias_std)
         self.net.train()
@@ -167,6 +188,9 @@ class Trainer:
         self.optimizer_name = config.optimizer
         self.clip_mode = config.clip_mode
         self.clip_threshold = float(config.clip_threshold)
+        # Linear warm-up: the k-th step from warmup_start (k = 1, 2, ..) trains at lr * min(1, k / warmup_steps).
+        self.warmup_steps = int(config.warmup_steps)
+        self.warmup_start = 0
         self.arenas: dict[str, Arena] = {}
         self._stats_ws = probes.StatsWorkspace()
         self._refresh_params()
@@ -182,6 +206,7 @@ class Trainer:
         self._direct: Optional[DirectPass] = None
         self.last_pass = ""  # "direct" or "autograd": which pass the last step ran
         self._plan: Optional[_NormPlan] = None
+        self._unit_rows: Optional[UnitRows] = None
         self._x = torch.from_numpy(self.data.x_train)
         self._y = torch.from_numpy(self.data.y_train)
         self._perm = torch.randperm(len(self._y), generator=self.batch_gen)
@@ -306,6 +331,30 @@ class Trainer:
         self.lr = float(lr)
         self.optimizer.lr = self.lr
 
+    def set_norm_position(self, position: str) -> None:
+        """Move a transformer's layer norms (the parameters stay; their optimizer state too)."""
+        cast(Any, self.net).set_norm_position(position)  # the family allows it for transformers only
+
+    def set_recurrent_init(self, scheme: str) -> None:
+        """A feed-forward net has no W_hh (RecurrentTrainer overrides this; the family refuses it first)."""
+        raise CommandError(f"recurrent_init={scheme}: model {self.config.model!r} has no recurrent weights")
+
+    def set_forget_bias(self, value: float) -> None:
+        """Only an LSTM has forget gates (RecurrentTrainer overrides this; the family refuses it first)."""
+        raise CommandError(f"forget_bias={value}: model {self.config.model!r} has no forget gate")
+
+    def set_warmup(self, steps: int) -> None:
+        """Warm the learning rate up linearly over ``steps`` steps from the next one (0: none)."""
+        self.warmup_steps = int(steps)
+        self.warmup_start = self.step_index
+
+    def lr_at(self, step: int) -> float:
+        """The learning rate step ``step`` trains at: lr, scaled down during a warm-up."""
+        k = step - self.warmup_start + 1
+        if self.warmup_steps <= 0 or k >= self.warmup_steps:
+            return self.lr
+        return self.lr * max(k, 1) / self.warmup_steps
+
     def set_optimizer(self, name: str) -> None:
         # Built before anything changes: an unknown name leaves the old optimizer in place.
         optimizer = build_optimizer(name, self.arenas, self.lr, self.config.momentum)
@@ -328,9 +377,9 @@ class Trainer:
         ``grads`` adds the flat gradients left by the last step (no step reads
         them, but a refused command must leave them too).
         """
-        net = self.net
+        net: Any = self.net  # an MLP's GradNet, or a family's net with its own structure()
         out: dict[str, Any] = {
-            "structure": {
+            "structure": net.structure() if hasattr(net, "structure") else {
                 "activations": list(net.activations),
                 "batchnorm": net.has_batchnorm,
                 "layernorm": net.has_layernorm,
@@ -354,6 +403,7 @@ class Trainer:
             "elapsed_s": self.elapsed_s,
             "diverged_at": self.diverged_at,
             "data": self._data_tag(),
+            "warmup": {"steps": self.warmup_steps, "start": self.warmup_start},
         }
         if grads:
             out["grads"] = {kind: a.grad.clone() for kind, a in self.arenas.items()}
@@ -420,20 +470,11 @@ class Trainer:
 
     def _apply_state(self, state: dict[str, Any]) -> None:
         st = state["structure"]
-        net = self.net
-        for i, name in enumerate(st["activations"]):
-            if net.activations[i] != name:
-                net.set_activation(name, i + 1)
-        structural = False
-        if net.has_batchnorm != st["batchnorm"]:
-            net.set_batchnorm(st["batchnorm"])
-            structural = True
-        if net.has_layernorm != st["layernorm"]:
-            net.set_layernorm(st["layernorm"])
-            structural = True
-        net.set_residual(st["residual"], st["residual_alpha"] if st["residual"] else None)
-        if structural:
-            self._refresh_params()
+        net: Any = self.net
+        if hasattr(net, "load_structure"):  # a family whose structure changes no parameter
+            net.load_structure(st)
+        else:
+            self._apply_mlp_structure(st)
         with torch.no_grad():
             net.load_state_dict({k: v.clone() for k, v in state["net"].items()})
         net.train(state["training"])
@@ -456,11 +497,29 @@ class Trainer:
         self._pred_due = bool(state["pred_due"])
         self.elapsed_s = float(state["elapsed_s"])
         self.diverged_at = state["diverged_at"]
+        warmup = state.get("warmup", {"steps": 0, "start": 0})  # states from before warm-up existed
+        self.warmup_steps, self.warmup_start = int(warmup["steps"]), int(warmup["start"])
         for kind, g in state.get("grads", {}).items():
             arena = self.arenas.get(kind)
             if arena is not None and arena.grad.shape == g.shape:
                 arena.grad.copy_(g)
                 arena.attach_grads()
+
+    def _apply_mlp_structure(self, st: dict[str, Any]) -> None:
+        net = self.net
+        for i, name in enumerate(st["activations"]):
+            if net.activations[i] != name:
+                net.set_activation(name, i + 1)
+        structural = False
+        if net.has_batchnorm != st["batchnorm"]:
+            net.set_batchnorm(st["batchnorm"])
+            structural = True
+        if net.has_layernorm != st["layernorm"]:
+            net.set_layernorm(st["layernorm"])
+            structural = True
+        net.set_residual(st["residual"], st["residual_alpha"] if st["residual"] else None)
+        if structural:
+            self._refresh_params()
 
     # ------------------------------------------------------------ stepping
     def _make_z_hook(self, i: int) -> Callable[[torch.Tensor], None]:
@@ -533,6 +592,9 @@ class Trainer:
         t0 = time.perf_counter()
         want_stats = s % self.config.stats_every == 0
         x, y = self._batch()
+        self.optimizer.lr = self.lr_at(s)
+        if hasattr(self.net, "forward_units"):
+            return self._step_units(s, x, y, want_stats, t0)
         pred = self.predicted_gain(x) if (want_stats or self._pred_due) else None
         self._pred_due = False
         arenas = self._arena_list
@@ -609,11 +671,15 @@ class Trainer:
             if pred is not None:
                 layers[:, _PRED_COL] = pred
         self.elapsed_s += time.perf_counter() - t0
+        return self._record(s, head, diverged, layers, want_stats)
+
+    def _record(self, s: int, head: list[float], diverged: bool, layers: np.ndarray, want_stats: bool) -> StepRecord:
+        """Store step ``s``'s row and advance the run (both passes end here)."""
         # Held-out accuracy on the statistics' rows, after the update (eval mode: batch norm's
         # running statistics, no state changed, no random number drawn), outside elapsed_s.
         test_acc = self.evaluate() if want_stats and not diverged else math.nan
         scalars = np.array(
-            [head[0], head[1], head[2], head[3], head[4], self.lr, float(diverged), self.elapsed_s, test_acc],
+            [head[0], head[1], head[2], head[3], head[4], self.optimizer.lr, float(diverged), self.elapsed_s, test_acc],
             np.float64,
         )
         record = StepRecord(s, scalars, layers, want_stats)
@@ -626,6 +692,50 @@ class Trainer:
             self.session.add_event(s, "diverged", f"non-finite {what} ({head[0] if what == 'loss' else head[2]})")
         return record
 
+    def _step_units(self, s: int, x: torch.Tensor, y: torch.Tensor, want_stats: bool, t0: float) -> StepRecord:
+        """One step of a family whose network names a signal per unit (``forward_units``):
+        autograd, one hook per signal, per-parameter norms summed into unit rows
+        (gradsim/train/unit_rows.py). Clipping, divergence and the update as the MLP's."""
+        rows = self._unit_rows
+        if rows is None or not rows.matches(self._arena_list):
+            rows = self._unit_rows = UnitRows(self.net, self._arena_list, self.units)
+        for a in self._arena_list:
+            a.zero_grad()
+        self._gz = [None] * self.n_layers
+        logits, signals, stats = cast(Any, self.net).forward_units(x, stats=want_stats)
+        loss = F.cross_entropy(logits, y)
+        for z, hook in zip(signals, self._z_hooks):
+            if z is not None and z.requires_grad:
+                z.register_hook(hook)
+        del signals
+        loss.backward()
+        self.last_pass = "autograd"
+        with torch.no_grad():
+            pn = torch.cat([a.norms(a.grad) for a in self._arena_list])
+            total64: Optional[torch.Tensor] = None
+            if not bool(torch.isfinite(pn).all()):  # a float32 sum of squares that overflowed, or a non-finite gradient
+                pn = torch.cat([_norm64(a.grad[s0 : s0 + k * n].view(k, n)) for a in self._arena_list for s0, k, n in a.runs])
+                total64 = _norm64(pn)
+                pn = pn.to(torch.float32)
+            total = torch.linalg.vector_norm(pn) if total64 is None else total64.to(torch.float32)
+            applied, clipped, applied_norms = self._clip(total, pn, total64)
+            acc = torch.eq(logits.argmax(dim=1), y).mean(dtype=logits.dtype)
+            head = torch.stack([loss.detach(), acc, total, applied, clipped]).tolist()
+            finite_grads = math.isfinite(head[2]) or (
+                not math.isnan(head[2]) and all(bool(torch.isfinite(a.grad).all()) for a in self._arena_list)
+            )
+            diverged = not (math.isfinite(head[0]) and finite_grads)
+            n_w = len(self._weight_arena)
+            wn = self._weight_arena.norms(self._weight_arena.data)
+            upd = self._update_norms(applied_norms[:n_w]) if not diverged else torch.full((n_w,), float("nan"))
+            gz = [float("nan") if g is None else float(_norm64(g.reshape(-1))) for g in self._gz]
+            self._gz = [None] * self.n_layers
+            layers = rows.rows(pn, wn, upd, gz, len(LAYER_METRICS))
+            if want_stats and stats is not None:
+                layers[:, _STATS_SLICE] = stats.numpy()
+        self.elapsed_s += time.perf_counter() - t0
+        return self._record(s, head, diverged, layers, want_stats)
+
     @_one_thread
     def predicted_gain(self, x: torch.Tensor) -> np.ndarray:
         """The theory's per-layer gain ||dL/dz_l|| / ||dL/dz_(l+1)|| for the current weights
@@ -634,6 +744,8 @@ class Trainer:
         Only on recorded steps (step 0, events, every ``stats_every``): it costs
         about as much as a step. Changes nothing in the network.
         """
+        if not isinstance(self.net, GradNet):  # the mean-field theory is the MLP's
+            return np.full(self.n_layers, np.nan, np.float32)
         return predict(self.net, x=x).gain.astype(np.float32)
 
     def _clip(
@@ -678,10 +790,10 @@ class Trainer:
         wa = self._weight_arena
         if opt.name == "sgd":
             opt.step()
-            return applied_w * self.lr
+            return applied_w * opt.lr
         if opt.name == "momentum":
             opt.step()
-            return wa.norms(opt.buffer("weight")) * self.lr  # type: ignore[attr-defined]
+            return wa.norms(opt.buffer("weight")) * opt.lr  # type: ignore[attr-defined]
         self._before.copy_(wa.data)
         opt.step()
         self._before.sub_(wa.data)
@@ -692,9 +804,9 @@ class Trainer:
         opt = self.optimizer
         wa = self._weight_arena
         if opt.name == "sgd":
-            upd = applied_w.double() * self.lr
+            upd = applied_w.double() * opt.lr
         elif opt.name == "momentum":
-            upd = wa.norms(opt.buffer("weight").double()) * self.lr  # type: ignore[attr-defined]
+            upd = wa.norms(opt.buffer("weight").double()) * opt.lr  # type: ignore[attr-defined]
         else:
             upd = wa.norms(self._before.double())
         col_u, col_r, col_w = (_NORM_ORDER.index(m) for m in ("update_norm", "update_ratio", "weight_norm"))

@@ -114,7 +114,11 @@ class Watch:
     """
 
     def __init__(self, model: torch.nn.Module, optimizer: torch.optim.Optimizer, out: "str | os.PathLike[str]",
-                 every: int = 1, activations: bool = True, scaler: Any = None, overwrite: bool = False) -> None:
+                 every: int = 1, activations: bool = True, scaler: Any = None, overwrite: bool = False,
+                 *, step_pre_hook: bool = True) -> None:
+        """``step_pre_hook=False``: the optimizer's step pre-hook is not used and the caller
+        calls :meth:`read_gradients` once the gradients are final (a trainer that calls
+        ``optimizer.step(closure)`` runs backward inside the step, after that hook)."""
         if not isinstance(model, torch.nn.Module):
             raise WatchError(f"model = {type(model).__name__}, expected a torch.nn.Module")
         if not isinstance(optimizer, torch.optim.Optimizer):
@@ -151,9 +155,13 @@ class Watch:
         self._armed = True  # whether the step in progress is recorded
         self._pending: Optional[dict[str, Any]] = None
         self._held_loss: Optional[tuple[Any, Any]] = None
+        # Whether the step just taken already has its loss (given before it): a loss() call
+        # after a step belongs to that step only if it has none yet, recorded or not.
+        self._last_has_loss = False
         self._pre: dict[str, Any] = {}
-        self._handles: list[Any] = [optimizer.register_step_pre_hook(self._before_step),
-                                    optimizer.register_step_post_hook(self._after_step)]
+        self._handles: list[Any] = [optimizer.register_step_post_hook(self._after_step)]
+        if step_pre_hook:
+            self._handles.append(optimizer.register_step_pre_hook(self._before_step))
         self._closed = False
         self._reset_activation_state()
         if activations:
@@ -250,12 +258,20 @@ class Watch:
             total = sq[plan["total"]].sum().sqrt() if len(plan["total"]) else self._nan0
             self._pre = {"block": block, "total": total, "before": torch._foreach_mul(weights, 1.0), "lr": _lr(optimizer)}
 
+    def read_gradients(self) -> None:
+        """Read the gradients and weights the coming optimizer step applies (with
+        ``step_pre_hook=False``; otherwise the optimizer's step pre-hook does it). A second
+        call before the step replaces the first."""
+        self._before_step(self.optimizer, (), {})
+
     def _after_step(self, optimizer: Any, args: Any, kwargs: Any) -> None:
         if self._closed:
             return
         step = self.step
         self.step += 1
+        self._last_has_loss = self._held_loss is not None
         if not self._armed or not self._pre:
+            self._held_loss = None  # a loss given before a step that is not recorded belongs to it
             self._armed = self.step % self.every == 0
             return
         pre, self._pre = self._pre, {}
@@ -422,11 +438,15 @@ class Watch:
                 raise WatchError(f"{name} = {type(v).__name__}, expected a number or a one-element tensor")
         lv = loss.detach() if isinstance(loss, torch.Tensor) else loss
         av = accuracy.detach() if isinstance(accuracy, torch.Tensor) else accuracy
-        if self._pending is not None and self._pending["loss"] is None:
-            self._pending["loss"], self._pending["accuracy"] = lv, av
-            if _ready(self._pending["values"]):
-                self._flush()
-        elif self._pending is None or self._pending["loss"] is not None:
+        if self.step > 0 and not self._last_has_loss:  # after a step: that step's loss
+            self._last_has_loss = True
+            p = self._pending
+            if p is not None and p["step"] == self.step - 1 and p["loss"] is None:
+                p["loss"], p["accuracy"] = lv, av
+                if _ready(p["values"]):
+                    self._flush()
+            # else the step was not recorded (every > 1): its loss is not either
+        else:  # before a step (or a second call): the loss of the step that comes next
             self._held_loss = (lv, av)
 
     def _flush(self) -> None:
@@ -474,7 +494,7 @@ class Watch:
             h.remove()
         self._handles.clear()
         self._flush()
-        self._writer.close()
+        self._writer.close(steps_run=self.step)
         atexit.unregister(self.close)
 
     def __enter__(self) -> "Watch":

@@ -177,9 +177,13 @@ class SessionWriter:
             if now - self._json_at >= JSON_EVERY_S:
                 self.write_json()
 
-    def close(self) -> None:
+    def close(self, steps_run: Optional[int] = None) -> None:
+        """Finish the folder; ``steps_run``: the steps the run took (more than the last
+        recorded step + 1 when steps after it were not recorded)."""
         if not self._closed:
             self._closed = True
+            if steps_run is not None:
+                self._buffered_steps = max(self._buffered_steps, int(steps_run))
             self.flush()
             for fd in self._fds.values():
                 os.close(fd)

@@ -186,7 +186,7 @@ def test_residual_and_layernorm_flags_and_events(tmp_path, capsys):
 def test_replicate_list_and_bad_input(capsys):
     assert main(["replicate", "--list"]) == 0
     out = capsys.readouterr().out
-    for name in ("he2015", "glorot2010", "saxe2014", "pennington2017", "schoenholz2017", "ioffe2015", "pascanu2013"):
+    for name in ("he2015", "glorot2010", "saxe2014", "pennington2017", "schoenholz2017", "ioffe2015", "pascanu2013", "bengio1994", "hochreiter1997", "le2015"):
         assert name in out
     assert main(["replicate", "nobody1999", "--out", "x"]) == 2
     assert "replication 'nobody1999' is not known; allowed: he2015" in capsys.readouterr().err

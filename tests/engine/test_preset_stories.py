@@ -8,6 +8,8 @@ from gradsim.train.trainer import Trainer
 
 STORY_TESTS = {
     "vanishing-sigmoid", "healthy-relu-he", "deep-tanh-xavier", "exploding-relu", "clipping-rescue", "batchnorm-rescue",
+    # the recurrent presets' stories: tests/engine/test_rnn_preset_stories.py
+    "vanishing-rnn", "exploding-rnn", "clipping-rescue-rnn", "irnn", "lstm-remembers",
 }
 
 

@@ -5,7 +5,7 @@ the success rates, their Wilson intervals and the verdict recomputed here from
 the raw files (csv module, numpy, autograd, statistics) without the
 replication's own code.
 
-The seven quick runs (4 seeds each) take a few minutes on 2 cores: they are the
+The quick runs of every replication (4 seeds each) take a few minutes on 2 cores: they are the
 point of the test (CI must run the real replications), so each runs once per
 session. The seed flags, the interval and the rule are also tested on a tiny
 replication of 3-step runs.
@@ -228,14 +228,81 @@ def test_pascanu2013_per_seed_from_raw_files(quick):
         o = {"exploding": True}
         for f in folders:
             meta = json.loads((f / "session.json").read_text())
-            g = _layer(f, "act_grad_norm")
-            o["exploding"] &= float(np.exp(np.mean(np.log(g[:-2] / g[1:-1])))) > 1.2
+            assert meta["model"] == "rnn"  # a real recurrent net, not a stand-in
+            T = meta["config"]["seq_len"]
+            g = _layer(f, "act_grad_norm")[:T]  # rows 1..T are the time steps t = 1..T
+            assert [u["name"] for u in meta["units"][:T]] == [f"t {t}" for t in range(1, T + 1)]
+            o["exploding"] &= g[0] / g[-1] > 10
             if meta["config"]["clip_mode"] == "none":
                 loss = _col(f, "loss")
                 o["unclipped_fails"] = meta["diverged_at"] is not None or not (_tail(loss) < loss[0])
             else:
                 o["clipped_trains"] = meta["diverged_at"] is None and _tail(_col(f, "accuracy")) >= 0.9
         per_seed[seed] = o
+    _assert_rule(rep, per_seed)
+
+
+def _through_time(f: Path) -> np.ndarray:
+    """||dL/dh_t|| for t = 1..T at step 0, from layers.csv and the units session.json names."""
+    meta = json.loads((f / "session.json").read_text())
+    T = meta["config"]["seq_len"]
+    assert meta["model"] == "rnn" and [u["name"] for u in meta["units"][:T]] == [f"t {t}" for t in range(1, T + 1)]
+    return _layer(f, "act_grad_norm")[:T]
+
+
+def test_le2015_per_seed_from_raw_files(quick):
+    rep = quick("le2015")
+    per_seed = {}
+    bar = 0.3 * 2.0 / 12.0  # 0.3 x the adding problem's mean-predictor loss, as the criterion says
+    for seed, folders in _by_seed(rep).items():
+        o = {}
+        for f in folders:
+            meta = json.loads((f / "session.json").read_text())
+            loss_end = _tail(_col(f, "loss"))
+            if meta["config"]["recurrent_init"] == "identity":
+                assert meta["config"]["activation"] == "relu"
+                o["irnn_learns"] = meta["diverged_at"] is None and loss_end < bar
+            else:
+                assert meta["config"]["activation"] == "tanh"
+                o["tanh_does_not"] = not (loss_end < bar)
+            assert np.isfinite(_through_time(f)).all()
+        per_seed[seed] = {"irnn_learns": o["irnn_learns"], "tanh_does_not": o["tanh_does_not"]}
+    _assert_rule(rep, per_seed)
+
+
+def test_bengio1994_per_seed_from_raw_files(quick):
+    rep = quick("bengio1994")
+    per_seed = {}
+    for seed, folders in _by_seed(rep).items():
+        by_t = {}
+        for f in folders:
+            meta = json.loads((f / "session.json").read_text())
+            g = _through_time(f)
+            by_t[meta["config"]["seq_len"]] = (meta["diverged_at"], _tail(_col(f, "accuracy")), g[0] / g[-1])
+        short, long = by_t[min(by_t)], by_t[max(by_t)]
+        per_seed[seed] = {
+            "short_learned": short[0] is None and short[1] >= 0.9,
+            "long_fails": not (long[1] > 0.6),
+            "signal_shrinks": long[2] < 0.1 * short[2],
+        }
+    _assert_rule(rep, per_seed)
+
+
+def test_hochreiter1997_per_seed_from_raw_files(quick):
+    rep = quick("hochreiter1997")
+    per_seed = {}
+    bar = 0.3 * 2.0 / 12.0
+    for seed, folders in _by_seed(rep).items():
+        end = {}
+        for f in folders:
+            meta = json.loads((f / "session.json").read_text())
+            assert meta["model"] in ("lstm", "rnn") and meta["config"]["dataset"] == "adding"
+            end[(meta["model"], meta["config"]["seq_len"])] = (meta["diverged_at"], _tail(_col(f, "loss")))
+        longest = max(T for _, T in end)
+        per_seed[seed] = {
+            "lstm_learns": end[("lstm", longest)][0] is None and end[("lstm", longest)][1] < bar,
+            "rnn_fails": not (end[("rnn", longest)][1] < bar),
+        }
     _assert_rule(rep, per_seed)
 
 

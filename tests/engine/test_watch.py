@@ -77,11 +77,11 @@ class Reference:
             wn = _norm(self._weights[path])
             un = _norm([p.detach().numpy() - w0 for p, w0 in zip(ws, self._weights[path])])
             outs = self.outputs.get(path, [])
-            ag = _norm([o.grad.numpy() for o in outs if o.grad is not None]) if outs else math.nan
+            ag = _norm([o.grad.float().numpy() for o in outs if o.grad is not None]) if outs else math.nan  # bf16: no numpy
             row[path] = {"grad_norm": self._grads[path][0], "bias_grad_norm": self._grads[path][1],
                          "weight_norm": wn, "update_norm": un, "update_ratio": un / wn, "act_grad_norm": ag,
                          "acts": [a.numpy() for a in self.acts.get(path, [])],
-                         "out": [o.detach().numpy() for o in outs]}
+                         "out": [o.detach().float().numpy() for o in outs]}
         row["_total"] = self._total
         self.rows.append(row)
         self.outputs, self.acts = {}, {}
@@ -500,3 +500,26 @@ def test_a_follower_reads_a_growing_folder_without_torn_rows(tmp_path):
     s = gradsim.watch.read_growing(tmp_path / "run")
     assert len(s) == 4 and s.steps.tolist() == [0, 1, 2, 3]
     w.close()
+
+
+@pytest.mark.parametrize("when", ["after", "before"])
+def test_with_every_the_loss_of_each_recorded_step_is_its_own(tmp_path, when):
+    """every=3: the loss written for steps 0, 3, 6 is the loss of those steps' batches, whether
+    w.loss() is called after optimizer.step() or before it (unrecorded steps' losses are dropped)."""
+    model = _mlp()
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    losses = []
+    with gradsim.watch(model, opt, out=tmp_path / "run", every=3) as w:
+        for x, y in _batches(7, (8, 5), 3):
+            opt.zero_grad()
+            loss = CE(model(x), y)
+            loss.backward()
+            losses.append(float(loss.detach()))
+            if when == "before":
+                w.loss(loss)
+            opt.step()
+            if when == "after":
+                w.loss(loss)
+    s = load_session(tmp_path / "run")
+    assert s.steps.tolist() == [0, 3, 6]
+    np.testing.assert_allclose(s.column("loss"), [losses[0], losses[3], losses[6]], rtol=1e-7)

@@ -80,6 +80,8 @@ def test_wheel_holds_the_data_files_and_no_top_level_ui(wheel):
         assert f"gradsim_resources/presets/{preset.name}" in names
     for ex in (REPO / "resources" / "exercises").glob("*.toml"):
         assert f"gradsim_resources/exercises/{ex.name}" in names
+    for ex in (REPO / "resources" / "exercises" / "watched").glob("*.toml"):
+        assert f"gradsim_resources/exercises/watched/{ex.name}" in names
     assert "gradsim_resources/icons/gradsim.svg" in names
     assert "gradsim_ui/plots/heatmap.py" in names
 

@@ -56,3 +56,19 @@ def engine_modules(_session: Any) -> dict[str, Any]:
         "torch": "torch" in sys.modules,
         "main_file": getattr(main, "__file__", None),
     }
+
+
+def recurrent_facts(trainer: Any) -> dict[str, Any]:
+    """A recurrent run's state as plain data: its events, and W_hh's spectral radius and the
+    LSTM forget-gate bias computed here with numpy from the live weights."""
+    import numpy as np
+
+    net = trainer.net
+    w = net.rnn.weight_hh_l0.detach().numpy().astype(np.float64)[: net.width]
+    b = net.rnn.bias_ih_l0.detach().numpy()
+    return {
+        "step_index": int(trainer.step_index),
+        "events": [(e.step, e.kind, e.value) for e in trainer.session.events],
+        "spectral_radius": float(np.abs(np.linalg.eigvals(w)).max()),
+        "forget_bias": b[net.width : 2 * net.width].tolist() if net.cell == "lstm" else None,
+    }

@@ -278,7 +278,7 @@ def test_menus_and_toolbar_list_the_window_actions_in_order(window):
 
     menus = {a.text(): a.menu() for a in window.menuBar().actions()}
     assert list(menus) == ["&File", "&Run", "&View", "E&xercises", "&Help"]
-    assert texts(menus["&File"].actions()) == ["&Open session…", "|", "&Export session…", "Save plots as &PNG…", "Save &checkpoint…", "|", "&Quit"]
+    assert texts(menus["&File"].actions()) == ["&Open session…", "&Follow running session…", "|", "&Export session…", "Save plots as &PNG…", "Save &checkpoint…", "|", "&Quit"]
     assert texts(menus["&Run"].actions()) == ["&Run", "&Step", "R&eset", "|", "&Fork", "|", "Pause on &divergence", "Pause when a &toggle applies", "|",
                                               "Step &back (history)", "Step f&orward (history)", "Back to the &latest step"]
     assert texts(menus["&Help"].actions()) == ["&Glossary…", "&Keyboard shortcuts…", "|", "&Replications…", "|", "Open &log folder", "&About GradSim"]
@@ -286,7 +286,8 @@ def test_menus_and_toolbar_list_the_window_actions_in_order(window):
     docks = [d.toggleViewAction() for d in (window.builder_dock, window.toggles_dock, window.event_dock)]
     acts = window.window_actions
     assert view[:3] == [window.teaching.exercise_action, window.teaching.jacobian_action, window.learned.action]
-    assert view[4:7] == docks and view[7] is acts.view_menu_end  # dock toggles sit above the redraw submenu
+    docks.append(window.diagnosis.dock.toggleViewAction())
+    assert view[4:8] == docks and view[8] is acts.view_menu_end  # dock toggles sit above the redraw submenu
     assert view[-1] is acts.toolbar.toggleViewAction()
     assert texts(acts.toolbar.actions()) == ["&Run", "&Step", "R&eset", "&Fork", "|", "&Open session…", "&Export session…",
                                              "Save plots as &PNG…", "|", "What the network &learns", "|", "", ""]

@@ -30,7 +30,11 @@ from PySide6.QtWidgets import (
 )
 
 from gradsim.commands import Scheduled
-from gradsim.config import ACTIVATIONS, CLIP_MODES, DATASETS, INITS, OPTIMIZERS, SCALED_INITS, ConfigError, RunConfig
+from gradsim.config import (
+    ACTIVATIONS, ALL_DATASETS, CLIP_MODES, INITS, MODEL_DATASETS, MODEL_DEFAULTS, MODELS, OPTIMIZERS, RECURRENT_MODELS,
+    RNN_ACTIVATIONS, SCALED_INITS, ConfigError, RunConfig,
+)
+from gradsim.data.sequences import SEQUENCE_DATASETS, sequence_shape
 from gradsim.teaching.presets import Preset, load_preset, preset_names
 
 from .dataset_preview import DatasetPreview
@@ -55,7 +59,7 @@ class FormField:
     label: str  # the row's label; for a check box, its text
     group: str  # the box it sits in: "data", "network" or "training"
     kind: str  # "choice" (QComboBox), "int" (QSpinBox), "float" (QLineEdit), "bool" (QCheckBox),
-    # "optfloat" (QLineEdit; empty means None, the engine's default)
+    # "optfloat" (QLineEdit; empty means None, the engine's default), "text" (QLineEdit, a string)
     choices: tuple[str, ...] = ()
     lo: int = 0
     hi: int = _INT_MAX
@@ -64,18 +68,31 @@ class FormField:
 
 
 #: The form, in order. A new RunConfig field the student may set is one line here.
+def _mlp_only(v: dict[str, Any]) -> bool:
+    return v["model"] == "mlp"
+
+
+def _sequence_model(v: dict[str, Any]) -> bool:
+    return v["model"] != "mlp"
+
+
 FORM_FIELDS: tuple[FormField, ...] = (
-    FormField("dataset", "Dataset", "data", "choice", DATASETS),
+    # every dataset some family takes; the combo lists only the chosen family's (_show_datasets)
+    FormField("dataset", "Dataset", "data", "choice", ALL_DATASETS),
+    FormField("seq_len", "Sequence length", "data", "int", lo=2, hi=1000, used_when=_sequence_model),
+    FormField("model", "Model", "network", "choice", MODELS),
     FormField("depth", "Hidden layers", "network", "int", lo=1, hi=200),
     FormField("width", "Width", "network", "int", lo=1, hi=2048),
     FormField("activation", "Activation", "network", "choice", ACTIVATIONS),
     FormField("init", "Init", "network", "choice", INITS),
     FormField("init_std", "Init std", "network", "float", used_when=lambda v: SCALED_INITS.get(v["init"]) == "init_std"),
     FormField("init_scale", "Init scale", "network", "float", used_when=lambda v: SCALED_INITS.get(v["init"]) == "init_scale"),
-    FormField("batchnorm", "Batch norm after each hidden layer", "network", "bool"),
-    FormField("layernorm", "Layer norm after each hidden layer", "network", "bool"),
-    FormField("residual", "Residual (skip) connections", "network", "bool"),
-    FormField("residual_alpha", "Residual alpha", "network", "optfloat", used_when=lambda v: bool(v["residual"])),
+    FormField("recurrent_init", "Recurrent init", "network", "text", used_when=lambda v: v["model"] in RECURRENT_MODELS),
+    FormField("forget_bias", "Forget-gate bias", "network", "float", used_when=lambda v: v["model"] == "lstm"),
+    FormField("batchnorm", "Batch norm after each hidden layer", "network", "bool", used_when=_mlp_only),
+    FormField("layernorm", "Layer norm after each hidden layer", "network", "bool", used_when=_mlp_only),
+    FormField("residual", "Residual (skip) connections", "network", "bool", used_when=_mlp_only),
+    FormField("residual_alpha", "Residual alpha", "network", "optfloat", used_when=lambda v: _mlp_only(v) and bool(v["residual"])),
     FormField("optimizer", "Optimizer", "training", "choice", OPTIMIZERS),
     FormField("lr", "Learning rate", "training", "float"),
     FormField("batch_size", "Batch size", "training", "int", lo=1, hi=1_000_000),
@@ -107,6 +124,8 @@ class BuilderPanel(QWidget):
         self._valid = True
         self._loading = False
         self._preview_key: Optional[tuple] = None
+        #: The family whose datasets the dataset combo lists.
+        self._listed_model = ""
 
         # The form scrolls; the error line stays in view under it, whatever is scrolled.
         root = QVBoxLayout(self)
@@ -210,6 +229,8 @@ class BuilderPanel(QWidget):
         elif f.kind == "optfloat":
             w = QLineEdit()
             w.setPlaceholderText("default")
+        elif f.kind == "text":
+            w = QLineEdit()
         elif f.kind == "bool":
             w = QCheckBox(f.label)
         else:  # pragma: no cover - a typo in FORM_FIELDS
@@ -228,6 +249,8 @@ class BuilderPanel(QWidget):
             w.setText(format_float(float(value)))
         elif f.kind == "optfloat":
             w.setText("" if value is None else format_float(float(value)))
+        elif f.kind == "text":
+            w.setText(str(value))
         else:
             w.setChecked(bool(value))
 
@@ -238,7 +261,7 @@ class BuilderPanel(QWidget):
             return w.currentText()
         if f.kind == "int":
             return w.value()
-        if f.kind in ("float", "optfloat"):
+        if f.kind in ("float", "optfloat", "text"):
             return w.text().strip()
         return w.isChecked()
 
@@ -273,6 +296,7 @@ class BuilderPanel(QWidget):
         self._loading = True
         try:
             self._base = config
+            self._show_datasets(config.model)
             for f in FORM_FIELDS:
                 self._set_value(f, self._fields[f.name], getattr(config, f.name))
         finally:
@@ -351,6 +375,10 @@ class BuilderPanel(QWidget):
     def _on_edited(self, *_: object) -> None:
         if self._loading:
             return
+        model = self._fields["model"]
+        assert isinstance(model, QComboBox)
+        if model.currentText() != self._listed_model:
+            self._switch_family(model.currentText())
         shown = {f.name: self._value(f, self._fields[f.name]) for f in FORM_FIELDS}
         for f in FORM_FIELDS:
             if f.used_when is not None:
@@ -363,11 +391,54 @@ class BuilderPanel(QWidget):
         if was_valid != self._valid:
             self.validity_changed.emit(self._valid)
         if config is not None:
-            key = (config.dataset, config.n_samples, config.noise, config.seed, config.test_fraction)
+            key = (config.dataset, config.n_samples, config.noise, config.seed, config.test_fraction, config.seq_len)
             if key != self._preview_key:
                 self._preview_key = key
-                self.preview.set_loading(config.dataset)
-                self.preview_wanted.emit(config)
+                if config.dataset in SEQUENCE_DATASETS:  # no 2-D picture of a sequence: say what a sample is
+                    n_in, n_out = sequence_shape(config.dataset, config.seq_len)
+                    what = "a regression target" if config.dataset == "adding" else f"{n_out} classes"
+                    self.preview.set_sequence(config.dataset, f"{config.dataset}: sequences of {config.seq_len} steps x {n_in} input(s), {what}")
+                else:
+                    self.preview.set_loading(config.dataset)
+                    self.preview_wanted.emit(config)
+
+    # ------------------------------------------------------------ model families
+    def _show_datasets(self, model: str) -> None:
+        """List in the dataset combo only what ``model``'s family trains on."""
+        if model == self._listed_model or model not in MODEL_DATASETS:
+            return
+        combo = self._fields["dataset"]
+        assert isinstance(combo, QComboBox)
+        current = combo.currentText()
+        combo.blockSignals(True)
+        combo.clear()
+        combo.addItems(list(MODEL_DATASETS[model]))
+        combo.setCurrentText(current)  # stays if this family takes it too
+        combo.blockSignals(False)
+        self._listed_model = model
+
+    def _switch_family(self, model: str) -> None:
+        """The student picked another family: keep what it can use, replace what it cannot
+        (its typical depth and a dataset it takes; no MLP-only layers; an activation it has)."""
+        self._loading = True
+        try:
+            self._show_datasets(model)
+            defaults = MODEL_DEFAULTS.get(model, {})
+            values = {f.name: self._value(f, self._fields[f.name]) for f in FORM_FIELDS}
+            changes: dict[str, Any] = {}
+            if values["dataset"] not in MODEL_DATASETS.get(model, ()):
+                changes["dataset"] = defaults.get("dataset", MODEL_DATASETS.get(model, ("",))[0])
+            if "depth" in defaults and model != "mlp":
+                changes["depth"] = defaults["depth"]
+            if model != "mlp":
+                changes.update(batchnorm=False, layernorm=False, residual=False)
+            if model in RECURRENT_MODELS and values["activation"] not in (RNN_ACTIVATIONS if model == "rnn" else ("tanh",)):
+                changes["activation"] = "tanh"
+            for f in FORM_FIELDS:
+                if f.name in changes:
+                    self._set_value(f, self._fields[f.name], changes[f.name])
+        finally:
+            self._loading = False
 
     # ------------------------------------------------------------ reading
     def _read(self) -> tuple[Optional[RunConfig], str, Optional[str]]:
@@ -387,9 +458,10 @@ class BuilderPanel(QWidget):
                     return None, f"{f.name} = {text!r}: not a number; type a finite number > 0, e.g. 0.05", f.name
                 if not math.isfinite(value):
                     return None, f"{f.name} = {text!r}: must be a finite number > 0", f.name
-            if f.kind == "optfloat":
+            if f.kind in ("optfloat", "text"):
                 if not w.isEnabled():
                     continue
+            if f.kind == "optfloat":
                 try:
                     value = float(value) if value else None
                 except ValueError:

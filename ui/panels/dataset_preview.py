@@ -86,3 +86,11 @@ class DatasetPreview(QWidget):
 
     def set_loading(self, dataset: str) -> None:
         self.note.setText(f"{dataset}: loading preview…")
+
+    def set_sequence(self, dataset: str, text: str) -> None:
+        """A sequence task has no 2-D picture: clear the points and say what one sample is."""
+        if self.scatter is not None:
+            self.scatter.setData(x=[], y=[])
+        self.dataset = dataset
+        self.n_points = 0
+        self.note.setText(text)

@@ -55,4 +55,14 @@ TIPS: dict[str, str] = {
     "quit": "Close GradSim (Ctrl+Q); a running training is stopped first.",
     "metric": "Per-layer metric shown by the heatmap and the depth profile: the weight gradient, the backprop signal dL/dz or the update-to-weight ratio.",
     "event_log": "Every change to the run (your toggles, scheduled events, divergence), with the step at which it took effect.",
+    # the model families
+    "model": "The network family: an MLP (mlp) reads one point per sample; a recurrent net (rnn, lstm, gru) reads a sequence one step at a time, so its gradient travels back through time.",
+    "seq_len": "Time steps per input sequence: back through time the signal is multiplied once per step, so it vanishes or explodes geometrically with the length.",
+    "recurrent_init": "How W_hh is drawn: orthogonal (every singular value 1), identity (IRNN: the state carries over unchanged) or normal:G (spectral radius about G; below 1 the signal vanishes through time, above 1 it can explode).",
+    "forget_bias": "The LSTM forget gate's initial bias: 1 or more keeps the gate open at the start, so the cell state (and its gradient) carries over many steps.",
+    "live_recurrent_init": "Re-draw W_hh now: orthogonal, identity or normal:G (the spectral radius, about G); the input and head weights keep their values.",
+    "live_recurrent_init_apply": "Send the re-initialisation of the recurrent weights; it applies before the next step.",
+    "live_forget_bias": "Set every LSTM forget gate's bias now (a number from -100 to 100): high keeps memories, low forgets them within a few steps.",
+    "live_forget_bias_apply": "Send the new forget-gate bias; it applies before the next step.",
+    "readouts": "The largest |eigenvalue| of the top layer's W_hh (its first gate block for LSTM/GRU; updated a few times a second) and the share of the recorded steps whose gradient was clipped.",
 }

@@ -33,10 +33,13 @@ from gradsim.commands import (
     SetLayerNorm,
     SetLR,
     SetOptimizer,
+    SetForgetBias,
+    SetRecurrentInit,
     SetResidual,
     command_from_event,
 )
 from gradsim.config import ACTIVATIONS, CLIP_MODES, INITS, OPTIMIZERS, SCALED_INITS, RunConfig
+from gradsim.models.family import UnitError, family_for
 from gradsim.events import PREDICTION
 from gradsim.session.store import Event
 from gradsim.teaching.predictions import Prediction, format_prediction
@@ -129,6 +132,33 @@ class TogglesPanel(QWidget):
         grid.addWidget(self.optimizer_apply, row, 3)
         row += 1
 
+        # Recurrent nets only (the panel disables what the run's family has no command for).
+        self.recurrent_init = QLineEdit("orthogonal")
+        self.recurrent_init.setToolTip(TIPS["live_recurrent_init"])
+        self.recurrent_init.setPlaceholderText("orthogonal, identity, normal:G")
+        self.recurrent_init_apply = self._button("Re-init", "live_recurrent_init_apply")
+        grid.addWidget(QLabel("Recurrent W_hh"), row, 0)
+        grid.addWidget(self.recurrent_init, row, 1, 1, 2)
+        grid.addWidget(self.recurrent_init_apply, row, 3)
+        row += 1
+
+        self.forget_bias = QLineEdit("1")
+        self.forget_bias.setToolTip(TIPS["live_forget_bias"])
+        self.forget_bias.setMaximumWidth(70)
+        self.forget_bias_apply = self._button("Apply", "live_forget_bias_apply")
+        grid.addWidget(QLabel("Forget bias"), row, 0)
+        grid.addWidget(self.forget_bias, row, 1, 1, 2)
+        grid.addWidget(self.forget_bias_apply, row, 3)
+        row += 1
+
+        self.readouts = QLabel("")
+        self.readouts.setToolTip(TIPS["readouts"])
+        self.readouts.setWordWrap(True)
+        grid.addWidget(self.readouts, row, 0, 1, 4)
+        row += 1
+        #: Which live commands the run's family takes (None: any; no run yet).
+        self._family_commands: Optional[frozenset[str]] = None
+
         self.predict = QCheckBox("Predict before toggling")
         self.predict.setToolTip(
             "Before a change applies, say what the early layers' backprop signal will do (grows, shrinks or stays, "
@@ -161,6 +191,8 @@ class TogglesPanel(QWidget):
             "(e.g. to 0.01): a rate small enough for the exploded net leaves a well-scaled one frozen.</li>"
             "<li><b>Very deep</b> (50-100 layers): switch skip connections on; at batch size 1-2 use "
             "layer norm, since batch norm needs a real batch.</li>"
+            "<li><b>Recurrent</b> (rnn, lstm, gru): against an explosion through time clip by norm at 1; "
+            "against vanishing re-draw W_hh orthogonal or identity, or use an LSTM (forget bias 1).</li>"
             "<li>Each change shows as a marker on the time plots and a line in the event log.</li></ul>"
         )
         self.try_box.setWordWrap(True)
@@ -184,6 +216,10 @@ class TogglesPanel(QWidget):
         self.lr_apply.clicked.connect(self._on_lr_apply)
         self.lr.returnPressed.connect(self._on_lr_apply)
         self.optimizer_apply.clicked.connect(self._on_optimizer_apply)
+        self.recurrent_init_apply.clicked.connect(self._on_recurrent_init_apply)
+        self.recurrent_init.returnPressed.connect(self._on_recurrent_init_apply)
+        self.forget_bias_apply.clicked.connect(self._on_forget_bias_apply)
+        self.forget_bias.returnPressed.connect(self._on_forget_bias_apply)
         self.init.currentIndexChanged.connect(self._on_init_changed)
         self.clip_mode.currentIndexChanged.connect(self._on_clip_mode_changed)
         self._on_init_changed()
@@ -205,8 +241,10 @@ class TogglesPanel(QWidget):
     def set_live(self, live: bool) -> None:
         """Enable the controls while a run can take commands."""
         for w in self.findChildren(QWidget):
-            if w not in (self.hint, self.error_label, self.try_box, self.predict, self.outcome_label):
+            if w not in (self.hint, self.error_label, self.try_box, self.predict, self.outcome_label, self.readouts):
                 w.setEnabled(live)
+        if live:
+            self._disable_foreign_controls()
         if not live and self.pending is not None:
             self.pending.reject()  # the run that would take the toggle is gone
         if live:
@@ -214,8 +252,56 @@ class TogglesPanel(QWidget):
             self._on_clip_mode_changed()
         self.hint.setVisible(not live)
 
+    def _controls_by_command(self) -> dict[str, tuple[QWidget, ...]]:
+        """The controls that send each live command (by its key)."""
+        return {
+            "activation": (self.activation, self.activation_apply),
+            "init": (self.init, self.init_scale, self.reinit),
+            "batchnorm": (self.batchnorm,),
+            "layernorm": (self.layernorm,),
+            "residual": (self.residual, self.residual_alpha),
+            "clip": (self.clip_mode, self.clip_threshold, self.clip_apply),
+            "lr": (self.lr, self.lr_apply),
+            "optimizer": (self.optimizer, self.optimizer_apply),
+            "recurrent_init": (self.recurrent_init, self.recurrent_init_apply),
+            "forget_bias": (self.forget_bias, self.forget_bias_apply),
+        }
+
+    def _disable_foreign_controls(self) -> None:
+        """Grey out what the run's family has no command for (an MLP has no W_hh, an RNN no batch norm)."""
+        if self._family_commands is None:
+            return
+        for key, widgets in self._controls_by_command().items():
+            if key not in self._family_commands:
+                for w in widgets:
+                    w.setEnabled(False)
+
+    @Slot(object)
+    def show_readouts(self, readouts: object) -> None:
+        """Show the engine's readouts (gradsim.service.protocol.Readouts; None clears them)."""
+        if readouts is None:
+            self.readouts.setText("")
+            return
+        parts = []
+        radius = getattr(readouts, "spectral_radius", None)
+        if radius is not None:
+            parts.append(f"W_hh spectral radius {radius:.3g}")
+        clipped = float(getattr(readouts, "clipped_fraction", math.nan))
+        if math.isfinite(clipped):
+            parts.append(f"clipped steps {clipped:.0%}")
+        self.readouts.setText(" · ".join(parts))
+
     def sync_config(self, config: RunConfig) -> None:
         """Show a new run's starting state."""
+        try:
+            self._family_commands = family_for(config).commands
+        except UnitError:
+            self._family_commands = None
+        self.show_readouts(None)
+        if self.lr_apply.isEnabled():  # already live (the state changed first): grey out for this family
+            self.set_live(True)
+        self.recurrent_init.setText(config.recurrent_init)
+        self.forget_bias.setText(format_float(config.forget_bias))
         self._set_quietly(self.activation, config.activation)
         self._check_quietly(self.batchnorm, config.batchnorm)
         self._check_quietly(self.layernorm, config.layernorm)
@@ -265,6 +351,10 @@ class TogglesPanel(QWidget):
             self._set_quietly(self.optimizer, cmd.name)
         elif isinstance(cmd, Reinit):
             self._show_init(cmd.scheme, cmd.scale)
+        elif isinstance(cmd, SetRecurrentInit):
+            self.recurrent_init.setText(cmd.scheme)
+        elif isinstance(cmd, SetForgetBias):
+            self.forget_bias.setText(format_float(cmd.bias))
 
     @staticmethod
     def _check_quietly(box: QCheckBox, on: bool) -> None:
@@ -409,6 +499,25 @@ class TogglesPanel(QWidget):
     @Slot()
     def _on_optimizer_apply(self) -> None:
         self._send(SetOptimizer(self.optimizer.currentText()))
+
+    @Slot()
+    def _on_recurrent_init_apply(self) -> None:
+        try:
+            cmd = SetRecurrentInit(self.recurrent_init.text().strip())
+        except CommandError as exc:
+            self.show_error(str(exc))
+            return
+        self._send(cmd)
+
+    @Slot()
+    def _on_forget_bias_apply(self) -> None:
+        text = self.forget_bias.text().strip()
+        try:
+            cmd = SetForgetBias(float(text))
+        except (ValueError, CommandError):
+            self.show_error(f"forget bias = {text!r}: type a finite number from -100 to 100")
+            return
+        self._send(cmd)
 
     @Slot()
     def _on_init_changed(self, *_: object) -> None:

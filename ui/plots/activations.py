@@ -12,11 +12,13 @@ import numpy as np
 import pyqtgraph as pg
 from PySide6.QtWidgets import QWidget
 
+from gradsim.models.family import unit_rows
 from gradsim.session.store import Session
 
 from .base import PlotBase
 from .axes import plain_axes
 from .labels import fmt, LegendLabel
+from .unit_axis import unit_axis_title
 
 _WIDTH = 0.4
 
@@ -94,24 +96,28 @@ class ActivationStats(PlotBase):
             return
         step = int(store.steps[last])
         self.step = step
-        self.saturation = store.layer_metric("act_saturation")[last].astype(np.float64)
-        self.dead = store.layer_metric("act_dead")[last].astype(np.float64)
-        self.mean = store.layer_metric("act_mean")[last].astype(np.float64)
-        self.std = store.layer_metric("act_std")[last].astype(np.float64)
+        # the units with activations (a recurrent run's time steps, not its weight groups)
+        rows = unit_rows(store.units, "act_saturation")
+        self.saturation = store.layer_metric("act_saturation")[last, rows].astype(np.float64)
+        self.dead = store.layer_metric("act_dead")[last, rows].astype(np.float64)
+        self.mean = store.layer_metric("act_mean")[last, rows].astype(np.float64)
+        self.std = store.layer_metric("act_std")[last, rows].astype(np.float64)
+        n_shown = len(rows)
         # Statistics are sampled every few steps: most frames find the same row. Redrawing
         # the bars then would cost a frame's share of GUI time for an unchanged picture.
-        drawn = (step, store.n_layers, self.saturation.tobytes(), self.dead.tobytes())
+        drawn = (step, n_shown, self.saturation.tobytes(), self.dead.tobytes())
         if drawn == self._drawn:
             return
         self._drawn = drawn
-        x = np.arange(1, store.n_layers + 1, dtype=np.float64)
+        x = np.arange(1, n_shown + 1, dtype=np.float64)
         sat = np.nan_to_num(self.saturation, nan=0.0, posinf=1.0, neginf=0.0).clip(0.0, 1.0)
         dead = np.nan_to_num(self.dead, nan=0.0, posinf=1.0, neginf=0.0).clip(0.0, 1.0)
         self.saturation_bars.setOpts(x=x - _WIDTH / 2, height=sat, width=_WIDTH)
         self.dead_bars.setOpts(x=x + _WIDTH / 2, height=dead, width=_WIDTH)
-        if store.n_layers != self._n_layers_shown:
-            self._n_layers_shown = store.n_layers
-            self.plot.setXRange(0.3, store.n_layers + 0.7, padding=0)
+        if n_shown != self._n_layers_shown:
+            self._n_layers_shown = n_shown
+            self.plot.setXRange(0.3, n_shown + 0.7, padding=0)
+            self.plot.setLabel("bottom", unit_axis_title(store, rows))
         self.header.set_variants(
             f"Saturated and dead units at step {step} (latest with statistics)",
             f"Saturated and dead units, step {step}",
@@ -119,7 +125,7 @@ class ActivationStats(PlotBase):
             f"step {step}",
         )
         zero = bool(np.all(sat == 0) and np.all(dead == 0))
-        self.zero_text.setPos((store.n_layers + 1) / 2, 0.5)
+        self.zero_text.setPos((n_shown + 1) / 2, 0.5)
         self.zero_text.setVisible(zero)
         missing = ~(np.isfinite(self.saturation) & np.isfinite(self.dead))
         self.note.setText(

@@ -29,6 +29,7 @@ from .axes import make_log_plot
 from .decimate import LOG_CEIL, LOG_FLOOR, clamp_for_log
 from .labels import AXIS_LABELS, fmt, LegendLabel, unit_name, unit_ticks
 from .items import LineItem
+from .unit_axis import unit_axis_title
 
 
 class DepthProfile(PlotBase):
@@ -189,6 +190,7 @@ class DepthProfile(PlotBase):
             self._ticks = ticks
             self.plot.setXRange(0.5, values.size + 0.5, padding=0)
             self.plot.getAxis("bottom").setTicks([ticks])
+            self.plot.setLabel("bottom", unit_axis_title(store, self._rows))
         marks = np.array([LOG_FLOOR if low.any() else np.nan, LOG_CEIL if high.any() else np.nan])
         if self.show_recorded_prediction:
             self._draw_recorded_prediction(store, row, values)
@@ -322,6 +324,13 @@ def _why_no_prediction(store: Session, row: int) -> str:
     """Words for the depth profile when there is no recorded prediction to draw."""
     cfg = store.config or {}
     width, depth = cfg.get("width"), cfg.get("depth")
+    model = cfg.get("model", "mlp")
+    if model in ("lstm", "gru"):
+        return f"no theory line: the mean-field gain through time is the vanilla RNN's; it does not model an {model.upper()}'s gates"
+    if model == "rnn" and isinstance(width, int) and width < PRED_MIN_WIDTH:
+        return f"no theory line: width {width} is too narrow for the mean-field theory (it needs {PRED_MIN_WIDTH} or more hidden units)"
+    if model not in ("mlp", "rnn"):
+        return f"no theory line: GradSim has no mean-field theory for model {model!r}"
     if isinstance(width, int) and isinstance(depth, int) and depth >= 2 and width < PRED_MIN_WIDTH:
         return f"no theory line: width {width} is too narrow for the mean-field theory (it needs {PRED_MIN_WIDTH} or more units per layer)"
     if not np.isfinite(store.layer_metric("pred_gain")[:, 0]).any():

@@ -22,6 +22,7 @@ from .axes import plain_axes
 from .decimate import MAX_IMAGE_COLUMNS, BinCache, Bins, nearest_row
 from .labels import HEATMAP_METRICS, METRIC_LABELS, METRIC_TIPS, fmt, unit_name, unit_ticks
 from .markers import EventMarkers, events_text
+from .unit_axis import unit_axis_title
 
 #: Colour of cells holding nan, +inf or a negative value (not a valid norm).
 NONFINITE_RGB = (255, 0, 255)
@@ -288,6 +289,7 @@ class GradientHeatmap(TimePlotBase):
             self._ticks = ticks
             self.plot.setYRange(0.5, n_layers + 0.5, padding=0)
             self.plot.getAxis("left").setTicks([ticks])
+            self.plot.setLabel("left", unit_axis_title(store, self._rows))
         self.follower.update(self._x0, float(steps[-1]) + span / 2)
         note = []
         if bins.k > 1:

@@ -23,6 +23,7 @@ from .branch_b import b_pen, end_dot, last_finite
 from .labels import AXIS_LABELS, fmt, LegendLabel, unit_name
 from .layer_choice import default_layers, parse_layers
 from .markers import EventMarkers, events_text
+from .unit_axis import default_units
 from .style import LAYER_COLOURS, MAX_SELECTED_LAYERS
 from .items import LineItem
 
@@ -135,7 +136,9 @@ class SelectedLayersPlot(TimePlotBase):
             chosen = [v for v in self._wanted if 1 <= v <= n_layers]
             if chosen:
                 return chosen
-        return default_layers(n_layers)
+        # first, middle and last of the units this metric is defined for (time steps, not weight groups)
+        picked = default_units(self._store, self.metric_name) if self._store is not None else []
+        return picked if picked and max(picked) <= n_layers else default_layers(n_layers)
 
     def _sync_items(self, layers: list[int]) -> None:
         """Show one pooled curve per layer and name them in the legend (only when the selection changes)."""

@@ -1,0 +1,41 @@
+"""What the unit axis of the heatmap and the depth profile is called, from the units drawn.
+
+An MLP's rows are layers (1 = next to the input); a recurrent run's signal rows are
+time steps of its top layer (t = 1 = the first input, so "toward the input" is
+"back in time"); its parameter rows are weight groups shared by every step.
+"""
+from __future__ import annotations
+
+from typing import Optional, Sequence
+
+from gradsim.models.family import unit_rows
+
+from .layer_choice import default_layers
+
+LAYER_TITLE = "layer (1 = input side)"
+TIME_TITLE = "time step t (1 = first input)"
+PARAM_TITLE = "parameter group"
+
+
+def unit_axis_title(store: object, rows: Optional[Sequence[int]] = None) -> str:
+    """The title for the units at 0-based ``rows`` of ``store`` (every unit when None)."""
+    units = list(getattr(store, "units", None) or ())
+    shown = [units[i] for i in (rows if rows is not None else range(len(units))) if 0 <= i < len(units)]
+    kinds = {u.kind for u in shown}
+    if kinds == {"time"}:
+        return TIME_TITLE
+    if kinds == {"param"}:
+        return PARAM_TITLE
+    return LAYER_TITLE
+
+
+def default_units(store: object, metric: str) -> list[int]:
+    """The layer numbers (1-based) the per-layer curves show by default for ``metric``: the
+    first, middle and last of the units that metric is defined for (a recurrent run:
+    t = 1, T/2 and T for a signal metric, its weight groups for a parameter metric)."""
+    units = list(getattr(store, "units", None) or ())
+    if not units:
+        return []
+    rows = unit_rows(units, metric)
+    # the same first / middle / last as for every layer of an MLP (layer_choice.default_layers)
+    return [rows[p - 1] + 1 for p in default_layers(len(rows))]
