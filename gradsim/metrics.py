@@ -15,7 +15,14 @@ STEP_METRICS: tuple[str, ...] = (
     "lr",
     "diverged",
     "elapsed_s",
+    # Accuracy on the held-out split, measured every ``stats_every`` steps after the step's
+    # update (NaN on other rows; "accuracy" is the training batch's). Last: in steps.csv it
+    # comes after the theory-domain columns, so every earlier cell stays where it was.
+    "test_accuracy",
 )
+
+#: The step metrics a session written before the held-out column holds (the v0.2.0 set).
+HELD_OUT_METRICS: tuple[str, ...] = ("test_accuracy",)
 
 #: Per-layer metrics (layers.csv, after ``step,layer``). Layer = one Linear.
 LAYER_METRICS: tuple[str, ...] = (

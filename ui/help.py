@@ -23,6 +23,9 @@ from .plots.labels import METRIC_LABELS, METRIC_TIPS
 STEP_TERMS: tuple[tuple[str, str], ...] = (
     ("loss", "The training loss of the step's batch (cross entropy for classes, mean squared error for regression)."),
     ("accuracy", "The fraction of the step's training batch classified right: a batch figure, not a held-out one."),
+    ("test_accuracy (held-out accuracy)", "The fraction of the held-out split (examples the network never trains on) "
+     "classified right, measured every stats interval after that step's update; the blue curve under the batch "
+     "accuracy. A batch accuracy far above it means the network memorizes rather than generalizes."),
     ("grad_norm_total", "The norm of the whole gradient (every parameter together) before clipping."),
     ("grad_norm_applied", "The norm of the gradient the optimizer used: after clipping, if clipping is on."),
     ("clipped", "1 when clipping changed the gradient at this step, 0 otherwise."),

@@ -45,6 +45,8 @@ from .status_bar import RunStatusBar
 from .teaching import TeachingController
 from .unsaved import UnsavedGuard
 from .autosave import AutoSaver
+from .history import HistoryScrubber
+from .exercise_pace import ExercisePace
 
 log = logging.getLogger(__name__)
 
@@ -94,6 +96,8 @@ class MainWindow(QMainWindow):
         self.viewer = SessionViewer(self, host=self)
         #: Speed, pause at step N, pause on divergence (enforced in the engine; ui/pace_controls.py).
         self.pace = PaceControls(self, self.run, self.status)
+        #: Step back through the recorded history while paused (ui/history.py).
+        self.history = HistoryScrubber(self, self.run, self.status, lambda: self.refresh_plots_now())
         self.fork = ForkControls(self, host=self)
         self.learned = LearnedController(self, host=self)
         #: File > Follow running session (a gradsim.watch folder that grows; ui/follow.py).
@@ -102,6 +106,8 @@ class MainWindow(QMainWindow):
         self.teaching = TeachingController(self, host=self)
         #: Asks Save / Discard / Cancel before unsaved work is replaced (ui/unsaved.py).
         self.guard = UnsavedGuard(self, self.run, self.exporter, self.teaching)
+        #: An open exercise's "change it during the run" pauses the run at that step (ui/exercise_pace.py).
+        self.exercise_pace = ExercisePace(self, self.run, self.pace, self.status, self.teaching.active_exercise)
         self._close_confirmed = False
         #: A copy of the live run every few seconds, offered back after a crash (ui/autosave.py).
         self.autosave = AutoSaver(self, self.run)
@@ -303,7 +309,8 @@ class MainWindow(QMainWindow):
 
     def _refresh_plots(self, mirror: Session, force: bool = False) -> bool:
         """The pacer's redraw: the run's mirror, and branch B when the run is forked."""
-        return self.plots.refresh(mirror, force, compare=self.run.branch_mirror)
+        shown, compare = self.history.apply(mirror, self.run.branch_mirror)
+        return self.plots.refresh(shown, force, compare=compare)
 
     @Slot(str)
     def _on_command_refused(self, message: str) -> None:

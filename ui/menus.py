@@ -95,7 +95,7 @@ def make_window_actions(window: Any) -> WindowActions:
     view_menu, view_end, redraw = make_menus(
         w,
         file_groups=[[w.viewer.open_action, w.follow.follow_action], [export, save_png, checkpoint], [quit_action]],
-        run_groups=[[run, step, reset], [w.fork.fork_action], [w.pace.divergence_action, w.pace.toggle_action]],
+        run_groups=[[run, step, reset], [w.fork.fork_action], [w.pace.divergence_action, w.pace.toggle_action], w.history.actions],
         help_groups=[[glossary, shortcuts], [replications], [log_action, about]],
     )
     toolbar = make_toolbar(w, [[run, step, reset, w.fork.fork_action], [w.viewer.open_action, export, save_png],

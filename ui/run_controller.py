@@ -379,6 +379,11 @@ class RunController(QObject):
         if b is not None:  # branch B up to the same step as A
             k = int(np.searchsorted(b.steps, full.steps[n - 1], side="right"))
             self.branch_mirror = b if k >= len(b) else session_prefix(b, k) if k > 0 else None
+        # The status bar shows the step the slider shows (steps done, as for a live run).
+        last = self.mirror.latest()
+        if last is not None:
+            done = full.steps_run if n >= len(full) else int(full.steps[n - 1]) + 1
+            self._set_progress(Progress(done, full.steps_run, 0.0, last.scalar("loss"), last.scalar("accuracy")))
         return self.mirror
 
     def send_command(self, command: Command) -> None:

@@ -286,7 +286,7 @@ class SessionViewer(QObject):
         if self.run.state is not RunState.VIEWING:
             return
         row = self.slider.value()
-        self.run.view_rows(row + 1)
+        self.run.view_rows(row + 1)  # the status bar follows (RunController.view_rows)
         self._show_step_label(row)
         self.host.refresh_plots_now()
 
@@ -296,7 +296,8 @@ class SessionViewer(QObject):
             self.step_label.setText("")
             return
         row = max(0, min(row, len(full) - 1))
-        self.step_label.setText(f"step {int(full.steps[row]):,} of {int(full.steps[-1]):,}")
+        # Steps done, as the status bar and the live run count them (the row of step s ends step s + 1).
+        self.step_label.setText(f"step {int(full.steps[row]) + 1:,} of {full.steps_run:,}")
 
     # ------------------------------------------------------------ re-run, close
     @Slot()

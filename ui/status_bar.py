@@ -10,12 +10,15 @@ from __future__ import annotations
 import math
 from typing import Optional
 
+import numpy as np
 from PySide6.QtCore import Slot
 from PySide6.QtWidgets import QLabel, QStatusBar, QWidget
 
 from .pace_controls import rate_text
 from .run_controller import Progress, RunController, RunState
 
+#: How many of the last rows the held-out read-out looks through (more than any stats interval's rows).
+HELD_OUT_LOOKBACK = 20_000
 _DIVERGED_STYLE = "QLabel { color: white; background: #d32f2f; font-weight: bold; padding: 0 6px; border-radius: 3px; }"
 _STATE_STYLE = "QLabel { font-weight: bold; padding: 0 6px; }"
 _STATE_TEXT = {
@@ -26,6 +29,25 @@ _STATE_TEXT = {
     RunState.FAILED: "stopped by an error",
     RunState.VIEWING: "saved session (read-only)",
 }
+
+
+#: A run that needs more than this many seconds to finish gets a time estimate.
+ETA_FROM_S = 20.0
+
+
+def eta_text(steps_left: int, steps_per_s: float) -> str:
+    """'~3 min left' for a slow run ('' when it ends within ETA_FROM_S or the rate is unknown)."""
+    if steps_left <= 0 or not steps_per_s > 0:
+        return ""
+    s = steps_left / steps_per_s
+    if s < ETA_FROM_S:
+        return ""
+    if s < 90:
+        return f"~{s:.0f} s left"
+    if s < 90 * 60:
+        return f"~{s / 60:.0f} min left"
+    h, m = divmod(round(s / 60), 60)
+    return f"~{h} h {m} min left" if m else f"~{h} h left"
 
 
 class RunStatusBar(QStatusBar):
@@ -39,15 +61,18 @@ class RunStatusBar(QStatusBar):
         self.step_label = QLabel("step –")
         self.rate_label = QLabel("– steps/s")
         self.loss_label = QLabel("loss –")
-        self.acc_label = QLabel("accuracy –")
+        self.acc_label = QLabel("batch accuracy –")
+        self.held_label = QLabel("held-out –")
         self.state_label.setToolTip("What the run is doing; turns red when the gradients became non-finite (diverged).")
         self.step_label.setToolTip("Optimizer steps done so far, of the run's maximum.")
         self.rate_label.setToolTip("Training speed in the background thread (plots redraw at ~30 Hz regardless).")
         self.loss_label.setToolTip("Training loss of the latest step's batch.")
-        self.acc_label.setToolTip("Training accuracy of the latest step's batch.")
+        self.acc_label.setToolTip("Training accuracy of the latest step's batch (the examples it trained on).")
+        self.held_label.setToolTip("Accuracy on the held-out split (examples never trained on), measured every "
+                                   "stats interval: the number that says whether the network generalizes.")
         fm = self.fontMetrics()
-        samples = ("step 100,000 / 100,000", "10,000 steps/s", "loss 0.00001234", "accuracy 100.0%")
-        for w, sample in zip((self.step_label, self.rate_label, self.loss_label, self.acc_label), samples):
+        samples = ("step 100,000 / 100,000", "10,000 steps/s, ~59 min left", "loss 0.00001234", "batch accuracy 100.0%", "held-out 100.0%")
+        for w, sample in zip((self.step_label, self.rate_label, self.loss_label, self.acc_label, self.held_label), samples):
             w.setMinimumWidth(fm.horizontalAdvance(sample) + 12)
             self.addPermanentWidget(w)
         self.addPermanentWidget(self.state_label)
@@ -68,9 +93,26 @@ class RunStatusBar(QStatusBar):
     def _on_progress_changed(self, p: Progress) -> None:
         steps = f"step {p.step:,}" if p.branch_steps is None else f"A step {p.branch_steps[0]:,}, B step {p.branch_steps[1]:,}"
         self.step_label.setText(steps + (f" / {p.total:,}" if p.total else ""))
-        self.rate_label.setText(rate_text(p.steps_per_s) if p.steps_per_s > 0 else "– steps/s")
+        rate = rate_text(p.steps_per_s) if p.steps_per_s > 0 else "– steps/s"
+        left = eta_text(p.total - p.step, p.steps_per_s) if p.total else ""
+        self.rate_label.setText(rate + (f", {left}" if left else ""))
         self.loss_label.setText(f"loss {p.loss:.4g}" if not math.isnan(p.loss) else "loss –")
-        self.acc_label.setText(f"accuracy {p.accuracy:.1%}" if math.isfinite(p.accuracy) else "accuracy –")
+        self.acc_label.setText(f"batch accuracy {p.accuracy:.1%}" if math.isfinite(p.accuracy) else "batch accuracy –")
+        held = self.held_out()
+        self.held_label.setText(f"held-out {held:.1%}" if math.isfinite(held) else "held-out –")
+
+    def held_out(self) -> float:
+        """The latest held-out accuracy of the run shown (NaN: none measured yet)."""
+        mirror = self.run.mirror
+        if mirror is None or len(mirror) == 0:
+            return math.nan
+        col = mirror.column("test_accuracy")
+        tail = col[-HELD_OUT_LOOKBACK:]  # measured every stats interval: almost always near the end
+        finite = np.flatnonzero(np.isfinite(tail))
+        if not len(finite):
+            tail = col
+            finite = np.flatnonzero(np.isfinite(col))
+        return float(tail[finite[-1]]) if len(finite) else math.nan
 
     def _show_state(self) -> None:
         diverged = self.run.diverged_at

@@ -201,6 +201,13 @@ class TeachingController(QObject):
         self.submit_to(folder, ex, answers, student, on_done)
         return True
 
+    def active_exercise(self) -> Any:
+        """The exercise open in exercise mode (None: free play, or the panel was never opened)."""
+        panel = self._exercise
+        if panel is None or not panel.active:
+            return None
+        return panel.current_exercise()
+
     def unsaved_answers(self) -> str:
         """The title of the open exercise when answers are typed and not handed in as they are ("" if none)."""
         panel = self._exercise

@@ -29,7 +29,7 @@ from typing import Any, BinaryIO, Iterable, Iterator, Mapping, Optional
 
 import numpy as np
 
-from ..metrics import LAYER_METRICS, NORM_METRICS, PRED_METRICS, STATS_METRICS, STEP_METRICS, LAYER_INDEX
+from ..metrics import HELD_OUT_METRICS, LAYER_METRICS, NORM_METRICS, PRED_METRICS, STATS_METRICS, STEP_METRICS, LAYER_INDEX
 from ..models.family import FAMILIES, UnitError, units_from_json
 from .store import Session
 from ..safe_json import parse_json
@@ -42,8 +42,15 @@ FILES = ("session.json", "steps.csv", "layers.csv", "events.csv")
 #: steps.csv ends with the theory-domain verdict of each row (derived from layers.csv's
 #: act_grad_norm, pred_gain and weight_norm; empty where no prediction was recorded).
 #: Files written before it (the same format otherwise) load too.
-STEPS_HEADER = ("step",) + STEP_METRICS + DOMAIN_COLUMNS
-STEPS_HEADER_BEFORE_DOMAIN = ("step",) + STEP_METRICS
+#: Then the held-out accuracy (empty on rows where it was not measured), last so that every
+#: earlier cell of a run stays byte for byte what it was. Files written before it load too (NaN).
+FIRST_STEP_METRICS = tuple(m for m in STEP_METRICS if m not in HELD_OUT_METRICS)
+STEPS_HEADER = ("step",) + FIRST_STEP_METRICS + DOMAIN_COLUMNS + HELD_OUT_METRICS
+STEPS_HEADER_BEFORE_HELD_OUT = ("step",) + FIRST_STEP_METRICS + DOMAIN_COLUMNS
+STEPS_HEADER_BEFORE_DOMAIN = ("step",) + FIRST_STEP_METRICS
+#: Where each steps.csv cell after ``step`` sits in a row of Session.scalars.
+_FIRST_COLS = [STEP_METRICS.index(m) for m in FIRST_STEP_METRICS]
+_HELD_OUT_COLS = [STEP_METRICS.index(m) for m in HELD_OUT_METRICS]
 LAYERS_HEADER = ("step", "layer") + LAYER_METRICS
 LAYERS_HEADER_V1 = ("step", "layer") + tuple(m for m in LAYER_METRICS if m not in PRED_METRICS)
 EVENTS_HEADER = ("step", "kind", "value")
@@ -103,16 +110,19 @@ def iter_steps_csv(session: Session, chunk_lines: Optional[int] = None) -> Itera
     chunk_lines = max(1, chunk_lines or CHUNK_LINES)
     # One format per line: %r is repr() (the shortest exact round trip: 'nan',
     # 'inf', '-inf' included); the two flags as whole numbers.
-    cells = ["%r"] * len(STEP_METRICS)
-    cells[STEP_METRICS.index("clipped")] = cells[STEP_METRICS.index("diverged")] = "%d"
+    cells = ["%r"] * len(FIRST_STEP_METRICS)
+    cells[FIRST_STEP_METRICS.index("clipped")] = cells[FIRST_STEP_METRICS.index("diverged")] = "%d"
     line = "%d," + ",".join(cells)
     n = len(session)
     flag, err = session_verdicts(session)
     # the verdict: empty cells on rows with no tested prediction (NaN)
-    tail = [",,\n" if f != f else ",%d,%r\n" % (f, e) for f, e in zip(flag.tolist(), err.tolist())]
+    tail = [",," if f != f else ",%d,%r" % (f, e) for f, e in zip(flag.tolist(), err.tolist())]
     for a in range(0, n, chunk_lines):
         b = min(n, a + chunk_lines)
-        yield "".join([line % (step, *row) + end for step, row, end in zip(session.steps[a:b].tolist(), session.scalars[a:b].tolist(), tail[a:b])])
+        chunk = session.scalars[a:b]  # columns picked per chunk: an export holds a chunk, never the file
+        yield "".join([line % (step, *row) + end + "".join("," if v != v else ",%r" % v for v in ho) + "\n"
+                       for step, row, end, ho in zip(session.steps[a:b].tolist(), chunk[:, _FIRST_COLS].tolist(),
+                                                     tail[a:b], chunk[:, _HELD_OUT_COLS].tolist())])
 
 
 def steps_csv(session: Session) -> str:
@@ -345,11 +355,11 @@ class _Source:
             raise SessionFormatError(f"{self.path}: {name} is not UTF-8 text") from None
 
 
-def _rows(text: str, name: str, header: tuple[str, ...], older: Optional[tuple[str, ...]] = None) -> list[list[str]]:
-    """The data rows, checked against ``header`` (or the ``older`` header a file may still have)."""
+def _rows(text: str, name: str, header: tuple[str, ...], *older: tuple[str, ...]) -> list[list[str]]:
+    """The data rows, checked against ``header`` (or an ``older`` header a file may still have)."""
     rows = list(csv.reader(io.StringIO(text)))
-    if rows and older is not None and tuple(rows[0]) == older:
-        header = older
+    if rows and tuple(rows[0]) in older:
+        header = tuple(rows[0])
     if not rows or tuple(rows[0]) != header:
         got = ",".join(rows[0]) if rows else "(empty file)"
         raise SessionFormatError(f"{name} line 1: expected header {','.join(header)!r}, got {got!r}")
@@ -419,7 +429,8 @@ def load_session(path: "str | Path | Mapping[str, bytes]", where: str = "") -> S
     if isinstance(record_every, bool) or not isinstance(record_every, int) or record_every < 1:
         raise SessionFormatError(f"session.json: record_every = {record_every!r}, expected a whole number >= 1")
 
-    step_rows = _rows(src.read("steps.csv"), "steps.csv", STEPS_HEADER, older=STEPS_HEADER_BEFORE_DOMAIN)
+    step_rows = _rows(src.read("steps.csv"), "steps.csv", STEPS_HEADER, STEPS_HEADER_BEFORE_HELD_OUT,
+                      STEPS_HEADER_BEFORE_DOMAIN)
     layer_header = LAYERS_HEADER_V1 if v1 else LAYERS_HEADER
     layer_rows = _rows(src.read("layers.csv"), "layers.csv", layer_header)
     event_rows = _rows(src.read("events.csv"), "events.csv", EVENTS_HEADER)
@@ -430,14 +441,17 @@ def load_session(path: "str | Path | Mapping[str, bytes]", where: str = "") -> S
     # Sized to hold the file whatever the budget was; further appends thin as usual.
     budget = float(config.get("max_memory_mb", 256.0)) if isinstance(config.get("max_memory_mb"), (int, float)) else 256.0
     steps = np.zeros(n, np.int64)
-    scalars = np.zeros((n, len(STEP_METRICS)), np.float64)
+    scalars = np.full((n, len(STEP_METRICS)), np.nan, np.float64)  # no held-out column: NaN
+    k = len(FIRST_STEP_METRICS)
     for i, r in enumerate(step_rows):
         line = i + 2
         steps[i] = _int(r[0], "steps.csv", line, "step")
-        scalars[i] = [_num(c, "steps.csv", line, h) for c, h in zip(r[1 : 1 + len(STEP_METRICS)], STEP_METRICS)]
+        scalars[i, _FIRST_COLS] = [_num(c, "steps.csv", line, h) for c, h in zip(r[1 : 1 + k], FIRST_STEP_METRICS)]
         # the verdict is derived from layers.csv (recomputed on export): checked, not kept
-        for c, h in zip(r[1 + len(STEP_METRICS) :], DOMAIN_COLUMNS):
+        for c, h in zip(r[1 + k : 1 + k + len(DOMAIN_COLUMNS)], DOMAIN_COLUMNS):
             _num(c, "steps.csv", line, h, empty_ok=True)
+        for c, h, col in zip(r[1 + k + len(DOMAIN_COLUMNS) :], HELD_OUT_METRICS, _HELD_OUT_COLS):
+            scalars[i, col] = _num(c, "steps.csv", line, h, empty_ok=True)
     n_norm, n_stats = len(NORM_METRICS), len(STATS_METRICS)
     n_vals = len(layer_header) - 2
     layers = np.full((n, n_layers, len(LAYER_METRICS)), np.nan, np.float32)  # version 1: pred_gain stays NaN

@@ -646,3 +646,25 @@ def write_submission(folder: str | Path, exercise: Exercise, session: Session, a
     }
     write_atomic(folder / "submission.json", json.dumps(doc, indent=2, allow_nan=True) + "\n")
     return folder
+
+
+#: An exercise's "during the run" change is asked for no earlier than this step: by then the plots
+#: show the problem the change is meant to fix.
+EARLIEST_CHANGE_STEP = 50
+
+
+def mid_run_changes(ex: Exercise) -> list[tuple[int, str]]:
+    """The changes an exercise asks the student to make while the run trains: (the step to pause
+    at, what to do), in step order. An ``event`` objective with ``min_step`` > 0 whose change the
+    exercise does not schedule itself is one; the pause comes at ``min_step`` (at least
+    EARLIEST_CHANGE_STEP, and before the run's last step)."""
+    scheduled = {(s.command.key, s.command.value()) for s in ex.events}
+    out = []
+    for o in ex.objectives:
+        if not isinstance(o, EventHappened) or o.min_step <= 0:
+            continue
+        if any(kind == o.event and value.startswith(o.value) for kind, value in scheduled):
+            continue
+        step = min(max(o.min_step, EARLIEST_CHANGE_STEP), max(1, ex.config.steps - 1))
+        out.append((step, o.text or o.required()))
+    return sorted(out)

@@ -282,7 +282,10 @@ class RecurrentTrainer(Trainer):
             if pred:
                 layers[:, _COL["pred_gain"]] = self.predicted_gain(x)
         self.elapsed_s += time.perf_counter() - t0
-        scalars = np.array([head[0], head[1], head[2], head[3], head[4], self.lr, float(diverged), self.elapsed_s], np.float64)
+        # Held-out accuracy on the statistics' rows, after the update, as the MLP trainer records it.
+        test_acc = self.evaluate() if want_stats and not diverged else math.nan
+        scalars = np.array([head[0], head[1], head[2], head[3], head[4], self.lr, float(diverged), self.elapsed_s, test_acc],
+                           np.float64)
         record = StepRecord(s, scalars, layers, want_stats)
         self.session.append(record)
         self.step_index = s + 1

@@ -54,8 +54,10 @@ def _check_layout() -> None:
     expected = _NORM_ORDER + _STATS_ORDER + ("pred_gain",)
     if tuple(LAYER_METRICS) != expected or NORM_METRICS != _NORM_ORDER or STATS_METRICS != _STATS_ORDER:
         raise RuntimeError(f"gradsim.metrics.LAYER_METRICS = {LAYER_METRICS}, but Trainer.step() writes {expected}")
-    if len(STEP_METRICS) != 8:
-        raise RuntimeError(f"gradsim.metrics.STEP_METRICS has {len(STEP_METRICS)} names, but Trainer.step() writes 8")
+    written = ("loss", "accuracy", "grad_norm_total", "grad_norm_applied", "clipped", "lr", "diverged", "elapsed_s",
+               "test_accuracy")
+    if tuple(STEP_METRICS) != written:
+        raise RuntimeError(f"gradsim.metrics.STEP_METRICS = {STEP_METRICS}, but Trainer.step() writes {written}")
 
 
 _check_layout()
@@ -673,8 +675,11 @@ class Trainer:
 
     def _record(self, s: int, head: list[float], diverged: bool, layers: np.ndarray, want_stats: bool) -> StepRecord:
         """Store step ``s``'s row and advance the run (both passes end here)."""
+        # Held-out accuracy on the statistics' rows, after the update (eval mode: batch norm's
+        # running statistics, no state changed, no random number drawn), outside elapsed_s.
+        test_acc = self.evaluate() if want_stats and not diverged else math.nan
         scalars = np.array(
-            [head[0], head[1], head[2], head[3], head[4], self.optimizer.lr, float(diverged), self.elapsed_s],
+            [head[0], head[1], head[2], head[3], head[4], self.optimizer.lr, float(diverged), self.elapsed_s, test_acc],
             np.float64,
         )
         record = StepRecord(s, scalars, layers, want_stats)

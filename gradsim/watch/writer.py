@@ -30,11 +30,11 @@ import time
 from pathlib import Path
 from typing import Any, Optional, Sequence
 
-from ..metrics import LAYER_METRICS, PRED_METRICS, STATS_METRICS, STEP_METRICS
+from ..metrics import HELD_OUT_METRICS, LAYER_METRICS, PRED_METRICS, STATS_METRICS, STEP_METRICS
+from ..theory_domain import DOMAIN_COLUMNS
 from ..models.family import Unit, check_units
 from ..session.io import EVENTS_HEADER, FORMAT, LAYERS_HEADER, STEPS_HEADER, write_atomic, load_session
 from ..session.store import Event, Session
-from ..theory_domain import DOMAIN_COLUMNS
 
 #: The family name a watched session carries (session.json ``model`` and config ``model``).
 MODEL = "watched"
@@ -165,8 +165,11 @@ class SessionWriter:
         for flag in ("clipped", "diverged"):
             i = STEP_METRICS.index(flag)
             scal[i] = "1" if scalars[i] > 0 else "0"
-        # the theory-domain verdict cells stay empty: there is no theory of a user's model
-        self._buf["steps.csv"].append(f"{step}," + ",".join(scal) + "," * len(DOMAIN_COLUMNS) + "\n")
+        # steps.csv's order: the first metrics, the theory-domain verdict (none for a user's
+        # model: empty cells), then the held-out metrics (a watched run has no held-out split).
+        first = [scal[i] for i, m in enumerate(STEP_METRICS) if m not in HELD_OUT_METRICS]
+        held = ["" for m in STEP_METRICS if m in HELD_OUT_METRICS]
+        self._buf["steps.csv"].append(f"{step}," + ",".join(first + [""] * len(DOMAIN_COLUMNS) + held) + "\n")
         self._buffered_steps = max(self._buffered_steps, step + 1)
         now = time.monotonic()
         if now - self._written_at >= WRITE_EVERY_S:

@@ -9,6 +9,7 @@ import zipfile
 import numpy as np
 import pytest
 
+from gradsim.metrics import STEP_METRICS
 from gradsim.session import io as session_io
 from gradsim.session.store import Session, StepRecord
 
@@ -18,7 +19,7 @@ def _big_session(n_steps=10000, n_layers=6):
     rng = np.random.default_rng(0)
     layers = rng.standard_normal((n_layers, 11)).astype(np.float32)
     layers[-1, -1] = np.nan  # the output layer has no pred_gain
-    scalars = rng.standard_normal(8)
+    scalars = rng.standard_normal(len(STEP_METRICS))
     unsampled = layers.copy()
     unsampled[:, 6:10] = np.nan  # activation statistics only on sampled rows, as the trainer records them
     for step in range(n_steps):

@@ -64,8 +64,13 @@ def test_export_has_exactly_the_documented_format(tmp_path):
     assert meta["config"] == t.config.to_dict() and meta["steps_run"] == 12 and meta["diverged_at"] is None
     assert set(meta["versions"]) == {"gradsim", "torch", "numpy", "python", "platform"}
     steps = (out / "steps.csv").read_text().splitlines()
-    assert steps[0] == "step,loss,accuracy,grad_norm_total,grad_norm_applied,clipped,lr,diverged,elapsed_s,theory_in_domain,theory_gain_error"
+    assert steps[0] == ("step,loss,accuracy,grad_norm_total,grad_norm_applied,clipped,lr,diverged,elapsed_s,"
+                        "theory_in_domain,theory_gain_error,test_accuracy")
     assert len(steps) == 13 and steps[1].startswith("0,")
+    # held-out accuracy on the statistics' rows (every stats_every = 4 steps) only, empty elsewhere
+    held = {int(r.split(",")[0]): r.split(",")[-1] for r in steps[1:]}
+    assert sorted(k for k, v in held.items() if v != "") == [0, 4, 8]
+    assert all(0.0 <= float(v) <= 1.0 for v in held.values() if v != "")
     layers = (out / "layers.csv").read_text().splitlines()
     assert layers[0] == "step,layer,grad_norm,bias_grad_norm,weight_norm,update_norm,update_ratio,act_grad_norm,act_mean,act_std,act_saturation,act_dead,pred_gain"
     assert len(layers) == 1 + 12 * 4
@@ -89,7 +94,7 @@ def test_load_gives_back_the_same_session(tmp_path, as_zip):
     back = load_session(out)
     s = t.session
     assert np.array_equal(back.steps, s.steps)
-    assert np.array_equal(back.scalars, s.scalars)
+    assert np.array_equal(back.scalars, s.scalars, equal_nan=True)
     assert np.array_equal(back.layers, s.layers, equal_nan=True)
     assert np.array_equal(back.has_stats, s.has_stats)
     assert back.events == s.events and back.config == s.config and back.record_every == s.record_every

@@ -36,7 +36,9 @@ def _recording(t: Trainer) -> list[tuple[torch.Tensor, torch.Tensor]]:
 
 def _scalars(t: Trainer) -> np.ndarray:
     s = t.session.scalars.copy()
-    s[:, -1] = 0.0  # elapsed_s: wall clock
+    from gradsim.metrics import STEP_INDEX
+
+    s[:, STEP_INDEX["elapsed_s"]] = 0.0  # wall clock
     return s
 
 

@@ -279,7 +279,8 @@ def test_menus_and_toolbar_list_the_window_actions_in_order(window):
     menus = {a.text(): a.menu() for a in window.menuBar().actions()}
     assert list(menus) == ["&File", "&Run", "&View", "E&xercises", "&Help"]
     assert texts(menus["&File"].actions()) == ["&Open session…", "&Follow running session…", "|", "&Export session…", "Save plots as &PNG…", "Save &checkpoint…", "|", "&Quit"]
-    assert texts(menus["&Run"].actions()) == ["&Run", "&Step", "R&eset", "|", "&Fork", "|", "Pause on &divergence", "Pause when a &toggle applies"]
+    assert texts(menus["&Run"].actions()) == ["&Run", "&Step", "R&eset", "|", "&Fork", "|", "Pause on &divergence", "Pause when a &toggle applies", "|",
+                                              "Step &back (history)", "Step f&orward (history)", "Back to the &latest step"]
     assert texts(menus["&Help"].actions()) == ["&Glossary…", "&Keyboard shortcuts…", "|", "&Replications…", "|", "Open &log folder", "&About GradSim"]
     view = menus["&View"].actions()
     docks = [d.toggleViewAction() for d in (window.builder_dock, window.toggles_dock, window.event_dock)]

@@ -98,7 +98,21 @@ def test_step_slider_scrubs_every_plot(qtbot, window, exported):
     assert not any(ev.kind == "batchnorm" for ev in window.plots.loss_accuracy.markers.events)
     window.viewer.show_row(STEPS - 1)
     assert any(ev.kind == "batchnorm" for ev in window.plots.loss_accuracy.markers.events)
-    assert window.viewer.step_label.text() == f"step {STEPS - 1} of {STEPS - 1}"
+    assert window.viewer.step_label.text() == f"step {STEPS} of {STEPS}"
+    assert window.status.step_label.text() == f"step {STEPS} / {STEPS}"  # the same count in both
+
+
+def test_the_status_bar_follows_the_slider(qtbot, window, exported):
+    folder = exported[0]
+    _open(qtbot, window, folder)
+    steps = _csv_rows(folder, "steps.csv")
+    row = 5
+    window.viewer.slider.setValue(row)  # as a drag does: redrawn by the scrub timer
+    qtbot.waitUntil(lambda: window.status.step_label.text().startswith(f"step {row + 1} "), timeout=5000)
+    assert window.viewer.step_label.text() == f"step {row + 1} of {STEPS}"
+    assert window.status.step_label.text() == f"step {row + 1} / {STEPS}"
+    assert window.status.loss_label.text() == f"loss {float(steps[row]['loss']):.4g}"
+    assert window.status.acc_label.text() == f"batch accuracy {float(steps[row]['accuracy']):.1%}"
 
 
 def test_commands_are_refused_while_viewing(qtbot, window, exported):

@@ -62,7 +62,7 @@ def test_rates_read_as_words(window):
     assert rate_text(1.0) == "1 step/s" and rate_text(1.3) == "1 step/s"
     assert rate_text(2.0) == "2 steps/s" and rate_text(1250.0) == "1,250 steps/s"
     window.status._on_progress_changed(Progress(5, 100, 1.0))
-    assert window.status.rate_label.text() == "1 step/s"
+    assert window.status.rate_label.text() == "1 step/s, ~2 min left"  # 95 steps to go
 
 
 def test_pause_when_a_toggle_applies_sits_next_to_pause_on_divergence_and_stops_the_run(window, qtbot):
@@ -135,3 +135,22 @@ def test_main_applies_speed_to_the_window(monkeypatch, qtbot):
     monkeypatch.setattr(app, "_close_on_signals", lambda window: None)
     assert app.main(["--speed", "2"]) == 0
     assert seen["speed"] == 2.0
+
+
+@pytest.mark.parametrize("left, rate, want", [
+    (95, 1.0, "~2 min left"), (19, 1.0, ""), (30, 1.0, "~30 s left"), (7200, 1.0, "~2 h left"),
+    (4500, 1.0, "~75 min left"), (6000, 1.0, "~1 h 40 min left"), (100, 0.0, ""), (0, 5.0, ""),
+    (2_000_000, 1000.0, "~33 min left"),
+])
+def test_a_slow_run_gets_a_time_estimate(left, rate, want):
+    from ui.status_bar import eta_text
+
+    assert eta_text(left, rate) == want
+
+
+def test_width_2048_at_one_step_a_second_shows_the_time_left(window):
+    """A wide net trains slowly: the status bar says how long the rest takes at the measured rate."""
+    window.status._on_progress_changed(Progress(100, 1500, 1.0))
+    assert window.status.rate_label.text() == "1 step/s, ~23 min left"
+    window.status._on_progress_changed(Progress(100, 1500, 900.0))
+    assert window.status.rate_label.text() == "900 steps/s"

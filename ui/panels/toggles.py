@@ -342,8 +342,16 @@ class TogglesPanel(QWidget):
             w.setVisible(transformer)
         self._set_quietly(self.norm_position, config.norm_position)
         self.warmup.setText(str(config.warmup_steps or 100))
+        self._show_init(config.init, getattr(config, SCALED_INITS[config.init]) if config.init in SCALED_INITS else None)
         self._on_clip_mode_changed()
         self.error_label.hide()
+
+    def _show_init(self, scheme: str, scale: Optional[float]) -> None:
+        """The running net's initialisation (what Re-init would redo, until changed)."""
+        self._set_quietly(self.init, scheme)
+        if scale is not None:
+            self.init_scale.setText(format_float(scale))
+        self._on_init_changed()
 
     def sync_event(self, event: Event) -> None:
         """Follow an applied event (scheduled or toggled), so the panel shows the run's state."""
@@ -372,6 +380,8 @@ class TogglesPanel(QWidget):
             self.lr.setText(format_float(cmd.lr))
         elif isinstance(cmd, SetOptimizer):
             self._set_quietly(self.optimizer, cmd.name)
+        elif isinstance(cmd, Reinit):
+            self._show_init(cmd.scheme, cmd.scale)
         elif isinstance(cmd, SetRecurrentInit):
             self.recurrent_init.setText(cmd.scheme)
         elif isinstance(cmd, SetForgetBias):

@@ -118,6 +118,8 @@ def fill_demo(
     scalars[:, S["lr"]] = lr
     scalars[:, S["diverged"]] = 0.0
     scalars[:, S["elapsed_s"]] = np.arange(n) * 0.002
+    scalars[:, S["test_accuracy"]] = np.nan  # held-out accuracy: measured every 10 steps, a little below the batch's
+    scalars[::10, S["test_accuracy"]] = acc[::10] * 0.95
     if diverge < n:
         # The step that produced inf, then nan everywhere: what a real divergence records.
         layers[diverge, :, :] = np.inf

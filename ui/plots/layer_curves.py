@@ -10,7 +10,7 @@ from typing import Optional, Sequence
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import Qt, Signal, Slot
+from PySide6.QtCore import Signal, Slot
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QLineEdit, QWidget
 
 from gradsim.metrics import LAYER_METRICS
@@ -19,6 +19,7 @@ from gradsim.session.store import Session
 from .base import RangeFollower, TimePlotBase
 from .axes import make_log_plot
 from .decimate import LOG_CEIL, LOG_FLOOR, MAX_CURVE_BINS, BinCache, Bins, curve_points, nearest_row, nonfinite_note
+from .branch_b import b_pen, end_dot, last_finite
 from .labels import AXIS_LABELS, fmt, LegendLabel, unit_name
 from .layer_choice import default_layers, parse_layers
 from .markers import EventMarkers, events_text
@@ -77,11 +78,16 @@ class SelectedLayersPlot(TimePlotBase):
             item.setVisible(False)
             self.plot.addItem(item)
             self._pool.append(item)
+        #: B's end dots, one per curve: a short or diverged branch B stays visible (ui/plots/branch_b.py).
+        self._ends_b: list[LineItem] = []
         for colour in LAYER_COLOURS:
-            item = LineItem(pg.mkPen(colour, width=1, style=Qt.PenStyle.DashLine))
+            item = LineItem(b_pen(colour))
             item.setVisible(False)
             self.plot.addItem(item)
             self._pool_b.append(item)
+            dot = end_dot(colour)
+            self.plot.addItem(dot)
+            self._ends_b.append(dot)
         self._cache_b = BinCache(MAX_CURVE_BINS)
         self._b_shown = False
         self.markers_list.append(EventMarkers(self.plot))
@@ -120,6 +126,8 @@ class SelectedLayersPlot(TimePlotBase):
         for item in self._pool + self._pool_b:
             item.setData([], [])
             item.setVisible(False)
+        for dot in self._ends_b:
+            dot.setData([], [])
         self.legend.set_entries([])
 
     # ---------------------------------------------------------------- drawing
@@ -181,9 +189,12 @@ class SelectedLayersPlot(TimePlotBase):
                         np.clip(yb, LOG_FLOOR, LOG_CEIL, out=yb)
                     item.setData(xb, yb)
                     item.setVisible(True)
+                    self._ends_b[i].setData(*last_finite(xb, yb))
                     ys.append(yb)
-                elif item.isVisible():
-                    item.setVisible(False)
+                else:
+                    self._ends_b[i].setData([], [])
+                    if item.isVisible():
+                        item.setVisible(False)
             x_end = max(x_end, float(b.steps[-1]))
             if not self._b_shown:
                 self._b_shown = True
@@ -194,6 +205,8 @@ class SelectedLayersPlot(TimePlotBase):
             for item in self._pool_b:
                 item.setData([], [])
                 item.setVisible(False)
+            for dot in self._ends_b:
+                dot.setData([], [])
             self._show_legend()
         self.follower.update(float(steps[0]), x_end, self._range_values(ys))
         note = nonfinite_note(bins, steps, self.metric_name)
