@@ -39,6 +39,7 @@ from .session_export import SessionExporter
 from .fork_controls import ForkControls
 from .learned_view import LearnedController
 from .session_viewer import SessionViewer
+from .scroll import scrolled
 from .status_bar import RunStatusBar
 from .teaching import TeachingController
 from .unsaved import UnsavedGuard
@@ -72,7 +73,7 @@ class MainWindow(QMainWindow):
         self.event_log = EventLog()
         self.builder.setMinimumWidth(250)
         self.builder_dock = self.add_dock("Network builder", "builderDock", self.builder, Qt.DockWidgetArea.LeftDockWidgetArea)
-        self.toggles_dock = self.add_dock("Live toggles", "togglesDock", self.toggles, Qt.DockWidgetArea.LeftDockWidgetArea)
+        self.toggles_dock = self.add_dock("Live toggles", "togglesDock", scrolled(self.toggles), Qt.DockWidgetArea.LeftDockWidgetArea)
         self.event_dock = self.add_dock("Event log", "eventLogDock", self.event_log, Qt.DockWidgetArea.LeftDockWidgetArea)
         # Builder and toggles share a column as tabs: the builder is locked during a run and
         # the toggles are dead outside one, so the window raises the one that matters.
@@ -110,7 +111,7 @@ class MainWindow(QMainWindow):
         self.setMinimumSize(960, 600)
         self.resize(st.default_size(self))
         self.resizeDocks([self.builder_dock], [310], Qt.Orientation.Horizontal)
-        self.resizeDocks([self.builder_dock, self.event_dock], [620, 260], Qt.Orientation.Vertical)
+        self.resizeDocks([self.builder_dock, self.event_dock], [700, 150], Qt.Orientation.Vertical)
         if persist:
             self._restore_settings()
         self._on_state_changed(self.run.state)
@@ -241,6 +242,7 @@ class MainWindow(QMainWindow):
         self.toggles.set_live(state.live)
         self.builder.set_locked(state.live)
         self.window_actions.export.setEnabled(state.has_run)
+        self.plots.set_growing(state == RunState.RUNNING)
 
     @Slot(object)
     def _on_run_started(self, config: RunConfig) -> None:

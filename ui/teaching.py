@@ -60,10 +60,10 @@ class TeachingController(QObject):
         self._jacobian_dock: Any = None
         self.exercise_action = QAction("&Exercise", window, checkable=True)
         self.exercise_action.setToolTip("Show or hide the exercise panel (free play until you open an exercise).")
-        self.exercise_action.toggled.connect(lambda on: self._show_dock(self.exercise_dock, on))
+        self.exercise_action.toggled.connect(lambda on: self._show_dock(self.exercise_dock, on, window))
         self.jacobian_action = QAction("&Jacobian spectrum", window, checkable=True)
         self.jacobian_action.setToolTip("Show or hide the Jacobian spectrum of the live network (computed on request).")
-        self.jacobian_action.toggled.connect(lambda on: self._show_dock(self.jacobian_dock, on))
+        self.jacobian_action.toggled.connect(lambda on: self._show_dock(self.jacobian_dock, on, window))
         self.last_submission = ""
         #: Exercise id -> the answers of its last written submission (typed ones that differ are unsaved).
         self._handed_in: dict[str, dict[str, float]] = {}
@@ -127,10 +127,13 @@ class TeachingController(QObject):
         return dock
 
     @staticmethod
-    def _show_dock(dock: Any, on: bool) -> None:
+    def _show_dock(dock: Any, on: bool, window: Optional[QMainWindow] = None) -> None:
         if on:
             dock.show()
             dock.raise_()
+            if window is not None and not dock.isFloating():
+                # A side panel: the plots keep most of the width (a quarter for the dock).
+                window.resizeDocks([dock], [max(300, window.width() // 4)], Qt.Orientation.Horizontal)
         else:
             dock.hide()
 
@@ -172,8 +175,7 @@ class TeachingController(QObject):
         if not self.exercise.select_exercise(exercise_id):
             return False
         self.exercise.set_active(True)
-        self.exercise_dock.show()
-        self.exercise_dock.raise_()
+        self._show_dock(self.exercise_dock, True, self._window)
         if self.run.mirror is not None:
             self.exercise.update_from(self.run.mirror)
         return True

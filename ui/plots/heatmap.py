@@ -17,9 +17,10 @@ from PySide6.QtWidgets import QComboBox, QHBoxLayout, QLabel, QWidget
 from gradsim.models.family import unit_rows
 from gradsim.session.store import Session
 
-from .base import RangeFollower, TimePlotBase
+from .base import RangeFollower, TimePlotBase, head_room
 from .axes import plain_axes
 from .decimate import MAX_IMAGE_COLUMNS, BinCache, Bins, nearest_row
+from .unit_axis import UnitAxis
 from .labels import HEATMAP_METRICS, METRIC_LABELS, METRIC_TIPS, fmt, unit_name, unit_ticks
 from .markers import EventMarkers, events_text
 
@@ -95,7 +96,7 @@ class GradientHeatmap(TimePlotBase):
         controls.addStretch(1)
         self._layout.addLayout(controls)
 
-        self.plot: pg.PlotItem = self.graphics.addPlot(row=0, col=0)
+        self.plot: pg.PlotItem = self.graphics.addPlot(row=0, col=0, axisItems={"left": UnitAxis("left")})
         plain_axes(self.plot)
         self.plot.setLabel("left", "layer (1 = input side)")
         self.plot.setLabel("bottom", "step")
@@ -286,7 +287,7 @@ class GradientHeatmap(TimePlotBase):
         if n_layers != self._n_layers_shown or ticks != self._ticks:
             self._n_layers_shown = n_layers
             self._ticks = ticks
-            self.plot.setYRange(0.5, n_layers + 0.5, padding=0)
+            self.plot.setYRange(0.5, n_layers + 0.5 + head_room(self.plot.getViewBox(), float(n_layers)), padding=0)
             self.plot.getAxis("left").setTicks([ticks])
         self.follower.update(self._x0, float(steps[-1]) + span / 2)
         note = []
