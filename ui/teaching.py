@@ -149,13 +149,18 @@ class TeachingController(QObject):
         else:
             menu_bar.addMenu(menu)
         menu.setToolTipsVisible(True)
-        menu.aboutToShow.connect(self._fill_menu)
+        menu.aboutToShow.connect(self._on_menu_about_to_show)
         self.menu = menu
-        self._fill_menu()  # cheap entries now; the exercise files are read on first opening
+        self._fill_menu(with_exercises=False)  # cheap entries now; the exercise files are read on first opening
         return menu
 
     @Slot()
-    def _fill_menu(self) -> None:
+    def _on_menu_about_to_show(self) -> None:
+        # (The menu is not visible yet while aboutToShow runs: testing isVisible() here
+        # left the exercises out until the panel had been built some other way.)
+        self._fill_menu(with_exercises=True)
+
+    def _fill_menu(self, with_exercises: bool = True) -> None:
         menu = self.menu
         menu.clear()
         free = menu.addAction("Free play (no exercise)")
@@ -163,7 +168,7 @@ class TeachingController(QObject):
         free.triggered.connect(lambda: self._exercise is not None and self._exercise.set_active(False))
         menu.addAction(self.exercise_action)
         menu.addSeparator()
-        if self._exercise is None and not menu.isVisible():
+        if self._exercise is None and not with_exercises:
             return  # listing the exercises reads their files: only when the user opens the menu
         for ex in self.exercise.exercises():
             a = menu.addAction(f"{ex.title}  [{ex.level}]")

@@ -95,12 +95,33 @@ def test_objectives_turn_done_when_the_session_satisfies_them(panel, qtbot, vani
     truth = next(r.value for r in panel.results() if r.id == "q_ratio")
     edit = panel.answer_edits["q_ratio"]
     qtbot.keyClicks(edit, f"{truth:.3e}")
+    assert panel.statuses()["q_ratio"] == "answered"  # typing marks nothing: no guessing until green
+    qtbot.mouseClick(panel.check_button, Qt.MouseButton.LeftButton)
     assert panel.statuses()["q_ratio"] == DONE
     edit.clear()
     qtbot.keyClicks(edit, "0.5")  # thirteen decades off
+    assert panel.statuses()["q_ratio"] == "answered"  # the edit cleared the mark
+    panel.check_answers()
     assert panel.statuses()["q_ratio"] == NOT_YET
     edit.clear()
     assert panel.statuses()["q_ratio"] == PENDING
+
+
+def test_typed_answers_are_marked_only_when_checked(panel, qtbot, vanishing_session):
+    panel.update_from(vanishing_session)
+    truth = next(r.value for r in panel.results() if r.id == "q_ratio")
+    edit = panel.answer_edits["q_ratio"]
+    assert panel.check_button.isVisibleTo(panel)
+    seen = set()
+    for guess in ("0.5", "1e-3", "1e-8", f"{truth:.3e}"):  # a student trying numbers
+        edit.clear()
+        qtbot.keyClicks(edit, guess)
+        panel.update_from(vanishing_session)  # the 2 Hz re-check sees every keystroke's text
+        seen.add(panel.statuses()["q_ratio"])
+        assert panel.objective_rows["q_ratio"][0].text().endswith("answered")
+    assert seen == {"answered"}
+    panel.check_answers()
+    assert panel.statuses()["q_ratio"] == DONE
 
 
 def test_the_answer_value_is_never_shown(panel, qtbot, vanishing_session):
