@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any, Callable, Optional
 
 from PySide6.QtCore import QObject, Qt, QTimer, Signal, Slot
-from PySide6.QtWidgets import QFileDialog, QInputDialog, QLineEdit, QMainWindow
+from PySide6.QtWidgets import QInputDialog, QLineEdit, QMainWindow
 
 from PySide6.QtGui import QAction
 
@@ -28,6 +28,7 @@ from gradsim.service import tasks as engine_tasks
 
 from .host import TeachingHost
 from .predictions import PredictionTracker
+from .submission_target import ask_submission_target
 from .settings import KEY_STUDENT, read_str, settings
 
 log = logging.getLogger(__name__)
@@ -202,7 +203,7 @@ class TeachingController(QObject):
         student = self.ask_student()
         if student is None:
             return False
-        folder = QFileDialog.getExistingDirectory(self._window, "Export submission into an empty or new folder", self.host.export_dir)
+        folder = ask_submission_target(self._window, self.host.export_dir, ex.id)
         if not folder:
             return False
         self.submit_to(folder, ex, answers, student, on_done)

@@ -213,8 +213,30 @@ def test_export_submission_raises_a_clear_oserror(tmp_path, vanishing_session):
         export_submission(target, ex, vanishing_session, {})
     msg = str(info.value)
     assert str(target) in msg and VANISHING in msg
-    with pytest.raises(OSError, match="not a .zip"):
-        export_submission(tmp_path / "sub.zip", ex, vanishing_session, {})
+    with pytest.raises(OSError, match="does not exist"):
+        export_submission(tmp_path / "no-such-folder" / "sub.zip", ex, vanishing_session, {})
+    assert not (tmp_path / "no-such-folder").exists()
+
+
+def test_a_submission_named_zip_is_one_zip_the_grader_reads(tmp_path, vanishing_session):
+    ex = load_exercise(resource_path("exercises", "01-vanishing-sigmoid.toml"))
+    zipped = export_submission(tmp_path / "ada.zip", ex, vanishing_session, {"q_ratio": 1e-12}, "Ada")
+    folder = export_submission(tmp_path / "ada", ex, vanishing_session, {"q_ratio": 1e-12}, "Ada")
+    import zipfile
+
+    with zipfile.ZipFile(zipped) as zf:
+        names = sorted(zf.namelist())
+        assert names == sorted(p.name for p in folder.iterdir())
+        for name in names:  # the same content as the folder form (session.json: the export time aside)
+            if name == "session.json":
+                a, b = json.loads(zf.read(name)), json.loads((folder / name).read_text())
+                assert a["config"] == b["config"] and a["events"] == b["events"]
+            else:
+                assert zf.read(name) == (folder / name).read_bytes(), name
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name != "qsettings") == ["ada", "ada.zip"]  # no temporary left
+    g_zip, g_dir = grade(ex, zipped), grade(ex, folder)
+    assert g_zip.error == "" and g_zip.student == "Ada"
+    assert [r.passed for r in g_zip.results] == [r.passed for r in g_dir.results]
 
 
 def test_export_submission_does_not_disguise_a_defect_as_a_write_error(tmp_path, vanishing_session, monkeypatch):
