@@ -287,7 +287,7 @@ class DepthProfile(PlotBase):
         if not 1 <= layer <= self.values.size:
             return ""
         store = self._store
-        text = f"step {self.step}, {self._unit(store, layer)}: {self.metric_name} = {fmt(self.values[layer - 1])}"
+        text = f"step {self.step}, {self._unit(store, layer)}: {AXIS_LABELS.get(self.metric_name, self.metric_name)} = {fmt(self.values[layer - 1])}"
         if self.values_b.size >= layer:
             text += f" (A), {fmt(self.values_b[layer - 1])} (B)"
         if self.prediction is not None and layer <= self.prediction.size:

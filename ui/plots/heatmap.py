@@ -21,7 +21,7 @@ from .base import RangeFollower, TimePlotBase, head_room
 from .axes import plain_axes
 from .decimate import MAX_IMAGE_COLUMNS, BinCache, Bins, nearest_row
 from .unit_axis import UnitAxis
-from .labels import HEATMAP_METRICS, METRIC_LABELS, METRIC_TIPS, fmt, unit_name, unit_ticks
+from .labels import AXIS_LABELS, HEATMAP_METRICS, METRIC_LABELS, METRIC_TIPS, fmt, unit_name, unit_ticks
 from .markers import EventMarkers, events_text
 
 #: Colour of cells holding nan, +inf or a negative value (not a valid norm).
@@ -347,11 +347,11 @@ class GradientHeatmap(TimePlotBase):
         name = self.metric_name
         if a == b:
             v = float(store.layer_metric(name)[a, layer - 1])
-            text = f"step {int(steps[a])}, {unit_name(store, layer)}: {name} = {fmt(v)}"
+            text = f"step {int(steps[a])}, {unit_name(store, layer)}: {AXIS_LABELS.get(name, name)} = {fmt(v)}"
         else:
             lo, hi = float(bins.mn[col, pos - 1]), float(bins.mx[col, pos - 1])
             text = (
-                f"steps {int(steps[a])}-{int(steps[b])}, {unit_name(store, layer)}: {name} in [{fmt(lo)}, {fmt(hi)}]"
+                f"steps {int(steps[a])}-{int(steps[b])}, {unit_name(store, layer)}: {AXIS_LABELS.get(name, name)} in [{fmt(lo)}, {fmt(hi)}]"
                 f" (shown: log10 = {fmt(self.image_data[pos - 1, col])})"
             )
         if self.nonfinite_mask[pos - 1, col]:

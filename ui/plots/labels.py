@@ -7,6 +7,8 @@ import math
 from typing import Optional, Sequence
 
 from PySide6.QtCore import QSize, Qt
+
+from gradsim.metric_words import METRIC_WORDS
 from PySide6.QtGui import QPainter, QTextDocument
 from PySide6.QtWidgets import QLabel, QSizePolicy
 
@@ -20,14 +22,9 @@ HEATMAP_METRICS: tuple[str, ...] = (
     "update_norm",
 )
 
-METRIC_LABELS: dict[str, str] = {
-    "grad_norm": "||dL/dW|| (weight gradient)",
-    "act_grad_norm": "||dL/dz|| (backprop signal)",
-    "update_ratio": "||update|| / ||W||",
-    "bias_grad_norm": "||dL/db|| (bias gradient)",
-    "weight_norm": "||W|| (weight norm)",
-    "update_norm": "||W_after - W_before||",
-}
+#: The metrics' names in words: one table (gradsim.metric_words) for the plots, the glossary,
+#: the exercises' requirements and the feedback pages.
+METRIC_LABELS: dict[str, str] = {name: METRIC_WORDS[name] for name in HEATMAP_METRICS}
 
 #: Axis titles: short, so a vertical title fits a short plot (the combo box and tooltips give the long names).
 AXIS_LABELS: dict[str, str] = {
