@@ -39,10 +39,12 @@ from .session_export import SessionExporter
 from .fork_controls import ForkControls
 from .learned_view import LearnedController
 from .session_viewer import SessionViewer
+from .presentation import PresentationMode
 from .scroll import scrolled
 from .status_bar import RunStatusBar
 from .teaching import TeachingController
 from .unsaved import UnsavedGuard
+from .welcome import WelcomeController
 
 log = logging.getLogger(__name__)
 
@@ -104,6 +106,10 @@ class MainWindow(QMainWindow):
         self._connect_views()
         self.set_redraw_mode(DEFAULT_REDRAW_MODE)
         self.teaching.add_menu(self.menuBar())
+        #: View > Presentation mode (F11) and the first-start welcome with its lessons (ui/presentation.py, ui/welcome.py).
+        self.presentation = PresentationMode(self)
+        self.presentation.add_to_menu(self.window_actions.view_menu)
+        self.welcome = WelcomeController(self)
         self.installEventFilter(self)  # until the first paint (see eventFilter)
 
         # A fixed minimum keeps the layout from re-setting it whenever a panel's content
