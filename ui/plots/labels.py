@@ -250,14 +250,42 @@ def make_readout(tip: str) -> QLabel:
     return ReadoutLabel(tip)
 
 
+class NoteLabel(FitLabel):
+    """What a plot clamps or leaves out, on one line that never grows into the plot above it:
+    whole parts that fit (cut after "; " or ", "), the full text on hover. ``text()`` is the
+    full note, as callers set it.
+
+    Why: a wrapped note of three clauses under the depth profile at 1280x720 was cut at
+    its top and bottom by the fixed height its layout gave it.
+    """
+
+    TIP = "What this plot clamps or cannot draw (zero, nan, inf), so no gap is silent."
+
+    def __init__(self) -> None:
+        super().__init__("")
+        self.setStyleSheet("color: #e0a040;")
+        self.setToolTip(self.TIP)
+        self._note = ""
+        self.setVisible(False)
+
+    def setText(self, text: str) -> None:  # Qt API
+        if text == self._note:
+            return
+        self._note = text
+        if text:
+            self.set_variants(*readout_variants(text))
+        else:
+            self.set_variants("")
+        self.setToolTip(f"{text}\n\n{self.TIP}" if text else self.TIP)
+        self.setVisible(bool(text))
+
+    def text(self) -> str:  # Qt API
+        return self._note
+
+
 def make_note() -> QLabel:
     """The label that says what the plot clamps or leaves out, so no gap is silent."""
-    label = QLabel("")
-    label.setStyleSheet("color: #e0a040;")
-    label.setWordWrap(True)
-    label.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Fixed)
-    label.setToolTip("What this plot clamps or cannot draw (zero, nan, inf), so no gap is silent.")
-    return label
+    return NoteLabel()
 
 
 

@@ -26,11 +26,11 @@ _PLOT_NAMES = ("heatmap", "depth_profile", "activations", "layer_curves", "updat
                "tabs")
 
 #: Below this width (pixels) the panel shows two plots a row and tabs the three smaller
-#: ones: at 1280x720 with a dock open on each side the panel is ~600 px wide, and three
+#: ones: at 1280x720 the panel is ~900 px wide (~600 with a dock on each side), and three
 #: plots a row clipped their titles, axis labels and legends. Above NARROW_PX + the
 #: hysteresis it goes back to three a row (the gap keeps a width near the limit from
 #: switching back and forth as scroll bars or minimum sizes move it by a few pixels).
-NARROW_PX = 860
+NARROW_PX = 940
 NARROW_HYSTERESIS_PX = 40
 #: The tabs of the narrow layout: plot attribute -> tab title.
 NARROW_TABS = (("layer_curves", "Layers"), ("update_ratio", "Update ratio"), ("activations", "Saturation"))
