@@ -174,6 +174,8 @@ def _run(app, window, args: argparse.Namespace, config, schedule, opened=None) -
     if args.speed is not None:
         window.pace.set_speed(args.speed, any_rate=True)
     window.show()
+    if not (args.preset or config is not None):  # a first start without a chosen network: the welcome
+        window.welcome.maybe_show_first_start()
     _close_on_signals(window)
     return app.exec()
 

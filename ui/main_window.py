@@ -41,12 +41,15 @@ from .fork_controls import ForkControls
 from .learned_view import LearnedController
 from .follow import FollowController
 from .session_viewer import SessionViewer
+from .presentation import PresentationMode
+from .scroll import scrolled
 from .status_bar import RunStatusBar
 from .teaching import TeachingController
 from .unsaved import UnsavedGuard
 from .autosave import AutoSaver
 from .history import HistoryScrubber
 from .exercise_pace import ExercisePace
+from .welcome import WelcomeController
 
 log = logging.getLogger(__name__)
 
@@ -77,7 +80,7 @@ class MainWindow(QMainWindow):
         self.event_log = EventLog()
         self.builder.setMinimumWidth(250)
         self.builder_dock = self.add_dock("Network builder", "builderDock", self.builder, Qt.DockWidgetArea.LeftDockWidgetArea)
-        self.toggles_dock = self.add_dock("Live toggles", "togglesDock", self.toggles, Qt.DockWidgetArea.LeftDockWidgetArea)
+        self.toggles_dock = self.add_dock("Live toggles", "togglesDock", scrolled(self.toggles), Qt.DockWidgetArea.LeftDockWidgetArea)
         self.event_dock = self.add_dock("Event log", "eventLogDock", self.event_log, Qt.DockWidgetArea.LeftDockWidgetArea)
         # Builder and toggles share a column as tabs: the builder is locked during a run and
         # the toggles are dead outside one, so the window raises the one that matters.
@@ -121,6 +124,10 @@ class MainWindow(QMainWindow):
         self._connect_views()
         self.set_redraw_mode(DEFAULT_REDRAW_MODE)
         self.teaching.add_menu(self.menuBar())
+        #: View > Presentation mode (F11) and the first-start welcome with its lessons (ui/presentation.py, ui/welcome.py).
+        self.presentation = PresentationMode(self)
+        self.presentation.add_to_menu(self.window_actions.view_menu)
+        self.welcome = WelcomeController(self)
         self.installEventFilter(self)  # until the first paint (see eventFilter)
 
         # A fixed minimum keeps the layout from re-setting it whenever a panel's content
@@ -128,7 +135,7 @@ class MainWindow(QMainWindow):
         self.setMinimumSize(960, 600)
         self.resize(st.default_size(self))
         self.resizeDocks([self.builder_dock], [310], Qt.Orientation.Horizontal)
-        self.resizeDocks([self.builder_dock, self.event_dock], [620, 260], Qt.Orientation.Vertical)
+        self.resizeDocks([self.builder_dock, self.event_dock], [700, 150], Qt.Orientation.Vertical)
         if persist:
             self._restore_settings()
         self._on_state_changed(self.run.state)
@@ -260,6 +267,7 @@ class MainWindow(QMainWindow):
         self.toggles.set_live(state.live)
         self.builder.set_locked(state.live)
         self.window_actions.export.setEnabled(state.has_run)
+        self.plots.set_growing(state == RunState.RUNNING)
 
     @Slot(object)
     def _on_run_started(self, config: RunConfig) -> None:

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any, Callable, Optional
 
 from PySide6.QtCore import QObject, Qt, QTimer, Signal, Slot
-from PySide6.QtWidgets import QFileDialog, QInputDialog, QLineEdit, QMainWindow
+from PySide6.QtWidgets import QInputDialog, QLineEdit, QMainWindow
 
 from PySide6.QtGui import QAction
 
@@ -28,6 +28,7 @@ from gradsim.service import tasks as engine_tasks
 
 from .host import TeachingHost
 from .predictions import PredictionTracker
+from .submission_target import ask_submission_target
 from .settings import KEY_STUDENT, read_str, settings
 
 log = logging.getLogger(__name__)
@@ -60,10 +61,10 @@ class TeachingController(QObject):
         self._jacobian_dock: Any = None
         self.exercise_action = QAction("&Exercise", window, checkable=True)
         self.exercise_action.setToolTip("Show or hide the exercise panel (free play until you open an exercise).")
-        self.exercise_action.toggled.connect(lambda on: self._show_dock(self.exercise_dock, on))
+        self.exercise_action.toggled.connect(lambda on: self._show_dock(self.exercise_dock, on, window))
         self.jacobian_action = QAction("&Jacobian spectrum", window, checkable=True)
         self.jacobian_action.setToolTip("Show or hide the Jacobian spectrum of the live network (computed on request).")
-        self.jacobian_action.toggled.connect(lambda on: self._show_dock(self.jacobian_dock, on))
+        self.jacobian_action.toggled.connect(lambda on: self._show_dock(self.jacobian_dock, on, window))
         self.last_submission = ""
         #: Exercise id -> the answers of its last written submission (typed ones that differ are unsaved).
         self._handed_in: dict[str, dict[str, float]] = {}
@@ -127,10 +128,13 @@ class TeachingController(QObject):
         return dock
 
     @staticmethod
-    def _show_dock(dock: Any, on: bool) -> None:
+    def _show_dock(dock: Any, on: bool, window: Optional[QMainWindow] = None) -> None:
         if on:
             dock.show()
             dock.raise_()
+            if window is not None and not dock.isFloating():
+                # A side panel: the plots keep most of the width (a quarter for the dock).
+                window.resizeDocks([dock], [max(300, window.width() // 4)], Qt.Orientation.Horizontal)
         else:
             dock.hide()
 
@@ -146,13 +150,18 @@ class TeachingController(QObject):
         else:
             menu_bar.addMenu(menu)
         menu.setToolTipsVisible(True)
-        menu.aboutToShow.connect(self._fill_menu)
+        menu.aboutToShow.connect(self._on_menu_about_to_show)
         self.menu = menu
-        self._fill_menu()  # cheap entries now; the exercise files are read on first opening
+        self._fill_menu(with_exercises=False)  # cheap entries now; the exercise files are read on first opening
         return menu
 
     @Slot()
-    def _fill_menu(self) -> None:
+    def _on_menu_about_to_show(self) -> None:
+        # (The menu is not visible yet while aboutToShow runs: testing isVisible() here
+        # left the exercises out until the panel had been built some other way.)
+        self._fill_menu(with_exercises=True)
+
+    def _fill_menu(self, with_exercises: bool = True) -> None:
         menu = self.menu
         menu.clear()
         free = menu.addAction("Free play (no exercise)")
@@ -160,7 +169,7 @@ class TeachingController(QObject):
         free.triggered.connect(lambda: self._exercise is not None and self._exercise.set_active(False))
         menu.addAction(self.exercise_action)
         menu.addSeparator()
-        if self._exercise is None and not menu.isVisible():
+        if self._exercise is None and not with_exercises:
             return  # listing the exercises reads their files: only when the user opens the menu
         for ex in self.exercise.exercises():
             a = menu.addAction(f"{ex.title}  [{ex.level}]")
@@ -172,8 +181,7 @@ class TeachingController(QObject):
         if not self.exercise.select_exercise(exercise_id):
             return False
         self.exercise.set_active(True)
-        self.exercise_dock.show()
-        self.exercise_dock.raise_()
+        self._show_dock(self.exercise_dock, True, self._window)
         if self.run.mirror is not None:
             self.exercise.update_from(self.run.mirror)
         return True
@@ -195,7 +203,7 @@ class TeachingController(QObject):
         student = self.ask_student()
         if student is None:
             return False
-        folder = QFileDialog.getExistingDirectory(self._window, "Export submission into an empty or new folder", self.host.export_dir)
+        folder = ask_submission_target(self._window, self.host.export_dir, ex.id)
         if not folder:
             return False
         self.submit_to(folder, ex, answers, student, on_done)

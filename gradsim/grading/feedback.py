@@ -150,7 +150,7 @@ no expected band, since no reference run of your own model exists.
 <p>No picture: the data of this submission could not be used.</p>
 {% endif %}
 <h2>The exercise</h2>
-<pre style="white-space: pre-wrap">{{ exercise.body }}</pre>
+<div class="exercise">{{ body_html }}</div>
 </body></html>
 """
 
@@ -177,6 +177,9 @@ def _rows(exercise: Exercise, grade: Grade, session: Optional[Session], answers:
 def render_page(exercise: Exercise, grade: Grade, session: Optional[Session], answers: dict[str, Any], band: Band, name: str) -> str:
     """The HTML page for one graded submission (``session``: what it was evaluated on, or None)."""
     import jinja2
+    import markupsafe
+
+    from .markdown_html import markdown_to_html
 
     env = jinja2.Environment(autoescape=True, undefined=jinja2.StrictUndefined)
     max_points = band.max_points or float(len(exercise.objectives))
@@ -187,4 +190,5 @@ def render_page(exercise: Exercise, grade: Grade, session: Optional[Session], an
         exercise=exercise, grade=grade, name=name, who=grade.student or "(no name given)",
         points=grade.score * max_points, max_points=max_points, rows=_rows(exercise, grade, session, answers),
         png=png, seeds=", ".join(str(s) for s in band.seeds),
+        body_html=markupsafe.Markup(markdown_to_html(exercise.body)),  # escaped inside the renderer
     )

@@ -19,6 +19,7 @@ import numpy as np
 
 from ..config import ConfigError, RunConfig
 from ..events import EVENT_KINDS, START
+from ..metric_words import OP_WORDS, STEP_MEAN_WORDS, event_words, layer_words, metric_words, step_words
 from ..metrics import LAYER_METRICS, STEP_METRICS, middle_layer
 from .diagnose import HEALTHY, KINDS as DIAGNOSIS_KINDS, diagnose
 from .predictions import Prediction, PredictionError, evaluate_prediction, prediction_events
@@ -127,18 +128,20 @@ class Quantity:
         raise AssertionError(self.kind)
 
     def describe(self) -> str:
+        """The quantity in plain words (gradsim.metric_words), as students read it."""
+        words = metric_words(self.metric)
         if self.window <= 1:
-            at = f"at step {self.step}"
+            at = f"at {step_words(self.step)}"
         else:
             at = f"(median of the last {self.window} recorded steps)" if self.step == "last" else \
-                f"(median of the {self.window} recorded steps up to step {self.step})"
+                f"(median of the {self.window} recorded steps up to {step_words(self.step)})"
         if self.kind == "metric":
-            where = f" of layer {self.layer}" if self.metric in LAYER_METRICS else ""
-            return f"{self.metric}{where} {at}"
+            where = f" of {layer_words(self.layer)}" if self.metric in LAYER_METRICS else ""
+            return f"{words}{where} {at}"
         if self.kind == "layer_ratio":
-            return f"{self.metric} of layer {self.layer_a} / layer {self.layer_b} {at}"
+            return f"{words} of {layer_words(self.layer_a)} divided by that of {layer_words(self.layer_b)}, {at}"
         if self.kind == "step_mean":
-            return f"mean {self.metric} over the run"
+            return STEP_MEAN_WORDS.get(self.metric, f"the mean {words} over the run")
         return "the step at which the run diverged"
 
 
@@ -182,9 +185,11 @@ class Compare(Objective):
 
     def required(self) -> str:
         if self.op:
-            return f"{self.quantity.describe()} {self.op} {self.target:g}"
-        need = " and ".join(f"{word} {bound:g}" for word, bound in ((">=", self.lo), ("<=", self.hi)) if bound is not None)
-        return f"{self.quantity.describe()} {need}"
+            return f"{self.quantity.describe()}: {OP_WORDS.get(self.op, self.op)} {self.target:g}"
+        if self.lo is not None and self.hi is not None:
+            return f"{self.quantity.describe()}: between {self.lo:g} and {self.hi:g}"
+        need = " and ".join(f"{word} {bound:g}" for word, bound in (("at least", self.lo), ("at most", self.hi)) if bound is not None)
+        return f"{self.quantity.describe()}: {need}"
 
 
 @dataclass(frozen=True)
@@ -206,7 +211,8 @@ class Accuracy(Objective):
         return self._result(best >= self.target, f"best {w}-step mean accuracy by step {self.by_step}: {best:.3f} (needs >= {self.target:g})", best)
 
     def required(self) -> str:
-        return f"{self.window}-step mean batch accuracy >= {self.target:g} by step {self.by_step}"
+        return (f"a batch accuracy of at least {self.target:g} (the mean of {self.window} recorded steps) "
+                f"by step {self.by_step}")
 
 
 @dataclass(frozen=True)
@@ -221,7 +227,7 @@ class NoDivergence(Objective):
         return self._result(True, f"{s.steps_run} steps without divergence")
 
     def required(self) -> str:
-        return f"{self.steps} steps without divergence"
+        return f"{self.steps} steps without the run diverging (no inf or nan)"
 
 
 @dataclass(frozen=True)
@@ -254,8 +260,9 @@ class EventHappened(Objective):
         return self._result(len(hits) >= self.count, f"{len(hits)} x {want}{where} (needs {self.count})", float(len(hits)))
 
     def required(self) -> str:
-        want = f"{self.event}{'=' + self.value if self.value else ''}"
-        return f"at least {self.count} x {want}" + (f" at step >= {self.min_step}" if self.min_step else "")
+        times = "at least once" if self.count == 1 else f"at least {self.count} times"
+        where = f", at step {self.min_step} or later" if self.min_step else ""
+        return f"{event_words(self.event, self.value)}, {times}{where}"
 
 
 @dataclass(frozen=True)
@@ -291,10 +298,11 @@ class Answer(Objective):
             return f"within {self.log10_tol:g} decade{'' if self.log10_tol == 1 else 's'}"
         if self.rel_tol is not None:
             return f"within {self.rel_tol:.0%}"
-        return f"within {self.abs_tol or 0:g}"
+        return f"within {self.abs_tol:g}" if self.abs_tol else "exactly equal to"
 
     def required(self) -> str:
-        return f"an answer {self._tolerance()} of your session's {self.quantity.describe()}"
+        tol = self._tolerance()
+        return f"your answer {tol} {'' if tol.startswith('exactly') else 'of '}your own run's value of {self.quantity.describe()}"
 
 
 @dataclass(frozen=True)

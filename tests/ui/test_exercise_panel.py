@@ -95,12 +95,33 @@ def test_objectives_turn_done_when_the_session_satisfies_them(panel, qtbot, vani
     truth = next(r.value for r in panel.results() if r.id == "q_ratio")
     edit = panel.answer_edits["q_ratio"]
     qtbot.keyClicks(edit, f"{truth:.3e}")
+    assert panel.statuses()["q_ratio"] == "answered"  # typing marks nothing: no guessing until green
+    qtbot.mouseClick(panel.check_button, Qt.MouseButton.LeftButton)
     assert panel.statuses()["q_ratio"] == DONE
     edit.clear()
     qtbot.keyClicks(edit, "0.5")  # thirteen decades off
+    assert panel.statuses()["q_ratio"] == "answered"  # the edit cleared the mark
+    panel.check_answers()
     assert panel.statuses()["q_ratio"] == NOT_YET
     edit.clear()
     assert panel.statuses()["q_ratio"] == PENDING
+
+
+def test_typed_answers_are_marked_only_when_checked(panel, qtbot, vanishing_session):
+    panel.update_from(vanishing_session)
+    truth = next(r.value for r in panel.results() if r.id == "q_ratio")
+    edit = panel.answer_edits["q_ratio"]
+    assert panel.check_button.isVisibleTo(panel)
+    seen = set()
+    for guess in ("0.5", "1e-3", "1e-8", f"{truth:.3e}"):  # a student trying numbers
+        edit.clear()
+        qtbot.keyClicks(edit, guess)
+        panel.update_from(vanishing_session)  # the 2 Hz re-check sees every keystroke's text
+        seen.add(panel.statuses()["q_ratio"])
+        assert panel.objective_rows["q_ratio"][0].text().endswith("answered")
+    assert seen == {"answered"}
+    panel.check_answers()
+    assert panel.statuses()["q_ratio"] == DONE
 
 
 def test_the_answer_value_is_never_shown(panel, qtbot, vanishing_session):
@@ -192,8 +213,30 @@ def test_export_submission_raises_a_clear_oserror(tmp_path, vanishing_session):
         export_submission(target, ex, vanishing_session, {})
     msg = str(info.value)
     assert str(target) in msg and VANISHING in msg
-    with pytest.raises(OSError, match="not a .zip"):
-        export_submission(tmp_path / "sub.zip", ex, vanishing_session, {})
+    with pytest.raises(OSError, match="does not exist"):
+        export_submission(tmp_path / "no-such-folder" / "sub.zip", ex, vanishing_session, {})
+    assert not (tmp_path / "no-such-folder").exists()
+
+
+def test_a_submission_named_zip_is_one_zip_the_grader_reads(tmp_path, vanishing_session):
+    ex = load_exercise(resource_path("exercises", "01-vanishing-sigmoid.toml"))
+    zipped = export_submission(tmp_path / "ada.zip", ex, vanishing_session, {"q_ratio": 1e-12}, "Ada")
+    folder = export_submission(tmp_path / "ada", ex, vanishing_session, {"q_ratio": 1e-12}, "Ada")
+    import zipfile
+
+    with zipfile.ZipFile(zipped) as zf:
+        names = sorted(zf.namelist())
+        assert names == sorted(p.name for p in folder.iterdir())
+        for name in names:  # the same content as the folder form (session.json: the export time aside)
+            if name == "session.json":
+                a, b = json.loads(zf.read(name)), json.loads((folder / name).read_text())
+                assert a["config"] == b["config"] and a["events"] == b["events"]
+            else:
+                assert zf.read(name) == (folder / name).read_bytes(), name
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name != "qsettings") == ["ada", "ada.zip"]  # no temporary left
+    g_zip, g_dir = grade(ex, zipped), grade(ex, folder)
+    assert g_zip.error == "" and g_zip.student == "Ada"
+    assert [r.passed for r in g_zip.results] == [r.passed for r in g_dir.results]
 
 
 def test_export_submission_does_not_disguise_a_defect_as_a_write_error(tmp_path, vanishing_session, monkeypatch):

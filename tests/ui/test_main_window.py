@@ -281,14 +281,16 @@ def test_menus_and_toolbar_list_the_window_actions_in_order(window):
     assert texts(menus["&File"].actions()) == ["&Open session…", "&Follow running session…", "|", "&Export session…", "Save plots as &PNG…", "Save &checkpoint…", "|", "&Quit"]
     assert texts(menus["&Run"].actions()) == ["&Run", "&Step", "R&eset", "|", "&Fork", "|", "Pause on &divergence", "Pause when a &toggle applies", "|",
                                               "Step &back (history)", "Step f&orward (history)", "Back to the &latest step"]
-    assert texts(menus["&Help"].actions()) == ["&Glossary…", "&Keyboard shortcuts…", "|", "&Replications…", "|", "Open &log folder", "&About GradSim"]
+    assert texts(menus["&Help"].actions())[0] == "&Welcome and guided lessons…"
+    assert texts(menus["&Help"].actions())[1:] == ["&Glossary…", "&Keyboard shortcuts…", "|", "&Replications…", "|", "Open &log folder", "&About GradSim"]
     view = menus["&View"].actions()
     docks = [d.toggleViewAction() for d in (window.builder_dock, window.toggles_dock, window.event_dock)]
     acts = window.window_actions
     assert view[:3] == [window.teaching.exercise_action, window.teaching.jacobian_action, window.learned.action]
     docks.append(window.diagnosis.dock.toggleViewAction())
     assert view[4:8] == docks and view[8] is acts.view_menu_end  # dock toggles sit above the redraw submenu
-    assert view[-1] is acts.toolbar.toggleViewAction()
+    assert view[-3] is acts.toolbar.toggleViewAction()
+    assert view[-2].isSeparator() and view[-1] is window.presentation.action
     assert texts(acts.toolbar.actions()) == ["&Run", "&Step", "R&eset", "&Fork", "|", "&Open session…", "&Export session…",
                                              "Save plots as &PNG…", "|", "What the network &learns", "|", "", ""]
     # A dock built on demand is listed once: its own action shows it, no second toggle appears.

@@ -51,7 +51,7 @@ def test_exercise_start_loads_config_and_run_fills_objectives_and_theory(window,
     qtbot.waitUntil(lambda: panel.statuses()["vanishes"] == "done", timeout=5000)
     # submission through the worker (Export button, folder dialog answered): graded equal to a direct grade
     sub = tmp_path / "sub"
-    monkeypatch.setattr(QFileDialog, "getExistingDirectory", staticmethod(lambda *a, **k: str(sub)))
+    monkeypatch.setattr(QFileDialog, "getSaveFileName", staticmethod(lambda *a, **k: (str(sub), "")))
     panel.answer_edits["q_ratio"].setText("1e-12")
     # no name typed yet: Export asks once, and the answer is remembered for next time
     asked = []

@@ -43,8 +43,8 @@ def test_plots_label_rows_by_unit_name(qtbot):
     assert _ticks(panel.depth_profile.plot.getAxis("bottom")) == list(NAMES)
     assert panel.layer_curves.legend.texts() == [NAMES[j - 1] for j in default_layers(3)]
     v = float(store.layer_metric("grad_norm")[5, 1])
-    assert panel.heatmap.readout_at(0, 5.0, 2.0).startswith(f"step 5, mixer: grad_norm = {v:.4g}")
-    assert "head: grad_norm" in panel.depth_profile.readout_at(0, 3.0, 0.0)
+    assert panel.heatmap.readout_at(0, 5.0, 2.0).startswith(f"step 5, mixer: ||dL/dW|| = {v:.4g}")
+    assert "head: ||dL/dW||" in panel.depth_profile.readout_at(0, 3.0, 0.0)
     # the curve picker takes names as well as numbers
     panel.layer_curves.layer_edit.setText("head, embed")
     panel.layer_curves.layer_edit.editingFinished.emit()
@@ -106,13 +106,13 @@ def test_heatmap_draws_only_the_units_a_metric_is_defined_for(qtbot):
     panel.refresh(store)
     assert hm.image_data.shape[0] == 3 and _ticks(hm.plot.getAxis("left")) == ["time 1", "time 2", "time 3"]
     v = float(store.layer_metric("act_grad_norm")[7, 2])
-    assert hm.readout_at(0, 7.0, 3.0).startswith(f"step 7, time 3: act_grad_norm = {v:.4g}")
+    assert hm.readout_at(0, 7.0, 3.0).startswith(f"step 7, time 3: ||dL/dz|| = {v:.4g}")
     np.testing.assert_allclose(hm.image_data[:, 7], np.log10(store.layer_metric("act_grad_norm")[7, :3]), rtol=1e-6)
     hm.set_metric("grad_norm")
     panel.refresh(store)
     assert hm.image_data.shape[0] == 1 and _ticks(hm.plot.getAxis("left")) == ["rnn.weight_hh_l0"]
     w = float(store.layer_metric("grad_norm")[4, 3])
-    assert hm.readout_at(0, 4.0, 1.0).startswith(f"step 4, rnn.weight_hh_l0: grad_norm = {w:.4g}")
+    assert hm.readout_at(0, 4.0, 1.0).startswith(f"step 4, rnn.weight_hh_l0: ||dL/dW|| = {w:.4g}")
 
 
 def test_depth_profile_draws_only_the_units_a_metric_is_defined_for(qtbot):
@@ -125,7 +125,7 @@ def test_depth_profile_draws_only_the_units_a_metric_is_defined_for(qtbot):
     panel.refresh(store)
     np.testing.assert_array_equal(dp.values, store.layer_metric("act_grad_norm")[-1, :3].astype(np.float64))
     assert _ticks(dp.plot.getAxis("bottom")) == ["time 1", "time 2", "time 3"]
-    assert dp.readout_at(0, 2.0, 0.0).startswith("step 19, time 2: act_grad_norm")
+    assert dp.readout_at(0, 2.0, 0.0).startswith("step 19, time 2: ||dL/dz||")
 
 
 def test_an_mlp_store_shows_every_row():

@@ -199,7 +199,7 @@ def test_typed_answers_ask_and_save_hands_them_in(qtbot, window, answer, monkeyp
     panel.set_student("Ada")
     asked = answer(Button.Save)
     folder = tmp_path / "hand-in"
-    monkeypatch.setattr(QFileDialog, "getExistingDirectory", staticmethod(lambda *a, **k: str(folder)))
+    monkeypatch.setattr(QFileDialog, "getSaveFileName", staticmethod(lambda *a, **k: (str(folder), "")))
     window.reset_run()
     assert "typed answers" in asked[0] and window.state is RunState.FINISHED
     qtbot.waitUntil(lambda: window.state is RunState.IDLE, timeout=WAIT_MS)

@@ -33,7 +33,7 @@ class DatasetPreview(QWidget):
         self.plot: Any = None
         self.scatter: Any = None
         self._holder = QWidget()
-        self._holder.setFixedHeight(130)
+        self._holder.setFixedHeight(90)
         self._holder.setStyleSheet("background: white;")
         self.note = QLabel("Loading preview…")
         self.note.setWordWrap(True)
@@ -70,7 +70,7 @@ class DatasetPreview(QWidget):
 
         plot = pg.PlotWidget()
         plot.setBackground("w")
-        plot.setFixedHeight(130)
+        plot.setFixedHeight(90)
         plot.setMouseEnabled(False, False)
         plot.hideButtons()
         plot.setMenuEnabled(False)

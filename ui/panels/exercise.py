@@ -125,6 +125,10 @@ class ExercisePanel(QWidget):
         self._exercise: Optional[Exercise] = None
         self._session: Optional[Session] = None
         self._typed: dict[str, dict[str, str]] = {}  # exercise id -> {answer id: text}
+        #: Exercise id -> the answers as they stood when Check answers was last pressed: only
+        #: those are marked right or wrong (marks that followed each keystroke let a student
+        #: type until the mark turned green).
+        self._checked: dict[str, dict[str, float]] = {}
         self._status: dict[str, str] = {}
         self._results: list[Result] = []
         self._hidden: set[str] = set()  # objectives whose values are a question's answer
@@ -196,6 +200,13 @@ class ExercisePanel(QWidget):
         self._answers_holder = QVBoxLayout()
         self._answers_holder.setContentsMargins(0, 0, 0, 0)
         layout.addLayout(self._answers_holder)
+        self.check_button = QPushButton("Check answers")
+        self.check_button.setToolTip(
+            "Mark your typed answers against your run (once per press: editing an answer clears its mark "
+            "until you check again)."
+        )
+        self.check_button.setVisible(False)
+        layout.addWidget(self.check_button)
 
         student_row = QHBoxLayout()
         self.student_label = QLabel("&Name or ID:")
@@ -220,6 +231,7 @@ class ExercisePanel(QWidget):
         self.reload_button.clicked.connect(self._on_reload_clicked)
         self.start_button.clicked.connect(self._on_start_clicked)
         self.export_button.clicked.connect(self._on_export_clicked)
+        self.check_button.clicked.connect(self.check_answers)
         self.reload()
 
     # ----------------------------------------------------------------- public
@@ -313,6 +325,13 @@ class ExercisePanel(QWidget):
             if value is not None:
                 out[aid] = value
         return out
+
+    @Slot()
+    def check_answers(self) -> None:
+        """Mark the typed answers as they are now (the Check answers button)."""
+        if self._exercise is not None:
+            self._checked[self._exercise.id] = self.answers()
+            self._evaluate()
 
     def update_from(self, session: Optional[Session]) -> None:
         """Re-check every objective on ``session`` (the window's mirror, ~2 Hz); None: all pending."""
@@ -456,6 +475,7 @@ class ExercisePanel(QWidget):
         self._answers_holder.addWidget(self._answers_box)
         self._answers_box.setVisible(bool(self.answer_edits))
         self.answers_title.setVisible(bool(self.answer_edits))
+        self.check_button.setVisible(bool(self.answer_edits) and self.answer_feedback and not (ex is not None and ex.hide_marks))
 
     def _check(self, obj: Objective, session: Session, answers: dict[str, float]) -> Result:
         """One objective; a session that does not fit it (e.g. fewer layers) is 'not yet', never a crash."""
@@ -484,6 +504,8 @@ class ExercisePanel(QWidget):
                 status, tip = PENDING, "Waiting for a run." if result is None else "Type your answer below."
             elif isinstance(obj, Answer) and (not self.answer_feedback or ex.hide_marks):
                 status, tip = "answered", "Answered; the grader checks it against your session."
+            elif isinstance(obj, Answer) and self._checked.get(ex.id, {}).get(obj.id) != answers.get(obj.id):
+                status, tip = "answered", "Answered; press Check answers to mark it."
             elif ex.hide_marks:  # the instructor's choice: nothing to guess against until grading
                 status, tip = AT_GRADING, "Marked when your submission is graded (this exercise hides marks until then)."
             else:

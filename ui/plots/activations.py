@@ -59,7 +59,7 @@ class ActivationStats(PlotBase):
         self.plot.addItem(self.saturation_bars)
         self.plot.addItem(self.dead_bars)
         #: Said in words when every bar is zero: an empty plot would look broken, but zero is the value.
-        self.zero_text = pg.TextItem("no saturated or dead units", color="#bdbdbd", anchor=(0.5, 0.5))
+        self.zero_text = pg.TextItem("no saturated\nor dead units", color="#bdbdbd", anchor=(0.5, 0.5))
         self.zero_text.setPos(0.5, 0.5)
         self.zero_text.setVisible(False)
         self.plot.addItem(self.zero_text, ignoreBounds=True)

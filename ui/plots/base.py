@@ -125,6 +125,14 @@ class PlotBase(QWidget):
             return
 
 
+def head_room(vb: pg.ViewBox, span: float) -> float:
+    """How much to add to the top of a y range of ``span`` so RangeFollower.HEAD_PX pixels stay free."""
+    h = float(vb.height())
+    if h <= 2 * RangeFollower.HEAD_PX:
+        h = 2 * RangeFollower.HEAD_PX + 1.0  # not laid out yet (or tiny): about half the plot
+    return span * RangeFollower.HEAD_PX / (h - RangeFollower.HEAD_PX)
+
+
 class RangeFollower:
     """Sets a plot's view range itself instead of pyqtgraph's auto range.
 
@@ -142,9 +150,16 @@ class RangeFollower:
     X_PAD = 0.25
     #: A log y range spans at least this many decades.
     MIN_DECADES = 3
+    #: Pixels kept free above the data for the event flags (two rows), so a flag never covers a curve.
+    HEAD_PX = 30.0
 
     def __init__(self, plot: pg.PlotItem, x: bool = True, y_log: bool = False, y_linear: bool = False) -> None:
         self.plot = plot
+        #: Whether the run is still growing: only then does the x range keep head room on the right
+        #: (a paused or finished run's axis ends at its last step).
+        self.growing = True
+        #: The run's planned last step, if known: the x range never runs past it.
+        self.end: Optional[float] = None
         self.x = x
         self.y_log = y_log
         self.y_linear = y_linear
@@ -157,6 +172,13 @@ class RangeFollower:
         if y_log or y_linear:
             vb.disableAutoRange(axis=pg.ViewBox.YAxis)
         vb.sigRangeChangedManually.connect(self._on_range_changed_manually)
+
+    def set_growing(self, growing: bool, end: Optional[float] = None) -> None:
+        """The run grows (head room on the right) or not (the axis ends at the last step)."""
+        if growing != self.growing or end != self.end:
+            self.growing = growing
+            self.end = end
+            self.x_range = None  # the next update sets the range afresh
 
     def reset(self) -> None:
         """Follow the data again from scratch (a new run)."""
@@ -185,7 +207,9 @@ class RangeFollower:
                 x1 = x0 + 1.0
             cur = self.x_range
             if cur is None or x0 < cur[0] or x1 > cur[1] or (cur[1] - cur[0]) > 2.0 * (x1 - x0) + 10:
-                hi = x1 + self.X_PAD * (x1 - x0) + 1.0
+                hi = x1 + (self.X_PAD * (x1 - x0) if self.growing else 0.0) + 1.0
+                if self.end is not None and x1 <= self.end:
+                    hi = min(hi, self.end + 1.0)
                 self.x_range = (x0, hi)
                 vb.setXRange(x0, hi, padding=0)
         if y is not None and (self.y_log or self.y_linear):
@@ -214,7 +238,7 @@ class RangeFollower:
             cur = self.y_range
             if cur is None or need_lo < cur[0] or need_hi > cur[1] or (cur[1] - cur[0]) > widest:
                 self.y_range = (lo, hi)
-                vb.setYRange(lo, hi, padding=0.02)
+                vb.setYRange(lo, hi + head_room(vb, hi - lo), padding=0.02)
 
     @Slot(object)
     def _on_range_changed_manually(self, mask: object) -> None:

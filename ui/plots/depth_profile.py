@@ -28,6 +28,7 @@ from gradsim.transformer_reference import reference_at
 from .base import PlotBase, RangeFollower
 from .axes import make_log_plot
 from .decimate import LOG_CEIL, LOG_FLOOR, clamp_for_log
+from .unit_ticks import UnitAxis
 from .labels import AXIS_LABELS, fmt, LegendLabel, unit_name, unit_ticks
 from .items import LineItem
 from .unit_axis import unit_axis_title
@@ -68,7 +69,7 @@ class DepthProfile(PlotBase):
         self.legend = LegendLabel()
         self.legend.setVisible(False)
         self._layout.addWidget(self.legend)
-        self.plot: pg.PlotItem = self.graphics.addPlot(row=0, col=0)
+        self.plot: pg.PlotItem = self.graphics.addPlot(row=0, col=0, axisItems={"bottom": UnitAxis("bottom")})
         make_log_plot(self.plot, AXIS_LABELS[self.metric_name], bottom="layer (1 = input side)")
         #: The measured profile: a line with gaps at nan (values clamped to the log range).
         self.curve = self._add(LineItem(pg.mkPen("#56b4e9", width=1)))
@@ -222,8 +223,8 @@ class DepthProfile(PlotBase):
             self.nan_marks.setData(x[high], np.full(int(high.sum()), LOG_CEIL))
         which = "latest step" if self._step_wanted is None else "picked step"
         self.header.set_variants(
-            f"{self.metric_name} per layer at step {self.step} ({which})",
-            f"{self.metric_name} at step {self.step} ({which.split()[0]})",
+            f"{AXIS_LABELS.get(self.metric_name, self.metric_name)} per layer at step {self.step} ({which})",
+            f"{AXIS_LABELS.get(self.metric_name, self.metric_name)} at step {self.step} ({which.split()[0]})",
             f"step {self.step} ({which.split()[0]})",
             f"step {self.step}",
         )
@@ -296,7 +297,7 @@ class DepthProfile(PlotBase):
         if not 1 <= layer <= self.values.size:
             return ""
         store = self._store
-        text = f"step {self.step}, {self._unit(store, layer)}: {self.metric_name} = {fmt(self.values[layer - 1])}"
+        text = f"step {self.step}, {self._unit(store, layer)}: {AXIS_LABELS.get(self.metric_name, self.metric_name)} = {fmt(self.values[layer - 1])}"
         if self.values_b.size >= layer:
             text += f" (A), {fmt(self.values_b[layer - 1])} (B)"
         if self.prediction is not None and layer <= self.prediction.size:

@@ -17,10 +17,11 @@ from PySide6.QtWidgets import QComboBox, QHBoxLayout, QLabel, QWidget
 from gradsim.models.family import unit_rows
 from gradsim.session.store import Session
 
-from .base import RangeFollower, TimePlotBase
+from .base import RangeFollower, TimePlotBase, head_room
 from .axes import plain_axes
 from .decimate import MAX_IMAGE_COLUMNS, BinCache, Bins, nearest_row
-from .labels import HEATMAP_METRICS, METRIC_LABELS, METRIC_TIPS, fmt, unit_name, unit_ticks
+from .unit_ticks import UnitAxis
+from .labels import AXIS_LABELS, HEATMAP_METRICS, METRIC_LABELS, METRIC_TIPS, fmt, unit_name, unit_ticks
 from .markers import EventMarkers, events_text
 from .unit_axis import unit_axis_title
 from .unit_filter import UnitFilterBox, matches, row_ticks, separators
@@ -101,7 +102,7 @@ class GradientHeatmap(TimePlotBase):
         controls.addWidget(self.unit_filter)
         self._layout.addLayout(controls)
 
-        self.plot: pg.PlotItem = self.graphics.addPlot(row=0, col=0)
+        self.plot: pg.PlotItem = self.graphics.addPlot(row=0, col=0, axisItems={"left": UnitAxis("left")})
         plain_axes(self.plot)
         self.plot.setLabel("left", "layer (1 = input side)")
         self.plot.setLabel("bottom", "step")
@@ -305,7 +306,7 @@ class GradientHeatmap(TimePlotBase):
         if n_layers != self._n_layers_shown or ticks != self._ticks:
             self._n_layers_shown = n_layers
             self._ticks = ticks
-            self.plot.setYRange(0.5, n_layers + 0.5, padding=0)
+            self.plot.setYRange(0.5, n_layers + 0.5 + head_room(self.plot.getViewBox(), float(n_layers)), padding=0)
             self.plot.getAxis("left").setTicks([ticks])
             self.plot.setLabel("left", unit_axis_title(store, self._rows))
         self.follower.update(self._x0, float(steps[-1]) + span / 2)
@@ -383,11 +384,11 @@ class GradientHeatmap(TimePlotBase):
         name = self.metric_name
         if a == b:
             v = float(store.layer_metric(name)[a, layer - 1])
-            text = f"step {int(steps[a])}, {unit_name(store, layer)}: {name} = {fmt(v)}"
+            text = f"step {int(steps[a])}, {unit_name(store, layer)}: {AXIS_LABELS.get(name, name)} = {fmt(v)}"
         else:
             lo, hi = float(bins.mn[col, pos - 1]), float(bins.mx[col, pos - 1])
             text = (
-                f"steps {int(steps[a])}-{int(steps[b])}, {unit_name(store, layer)}: {name} in [{fmt(lo)}, {fmt(hi)}]"
+                f"steps {int(steps[a])}-{int(steps[b])}, {unit_name(store, layer)}: {AXIS_LABELS.get(name, name)} in [{fmt(lo)}, {fmt(hi)}]"
                 f" (shown: log10 = {fmt(self.image_data[pos - 1, col])})"
             )
         if self.nonfinite_mask[pos - 1, col]:

@@ -7,6 +7,8 @@ import math
 from typing import Optional, Sequence
 
 from PySide6.QtCore import QSize, Qt
+
+from gradsim.metric_words import METRIC_WORDS
 from PySide6.QtGui import QPainter, QTextDocument
 from PySide6.QtWidgets import QLabel, QSizePolicy
 
@@ -20,14 +22,9 @@ HEATMAP_METRICS: tuple[str, ...] = (
     "update_norm",
 )
 
-METRIC_LABELS: dict[str, str] = {
-    "grad_norm": "||dL/dW|| (weight gradient)",
-    "act_grad_norm": "||dL/dz|| (backprop signal)",
-    "update_ratio": "||update|| / ||W||",
-    "bias_grad_norm": "||dL/db|| (bias gradient)",
-    "weight_norm": "||W|| (weight norm)",
-    "update_norm": "||W_after - W_before||",
-}
+#: The metrics' names in words: one table (gradsim.metric_words) for the plots, the glossary,
+#: the exercises' requirements and the feedback pages.
+METRIC_LABELS: dict[str, str] = {name: METRIC_WORDS[name] for name in HEATMAP_METRICS}
 
 #: Axis titles: short, so a vertical title fits a short plot (the combo box and tooltips give the long names).
 AXIS_LABELS: dict[str, str] = {
@@ -253,14 +250,42 @@ def make_readout(tip: str) -> QLabel:
     return ReadoutLabel(tip)
 
 
+class NoteLabel(FitLabel):
+    """What a plot clamps or leaves out, on one line that never grows into the plot above it:
+    whole parts that fit (cut after "; " or ", "), the full text on hover. ``text()`` is the
+    full note, as callers set it.
+
+    Why: a wrapped note of three clauses under the depth profile at 1280x720 was cut at
+    its top and bottom by the fixed height its layout gave it.
+    """
+
+    TIP = "What this plot clamps or cannot draw (zero, nan, inf), so no gap is silent."
+
+    def __init__(self) -> None:
+        super().__init__("")
+        self.setStyleSheet("color: #e0a040;")
+        self.setToolTip(self.TIP)
+        self._note = ""
+        self.setVisible(False)
+
+    def setText(self, text: str) -> None:  # Qt API
+        if text == self._note:
+            return
+        self._note = text
+        if text:
+            self.set_variants(*readout_variants(text))
+        else:
+            self.set_variants("")
+        self.setToolTip(f"{text}\n\n{self.TIP}" if text else self.TIP)
+        self.setVisible(bool(text))
+
+    def text(self) -> str:  # Qt API
+        return self._note
+
+
 def make_note() -> QLabel:
     """The label that says what the plot clamps or leaves out, so no gap is silent."""
-    label = QLabel("")
-    label.setStyleSheet("color: #e0a040;")
-    label.setWordWrap(True)
-    label.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Fixed)
-    label.setToolTip("What this plot clamps or cannot draw (zero, nan, inf), so no gap is silent.")
-    return label
+    return NoteLabel()
 
 
 

@@ -209,7 +209,7 @@ class SelectedLayersPlot(TimePlotBase):
                 dot.setData([], [])
             self._show_legend()
         self.follower.update(float(steps[0]), x_end, self._range_values(ys))
-        note = nonfinite_note(bins, steps, self.metric_name)
+        note = nonfinite_note(bins, steps, AXIS_LABELS.get(self.metric_name, self.metric_name))
         if bins.k > 1:
             note = f"{bins.k} steps per point (min and max)" + ("; " + note if note else "")
         self.note.setText(note)
@@ -228,7 +228,7 @@ class SelectedLayersPlot(TimePlotBase):
             return ""
         values = store.layer_metric(self.metric_name)[row]
         parts = [f"{unit_name(store, layer)} = {fmt(values[layer - 1])}" for layer in self._shown_layers]
-        text = f"step {int(store.steps[row])}: {self.metric_name} " + ", ".join(parts)
+        text = f"step {int(store.steps[row])}: {AXIS_LABELS.get(self.metric_name, self.metric_name)} " + ", ".join(parts)
         b = self.compare
         if b is not None and len(b):
             rb = nearest_row(b.steps, x)

@@ -13,12 +13,13 @@ from typing import Optional
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QPointF, QRectF, Slot
+from PySide6.QtGui import QFont
 from PySide6.QtWidgets import QLabel, QStackedWidget, QVBoxLayout, QWidget
 
 from gradsim.teaching.learned import BoundaryGrid, Confusion
 
 from .axes import plain_axes, scene_to_view
-from .labels import fmt, make_readout
+from .labels import FitLabel, fmt, make_readout
 
 #: Class colours (Okabe-Ito, colour-blind friendly), one per class of the 2-D sets.
 CLASS_COLOURS = np.array(
@@ -56,7 +57,7 @@ class LearnedPanel(QWidget):
         self.confusion: Optional[Confusion] = None
         layout = QVBoxLayout(self)
         layout.setContentsMargins(2, 2, 2, 2)
-        self.header = QLabel("")
+        self.header = FitLabel("")  # never cut: the longest wording that fits the dock
         layout.addWidget(self.header)
         self.stack = QStackedWidget()
         layout.addWidget(self.stack, 1)
@@ -71,7 +72,8 @@ class LearnedPanel(QWidget):
         plain_axes(self.boundary_plot)
         self.boundary_plot.setLabel("bottom", "input 1")
         self.boundary_plot.setLabel("left", "input 2")
-        self.boundary_plot.setAspectLocked(False)
+        # 1:1: a circle of points must look round, or a student misreads the boundary's shape.
+        self.boundary_plot.setAspectLocked(True, ratio=1.0)
         self.regions = pg.ImageItem(axisOrder="row-major")
         self.boundary_plot.addItem(self.regions)
         self.points = pg.ScatterPlotItem(size=5, pen=pg.mkPen("#000000", width=0.6))
@@ -86,7 +88,15 @@ class LearnedPanel(QWidget):
         self.confusion_plot.invertY(True)
         self.confusion_image = pg.ImageItem(axisOrder="row-major")
         self.confusion_plot.addItem(self.confusion_image)
-        self._cmap_lut = pg.colormap.get("viridis").getLookupTable(nPts=256, alpha=False)
+        cmap = pg.colormap.get("viridis")
+        self._cmap_lut = cmap.getLookupTable(nPts=256, alpha=False)
+        #: The colour scale of the cells (fixed 0..1: a share of the true class's samples).
+        self.confusion_bar = pg.ColorBarItem(values=(0.0, 1.0), colorMap=cmap, interactive=False,
+                                             label="share of the true class", width=14)
+        self.confusion_view.addItem(self.confusion_bar, row=0, col=1)
+        #: One count per cell, drawn on it (pooled: items are made when a larger matrix first
+        #: needs them and hidden, never removed, when a smaller one follows).
+        self.cell_texts: list[pg.TextItem] = []
         self.stack.addWidget(self.confusion_view)
 
         self.readout = make_readout("Class probabilities under the mouse pointer.")
@@ -136,10 +146,35 @@ class LearnedPanel(QWidget):
         k = share.shape[0]
         self.confusion_image.setImage(rgba, autoLevels=False, levels=None)
         self.confusion_image.setRect(QRectF(-0.5, -0.5, k, k))
+        self._draw_counts(conf.counts, share)
         if self.stack.currentWidget() is not self.confusion_view:
             self.stack.setCurrentWidget(self.confusion_view)
             self.confusion_plot.setRange(QRectF(-0.5, -0.5, k, k), padding=0.02)
-        self.header.setText(f"Confusion on the {conf.split} split at step {conf.step}: accuracy {conf.accuracy:.1%}")
+        self.header.set_variants(
+            f"Confusion on the {conf.split} split at step {conf.step}: accuracy {conf.accuracy:.1%}",
+            f"{conf.split} confusion, step {conf.step}: accuracy {conf.accuracy:.1%}",
+            f"step {conf.step}: accuracy {conf.accuracy:.1%}",
+        )
+
+    def _draw_counts(self, counts: np.ndarray, share: np.ndarray) -> None:
+        """The number of samples on each cell, dark on the bright cells and light on the dark ones."""
+        k = counts.shape[0]
+        font = QFont()
+        font.setPointSizeF(8.0 if k <= 10 else 6.5)
+        while len(self.cell_texts) < k * k:
+            item = pg.TextItem("", anchor=(0.5, 0.5))
+            item.setFont(font)
+            self.confusion_plot.addItem(item)
+            self.cell_texts.append(item)
+        for i, item in enumerate(self.cell_texts):
+            if i >= k * k:
+                item.setVisible(False)
+                continue
+            row, col = divmod(i, k)
+            item.setText(str(int(counts[row, col])))
+            item.setColor("#000000" if share[row, col] > 0.55 else "#ffffff")
+            item.setPos(float(col), float(row))
+            item.setVisible(True)
 
     # ------------------------------------------------------------------ hover
     def probabilities_at(self, x: float, y: float) -> Optional[np.ndarray]:

@@ -18,7 +18,7 @@ from .style import EVENT_COLOURS, UNKNOWN_EVENT_COLOUR
 #: A flag's text is cut to this many characters (the hover read-out has the full text).
 FLAG_MAX_CHARS = 36
 #: Flags stack in at most this many rows at the top of a plot before labels are skipped.
-FLAG_ROWS = 3
+FLAG_ROWS = 2
 
 
 def event_label(ev: Event) -> str:
@@ -187,6 +187,9 @@ class EventMarkerItem(pg.GraphicsObject):
             w = img.width() / dpr
             h = img.height() / dpr
             x = xd if xd + w <= right_dev else xd - w  # near the right edge the flag points left
+            left_dev = min(tr.map(QPointF(left, y0)).x(), right_dev)
+            if x < left_dev:
+                x = left_dev  # never cut at the left edge (a flag at step 0 of a narrow plot)
             row = next((r for r in range(FLAG_ROWS) if row_right[r] + 2 <= x), None)
             if row is None:
                 continue  # no room: the hover read-out still names it

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any, Optional
 
 import numpy as np
 from PySide6.QtCore import Qt, Slot
-from PySide6.QtWidgets import QLabel, QSplitter, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QLabel, QSplitter, QTabWidget, QVBoxLayout, QWidget
 
 from gradsim.events import NOTE, START
 from gradsim.session.store import Event, Session
@@ -22,7 +22,18 @@ if TYPE_CHECKING:
     from .base import PlotBase, TimePlotBase
 
 #: The plot widgets a panel holds; they are built on first use (see ``PlotPanel.ensure_built``).
-_PLOT_NAMES = ("heatmap", "depth_profile", "activations", "layer_curves", "update_ratio", "loss_accuracy", "splitters")
+_PLOT_NAMES = ("heatmap", "depth_profile", "activations", "layer_curves", "update_ratio", "loss_accuracy", "splitters",
+               "tabs")
+
+#: Below this width (pixels) the panel shows two plots a row and tabs the three smaller
+#: ones: at 1280x720 the panel is ~900 px wide (~600 with a dock on each side), and three
+#: plots a row clipped their titles, axis labels and legends. Above NARROW_PX + the
+#: hysteresis it goes back to three a row (the gap keeps a width near the limit from
+#: switching back and forth as scroll bars or minimum sizes move it by a few pixels).
+NARROW_PX = 940
+NARROW_HYSTERESIS_PX = 40
+#: The tabs of the narrow layout: plot attribute -> tab title.
+NARROW_TABS = (("layer_curves", "Layers"), ("update_ratio", "Update ratio"), ("activations", "Saturation"))
 
 
 def _store_key(store: Optional[Session]) -> tuple:
@@ -71,6 +82,7 @@ class PlotPanel(QWidget):
         self._compare: Optional[Session] = None
         self._key: Optional[tuple] = None
         self._n_events = -1
+        self._growing = True
         self._layout = QVBoxLayout(self)
         self._layout.setContentsMargins(0, 0, 0, 0)
         self._placeholder = QLabel("Preparing the plots\u2026")
@@ -134,6 +146,12 @@ class PlotPanel(QWidget):
         bottom.setSizes([3000, 3000, 2600])
         outer.setSizes([3000, 2000])
         self.splitters = (outer, top, bottom)
+        #: The narrow layout's tabs (layer curves, update ratio, saturation); empty when wide.
+        self.tabs = QTabWidget()
+        self.tabs.setDocumentMode(True)
+        self.tabs.hide()
+        bottom.addWidget(self.tabs)  # hidden at the end of the bottom row until the layout is narrow
+        self.narrow = False
         self._layout.replaceWidget(self._placeholder, outer)
         self._placeholder.deleteLater()
 
@@ -144,6 +162,66 @@ class PlotPanel(QWidget):
         self.layer_curves.layers_changed.connect(self._on_curve_layers_changed)
         self.update_ratio.layers_changed.connect(self._on_ratio_layers_changed)
         self.set_metric(self.metric_name)
+        self._fit_layout(self.width())
+        self.set_growing(self._growing)
+
+    def set_growing(self, growing: bool) -> None:
+        """Whether the run is training now: the step axes keep head room only while it does,
+        so a paused or finished run's axes end at its last step (and never past its planned end)."""
+        self._growing = growing
+        if not self._built:
+            return
+        end = None
+        config = getattr(self._store, "config", None)
+        steps = config.get("steps") if isinstance(config, dict) else getattr(config, "steps", None)
+        if isinstance(steps, int) and self._compare is None:
+            end = float(steps)
+        for plot in self.time_plots:
+            for f in plot.followers:
+                f.set_growing(growing, end)
+        if self._store is not None:
+            self.refresh(self._store, force=True, compare=self._compare)
+
+    # ----------------------------------------------------------------- layout
+    def resizeEvent(self, event) -> None:  # Qt API
+        super().resizeEvent(event)
+        if self._built:
+            self._fit_layout(event.size().width())
+
+    def _fit_layout(self, width: int) -> None:
+        """Three plots a row when there is room, else two a row and the small ones as tabs."""
+        if width <= 0:
+            return
+        if not self.narrow and width < NARROW_PX:
+            self.set_narrow(True)
+        elif self.narrow and width > NARROW_PX + NARROW_HYSTERESIS_PX:
+            self.set_narrow(False)
+
+    def set_narrow(self, narrow: bool) -> None:
+        """Choose the layout: narrow (heatmap | depth profile over tabs | loss) or wide (3 + 3)."""
+        if narrow == self.narrow:
+            return
+        self.narrow = narrow
+        outer, top, bottom = self.splitters
+        if narrow:
+            for name, title in NARROW_TABS:
+                self.tabs.addTab(getattr(self, name), title)
+            bottom.insertWidget(0, self.tabs)
+            self.tabs.show()
+            top.setSizes([5000, 4000])
+            bottom.setSizes([5000, 4000])
+        else:
+            self.tabs.hide()
+            while self.tabs.count():
+                self.tabs.removeTab(0)
+            top.insertWidget(2, self.activations)
+            bottom.insertWidget(0, self.layer_curves)
+            bottom.insertWidget(1, self.update_ratio)
+            bottom.addWidget(self.tabs)
+            for plot in (self.activations, self.layer_curves, self.update_ratio):
+                plot.show()
+            top.setSizes([5000, 2300, 2300])
+            bottom.setSizes([3000, 3000, 2600, 0])
 
     # ----------------------------------------------------------------- public
     @property
@@ -179,6 +257,9 @@ class PlotPanel(QWidget):
             return False
         if (compare is None) != (self._compare is None):
             self.heatmap.set_forked(compare is not None)
+        if store is not self._store or compare is not self._compare:
+            self._store, self._compare = store, compare
+            self.set_growing(self._growing)  # the planned end of the new store
         self._store = store
         self._compare = compare
         self._key = key
