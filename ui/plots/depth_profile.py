@@ -8,7 +8,8 @@ the weights of the step shown: the per-layer gains the trainer recorded
 Where no prediction applies the note says why in words instead of a line; where
 one was recorded but training has since moved the weights away from the i.i.d.
 draw the theory assumes (gradsim.theory_domain), the line stays, marked in the
-legend, and the note says in words that it no longer applies and by how much.
+legend, and the note says in words that it no longer applies and by how much;
+for a vanilla RNN out of its domain (gradsim.theory_domain_rnn) the words replace the line.
 """
 from __future__ import annotations
 
@@ -23,6 +24,7 @@ from gradsim.metrics import LAYER_INDEX, LAYER_METRICS, PRED_MIN_WIDTH
 from gradsim.models.family import unit_rows
 from gradsim.session.store import Session
 from gradsim.theory_domain import Verdict, verdict_at
+from gradsim.theory_domain_rnn import RecurrentVerdict
 
 from .base import PlotBase, RangeFollower
 from .axes import make_log_plot
@@ -262,6 +264,12 @@ class DepthProfile(PlotBase):
         self.prediction_step = int(store.steps[src])
         self.prediction_gap = ""
         self.domain = verdict_at(store, src)
+        if isinstance(self.domain, RecurrentVerdict) and not self.domain.in_domain:
+            # out of the recurrent theory's domain the line would mislead: words instead
+            self.prediction_gap = self.domain.words()
+            if self.prediction is not None:
+                self.set_prediction(None)
+            return
         anchor = float(values[-1]) if values.size else float("nan")
         profile = np.full(gains.size, np.nan)
         if np.isfinite(anchor):
