@@ -186,7 +186,9 @@ class DepthProfile(PlotBase):
             high = ~np.isfinite(values) | (values > LOG_CEIL)
         ok = ~np.isnan(y)
         self.points.setData(x[ok], y[ok])
-        ticks = unit_ticks(store, values.size, shown=self._rows)
+        # as many unit names as fit side by side ("t 200" is about 40 px wide)
+        most = max(3, min(12, int(self.plot.getViewBox().width() // _TICK_PX)))
+        ticks = unit_ticks(store, values.size, most=most, shown=self._rows)
         if values.size != self._n_layers_shown or ticks != self._ticks:
             self._n_layers_shown = values.size
             self._ticks = ticks
@@ -308,6 +310,7 @@ class DepthProfile(PlotBase):
 
 
 _PRED = LAYER_INDEX["pred_gain"]
+_TICK_PX = 55  # horizontal room one unit-name tick label needs
 _SEARCH_BACK = 4096  # rows looked at first; recorded predictions are at most stats_every steps apart
 
 
