@@ -245,6 +245,10 @@ def verdict_at(session: Any, row: int) -> Optional[Verdict]:
     """The verdict on recorded row ``row`` of a Session (None: no prediction there,
     not an MLP, or nothing to test)."""
     cfg = session.config or {}
+    if cfg.get("model") == "rnn":
+        from .theory_domain_rnn import rnn_verdict_at  # the sibling imports this module
+
+        return rnn_verdict_at(session, row)
     if cfg.get("model", "mlp") != "mlp" or not 0 <= row < len(session):
         return None
     layers = session.layers[row]
@@ -267,7 +271,7 @@ def session_verdicts(session: Any) -> tuple[np.ndarray, np.ndarray]:
     n = len(session)
     flag = np.full(n, np.nan)
     err = np.full(n, np.nan)
-    if n == 0 or (session.config or {}).get("model", "mlp") != "mlp":
+    if n == 0 or (session.config or {}).get("model", "mlp") not in ("mlp", "rnn"):
         return flag, err
     rows = np.flatnonzero(np.isfinite(session.layers[:, 0, _PRED]))
     for i in rows.tolist():

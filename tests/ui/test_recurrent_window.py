@@ -137,3 +137,46 @@ def test_recurrent_toggles_reach_the_engine_and_the_readouts_follow(window, qtbo
     t.recurrent_init.setText("normal:-1")
     t.recurrent_init_apply.click()
     assert t.error_label.isVisible() and "normal:-1" in t.error_label.text()
+
+
+def test_the_profile_over_time_says_in_words_when_the_rnn_theory_does_not_apply(qtbot):
+    import dataclasses
+
+    from gradsim.teaching.presets import load_preset
+    from gradsim.train.trainer import Trainer
+    from ui.plots.depth_profile import DepthProfile
+
+    def profile_of(cfg):
+        t = Trainer(cfg)
+        t.step()
+        p = DepthProfile()
+        qtbot.addWidget(p)
+        p.set_metric("act_grad_norm")
+        p.refresh(t.session)
+        return p
+
+    inside = profile_of(RunConfig(model="rnn", dataset="adding", seq_len=20, depth=1, width=64, steps=1, recurrent_init="normal:1"))
+    assert inside.prediction is not None and np.isfinite(inside.prediction).any() and "no theory line" not in inside.note.text()
+    outside = profile_of(dataclasses.replace(load_preset("irnn").config, steps=1))
+    assert outside.prediction is None and outside.domain is not None and not outside.domain.in_domain
+    assert "identity" in outside.note.text() and "no theory line" in outside.note.text()
+
+
+def test_long_sequences_get_few_round_time_ticks_that_fit_the_profile(qtbot):
+    from ui.plots.depth_profile import DepthProfile
+    from ui.plots.labels import unit_ticks
+
+    store = _recurrent_store(T=200)
+    pos = [int(p) for p, _ in unit_ticks(store, 200)]
+    assert pos[0] == 1 and pos[-1] == 200 and len(pos) <= 13
+    inner = pos[1:-1]
+    step = inner[0]
+    assert inner == list(range(step, step * (len(inner) + 1), step)) and str(step)[0] in "125" and set(str(step)[1:]) <= {"0"}
+    assert min(np.diff(pos)) > step / 2  # no two labels closer than half a step
+    p = DepthProfile()
+    qtbot.addWidget(p)
+    p.resize(220, 300)
+    p.set_metric("act_grad_norm")
+    p.refresh(store)
+    names = [name for _, name in p._ticks]
+    assert 3 <= len(names) <= max(3, int(p.plot.getViewBox().width() // 55)) + 2 and names[0] == "t 1" and names[-1] == "t 200"

@@ -8,7 +8,8 @@ the weights of the step shown: the per-layer gains the trainer recorded
 Where no prediction applies the note says why in words instead of a line; where
 one was recorded but training has since moved the weights away from the i.i.d.
 draw the theory assumes (gradsim.theory_domain), the line stays, marked in the
-legend, and the note says in words that it no longer applies and by how much.
+legend, and the note says in words that it no longer applies and by how much;
+for a vanilla RNN out of its domain (gradsim.theory_domain_rnn) the words replace the line.
 """
 from __future__ import annotations
 
@@ -24,6 +25,7 @@ from gradsim.models.family import unit_rows
 from gradsim.session.store import Session
 from gradsim.theory_domain import Verdict, verdict_at
 from gradsim.transformer_reference import reference_at
+from gradsim.theory_domain_rnn import RecurrentVerdict
 
 from .base import PlotBase, RangeFollower
 from .axes import make_log_plot
@@ -191,7 +193,9 @@ class DepthProfile(PlotBase):
             # them, few enough for three digits to fit (the heatmap and the hover read-out name them)
             ticks = [(x, str(int(x))) for x, _ in unit_ticks(store, values.size, most=6, shown=self._rows)]
         else:
-            ticks = unit_ticks(store, values.size, shown=self._rows)
+            # as many unit names as fit side by side ("t 200" is about 40 px wide)
+            most = max(3, min(12, int(self.plot.getViewBox().width() // _TICK_PX)))
+            ticks = unit_ticks(store, values.size, most=most, shown=self._rows)
         if values.size != self._n_layers_shown or ticks != self._ticks:
             self._n_layers_shown = values.size
             self._ticks = ticks
@@ -271,6 +275,12 @@ class DepthProfile(PlotBase):
         self.prediction_step = int(store.steps[src])
         self.prediction_gap = ""
         self.domain = verdict_at(store, src)
+        if isinstance(self.domain, RecurrentVerdict) and not self.domain.in_domain:
+            # out of the recurrent theory's domain the line would mislead: words instead
+            self.prediction_gap = self.domain.words()
+            if self.prediction is not None:
+                self.set_prediction(None)
+            return
         anchor = float(values[-1]) if values.size else float("nan")
         profile = np.full(gains.size, np.nan)
         if np.isfinite(anchor):
@@ -309,6 +319,7 @@ class DepthProfile(PlotBase):
 
 
 _PRED = LAYER_INDEX["pred_gain"]
+_TICK_PX = 55  # horizontal room one unit-name tick label needs
 _SEARCH_BACK = 4096  # rows looked at first; recorded predictions are at most stats_every steps apart
 
 

@@ -302,6 +302,13 @@ def unit_ticks(store: object, n_layers: int, most: int = 12, shown: Optional[Seq
     last. ``shown`` (0-based rows, one per position) names a subset of the rows."""
     if n_layers < 1:
         return []
-    step = max(1, math.ceil(n_layers / most))
-    rows = sorted(set(range(1, n_layers + 1, step)) | {n_layers})
+    if n_layers <= most:
+        rows = list(range(1, n_layers + 1))
+    else:
+        # a round step (1, 2, 5 x 10^k) on its multiples reads at a glance (t 50, t 100, ..., not
+        # t 18, t 35); multiples closer than half a step to an end are dropped so no two labels touch
+        raw = n_layers / max(1, most - 1)
+        mag = 10.0 ** math.floor(math.log10(raw))
+        step = int(next(m * mag for m in (1, 2, 5, 10) if m * mag >= raw))
+        rows = [1] + [r for r in range(step, n_layers, step) if r - 1 > step / 2 and n_layers - r > step / 2] + [n_layers]
     return [(float(r), unit_name(store, shown[r - 1] + 1 if shown is not None else r)) for r in rows]
