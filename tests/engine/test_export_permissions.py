@@ -11,6 +11,7 @@ import sys
 import numpy as np
 import pytest
 
+from gradsim.metrics import STEP_METRICS
 from gradsim.session import io as session_io
 from gradsim.session.store import Session, StepRecord
 
@@ -30,7 +31,7 @@ def _mode(p):
 
 def _session():
     s = Session(2, {"depth": 1})
-    s.append(StepRecord(0, np.zeros(8), np.zeros((2, 11), np.float32), True))
+    s.append(StepRecord(0, np.zeros(len(STEP_METRICS)), np.zeros((2, 11), np.float32), True))
     return s
 
 

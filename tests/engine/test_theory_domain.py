@@ -6,7 +6,7 @@ import math
 import numpy as np
 import pytest
 
-from gradsim.metrics import LAYER_INDEX
+from gradsim.metrics import LAYER_INDEX, STEP_METRICS
 from gradsim.session.store import Event, Session
 from gradsim.teaching.presets import load_preset, preset_names
 from gradsim.theory_domain import Z, dphi2_at_unit_variance, dphi_max, judge, session_verdicts, verdict_at
@@ -152,7 +152,7 @@ def test_events_change_the_structure_the_rule_reads():
     from gradsim.session.store import StepRecord
 
     for step in (0, 10, 20):
-        s.append(StepRecord(step, np.zeros(8), layers, True))
+        s.append(StepRecord(step, np.zeros(len(STEP_METRICS)), layers, True))
     s.events += [Event(10, "activation", "tanh"), Event(20, "batchnorm", "on")]
     tols = [verdict_at(s, i).tolerance for i in range(3)]
     r_relu = 1.0
