@@ -190,6 +190,9 @@ class MainWindow(QMainWindow):
     # ================================================================ settings
     def _restore_settings(self) -> None:
         r = st.restore_window(self)
+        # The saved layout holds the saved-session toolbar as it was at quit; no session is open
+        # at start, so an empty bar would come back (--open shows it again once loaded).
+        self.viewer.bar.setVisible(False)
         self.builder.set_config(r.config)
         if r.config_ok:
             self.builder.set_schedule(r.schedule)

@@ -482,6 +482,20 @@ def test_settings_remember_config_and_window_state(qtbot, isolated_settings):
     w2.close()
 
 
+def test_a_quit_with_a_session_open_leaves_no_empty_viewer_toolbar_at_the_next_start(qtbot, isolated_settings):
+    w = MainWindow()
+    qtbot.addWidget(w)
+    w.show()
+    w.viewer.bar.setVisible(True)  # as while a saved session is open
+    w.close()
+
+    w2 = MainWindow()
+    qtbot.addWidget(w2)
+    w2.show()
+    assert not w2.viewer.bar.isVisible() and w2.viewer.path == ""
+    w2.close()
+
+
 def test_corrupt_settings_fall_back_to_defaults(qtbot):
     from ui import settings as st
 
