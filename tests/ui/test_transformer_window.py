@@ -1,6 +1,7 @@
 """The window with the transformer family: the builder shows heads, norm position and warm-up
 for transformers only (a width the heads do not divide is refused with the engine's message),
-and the post-ln / pre-ln presets start in the window and train, their plots over stream units."""
+the post-ln / pre-ln presets start in the window and train, and the heatmap shows stream units
+by default, block units on request (readable at depth 24)."""
 from __future__ import annotations
 
 import pytest
@@ -58,6 +59,61 @@ def test_the_transformer_presets_start_and_train_in_the_window(window, qtbot, na
     store = window.mirror
     kinds = [u.kind for u in store.units]
     assert kinds.count("stream") == p.config.depth + 1 and kinds.count("block") == 2 * p.config.depth
+    window.plots.ensure_built()
     window.plots.refresh(store, force=True)
-    drawn = [store.units[i].kind for i in window.plots.heatmap._rows]
-    assert "stream" in drawn
+    assert window.plots.heatmap.metric_name == "act_grad_norm"  # the preset's view
+    assert {store.units[i].kind for i in window.plots.heatmap._rows} == {"stream"}
+
+
+def _transformer_store(depth=24, heads=8, n=10):
+    import numpy as np
+
+    from gradsim.metrics import LAYER_METRICS, STEP_METRICS
+    from gradsim.models.family import transformer_units
+    from gradsim.session.store import Session, StepRecord
+
+    units = transformer_units(depth)
+    s = Session(len(units), {"model": "transformer", "depth": depth, "width": 8 * heads, "heads": heads, "seq_len": 8}, units=units)
+    rng = np.random.default_rng(1)
+    for i in range(n):
+        layers = (10.0 ** rng.uniform(-4, 1, (len(units), len(LAYER_METRICS)))).astype(np.float32)
+        s.append(StepRecord(i, np.zeros(len(STEP_METRICS)), layers, True))
+    return s
+
+
+def test_the_heatmap_shows_stream_units_by_default_and_block_units_on_request(qtbot):
+    import numpy as np
+
+    from ui.plots.heatmap import GradientHeatmap
+
+    store = _transformer_store()
+    h = GradientHeatmap()
+    qtbot.addWidget(h)
+    h.resize(900, 500)
+    h.set_metric("act_grad_norm")
+    h.refresh(store)
+    assert not h.unit_combo.isHidden()
+    streams = [i for i, u in enumerate(store.units) if u.kind == "stream"]
+    blocks = [i for i, u in enumerate(store.units) if u.kind == "block"]
+    assert h._rows == streams and len(streams) == 25
+    want = np.log10(store.layer_metric("act_grad_norm")[:, streams].astype(np.float64)).T
+    np.testing.assert_allclose(h._val[:, : len(store)], want, rtol=1e-5)
+    ticks = h.plot.getAxis("left")._tickLevels[0]
+    assert len(ticks) <= 13 and ticks[0][1] == "stream 1" and ticks[-1][1] == "stream 25"  # readable at depth 24
+    h.set_unit_kind("block")
+    assert h._rows == blocks and len(blocks) == 48
+    want = np.log10(store.layer_metric("act_grad_norm")[:, blocks].astype(np.float64)).T
+    np.testing.assert_allclose(h._val[:, : len(store)], want, rtol=1e-5)
+    with pytest.raises(ValueError, match="'token'"):
+        h.set_unit_kind("token")
+
+
+def test_the_heatmap_offers_no_unit_choice_for_a_recurrent_run(qtbot):
+    from ui.plots.heatmap import GradientHeatmap
+    from tests.ui.test_recurrent_window import _recurrent_store
+
+    h = GradientHeatmap()
+    qtbot.addWidget(h)
+    h.set_metric("act_grad_norm")
+    h.refresh(_recurrent_store())
+    assert h.unit_combo.isHidden()

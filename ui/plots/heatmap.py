@@ -93,6 +93,16 @@ class GradientHeatmap(TimePlotBase):
         self.branch_combo.setVisible(False)
         self.branch_combo.currentIndexChanged.connect(self._on_branch_changed)
         controls.addWidget(self.branch_combo)
+        #: Which units of a transformer run the image shows: its residual stream (one row per block
+        #: boundary, the gradient's path) or its sublayers (attention and MLP of each block).
+        self.unit_combo = QComboBox()
+        self.unit_combo.addItem("stream units", "stream")
+        self.unit_combo.addItem("block units", "block")
+        self.unit_combo.setToolTip("A transformer run: rows for the residual stream between blocks (||dL/dx_l||), "
+                                   "or for each block's attention and MLP sublayers.")
+        self.unit_combo.setVisible(False)
+        self.unit_combo.currentIndexChanged.connect(self._on_unit_kind_changed)
+        controls.addWidget(self.unit_combo)
         controls.addStretch(1)
         self._layout.addLayout(controls)
 
@@ -149,6 +159,17 @@ class GradientHeatmap(TimePlotBase):
         self._update_tooltip()
 
     # ----------------------------------------------------------------- public
+    def set_unit_kind(self, kind: str) -> None:
+        """Show a transformer run's "stream" units (the default) or its "block" units."""
+        idx = self.unit_combo.findData(kind)
+        if idx < 0:
+            raise ValueError(f"unit kind {kind!r}: one of stream, block")
+        self.unit_combo.setCurrentIndex(idx)
+
+    def _on_unit_kind_changed(self, _index: int) -> None:
+        self._cache.reset()
+        self.redraw()
+
     def set_metric(self, name: str) -> None:
         """Colour the image by another per-layer metric (one of ``HEATMAP_METRICS``)."""
         if name not in HEATMAP_METRICS:
@@ -250,6 +271,11 @@ class GradientHeatmap(TimePlotBase):
             return
         view = store.layer_metric(self.metric_name)
         rows = unit_rows(store.units, self.metric_name)
+        kinds = [u.kind for u in store.units]
+        self.unit_combo.setVisible("stream" in kinds)
+        if "stream" in kinds:  # a transformer: one kind of unit at a time (each row the same quantity)
+            picked = [i for i in rows if kinds[i] == self.unit_combo.currentData()]
+            rows = picked or rows  # a parameter metric has no stream rows: its weight groups
         if len(rows) == store.n_layers:  # every unit (an MLP): no gather
             self._rows = None
             bins = self._cache.update(store, (self.metric_name, store.n_layers), lambda a, b: view[a:b])
