@@ -117,3 +117,25 @@ def test_the_heatmap_offers_no_unit_choice_for_a_recurrent_run(qtbot):
     h.set_metric("act_grad_norm")
     h.refresh(_recurrent_store())
     assert h.unit_combo.isHidden()
+
+
+def test_the_depth_profile_follows_the_heatmaps_unit_kind(qtbot):
+    import numpy as np
+
+    from ui.plots.panel import PlotPanel
+
+    store = _transformer_store(depth=4, heads=2)
+    panel = PlotPanel()
+    qtbot.addWidget(panel)
+    panel.resize(1000, 600)
+    panel.set_metric("act_grad_norm")
+    panel.refresh(store, force=True)
+    streams = [i for i, u in enumerate(store.units) if u.kind == "stream"]
+    blocks = [i for i, u in enumerate(store.units) if u.kind == "block"]
+    dp = panel.depth_profile
+    assert dp._rows == streams  # never stream and sublayer ticks on one axis
+    np.testing.assert_allclose(dp.values, store.layer_metric("act_grad_norm")[-1, streams].astype(np.float64))
+    panel.heatmap.set_unit_kind("block")
+    panel.refresh(store, force=True)
+    assert dp._rows == blocks
+    np.testing.assert_allclose(dp.values, store.layer_metric("act_grad_norm")[-1, blocks].astype(np.float64))

@@ -30,7 +30,7 @@ from .axes import make_log_plot
 from .decimate import LOG_CEIL, LOG_FLOOR, clamp_for_log
 from .labels import AXIS_LABELS, fmt, LegendLabel, unit_name, unit_ticks
 from .items import LineItem
-from .unit_axis import unit_axis_title
+from .unit_axis import rows_of_kind, unit_axis_title
 
 
 class DepthProfile(PlotBase):
@@ -94,6 +94,8 @@ class DepthProfile(PlotBase):
         self._ticks: list[tuple[float, str]] = []
         #: 0-based store rows drawn at x = 1, 2, ...; None: every row.
         self._rows: Optional[list[int]] = None
+        #: Which units of a transformer run are drawn: "stream" or "block" (see set_unit_kind).
+        self.unit_kind = "stream"
         self._finish_layout()
 
     def _add(self, item: LineItem) -> LineItem:
@@ -107,6 +109,13 @@ class DepthProfile(PlotBase):
             raise ValueError(f"metric {name!r}: one of {', '.join(LAYER_METRICS)}")
         self.metric_name = name
         self.plot.setLabel("left", AXIS_LABELS.get(name, name))
+        self.redraw()
+
+    def set_unit_kind(self, kind: str) -> None:
+        """Draw a transformer run's "stream" units or its "block" units (other runs: no change)."""
+        if kind not in ("stream", "block"):
+            raise ValueError(f"unit kind {kind!r}: one of stream, block")
+        self.unit_kind = kind
         self.redraw()
 
     def show_step(self, step: Optional[int]) -> None:
@@ -179,8 +188,9 @@ class DepthProfile(PlotBase):
         else:
             row = int(np.clip(np.searchsorted(steps, self._step_wanted, side="right") - 1, 0, n - 1))
         self.step = int(steps[row])
-        rows = unit_rows(store.units, self.metric_name)
-        # only the units this metric is defined for (time steps, not weight groups)
+        # only the units this metric is defined for (time steps, not weight groups; a
+        # transformer's stream or its blocks, as the heatmap shows)
+        rows = rows_of_kind(store.units, unit_rows(store.units, self.metric_name), self.unit_kind)
         self._rows = None if len(rows) == store.n_layers else rows
         values = self._shown(store.layer_metric(self.metric_name)[row].astype(np.float64))
         self.values = values

@@ -22,7 +22,7 @@ from .axes import plain_axes
 from .decimate import MAX_IMAGE_COLUMNS, BinCache, Bins, nearest_row
 from .labels import HEATMAP_METRICS, METRIC_LABELS, METRIC_TIPS, fmt, unit_name, unit_ticks
 from .markers import EventMarkers, events_text
-from .unit_axis import unit_axis_title
+from .unit_axis import rows_of_kind, unit_axis_title
 
 #: Colour of cells holding nan, +inf or a negative value (not a valid norm).
 NONFINITE_RGB = (255, 0, 255)
@@ -271,11 +271,8 @@ class GradientHeatmap(TimePlotBase):
             return
         view = store.layer_metric(self.metric_name)
         rows = unit_rows(store.units, self.metric_name)
-        kinds = [u.kind for u in store.units]
-        self.unit_combo.setVisible("stream" in kinds)
-        if "stream" in kinds:  # a transformer: one kind of unit at a time (each row the same quantity)
-            picked = [i for i in rows if kinds[i] == self.unit_combo.currentData()]
-            rows = picked or rows  # a parameter metric has no stream rows: its weight groups
+        self.unit_combo.setVisible(any(u.kind == "stream" for u in store.units))
+        rows = rows_of_kind(store.units, rows, self.unit_combo.currentData())
         if len(rows) == store.n_layers:  # every unit (an MLP): no gather
             self._rows = None
             bins = self._cache.update(store, (self.metric_name, store.n_layers), lambda a, b: view[a:b])
