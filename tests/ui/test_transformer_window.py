@@ -99,9 +99,12 @@ def test_the_heatmap_shows_stream_units_by_default_and_block_units_on_request(qt
     want = np.log10(store.layer_metric("act_grad_norm")[:, streams].astype(np.float64)).T
     np.testing.assert_allclose(h._val[:, : len(store)], want, rtol=1e-5)
     ticks = h.plot.getAxis("left")._tickLevels[0]
-    assert len(ticks) <= 13 and ticks[0][1] == "stream 1" and ticks[-1][1] == "stream 25"  # readable at depth 24
+    assert len(ticks) <= 13 and ticks[0][1] == "1" and ticks[-1][1] == "25"  # readable at depth 24: numbers, titled
+    assert h.plot.getAxis("left").labelText.startswith("residual stream")
     h.set_unit_kind("block")
     assert h._rows == blocks and len(blocks) == 48
+    names = [t[1] for t in h.plot.getAxis("left")._tickLevels[0]]
+    assert len(names) <= 13 and names[0] == "attn 1" and names[-1] == "mlp 24" and h.plot.getAxis("left").labelText.startswith("sublayer")
     want = np.log10(store.layer_metric("act_grad_norm")[:, blocks].astype(np.float64)).T
     np.testing.assert_allclose(h._val[:, : len(store)], want, rtol=1e-5)
     with pytest.raises(ValueError, match="'token'"):

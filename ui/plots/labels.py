@@ -279,4 +279,8 @@ def unit_ticks(store: object, n_layers: int, most: int = 12, shown: Optional[Seq
         return []
     step = max(1, math.ceil(n_layers / most))
     rows = sorted(set(range(1, n_layers + 1, step)) | {n_layers})
-    return [(float(r), unit_name(store, shown[r - 1] + 1 if shown is not None else r)) for r in rows]
+    ticks = [(float(r), unit_name(store, shown[r - 1] + 1 if shown is not None else r)) for r in rows]
+    if all(name.startswith("stream ") for _, name in ticks):
+        # a transformer's stream: the numbers alone fit a narrow axis; its title says "stream"
+        ticks = [(x, name[len("stream "):]) for x, name in ticks]
+    return ticks

@@ -15,6 +15,8 @@ from .layer_choice import default_layers
 LAYER_TITLE = "layer (1 = input side)"
 TIME_TITLE = "time step t (1 = first input)"
 PARAM_TITLE = "parameter group"
+STREAM_TITLE = "residual stream entering block l (1 = input side)"
+BLOCK_TITLE = "sublayer (attn l, mlp l; 1 = input side)"
 
 
 def unit_axis_title(store: object, rows: Optional[Sequence[int]] = None) -> str:
@@ -26,6 +28,10 @@ def unit_axis_title(store: object, rows: Optional[Sequence[int]] = None) -> str:
         return TIME_TITLE
     if kinds == {"param"}:
         return PARAM_TITLE
+    if kinds == {"stream"}:
+        return STREAM_TITLE
+    if kinds == {"block"}:
+        return BLOCK_TITLE
     return LAYER_TITLE
 
 
