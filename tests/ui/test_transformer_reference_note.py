@@ -1,5 +1,6 @@
-"""The depth profile of a transformer run says the Xiong et al. reference in words: the Pre-LN
-law at initialisation, and that it does not apply to trained weights."""
+"""The depth profile of a transformer run says the Xiong et al. reference in words (the Pre-LN
+law at initialisation, and that it does not apply to trained weights) and draws its level line,
+dashed, where one applies."""
 from __future__ import annotations
 
 from gradsim.config import RunConfig
@@ -22,3 +23,31 @@ def test_the_note_carries_the_reference_words_at_init_and_after_training(qtbot):
     assert "derived for weights at initialisation; by step 2" in dp.note.text()
     dp.set_metric("act_grad_norm")
     assert "Xiong" not in dp.note.text()
+
+
+def test_the_reference_line_is_drawn_where_one_applies_at_the_references_value(qtbot):
+    import numpy as np
+
+    cfg = RunConfig(model="transformer", dataset="recall-last", seq_len=4, depth=3, width=16, heads=2, n_samples=64, batch_size=16,
+                    steps=3, stats_every=1, optimizer="adam", lr=1e-3, norm_position="pre")
+    s = Trainer(cfg).run()
+    dp = DepthProfile()
+    qtbot.addWidget(dp)
+    dp.set_metric("grad_norm")
+    dp.refresh(s)
+    dp.show_step(0)
+    ref = reference_at(s, 0)
+    assert ref.line is not None
+    x, y = dp.reference
+    # the block units sit at their positions among the drawn parameter rows (blocks, then embed and head)
+    drawn = dp._rows if dp._rows is not None else list(range(len(s.units)))
+    assert [drawn[int(p) - 1] for p in x] == list(ref.rows) and len(x) == 2 * cfg.depth
+    blocks = np.asarray(s.layer_metric("grad_norm")[0], dtype=np.float64)[list(ref.rows)]
+    np.testing.assert_allclose(y, np.exp(np.mean(np.log(blocks))), rtol=1e-12)  # the geometric mean, level
+    np.testing.assert_allclose(dp.reference_curve._y, ref.line, rtol=1e-12)  # what the item draws
+    np.testing.assert_array_equal(dp.reference_curve._x, x)
+    assert dp.reference_curve.opts["pen"].style() == dp.prediction_curve.opts["pen"].style()  # dashed like the theory line
+    assert "reference (Xiong et al.)" in [e[1] for e in dp.legend._entries]
+    dp.show_step(2)  # trained weights: words only
+    assert dp.reference[0].size == 0 and dp.reference_curve._y.size == 0
+    assert "reference (Xiong et al.)" not in [e[1] for e in dp.legend._entries]

@@ -31,8 +31,8 @@ from PySide6.QtWidgets import (
 
 from gradsim.commands import Scheduled
 from gradsim.config import (
-    ACTIVATIONS, ALL_DATASETS, CLIP_MODES, INITS, MODEL_DATASETS, MODEL_DEFAULTS, MODELS, OPTIMIZERS, RECURRENT_MODELS,
-    RNN_ACTIVATIONS, SCALED_INITS, ConfigError, RunConfig,
+    ACTIVATIONS, ALL_DATASETS, CLIP_MODES, INITS, MODEL_DATASETS, MODEL_DEFAULTS, MODELS, NORM_POSITIONS, OPTIMIZERS,
+    RECURRENT_MODELS, RNN_ACTIVATIONS, SCALED_INITS, ConfigError, RunConfig,
 )
 from gradsim.data.sequences import SEQUENCE_DATASETS, sequence_shape
 from gradsim.teaching.presets import Preset, load_preset, preset_names
@@ -65,6 +65,9 @@ class FormField:
     hi: int = _INT_MAX
     #: Whether the field matters for the other values of the form (else disabled, last good value kept).
     used_when: Optional[Callable[[dict[str, Any]], bool]] = None
+    #: Hide the row (not only disable it) while ``used_when`` is false: a family's own fields
+    #: would crowd every other family's form.
+    hide_unused: bool = False
 
 
 #: The form, in order. A new RunConfig field the student may set is one line here.
@@ -74,6 +77,10 @@ def _mlp_only(v: dict[str, Any]) -> bool:
 
 def _sequence_model(v: dict[str, Any]) -> bool:
     return v["model"] != "mlp"
+
+
+def _transformer(v: dict[str, Any]) -> bool:
+    return v["model"] == "transformer"
 
 
 FORM_FIELDS: tuple[FormField, ...] = (
@@ -89,6 +96,8 @@ FORM_FIELDS: tuple[FormField, ...] = (
     FormField("init_scale", "Init scale", "network", "float", used_when=lambda v: SCALED_INITS.get(v["init"]) == "init_scale"),
     FormField("recurrent_init", "Recurrent init", "network", "text", used_when=lambda v: v["model"] in RECURRENT_MODELS),
     FormField("forget_bias", "Forget-gate bias", "network", "float", used_when=lambda v: v["model"] == "lstm"),
+    FormField("heads", "Attention heads", "network", "int", lo=1, hi=64, used_when=_transformer, hide_unused=True),
+    FormField("norm_position", "Layer norm position", "network", "choice", NORM_POSITIONS, used_when=_transformer, hide_unused=True),
     FormField("batchnorm", "Batch norm after each hidden layer", "network", "bool", used_when=_mlp_only),
     FormField("layernorm", "Layer norm after each hidden layer", "network", "bool", used_when=_mlp_only),
     FormField("residual", "Residual (skip) connections", "network", "bool", used_when=_mlp_only),
@@ -96,6 +105,7 @@ FORM_FIELDS: tuple[FormField, ...] = (
     FormField("optimizer", "Optimizer", "training", "choice", OPTIMIZERS),
     FormField("lr", "Learning rate", "training", "float"),
     FormField("batch_size", "Batch size", "training", "int", lo=1, hi=1_000_000),
+    FormField("warmup_steps", "Warm-up steps", "training", "int", lo=0, hi=100_000_000, used_when=_transformer, hide_unused=True),
     FormField("clip_mode", "Clipping", "training", "choice", CLIP_MODES),
     FormField("clip_threshold", "Clip threshold", "training", "float", used_when=lambda v: v["clip_mode"] != "none"),
     FormField("steps", "Max steps", "training", "int", lo=1, hi=100_000_000),
@@ -177,6 +187,8 @@ class BuilderPanel(QWidget):
         # ---------------------------------------------------------- the fields, from FORM_FIELDS
         self._fields: dict[str, QWidget] = {}
         forms: dict[str, QFormLayout] = {}
+        #: The form layout of each field, to hide a row (label and widget) by its field.
+        self._forms: dict[str, QFormLayout] = {}
         for title, group in (("Data", "data"), ("Network", "network"), ("Training", "training")):
             box = QGroupBox(title)
             forms[group] = QFormLayout(box)
@@ -185,6 +197,7 @@ class BuilderPanel(QWidget):
             w = self._make_widget(f)
             setattr(self, f.name, w)  # self.depth, self.lr, ...: what tests and callers reach
             self._fields[f.name] = w
+            self._forms[f.name] = forms[f.group]
             if f.kind == "bool":
                 forms[f.group].addRow(w)
             else:
@@ -382,7 +395,10 @@ class BuilderPanel(QWidget):
         shown = {f.name: self._value(f, self._fields[f.name]) for f in FORM_FIELDS}
         for f in FORM_FIELDS:
             if f.used_when is not None:
-                self._fields[f.name].setEnabled(f.used_when(shown))
+                used = f.used_when(shown)
+                self._fields[f.name].setEnabled(used)
+                if f.hide_unused:
+                    self._forms[f.name].setRowVisible(self._fields[f.name], used)
         config, error, bad = self._read()
         was_valid = self._valid
         self._config = config
@@ -432,6 +448,11 @@ class BuilderPanel(QWidget):
                 changes["depth"] = defaults["depth"]
             if model != "mlp":
                 changes.update(batchnorm=False, layernorm=False, residual=False)
+            if model != "transformer":  # hidden for the other families: a warm-up must not hide there
+                changes["warmup_steps"] = 0
+            if model == "transformer" and isinstance(values["width"], int) and values["width"] % values["heads"]:
+                # a width taken from another family need not split into the heads: the most heads it does
+                changes["heads"] = max(h for h in range(1, values["heads"] + 1) if values["width"] % h == 0)
             if model in RECURRENT_MODELS and values["activation"] not in (RNN_ACTIVATIONS if model == "rnn" else ("tanh",)):
                 changes["activation"] = "tanh"
             for f in FORM_FIELDS:

@@ -24,7 +24,7 @@ from gradsim.metrics import LAYER_INDEX, LAYER_METRICS, PRED_MIN_WIDTH
 from gradsim.models.family import unit_rows
 from gradsim.session.store import Session
 from gradsim.theory_domain import Verdict, verdict_at
-from gradsim.transformer_reference import reference_at
+from gradsim.transformer_reference import Reference, reference_at
 from gradsim.theory_domain_rnn import RecurrentVerdict
 
 from .base import PlotBase, RangeFollower
@@ -33,7 +33,7 @@ from .decimate import LOG_CEIL, LOG_FLOOR, clamp_for_log
 from .unit_ticks import UnitAxis
 from .labels import AXIS_LABELS, fmt, LegendLabel, unit_name, unit_ticks
 from .items import LineItem
-from .unit_axis import unit_axis_title
+from .unit_axis import rows_of_kind, unit_axis_title
 
 
 class DepthProfile(PlotBase):
@@ -78,6 +78,10 @@ class DepthProfile(PlotBase):
         # One dot per finite layer value (lean items: the profile changes every frame).
         self.points = self._add(LineItem(dots=5, brush="#56b4e9"))
         self.prediction_curve = self._add(LineItem(pg.mkPen("#e69f00", width=1, style=Qt.PenStyle.DashLine)))
+        #: A transformer's reference level (Xiong et al. 2020, Pre-LN at init) over its block units, dashed.
+        self.reference_curve = self._add(LineItem(pg.mkPen("#009e73", width=1, style=Qt.PenStyle.DashLine)))
+        #: The reference value per drawn position (x, y) of the step shown; empty when no line applies.
+        self.reference: tuple[np.ndarray, np.ndarray] = (np.empty(0), np.empty(0))
         #: Branch B of a forked run at the same step, dashed (empty until a fork).
         self.curve_b = self._add(LineItem(pg.mkPen("#56b4e9", width=1, style=Qt.PenStyle.DashLine)))
         #: Raw metric values per layer of branch B at ``step`` (empty when not comparing).
@@ -93,6 +97,8 @@ class DepthProfile(PlotBase):
         self._ticks: list[tuple[float, str]] = []
         #: 0-based store rows drawn at x = 1, 2, ...; None: every row.
         self._rows: Optional[list[int]] = None
+        #: Which units of a transformer run are drawn: "stream" or "block" (see set_unit_kind).
+        self.unit_kind = "stream"
         self._finish_layout()
 
     def _add(self, item: LineItem) -> LineItem:
@@ -106,6 +112,13 @@ class DepthProfile(PlotBase):
             raise ValueError(f"metric {name!r}: one of {', '.join(LAYER_METRICS)}")
         self.metric_name = name
         self.plot.setLabel("left", AXIS_LABELS.get(name, name))
+        self.redraw()
+
+    def set_unit_kind(self, kind: str) -> None:
+        """Draw a transformer run's "stream" units or its "block" units (other runs: no change)."""
+        if kind not in ("stream", "block"):
+            raise ValueError(f"unit kind {kind!r}: one of stream, block")
+        self.unit_kind = kind
         self.redraw()
 
     def show_step(self, step: Optional[int]) -> None:
@@ -142,6 +155,8 @@ class DepthProfile(PlotBase):
         if self.prediction is not None:
             out = self.domain is not None and not self.domain.in_domain
             entries.append(("#e69f00", "prediction (no longer applies)" if out else "prediction", True))
+        if self.reference[0].size:
+            entries.append(("#009e73", "reference (Xiong et al.)", True))
         self.legend.set_entries(entries)
         visible = len(entries) > 1
         if self.legend.isVisibleTo(self) != visible:
@@ -154,6 +169,7 @@ class DepthProfile(PlotBase):
         self.values = np.empty(0)
         self.values_b = np.empty(0)
         self.set_prediction(None)  # the prediction describes the old run too
+        self._draw_reference(None)
         self.prediction_step = None
         self.prediction_gap = ""
         self.domain = None
@@ -175,8 +191,9 @@ class DepthProfile(PlotBase):
         else:
             row = int(np.clip(np.searchsorted(steps, self._step_wanted, side="right") - 1, 0, n - 1))
         self.step = int(steps[row])
-        rows = unit_rows(store.units, self.metric_name)
-        # only the units this metric is defined for (time steps, not weight groups)
+        # only the units this metric is defined for (time steps, not weight groups; a
+        # transformer's stream or its blocks, as the heatmap shows)
+        rows = rows_of_kind(store.units, unit_rows(store.units, self.metric_name), self.unit_kind)
         self._rows = None if len(rows) == store.n_layers else rows
         values = self._shown(store.layer_metric(self.metric_name)[row].astype(np.float64))
         self.values = values
@@ -240,13 +257,31 @@ class DepthProfile(PlotBase):
                 notes.append(f"prediction for the weights of step {self.prediction_step} (the last one recorded before)")
             if self.domain is not None and not self.domain.in_domain:
                 notes.append(self.domain.words())
-        if self.metric_name == "grad_norm" and (ref := reference_at(store, row)) is not None:
+        ref = reference_at(store, row) if self.metric_name == "grad_norm" else None
+        self._draw_reference(ref)
+        if ref is not None:
             notes.append(ref.words)  # the transformer's reference (Xiong et al. 2020), in words
         if low.any():
             notes.append(f"layers {_layer_list(x[low])}: 0 or < 1e-20, drawn at 1e-20 (triangles)")
         if high.any():
             notes.append(f"layers {_layer_list(x[high])}: nan/inf or > 1e+20, marked at 1e+20 (crosses)")
         self.note.setText("; ".join(notes))
+
+    def _draw_reference(self, ref: Optional[Reference]) -> None:
+        """The reference line over the block units' positions where one applies, else nothing."""
+        xs: list[float] = []
+        ys: list[float] = []
+        if ref is not None and ref.line is not None:
+            pos = {r: i + 1 for i, r in enumerate(self._rows)} if self._rows is not None else {r: r + 1 for r in ref.rows}
+            for r, v in zip(ref.rows, ref.line):
+                if r in pos:
+                    xs.append(float(pos[r]))
+                    ys.append(float(v))
+        x, y = np.asarray(xs), np.asarray(ys)
+        if x.size != self.reference[0].size or not (np.array_equal(x, self.reference[0]) and np.array_equal(y, self.reference[1])):
+            self.reference = (x, y)
+            self.reference_curve.setData(x, clamp_for_log(y) if y.size else y)
+            self._update_legend()
 
     # ------------------------------------------------------------- prediction
     def _draw_recorded_prediction(self, store: Session, row: int, values: np.ndarray) -> None:

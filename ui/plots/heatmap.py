@@ -23,7 +23,7 @@ from .decimate import MAX_IMAGE_COLUMNS, BinCache, Bins, nearest_row
 from .unit_ticks import UnitAxis
 from .labels import AXIS_LABELS, HEATMAP_METRICS, METRIC_LABELS, METRIC_TIPS, fmt, unit_name, unit_ticks
 from .markers import EventMarkers, events_text
-from .unit_axis import unit_axis_title
+from .unit_axis import rows_of_kind, unit_axis_title
 from .unit_filter import UnitFilterBox, matches, row_ticks, separators
 
 #: Colour of cells holding nan, +inf or a negative value (not a valid norm).
@@ -95,6 +95,16 @@ class GradientHeatmap(TimePlotBase):
         self.branch_combo.setVisible(False)
         self.branch_combo.currentIndexChanged.connect(self._on_branch_changed)
         controls.addWidget(self.branch_combo)
+        #: Which units of a transformer run the image shows: its residual stream (one row per block
+        #: boundary, the gradient's path) or its sublayers (attention and MLP of each block).
+        self.unit_combo = QComboBox()
+        self.unit_combo.addItem("stream units", "stream")
+        self.unit_combo.addItem("block units", "block")
+        self.unit_combo.setToolTip("A transformer run: rows for the residual stream between blocks (||dL/dx_l||), "
+                                   "or for each block's attention and MLP sublayers.")
+        self.unit_combo.setVisible(False)
+        self.unit_combo.currentIndexChanged.connect(self._on_unit_kind_changed)
+        controls.addWidget(self.unit_combo)
         controls.addStretch(1)
         #: Which units (module paths) the image shows (ui/plots/unit_filter.py).
         self.unit_filter = UnitFilterBox()
@@ -157,6 +167,17 @@ class GradientHeatmap(TimePlotBase):
         self._update_tooltip()
 
     # ----------------------------------------------------------------- public
+    def set_unit_kind(self, kind: str) -> None:
+        """Show a transformer run's "stream" units (the default) or its "block" units."""
+        idx = self.unit_combo.findData(kind)
+        if idx < 0:
+            raise ValueError(f"unit kind {kind!r}: one of stream, block")
+        self.unit_combo.setCurrentIndex(idx)
+
+    def _on_unit_kind_changed(self, _index: int) -> None:
+        self._cache.reset()
+        self.redraw()
+
     def set_metric(self, name: str) -> None:
         """Colour the image by another per-layer metric (one of ``HEATMAP_METRICS``)."""
         if name not in HEATMAP_METRICS:
@@ -258,6 +279,8 @@ class GradientHeatmap(TimePlotBase):
             return
         view = store.layer_metric(self.metric_name)
         rows = unit_rows(store.units, self.metric_name)
+        self.unit_combo.setVisible(any(u.kind == "stream" for u in store.units))
+        rows = rows_of_kind(store.units, rows, self.unit_combo.currentData())
         filter_note = ""
         if self.unit_filter.text().strip():
             kept = matches([store.units[r].name for r in rows], self.unit_filter.text())

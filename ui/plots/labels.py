@@ -311,4 +311,8 @@ def unit_ticks(store: object, n_layers: int, most: int = 12, shown: Optional[Seq
         mag = 10.0 ** math.floor(math.log10(raw))
         step = int(next(m * mag for m in (1, 2, 5, 10) if m * mag >= raw))
         rows = [1] + [r for r in range(step, n_layers, step) if r - 1 > step / 2 and n_layers - r > step / 2] + [n_layers]
-    return [(float(r), unit_name(store, shown[r - 1] + 1 if shown is not None else r)) for r in rows]
+    ticks = [(float(r), unit_name(store, shown[r - 1] + 1 if shown is not None else r)) for r in rows]
+    if all(name.startswith("stream ") for _, name in ticks):
+        # a transformer's stream: the numbers alone fit a narrow axis; its title says "stream"
+        ticks = [(x, name[len("stream "):]) for x, name in ticks]
+    return ticks

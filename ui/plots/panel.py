@@ -159,6 +159,8 @@ class PlotPanel(QWidget):
         self.heatmap.step_picked.connect(self._on_step_picked)
         self.heatmap.latest_requested.connect(self._on_latest_requested)
         self.heatmap.branch_changed.connect(self._on_branch_changed)
+        # the depth profile draws the same units of a transformer as the heatmap (stream or block)
+        self.heatmap.unit_combo.currentIndexChanged.connect(lambda _i: self.depth_profile.set_unit_kind(self.heatmap.unit_combo.currentData()))
         self.layer_curves.layers_changed.connect(self._on_curve_layers_changed)
         self.update_ratio.layers_changed.connect(self._on_ratio_layers_changed)
         self.set_metric(self.metric_name)

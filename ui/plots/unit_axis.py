@@ -15,6 +15,8 @@ from .layer_choice import default_layers
 LAYER_TITLE = "layer (1 = input side)"
 TIME_TITLE = "time step t (1 = first input)"
 PARAM_TITLE = "parameter group"
+STREAM_TITLE = "residual stream entering block l (1 = input side)"
+BLOCK_TITLE = "sublayer (attn l, mlp l; 1 = input side)"
 
 
 def unit_axis_title(store: object, rows: Optional[Sequence[int]] = None) -> str:
@@ -26,6 +28,10 @@ def unit_axis_title(store: object, rows: Optional[Sequence[int]] = None) -> str:
         return TIME_TITLE
     if kinds == {"param"}:
         return PARAM_TITLE
+    if kinds == {"stream"}:
+        return STREAM_TITLE
+    if kinds == {"block"}:
+        return BLOCK_TITLE
     return LAYER_TITLE
 
 
@@ -39,3 +45,14 @@ def default_units(store: object, metric: str) -> list[int]:
     rows = unit_rows(units, metric)
     # the same first / middle / last as for every layer of an MLP (layer_choice.default_layers)
     return [rows[p - 1] + 1 for p in default_layers(len(rows))]
+
+
+def rows_of_kind(units: Sequence[object], rows: Sequence[int], kind: str) -> list[int]:
+    """``rows`` narrowed to the units of ``kind`` ("stream" or "block") for a transformer run,
+    so one plot never mixes the residual stream with its sublayers; ``rows`` unchanged for
+    other runs, or when no unit of ``kind`` is among them (a parameter metric has no stream)."""
+    kinds = [getattr(u, "kind", "") for u in units]
+    if "stream" not in kinds:
+        return list(rows)
+    picked = [i for i in rows if kinds[i] == kind]
+    return picked or list(rows)
