@@ -3,9 +3,13 @@
     .venv/bin/python benchmarks/watch_overhead.py [--model cnn|transformer|both] [--blocks 6] [--steps 20] [--device cpu]
 
 One model, one optimizer, one batch; blocks of ``--steps`` steps alternate
-between the plain loop, ``watch(activations=False)`` and
+between the plain loop, ``watch(activations=False)``,
 ``watch(activations=True)`` (each watched block writes its own session to a
-temporary folder), so a busy machine slows all three alike. It prints the
+temporary folder) and the peer most people use instead: a TensorBoard
+histogram of every parameter's gradient every step
+(``SummaryWriter.add_histogram`` into a temporary folder; needs the ``bench``
+extra, skipped with a note if tensorboard is missing), so a busy machine
+slows all four alike. It prints the
 median time per step of each (on a CPU, the process's CPU time by default:
 with one thread that is the work itself, whatever else shares the machine)
 and the ratios to the plain loop. The budget
@@ -19,6 +23,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "examples"))
@@ -54,22 +59,35 @@ def _block(model, opt, x, y, steps: int, watch_kw, clock=time.process_time) -> f
 
     from gradsim.watch import watch
 
+    tb = None
+    if watch_kw == "tensorboard":
+        from torch.utils.tensorboard import SummaryWriter
+
+        tb, watch_kw = SummaryWriter(tempfile.mkdtemp()), None
+        named = list(model.named_parameters())
     w = watch(model, opt, out=Path(tempfile.mkdtemp()) / "s", **watch_kw) if watch_kw is not None else None
     if x.device.type == "cuda":
         torch.cuda.synchronize()
     t0 = clock()
-    for _ in range(steps):
+    for step in range(steps):
         loss = nn.functional.cross_entropy(model(x), y)
         opt.zero_grad()
         loss.backward()
         opt.step()
         if w is not None:
             w.loss(loss)
+        if tb is not None:
+            for n, prm in named:
+                if prm.grad is not None:
+                    tb.add_histogram(n, prm.grad, step)
+            tb.add_scalar("loss", loss, step)
     if x.device.type == "cuda":
         torch.cuda.synchronize()
     dt = (clock() - t0) / steps
     if w is not None:
         w.close()
+    if tb is not None:
+        tb.close()
     return dt
 
 
@@ -88,7 +106,13 @@ def main() -> int:
     args = p.parse_args()
     clock = time.process_time if args.clock == "cpu" and args.device == "cpu" else time.perf_counter
     torch.set_num_threads(args.threads)
-    kinds = {"plain": None, "watch(activations=False)": {"activations": False}, "watch(activations=True)": {"activations": True}}
+    kinds: dict[str, Any] = {"plain": None, "watch(activations=False)": {"activations": False},
+                             "watch(activations=True)": {"activations": True}}
+    try:
+        import torch.utils.tensorboard
+        kinds["TensorBoard histograms"] = "tensorboard"
+    except ImportError:
+        print("tensorboard is not installed (the bench extra): its peer is skipped")
     print(f"torch {torch.__version__}, device {args.device}, {args.threads} thread(s), {args.blocks} blocks x {args.steps} steps, "
           f"{'process CPU' if clock is time.process_time else 'wall-clock'} time")
     for name in (("cnn", "transformer") if args.model == "both" else (args.model,)):

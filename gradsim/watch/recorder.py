@@ -205,6 +205,9 @@ class Watch:
         self._plans: dict[frozenset[int], dict[str, Any]] = {}
         self._w_seg = _Segments([u for u, _ in self._w_pairs], len(self._infos), self.device)
         self._w_sel = self._index([self._w_pos[t] for _, t in self._w_pairs])
+        self._row_idx: dict[bool, list[list[int]]] = {}
+        self._all_present = frozenset(range(len(tensors)))
+        self._before_buf: Optional[list[torch.Tensor]] = None
         self._nan0 = torch.tensor(NAN, device=self.device)
         self._zero0 = torch.tensor(0.0, device=self.device)
 
@@ -244,10 +247,13 @@ class Watch:
         if not self._armed or self._closed:
             return
         with torch.no_grad():
-            grads = [_grad_of(p) for p in self._tensors]
-            plan = self._plan(frozenset(i for i, g in enumerate(grads) if g is not None))
+            maybe = [_grad_of(p) for p in self._tensors]
+            grads = [g for g in maybe if g is not None]
+            # every tensor has a gradient (the usual step): the pattern need not be built again
+            plan = self._plan(self._all_present if len(grads) == len(maybe)
+                              else frozenset(i for i, g in enumerate(maybe) if g is not None))
             weights = [self._tensors[t].detach() for t in self._w_unique]
-            norms = _foreach_norm([g for g in grads if g is not None] + weights, self.device)
+            norms = _foreach_norm(grads + weights, self.device)
             scale = getattr(optimizer, "grad_scale", None)  # an optimizer that unscales in its own step
             if isinstance(scale, torch.Tensor):
                 norms[: plan["n_grads"]] /= scale.to(norms.device, torch.float32)
@@ -256,7 +262,13 @@ class Watch:
             block = torch.zeros(3 * n, dtype=torch.float32, device=self.device).index_add_(0, plan["slot"], sq[plan["gather"]])
             block = block.sqrt_().masked_fill_(plan["empty"], NAN)
             total = sq[plan["total"]].sum().sqrt() if len(plan["total"]) else self._nan0
-            self._pre = {"block": block, "total": total, "before": torch._foreach_mul(weights, 1.0), "lr": _lr(optimizer)}
+            # The weights before the step, copied into buffers kept for the run (no allocation per step).
+            before = self._before_buf
+            if before is None or any(b.shape != w.shape or b.dtype != w.dtype or b.device != w.device
+                                     for b, w in zip(before, weights)):
+                before = self._before_buf = [torch.empty_like(w) for w in weights]
+            torch._foreach_copy_(before, weights)
+            self._pre = {"block": block, "total": total, "before": before, "lr": _lr(optimizer)}
 
     def read_gradients(self) -> None:
         """Read the gradients and weights the coming optimizer step applies (with
@@ -455,11 +467,9 @@ class Watch:
         if p is None:
             return
         values = _host_values(p["values"])
-        n = len(self._infos)
-        cols = _PARAM_COLS + (_ACT_COLS if p["has_stats"] else ())
-        at = {c: k * n for k, c in enumerate(cols)}
-        rows = [[values[at[c] + u] if c in at else NAN for c in _COLS] for u in range(n)]
-        total = values[len(cols) * n]
+        values.append(NAN)  # what the row index of a column not measured points at
+        rows = [[values[i] for i in idx] for idx in self._row_index(p["has_stats"])]
+        total = values[-2]
         loss = NAN if p["loss"] is None else float(p["loss"])
         acc = NAN if p["accuracy"] is None else float(p["accuracy"])
         diverged = not math.isfinite(loss) and p["loss"] is not None or not math.isfinite(total)
@@ -476,6 +486,17 @@ class Watch:
         if diverged and self._writer.diverged_at is None:
             what = f"loss = {loss}" if not math.isfinite(loss) and p["loss"] is not None else f"gradient norm = {total}"
             self._writer.add_event(p["step"], "diverged", what)
+
+    def _row_index(self, has_stats: bool) -> list[list[int]]:
+        """Per unit, where each LAYER_METRICS column sits in a recorded step's host values
+        (-1: the NaN appended after them), built once per kind of step."""
+        idx = self._row_idx.get(has_stats)
+        if idx is None:
+            n = len(self._infos)
+            cols = _PARAM_COLS + (_ACT_COLS if has_stats else ())
+            at = {c: k * n for k, c in enumerate(cols)}
+            idx = self._row_idx[has_stats] = [[at[c] + u if c in at else -1 for c in _COLS] for u in range(n)]
+        return idx
 
     def flush(self) -> None:
         """Write every recorded step to the folder now (waiting for its copy off the device);
