@@ -38,7 +38,7 @@ from typing import Any, Callable, Optional
 from PySide6.QtCore import QObject, QThread, Signal, Slot
 
 from gradsim.commands import Scheduled
-from gradsim.config import RunConfig
+from gradsim.config import DATASETS, RunConfig
 # Only the messages at module level: the loop and the child's start-up are imported by the
 # relay thread when it needs them (the fallback, a new engine), never by the window's modules.
 from gradsim.service.protocol import (  # noqa: F401 - the message types, re-exported for the window's modules
@@ -210,6 +210,8 @@ class TrainingWorker(QThread):
             log.error("background task %d failed and nobody handles it", task_id, exc_info=error)
 
     def request_preview(self, config: RunConfig) -> None:
+        if config.dataset not in DATASETS:
+            return  # a sequence task has no 2-D points to preview (the builder describes it in words)
         self.send(PreviewRequest(config.dataset, config.n_samples, config.noise, config.seed, config.test_fraction))
 
     def replicate(self, name: str, out: str, mode: str = "default") -> None:

@@ -166,3 +166,17 @@ def test_every_report_the_engine_sends_has_a_signal(qtbot):
         w._dispatch(report)
         sent += 1
     assert len(got) == sent == len(typing.get_args(pr.Report)) - 2
+
+
+def test_a_sequence_task_asks_for_no_preview():
+    """Only the 2-D data sets have points to preview; a restored transformer or RNN config at start-up
+    once sent recall-last to the preview, which the engine refused with an error."""
+    from gradsim.config import RunConfig
+
+    w = TrainingWorker(mode="thread")  # not started: nothing is sent anywhere
+    sent: list = []
+    w.send = sent.append  # type: ignore[method-assign]
+    w.request_preview(RunConfig(model="transformer", dataset="recall-last", depth=2, width=16, heads=2, seq_len=8))
+    assert sent == []
+    w.request_preview(RunConfig(dataset="moons"))
+    assert len(sent) == 1 and sent[0].dataset == "moons"
