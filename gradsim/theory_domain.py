@@ -241,14 +241,10 @@ def _structure_at(config: dict[str, Any], events: Iterable[Any], step: int) -> O
     return s
 
 
-def verdict_at(session: Any, row: int) -> Optional[Verdict]:
-    """The verdict on recorded row ``row`` of a Session (None: no prediction there,
-    not an MLP, or nothing to test)."""
+def mlp_verdict_at(session: Any, row: int) -> Optional[Verdict]:
+    """The verdict on recorded row ``row`` of an MLP's Session (None: no prediction there,
+    not an MLP, or nothing to test). Any family: gradsim.theory_verdicts.verdict_at."""
     cfg = session.config or {}
-    if cfg.get("model") == "rnn":
-        from .theory_domain_rnn import rnn_verdict_at  # the sibling imports this module
-
-        return rnn_verdict_at(session, row)
     if cfg.get("model", "mlp") != "mlp" or not 0 <= row < len(session):
         return None
     layers = session.layers[row]
@@ -263,20 +259,3 @@ def verdict_at(session: Any, row: int) -> Optional[Verdict]:
                      float(cfg.get("leaky_slope", 0.01)))
     except ValueError:  # an activation this rule does not know (a newer file): no verdict
         return None
-
-
-def session_verdicts(session: Any) -> tuple[np.ndarray, np.ndarray]:
-    """(in_domain, gain_error) per recorded row: 1.0 / 0.0 and the geometric-mean ratio
-    where a prediction was recorded and tested, NaN on every other row."""
-    n = len(session)
-    flag = np.full(n, np.nan)
-    err = np.full(n, np.nan)
-    if n == 0 or (session.config or {}).get("model", "mlp") not in ("mlp", "rnn"):
-        return flag, err
-    rows = np.flatnonzero(np.isfinite(session.layers[:, 0, _PRED]))
-    for i in rows.tolist():
-        v = verdict_at(session, i)
-        if v is not None:
-            flag[i] = 1.0 if v.in_domain else 0.0
-            err[i] = v.gain_error
-    return flag, err

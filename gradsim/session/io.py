@@ -33,7 +33,8 @@ from ..metrics import HELD_OUT_METRICS, LAYER_METRICS, NORM_METRICS, PRED_METRIC
 from ..models.family import FAMILIES, UnitError, units_from_json
 from .store import Session
 from ..safe_json import parse_json
-from ..theory_domain import DOMAIN_COLUMNS, session_verdicts
+from ..theory_domain import DOMAIN_COLUMNS
+from ..theory_verdicts import session_verdicts
 
 FORMAT = "gradsim-session/3"
 #: Formats load_session reads (version 1 has no pred_gain column, 1 and 2 no units).

@@ -9,7 +9,7 @@ import pytest
 from gradsim.config import RunConfig
 from gradsim.metrics import LAYER_INDEX
 from gradsim.teaching.presets import load_preset
-from gradsim.theory_domain import session_verdicts, verdict_at
+from gradsim.theory_verdicts import session_verdicts, verdict_at
 from gradsim.train.trainer import Trainer
 
 PRED, SIGNAL = LAYER_INDEX["pred_gain"], LAYER_INDEX["act_grad_norm"]

@@ -9,7 +9,7 @@ import pytest
 
 from gradsim.config import RunConfig
 from gradsim.session.io import SessionFormatError, export_session, load_session
-from gradsim.theory_domain import verdict_at
+from gradsim.theory_verdicts import verdict_at
 from gradsim.train.trainer import Trainer
 
 

@@ -9,7 +9,8 @@ import pytest
 from gradsim.metrics import LAYER_INDEX, STEP_METRICS
 from gradsim.session.store import Event, Session
 from gradsim.teaching.presets import load_preset, preset_names
-from gradsim.theory_domain import Z, dphi2_at_unit_variance, dphi_max, judge, session_verdicts, verdict_at
+from gradsim.theory_domain import Z, dphi2_at_unit_variance, dphi_max, judge
+from gradsim.theory_verdicts import session_verdicts, verdict_at
 from gradsim.train.trainer import Trainer
 
 

@@ -23,7 +23,8 @@ from PySide6.QtWidgets import QWidget
 from gradsim.metrics import LAYER_INDEX, LAYER_METRICS, PRED_MIN_WIDTH
 from gradsim.models.family import unit_rows
 from gradsim.session.store import Session
-from gradsim.theory_domain import Verdict, verdict_at
+from gradsim.theory_domain import Verdict
+from gradsim.theory_verdicts import verdict_at
 from gradsim.transformer_reference import Reference, reference_at
 from gradsim.theory_domain_rnn import RecurrentVerdict
 
