@@ -6,12 +6,14 @@ was when the mode is switched off (fonts, pens, palette, window state).
 """
 from __future__ import annotations
 
-from typing import Any, Optional
+from typing import TYPE_CHECKING, Any, Optional
 
-import pyqtgraph as pg
 from PySide6.QtCore import QObject, Qt, Slot
 from PySide6.QtGui import QAction, QColor, QFont, QKeySequence, QPalette, QPen
 from PySide6.QtWidgets import QApplication
+
+if TYPE_CHECKING:  # pyqtgraph loads after the first paint (ui/plots), not with the window's module
+    import pyqtgraph as pg
 
 #: How much larger the fonts get.
 FONT_SCALE = 1.6
@@ -93,7 +95,9 @@ class PresentationMode(QObject):
             else:
                 w.showNormal()
 
-    def _plot_items(self) -> list[pg.PlotItem]:
+    def _plot_items(self) -> "list[pg.PlotItem]":
+        import pyqtgraph as pg
+
         out: list[pg.PlotItem] = []
         for view in self._window.findChildren(pg.GraphicsView):
             scene = view.scene()
@@ -130,6 +134,8 @@ class PresentationMode(QObject):
 
     @staticmethod
     def _set_pen(item: Any, pen: QPen) -> None:
+        import pyqtgraph as pg
+
         if isinstance(item, (pg.PlotDataItem, pg.PlotCurveItem)):
             item.setPen(pen)
         else:  # the panel's own line items draw with opts["pen"]
