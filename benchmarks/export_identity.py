@@ -5,7 +5,8 @@
 Each run is ``python -m gradsim run ... --out DIR`` in a fresh process, once
 with the ``--before`` checkout on the path and once with ``--after`` (default:
 this checkout). steps.csv, layers.csv and events.csv must then be equal byte
-for byte, except steps.csv's ``elapsed_s`` column (wall-clock time) and the
+for byte (steps.csv over the columns the older version writes: newer ones are
+appended), except steps.csv's ``elapsed_s`` column (wall-clock time) and the
 ``start`` event's label. session.json is compared field by field over the keys
 both formats have (``format``, ``versions``, ``created`` aside): a newer
 format may add keys (``model``, ``units``) but not change the old ones.
@@ -54,6 +55,14 @@ def _without_elapsed(text: str) -> str:
     return "\n".join(",".join(r[:col] + r[col + 1:]) for r in rows)
 
 
+def _columns_of(text: str, reference: str) -> str:
+    """``text``'s CSV with only the columns ``reference``'s header names, in that order."""
+    names = next(csv.reader(io.StringIO(reference)))
+    rows = list(csv.reader(io.StringIO(text)))
+    idx = [rows[0].index(n) for n in names]
+    return "\n".join(",".join(r[i] if i < len(r) else "" for i in idx) for r in rows)
+
+
 def _without_start_label(text: str) -> str:
     return "\n".join(line for line in text.splitlines() if not line.startswith("0,start,"))
 
@@ -63,6 +72,8 @@ def compare(before: Path, after: Path) -> list[str]:
     problems: list[str] = []
     for name, clean in (("steps.csv", _without_elapsed), ("layers.csv", None), ("events.csv", _without_start_label)):
         a, b = (before / name).read_text(), (after / name).read_text()
+        if name == "steps.csv":  # a newer version may append columns; every column the older one has must agree
+            a, b = _columns_of(a, a), _columns_of(b, a)
         if clean is not None:
             a, b = clean(a), clean(b)
         if a != b:
