@@ -25,7 +25,7 @@ import torch
 import torch.nn.functional as F
 
 from ..models import mlp_backprop as backprop
-from . import probes
+from .probes import StatsWorkspace, activation_stats
 from ..commands import Annotate, Command, CommandError, Scheduled
 from ..config import SCALED_INITS, RunConfig
 from ..data.datasets import Dataset
@@ -192,7 +192,7 @@ class Trainer:
         self.warmup_steps = int(config.warmup_steps)
         self.warmup_start = 0
         self.arenas: dict[str, Arena] = {}
-        self._stats_ws = probes.StatsWorkspace()
+        self._stats_ws = StatsWorkspace()
         self._refresh_params()
         self.optimizer: FlatOptimizer = build_optimizer(self.optimizer_name, self.arenas, self.lr, config.momentum)
         # dL/dz arrives through one hook per layer, created once: cheaper than
@@ -664,9 +664,9 @@ class Trainer:
                 self._repair_update_norms(layers, applied_norms[:n_w])
             if want_stats:
                 if direct is not None:
-                    stats = probes.activation_stats(direct.h + [logits], self.net.activations, self._stats_ws, stacked=direct.H)
+                    stats = activation_stats(direct.h + [logits], self.net.activations, self._stats_ws, stacked=direct.H)
                 else:
-                    stats = probes.activation_stats(cast(list[torch.Tensor], hs), self.net.activations, self._stats_ws)
+                    stats = activation_stats(cast(list[torch.Tensor], hs), self.net.activations, self._stats_ws)
                 layers[:, _STATS_SLICE] = stats.numpy()
             if pred is not None:
                 layers[:, _PRED_COL] = pred
