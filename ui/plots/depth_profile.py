@@ -254,10 +254,11 @@ class DepthProfile(PlotBase):
         if self.prediction_gap:
             notes.append(self.prediction_gap)
         else:
-            if self.prediction_step is not None and self.prediction_step != self.step:
-                notes.append(f"prediction for the weights of step {self.prediction_step} (the last one recorded before)")
+            # Whether the line still applies first: in a narrow pane only the first parts fit.
             if self.domain is not None and not self.domain.in_domain:
                 notes.append(self.domain.words())
+            if self.prediction_step is not None and self.prediction_step != self.step:
+                notes.append(f"prediction for the weights of step {self.prediction_step} (the last one recorded before)")
         ref = reference_at(store, row) if self.metric_name == "grad_norm" else None
         self._draw_reference(ref)
         if ref is not None:

@@ -95,8 +95,8 @@ class LegendLabel(QLabel):
         parts = []
         for colour, name, dashed in self._entries:
             mark = ("\u2505" if dashed else "\u2501") * (1 if compact else 2)
-            if compact:
-                name = compact_name(name)
+            if compact:  # "prediction (no longer applies)" -> "prediction": the note below says why
+                name = compact_name(name.split(" (")[0])
             sep = "" if compact else "&nbsp;"
             parts.append(f"<span style='color:{colour}'>{mark}</span>{sep}{html.escape(name)}")
         return ("&nbsp;" if compact else "&nbsp;&nbsp; ").join(parts)
@@ -273,7 +273,13 @@ class NoteLabel(FitLabel):
             return
         self._note = text
         if text:
-            self.set_variants(*readout_variants(text))
+            forms = list(readout_variants(text))
+            # A note's first clause often reads "no theory line: <why>"; where not even that
+            # fits, its lead ("no theory line: …") still says more than "…" alone.
+            lead = text.split("; ")[0].split(": ")[0]
+            if lead != text and len(lead) < 40:
+                forms.insert(-1, lead + ":" + MORE)
+            self.set_variants(*forms)
         else:
             self.set_variants("")
         self.setToolTip(f"{text}\n\n{self.TIP}" if text else self.TIP)
