@@ -49,3 +49,14 @@ def test_applied_events_move_the_controls(qtbot):
     p.sync_event(Event(4, "warmup", "25"))
     assert p.norm_position.currentText() == "pre" and p.warmup.text() == "25"
 
+
+
+def test_what_to_try_lists_the_running_familys_fixes_only(qtbot):
+    """A transformer run is not told to switch batch norm on (it has no such command); an MLP run is."""
+    p, _ = _panel(qtbot, TF)
+    tf_tips = p.try_box.text()
+    assert "Pre-LN" in tf_tips and "batch norm" not in tf_tips
+    p.sync_config(RunConfig())
+    assert "batch norm on" in p.try_box.text() and "Pre-LN" not in p.try_box.text()
+    p.sync_config(RunConfig(model="lstm", dataset="adding", seq_len=10, depth=1, width=16))
+    assert "W_hh" in p.try_box.text() and "batch norm" not in p.try_box.text()
