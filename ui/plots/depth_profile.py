@@ -34,7 +34,7 @@ from .decimate import LOG_CEIL, LOG_FLOOR, clamp_for_log
 from .unit_ticks import UnitAxis
 from .labels import AXIS_LABELS, fmt, LegendLabel, unit_name, unit_ticks
 from .items import LineItem
-from .unit_axis import rows_of_kind, unit_axis_title
+from .unit_axis import rows_of_kind, set_unit_title, unit_axis_title
 
 
 class DepthProfile(PlotBase):
@@ -219,7 +219,7 @@ class DepthProfile(PlotBase):
             self._ticks = ticks
             self.plot.setXRange(0.5, values.size + 0.5, padding=0)
             self.plot.getAxis("bottom").setTicks([ticks])
-            self.plot.setLabel("bottom", unit_axis_title(store, self._rows))
+        set_unit_title(self.plot, "bottom", unit_axis_title(store, self._rows))
         marks = np.array([LOG_FLOOR if low.any() else np.nan, LOG_CEIL if high.any() else np.nan])
         if self.show_recorded_prediction:
             self._draw_recorded_prediction(store, row, values)

@@ -23,7 +23,7 @@ from .decimate import MAX_IMAGE_COLUMNS, BinCache, Bins, nearest_row
 from .unit_ticks import UnitAxis
 from .labels import AXIS_LABELS, HEATMAP_METRICS, METRIC_LABELS, METRIC_TIPS, fmt, unit_name, unit_ticks
 from .markers import EventMarkers, events_text
-from .unit_axis import rows_of_kind, unit_axis_title
+from .unit_axis import rows_of_kind, set_unit_title, unit_axis_title
 from .unit_filter import UnitFilterBox, matches, row_ticks, separators
 
 #: Colour of cells holding nan, +inf or a negative value (not a valid norm).
@@ -331,7 +331,7 @@ class GradientHeatmap(TimePlotBase):
             self._ticks = ticks
             self.plot.setYRange(0.5, n_layers + 0.5 + head_room(self.plot.getViewBox(), float(n_layers)), padding=0)
             self.plot.getAxis("left").setTicks([ticks])
-            self.plot.setLabel("left", unit_axis_title(store, self._rows))
+        set_unit_title(self.plot, "left", unit_axis_title(store, self._rows))
         self.follower.update(self._x0, float(steps[-1]) + span / 2)
         note = [filter_note] if filter_note else []
         if self._rows is not None and self.unit_filter.text().strip() and not filter_note:
