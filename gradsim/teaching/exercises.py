@@ -22,7 +22,7 @@ from ..events import EVENT_KINDS, START
 from ..metric_words import OP_WORDS, STEP_MEAN_WORDS, event_words, layer_words, metric_words, step_words
 from ..metrics import LAYER_METRICS, STEP_METRICS, middle_layer
 from .diagnose import HEALTHY, KINDS as DIAGNOSIS_KINDS, diagnose
-from .predictions import Prediction, PredictionError, evaluate_prediction, prediction_events
+from .predictions import Prediction, PredictionError, evaluate_prediction, prediction_events, prediction_right
 from .presets import load_preset
 from ..resources import resource_path
 from ..session.store import Session
@@ -330,9 +330,7 @@ class PredictionMatches(Objective):
             return self._result(False, f"predicted the early signal {pred.text()} at step {event.step}; {out.detail}")
         if not out.complete:
             return self._result(False, f"predicted the early signal {pred.text()}; the outcome is measured {pred.window} steps after the toggle (not reached yet)")
-        ok = pred.signal == out.direction
-        if ok and self.decades_tol is not None and pred.signal != "stays":
-            ok = abs(pred.decades - abs(out.decades)) <= self.decades_tol
+        ok = bool(prediction_right(pred, out, self.decades_tol))
         return self._result(ok, f"predicted the early signal {pred.text()} at step {event.step}; it {out.text()}", out.decades)
 
     def required(self) -> str:
