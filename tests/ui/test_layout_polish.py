@@ -122,6 +122,9 @@ def test_confusion_cells_show_their_counts_and_a_fixed_colour_bar(qtbot):
     # a smaller matrix next hides the extra numbers, it does not leave stale ones
     panel.set_confusion(Confusion(np.array([[3, 0], [1, 2]]), np.full((2, 2, 2), 0.5), "held-out", 13))
     assert sorted(t.toPlainText() for t in panel.cell_texts if t.isVisible()) == ["0", "1", "2", "3"]
+    # one tick per class on both axes (two classes once read -0.5, -0.4, ... 1.5)
+    for side in ("bottom", "left"):
+        assert panel.confusion_plot.getAxis(side)._tickLevels == [[(0.0, "0"), (1.0, "1")]]
 
 
 def test_the_decision_boundary_keeps_a_1_to_1_aspect(qtbot):
