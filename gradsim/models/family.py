@@ -105,6 +105,15 @@ def units_from_json(data: Any, n_layers: int, where: str = "units") -> list[Unit
     return check_units([Unit.from_dict(d, f"{where}[{i}]") for i, d in enumerate(data)], n_layers, where)
 
 
+#: Metrics that count units by what their activation function does to them.
+UNIT_ACTIVITY_METRICS = ("act_saturation", "act_dead")
+
+
+def is_attention(unit: Unit) -> bool:
+    """A transformer's attention sublayer (``attn l``): its act_* cells are attention statistics."""
+    return unit.kind == "block" and unit.name.startswith("attn ")
+
+
 def unit_rows(units: Sequence[Unit], metric: str) -> list[int]:
     """0-based rows of the units that ``metric`` is defined for: the units with
     a signal for signal metrics (act_grad_norm, ...), those with parameters for
@@ -113,6 +122,12 @@ def unit_rows(units: Sequence[Unit], metric: str) -> list[int]:
     weight groups. Every row when no unit qualifies (a foreign session)."""
     if metric in PARAM_METRICS:
         rows = [i for i, u in enumerate(units) if u.params]
+    elif metric in UNIT_ACTIVITY_METRICS:
+        # Saturated and dead *units* exist only after an activation function: not on a residual
+        # stream (no activation: NaN), and not on an attention sublayer, whose four act_* cells
+        # hold attention statistics (mean entropy, spread across heads, saturated softmax rows,
+        # lowest head's entropy), which read as "dead units" were a diagnosis's false alarm.
+        rows = [i for i, u in enumerate(units) if u.has_signal and u.kind != "stream" and not is_attention(u)]
     else:
         rows = [i for i, u in enumerate(units) if u.has_signal]
     return rows or list(range(len(units)))
