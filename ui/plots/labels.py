@@ -9,7 +9,7 @@ from typing import Optional, Sequence
 from PySide6.QtCore import QSize, Qt
 
 from gradsim.metric_words import METRIC_WORDS
-from PySide6.QtGui import QPainter, QTextDocument
+from PySide6.QtGui import QColor, QPainter, QPalette, QTextDocument
 from PySide6.QtWidgets import QLabel, QSizePolicy
 
 #: Metrics the shared selector offers: the three named in the design first.
@@ -263,7 +263,11 @@ class NoteLabel(FitLabel):
 
     def __init__(self) -> None:
         super().__init__("")
-        self.setStyleSheet("color: #e0a040;")
+        # The colour by palette, not a style sheet: a widget with a style sheet keeps the
+        # palette it had, so its filled background stayed light in presentation mode's black.
+        pal = self.palette()
+        pal.setColor(QPalette.ColorRole.WindowText, QColor("#e0a040"))
+        self.setPalette(pal)
         self.setToolTip(self.TIP)
         self._note = ""
         self.setVisible(False)
