@@ -170,7 +170,7 @@ class TogglesPanel(QWidget):
         grid.addWidget(self.norm_position, row, 1, 1, 2)
         grid.addWidget(self.norm_apply, row, 3)
         row += 1
-        self.warmup = QLineEdit("100")
+        self.warmup = QLineEdit("0")
         self.warmup.setToolTip(TIPS["live_warmup"])
         self.warmup.setPlaceholderText("steps")
         self.warmup_apply = self._button("Apply", "live_warmup_apply")
@@ -331,7 +331,7 @@ class TogglesPanel(QWidget):
         for w in self._transformer_rows:
             w.setVisible(transformer)
         self._set_quietly(self.norm_position, config.norm_position)
-        self.warmup.setText(str(config.warmup_steps or 100))
+        self.warmup.setText(str(config.warmup_steps))  # the running value (0: none), never a suggestion
         self._show_init(config.init, getattr(config, SCALED_INITS[config.init]) if config.init in SCALED_INITS else None)
         self._on_clip_mode_changed()
         self.error_label.hide()
