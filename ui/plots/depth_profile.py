@@ -101,6 +101,9 @@ class DepthProfile(PlotBase):
         #: Which units of a transformer run are drawn: "stream" or "block" (see set_unit_kind).
         self.unit_kind = "stream"
         self._finish_layout()
+        # Two lines: a transformer's reference words and the theory's gap lead with clauses
+        # wider than this plot's ~400 px at 1280x720 (one line showed only their first words).
+        self.note.set_lines(2)
 
     def _add(self, item: LineItem) -> LineItem:
         self.plot.addItem(item)
@@ -387,7 +390,7 @@ def _why_no_prediction(store: Session, row: int) -> str:
     if model == "rnn" and isinstance(width, int) and width < PRED_MIN_WIDTH:
         return f"no theory line: width {width} is too narrow for the mean-field theory (it needs {PRED_MIN_WIDTH} or more hidden units)"
     if model not in ("mlp", "rnn"):
-        return f"no theory line: GradSim has no mean-field theory for model {model!r}"
+        return f"no theory line (GradSim has no mean-field theory for model {model!r})"
     if isinstance(width, int) and isinstance(depth, int) and depth >= 2 and width < PRED_MIN_WIDTH:
         return f"no theory line: width {width} is too narrow for the mean-field theory (it needs {PRED_MIN_WIDTH} or more units per layer)"
     if not np.isfinite(store.layer_metric("pred_gain")[:, 0]).any():
