@@ -33,6 +33,19 @@ DEFAULT_LEVELS = (-12.0, 4.0)
 _N_COLOURS = 255  # indices 0..254 are the colour map, 255 is the non-finite colour
 
 
+
+#: The ratio view's colour range, log10 B/A either way: a million times for an MLP
+#: (a toggle there moves gradients by decades); one decade for a transformer, whose
+#: norm placement moves a block's gradient by a factor of a few (the fork lesson would
+#: be a faint tint on the million-times scale).
+RATIO_SPAN = 6.0
+TRANSFORMER_RATIO_SPAN = 1.0
+
+
+def ratio_span(store: Optional[Session]) -> float:
+    config = getattr(store, "config", None) or {}
+    return TRANSFORMER_RATIO_SPAN if isinstance(config, dict) and config.get("model") == "transformer" else RATIO_SPAN
+
 class GradientHeatmap(TimePlotBase):
     """Layer (y, layer 1 at the bottom) x step (x) image of log10 of a per-layer metric."""
 
@@ -230,7 +243,8 @@ class GradientHeatmap(TimePlotBase):
             self.lut = self._lut_diverging
             self.colorbar.setColorMap(self._cmap_diverging)
             self.colorbar.getAxis("left").setLabel("log10 B/A")
-            self.set_levels(-6.0, 6.0)  # a million times either way; beyond, the end colours
+            span = ratio_span(self._store)
+            self.set_levels(-span, span)
         elif was_ratio:
             self.lut = self._lut_sequential
             self.colorbar.setColorMap(self._cmap_sequential)
@@ -272,6 +286,10 @@ class GradientHeatmap(TimePlotBase):
         )
 
     def _draw(self, store: Session) -> None:
+        if self.branch == "ratio":
+            span = ratio_span(store)
+            if self.levels != (-span, span):
+                self.set_levels(-span, span)
         n = len(store)
         if n == 0:
             self.image.clear()
