@@ -74,7 +74,8 @@ def _fork_pre_ln(app, window) -> Optional[str]:
     window.run.step(100)
     if not wait_for(app, lambda: all(m.steps_run >= target for m in fork.mirrors()), 600):
         return "the branches did not take 100 steps"
-    window.plots.depth_profile.show_step(1)  # the profiles just after the fork: the same weights, norms moved
+    window.plots.heatmap.set_branch("ratio")  # log10 B/A, block by block
+    window.plots.depth_profile.show_step(0)  # the profiles at the fork: the same weights, the norms moved
     window.refresh_plots_now()
     wait_for(app, lambda: False, 0.2)
     return None
@@ -122,9 +123,10 @@ SHOTS = (
     Shot("pre-ln", "pre-ln", 300,
          "The same start with the norms before each sublayer (Pre-LN): the per-block weight gradients fall toward the "
          "output, where Post-LN's on the same weights stay level.", metric="grad_norm"),
-    Shot("fork-pre-ln", "post-ln", 1,
-         "Fork and compare: the Post-LN run forked after one step and its layer norms moved before each sublayer in "
-         "branch B (the same weights): B's per-block gradient profile (dashed) falls toward the output relative to A's.",
+    Shot("fork-pre-ln", "post-ln", 0,
+         "Fork and compare: the Post-LN run forked at step 0 and its layer norms moved before each sublayer in branch B "
+         "(the same weights): at the fork B's per-block gradient profile (dashed) falls toward the output relative to "
+         "A's; the heatmap's log10 B/A spans one decade.",
          metric="grad_norm", setup=_fork_pre_ln),
 )
 

@@ -52,7 +52,7 @@ def unit_axis_title(store: object, rows: Optional[Sequence[int]] = None) -> str:
         return PARAM_TITLE
     if kinds == {"stream"}:
         return STREAM_TITLE
-    if kinds == {"block"}:
+    if "block" in kinds and kinds <= {"block", "param"}:  # sublayers, with the embedding or head beside them
         return BLOCK_TITLE
     return LAYER_TITLE
 
