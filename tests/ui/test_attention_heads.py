@@ -94,6 +94,9 @@ def test_the_panel_shows_the_heads_plot_only_for_a_run_with_heads(qtbot, wide):
     panel.refresh(store)
     if wide:
         assert panel.heads.isVisible() and panel.splitters[1].indexOf(panel.heads) == 3
+        # the depth profile and saturation keep their share: the heads plot once took what they had left
+        top = panel.splitters[1]
+        qtbot.waitUntil(lambda: min(top.sizes()[1:]) > 0.6 * max(top.sizes()[1:]))
     else:
         assert tab_titles()[-1] == HEADS_TAB
         panel.tabs.setCurrentWidget(panel.heads)

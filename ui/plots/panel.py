@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Optional
 
 import numpy as np
-from PySide6.QtCore import Qt, Slot
+from PySide6.QtCore import Qt, QTimer, Slot
 from PySide6.QtWidgets import QLabel, QSplitter, QTabWidget, QVBoxLayout, QWidget
 
 from gradsim.events import NOTE, START
@@ -128,6 +128,10 @@ class PlotPanel(QWidget):
         #: so it is not among ``plots`` (every one of which is always shown).
         self.heads = AttentionHeads()
         self._heads_on = False
+        self._balance_later = QTimer(self)  # owned by the panel: never fires into a deleted splitter
+        self._balance_later.setSingleShot(True)
+        self._balance_later.setInterval(0)
+        self._balance_later.timeout.connect(self._balance_top)
 
         top = QSplitter(Qt.Orientation.Horizontal)
         top.addWidget(self.heatmap)
@@ -255,7 +259,20 @@ class PlotPanel(QWidget):
         else:
             self.heads.setVisible(on)
             if on:
-                top.setSizes([5000, 2300, 2300, 2300])
+                self._balance_top()
+                # Shown into a laid-out splitter, the plot took the space the others had left
+                # (depth profile and saturation squeezed to 72 px at 1600x1000): balance again
+                # once the splitter has placed it.
+                self._balance_later.start()
+
+    def _balance_top(self) -> None:
+        """The top row in its proportions (heatmap wider), in pixels of the row's current width."""
+        _outer, top, _bottom = self.splitters
+        if self.narrow:
+            return
+        weights = [5000, 2300, 2300, 2300 if self._heads_on else 0][: top.count()]
+        total = max(sum(top.sizes()), top.width())
+        top.setSizes([int(total * w / sum(weights)) for w in weights])
 
     # ----------------------------------------------------------------- public
     @property
