@@ -20,7 +20,9 @@ same round), and the result is the median of those ratios with their spread (the
 two, not the estimate. On a CPU the clock is the process's CPU time by default
 (all its threads, so a writer thread is counted; with one torch thread that is the
 work itself, whatever else shares the machine). ``--runs`` repeats the whole
-measurement with fresh models and prints the range of the medians. The budget for
+measurement with fresh models and prints the range of the medians. For the watched
+loops it also prints the time spent inside the recorder per step (its hooks and
+``loss()``), which a busy machine blurs far less. The budget for
 ``activations=False, every=1`` is 1.05x.
 """
 from __future__ import annotations
@@ -64,6 +66,31 @@ def _models(name: str, device: str):  # -> (model, inputs, targets)
             return self.head(self.enc(self.emb(x)).mean(1))
 
     return Tiny().to(device), torch.randint(0, 100, (32, 32), device=device), torch.randint(0, 10, (32,), device=device)
+
+
+_CLOCK: list[Callable[[], float]] = [time.process_time]
+
+
+def _time_the_recorder() -> None:
+    """Count the time spent inside the recorder (its optimizer hooks and ``loss()``, which
+    write the rows) on each Watch, so the report can say what a step costs in there, a
+    number far less noisy than the difference of two loop times."""
+    from gradsim.watch.recorder import Watch
+
+    for name in ("_before_step", "_after_step", "loss"):
+        fn = getattr(Watch, name)
+        if getattr(fn, "_timed", False):
+            continue
+
+        def timed(self: Any, *a: Any, _fn: Any = fn, **k: Any) -> Any:
+            t0 = _CLOCK[0]()
+            try:
+                return _fn(self, *a, **k)
+            finally:
+                self.__dict__["in_watch_s"] = self.__dict__.get("in_watch_s", 0.0) + _CLOCK[0]() - t0
+
+        timed._timed = True  # type: ignore[attr-defined]
+        setattr(Watch, name, timed)
 
 
 class _Loop:
@@ -131,21 +158,26 @@ def measure(name: str, kinds: tuple[str, ...], rounds: int, steps: int, device: 
         for lp in loops:  # warm up: allocator, first-step hooks, the recorders' index plans
             lp.run(steps)
         per: dict[str, list[float]] = {k: [] for k in kinds}
+        inside: dict[str, list[float]] = {k: [] for k in kinds}
         for r in range(rounds):
             for i in range(len(loops)):
                 lp = loops[(i + r) % len(loops)]
+                w0 = lp.w.__dict__.get("in_watch_s", 0.0) if lp.w is not None else 0.0
                 sync()
                 t0 = clock()
                 lp.run(steps)
                 sync()
                 per[lp.kind].append((clock() - t0) / steps)
+                if lp.w is not None:
+                    inside[lp.kind].append((lp.w.__dict__.get("in_watch_s", 0.0) - w0) / steps)
         for lp in loops:
             lp.close()
     out: dict[str, Any] = {"parameters": sum(p.numel() for p in model.parameters())}
     for k in kinds:
         ratios = [t / p for t, p in zip(per[k], per[PLAIN])]
         out[k] = {"ms": statistics.median(per[k]) * 1e3, "ratio": statistics.median(ratios),
-                  "q25": _quantile(ratios, 0.25), "q75": _quantile(ratios, 0.75)}
+                  "q25": _quantile(ratios, 0.25), "q75": _quantile(ratios, 0.75),
+                  "in_watch_ms": statistics.median(inside[k]) * 1e3 if inside[k] else None}
     return out
 
 
@@ -168,6 +200,8 @@ def main() -> int:
         if getattr(args, flag) < 1:
             p.error(f"--{flag} = {getattr(args, flag)}, expected a whole number >= 1")
     clock = time.process_time if args.clock == "cpu" and args.device == "cpu" else time.perf_counter
+    _CLOCK[0] = clock
+    _time_the_recorder()
     torch.set_num_threads(args.threads)
     kinds: tuple[str, ...] = KINDS
     try:
@@ -187,12 +221,17 @@ def main() -> int:
             print(f"\n{name} run {r + 1}: {res['parameters']:,} parameters")
             for k in kinds:
                 e = res[k]
+                inner = "" if e["in_watch_ms"] is None else f"   in the recorder {e['in_watch_ms']:.3f} ms/step"
                 print(f"  {k:26s} {e['ms']:8.2f} ms/step   {e['ratio']:6.3f}x  (per-round 25-75%: "
-                      f"{e['q25']:.3f}-{e['q75']:.3f})")
+                      f"{e['q25']:.3f}-{e['q75']:.3f}){inner}")
         print(f"\n{name}, median ratio over {args.runs} run(s): min-max")
         for k in kinds[1:]:
             meds = [res[k]["ratio"] for res in runs]
-            print(f"  {k:26s} {min(meds):6.3f}x - {max(meds):6.3f}x   (plain {statistics.median(res[PLAIN]['ms'] for res in runs):.2f} ms/step)")
+            line = f"  {k:26s} {min(meds):6.3f}x - {max(meds):6.3f}x"
+            inners = [res[k]["in_watch_ms"] for res in runs if res[k]["in_watch_ms"] is not None]
+            if inners:
+                line += f"   in the recorder {min(inners):.3f}-{max(inners):.3f} ms/step"
+            print(line + f"   (plain {statistics.median(res[PLAIN]['ms'] for res in runs):.2f} ms/step)")
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=2) + "\n")
     return 0
