@@ -51,8 +51,9 @@ STALLED_TEXT = "following: no new data"
 
 def stall_message(name: str, seconds: float) -> str:
     """What the status bar says when the followed folder ``name`` stopped growing."""
-    return (f"No new data for {seconds:.0f} s from {name}: the script may have stopped (crashed before close()?). "
-            f"Still checking every {STALLED_POLL_MS // 1000} s; Stop following ends it.")
+    # What matters first: the status bar may show only the start (the whole text is on hover).
+    return (f"No new data for {seconds:.0f} s: the script may have stopped (crashed before close()?). "
+            f"Still checking {name} every {STALLED_POLL_MS // 1000} s; Stop following ends it.")
 
 
 def _stall_setting() -> float:
@@ -125,7 +126,7 @@ class FollowController(QObject):
         self.stop_button.setToolTip("Stop reading the folder: the session stays shown as far as it was read.")
         self.stop_button.setVisible(False)
         self.stop_button.clicked.connect(self.stop)
-        host.status.insertPermanentWidget(0, self.stop_button)
+        host.status.add_button(self.stop_button)
 
         self.follow_action = QAction("&Follow running session…", window)
         tip = ("Show a training script's gradsim.watch folder while it trains: the plots grow with every step it "
@@ -245,7 +246,8 @@ class FollowController(QObject):
             self._set_stalled(True)
             self.host.status.showMessage(stall_message(Path(self.path).name, self.clock() - self._grew_at), 0)
         if self.session is not None and update.running and not self.stalled:
-            self.host.status.showMessage(f"Following {self.path}: step {session.steps_run - 1:,}, training…")
+            # The folder's name, not its path: the status bar shares its row with six labels.
+            self.host.status.showMessage(f"Following {Path(self.path).name}: step {session.steps_run - 1:,}, training…")
         if not update.running:
             if self.session is None:
                 self._end(f"Stopped following {self.path}: the script finished without recording a step")
