@@ -3,13 +3,15 @@
     .venv/bin/python benchmarks/watch_overhead.py [--model cnn|transformer|both] [--runs 3] [--rounds 30]
         [--steps 5] [--device cpu] [--clock cpu|wall] [--json FILE]
 
-Each kind of loop gets its own copy of the model (same initial weights), its own
-optimizer and, where it has one, its own recorder for the whole run, as a real
-run would: the plain loop, ``watch(activations=False)``, ``watch(activations=True)``
-(each writing its session to a temporary folder) and the peer most people use
-instead, a TensorBoard histogram of every parameter's gradient every step
-(``SummaryWriter.add_histogram``; needs the ``bench`` extra, skipped with a note
-if tensorboard is missing).
+Every kind of loop trains the same model with the same optimizer and batch (a
+copy of the model per kind would time the copies' memory layout too: that
+measured up to 25 % apart here): the plain loop, ``watch(activations=False)``,
+``watch(activations=True)`` (each block a new session in a temporary folder) and
+the peer most people use instead, a TensorBoard histogram of every parameter's
+gradient every step (``SummaryWriter.add_histogram``; needs the ``bench`` extra,
+skipped with a note if tensorboard is missing). A block makes its recorder, runs
+one untimed step (the recorder's first builds its index plan and buffers, once
+in a real run), times ``--steps`` steps and closes the recorder untimed.
 
 Why the estimate holds on a busy machine: the run is ``--rounds`` rounds; a round
 runs one short block of ``--steps`` steps of every kind, in an order that rotates
@@ -20,7 +22,7 @@ same round), and the result is the median of those ratios with their spread (the
 two, not the estimate. On a CPU the clock is the process's CPU time by default
 (all its threads, so a writer thread is counted; with one torch thread that is the
 work itself, whatever else shares the machine). ``--runs`` repeats the whole
-measurement with fresh models and prints the range of the medians. For the watched
+measurement with a fresh model and prints the range of the medians. For the watched
 loops it also prints the time spent inside the recorder per step (its hooks and
 ``loss()``), which a busy machine blurs far less. The budget for
 ``activations=False, every=1`` is 1.05x.
@@ -28,7 +30,6 @@ loops it also prints the time spent inside the recorder per step (its hooks and
 from __future__ import annotations
 
 import argparse
-import copy
 import json
 import statistics
 import sys
@@ -94,25 +95,29 @@ def _time_the_recorder() -> None:
 
 
 class _Loop:
-    """One kind of training loop with its own model copy, optimizer and recorder."""
+    """The training loop, on one model and optimizer for every kind; a block attaches the
+    kind's recorder (a new Watch or SummaryWriter, made and closed outside the timing)."""
 
-    def __init__(self, kind: str, model: Any, x: Any, y: Any, tmp: Path) -> None:
+    def __init__(self, model: Any, x: Any, y: Any, tmp: Path) -> None:
         import torch
 
+        self.model, self.x, self.y, self.tmp, self.step = model, x, y, tmp, 0
+        self.opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
+        self.named = list(model.named_parameters())
+        self.w: Any = None
+        self.tb: Any = None
+        self._n = 0
+
+    def attach(self, kind: str) -> None:
         from gradsim.watch import watch
 
-        self.kind, self.x, self.y, self.step = kind, x, y, 0
-        self.model = copy.deepcopy(model)
-        self.opt = torch.optim.SGD(self.model.parameters(), lr=0.01, momentum=0.9)
-        self.w = self.tb = None
+        self._n += 1
         if kind.startswith("watch"):
-            self.w = watch(self.model, self.opt, out=tmp / kind.replace("(", "-").replace(")", "").replace("=", "-"),
-                           activations="True" in kind)
+            self.w = watch(self.model, self.opt, out=self.tmp / f"w{self._n}", activations="True" in kind)
         elif kind.startswith("TensorBoard"):
             from torch.utils.tensorboard import SummaryWriter
 
-            self.tb = SummaryWriter(str(tmp / "tensorboard"))
-            self.named = list(self.model.named_parameters())
+            self.tb = SummaryWriter(str(self.tmp / f"tb{self._n}"))
 
     def run(self, steps: int) -> None:
         from torch import nn
@@ -131,11 +136,12 @@ class _Loop:
                 self.tb.add_scalar("loss", loss, self.step)
             self.step += 1
 
-    def close(self) -> None:
+    def detach(self) -> None:
         if self.w is not None:
             self.w.close()
         if self.tb is not None:
             self.tb.close()
+        self.w = self.tb = None
 
 
 def _quantile(xs: list[float], q: float) -> float:
@@ -153,25 +159,29 @@ def measure(name: str, kinds: tuple[str, ...], rounds: int, steps: int, device: 
 
     model, x, y = _models(name, device)
     sync = torch.cuda.synchronize if x.device.type == "cuda" else (lambda: None)
+    per: dict[str, list[float]] = {k: [] for k in kinds}
+    inside: dict[str, list[float]] = {k: [] for k in kinds}
     with tempfile.TemporaryDirectory() as tmp:
-        loops = [_Loop(k, model, x, y, Path(tmp)) for k in kinds]
-        for lp in loops:  # warm up: allocator, first-step hooks, the recorders' index plans
-            lp.run(steps)
-        per: dict[str, list[float]] = {k: [] for k in kinds}
-        inside: dict[str, list[float]] = {k: [] for k in kinds}
+        loop = _Loop(model, x, y, Path(tmp))
+        for k in kinds:  # warm up: the allocator, torch's first-call paths, each recorder's code
+            loop.attach(k)
+            loop.run(steps)
+            loop.detach()
         for r in range(rounds):
-            for i in range(len(loops)):
-                lp = loops[(i + r) % len(loops)]
-                w0 = lp.w.__dict__.get("in_watch_s", 0.0) if lp.w is not None else 0.0
+            for i in range(len(kinds)):
+                kind = kinds[(i + r) % len(kinds)]
+                loop.attach(kind)
+                loop.run(1)  # untimed: a recorder's first step builds its index plan and buffers, once per run
+                w = loop.w
+                w0 = w.__dict__.get("in_watch_s", 0.0) if w is not None else 0.0
                 sync()
                 t0 = clock()
-                lp.run(steps)
+                loop.run(steps)
                 sync()
-                per[lp.kind].append((clock() - t0) / steps)
-                if lp.w is not None:
-                    inside[lp.kind].append((lp.w.__dict__.get("in_watch_s", 0.0) - w0) / steps)
-        for lp in loops:
-            lp.close()
+                per[kind].append((clock() - t0) / steps)
+                if w is not None:
+                    inside[kind].append((w.__dict__.get("in_watch_s", 0.0) - w0) / steps)
+                loop.detach()
     out: dict[str, Any] = {"parameters": sum(p.numel() for p in model.parameters())}
     for k in kinds:
         ratios = [t / p for t, p in zip(per[k], per[PLAIN])]
@@ -186,9 +196,9 @@ def main() -> int:
 
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--model", choices=("cnn", "transformer", "both"), default="both")
-    p.add_argument("--runs", type=int, default=3, help="whole measurements, each with fresh models")
+    p.add_argument("--runs", type=int, default=3, help="whole measurements, each with a fresh model")
     p.add_argument("--rounds", type=int, default=30, help="rounds per run; a round runs one block of each kind")
-    p.add_argument("--steps", type=int, default=5, help="steps per block")
+    p.add_argument("--steps", type=int, default=8, help="timed steps per block")
     p.add_argument("--device", default="cpu")
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--clock", choices=("cpu", "wall"), default="cpu",
