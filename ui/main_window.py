@@ -290,7 +290,7 @@ class MainWindow(QMainWindow):
         self.event_log.add_events(list(session.events))
         if self.run.config is not None:
             self.toggles.sync_config(self.run.config)
-            self.viewer.sync_builder(session)
+        self.viewer.sync_builder(session)  # a watched session has no RunConfig: the builder says what it is
         self.builder_dock.raise_()
 
     @Slot(object)
