@@ -78,6 +78,8 @@ class RecurrentTrainer(Trainer):
         #: False forces the autograd pass through the unrolled cells (tests compare the two).
         self.use_direct = True
         self.last_pass = ""
+        #: The hand-written pass's buffers, kept from step to step (its results are views into them).
+        self._workspace = rnn_backprop.Workspace()
         self._x = torch.from_numpy(self.data.x_train)
         self._y = torch.from_numpy(self.data.y_train)
         self._perm = torch.randperm(len(self._y), generator=self.batch_gen)
@@ -231,7 +233,7 @@ class RecurrentTrainer(Trainer):
             # gradient into the arenas, and dL/dh_t is its own recursion variable.
             for a in arenas:
                 a.attach_grads()
-            direct = rnn_backprop.run(self.rnet, x, y, self.regression)
+            direct = rnn_backprop.run(self.rnet, x, y, self.regression, self._workspace)
             out, loss, H, gate = direct.out, direct.loss, direct.H, direct.gate
             dH: Optional[torch.Tensor] = direct.dH
             hs: list[torch.Tensor] = list(H.unbind(0))
