@@ -166,12 +166,16 @@ def _layer_backward(
         G, CB, TC = st["G"], st["CB"], st["TC"]
         i, f, g, o = G[..., :w], G[..., w : 2 * w], G[..., 2 * w : 3 * w], G[..., 3 * w :]
         # dz_(i,f,g) = dc_t * A_t, dz_o = dh_t * a_o, dc_t = dc_(t+1) f_(t+1) + dh_t o (1 - tanh^2 c_t)
+        # In place into kept buffers: a temporary per factor costs more (allocation, page faults)
+        # than its arithmetic. 1 - x is a subtraction from 1, exact where x is near 1.
+        one = H.new_ones(())
         A = ws.get(k, "A", (T, B, 3, w), H)
-        torch.mul(g, i * (1 - i), out=A[:, :, 0])
-        torch.mul(CB[:-1], f * (1 - f), out=A[:, :, 1])
-        torch.mul(i, 1 - g * g, out=A[:, :, 2])
-        a_o = TC * o * (1 - o)
-        dc_from_h = o * (1 - TC * TC)
+        torch.sub(one, i, out=A[:, :, 0]).mul_(i).mul_(g)
+        torch.sub(one, f, out=A[:, :, 1]).mul_(f).mul_(CB[:-1])
+        torch.sub(one, torch.mul(g, g, out=A[:, :, 2]), out=A[:, :, 2]).mul_(i)
+        a_o = torch.sub(one, o, out=ws.get(k, "a_o", (T, B, w), H)).mul_(o).mul_(TC)
+        dc_from_h = ws.get(k, "dc_from_h", (T, B, w), H)
+        torch.sub(one, torch.mul(TC, TC, out=dc_from_h), out=dc_from_h).mul_(o)
         DZ = ws.get(k, "DZ", (T, B, 4 * w), H)
         DZ4 = DZ.view(T, B, 4, w)
         dc = ws.get(k, "dc", (B, w), H)
@@ -190,12 +194,15 @@ def _layer_backward(
         G, HN = st["G"], st["HN"]
         r, z, n = G[..., :w], G[..., w : 2 * w], G[..., 2 * w :]
         # dx_(r,z,n) = dh_t * AX_t; dh-side (r, z, hn) = dh_t * AH_t; dh_(t-1) gets dh_t z_t besides
-        a_n = (1 - z) * (1 - n * n)
+        # in place into kept buffers, as the LSTM's
+        one = H.new_ones(())
         AX = ws.get(k, "AX", (T, B, 3, w), H)
         AH = ws.get(k, "AH", (T, B, 3, w), H)
-        torch.mul(a_n, HN * (r * (1 - r)), out=AX[:, :, 0])
-        torch.mul(HB[:-1] - n, z * (1 - z), out=AX[:, :, 1])
-        AX[:, :, 2] = a_n
+        tmp = ws.get(k, "tmp", (T, B, w), H)
+        a_n = AX[:, :, 2]  # (1 - z)(1 - n^2)
+        torch.sub(one, torch.mul(n, n, out=a_n), out=a_n).mul_(torch.sub(one, z, out=tmp))
+        torch.mul(tmp, z, out=AX[:, :, 1]).mul_(torch.sub(HB[:-1], n, out=tmp))  # z(1 - z)(h_(t-1) - n)
+        torch.sub(one, r, out=AX[:, :, 0]).mul_(r).mul_(HN).mul_(a_n)
         AH[:, :, :2] = AX[:, :, :2]
         torch.mul(a_n, r, out=AH[:, :, 2])
         DX = ws.get(k, "DX", (T, B, 3 * w), H)  # input side: r, z, n pre-activations
