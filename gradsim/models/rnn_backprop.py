@@ -60,7 +60,9 @@ def _layer_forward(net, k: int, U: torch.Tensor, ws: Workspace) -> dict:
 
     The step loops write every result with ``out=`` or in place into buffers laid
     out over all steps: on the CPU each op's dispatch costs about as much as its
-    arithmetic at these sizes, and a fresh tensor per op adds an allocation."""
+    arithmetic at these sizes, and a fresh tensor per op adds an allocation. Each
+    buffer is split into its steps' views once (``unbind``): indexing ``X[t]`` in
+    the loop costs several times more per view."""
     cell, w = net.cell, net.width
     w_ih, w_hh, b_ih, b_hh = (p.detach() for p in net.layer_params(k))
     T, B, _ = U.shape
@@ -69,15 +71,16 @@ def _layer_forward(net, k: int, U: torch.Tensor, ws: Workspace) -> dict:
     HB = ws.get(k, "HB", (T + 1, B, w), U)
     HB[0].zero_()
     H = HB[1:]
+    hb = HB.unbind(0)  # hb[t] = h_(t-1), hb[t + 1] = h_t
     U2 = U.reshape(T * B, -1)
     if cell == "rnn":
         tanh = net.nonlinearity == "tanh"
         # the input projection lands in H itself; each step adds W_hh h_(t-1) in place
         torch.addmm(b_ih + b_hh, U2, w_ih.t(), out=H.view(T * B, w))
         for t in range(T):
-            z = H[t]
+            z = hb[t + 1]
             if t:
-                z.addmm_(H[t - 1], w_hh_t)
+                z.addmm_(hb[t], w_hh_t)
             z.tanh_() if tanh else z.clamp_min_(0.0)
         return {"U": U, "H": H, "HB": HB}
     if cell == "lstm":
@@ -86,39 +89,41 @@ def _layer_forward(net, k: int, U: torch.Tensor, ws: Workspace) -> dict:
         G = ws.get(k, "G", (T, B, 4 * w), U)  # i, f, g, o after their nonlinearities
         CB = ws.get(k, "CB", (T + 1, B, w), U)  # c_0 = 0, then c_1..c_T
         CB[0].zero_()
-        C = CB[1:]
         TC = ws.get(k, "TC", (T, B, w), U)  # tanh(c_t)
-        gi, gf, gg, go = G[..., :w], G[..., w : 2 * w], G[..., 2 * w : 3 * w], G[..., 3 * w :]
-        pg = P[..., 2 * w : 3 * w]
+        Ps, Gs, cb, TCs = P.unbind(0), G.unbind(0), CB.unbind(0), TC.unbind(0)
+        gi, gf, gg, go = (G[..., j * w : (j + 1) * w].unbind(0) for j in range(4))
+        pg = P[..., 2 * w : 3 * w].unbind(0)
         for t in range(T):
-            pre = P[t]
+            pre = Ps[t]
             if t:
-                pre.addmm_(H[t - 1], w_hh_t)
-            torch.sigmoid(pre, out=G[t])  # the g block's sigmoid is overwritten: one op instead of three
+                pre.addmm_(hb[t], w_hh_t)
+            torch.sigmoid(pre, out=Gs[t])  # the g block's sigmoid is overwritten: one op instead of three
             torch.tanh(pg[t], out=gg[t])
-            c = C[t]
+            c = cb[t + 1]
             if t:
-                torch.mul(gf[t], C[t - 1], out=c)
+                torch.mul(gf[t], cb[t], out=c)
                 c.addcmul_(gi[t], gg[t])
             else:
                 torch.mul(gi[t], gg[t], out=c)
-            torch.mul(go[t], torch.tanh(c, out=TC[t]), out=H[t])
+            torch.mul(go[t], torch.tanh(c, out=TCs[t]), out=hb[t + 1])
         return {"U": U, "H": H, "HB": HB, "G": G, "CB": CB, "TC": TC}
     # GRU
     P = ws.get(k, "P", (T, B, 3 * w), U)
     torch.addmm(b_ih, U2, w_ih.t(), out=P.view(T * B, 3 * w))
     G = ws.get(k, "G", (T, B, 3 * w), U)  # r, z, n
     HP = ws.get(k, "HP", (T, B, 3 * w), U)  # W_hh h_(t-1) + b_hh; its n block is what r gates
-    gr, gz, gn = G[..., :w], G[..., w : 2 * w], G[..., 2 * w :]
-    grz, prz, pn, hrz, hn = G[..., : 2 * w], P[..., : 2 * w], P[..., 2 * w :], HP[..., : 2 * w], HP[..., 2 * w :]
+    hn = HP[..., 2 * w :]
+    gr, gz, gn, grz = (G[..., a:b].unbind(0) for a, b in ((0, w), (w, 2 * w), (2 * w, 3 * w), (0, 2 * w)))
+    prz, pn, hps = P[..., : 2 * w].unbind(0), P[..., 2 * w :].unbind(0), HP.unbind(0)
+    hrz, hns = HP[..., : 2 * w].unbind(0), hn.unbind(0)
     for t in range(T):
         if t:
-            torch.addmm(b_hh, H[t - 1], w_hh_t, out=HP[t])
+            torch.addmm(b_hh, hb[t], w_hh_t, out=hps[t])
         else:
-            HP[0].copy_(b_hh.expand(B, -1))
+            hps[0].copy_(b_hh.expand(B, -1))
         torch.sigmoid(prz[t].add_(hrz[t]), out=grz[t])
-        torch.tanh(torch.addcmul(pn[t], gr[t], hn[t], out=gn[t]), out=gn[t])
-        torch.lerp(gn[t], HB[t], gz[t], out=H[t])
+        torch.tanh(torch.addcmul(pn[t], gr[t], hns[t], out=gn[t]), out=gn[t])
+        torch.lerp(gn[t], hb[t], gz[t], out=hb[t + 1])
     return {"U": U, "H": H, "HB": HB, "G": G, "HN": hn}
 
 
@@ -139,15 +144,15 @@ def _layer_backward(
     U, H, HB = st["U"], st["H"], st["HB"]
     T, B, _ = H.shape
     dH = ws.get(k, "dH", (T, B, w), H)  # total dL/dh_t
-
-    def start(t: int) -> torch.Tensor:
-        """dH[t] holding the gradient from outside the recursion (the recursion adds the rest)."""
-        if dH_in is not None:
-            return dH[t].copy_(dH_in[t])
-        if t == T - 1:
-            assert d_last is not None
-            return dH[t].copy_(d_last)
-        return dH[t].zero_()
+    # dH starts as the gradient from outside the recursion, which the loop adds to (acc);
+    # the top layer's is 0 before the last step, so there the loop's first op writes instead.
+    acc = dH_in is not None
+    dHs = dH.unbind(0)
+    if dH_in is not None:
+        dH.copy_(dH_in)
+    else:
+        assert d_last is not None
+        dHs[T - 1].copy_(d_last)
 
     if cell == "rnn":
         deriv = ws.get(k, "deriv", (T, B, w), H)
@@ -156,11 +161,12 @@ def _layer_backward(
         else:
             torch.gt(H, 0, out=deriv)  # as 0.0 / 1.0
         DZ = ws.get(k, "DZ", (T, B, w), H)
+        DZs, ds = DZ.unbind(0), deriv.unbind(0)
         for t in range(T - 1, -1, -1):
-            dh = start(t)
+            dh = dHs[t]
             if t < T - 1:
-                dh.addmm_(DZ[t + 1], W_hh)
-            torch.mul(dh, deriv[t], out=DZ[t])
+                dh.addmm_(DZs[t + 1], W_hh) if acc else torch.mm(DZs[t + 1], W_hh, out=dh)
+            torch.mul(dh, ds[t], out=DZs[t])
         DX = DH_ = DZ
     elif cell == "lstm":
         G, CB, TC = st["G"], st["CB"], st["TC"]
@@ -179,16 +185,19 @@ def _layer_backward(
         DZ = ws.get(k, "DZ", (T, B, 4 * w), H)
         DZ4 = DZ.view(T, B, 4, w)
         dc = ws.get(k, "dc", (B, w), H)
+        dc3 = dc.unsqueeze(1)
+        DZs, dz3, dzo = DZ.unbind(0), DZ4[:, :, :3].unbind(0), DZ4[:, :, 3].unbind(0)
+        fs, As, aos, dcfh = f.unbind(0), A.unbind(0), a_o.unbind(0), dc_from_h.unbind(0)
         for t in range(T - 1, -1, -1):
-            dh = start(t)
+            dh = dHs[t]
             if t < T - 1:
-                dh.addmm_(DZ[t + 1], W_hh)
-                torch.mul(dc, f[t + 1], out=dc)
-                dc.addcmul_(dh, dc_from_h[t])
+                dh.addmm_(DZs[t + 1], W_hh) if acc else torch.mm(DZs[t + 1], W_hh, out=dh)
+                torch.mul(dc, fs[t + 1], out=dc)
+                dc.addcmul_(dh, dcfh[t])
             else:
-                torch.mul(dh, dc_from_h[t], out=dc)
-            torch.mul(dc.unsqueeze(1), A[t], out=DZ4[t, :, :3])
-            torch.mul(dh, a_o[t], out=DZ4[t, :, 3])
+                torch.mul(dh, dcfh[t], out=dc)
+            torch.mul(dc3, As[t], out=dz3[t])
+            torch.mul(dh, aos[t], out=dzo[t])
         DX = DH_ = DZ
     else:
         G, HN = st["G"], st["HN"]
@@ -207,15 +216,15 @@ def _layer_backward(
         torch.mul(a_n, r, out=AH[:, :, 2])
         DX = ws.get(k, "DX", (T, B, 3 * w), H)  # input side: r, z, n pre-activations
         DH_ = ws.get(k, "DH_", (T, B, 3 * w), H)  # hidden side: r, z and hn = W_hn h + b_hn
-        DX4, DH4 = DX.view(T, B, 3, w), DH_.view(T, B, 3, w)
+        DX4s, DH4s, DHs_ = DX.view(T, B, 3, w).unbind(0), DH_.view(T, B, 3, w).unbind(0), DH_.unbind(0)
+        zs, AXs, AHs, d3s = z.unbind(0), AX.unbind(0), AH.unbind(0), dH.unsqueeze(2).unbind(0)
         for t in range(T - 1, -1, -1):
-            dh = start(t)
+            dh = dHs[t]
             if t < T - 1:
-                dh.addcmul_(dH[t + 1], z[t + 1])
-                dh.addmm_(DH_[t + 1], W_hh)
-            d3 = dh.unsqueeze(1)
-            torch.mul(d3, AX[t], out=DX4[t])
-            torch.mul(d3, AH[t], out=DH4[t])
+                dh.addcmul_(dHs[t + 1], zs[t + 1]) if acc else torch.mul(dHs[t + 1], zs[t + 1], out=dh)
+                dh.addmm_(DHs_[t + 1], W_hh)
+            torch.mul(d3s[t], AXs[t], out=DX4s[t])
+            torch.mul(d3s[t], AHs[t], out=DH4s[t])
     # The weight gradients: one matmul each over every step.
     gw = DX.shape[2]
     DXf, DHf = DX.view(T * B, gw), DH_.view(T * B, gw)
