@@ -63,6 +63,8 @@ def _layer_forward(net, k: int, U: torch.Tensor, ws: Workspace) -> dict:
     arithmetic at these sizes, and a fresh tensor per op adds an allocation. Each
     buffer is split into its steps' views once (``unbind``): indexing ``X[t]`` in
     the loop costs several times more per view."""
+    if net.cell == "lstm":
+        return _lstm_forward(net, k, U, ws)
     cell, w = net.cell, net.width
     w_ih, w_hh, b_ih, b_hh = (p.detach() for p in net.layer_params(k))
     T, B, _ = U.shape
@@ -83,30 +85,6 @@ def _layer_forward(net, k: int, U: torch.Tensor, ws: Workspace) -> dict:
                 z.addmm_(hb[t], w_hh_t)
             z.tanh_() if tanh else z.clamp_min_(0.0)
         return {"U": U, "H": H, "HB": HB}
-    if cell == "lstm":
-        P = ws.get(k, "P", (T, B, 4 * w), U)
-        torch.addmm(b_ih + b_hh, U2, w_ih.t(), out=P.view(T * B, 4 * w))
-        G = ws.get(k, "G", (T, B, 4 * w), U)  # i, f, g, o after their nonlinearities
-        CB = ws.get(k, "CB", (T + 1, B, w), U)  # c_0 = 0, then c_1..c_T
-        CB[0].zero_()
-        TC = ws.get(k, "TC", (T, B, w), U)  # tanh(c_t)
-        Ps, Gs, cb, TCs = P.unbind(0), G.unbind(0), CB.unbind(0), TC.unbind(0)
-        gi, gf, gg, go = (G[..., j * w : (j + 1) * w].unbind(0) for j in range(4))
-        pg = P[..., 2 * w : 3 * w].unbind(0)
-        for t in range(T):
-            pre = Ps[t]
-            if t:
-                pre.addmm_(hb[t], w_hh_t)
-            torch.sigmoid(pre, out=Gs[t])  # the g block's sigmoid is overwritten: one op instead of three
-            torch.tanh(pg[t], out=gg[t])
-            c = cb[t + 1]
-            if t:
-                torch.mul(gf[t], cb[t], out=c)
-                c.addcmul_(gi[t], gg[t])
-            else:
-                torch.mul(gi[t], gg[t], out=c)
-            torch.mul(go[t], torch.tanh(c, out=TCs[t]), out=hb[t + 1])
-        return {"U": U, "H": H, "HB": HB, "G": G, "CB": CB, "TC": TC}
     # GRU
     P = ws.get(k, "P", (T, B, 3 * w), U)
     torch.addmm(b_ih, U2, w_ih.t(), out=P.view(T * B, 3 * w))
@@ -138,6 +116,8 @@ def _layer_backward(
     does not depend on the recursion is computed for all steps at once before the
     loop, stacked gate by gate, so that each step is one matmul and a few
     elementwise ops whatever the cell."""
+    if net.cell == "lstm":
+        return _lstm_backward(net, k, st, dH_in, d_last, need_dU, ws)
     cell, w = net.cell, net.width
     w_ih, w_hh, b_ih, b_hh = net.layer_params(k)
     W_hh = w_hh.detach()
@@ -167,37 +147,6 @@ def _layer_backward(
             if t < T - 1:
                 dh.addmm_(DZs[t + 1], W_hh) if acc else torch.mm(DZs[t + 1], W_hh, out=dh)
             torch.mul(dh, ds[t], out=DZs[t])
-        DX = DH_ = DZ
-    elif cell == "lstm":
-        G, CB, TC = st["G"], st["CB"], st["TC"]
-        i, f, g, o = G[..., :w], G[..., w : 2 * w], G[..., 2 * w : 3 * w], G[..., 3 * w :]
-        # dz_(i,f,g) = dc_t * A_t, dz_o = dh_t * a_o, dc_t = dc_(t+1) f_(t+1) + dh_t o (1 - tanh^2 c_t)
-        # In place into kept buffers: a temporary per factor costs more (allocation, page faults)
-        # than its arithmetic. 1 - x is a subtraction from 1, exact where x is near 1.
-        one = H.new_ones(())
-        A = ws.get(k, "A", (T, B, 3, w), H)
-        torch.sub(one, i, out=A[:, :, 0]).mul_(i).mul_(g)
-        torch.sub(one, f, out=A[:, :, 1]).mul_(f).mul_(CB[:-1])
-        torch.sub(one, torch.mul(g, g, out=A[:, :, 2]), out=A[:, :, 2]).mul_(i)
-        a_o = torch.sub(one, o, out=ws.get(k, "a_o", (T, B, w), H)).mul_(o).mul_(TC)
-        dc_from_h = ws.get(k, "dc_from_h", (T, B, w), H)
-        torch.sub(one, torch.mul(TC, TC, out=dc_from_h), out=dc_from_h).mul_(o)
-        DZ = ws.get(k, "DZ", (T, B, 4 * w), H)
-        DZ4 = DZ.view(T, B, 4, w)
-        dc = ws.get(k, "dc", (B, w), H)
-        dc3 = dc.unsqueeze(1)
-        DZs, dz3, dzo = DZ.unbind(0), DZ4[:, :, :3].unbind(0), DZ4[:, :, 3].unbind(0)
-        fs, As, aos, dcfh = f.unbind(0), A.unbind(0), a_o.unbind(0), dc_from_h.unbind(0)
-        for t in range(T - 1, -1, -1):
-            dh = dHs[t]
-            if t < T - 1:
-                dh.addmm_(DZs[t + 1], W_hh) if acc else torch.mm(DZs[t + 1], W_hh, out=dh)
-                torch.mul(dc, fs[t + 1], out=dc)
-                dc.addcmul_(dh, dcfh[t])
-            else:
-                torch.mul(dh, dcfh[t], out=dc)
-            torch.mul(dc3, As[t], out=dz3[t])
-            torch.mul(dh, aos[t], out=dzo[t])
         DX = DH_ = DZ
     else:
         G, HN = st["G"], st["HN"]
@@ -243,6 +192,113 @@ def _layer_backward(
     return dH, dU
 
 
+def _lstm_forward(net, k: int, U: torch.Tensor, ws: Workspace) -> dict:
+    """The LSTM's layer ``k`` over U (T, batch, n_in), computed transposed: state (width, batch).
+
+    Each step's four gates are then contiguous row blocks of one (4 width, batch)
+    matrix: an op on a column block of a (batch, 4 width) matrix (the layout of
+    the other cells) costs 2-3x more at these sizes, and the LSTM has seven of
+    them a step. The results are returned as (T, batch, width) views."""
+    w = net.width
+    w_ih, w_hh, b_ih, b_hh = (p.detach() for p in net.layer_params(k))
+    T, B, n_in = U.shape
+    UT = U.transpose(1, 2)  # (T, n_in, B)
+    PT = ws.get(k, "PT", (T, 4 * w, B), U)  # W_ih x_t + b_ih + b_hh
+    torch.matmul(w_ih, UT, out=PT)
+    PT.add_((b_ih + b_hh)[:, None])
+    HT = ws.get(k, "HT", (T + 1, w, B), U)  # h_0 = 0, then h_1..h_T
+    CT = ws.get(k, "CT", (T + 1, w, B), U)  # c_0 = 0, then c_1..c_T
+    HT[0].zero_()
+    CT[0].zero_()
+    GT = ws.get(k, "GT", (T, 4 * w, B), U)  # i, f, g, o after their nonlinearities
+    TCT = ws.get(k, "TCT", (T, w, B), U)  # tanh(c_t)
+    hb, cb, Ps, Gs, TCs = HT.unbind(0), CT.unbind(0), PT.unbind(0), GT.unbind(0), TCT.unbind(0)
+    gi, gf, gg, go = (GT[:, j * w : (j + 1) * w].unbind(0) for j in range(4))
+    pg = PT[:, 2 * w : 3 * w].unbind(0)
+    for t in range(T):
+        pre = Ps[t]
+        if t:
+            pre.addmm_(w_hh, hb[t])
+        torch.sigmoid(pre, out=Gs[t])  # the g block's sigmoid is overwritten: one op instead of three
+        torch.tanh(pg[t], out=gg[t])
+        c = cb[t + 1]
+        if t:
+            torch.mul(gf[t], cb[t], out=c)
+            c.addcmul_(gi[t], gg[t])
+        else:
+            torch.mul(gi[t], gg[t], out=c)
+        torch.mul(go[t], torch.tanh(c, out=TCs[t]), out=hb[t + 1])
+    H = HT[1:].transpose(1, 2)
+    return {"U": U, "H": H, "HT": HT, "CT": CT, "GT": GT, "TCT": TCT, "gate": GT[:, w : 2 * w].transpose(1, 2)}
+
+
+def _lstm_backward(
+    net, k: int, st: dict, dH_in: Optional[torch.Tensor], d_last: Optional[torch.Tensor], need_dU: bool, ws: Workspace
+) -> tuple[torch.Tensor, Optional[torch.Tensor]]:
+    """Backward through the LSTM's layer ``k``, transposed as its forward (see _layer_backward)."""
+    w = net.width
+    w_ih, w_hh, b_ih, b_hh = net.layer_params(k)
+    W_hh_t = ws.get(k, "W_hh_t", (w, 4 * w), st["GT"]).copy_(w_hh.detach().t())
+    U, HT, CT, GT, TCT = st["U"], st["HT"], st["CT"], st["GT"], st["TCT"]
+    T, B, n_in = U.shape
+    dHT = ws.get(k, "dHT", (T, w, B), GT)  # total dL/dh_t, transposed
+    acc = dH_in is not None
+    dHs = dHT.unbind(0)
+    if dH_in is not None:
+        dHT.copy_(dH_in.transpose(1, 2))
+    else:
+        assert d_last is not None
+        dHs[T - 1].copy_(d_last.t())
+    i, f, g, o = (GT[:, j * w : (j + 1) * w] for j in range(4))
+    # dz_(i,f,g) = dc_t * A_t, dz_o = dh_t * a_o, dc_t = dc_(t+1) f_(t+1) + dh_t o (1 - tanh^2 c_t),
+    # computed in place into kept buffers (a temporary per factor costs more than its arithmetic);
+    # 1 - x is a subtraction from 1, exact where x is near 1.
+    one = GT.new_ones(())
+    A = ws.get(k, "A", (T, 3, w, B), GT)
+    torch.sub(one, i, out=A[:, 0]).mul_(i).mul_(g)
+    torch.sub(one, f, out=A[:, 1]).mul_(f).mul_(CT[:-1])
+    torch.sub(one, torch.mul(g, g, out=A[:, 2]), out=A[:, 2]).mul_(i)
+    a_o = torch.sub(one, o, out=ws.get(k, "a_o", (T, w, B), GT)).mul_(o).mul_(TCT)
+    dc_from_h = ws.get(k, "dc_from_h", (T, w, B), GT)
+    torch.sub(one, torch.mul(TCT, TCT, out=dc_from_h), out=dc_from_h).mul_(o)
+    DZT = ws.get(k, "DZT", (T, 4 * w, B), GT)
+    DZ4 = DZT.view(T, 4, w, B)
+    dc = ws.get(k, "dc", (w, B), GT)
+    dc3 = dc.unsqueeze(0)
+    DZs, dz3, dzo = DZT.unbind(0), DZ4[:, :3].unbind(0), DZ4[:, 3].unbind(0)
+    fs, As, aos, dcfh = f.unbind(0), A.unbind(0), a_o.unbind(0), dc_from_h.unbind(0)
+    for t in range(T - 1, -1, -1):
+        dh = dHs[t]
+        if t < T - 1:
+            dh.addmm_(W_hh_t, DZs[t + 1]) if acc else torch.mm(W_hh_t, DZs[t + 1], out=dh)
+            torch.mul(dc, fs[t + 1], out=dc)
+            dc.addcmul_(dh, dcfh[t])
+        else:
+            torch.mul(dh, dcfh[t], out=dc)
+        torch.mul(dc3, As[t], out=dz3[t])
+        torch.mul(dh, aos[t], out=dzo[t])
+    # The weight gradients, one matmul each over every step, on (t, b)-ordered rows
+    DZf = ws.get(k, "DZf", (T, B, 4 * w), GT)
+    DZf.copy_(DZT.transpose(1, 2))
+    DZf2 = DZf.view(T * B, 4 * w)
+    Hp = ws.get(k, "Hp", (T - 1, B, w), GT) if T > 1 else None
+    U2 = U.reshape(T * B, n_in)
+    if n_in < 4 * w:
+        # MKL's product with 1-2 output columns is ~10x slower than the transposed one's 1-2 rows
+        w_ih.grad.copy_(torch.mm(U2.t(), DZf2).t())
+    else:
+        torch.mm(DZf2.t(), U2, out=w_ih.grad)
+    if Hp is not None:
+        Hp.copy_(HT[1:-1].transpose(1, 2))
+        torch.mm(DZf2[B:].t(), Hp.view((T - 1) * B, w), out=w_hh.grad)  # h_0 = 0: step 1 adds nothing
+    else:
+        w_hh.grad.zero_()
+    torch.sum(DZf2, dim=0, out=b_ih.grad)
+    b_hh.grad.copy_(b_ih.grad)
+    dU = (DZf2 @ w_ih.detach()).view(T, B, -1) if need_dU else None
+    return dHT.transpose(1, 2), dU
+
+
 @torch.no_grad()
 def run(net, x: torch.Tensor, y: torch.Tensor, regression: bool, ws: Optional[Workspace] = None) -> Pass:
     """Forward and backward for a batch ``x`` (batch, T, channels): every parameter's
@@ -281,5 +337,5 @@ def run(net, x: torch.Tensor, y: torch.Tensor, regression: bool, ws: Optional[Wo
     assert dH_top is not None
     top = states[-1]
     w = net.width
-    gate = None if net.cell == "rnn" else top["G"][..., w : 2 * w]
+    gate = None if net.cell == "rnn" else top["gate"] if "gate" in top else top["G"][..., w : 2 * w]
     return Pass(out, loss, H, dH_top, gate)
