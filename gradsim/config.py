@@ -253,11 +253,12 @@ class RunConfig:
     def n_layers(self) -> int:
         """Rows of layers.csv per step (units): the MLP's Linear layers, numbered 1..depth+1
         from the input; a recurrent net's seq_len time steps, then its 2 * depth + 1
-        parameter groups; a transformer's depth+1 streams, 2 depth sublayers, embedding and head."""
+        parameter groups; a transformer's depth+1 streams, 2 depth sublayers, embedding, head and
+        then one unit per attention head of every block."""
         if self.model in RECURRENT_MODELS:
             return self.seq_len + 2 * self.depth + 1
         if self.model == "transformer":
-            return 3 * self.depth + 3
+            return 3 * self.depth + 3 + self.depth * self.heads
         return self.depth + 1
 
     def param_count(self) -> int:

@@ -27,6 +27,16 @@ when any of three consequences of that assumption fails
    A signal that died (||dL/dh_t|| = 0 below a non-zero ||dL/dh_(t+1)||, as
    after exploding-rnn's blow-up saturates tanh) is a measured gain of 0
    against a positive prediction: out of domain.
+4. **The drift**: the shared W_hh gives each draw its own offset c of the mean e_t
+   (measured at step 0, tanh, T = 50, seeds 0-7: seed-to-seed sd of c about half
+   one step's sd at width 32 and at 256, while within a row e_t scatters by
+   exactly one step's sd with little correlation between steps). c belongs to
+   that W_hh, so while training leaves W_hh like its draw, the mean error of a
+   later row differs from the draw row's only by the two rows' independent
+   per-step scatter: Z sqrt(var/k + var_0/k_0). A larger change means training
+   has changed how W_hh acts on the signal (Adam on vanishing-rnn does so by step
+   100 while ||W_hh|| is still within 1/sqrt(n) of the draw). Test 3 alone cannot
+   see this: at width 32 it allows the mean error to move by up to +-0.65.
 
 Numpy only, as gradsim.theory_domain: the export and the window read the same verdict.
 """
@@ -54,13 +64,18 @@ class RecurrentVerdict(Verdict):
 
     ``gain_error`` is the geometric mean over the time transitions of measured /
     predicted gain (0 when the measured signal died); ``reason`` names the first
-    failed condition ("" in domain, "identity", "scale", "dead", "gain");
+    failed condition ("" in domain, "identity", "scale", "dead", "gain", "drift");
     ``scale_change`` = ||W_hh|| / ||W_hh as drawn||, NaN where the draw's row is not recorded.
     """
 
     reason: str = ""
     scheme: str = ""
     scale_change: float = float("nan")
+    #: Measured / predicted gain per step (geometric mean) at the row W_hh was drawn, and the
+    #: ln-tolerance of a change from it (NaN: that row is not recorded, no drift test).
+    drawn_error: float = float("nan")
+    drift_tolerance: float = float("nan")
+    drawn_step: int = 0
 
     @property
     def scale_limit(self) -> float:
@@ -86,34 +101,23 @@ class RecurrentVerdict(Verdict):
         if self.reason == "dead":
             return (f"{head}; the measured signal through time died (||dL/dh_t|| = 0 below a non-zero ||dL/dh_(t+1)||) "
                     f"where the theory predicts a positive gain: saturated units, not a random-matrix product")
+        if self.reason == "drift":
+            lo, hi = self.drawn_error * math.exp(-self.drift_tolerance), self.drawn_error * math.exp(self.drift_tolerance)
+            return (f"{head}; training has changed how W_hh acts on the signal: the measured gain per time step is "
+                    f"x{self.gain_error:.3g} the predicted over {self.transitions} steps, against x{self.drawn_error:.3g} "
+                    f"when W_hh was drawn (step {self.drawn_step}); finite width {self.width} allows x{lo:.3g}-x{hi:.3g} "
+                    f"while W_hh is still like that draw")
         lo, hi = self.allowed
         return (f"{head}; the measured gain per time step is x{self.gain_error:.3g} the predicted over "
                 f"{self.transitions} steps, beyond the x{lo:.3g}-x{hi:.3g} finite width {self.width} allows "
                 f"(one shared W_hh: the steps' errors do not average out)")
 
 
-def judge_time(
-    act_grad_norm: Sequence[float] | np.ndarray,
-    pred_gain: Sequence[float] | np.ndarray,
-    width: int,
-    activation: str,
-    w_hh_norm: float,
-    w_hh_norm_drawn: float = float("nan"),
-    scheme: str = "normal:1",
-) -> Optional[RecurrentVerdict]:
-    """The verdict on one recorded row's time units (t = 1 first, T entries each), or None
-    when there is no prediction to test (too narrow, T < 3, no finite prediction).
-
-    ``w_hh_norm``: ||W_hh||_F of the top layer at this row; ``w_hh_norm_drawn``: at the
-    row where it was last drawn (NaN: not recorded, the scale test is skipped);
-    ``scheme``: how it was drawn (``normal:G``, ``orthogonal``, ``identity``).
-    """
-    g = np.asarray(act_grad_norm, np.float64)
-    p = np.asarray(pred_gain, np.float64)
+def _time_errors(g: np.ndarray, p: np.ndarray, width: int, activation: str, w_hh_norm: float
+                 ) -> Optional[tuple[np.ndarray, np.ndarray, bool]]:
+    """(e_t of the carried transitions, the theory's var(e_t) of every predicted one, whether the
+    signal died) of one row, or None when it has no finite prediction."""
     k = min(g.size, p.size) - 2
-    if width < PRED_MIN_WIDTH or k < 1:
-        return None
-    kind, _ = parse_recurrent_init(scheme)
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
         below, above, pk = g[:k], g[1 : k + 1], p[:k]
         pred_ok = np.isfinite(pk) & (pk > 0)
@@ -128,12 +132,57 @@ def judge_time(
         r = np.clip(np.where(np.isfinite(r), r, 0.0), 0.0, None)
         var = (2.0 + r[pred_ok]) / (4.0 * width)
         e = np.log(below[ok] / above[ok]) - np.log(pk[ok])
+    return e, var, dead
+
+
+def judge_time(
+    act_grad_norm: Sequence[float] | np.ndarray,
+    pred_gain: Sequence[float] | np.ndarray,
+    width: int,
+    activation: str,
+    w_hh_norm: float,
+    w_hh_norm_drawn: float = float("nan"),
+    scheme: str = "normal:1",
+    drawn: Optional[tuple[Sequence[float] | np.ndarray, Sequence[float] | np.ndarray]] = None,
+    drawn_step: int = 0,
+) -> Optional[RecurrentVerdict]:
+    """The verdict on one recorded row's time units (t = 1 first, T entries each), or None
+    when there is no prediction to test (too narrow, T < 3, no finite prediction).
+
+    ``w_hh_norm``: ||W_hh||_F of the top layer at this row; ``w_hh_norm_drawn``: at the
+    row where it was last drawn (NaN: not recorded, the scale test is skipped);
+    ``scheme``: how it was drawn (``normal:G``, ``orthogonal``, ``identity``);
+    ``drawn``: (act_grad_norm, pred_gain) of that row, for the drift test (None: skipped),
+    ``drawn_step`` its step (for the words).
+    """
+    g = np.asarray(act_grad_norm, np.float64)
+    p = np.asarray(pred_gain, np.float64)
+    k = min(g.size, p.size) - 2
+    if width < PRED_MIN_WIDTH or k < 1:
+        return None
+    kind, _ = parse_recurrent_init(scheme)
+    found = _time_errors(g, p, width, activation, w_hh_norm)
+    if found is None:
+        return None
+    e, var, dead = found
+    with np.errstate(divide="ignore", invalid="ignore"):
         scale = float(w_hh_norm) / float(w_hh_norm_drawn)
     bias = float(-np.mean(var))
     tol = Z * math.sqrt(float(np.mean(var)))
-    n_ok = int(ok.sum())
+    n_ok = int(e.size)
     err = float(np.mean(e)) if n_ok else float("nan")
     gain_error = 0.0 if dead else math.exp(err) if n_ok else float("nan")
+    # The drift test: the draw's own offset is a property of that W_hh and cancels in the change
+    # of the mean error; what the theory leaves is the two rows' independent per-step scatter.
+    drift, drift_tol, drawn_error = float("nan"), float("nan"), float("nan")
+    if drawn is not None and n_ok and math.isfinite(w_hh_norm_drawn):
+        ref = _time_errors(np.asarray(drawn[0], np.float64), np.asarray(drawn[1], np.float64), width, activation,
+                           w_hh_norm_drawn)
+        if ref is not None and ref[0].size and not ref[2]:
+            e0, var0, _ = ref
+            drawn_error = math.exp(float(np.mean(e0)))
+            drift = err - float(np.mean(e0))
+            drift_tol = Z * math.sqrt(float(np.mean(var)) / n_ok + float(np.mean(var0)) / e0.size)
     reason = ""
     if kind not in RANDOM_SCHEMES:
         reason = "identity"
@@ -143,9 +192,12 @@ def judge_time(
         reason = "dead"
     elif n_ok and abs(err - bias) > tol:
         reason = "gain"
+    elif math.isfinite(drift) and abs(drift) > drift_tol:
+        reason = "drift"
     elif not n_ok:
         return None
-    return RecurrentVerdict(reason == "", gain_error, bias, tol, n_ok, int(width), reason, scheme, scale)
+    return RecurrentVerdict(reason == "", gain_error, bias, tol, n_ok, int(width), reason, scheme, scale,
+                            drawn_error, drift_tol, int(drawn_step))
 
 
 def _draw_at(config: dict[str, Any], events: Any, step: int) -> tuple[str, int]:
@@ -177,9 +229,13 @@ def rnn_verdict_at(session: Any, row: int) -> Optional[RecurrentVerdict]:
     step = int(session.steps[row])
     scheme, at = _draw_at(cfg, session.events, step)
     i0 = int(np.searchsorted(session.steps, at))
-    drawn = float(session.layers[i0, j, _WN]) if i0 < len(session) and int(session.steps[i0]) == at else float("nan")
+    have = i0 < len(session) and int(session.steps[i0]) == at
+    drawn = float(session.layers[i0, j, _WN]) if have else float("nan")
+    ref = None
+    if have and np.isfinite(session.layers[i0, time_rows[0], _PRED]):
+        ref = (session.layers[i0, time_rows, _AGN], session.layers[i0, time_rows, _PRED])
     try:
         return judge_time(layers[time_rows, _AGN], layers[time_rows, _PRED], width, str(cfg.get("activation", "tanh")),
-                          float(layers[j, _WN]), drawn, scheme)
+                          float(layers[j, _WN]), drawn, scheme, ref, at)
     except ValueError:  # a scheme or activation this rule does not know (a newer file): no verdict
         return None

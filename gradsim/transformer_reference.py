@@ -70,13 +70,13 @@ def reference_at(session: Any, row: int) -> Optional[Reference]:
     depth = int(cfg.get("depth", len(rows) // 2))
     if not fresh_at(session, step):
         return Reference(rows, None, (
-            f"no reference line: Xiong et al.'s scaling is derived for weights at initialisation; by step {step} "
-            "training has correlated them with the data (step 0, or a re-init, shows it)"))
+            f"no reference line at step {step}; Xiong et al.'s scaling is derived for weights at initialisation, "
+            f"and by step {step} training has correlated them with the data (step 0, or a re-init, shows it)"))
     if norm_position_at(session, step) == "post":
         return Reference(rows, None, (
-            "no reference line for Post-LN: Xiong et al. bound its last block's gradient independent of the depth L, "
-            "a bound with no per-block shape to draw; what holds at this width is its rise relative to Pre-LN on the "
-            "same weights (fork the run and set norm=pre on one branch)"))
+            "no reference line for Post-LN; fork the run and set norm=pre on one branch; what holds at this width is "
+            "Post-LN's rise relative to Pre-LN on the same weights; Xiong et al. bound its last block's gradient "
+            "independent of the depth L, a bound with no per-block shape to draw"))
     values = np.asarray(session.layer_metric("grad_norm")[row], dtype=np.float64)[list(rows)]
     ok = np.isfinite(values) & (values > 0)
     if not ok.any():
@@ -85,6 +85,6 @@ def reference_at(session: Any, row: int) -> Optional[Reference]:
     spread = float(np.log10(values[ok].max() / values[ok].min()))
     width = cfg.get("width")
     return Reference(rows, np.full(len(rows), level), (
-        f"reference (Xiong et al. 2020, Pre-LN at init): level across the blocks, and 1/sqrt(L) = {1 / math.sqrt(depth):.2f} "
-        f"of a one-block net's at L = {depth}; drawn through the measured geometric mean. The measured blocks span "
-        f"{spread:.2f} decades around it: the theorem is for large width, this net has d = {width}"))
+        f"reference: Xiong et al., Pre-LN at init; level across the blocks; measured blocks span {spread:.2f} decades "
+        f"around it (the theorem is for large width, this net has d = {width}); 1/sqrt(L) = {1 / math.sqrt(depth):.2f} "
+        f"of a one-block net's at L = {depth}, drawn through the measured geometric mean"))

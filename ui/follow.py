@@ -8,17 +8,25 @@ times a second; each poll reads only the bytes appended since the last one
 window, and the GUI thread appends the new rows to the shown session. The
 session is shown through the saved-session viewer (read-only, step slider);
 following stops when session.json says the run is no longer running.
+
+A script that crashes (or is killed) before ``close()`` never says so: its
+session.json keeps ``running: true``. So when no new data comes for
+``stall_after_s`` seconds (30 by default; the ``follow/stall_s`` setting), the
+status bar says that the script may have stopped, the folder is checked only
+every few seconds, and a Stop following button appears; data that comes after
+all brings the normal pace and message back.
 """
 from __future__ import annotations
 
 import logging
+import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
 from PySide6.QtCore import QObject, Qt, QTimer, Signal, Slot
 from PySide6.QtGui import QAction
-from PySide6.QtWidgets import QFileDialog, QMainWindow
+from PySide6.QtWidgets import QFileDialog, QMainWindow, QPushButton
 
 from gradsim.session.store import Session
 from gradsim.watch.tail import NotWatchedError, SessionTail, TailUpdate, watched_meta
@@ -32,6 +40,30 @@ log = logging.getLogger(__name__)
 POLL_MS = 500
 #: The status bar's state while a run is followed.
 FOLLOWING_TEXT = "following a running script (read-only)"
+#: Seconds without new data after which the followed script may have stopped (the default
+#: of the ``follow/stall_s`` setting).
+STALL_S = 30.0
+#: How often a folder that stopped growing is still checked.
+STALLED_POLL_MS = 5000
+#: The status bar's state while a followed run sends nothing.
+STALLED_TEXT = "following: no new data"
+
+
+def stall_message(name: str, seconds: float) -> str:
+    """What the status bar says when the followed folder ``name`` stopped growing."""
+    # What matters first: the status bar may show only the start (the whole text is on hover).
+    return (f"No new data for {seconds:.0f} s: the script may have stopped (crashed before close()?). "
+            f"Still checking {name} every {STALLED_POLL_MS // 1000} s; Stop following ends it.")
+
+
+def _stall_setting() -> float:
+    from . import settings as st
+
+    try:
+        v = float(str(st.settings().value("follow/stall_s", STALL_S)))
+    except (TypeError, ValueError):
+        return STALL_S
+    return v if v > 0 else STALL_S
 
 
 def follow_error(path: str | Path) -> str:
@@ -82,6 +114,19 @@ class FollowController(QObject):
         self.timer = QTimer(self)
         self.timer.setInterval(POLL_MS)
         self.timer.timeout.connect(self._poll)
+        #: Seconds without new data before the script is said to have maybe stopped.
+        self.stall_after_s = _stall_setting()
+        #: The clock the stall is measured with (tests put a fake one here).
+        self.clock: Callable[[], float] = time.monotonic
+        #: Whether the followed folder has sent nothing for stall_after_s.
+        self.stalled = False
+        self._grew_at = 0.0
+        self._seen: tuple[int, int] = (-1, -1)
+        self.stop_button = QPushButton("Stop following")
+        self.stop_button.setToolTip("Stop reading the folder: the session stays shown as far as it was read.")
+        self.stop_button.setVisible(False)
+        self.stop_button.clicked.connect(self.stop)
+        host.status.add_button(self.stop_button)
 
         self.follow_action = QAction("&Follow running session…", window)
         tip = ("Show a training script's gradsim.watch folder while it trains: the plots grow with every step it "
@@ -123,6 +168,9 @@ class FollowController(QObject):
         self.path = path
         self.following = True
         self.session = None
+        self._set_stalled(False)
+        self._grew_at = self.clock()
+        self._seen = (-1, -1)
         self.host.status.showMessage(f"Following {path}: waiting for the first step…")
         self._submit(first=True)
         self.timer.start()
@@ -188,8 +236,18 @@ class FollowController(QObject):
         elif self.session is not None and (n_new or update.rows.events):
             self.host.viewer.session_grew()
             self.grew.emit(n_new)
-        if self.session is not None and update.running:
-            self.host.status.showMessage(f"Following {self.path}: step {session.steps_run - 1:,}, training…")
+        seen = (len(session) + len(session.events), session.steps_run)
+        if seen != self._seen:
+            self._seen = seen
+            self._grew_at = self.clock()
+            if self.stalled:
+                self._set_stalled(False)
+        elif update.running and not self.stalled and self.clock() - self._grew_at >= self.stall_after_s:
+            self._set_stalled(True)
+            self.host.status.showMessage(stall_message(Path(self.path).name, self.clock() - self._grew_at), 0)
+        if self.session is not None and update.running and not self.stalled:
+            # The folder's name, not its path: the status bar shares its row with six labels.
+            self.host.status.showMessage(f"Following {Path(self.path).name}: step {session.steps_run - 1:,}, training…")
         if not update.running:
             if self.session is None:
                 self._end(f"Stopped following {self.path}: the script finished without recording a step")
@@ -202,15 +260,25 @@ class FollowController(QObject):
         if self.following:
             self._end(f"Stopped following {self.path}")
 
+    def _set_stalled(self, stalled: bool) -> None:
+        """Slow polling and the Stop button while the folder sends nothing; the normal pace again when it does."""
+        self.stalled = stalled
+        self.timer.setInterval(STALLED_POLL_MS if stalled else POLL_MS)
+        self.stop_button.setVisible(stalled)
+        label = self.host.status.state_label
+        if self.session is not None and label.text() in (FOLLOWING_TEXT, STALLED_TEXT):
+            label.setText(STALLED_TEXT if stalled else FOLLOWING_TEXT)
+
     def _end(self, reason: Optional[str]) -> None:
         was = self.following
         self.following = False
+        self._set_stalled(False)
         self.timer.stop()
         self._token += 1
         self._busy = False
         self._tail = None
         self._pending = None
-        if was and self.host.status.state_label.text() == FOLLOWING_TEXT:
+        if was and self.host.status.state_label.text() in (FOLLOWING_TEXT, STALLED_TEXT):
             self.host.status._on_state_changed(None)  # back to what the run's state says
         if was and reason:
             self.host.status.showMessage(reason, 0)

@@ -181,6 +181,10 @@ class MainWindow(QMainWindow):
         self.worker.preview_ready.connect(self.builder.set_preview)
         self.worker.engine_notice.connect(self._on_engine_notice)
 
+    def show_metric(self, metric: str) -> None:
+        """Open the heatmap, depth profile and curves on ``metric`` (an exercise's or a preset's view)."""
+        self.plots.set_metric(metric)
+
     @Slot(object)
     def _on_preset_applied(self, preset: Preset) -> None:
         """Open the plots on the metric that shows the preset's story (its ``view``)."""
@@ -286,7 +290,7 @@ class MainWindow(QMainWindow):
         self.event_log.add_events(list(session.events))
         if self.run.config is not None:
             self.toggles.sync_config(self.run.config)
-            self.viewer.sync_builder(session)
+        self.viewer.sync_builder(session)  # a watched session has no RunConfig: the builder says what it is
         self.builder_dock.raise_()
 
     @Slot(object)

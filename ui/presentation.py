@@ -26,9 +26,14 @@ def _high_contrast() -> QPalette:
     """White on black, yellow highlights: readable from the back of a lecture hall."""
     p = QPalette()
     black, white = QColor(0, 0, 0), QColor(255, 255, 255)
-    for role in (QPalette.ColorRole.Window, QPalette.ColorRole.Base, QPalette.ColorRole.Button,
-                 QPalette.ColorRole.AlternateBase, QPalette.ColorRole.ToolTipBase):
+    for role in (QPalette.ColorRole.Window, QPalette.ColorRole.Button, QPalette.ColorRole.ToolTipBase):
         p.setColor(role, black)
+    # Entry fields, check boxes and radio buttons fill with Base: a dark grey, not black, because
+    # the style outlines them in the window colour darkened, which on black is black (the boxes
+    # of "Batch norm on" were invisible). White text on it is still high contrast. (A style
+    # sheet for the indicators instead reset every widget's enlarged font.)
+    for role in (QPalette.ColorRole.Base, QPalette.ColorRole.AlternateBase):
+        p.setColor(role, QColor(64, 64, 64))
     for role in (QPalette.ColorRole.WindowText, QPalette.ColorRole.Text, QPalette.ColorRole.ButtonText,
                  QPalette.ColorRole.ToolTipText, QPalette.ColorRole.BrightText):
         p.setColor(role, white)

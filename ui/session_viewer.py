@@ -27,6 +27,7 @@ from gradsim.session.ops import SessionOpenError, load_saved_run, one_line, sess
 from gradsim.session.store import Session
 
 from .host import ViewerHost
+from .panels.builder import watched_text
 from .run_controller import RunState
 
 log = logging.getLogger(__name__)
@@ -238,7 +239,12 @@ class SessionViewer(QObject):
         self._pool.shutdown(wait=True, cancel_futures=True)
 
     def sync_builder(self, session: Session) -> None:
-        """The builder shows what the opened run was (and what Re-run will train)."""
+        """The builder shows what the opened run was (and what Re-run will train); for a
+        watched session, what it is instead of a form it was not built from."""
+        if session.model == "watched":
+            self.host.builder.show_watched(watched_text(session, self.path))
+            return
+        self.host.builder.show_watched(None)
         if self.run.config is None:
             return  # nothing opened: the builder keeps what it shows
         self.host.builder.set_config(self.run.config)
@@ -334,6 +340,8 @@ class SessionViewer(QObject):
     @Slot(object)
     def _on_state_changed(self, state: RunState) -> None:
         viewing = state is RunState.VIEWING
+        if not viewing:
+            self.host.builder.show_watched(None)
         self.bar.setVisible(viewing)
         self.rerun_action.setEnabled(viewing and self.replayable)
         if not viewing:

@@ -191,6 +191,8 @@ class TeachingController(QObject):
         """Load the exercise's starting point into the builder; the student presses Run."""
         self.host.builder.set_config(ex.config)
         self.host.builder.set_schedule(tuple(ex.events))
+        if ex.view_metric:
+            self.host.show_metric(ex.view_metric)  # the view its questions are about
         self.host.builder_dock.raise_()
         self._window.statusBar().showMessage(f"Loaded the starting point of “{ex.title}”: press Run.", 8000)
 

@@ -58,6 +58,28 @@ def _fork_batchnorm(app, window) -> Optional[str]:
     return None
 
 
+
+def _fork_pre_ln(app, window) -> Optional[str]:
+    """Fork the Post-LN run at step 0 (the same weights); layer norms moved before each sublayer in branch B."""
+    from gradsim.commands import SetNormPosition
+    from ui.app import wait_for
+
+    fork = getattr(window, "fork", None)
+    if fork is None or not fork.fork():
+        return "fork refused: " + window.last_error
+    if not wait_for(app, lambda: fork.forked, 60):
+        return "the fork did not complete"
+    fork.send_to_branch(1, SetNormPosition("pre"))
+    target = window.mirror.steps_run + 100
+    window.run.step(100)
+    if not wait_for(app, lambda: all(m.steps_run >= target for m in fork.mirrors()), 600):
+        return "the branches did not take 100 steps"
+    window.plots.heatmap.set_branch("ratio")  # log10 B/A, block by block
+    window.plots.depth_profile.show_step(0)  # the profiles at the fork: the same weights, the norms moved
+    window.refresh_plots_now()
+    wait_for(app, lambda: False, 0.2)
+    return None
+
 SHOTS = (
     Shot("vanishing-sigmoid", "vanishing-sigmoid", 400,
          "20 sigmoid layers, Xavier init: the backprop signal ||dL/dz|| shrinks about 4x per layer, "
@@ -94,6 +116,18 @@ SHOTS = (
     Shot("lstm-remembers", "lstm-remembers", 600,
          "An LSTM on the adding problem at T = 40: the loss falls far below the 0.17 of predicting the mean, which the "
          "tanh RNN of the same size does not leave; the depth profile (over time) has no theory line and says why."),
+    # transformer presets: rows are the residual stream entering each block (block units on request)
+    Shot("post-ln", "post-ln", 300,
+         "An 8-block Post-LN transformer (layer norm after each residual add) learning to carry the last token's class to "
+         "the first: ||dL/dx_l|| of the residual stream, block by block, over training.", metric="grad_norm"),
+    Shot("pre-ln", "pre-ln", 300,
+         "The same start with the norms before each sublayer (Pre-LN): the per-block weight gradients fall toward the "
+         "output, where Post-LN's on the same weights stay level.", metric="grad_norm"),
+    Shot("fork-pre-ln", "post-ln", 0,
+         "Fork and compare: the Post-LN run forked at step 0 and its layer norms moved before each sublayer in branch B "
+         "(the same weights): at the fork B's per-block gradient profile (dashed) falls toward the output relative to "
+         "A's; the heatmap's log10 B/A spans one decade.",
+         metric="grad_norm", setup=_fork_pre_ln),
 )
 
 

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Optional, cast
 
 from ..commands import Scheduled, parse_event
+from ..models.family import unit_rows
 from ..service.sweep import run_one
 from .common import CliError, add_overwrite_flag, refuse_existing_file, refuse_existing_folder
 from .config_flags import FLAG_TO_FIELD, add_config_flags, apply_changes, base_config, overrides
@@ -66,11 +67,14 @@ def summary(trainer: Trainer) -> str:
             f"Final loss {_fmt(last.scalar('loss'))}, batch accuracy {_fmt(last.scalar('accuracy'))}, "
             f"test accuracy {_fmt(trainer.session.meta.get('test_accuracy', float('nan')))}."
         )
+        # the first and last units that have the metric (every unit of an MLP; a transformer's
+        # streams have no weights, its parameter and head units no signal)
+        gw_rows, ag_rows = unit_rows(s.units, "grad_norm"), unit_rows(s.units, "act_grad_norm")
         ag = last.layer_metric("act_grad_norm")
         gw = last.layer_metric("grad_norm")
         parts.append(
-            f"Gradient norm ||dL/dW|| layer 1: {_fmt(float(gw[0]))}, layer {len(gw)}: {_fmt(float(gw[-1]))}; "
-            f"backprop signal ||dL/dz|| layer 1: {_fmt(float(ag[0]))}, layer {len(ag)}: {_fmt(float(ag[-1]))}"
+            f"Gradient norm ||dL/dW|| layer {gw_rows[0] + 1}: {_fmt(float(gw[gw_rows[0]]))}, layer {gw_rows[-1] + 1}: {_fmt(float(gw[gw_rows[-1]]))}; "
+            f"backprop signal ||dL/dz|| layer {ag_rows[0] + 1}: {_fmt(float(ag[ag_rows[0]]))}, layer {ag_rows[-1] + 1}: {_fmt(float(ag[ag_rows[-1]]))}"
         )
         if g0 is not None and g0[-1] > 0 and g0[0] > 0 and math.isfinite(g0[0] / g0[-1]):
             ratio = float(g0[0] / g0[-1])

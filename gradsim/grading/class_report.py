@@ -41,13 +41,12 @@ from ..events import COMMAND_KINDS
 from ..safe_json import parse_json
 from ..session.io import write_atomic
 from ..teaching.exercises import Answer, Exercise
+from ..teaching.predictions import DEFAULT_WINDOW, Prediction, evaluate_prediction, prediction_events, prediction_right
 from .grade import Grade
 from .submission import SUBMISSION_JSON, SubmissionFiles
 
 #: The files whose bytes decide "identical data" (session.json holds a creation time).
 DATA_FILES = ("steps.csv", "layers.csv", "events.csv")
-#: Event kind a prediction made before a toggle is recorded as.
-PREDICTION_KIND = "prediction"
 #: Most wrong answers listed per question.
 TOP_WRONG = 3
 #: Depth profiles per row of the class grid.
@@ -69,8 +68,53 @@ class ClassEntry:
     #: The run's identity (config and the student's own changes, canonical JSON);
     #: "" when unreadable or when the student changed nothing the exercise did not prescribe.
     run_key: str = ""
-    #: (step, value) of each recorded prediction event.
-    predictions: list[tuple[int, str]] = field(default_factory=list)
+    #: Each recorded prediction, in words, with what the toggle did.
+    predictions: list["PredictionRow"] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class PredictionRow:
+    """One prediction a student recorded before a toggle, and how it turned out."""
+
+    step: int
+    toggle: str  # the command's KEY=VALUE ("" when the prediction could not be read)
+    said: str  # the prediction in words, or why it cannot be read
+    outcome: str  # what the early layers' signal did, in words ("" when unknown)
+    #: The direction matched the outcome (None: the outcome cannot be said, or its window has not passed).
+    right: Optional[bool]
+
+    def text(self) -> str:
+        mark = {True: "right", False: "wrong", None: "not marked"}[self.right]
+        what = f"{self.toggle}: {self.said}" if self.toggle else self.said
+        return f"step {self.step}: {what}; it {self.outcome} ({mark})" if self.outcome else f"step {self.step}: {what} ({mark})"
+
+
+def prediction_rows(session: Any) -> list[PredictionRow]:
+    """The session's predictions judged by the rule the exercises grade with (the direction)."""
+    rows = []
+    for event, pred in prediction_events(session):
+        if isinstance(pred, Prediction):
+            out = evaluate_prediction(session, event.step, pred)
+            rows.append(PredictionRow(int(event.step), pred.toggle, pred.text(), out.text() if out.direction else out.detail,
+                                      prediction_right(pred, out)))
+        else:
+            rows.append(PredictionRow(int(event.step), "", f"unreadable prediction ({pred})", "", None))
+    return rows
+
+
+def prediction_summary(entries: Sequence[ClassEntry]) -> list[dict[str, Any]]:
+    """Per toggle: how many predicted it, how many were right, wrong or not marked, and what was said."""
+    by: dict[str, list[PredictionRow]] = {}
+    for e in entries:
+        for r in e.predictions:
+            by.setdefault(r.toggle or "(unreadable)", []).append(r)
+    out = []
+    for toggle, rows in sorted(by.items()):
+        said = Counter(r.said for r in rows)
+        out.append({"toggle": toggle, "n": len(rows), "right": sum(r.right is True for r in rows),
+                    "wrong": sum(r.right is False for r in rows), "unmarked": sum(r.right is None for r in rows),
+                    "said": said.most_common()})
+    return out
 
 
 def _student_key(name: str) -> str:
@@ -108,7 +152,7 @@ def entry_for(sub: SubmissionFiles, grade: Grade, name: str, exercise: Optional[
     own = [(e.step, e.kind, e.value) for e in session.events if e.kind in COMMAND_KINDS and (e.step, e.kind, e.value) not in prescribed]
     if own:  # only a run with choices of the student's own can be "the same run" as another's
         entry.run_key = json.dumps({"config": session.config, "events": own}, sort_keys=True, default=str)
-    entry.predictions = [(int(e.step), str(e.value)) for e in session.events if e.kind == PREDICTION_KIND]
+    entry.predictions = prediction_rows(session)
     return entry
 
 
@@ -252,7 +296,8 @@ def render_report(exercise: Exercise, entries: Sequence[ClassEntry], max_points:
         histogram=score_histogram(scores, max_points, len(exercise.objectives)) if entries else "",
         grid=profile_grid(entries, flags) if entries else "",
         feedback=feedback_dir, n_predictions=len(predictions),
-        predictors=len({e.name for e, _ in predictions}),
+        window=DEFAULT_WINDOW, predictors=len({e.name for e, _ in predictions}), n_right=sum(p.right is True for _, p in predictions),
+        n_wrong=sum(p.right is False for _, p in predictions), prediction_table=prediction_summary(entries),
     )
 
 
@@ -307,7 +352,14 @@ and only copies (identical data) can be seen here.</p>{% endif %}
 {% endfor %}</tbody></table>{% endif %}
 
 <h2>Predictions</h2>
-{% if n_predictions %}<p>{{ n_predictions }} prediction(s) recorded by {{ predictors }} student(s) before a toggle; each student's are listed in the table below.</p>
+{% if n_predictions %}<p>{{ n_predictions }} prediction(s) recorded by {{ predictors }} student(s) before a toggle:
+<strong>{{ n_right }} right</strong>, {{ n_wrong }} wrong{% if n_predictions - n_right - n_wrong %}, {{ n_predictions - n_right - n_wrong }} not marked (the outcome could not be measured){% endif %}.
+A prediction is right when the direction it named (grows, shrinks, stays) is what the early layers' signal did over the
+{{ window }} steps after the toggle, compared with the {{ window }} before (the rule the exercises grade with); each student's are in the table below.</p>
+<table><thead><tr><th>Toggle</th><th>Predictions</th><th>Right</th><th>Wrong</th><th>What the class said (how many)</th></tr></thead><tbody>
+{% for t in prediction_table %}<tr><td>{{ t.toggle }}</td><td class="num">{{ t.n }}</td><td class="num">{{ t.right }}</td><td class="num">{{ t.wrong }}</td>
+<td>{% for text, count in t.said %}{{ text }} ({{ count }}){% if not loop.last %}; {% endif %}{% endfor %}</td></tr>
+{% endfor %}</tbody></table>
 {% else %}<p class="note">No predictions were recorded in these submissions (students record one when the window asks "what will happen?" before a toggle).</p>{% endif %}
 
 <h2>Every student's depth profile</h2>
@@ -323,7 +375,7 @@ An honest class's curves look alike but not the same; a curve unlike the others 
 <td class="num">{{ "%.3g"|format(e.grade.score * max_points) }}</td>
 <td>{{ "replayed" if e.grade.verified else ("-" if e.grade.error else "unverified") }}</td>
 <td>{% for f in flags[e.name] %}<span class="flag">{{ f }}</span><br>{% endfor %}{% for p in e.grade.problems %}{{ p }}<br>{% endfor %}</td>
-{% if n_predictions %}<td>{% for step, value in e.predictions %}step {{ step }}: {{ value }}<br>{% endfor %}</td>{% endif %}
+{% if n_predictions %}<td>{% for p in e.predictions %}<span class="{{ 'flag' if p.right is false else '' }}">{{ p.text() }}</span><br>{% endfor %}</td>{% endif %}
 </tr>{% endfor %}</tbody></table>
 </body></html>
 """

@@ -27,12 +27,14 @@ from ..data.sequences import SEQUENCE_DATASETS
 #: ``time``: one time step of a recurrent layer (signal and activations, no parameters);
 #: ``param``: a parameter group with no signal of its own;
 #: ``block``: a transformer sublayer, its parameters and the gradient at its output;
-#: ``stream``: the residual stream entering a block (signal only).
+#: ``stream``: the residual stream entering a block (signal only);
+#: ``head``: one attention head of a transformer block (its entropy and saturated rows only).
 #: A watched model's units take the module's class name in lower case instead.
-UNIT_KINDS = ("linear", "time", "param", "block", "stream")
+UNIT_KINDS = ("linear", "time", "param", "block", "stream", "head")
 
-#: Kinds whose row has no backprop signal (act_grad_norm) of its own.
-NO_SIGNAL_KINDS = frozenset({"param"})
+#: Kinds whose row has no backprop signal (act_grad_norm) of its own. A ``head``
+#: row holds only attention statistics, so plots of signals and activations skip it.
+NO_SIGNAL_KINDS = frozenset({"param", "head"})
 
 #: What ``ModelFamily.theory()`` returns: (network, input batch) -> the
 #: predicted gain of each unit (NaN where the theory says nothing).
@@ -105,6 +107,15 @@ def units_from_json(data: Any, n_layers: int, where: str = "units") -> list[Unit
     return check_units([Unit.from_dict(d, f"{where}[{i}]") for i, d in enumerate(data)], n_layers, where)
 
 
+#: Metrics that count units by what their activation function does to them.
+UNIT_ACTIVITY_METRICS = ("act_saturation", "act_dead")
+
+
+def is_attention(unit: Unit) -> bool:
+    """A transformer's attention sublayer (``attn l``): its act_* cells are attention statistics."""
+    return unit.kind == "block" and unit.name.startswith("attn ")
+
+
 def unit_rows(units: Sequence[Unit], metric: str) -> list[int]:
     """0-based rows of the units that ``metric`` is defined for: the units with
     a signal for signal metrics (act_grad_norm, ...), those with parameters for
@@ -113,6 +124,12 @@ def unit_rows(units: Sequence[Unit], metric: str) -> list[int]:
     weight groups. Every row when no unit qualifies (a foreign session)."""
     if metric in PARAM_METRICS:
         rows = [i for i, u in enumerate(units) if u.params]
+    elif metric in UNIT_ACTIVITY_METRICS:
+        # Saturated and dead *units* exist only after an activation function: not on a residual
+        # stream (no activation: NaN), and not on an attention sublayer, whose four act_* cells
+        # hold attention statistics (mean entropy, spread across heads, saturated softmax rows,
+        # lowest head's entropy), which read as "dead units" were a diagnosis's false alarm.
+        rows = [i for i, u in enumerate(units) if u.has_signal and u.kind != "stream" and not is_attention(u)]
     else:
         rows = [i for i, u in enumerate(units) if u.has_signal]
     return rows or list(range(len(units)))
@@ -154,6 +171,10 @@ class ModelFamily(ABC):
         """The units of the network ``config`` (a session.json config object)
         describes, without building it: how a format-1 or format-2 session
         (which stored no units) gets them, and the window without torch."""
+
+    def unit_counts(self, config: dict[str, Any]) -> tuple[int, ...]:
+        """The numbers of units a session of ``config`` may hold (a loaded file is checked against them)."""
+        return (len(self.config_units(config)),)
 
     def make_data(self, config: Any) -> Any:
         """The run's data set (train and test split) for ``config`` (a RunConfig)."""
@@ -302,12 +323,16 @@ class RecurrentFamily(ModelFamily):
 
 
 # ------------------------------------------------------------ transformer
-def transformer_units(depth: int) -> list[Unit]:
+def transformer_units(depth: int, heads: int = 0) -> list[Unit]:
     """The units of a transformer of ``depth`` blocks: ``stream 1`` .. ``stream depth+1``
     (kind ``stream``: the residual stream entering block l; the last one leaves
     the last block), then ``attn l`` and ``mlp l`` per block (kind ``block``:
     the sublayer's weights and biases, its output's gradient), then ``embed``
-    (input embedding and positional table) and ``head`` (kind ``param``).
+    (input embedding and positional table) and ``head`` (kind ``param``), then,
+    when ``heads`` > 0, ``block l head h`` (kind ``head``) for every block and head,
+    block by block. The head units come last so that every earlier row keeps its
+    index: a session written before them (``heads`` = 0 here) has the first
+    3 depth + 3 units and the same cells in them.
     """
     if isinstance(depth, bool) or not isinstance(depth, int) or depth < 1:
         raise UnitError(f"depth = {depth!r}, expected a whole number >= 1")
@@ -319,6 +344,11 @@ def transformer_units(depth: int) -> list[Unit]:
         units.append(Unit(len(units) + 1, f"mlp {i + 1}", "block", (p + "linear1.weight", p + "linear2.weight", p + "linear1.bias", p + "linear2.bias")))
     units.append(Unit(len(units) + 1, "embed", "param", ("embed.weight", "pos", "embed.bias")))
     units.append(Unit(len(units) + 1, "head", "param", ("head.weight", "head.bias")))
+    if isinstance(heads, bool) or not isinstance(heads, int) or heads < 0:
+        raise UnitError(f"heads = {heads!r}, expected a whole number >= 0")
+    for i in range(depth):
+        for h in range(heads):
+            units.append(Unit(len(units) + 1, f"block {i + 1} head {h + 1}", "head"))
     return units
 
 
@@ -344,11 +374,15 @@ class TransformerFamily(ModelFamily):
         """The units, their parameter names read from ``named_parameters()``."""
         names = {id(p): n for n, p in network.named_parameters()}
         groups = {name: tuple(names[id(p)] for p in ws + bs) for name, ws, bs in network.unit_groups()}
-        units = [Unit(u.layer, u.name, u.kind, groups.get(u.name, u.params)) for u in transformer_units(network.depth)]
+        units = [Unit(u.layer, u.name, u.kind, groups.get(u.name, u.params)) for u in transformer_units(network.depth, network.heads)]
         return check_units(units, len(units))
 
     def config_units(self, config: dict[str, Any]) -> list[Unit]:
-        return transformer_units(config.get("depth"))  # type: ignore[arg-type]
+        return transformer_units(config.get("depth"), config.get("heads", 4))  # type: ignore[arg-type]
+
+    def unit_counts(self, config: dict[str, Any]) -> tuple[int, ...]:
+        """With the per-head units, or without them (a session written before they existed)."""
+        return (len(self.config_units(config)), len(transformer_units(config.get("depth"))))  # type: ignore[arg-type]
 
 
 #: The families by ``RunConfig.model`` (gradsim.config.MODELS lists the same names).

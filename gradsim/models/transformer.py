@@ -114,6 +114,8 @@ class TransformerNet(nn.Module):
         self.head = nn.Linear(width, n_out)
         #: Normalised attention entropy of each block's heads, (depth, heads), from the last pass that took statistics.
         self.head_entropy = np.full((depth, heads), np.nan)
+        #: Per block, each head's (entropy, saturated-row fraction) rows of the last pass that took statistics.
+        self._head_rows: list[torch.Tensor] = []
 
     # ----------------------------------------------------------- structure
     @property
@@ -122,8 +124,9 @@ class TransformerNet(nn.Module):
 
     @property
     def n_layers(self) -> int:
-        """Units (rows of layers.csv): depth + 1 streams, 2 depth sublayers, embedding and head."""
-        return 3 * self.depth + 3
+        """Units (rows of layers.csv): depth + 1 streams, 2 depth sublayers, embedding and head,
+        then one per attention head of every block (depth x heads)."""
+        return 3 * self.depth + 3 + self.depth * self.heads
 
     def set_norm_position(self, position: str) -> None:
         if position not in NORM_POSITIONS:
@@ -198,7 +201,8 @@ class TransformerNet(nn.Module):
         Signals in unit order: the stream x_1 .. x_(depth+1) entering each block
         (x_(depth+1): leaving the last one), then each block's attention and
         MLP sublayer output (before its residual add), then None for the
-        embedding and head (parameter units). Statistics only when ``stats``
+        embedding and head (parameter units) and for every attention head
+        (statistics only). Statistics only when ``stats``
         (docs/session-format.md says which column holds what).
         """
         batch, T, _ = x.shape
@@ -208,6 +212,7 @@ class TransformerNet(nn.Module):
         pre = self.norm_position == "pre"
         streams: list[Optional[torch.Tensor]] = []
         subs: list[Optional[torch.Tensor]] = []
+        self._head_rows = []
         rows: list[torch.Tensor] = []
         sub_rows: list[torch.Tensor] = []
         for i, lay in enumerate(self.layers):
@@ -230,8 +235,8 @@ class TransformerNet(nn.Module):
         table = None
         if stats:
             nan = torch.full((2, 4), float("nan"), dtype=x.dtype)
-            table = torch.cat([torch.stack(rows), torch.stack(sub_rows), nan])
-        return logits, streams + subs + [None, None], table
+            table = torch.cat([torch.stack(rows), torch.stack(sub_rows), nan, *self._head_rows])
+        return logits, streams + subs + [None] * (2 + self.depth * self.heads), table
 
     def _attention(self, lay: EncoderLayer, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(the sublayer's output, the softmax probabilities [batch, heads, query, key])."""
@@ -256,15 +261,19 @@ class TransformerNet(nn.Module):
 
         Entropy of each softmax row -sum p log p, divided by log(keys) so 1 is
         uniform attention over every token and 0 attention on one token;
-        averaged over the batch and the query positions per head.
+        averaged over the batch and the query positions per head. Each head's
+        own row, [entropy, NaN, its saturated-row fraction, NaN], is kept for
+        the head units (``_head_rows``).
         """
         p = p.detach()
         keys = p.shape[-1]
         ent = -(p * torch.log(p.clamp_min(1e-30))).sum(-1)  # [batch, heads, query]
         per_head = ent.mean(dim=(0, 2)) / math.log(keys) if keys > 1 else torch.zeros(p.shape[1], dtype=p.dtype)
         self.head_entropy[block] = per_head.double().numpy()
-        saturated = (p.amax(dim=-1) > SATURATED_ROW).to(p.dtype).mean()
-        return torch.stack([per_head.mean(), per_head.std(correction=0), saturated, per_head.min()])
+        sat_rows = (p.amax(dim=-1) > SATURATED_ROW).to(p.dtype)  # [batch, heads, query]
+        nan = per_head.new_full(per_head.shape, float("nan"))
+        self._head_rows.append(torch.stack([per_head, nan, sat_rows.mean(dim=(0, 2)), nan], dim=1))
+        return torch.stack([per_head.mean(), per_head.std(correction=0), sat_rows.mean(), per_head.min()])
 
     @torch.no_grad()
     def _mlp_row(self, u: torch.Tensor) -> torch.Tensor:

@@ -24,6 +24,13 @@ def jacobian(trainer: Any, n_samples: int = 8) -> tuple[Any, int]:
     """The hidden-to-hidden Jacobian's singular values of the live network, and the step they describe."""
     from ..theory.jacobian import jacobian_spectrum
 
+    model = getattr(trainer.config, "model", "mlp")
+    if model != "mlp":  # the spectrum is d h_depth / d h_1 across an MLP's layers; said in words, not an AttributeError
+        where = ("its signal through time (the product of one Jacobian per step) is the heatmap and the depth profile "
+                 "over time" if model in ("rnn", "lstm", "gru") else "its gradient through the blocks is the heatmap and "
+                 "the depth profile over the residual stream")
+        raise ValueError(f"The Jacobian spectrum is computed for MLP runs (d h_last / d h_1 across the layers); "
+                         f"this is a {model} run: {where}.")
     return jacobian_spectrum(trainer.net, trainer.probe_inputs(n_samples), n_samples), int(trainer.step_index)
 
 

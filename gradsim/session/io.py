@@ -415,7 +415,7 @@ def load_session(path: "str | Path | Mapping[str, bytes]", where: str = "") -> S
             units = units_from_json(raw, len(raw))
             # A family the engine knows must describe as many rows as the file has units
             # (the config is what a replay builds).
-            if model in FAMILIES and len(FAMILIES[model].config_units(config)) != len(units):
+            if model in FAMILIES and len(units) not in FAMILIES[model].unit_counts(config):
                 raise UnitError(f"{len(units)} units, but config depth = {config.get('depth')!r} describes "
                                 f"{len(FAMILIES[model].config_units(config))}; expected one unit per layer")
         except UnitError as exc:

@@ -27,6 +27,7 @@ import numpy as np
 
 from ..events import COMMAND_KINDS
 from ..metrics import LAYER_INDEX, STEP_INDEX
+from ..models.family import unit_rows
 from ..session.store import Session
 
 #: The verdict's kinds, in the order they are listed (a divergence first; then the
@@ -234,12 +235,15 @@ def _stats_findings(session: Session, lo: int, hi: int, steps: np.ndarray) -> li
         if not np.isfinite(vals).any():
             continue
         med = np.nanmedian(np.where(np.isfinite(vals), vals, np.nan), axis=0)
-        hit = [j for j in range(len(names)) if np.isfinite(med[j]) and med[j] >= limit]
+        counted = set(unit_rows(session.units, col))  # units with an activation function (not attention's statistics)
+        hit = [j for j in range(len(names)) if j in counted and np.isfinite(med[j]) and med[j] >= limit]
         if not hit:
             continue
         worst = max(hit, key=lambda j: med[j])
         all_rows = np.flatnonzero(has)
-        per_row = np.nanmax(np.where(np.isfinite(session.layer_metric(col)[all_rows]), session.layer_metric(col)[all_rows], -1), axis=1) >= limit
+        cols = sorted(counted)
+        sampled = session.layer_metric(col)[all_rows][:, cols]
+        per_row = np.nanmax(np.where(np.isfinite(sampled), sampled, -1), axis=1) >= limit
         start = _streak_start(per_row, session.steps[all_rows]) if all_rows.size else None
         ev = {"threshold": limit, "worst_unit": names[worst], "worst": float(med[worst]),
               "fractions": {names[j]: float(med[j]) for j in hit}}

@@ -13,7 +13,7 @@ import operator
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Optional
+from typing import Any, Callable, Optional, Sequence
 
 import numpy as np
 
@@ -22,7 +22,7 @@ from ..events import EVENT_KINDS, START
 from ..metric_words import OP_WORDS, STEP_MEAN_WORDS, event_words, layer_words, metric_words, step_words
 from ..metrics import LAYER_METRICS, STEP_METRICS, middle_layer
 from .diagnose import HEALTHY, KINDS as DIAGNOSIS_KINDS, diagnose
-from .predictions import Prediction, PredictionError, evaluate_prediction, prediction_events
+from .predictions import Prediction, PredictionError, evaluate_prediction, prediction_events, prediction_right
 from .presets import load_preset
 from ..resources import resource_path
 from ..session.store import Session
@@ -330,9 +330,7 @@ class PredictionMatches(Objective):
             return self._result(False, f"predicted the early signal {pred.text()} at step {event.step}; {out.detail}")
         if not out.complete:
             return self._result(False, f"predicted the early signal {pred.text()}; the outcome is measured {pred.window} steps after the toggle (not reached yet)")
-        ok = pred.signal == out.direction
-        if ok and self.decades_tol is not None and pred.signal != "stays":
-            ok = abs(pred.decades - abs(out.decades)) <= self.decades_tol
+        ok = bool(prediction_right(pred, out, self.decades_tol))
         return self._result(ok, f"predicted the early signal {pred.text()} at step {event.step}; it {out.text()}", out.decades)
 
     def required(self) -> str:
@@ -380,6 +378,8 @@ class Exercise:
     #: On the student's own model (``model = "watched"``): graded on a gradsim.watch session,
     #: which cannot be replayed, so every grade is UNVERIFIED; ``config`` and ``events`` are unused.
     watched: bool = False
+    #: The metric the plots open on when the starting point is loaded ("" leaves them as they are).
+    view_metric: str = ""
 
     def evaluate(self, session: Session, answers: Optional[dict[str, Any]] = None) -> list[Result]:
         return [o.check(session, answers or {}) for o in self.objectives]
@@ -601,7 +601,20 @@ def parse_exercise(text: str, where: str = "exercise", path: Optional[Path] = No
         if k not in known:
             what = "a key gradsim.watch records" if watched else "a config field"
             raise ExerciseError(f"{where}: key 'require.{k}': not {what}; allowed: {', '.join(sorted(known))}")
-    return Exercise(ex_id, title, level, body, cfg, tuple(events), objectives, dict(require), path, hide_marks, watched)
+    return Exercise(ex_id, title, level, body, cfg, tuple(events), objectives, dict(require), path, hide_marks, watched,
+                    _exercise_view(objectives, base))
+
+
+def _exercise_view(objectives: Sequence[Objective], preset: Any) -> str:
+    """The metric the exercise's objectives read first (what its questions are about), else its
+    preset's view: exercise 5 asks about ||dL/dz|| and must not open on ||dL/dW||."""
+    from .presets import VIEW_METRICS
+
+    for o in objectives:
+        metric = getattr(o, "metric", "") or getattr(getattr(o, "quantity", None), "metric", "")
+        if metric in VIEW_METRICS:
+            return str(metric)
+    return str(getattr(preset, "view_metric", "") or "")
 
 
 def load_exercise(path: str | Path) -> Exercise:

@@ -247,3 +247,14 @@ def comparison_text(prediction: Prediction, outcome: Outcome) -> str:
     """'You predicted: grows by 2 decades. Outcome: grew by 3.1 decades.' (with the toggle and the layer)."""
     where = f" ({outcome.unit}, {prediction.window} steps after vs before)" if outcome.direction else ""
     return f"{prediction.toggle}: you predicted the early signal {prediction.text()}. Outcome: {outcome.text()}{where}."
+
+
+def prediction_right(prediction: Prediction, outcome: Outcome, decades_tol: Optional[float] = None) -> Optional[bool]:
+    """Whether the predicted direction (and, with ``decades_tol``, its size) matched the outcome;
+    None while the outcome cannot be said or its window has not passed (nothing to mark yet)."""
+    if not outcome.direction or not outcome.complete:
+        return None
+    ok = prediction.signal == outcome.direction
+    if ok and decades_tol is not None and prediction.signal != "stays":
+        ok = abs(prediction.decades - abs(outcome.decades)) <= decades_tol
+    return ok

@@ -266,6 +266,10 @@ class RecurrentTrainer(Trainer):
                 grads = grads.to(total.dtype)
                 total = total64.to(total.dtype)
             group_norms = self._group_norms()  # before clipping: the gradient the step measured
+            # The prediction is for the weights that produced this row's gradients, so it is taken
+            # before the update (as the MLP trainer does); after it, a large first step (G = 1.5)
+            # moved W_hh enough to shift the predicted gain by up to 20 %.
+            pred_row = self.predicted_gain(x) if pred else None
             applied, clipped, _ = self._clip(total, grads, total64)
             acc = self._accuracy(out, y)
             head = torch.stack([loss.detach(), acc, total, applied, clipped]).tolist()
@@ -283,8 +287,8 @@ class RecurrentTrainer(Trainer):
                 p[:, _COL["update_ratio"]] = (upd.astype(np.float64) / p[:, _COL["weight_norm"]].astype(np.float64)).astype(np.float32)
             if want_stats:
                 layers[:T, _COL["act_mean"] : _COL["act_dead"] + 1] = self._time_stats(H, gate)
-            if pred:
-                layers[:, _COL["pred_gain"]] = self.predicted_gain(x)
+            if pred_row is not None:
+                layers[:, _COL["pred_gain"]] = pred_row
         self.elapsed_s += time.perf_counter() - t0
         # Held-out accuracy on the statistics' rows, after the update, as the MLP trainer records it.
         test_acc = self.evaluate() if want_stats and not diverged else math.nan

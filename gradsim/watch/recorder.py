@@ -9,11 +9,14 @@ What is measured, and when (docs/watch.md has the full story):
   that unscales inside its own step (fused Adam) gets the scale divided out
   here. A step the scaler skips (an inf or NaN gradient) is no optimizer step
   and leaves no row.
-- Norms are batched: one ``torch._foreach_norm`` per list of tensors, summed per
-  unit on the device, and each recorded step's numbers come back to the host
-  as one tensor, copied when the next recorded step (or ``loss()``, or
-  ``close()``) finds it done. No ``.item()`` per layer; steps between records
-  cost nothing but a counter.
+- Norms are batched: one ``torch._foreach_norm`` over the gradients and weights
+  before the step, one over the weight updates after it (the weights before the
+  step are copied with one ``_foreach_copy_`` into buffers kept for the run),
+  then one stack, one ``index_add_`` sums them per unit into every column at
+  once, and each recorded step's numbers come back to the host as one tensor,
+  copied when the next recorded step (or ``loss()``, or ``close()``) finds it
+  done, and written as a block of columns (no Python loop over a row's cells).
+  No ``.item()`` per layer; steps between records cost nothing but a counter.
 - With ``activations=True`` each unit gets a forward hook and its output a
   tensor hook (||dL/d output||), and activation modules a forward hook (the
   statistics, see gradsim.watch.activations). With ``activations=False`` no
@@ -30,14 +33,12 @@ from typing import Any, Callable, Optional
 
 import torch
 
-from ..metrics import LAYER_INDEX, LAYER_METRICS, STEP_INDEX, STEP_METRICS
+from ..metrics import LAYER_INDEX, STEP_INDEX, STEP_METRICS
 from ..models.family import Unit
 from .activations import ACTIVATION_KINDS, SATURATION_BOUNDS, feature_dim, own_kind
 from .writer import SessionWriter, WatchError
 
 NAN = float("nan")
-#: Columns of the per-unit block each recorded step builds on the device, in LAYER_METRICS order.
-_COLS = LAYER_METRICS
 _STAT_COLS = ("act_mean", "act_std", "act_saturation", "act_dead")
 #: The order of the columns in the vector each recorded step copies off the device.
 _PARAM_COLS = ("grad_norm", "bias_grad_norm", "weight_norm", "update_norm", "update_ratio")
@@ -90,20 +91,6 @@ def _grad_of(p: torch.Tensor) -> Optional[torch.Tensor]:
     if g is not None and g.is_sparse:
         g = g.coalesce()._values()
     return g
-
-
-class _Segments:
-    """Sums squared per-tensor norms into per-unit norms on the device (NaN for a unit with none)."""
-
-    def __init__(self, owners: list[int], n_units: int, device: torch.device) -> None:
-        self.n = n_units
-        self.idx = torch.tensor(owners, dtype=torch.long, device=device)
-        present = set(owners)
-        self.empty = torch.tensor([u not in present for u in range(n_units)], dtype=torch.bool, device=device)
-
-    def norms(self, sq: torch.Tensor) -> torch.Tensor:
-        out = torch.zeros(self.n, dtype=torch.float32, device=sq.device).index_add_(0, self.idx, sq)
-        return out.sqrt().masked_fill_(self.empty, NAN)
 
 
 class Watch:
@@ -201,11 +188,9 @@ class Watch:
         # the weights whose update is measured: unique, in first-seen order
         self._w_unique = sorted({i for _, i in self._w_pairs})
         self._w_pos = {t: k for k, t in enumerate(self._w_unique)}
+        self._weights = [tensors[t] for t in self._w_unique]
         self.device = tensors[0].device
         self._plans: dict[frozenset[int], dict[str, Any]] = {}
-        self._w_seg = _Segments([u for u, _ in self._w_pairs], len(self._infos), self.device)
-        self._w_sel = self._index([self._w_pos[t] for _, t in self._w_pairs])
-        self._row_idx: dict[bool, list[list[int]]] = {}
         self._all_present = frozenset(range(len(tensors)))
         self._before_buf: Optional[list[torch.Tensor]] = None
         self._nan0 = torch.tensor(NAN, device=self.device)
@@ -215,27 +200,36 @@ class Watch:
         """Index tensors (on the device) for a pattern of which tensors have a gradient,
         built once per pattern: usually one for the whole run.
 
-        The norms vector is [present gradients..., weights...]; ``gather`` picks from its
-        squares and ``slot`` says where each goes in [grad_norm | bias_grad_norm |
-        weight_norm] (3 x units), so the three columns cost one index_add."""
+        A recorded step measures one norms vector, [present gradients..., weights before
+        the step..., weight updates...]; ``gather`` picks from its squares and ``slot`` says
+        where each goes in the step's block [total | grad_norm | bias_grad_norm |
+        weight_norm | update_norm | update_ratio] (1 + 5 x units), so every column but the
+        ratio costs one index_add together."""
         plan = self._plans.get(present)
         if plan is None:
             order = sorted(present)
             pos = {t: k for k, t in enumerate(order)}
-            n, g = len(self._infos), len(order)
+            n, g, m = len(self._infos), len(order), len(self._w_unique)
             gather, slot = [], []
-            for col, pairs in enumerate((self._w_pairs, self._b_pairs)):
-                for u, t in pairs:
-                    if t in present:
-                        gather.append(pos[t])
-                        slot.append(col * n + u)
             for u, t in self._w_pairs:
-                gather.append(g + self._w_pos[t])
-                slot.append(2 * n + u)
-            filled = set(slot)
+                if t in present:
+                    gather.append(pos[t])
+                    slot.append(1 + u)
+            for u, t in self._b_pairs:
+                if t in present:
+                    gather.append(pos[t])
+                    slot.append(1 + n + u)
+            for u, t in self._w_pairs:
+                gather += [g + self._w_pos[t], g + m + self._w_pos[t]]
+                slot += [1 + 2 * n + u, 1 + 3 * n + u]
+            for t in self._opt_idx:
+                if t in present:
+                    gather.append(pos[t])
+                    slot.append(0)
+            filled = set(slot) | set(range(1 + 4 * n, 1 + 5 * n))  # the ratios are computed, not gathered
             plan = {"order": order, "gather": self._index(gather), "slot": self._index(slot),
-                    "empty": torch.tensor([k not in filled for k in range(3 * n)], dtype=torch.bool, device=self.device),
-                    "total": self._index([pos[t] for t in self._opt_idx if t in present]), "n_grads": g}
+                    "empty": torch.tensor([k not in filled for k in range(1 + 5 * n)], dtype=torch.bool, device=self.device),
+                    "n_grads": g}
             self._plans[present] = plan
         return plan
 
@@ -247,28 +241,28 @@ class Watch:
         if not self._armed or self._closed:
             return
         with torch.no_grad():
-            maybe = [_grad_of(p) for p in self._tensors]
+            maybe = [p.grad for p in self._tensors]
+            if any(g is None or g.is_sparse for g in maybe):
+                maybe = [_grad_of(p) for p in self._tensors]
+                plan = self._plan(frozenset(i for i, g in enumerate(maybe) if g is not None))
+            else:  # every tensor has a dense gradient (the usual step): the pattern need not be built again
+                plan = self._plan(self._all_present)
             grads = [g for g in maybe if g is not None]
-            # every tensor has a gradient (the usual step): the pattern need not be built again
-            plan = self._plan(self._all_present if len(grads) == len(maybe)
-                              else frozenset(i for i, g in enumerate(maybe) if g is not None))
-            weights = [self._tensors[t].detach() for t in self._w_unique]
-            norms = _foreach_norm(grads + weights, self.device)
+            weights = self._weights
+            # One foreach over gradients and weights now; the norms stay on the device, unstacked,
+            # until the step's update norms join them (one stack for the whole step).
+            norms = _norm_list(grads + weights)
             scale = getattr(optimizer, "grad_scale", None)  # an optimizer that unscales in its own step
-            if isinstance(scale, torch.Tensor):
-                norms[: plan["n_grads"]] /= scale.to(norms.device, torch.float32)
-            sq = norms.square()
-            n = len(self._infos)
-            block = torch.zeros(3 * n, dtype=torch.float32, device=self.device).index_add_(0, plan["slot"], sq[plan["gather"]])
-            block = block.sqrt_().masked_fill_(plan["empty"], NAN)
-            total = sq[plan["total"]].sum().sqrt() if len(plan["total"]) else self._nan0
+            if isinstance(scale, torch.Tensor) and plan["n_grads"]:
+                torch._foreach_div_(norms[: plan["n_grads"]], scale.to(norms[0].device, torch.float32))
             # The weights before the step, copied into buffers kept for the run (no allocation per step).
             before = self._before_buf
             if before is None or any(b.shape != w.shape or b.dtype != w.dtype or b.device != w.device
                                      for b, w in zip(before, weights)):
                 before = self._before_buf = [torch.empty_like(w) for w in weights]
-            torch._foreach_copy_(before, weights)
-            self._pre = {"block": block, "total": total, "before": before, "lr": _lr(optimizer)}
+            if before:
+                torch._foreach_copy_(before, weights)
+            self._pre = {"plan": plan, "norms": norms, "before": before, "lr": _lr(optimizer)}
 
     def read_gradients(self) -> None:
         """Read the gradients and weights the coming optimizer step applies (with
@@ -289,19 +283,19 @@ class Watch:
         pre, self._pre = self._pre, {}
         with torch.no_grad():
             n = len(self._infos)
-            weights = [self._tensors[t].detach() for t in self._w_unique]
-            delta = pre["before"]
-            torch._foreach_sub_(delta, weights)
-            un = _foreach_norm(delta, self.device)
-            update = self._w_seg.norms(un.square()[self._w_sel])
-            parts = [pre["block"], update, update / pre["block"][2 * n:]]
+            plan, delta = pre["plan"], pre["before"]
+            if delta:
+                torch._foreach_sub_(delta, self._weights)
+            sq = _stack(pre["norms"] + _norm_list(delta), self.device).square_()
+            block = torch.zeros(1 + 5 * n, dtype=torch.float32, device=self.device)
+            block.index_add_(0, plan["slot"], sq.index_select(0, plan["gather"])).sqrt_().masked_fill_(plan["empty"], NAN)
+            torch.div(block[1 + 3 * n: 1 + 4 * n], block[1 + 2 * n: 1 + 3 * n], out=block[1 + 4 * n:])
             has_stats = self.activations
             if self.activations:
                 self._settle_following()
                 cols = self._activation_columns()
-                parts += [cols[c] for c in _ACT_COLS]
-            parts.append(pre["total"].reshape(1).to(torch.float32))
-            flat = torch.cat(parts)
+                block = torch.cat([block] + [cols[c] for c in _ACT_COLS])
+            flat = block
         self._flush()  # the previous recorded step, long finished on the device by now
         self._pending = {"step": step, "values": _to_host_async(flat), "lr": pre["lr"], "has_stats": has_stats,
                          "elapsed": time.perf_counter() - self._t0, "loss": None, "accuracy": None}
@@ -467,9 +461,7 @@ class Watch:
         if p is None:
             return
         values = _host_values(p["values"])
-        values.append(NAN)  # what the row index of a column not measured points at
-        rows = [[values[i] for i in idx] for idx in self._row_index(p["has_stats"])]
-        total = values[-2]
+        total = values[0]
         loss = NAN if p["loss"] is None else float(p["loss"])
         acc = NAN if p["accuracy"] is None else float(p["accuracy"])
         diverged = not math.isfinite(loss) and p["loss"] is not None or not math.isfinite(total)
@@ -482,21 +474,11 @@ class Watch:
         scalars[STEP_INDEX["lr"]] = p["lr"]
         scalars[STEP_INDEX["diverged"]] = 1.0 if diverged else 0.0
         scalars[STEP_INDEX["elapsed_s"]] = p["elapsed"]
-        self._writer.write_step(p["step"], scalars, rows, p["has_stats"])
+        del values[0]
+        self._writer.write_columns(p["step"], scalars, _PARAM_COLS + _ACT_COLS if p["has_stats"] else _PARAM_COLS, values)
         if diverged and self._writer.diverged_at is None:
             what = f"loss = {loss}" if not math.isfinite(loss) and p["loss"] is not None else f"gradient norm = {total}"
             self._writer.add_event(p["step"], "diverged", what)
-
-    def _row_index(self, has_stats: bool) -> list[list[int]]:
-        """Per unit, where each LAYER_METRICS column sits in a recorded step's host values
-        (-1: the NaN appended after them), built once per kind of step."""
-        idx = self._row_idx.get(has_stats)
-        if idx is None:
-            n = len(self._infos)
-            cols = _PARAM_COLS + (_ACT_COLS if has_stats else ())
-            at = {c: k * n for k, c in enumerate(cols)}
-            idx = self._row_idx[has_stats] = [[at[c] + u if c in at else -1 for c in _COLS] for u in range(n)]
-        return idx
 
     def flush(self) -> None:
         """Write every recorded step to the folder now (waiting for its copy off the device);
@@ -538,23 +520,35 @@ def _lr(optimizer: Any) -> float:
     return float(lr)
 
 
-def _foreach_norm(tensors: list[torch.Tensor], device: torch.device) -> torch.Tensor:
-    """The 2-norms of ``tensors`` (in float32) as one vector on ``device``."""
+def _norm_list(tensors: list[torch.Tensor]) -> list[torch.Tensor]:
+    """The 2-norms of ``tensors`` in float32, one 0-d tensor each (on each tensor's device)."""
     if not tensors:
-        return torch.zeros(0, dtype=torch.float32, device=device)
+        return []
     try:  # the usual case, one device: one dispatch
-        return torch.stack(torch._foreach_norm(tensors, 2, dtype=torch.float32)).to(device)
+        return list(torch._foreach_norm(tensors, 2, dtype=torch.float32))
     except RuntimeError:
         if len({t.device for t in tensors}) == 1:
             raise
-    out = torch.empty(len(tensors), dtype=torch.float32, device=device)
+    out: list[Any] = [None] * len(tensors)
     by_device: dict[torch.device, list[int]] = {}
     for i, t in enumerate(tensors):
         by_device.setdefault(t.device, []).append(i)
     for idx in by_device.values():  # a model spread over devices: one foreach per device
-        norms = torch._foreach_norm([tensors[i] for i in idx], 2, dtype=torch.float32)
-        out[torch.tensor(idx, device=device)] = torch.stack([n.to(device) for n in norms])
+        for i, v in zip(idx, torch._foreach_norm([tensors[i] for i in idx], 2, dtype=torch.float32)):
+            out[i] = v
     return out
+
+
+def _stack(norms: list[torch.Tensor], device: torch.device) -> torch.Tensor:
+    """``norms`` as one vector on ``device``."""
+    if not norms:
+        return torch.zeros(0, dtype=torch.float32, device=device)
+    try:  # the usual case, one device: one dispatch
+        return torch.stack(norms).to(device)
+    except RuntimeError:
+        if len({t.device for t in norms}) == 1:
+            raise
+    return torch.stack([t.to(device) for t in norms])  # a model spread over devices
 
 
 def _to_host_async(t: torch.Tensor) -> Any:

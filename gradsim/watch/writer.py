@@ -77,6 +77,21 @@ def _append(fd: int, text: str) -> None:
         view = view[n:]
 
 
+def _replace_quick(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` through a temporary name and a rename, without fsync."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.partial")
+    try:
+        with open(tmp, "w", encoding="utf-8") as fh:
+            fh.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+
+
 class SessionWriter:
     """Writes one watched session folder step by step (see the module docstring)."""
 
@@ -137,8 +152,16 @@ class SessionWriter:
         self.steps_run = self._buffered_steps
         self._written_at = time.monotonic()
 
-    def write_json(self) -> None:
-        write_atomic(self.path / "session.json", json.dumps(self.session_json(), indent=2, allow_nan=False) + "\n")
+    def write_json(self, durable: bool = True) -> None:
+        """Replace session.json atomically. ``durable=False`` (the progress rewrites while the run
+        trains) skips the fsync: the rename alone already shows a reader the old file or the
+        new one, never a torn one, and the fsync, which only guards against a power cut, costs
+        milliseconds of wall time a second; the first and the last write stay durable."""
+        text = json.dumps(self.session_json(), indent=2, allow_nan=False) + "\n"
+        if durable:
+            write_atomic(self.path / "session.json", text)
+        else:
+            _replace_quick(self.path / "session.json", text)
         self._json_at = time.monotonic()
 
     def add_event(self, step: int, kind: str, value: str = "") -> None:
@@ -151,16 +174,34 @@ class SessionWriter:
     def write_step(self, step: int, scalars: Sequence[float], layers: Sequence[Sequence[float]], has_stats: bool) -> None:
         """Append one step: ``scalars`` in STEP_METRICS order, ``layers`` one row per unit in
         LAYER_METRICS order (activation statistics written only when ``has_stats``)."""
-        if len(scalars) != len(STEP_METRICS):
-            raise ValueError(f"{len(scalars)} step values, expected {len(STEP_METRICS)}")
         if len(layers) != len(self.units):
             raise ValueError(f"{len(layers)} layer rows, expected {len(self.units)} (one per unit)")
         # One format per row, as the session export does: %.9g round-trips float32 and spells
         # non-finite values nan, inf, -inf; unsampled statistics and pred_gain (no theory of a
         # user's model) are empty cells.
         fmt, keep = _row_format(has_stats)
-        out = [fmt % (step, j, *[row[i] for i in keep]) for j, row in enumerate(layers, 1)]
-        self._buf["layers.csv"].append("".join(out))
+        self._add_step(step, scalars, "".join(fmt % (step, j, *[row[i] for i in keep]) for j, row in enumerate(layers, 1)))
+
+    def write_columns(self, step: int, scalars: Sequence[float], columns: tuple[str, ...], values: Sequence[float]) -> None:
+        """Append one step from a block of columns: ``values`` holds, for each name in
+        ``columns`` (LAYER_METRICS names, in that order), one value per unit. What the
+        recorder copies off the device comes in this shape, so a row costs no Python loop
+        over its cells. A column not given is written ``nan``, but activation statistics
+        and ``pred_gain`` are empty cells (not sampled; no theory of a user's model)."""
+        n = len(self.units)
+        if len(values) != len(columns) * n:
+            raise ValueError(f"{len(values)} layer values, expected {len(columns)} columns x {n} units")
+        fmt = _block_format(columns, n)
+        args: list[float] = []
+        for j, row in enumerate(zip(*[values[k * n:(k + 1) * n] for k in range(len(columns))]), 1):
+            args += (step, j)
+            args += row
+        self._add_step(step, scalars, fmt % tuple(args))
+
+    def _add_step(self, step: int, scalars: Sequence[float], layer_text: str) -> None:
+        if len(scalars) != len(STEP_METRICS):
+            raise ValueError(f"{len(scalars)} step values, expected {len(STEP_METRICS)}")
+        self._buf["layers.csv"].append(layer_text)
         scal = [_cell(v) for v in scalars]
         for flag in ("clipped", "diverged"):
             i = STEP_METRICS.index(flag)
@@ -175,7 +216,7 @@ class SessionWriter:
         if now - self._written_at >= WRITE_EVERY_S:
             self.flush()
             if now - self._json_at >= JSON_EVERY_S:
-                self.write_json()
+                self.write_json(durable=False)
 
     def close(self, steps_run: Optional[int] = None) -> None:
         """Finish the folder; ``steps_run``: the steps the run took (more than the last
@@ -195,6 +236,17 @@ def _row_format(has_stats: bool) -> tuple[str, tuple[int, ...]]:
     """(a layers.csv row's format, the LAYER_METRICS indices it fills)."""
     keep = tuple(i for i, m in enumerate(LAYER_METRICS) if m not in PRED_METRICS and (has_stats or m not in STATS_METRICS))
     return "%d,%d," + ",".join("%.9g" if i in keep else "" for i in range(len(LAYER_METRICS))) + "\n", keep
+
+
+@functools.lru_cache(maxsize=4)
+def _block_format(columns: tuple[str, ...], n_units: int) -> str:
+    """The format of a step's ``layers.csv`` rows for all ``n_units`` units at once, taking
+    (step, unit, one value per given column) per unit (see write_columns)."""
+    unknown = [c for c in columns if c not in LAYER_METRICS]
+    if unknown or list(columns) != [c for c in LAYER_METRICS if c in columns]:
+        raise ValueError(f"columns = {columns!r}, expected LAYER_METRICS names in their order")
+    cells = ["%.9g" if m in columns else "" if m in STATS_METRICS or m in PRED_METRICS else "nan" for m in LAYER_METRICS]
+    return ("%d,%d," + ",".join(cells) + "\n") * n_units
 
 
 def _csv_text(s: str) -> str:

@@ -4,6 +4,7 @@ from __future__ import annotations
 import re
 import shutil
 
+import numpy as np
 import pytest
 
 from gradsim.commands import parse_event
@@ -105,3 +106,36 @@ def test_a_student_name_is_text_not_markup(tiny, tmp_path):
     sub = read_submission(f)
     html = write_class_report(tmp_path / "r", tiny, [entry_for(sub, grade_files(tiny, sub), "evil", tiny)], 3.0).read_text()
     assert "<script>alert" not in html and "&lt;script&gt;" in html
+
+
+def test_the_report_counts_the_predictions_that_were_right(tiny, tmp_path):
+    """Two students predict opposite directions for the same toggle: exactly one is right, by the
+    outcome measured here from the session's own layer 1 signal (median of log10 over the 50 steps
+    before vs from the toggle), and the page says so in words, not as the raw event value."""
+    from gradsim.commands import Annotate, SetLR
+    from gradsim.events import PREDICTION
+
+    def run(folder, student, signal):
+        t = Trainer(tiny.config.with_changes(steps=40), tiny.events)
+        t.run(steps=20)
+        t.apply(Annotate(PREDICTION, f"toggle=lr=2;signal={signal};decades={0 if signal == 'stays' else 1}"))
+        t.apply(SetLR(2.0))
+        t.run()
+        write_submission(tmp_path / folder, tiny, t.session, {}, student=student)
+        return t.session
+
+    sessions = [run("up", "Up", "grows"), run("down", "Down", "shrinks"), run("flat", "Flat", "stays")]
+    s = sessions[0]
+    col = np.log10(s.layer_metric("act_grad_norm")[:, 0].astype(float))
+    before, after = np.median(col[(s.steps >= 0) & (s.steps < 20)]), np.median(col[(s.steps >= 20) & (s.steps < 70)])
+    change = after - before
+    truth = "grows" if change > np.log10(2) else "shrinks" if change < -np.log10(2) else "stays"
+    entries = []
+    for folder in ("up", "down", "flat"):
+        sub = read_submission(tmp_path / folder)
+        entries.append(entry_for(sub, grade_files(tiny, sub), folder, tiny))
+    rights = {e.name: e.predictions[0].right for e in entries}
+    assert rights == {"up": truth == "grows", "down": truth == "shrinks", "flat": truth == "stays"}
+    html = write_class_report(tmp_path / "r", tiny, entries, 3.0).read_text()
+    assert "3 prediction(s) recorded by 3 student(s)" in html and "<strong>1 right</strong>, 2 wrong" in html
+    assert "lr=2.0: grows by 1 decade" in html and "toggle=lr=2;signal" not in html

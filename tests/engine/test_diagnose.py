@@ -60,6 +60,20 @@ def test_healthy_presets_are_healthy(name, steps):
     assert d.verdict == ["healthy"] and d.findings == [] and d.suggestions == []
 
 
+
+def test_a_transformer_attention_statistics_are_not_dead_units():
+    """An attention sublayer's act_* cells hold attention statistics (its act_dead cell: the lowest
+    head's entropy, near 1 for uniform attention); read as a dead fraction they made post-ln "dead
+    units" in every attn block. Only the MLP sublayers (GELU: none dead) are counted."""
+    s = _preset("post-ln", 60)
+    attn = [j for j, u in enumerate(s.units) if u.name.startswith("attn ")]
+    has = np.flatnonzero(s.has_stats)
+    assert np.nanmedian(s.layer_metric("act_dead")[has][:, attn]) >= dg.DEAD_FRACTION  # what once fired
+    mlp = [j for j, u in enumerate(s.units) if u.name.startswith("mlp ")]
+    assert np.nanmax(s.layer_metric("act_dead")[has][:, mlp]) < dg.DEAD_FRACTION  # the real units: alive
+    d = dg.diagnose(s)
+    assert "dead units" not in d.verdict and "saturation" not in d.verdict
+
 def test_exploding_relu_is_exploding():
     s = _preset("exploding-relu", 150)
     d = dg.diagnose(s)

@@ -288,6 +288,19 @@ def test_bengio1994_per_seed_from_raw_files(quick):
     _assert_rule(rep, per_seed)
 
 
+@pytest.mark.parametrize("mode", ["quick", "default", "full"])
+def test_bengio1994_trains_on_unseen_sequences_only(mode):
+    """Each step's batch is sequences no earlier step drew, so the training accuracy the criterion reads
+    is that of unseen data (with 800 sequences a net fitted part of them from the noise)."""
+    for run in REPLICATIONS["bengio1994"].runs(mode, seed=1):
+        cfg = run.config
+        assert cfg.n_train >= cfg.steps * cfg.batch_size
+        if mode == "quick" and cfg.seq_len == min(r.config.seq_len for r in REPLICATIONS["bengio1994"].runs(mode)):
+            t = Trainer(cfg)
+            xs = torch.cat([t.batch(s)[0] for s in range(cfg.steps)]).reshape(cfg.steps * cfg.batch_size, -1).numpy()
+            assert len(np.unique(xs, axis=0)) == len(xs)  # no sequence twice over the whole run
+
+
 def test_hochreiter1997_per_seed_from_raw_files(quick):
     rep = quick("hochreiter1997")
     per_seed = {}

@@ -272,3 +272,17 @@ def test_theory_needs_no_scipy_at_run_time():
         "assert 'scipy' not in sys.modules, 'scipy was imported'\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+@pytest.mark.parametrize("model", ["rnn", "lstm", "transformer"])
+def test_the_jacobian_task_on_a_sequence_run_says_what_it_is_for(model):
+    """The Jacobian dock on a recurrent or transformer run said "'RecurrentNet' object has no attribute
+    'linears'"; it says in words that the spectrum is an MLP's and where the sequence run's signal is."""
+    from gradsim.config import RunConfig
+    from gradsim.service.tasks import jacobian
+    from gradsim.train.trainer import Trainer
+
+    extra = {"heads": 2, "dataset": "recall-last"} if model == "transformer" else {"dataset": "adding"}
+    t = Trainer(RunConfig(model=model, seq_len=6, depth=1, width=8, n_samples=64, batch_size=16, steps=2, **extra))
+    with pytest.raises(ValueError, match=f"computed for MLP runs.*this is a {model} run"):
+        jacobian(t)

@@ -123,10 +123,12 @@ def test_outputs_gradients_and_signals_match_autograd_on_a_plain_model(norm, act
             assert p.grad is None or not p.grad.any()
     units = transformer_units(depth)
     expected = [s.grad for s in streams] + [o.grad for o in outs]
-    assert len(expected) == sum(u.kind in ("stream", "block") for u in units) == len(signals) - 2
+    n_heads = depth * net.heads  # the head units come last and carry no signal
+    assert len(expected) == sum(u.kind in ("stream", "block") for u in units) == len(signals) - 2 - n_heads
+    assert len(signals) == net.n_layers == len(transformer_units(depth, net.heads))
     for u, z, g in zip(units, signals, expected):
         torch.testing.assert_close(z.grad, g, rtol=1e-4, atol=1e-7, msg=u.name)
-    assert signals[-2:] == [None, None]
+    assert signals[len(expected):] == [None] * (2 + n_heads)
 
 
 def _independent_stats(plain, x, act, T):
@@ -158,6 +160,30 @@ def _independent_stats(plain, x, act, T):
     return np.array(rows)
 
 
+def _independent_head_rows(plain, x, T):
+    """(depth * heads, 4) rows of the head units from the plain model: each attention's input
+    (hooked), q, k from its in_proj weights in float64, p = softmax(q k^T / sqrt(d_head)),
+    then per head [mean over batch and queries of -sum p ln p / ln T, NaN, fraction of rows
+    whose largest p is above 0.99, NaN]."""
+    _, ins = _hook_sublayers(plain)
+    with torch.no_grad():
+        plain(x)
+    rows = []
+    attn_inputs = [z for what, z in ins if what == "attn"]
+    for layer, z in zip(plain.encoder.layers, attn_inputs):
+        att = layer.self_attn
+        H, d = att.num_heads, att.embed_dim
+        w, b = att.in_proj_weight.detach().double(), att.in_proj_bias.detach().double()
+        z = z.double()
+        q = (z @ w[:d].T + b[:d]).reshape(z.shape[0], T, H, d // H).transpose(1, 2)
+        k = (z @ w[d : 2 * d].T + b[d : 2 * d]).reshape(z.shape[0], T, H, d // H).transpose(1, 2)
+        p = torch.softmax(q @ k.transpose(-2, -1) / math.sqrt(d // H), dim=-1)  # [batch, head, query, key]
+        ent = -torch.special.xlogy(p, p).sum(-1) / math.log(T)
+        for h in range(H):
+            rows.append([float(ent[:, h].mean()), math.nan, float((p[:, h].amax(-1) > 0.99).double().mean()), math.nan])
+    return np.array(rows)
+
+
 @pytest.mark.parametrize("norm,act,depth", CASES)
 def test_statistics_match_multihead_attentions_own_weights(norm, act, depth):
     net, plain = _pair(norm, act, depth)
@@ -165,8 +191,44 @@ def test_statistics_match_multihead_attentions_own_weights(norm, act, depth):
     with torch.no_grad():
         _, _, table = net.forward_units(x, stats=True)
     want = _independent_stats(plain, x, act, x.shape[1])
-    np.testing.assert_allclose(table.numpy()[: len(want)], want, rtol=2e-4, atol=1e-6)
-    assert np.isnan(table.numpy()[len(want):]).all()  # embed and head have no activations
+    got = table.numpy()
+    assert got.shape == (net.n_layers, 4)
+    np.testing.assert_allclose(got[: len(want)], want, rtol=2e-4, atol=1e-6)
+    assert np.isnan(got[len(want) : len(want) + 2]).all()  # embed and head have no activations
+    heads = _independent_head_rows(plain, x, x.shape[1])
+    assert len(heads) == depth * net.heads
+    np.testing.assert_allclose(got[len(want) + 2 :], heads, rtol=2e-4, atol=1e-6)
+    np.testing.assert_allclose(net.head_entropy.reshape(-1), heads[:, 0], rtol=2e-4, atol=1e-6)
+
+
+def test_each_head_of_a_block_gets_its_own_entropy_row():
+    """One head made to collapse (its queries and keys scaled up), the others left: the
+    collapsed head's row is near 0 and saturated, the others stay spread out, and the
+    head units sit after every earlier unit."""
+    net, plain = _pair("pre", "gelu", 2)
+    dh = net.width // net.heads
+    with torch.no_grad():
+        w = net.encoder.layers[1].self_attn.in_proj_weight
+        w[2 * dh : 3 * dh].mul_(60.0)  # head 3's queries
+        w[net.width + 2 * dh : net.width + 3 * dh].mul_(60.0)  # and keys
+        plain.load_state_dict(net.state_dict(), strict=False)
+    x, _ = _batch(n=6)
+    with torch.no_grad():
+        _, _, table = net.forward_units(x, stats=True)
+    units = transformer_units(2, net.heads)
+    assert units[: 3 * 2 + 3] == transformer_units(2)
+    rows = [j for j, u in enumerate(units) if u.kind == "head"]
+    assert [units[j].name for j in rows[net.heads :]] == [f"block 2 head {h}" for h in range(1, net.heads + 1)]
+    got = table.numpy()[rows]
+    # atol: the scaled logits are in the thousands, where float32 (the net) and float64 (the
+    # reference) round the softmax of a near-one-hot row differently by ~1e-5
+    np.testing.assert_allclose(got, _independent_head_rows(plain, x, x.shape[1]), rtol=2e-4, atol=3e-5)
+    block2 = got[net.heads :]
+    assert block2[2, 0] < 0.2 and block2[2, 2] > 0.5
+    assert np.delete(block2[:, 0], 2).min() > 0.5
+    # the attention row's summary is the summary of its heads
+    attn2 = table.numpy()[next(j for j, u in enumerate(units) if u.name == "attn 2")]
+    np.testing.assert_allclose(attn2[[0, 1, 3]], [block2[:, 0].mean(), block2[:, 0].std(), block2[:, 0].min()], rtol=1e-5)
 
 
 def test_saturated_rows_are_counted_when_attention_collapses():
@@ -212,6 +274,7 @@ def test_trainer_rows_equal_autograd_on_a_plain_model(norm, optimizer):
     logits, streams = plain(x)
     nn.functional.cross_entropy(logits, y).backward()
     want_stats = _independent_stats(_plain_of(t), x, "gelu", x.shape[1])
+    want_heads = _independent_head_rows(_plain_of(t), x, x.shape[1])  # the weights the step reads
     before = {n: p.detach().clone() for n, p in t.net.named_parameters()}
     rec = t.step()
     after = dict(t.net.named_parameters())
@@ -240,6 +303,10 @@ def test_trainer_rows_equal_autograd_on_a_plain_model(norm, optimizer):
     n_stats = len(want_stats)
     got = rec.layers[:n_stats, L["act_mean"] : L["act_dead"] + 1]
     np.testing.assert_allclose(got, want_stats, rtol=2e-4, atol=1e-6)
+    heads = [j for j, u in enumerate(t.units) if u.kind == "head"]
+    assert heads == list(range(3 * t.config.depth + 3, t.n_layers))
+    got = rec.layers[heads, L["act_mean"] : L["act_dead"] + 1]
+    np.testing.assert_allclose(got, want_heads, rtol=2e-4, atol=1e-6)
 
 
 def test_units_from_the_config_are_the_networks():
@@ -247,7 +314,7 @@ def test_units_from_the_config_are_the_networks():
     t = Trainer(cfg)
     fam = family_for(cfg)
     assert fam is FAMILIES["transformer"]
-    assert t.units == fam.config_units(cfg.to_dict()) == transformer_units(3)
+    assert t.units == fam.config_units(cfg.to_dict()) == transformer_units(3, 4)
     assert [u.name for u in t.units][:4] == ["stream 1", "stream 2", "stream 3", "stream 4"]
     assert [u.kind for u in t.units].count("block") == 6
     names = dict(t.net.named_parameters())

@@ -40,7 +40,9 @@ def test_the_cli_trains_a_transformer_and_its_session_replays_bit_for_bit(tmp_pa
     assert meta["format"] == "gradsim-session/3" and meta["model"] == "transformer"
     assert meta["config"]["heads"] == 4 and meta["config"]["norm_position"] == "pre" and meta["config"]["seq_len"] == 8
     names = [u["name"] for u in meta["units"]]
-    assert names == ["stream 1", "stream 2", "stream 3", "attn 1", "mlp 1", "attn 2", "mlp 2", "embed", "head"]
+    assert names == ["stream 1", "stream 2", "stream 3", "attn 1", "mlp 1", "attn 2", "mlp 2", "embed", "head",
+                     *(f"block {b} head {h}" for b in (1, 2) for h in (1, 2, 3, 4))]
+    assert [u["kind"] for u in meta["units"]][9:] == ["head"] * 8
     assert [u["kind"] for u in meta["units"]][:5] == ["stream", "stream", "stream", "block", "block"]
     assert main(["run", "--config", str(tmp_path / "a" / "session.json"), "--out", str(tmp_path / "b")]) == 0
     a, b = _csvs(tmp_path / "a"), _csvs(tmp_path / "b")
@@ -207,3 +209,42 @@ def test_warmup_works_for_the_mlp_too_and_moves_its_weights_by_the_warmed_rate()
     np.testing.assert_allclose(moved, 0.025 * rec.layers[:, LAYER_INDEX["grad_norm"]], rtol=1e-4)
     t.run()
     np.testing.assert_allclose(t.session.column("lr"), [0.025, 0.05, 0.075, 0.1, 0.1], rtol=1e-12)
+
+
+def test_a_session_written_before_the_head_units_loads_with_its_own_units(tmp_path):
+    """A transformer session from before the per-head units: session.json lists 3 depth + 3
+    units and layers.csv has those rows per step. It loads with exactly those units, and
+    its cells are the new session's cells of the same units (the head units only append)."""
+    from gradsim.models.family import transformer_units
+    from gradsim.session.io import export_session, load_session
+
+    t = Trainer(_cfg(steps=3, stats_every=1))
+    t.run()
+    new = export_session(t.session, tmp_path / "new")
+    old_n = 3 * t.config.depth + 3
+    meta = json.loads((new / "session.json").read_text())
+    meta["units"] = meta["units"][:old_n]
+    old = tmp_path / "old"
+    old.mkdir()
+    (old / "session.json").write_text(json.dumps(meta))
+    lines = (new / "layers.csv").read_text().splitlines()
+    kept = [lines[0]] + [line for line in lines[1:] if int(line.split(",")[1]) <= old_n]
+    assert len(kept) == 1 + 3 * old_n
+    (old / "layers.csv").write_text("\n".join(kept) + "\n")
+    for name in ("steps.csv", "events.csv"):
+        (old / name).write_text((new / name).read_text())
+    back = load_session(old)
+    assert back.units == transformer_units(t.config.depth) == t.units[:old_n]
+    np.testing.assert_array_equal(back.layers, t.session.layers[:, :old_n])
+    assert (tmp_path / "again").exists() is False
+    again = export_session(back, tmp_path / "again")
+    assert (again / "layers.csv").read_text().splitlines() == kept
+    # the grader replays it with today's engine (which appends the head units) and compares
+    # the older file's units only: equal as written, a changed cell is found
+    from gradsim.grading.replay import first_mismatch, replay
+
+    again = replay(meta)
+    assert again.n_layers == t.n_layers and first_mismatch(back, again, 0.0) is None
+    back.layers[1, old_n - 2, 0] *= 1.5  # embed's grad_norm at step 1
+    m = first_mismatch(back, again, 0.0)
+    assert m is not None and (m.step, m.layer) == (1, old_n - 1)

@@ -12,7 +12,7 @@ import math
 import numpy as np
 import pytest
 
-from gradsim.metrics import LAYER_METRICS, STEP_METRICS
+from gradsim.metrics import LAYER_METRICS, PRED_METRICS, STATS_METRICS, STEP_METRICS
 from gradsim.models.family import Unit
 from gradsim.session.io import export_session
 from gradsim.session.store import Session
@@ -123,3 +123,29 @@ def test_folders_that_are_not_watched_runs_say_what_they_are(tmp_path):
     assert watched_meta(tmp_path / "ok")["running"] is True
     w.close()
     assert json.loads((tmp_path / "ok" / "session.json").read_text())["running"] is False
+
+
+@pytest.mark.parametrize("has_stats", [False, True])
+def test_a_block_of_columns_writes_the_same_bytes_as_rows(tmp_path, has_stats):
+    """write_columns (what the recorder uses: one block per step, column by column) and
+    write_step (one row per unit in LAYER_METRICS order) must give the same files."""
+    rng = np.random.default_rng(7)
+    given = [m for m in LAYER_METRICS if m not in PRED_METRICS and (has_stats or m not in STATS_METRICS)
+             and (has_stats or m != "act_grad_norm")]
+    a, b = _writer(tmp_path / "rows"), _writer(tmp_path / "cols")
+    for s in range(4):
+        scal = [float(v) for v in rng.random(len(STEP_METRICS))]
+        block = rng.standard_normal((len(given), N_UNITS)).astype(np.float32).astype(float)
+        block[0, 1], block[-1, 0], block[1, 2] = math.nan, math.inf, -math.inf
+        rows = [[math.nan] * len(LAYER_METRICS) for _ in range(N_UNITS)]
+        for k, m in enumerate(given):
+            for u in range(N_UNITS):
+                rows[u][LAYER_METRICS.index(m)] = float(block[k, u])
+        a.write_step(s, scal, rows, has_stats=has_stats)
+        b.write_columns(s, scal, tuple(given), block.reshape(-1).tolist())
+    for w in (a, b):
+        w.close()
+    for name in ("steps.csv", "layers.csv"):
+        assert (tmp_path / "rows" / name).read_bytes() == (tmp_path / "cols" / name).read_bytes()
+    with pytest.raises(ValueError, match="LAYER_METRICS names in their order"):
+        _writer(tmp_path / "bad").write_columns(0, scal, ("weight_norm", "grad_norm"), [0.0] * 2 * N_UNITS)

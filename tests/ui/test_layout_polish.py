@@ -122,6 +122,9 @@ def test_confusion_cells_show_their_counts_and_a_fixed_colour_bar(qtbot):
     # a smaller matrix next hides the extra numbers, it does not leave stale ones
     panel.set_confusion(Confusion(np.array([[3, 0], [1, 2]]), np.full((2, 2, 2), 0.5), "held-out", 13))
     assert sorted(t.toPlainText() for t in panel.cell_texts if t.isVisible()) == ["0", "1", "2", "3"]
+    # one tick per class on both axes (two classes once read -0.5, -0.4, ... 1.5)
+    for side in ("bottom", "left"):
+        assert panel.confusion_plot.getAxis(side)._tickLevels == [[(0.0, "0"), (1.0, "1")]]
 
 
 def test_the_decision_boundary_keeps_a_1_to_1_aspect(qtbot):
@@ -141,3 +144,23 @@ def test_the_decision_boundary_keeps_a_1_to_1_aspect(qtbot):
     px_per_x = vb.width() / (x1 - x0)
     px_per_y = vb.height() / (y1 - y0)
     assert abs(px_per_x / px_per_y - 1.0) < 0.02
+
+
+def test_a_unit_axis_too_short_for_its_title_shows_the_short_form(qtbot):
+    """The transformer's "residual stream entering block l (1 = input side)" under a ~160 px depth
+    profile (a dock open at 1280x720) was cut at both ends: it reads "stream l", full text on hover."""
+    from ui.plots.unit_axis import SHORT_TITLES, STREAM_TITLE, set_unit_title
+
+    w = pg.PlotWidget()
+    qtbot.addWidget(w)
+    w.resize(160, 200)
+    w.show()
+    qtbot.waitExposed(w)
+    plot = w.getPlotItem()
+    set_unit_title(plot, "bottom", STREAM_TITLE)
+    axis = plot.getAxis("bottom")
+    assert axis.labelText == SHORT_TITLES[STREAM_TITLE] and axis.toolTip() == STREAM_TITLE
+    w.resize(900, 200)
+    qtbot.waitUntil(lambda: axis.width() > 600)
+    set_unit_title(plot, "bottom", STREAM_TITLE)
+    assert axis.labelText == STREAM_TITLE

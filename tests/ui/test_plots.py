@@ -501,6 +501,14 @@ def test_log_y_range_holds_while_the_data_hovers_at_a_decade(qtbot):
     assert follower.y_range[1] - follower.y_range[0] <= RangeFollower.MIN_DECADES + 2
 
 
+
+def test_log_y_range_keeps_room_below_the_lowest_curve(qtbot):
+    """A curve just above a decade (1e-11.9) is not drawn along the x axis: a quarter decade stays below it."""
+    dp = widget(qtbot, DepthProfile)
+    dp.follower.update(y=10.0 ** np.array([-11.9, -3.0, 0.0]))
+    assert dp.follower.y_range[0] <= -11.9 - 0.25
+
+
 # ---------------------------------------------------------------------------- markers
 def test_event_markers_created_once_per_event(qtbot):
     store = make_demo_session(6, 300)

@@ -45,7 +45,9 @@ def test_prediction_is_sent_first_then_the_toggle(toggles, qtbot):
     assert toggles.sent == []  # nothing before the student commits
     assert not dialog.ok_button.isEnabled()  # no direction is chosen for them
     qtbot.mouseClick(dialog.buttons["grows"], qtbot_left())
+    assert dialog.decades.text() == "1 decade"
     dialog.decades.setValue(2)
+    assert dialog.decades.text() == "2 decades"
     qtbot.mouseClick(dialog.ok_button, qtbot_left())
     annotation, toggle = toggles.sent
     assert isinstance(annotation, Annotate) and annotation.kind == PREDICTION

@@ -83,3 +83,31 @@ def test_every_plot_readout_of_a_real_run_is_whole_at_1280x720(qtbot, window_128
         _check_whole(plot.readout, full)
         checked += 1
     assert checked >= 4
+
+
+def test_a_narrow_note_keeps_its_lead_and_a_narrow_legend_its_names(qtbot):
+    """Under a narrow depth profile "no theory line: <why>" reads "no theory line: …", not "…";
+    a legend too wide for its plot drops its parentheses ("prediction (no longer applies)")."""
+    from ui.plots.labels import LegendLabel, NoteLabel
+
+    note = NoteLabel()
+    qtbot.addWidget(note)
+    note.show()
+    text = ("no theory line: the mean-field gain through time assumes W_hh is an i.i.d. random draw, and it was "
+            "drawn as the identity (identity)")
+    note.setText(text)
+    note.resize(note.fontMetrics().horizontalAdvance("no theory line: …") + 8, 20)
+    assert note.text() == text  # callers read the full note
+    assert note._shown == "no theory line: …" and text in note.toolTip()
+    note.resize(2000, 20)
+    assert note._shown == text
+
+    legend = LegendLabel()
+    qtbot.addWidget(legend)
+    legend.show()
+    legend.set_entries([("#fff", "measured", False), ("#e69f00", "prediction (no longer applies)", True)])
+    legend.resize(legend.fontMetrics().horizontalAdvance("measured prediction") + 40, 20)
+    assert "prediction" in legend.text() and "no longer applies" not in legend.text()
+    assert "prediction (no longer applies)" in legend.toolTip()
+    legend.resize(2000, 20)
+    assert "no longer applies" in legend.text()

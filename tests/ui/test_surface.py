@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from PySide6.QtCore import QRect, Qt
 from PySide6.QtGui import QTextDocument
 
 from gradsim.metrics import LAYER_INDEX, LAYER_METRICS, STEP_METRICS
@@ -84,7 +85,14 @@ def _text_width(label) -> float:
         doc.setDefaultFont(label.font())
         doc.setHtml(label.text())
         return doc.idealWidth() - 2 * doc.documentMargin()
-    return label.fontMetrics().horizontalAdvance(getattr(label, "_shown", label.text()))  # a note shows what fits
+    shown = getattr(label, "_shown", label.text())  # a note shows what fits
+    lines = getattr(label, "_lines", 1)
+    if lines > 1:  # a label that wraps: its widest wrapped line, and no more lines than it has
+        fm = label.fontMetrics()
+        box = fm.boundingRect(QRect(0, 0, label.contentsRect().width(), 10_000), int(Qt.TextFlag.TextWordWrap), shown)
+        assert box.height() <= lines * fm.lineSpacing() <= label.contentsRect().height() + 1, (shown, box.height())
+        return box.width()
+    return label.fontMetrics().horizontalAdvance(shown)
 
 
 @pytest.mark.parametrize("size", [(1280, 720), (1920, 1080)])

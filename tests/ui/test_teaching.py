@@ -32,7 +32,10 @@ def test_exercise_start_loads_config_and_run_fills_objectives_and_theory(window,
     assert window.teaching.open_exercise(ex.id)
     assert panel.active and window.teaching.exercise_dock.isVisible()
     assert window.builder.config() != ex.config  # the tiny test config, until the button is clicked
+    window.plots.set_metric("grad_norm")
     _click(qtbot, panel.start_button)
+    # the plots open on what the exercise's questions are about (||dL/dz||), not on ||dL/dW||
+    assert ex.view_metric == "act_grad_norm" and window.plots.metric_name == "act_grad_norm"
     cfg = window.builder.config()
     assert cfg == ex.config and cfg.activation == "sigmoid" and cfg.depth == 20
     assert window.builder.schedule() == tuple(ex.events)

@@ -20,7 +20,7 @@ def test_the_note_carries_the_reference_words_at_init_and_after_training(qtbot):
     dp.show_step(0)
     assert reference_at(s, 0).words in dp.note.text() and "1/sqrt(L)" in dp.note.text()
     dp.show_step(2)
-    assert "derived for weights at initialisation; by step 2" in dp.note.text()
+    assert "derived for weights at initialisation, and by step 2" in dp.note.text()
     dp.set_metric("act_grad_norm")
     assert "Xiong" not in dp.note.text()
 
@@ -51,3 +51,50 @@ def test_the_reference_line_is_drawn_where_one_applies_at_the_references_value(q
     dp.show_step(2)  # trained weights: words only
     assert dp.reference[0].size == 0 and dp.reference_curve._y.size == 0
     assert "reference (Xiong et al.)" not in [e[1] for e in dp.legend._entries]
+
+
+def test_the_post_ln_note_fits_a_1280x720_depth_profile_and_keeps_the_fork_hint(qtbot):
+    """About 400 px wide (the depth profile at 1280x720): the note wraps onto two lines and
+    shows whole clauses, so the fork hint is read, not clipped; the tooltip has all of it."""
+    from PySide6.QtCore import QRect, Qt
+    from PySide6.QtWidgets import QWidget
+
+    cfg = RunConfig(model="transformer", dataset="recall-last", seq_len=4, depth=2, width=16, heads=2, n_samples=64, batch_size=16,
+                    steps=2, stats_every=1, optimizer="adam", lr=1e-3, norm_position="post")
+    s = Trainer(cfg).run()
+    host = QWidget()
+    qtbot.addWidget(host)
+    host.resize(420, 400)
+    dp = DepthProfile(host)
+    dp.resize(400, 380)
+    host.show()
+    dp.set_metric("grad_norm")
+    dp.refresh(s)
+    dp.show_step(0)
+    words = reference_at(s, 0).words
+    shown = dp.note.text() and dp.note._shown
+    assert shown.startswith("no reference line for Post-LN; fork the run and set norm=pre on one branch")
+    assert shown.endswith("…") and words.startswith(shown[:-1].rstrip())  # whole clauses, in order
+    fm = dp.note.fontMetrics()
+    width = dp.note.contentsRect().width()
+    box = fm.boundingRect(QRect(0, 0, width, 10_000), int(Qt.TextFlag.TextWordWrap), shown)
+    assert box.width() <= width and box.height() <= 2 * fm.lineSpacing() <= dp.note.height()
+    assert words in dp.note.toolTip()
+    # one line would have shown the first clause only: the second line is what carries the hint
+    assert fm.horizontalAdvance(shown) > width
+
+
+def test_a_one_line_note_too_narrow_for_its_first_clause_shows_its_elided_start(qtbot):
+    from PySide6.QtWidgets import QWidget
+
+    from ui.plots.labels import NoteLabel
+
+    host = QWidget()
+    qtbot.addWidget(host)
+    note = NoteLabel()
+    note.setParent(host)
+    note.resize(70, 20)  # narrower than "no theory line …"
+    host.show()
+    note.setText("no theory line (GradSim has no mean-field theory for model 'transformer')")
+    assert note.fontMetrics().horizontalAdvance("no theory line …") > note.contentsRect().width()
+    assert note._shown.startswith("no") and note._shown.endswith("…") and len(note._shown) > 3

@@ -4,6 +4,7 @@ the post-ln / pre-ln presets start in the window and train, and the heatmap show
 by default, block units on request (readable at depth 24)."""
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
 from gradsim.config import RunConfig
@@ -142,3 +143,21 @@ def test_the_depth_profile_follows_the_heatmaps_unit_kind(qtbot):
     panel.refresh(store, force=True)
     assert dp._rows == blocks
     np.testing.assert_allclose(dp.values, store.layer_metric("act_grad_norm")[-1, blocks].astype(np.float64))
+
+
+def test_the_saturation_plot_counts_the_mlp_sublayers_only(qtbot):
+    """Attention sublayers keep attention statistics in their act_* cells (act_dead: the lowest head's
+    entropy); drawn as "dead" they showed attn blocks 90-100 % dead. The plot draws the MLP units."""
+    from gradsim.teaching.presets import load_preset
+    from gradsim.train.trainer import Trainer
+    from ui.plots.activations import ActivationStats
+
+    t = Trainer(load_preset("post-ln").config.with_changes(steps=12, stats_every=5))
+    t.run()
+    act = ActivationStats()
+    qtbot.addWidget(act)
+    act.refresh(t.session)
+    mlp = [j for j, u in enumerate(t.session.units) if u.name.startswith("mlp ")]
+    last = int(np.flatnonzero(t.session.has_stats)[-1])
+    np.testing.assert_array_equal(act.dead, t.session.layer_metric("act_dead")[last, mlp])
+    np.testing.assert_array_equal(act.saturation, t.session.layer_metric("act_saturation")[last, mlp])

@@ -134,3 +134,21 @@ def test_an_mlp_store_shows_every_row():
     store = Session(4, {"depth": 3})
     for metric in ("grad_norm", "act_grad_norm", "update_ratio", "act_saturation"):
         assert unit_rows(store.units, metric) == [0, 1, 2, 3]
+
+
+def test_a_transformers_parameter_rows_are_called_sublayers():
+    """||dL/dW|| of a transformer draws attn/mlp rows with the embedding and head beside them: "sublayer",
+    not the MLP's "layer"; a recurrent run's weight groups alone stay "parameter group"."""
+    from gradsim.models.family import recurrent_units, transformer_units
+    from gradsim.models.family import unit_rows
+    from ui.plots.unit_axis import BLOCK_TITLE, PARAM_TITLE, unit_axis_title
+
+    class S:
+        units = transformer_units(3)
+
+    assert unit_axis_title(S, unit_rows(S.units, "grad_norm")) == BLOCK_TITLE
+
+    class R:
+        units = recurrent_units(5, 1)
+
+    assert unit_axis_title(R, unit_rows(R.units, "grad_norm")) == PARAM_TITLE

@@ -64,8 +64,16 @@ def test_presentation_mode_enlarges_fonts_and_lines_and_toggles_back(window, qtb
     widths_before = (curve.opts["pen"].widthF(), loss.opts["pen"].widthF())
     tick_before = window.plots.heatmap.plot.getAxis("left").style.get("tickFont")
 
+    toggles_area = window.toggles_dock.widget()
     window.presentation.action.trigger()  # F11's action
     assert window.presentation.on and window.isFullScreen()
+    # the live toggles' dock grows with the font: no "Apply" button cut off at its right edge
+    qtbot.waitUntil(lambda: toggles_area.minimumWidth() >= window.toggles.minimumSizeHint().width())
+    # check boxes visible on black, and the notes under the plots on the black background
+    assert app.palette().color(app.palette().ColorRole.Base).lightness() > 40  # boxes not black on black
+    qtbot.waitUntil(lambda: window.toggles.batchnorm.font().pointSizeF() == app.font().pointSizeF())  # the big font
+    note = window.plots.depth_profile.note
+    assert note.palette().color(note.backgroundRole()).name() == "#000000"
     assert abs(app.font().pointSizeF() - font_before * FONT_SCALE) < 0.01
     assert curve.opts["pen"].widthF() >= MIN_LINE_PX and loss.opts["pen"].widthF() >= MIN_LINE_PX
     assert window.plots.heatmap.plot.getAxis("left").style["tickFont"].pointSizeF() == app.font().pointSizeF()

@@ -8,6 +8,7 @@ inline and Run stays disabled until it is fixed.
 """
 from __future__ import annotations
 
+import html
 import math
 from dataclasses import dataclass, replace
 from typing import Any, Callable, Optional
@@ -114,6 +115,18 @@ FORM_FIELDS: tuple[FormField, ...] = (
 )
 
 
+def watched_text(session: Any, path: str) -> str:
+    """What the builder says while the watched session ``session`` (opened from ``path``) is shown."""
+    cfg = session.config
+    module = cfg.get("module")
+    n_params = cfg.get("n_params")
+    what = f"{module}, " if isinstance(module, str) and module else ""
+    params = f", {n_params:,} parameters" if isinstance(n_params, int) and not isinstance(n_params, bool) else ""
+    return (f"<b>Watched model:</b> {what}{len(session.units)} units{params}, from {html.escape(path)}; "
+            "not built here.<br><br>Your own script trained it under gradsim.watch, so this form has nothing "
+            "to set. Close the session (Close, on the session bar) to build a network here again.")
+
+
 class BuilderPanel(QWidget):
     """Form for a RunConfig plus a preset picker; emits the config (or None) on every edit."""
 
@@ -154,6 +167,16 @@ class BuilderPanel(QWidget):
         self.locked_label.setStyleSheet("color: #1565c0;")
         self.locked_label.hide()
         root.addWidget(self.locked_label)
+        # Shown instead of the form while a watched session (a user's own model) is on screen:
+        # the form describes GradSim's simulator, which did not train that model.
+        self.watched_label = QLabel("")
+        self.watched_label.setWordWrap(True)
+        self.watched_label.setContentsMargins(6, 6, 6, 6)
+        self.watched_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.watched_label.setAlignment(Qt.AlignmentFlag.AlignTop | Qt.AlignmentFlag.AlignLeft)
+        self.watched_label.hide()
+        self._watched = False
+        root.addWidget(self.watched_label)
         root.addWidget(self.scroll_area, 1)
         outer = QVBoxLayout(self.form)
         outer.setContentsMargins(4, 4, 4, 4)
@@ -287,7 +310,29 @@ class BuilderPanel(QWidget):
         return self._error
 
     def is_valid(self) -> bool:
-        return self._valid
+        """Whether Run may start from the form (never while a watched session is shown)."""
+        return self._valid and not self._watched
+
+    def show_watched(self, text: Optional[str]) -> None:
+        """While a watched session is shown (``text`` says what it is), hide the form: it
+        would show the simulator's last config, which has nothing to do with the user's
+        model, and Run stays off. ``None``: the form again, as it was."""
+        watched = text is not None
+        if text is not None:
+            self.watched_label.setText(text)
+        if watched == self._watched:
+            return
+        self._watched = watched
+        self.watched_label.setVisible(watched)
+        self.scroll_area.setVisible(not watched)
+        self.error_label.setVisible(not watched and bool(self._error))
+        if watched:
+            self.locked_label.hide()
+        if self._valid:
+            self.validity_changed.emit(self.is_valid())
+
+    def showing_watched(self) -> bool:
+        return self._watched
 
     def schedule(self) -> tuple[Scheduled, ...]:
         """Scheduled mid-run events of the applied preset (empty after Clear)."""
@@ -319,7 +364,7 @@ class BuilderPanel(QWidget):
     def set_locked(self, locked: bool) -> None:
         """Lock the form during a run (it stays readable and scrollable); Reset unlocks it."""
         self.form.setEnabled(not locked)
-        self.locked_label.setVisible(locked)
+        self.locked_label.setVisible(locked and not self._watched)
 
     def set_schedule(self, schedule: tuple[Scheduled, ...]) -> None:
         self._schedule = tuple(schedule)
@@ -404,7 +449,7 @@ class BuilderPanel(QWidget):
         self._config = config
         self._valid = config is not None
         self._show_error(error, bad)
-        if was_valid != self._valid:
+        if was_valid != self._valid and not self._watched:
             self.validity_changed.emit(self._valid)
         if config is not None:
             key = (config.dataset, config.n_samples, config.noise, config.seed, config.test_fraction, config.seq_len)
@@ -505,7 +550,7 @@ class BuilderPanel(QWidget):
             self.error_label.setText("")
             return
         self.error_label.setText(error)
-        self.error_label.show()
+        self.error_label.setVisible(not self._watched)
         bad = self._fields.get(field or "")
         if bad is not None:
             bad.setStyleSheet(_ERROR_STYLE)

@@ -70,7 +70,8 @@ class PredictionDialog(QDialog):
         self.decades = QSpinBox()
         self.decades.setRange(0, MAX_DECADES)
         self.decades.setValue(1)
-        self.decades.setSuffix(" decades")
+        self.decades.setSuffix(" decade")  # "1 decade", "2 decades": the suffix follows the value
+        self.decades.valueChanged.connect(lambda n: self.decades.setSuffix(" decade" if n == 1 else " decades"))
         self.decades.setToolTip("Powers of ten: 2 decades is a factor 100. 0: less than a factor 10.")
         self.decades_label.setBuddy(self.decades)
         size.addWidget(self.decades_label)

@@ -48,6 +48,7 @@ from gradsim.teaching.predictions import Prediction, format_prediction
 
 from .builder import format_float
 from .prediction import PredictionDialog
+from .try_tips import try_tips_html
 from .tips import TIPS
 
 
@@ -169,7 +170,7 @@ class TogglesPanel(QWidget):
         grid.addWidget(self.norm_position, row, 1, 1, 2)
         grid.addWidget(self.norm_apply, row, 3)
         row += 1
-        self.warmup = QLineEdit("100")
+        self.warmup = QLineEdit("0")
         self.warmup.setToolTip(TIPS["live_warmup"])
         self.warmup.setPlaceholderText("steps")
         self.warmup_apply = self._button("Apply", "live_warmup_apply")
@@ -205,19 +206,7 @@ class TogglesPanel(QWidget):
         self.error_label.setWordWrap(True)
         self.error_label.setStyleSheet("color: #d32f2f;")
         self.error_label.hide()
-        self.try_box = QLabel(
-            "<b>What to try</b><ul style='margin-left:-20px'>"
-            "<li><b>Vanishing</b> (heatmap dark toward layer 1, flat loss): switch batch norm on, "
-            "or the activation to relu and re-init with he_normal.</li>"
-            "<li><b>Exploding</b> (bright rows toward layer 1, loss spikes or goes to inf): clip by norm "
-            "at 1, lower the learning rate, or re-init with he_normal <i>and</i> raise the learning rate "
-            "(e.g. to 0.01): a rate small enough for the exploded net leaves a well-scaled one frozen.</li>"
-            "<li><b>Very deep</b> (50-100 layers): switch skip connections on; at batch size 1-2 use "
-            "layer norm, since batch norm needs a real batch.</li>"
-            "<li><b>Recurrent</b> (rnn, lstm, gru): against an explosion through time clip by norm at 1; "
-            "against vanishing re-draw W_hh orthogonal or identity, or use an LSTM (forget bias 1).</li>"
-            "<li>Each change shows as a marker on the time plots and a line in the event log.</li></ul>"
-        )
+        self.try_box = QLabel(try_tips_html(None))
         self.try_box.setWordWrap(True)
         self.try_box.setTextFormat(Qt.TextFormat.RichText)
         self.try_box.setStyleSheet("color: palette(text); margin-top: 8px;")
@@ -324,6 +313,7 @@ class TogglesPanel(QWidget):
         except UnitError:
             self._family_commands = None
         self.show_readouts(None)
+        self.try_box.setText(try_tips_html(getattr(config, "model", "mlp")))
         if self.lr_apply.isEnabled():  # already live (the state changed first): grey out for this family
             self.set_live(True)
         self.recurrent_init.setText(config.recurrent_init)
@@ -341,7 +331,7 @@ class TogglesPanel(QWidget):
         for w in self._transformer_rows:
             w.setVisible(transformer)
         self._set_quietly(self.norm_position, config.norm_position)
-        self.warmup.setText(str(config.warmup_steps or 100))
+        self.warmup.setText(str(config.warmup_steps))  # the running value (0: none), never a suggestion
         self._show_init(config.init, getattr(config, SCALED_INITS[config.init]) if config.init in SCALED_INITS else None)
         self._on_clip_mode_changed()
         self.error_label.hide()

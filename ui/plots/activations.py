@@ -18,7 +18,7 @@ from gradsim.session.store import Session
 from .base import PlotBase
 from .axes import plain_axes
 from .labels import fmt, LegendLabel
-from .unit_axis import unit_axis_title
+from .unit_axis import set_unit_title, unit_axis_title
 
 _WIDTH = 0.4
 
@@ -105,6 +105,7 @@ class ActivationStats(PlotBase):
         n_shown = len(rows)
         # Statistics are sampled every few steps: most frames find the same row. Redrawing
         # the bars then would cost a frame's share of GUI time for an unchanged picture.
+        set_unit_title(self.plot, "bottom", unit_axis_title(store, rows))
         drawn = (step, n_shown, self.saturation.tobytes(), self.dead.tobytes())
         if drawn == self._drawn:
             return
@@ -117,7 +118,6 @@ class ActivationStats(PlotBase):
         if n_shown != self._n_layers_shown:
             self._n_layers_shown = n_shown
             self.plot.setXRange(0.3, n_shown + 0.7, padding=0)
-            self.plot.setLabel("bottom", unit_axis_title(store, rows))
         self.header.set_variants(
             f"Saturated and dead units at step {step} (latest with statistics)",
             f"Saturated and dead units, step {step}",

@@ -222,7 +222,9 @@ class RangeFollower:
                 return
             lo, hi = float(yy.min()), float(yy.max())
             if self.y_log:  # whole decades: the range changes only when the data crosses one
-                lo, hi = float(np.floor(lo)), float(np.ceil(hi))
+                # A quarter decade kept below the lowest curve: one at 1e-11.9 in a view
+                # from 1e-12 ran along the x axis and read as part of it.
+                lo, hi = float(np.floor(lo - 0.25)), float(np.ceil(hi))
                 # The view must hold [lo, hi]; any range of MIN_DECADES that does is as good.
                 # (Testing the padded range instead made a profile whose minimum hovers at a
                 # decade flip between two views every few frames, each a re-laid-out axis.)

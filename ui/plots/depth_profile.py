@@ -25,7 +25,7 @@ from gradsim.models.family import unit_rows
 from gradsim.session.store import Session
 from gradsim.theory_domain import Verdict
 from gradsim.theory_verdicts import verdict_at
-from gradsim.transformer_reference import Reference, reference_at
+from gradsim.transformer_reference import Reference, fresh_at, norm_position_at, reference_at
 from gradsim.theory_domain_rnn import RecurrentVerdict
 
 from .base import PlotBase, RangeFollower
@@ -33,8 +33,9 @@ from .axes import make_log_plot
 from .decimate import LOG_CEIL, LOG_FLOOR, clamp_for_log
 from .unit_ticks import UnitAxis
 from .labels import AXIS_LABELS, fmt, LegendLabel, unit_name, unit_ticks
+from .branch_b import b_pen
 from .items import LineItem
-from .unit_axis import rows_of_kind, unit_axis_title
+from .unit_axis import rows_of_kind, set_unit_title, unit_axis_title
 
 
 class DepthProfile(PlotBase):
@@ -84,7 +85,7 @@ class DepthProfile(PlotBase):
         #: The reference value per drawn position (x, y) of the step shown; empty when no line applies.
         self.reference: tuple[np.ndarray, np.ndarray] = (np.empty(0), np.empty(0))
         #: Branch B of a forked run at the same step, dashed (empty until a fork).
-        self.curve_b = self._add(LineItem(pg.mkPen("#56b4e9", width=1, style=Qt.PenStyle.DashLine)))
+        self.curve_b = self._add(LineItem(b_pen("#56b4e9")))
         #: Raw metric values per layer of branch B at ``step`` (empty when not comparing).
         self.values_b: np.ndarray = np.empty(0)
         self.floor_marks = self.plot.plot(pen=None, symbol="t", symbolSize=9, symbolBrush="#ff9800", symbolPen=None)
@@ -101,6 +102,9 @@ class DepthProfile(PlotBase):
         #: Which units of a transformer run are drawn: "stream" or "block" (see set_unit_kind).
         self.unit_kind = "stream"
         self._finish_layout()
+        # Two lines: a transformer's reference words and the theory's gap lead with clauses
+        # wider than this plot's ~400 px at 1280x720 (one line showed only their first words).
+        self.note.set_lines(2)
 
     def _add(self, item: LineItem) -> LineItem:
         self.plot.addItem(item)
@@ -150,9 +154,10 @@ class DepthProfile(PlotBase):
     def _update_legend(self) -> None:
         """Named only when there is more than the measured curve: branch B, a prediction."""
         comparing = self.values_b.size > 0
-        entries = [("#56b4e9", "A" if comparing else "measured", False)]
+        a_name, b_name = self._branch_names()
+        entries = [("#56b4e9", a_name if comparing else "measured", False)]
         if comparing:
-            entries.append(("#56b4e9", "B", True))
+            entries.append(("#56b4e9", b_name, True))
         if self.prediction is not None:
             out = self.domain is not None and not self.domain.in_domain
             entries.append(("#e69f00", "prediction (no longer applies)" if out else "prediction", True))
@@ -162,6 +167,26 @@ class DepthProfile(PlotBase):
         visible = len(entries) > 1
         if self.legend.isVisibleTo(self) != visible:
             self.legend.setVisible(visible)
+
+    def _fork_words(self) -> str:
+        """The lesson in words when the two branches of a forked transformer run have their
+        norms in different places at the step shown ("" otherwise): the reference's "fork the
+        run" hint is done by then, and what to read is the one curve against the other."""
+        a_name, b_name = self._branch_names()
+        if a_name == "A" or a_name[3:] == b_name[3:] or self.values_b.size == 0:
+            return ""
+        post, pre = (a_name, b_name) if "post" in a_name else (b_name, a_name)
+        return (f"{post} vs {pre} on the same weights; at this width Post-LN's profile rises toward the output "
+                f"relative to Pre-LN's (log10 B/A on the heatmap shows where they part); no reference line: "
+                f"Xiong et al.'s Post-LN bound has no per-block shape to draw")
+
+    def _branch_names(self) -> tuple[str, str]:
+        """"A" and "B", with where each branch's layer norms sit at the step shown for a
+        transformer (the fork lesson moves them on one branch: the legend says which is which)."""
+        store, b = self._store, self.compare
+        if store is None or b is None or self.step is None or (store.config or {}).get("model") != "transformer":
+            return "A", "B"
+        return f"A ({norm_position_at(store, self.step)}-LN)", f"B ({norm_position_at(b, self.step)}-LN)"
 
     def reset(self) -> None:
         super().reset()
@@ -219,7 +244,7 @@ class DepthProfile(PlotBase):
             self._ticks = ticks
             self.plot.setXRange(0.5, values.size + 0.5, padding=0)
             self.plot.getAxis("bottom").setTicks([ticks])
-            self.plot.setLabel("bottom", unit_axis_title(store, self._rows))
+        set_unit_title(self.plot, "bottom", unit_axis_title(store, self._rows))
         marks = np.array([LOG_FLOOR if low.any() else np.nan, LOG_CEIL if high.any() else np.nan])
         if self.show_recorded_prediction:
             self._draw_recorded_prediction(store, row, values)
@@ -254,14 +279,18 @@ class DepthProfile(PlotBase):
         if self.prediction_gap:
             notes.append(self.prediction_gap)
         else:
-            if self.prediction_step is not None and self.prediction_step != self.step:
-                notes.append(f"prediction for the weights of step {self.prediction_step} (the last one recorded before)")
+            # Whether the line still applies first: in a narrow pane only the first parts fit.
             if self.domain is not None and not self.domain.in_domain:
                 notes.append(self.domain.words())
+            if self.prediction_step is not None and self.prediction_step != self.step:
+                notes.append(f"prediction for the weights of step {self.prediction_step} (the last one recorded before)")
         ref = reference_at(store, row) if self.metric_name == "grad_norm" else None
         self._draw_reference(ref)
         if ref is not None:
-            notes.append(ref.words)  # the transformer's reference (Xiong et al. 2020), in words
+            # the transformer's reference (Xiong et al. 2020) in words; at a fresh draw with the two
+            # branches' norms apart, what to read in the two curves instead
+            fork = self._fork_words() if ref.line is None and fresh_at(store, self.step) else ""
+            notes.append(fork or ref.words)
         if low.any():
             notes.append(f"layers {_layer_list(x[low])}: 0 or < 1e-20, drawn at 1e-20 (triangles)")
         if high.any():
@@ -386,7 +415,7 @@ def _why_no_prediction(store: Session, row: int) -> str:
     if model == "rnn" and isinstance(width, int) and width < PRED_MIN_WIDTH:
         return f"no theory line: width {width} is too narrow for the mean-field theory (it needs {PRED_MIN_WIDTH} or more hidden units)"
     if model not in ("mlp", "rnn"):
-        return f"no theory line: GradSim has no mean-field theory for model {model!r}"
+        return f"no theory line (GradSim has no mean-field theory for model {model!r})"
     if isinstance(width, int) and isinstance(depth, int) and depth >= 2 and width < PRED_MIN_WIDTH:
         return f"no theory line: width {width} is too narrow for the mean-field theory (it needs {PRED_MIN_WIDTH} or more units per layer)"
     if not np.isfinite(store.layer_metric("pred_gain")[:, 0]).any():

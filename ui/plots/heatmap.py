@@ -23,7 +23,7 @@ from .decimate import MAX_IMAGE_COLUMNS, BinCache, Bins, nearest_row
 from .unit_ticks import UnitAxis
 from .labels import AXIS_LABELS, HEATMAP_METRICS, METRIC_LABELS, METRIC_TIPS, fmt, unit_name, unit_ticks
 from .markers import EventMarkers, events_text
-from .unit_axis import rows_of_kind, unit_axis_title
+from .unit_axis import rows_of_kind, set_unit_title, unit_axis_title
 from .unit_filter import UnitFilterBox, matches, row_ticks, separators
 
 #: Colour of cells holding nan, +inf or a negative value (not a valid norm).
@@ -32,6 +32,19 @@ NONFINITE_RGB = (255, 0, 255)
 DEFAULT_LEVELS = (-12.0, 4.0)
 _N_COLOURS = 255  # indices 0..254 are the colour map, 255 is the non-finite colour
 
+
+
+#: The ratio view's colour range, log10 B/A either way: a million times for an MLP
+#: (a toggle there moves gradients by decades); one decade for a transformer, whose
+#: norm placement moves a block's gradient by a factor of a few (the fork lesson would
+#: be a faint tint on the million-times scale).
+RATIO_SPAN = 6.0
+TRANSFORMER_RATIO_SPAN = 1.0
+
+
+def ratio_span(store: Optional[Session]) -> float:
+    config = getattr(store, "config", None) or {}
+    return TRANSFORMER_RATIO_SPAN if isinstance(config, dict) and config.get("model") == "transformer" else RATIO_SPAN
 
 class GradientHeatmap(TimePlotBase):
     """Layer (y, layer 1 at the bottom) x step (x) image of log10 of a per-layer metric."""
@@ -230,7 +243,8 @@ class GradientHeatmap(TimePlotBase):
             self.lut = self._lut_diverging
             self.colorbar.setColorMap(self._cmap_diverging)
             self.colorbar.getAxis("left").setLabel("log10 B/A")
-            self.set_levels(-6.0, 6.0)  # a million times either way; beyond, the end colours
+            span = ratio_span(self._store)
+            self.set_levels(-span, span)
         elif was_ratio:
             self.lut = self._lut_sequential
             self.colorbar.setColorMap(self._cmap_sequential)
@@ -272,6 +286,10 @@ class GradientHeatmap(TimePlotBase):
         )
 
     def _draw(self, store: Session) -> None:
+        if self.branch == "ratio":
+            span = ratio_span(store)
+            if self.levels != (-span, span):
+                self.set_levels(-span, span)
         n = len(store)
         if n == 0:
             self.image.clear()
@@ -331,7 +349,7 @@ class GradientHeatmap(TimePlotBase):
             self._ticks = ticks
             self.plot.setYRange(0.5, n_layers + 0.5 + head_room(self.plot.getViewBox(), float(n_layers)), padding=0)
             self.plot.getAxis("left").setTicks([ticks])
-            self.plot.setLabel("left", unit_axis_title(store, self._rows))
+        set_unit_title(self.plot, "left", unit_axis_title(store, self._rows))
         self.follower.update(self._x0, float(steps[-1]) + span / 2)
         note = [filter_note] if filter_note else []
         if self._rows is not None and self.unit_filter.text().strip() and not filter_note:

@@ -6,10 +6,10 @@ import re
 import math
 from typing import Optional, Sequence
 
-from PySide6.QtCore import QSize, Qt
+from PySide6.QtCore import QRect, QSize, Qt
 
 from gradsim.metric_words import METRIC_WORDS
-from PySide6.QtGui import QPainter, QTextDocument
+from PySide6.QtGui import QColor, QPainter, QPalette, QTextDocument
 from PySide6.QtWidgets import QLabel, QSizePolicy
 
 #: Metrics the shared selector offers: the three named in the design first.
@@ -95,8 +95,8 @@ class LegendLabel(QLabel):
         parts = []
         for colour, name, dashed in self._entries:
             mark = ("\u2505" if dashed else "\u2501") * (1 if compact else 2)
-            if compact:
-                name = compact_name(name)
+            if compact:  # "prediction (no longer applies)" -> "prediction": the note below says why
+                name = compact_name(name.split(" (")[0])
             sep = "" if compact else "&nbsp;"
             parts.append(f"<span style='color:{colour}'>{mark}</span>{sep}{html.escape(name)}")
         return ("&nbsp;" if compact else "&nbsp;&nbsp; ").join(parts)
@@ -145,7 +145,28 @@ class FitLabel(QLabel):
         self.setAutoFillBackground(True)
         self._variants: tuple[str, ...] = (text,)
         self._shown = ""
+        #: Lines the label may wrap its text onto (1: never wraps); see set_lines.
+        self._lines = 1
         self._fit()
+
+    def set_lines(self, lines: int) -> None:
+        """Let the text wrap onto up to ``lines`` lines (the label is that tall while shown):
+        a note whose first clause is longer than a narrow plot is wide then reads whole."""
+        if lines < 1:
+            raise ValueError(f"lines = {lines}: at least 1")
+        self._lines = int(lines)
+        self.updateGeometry()
+        self._fit()
+
+    def _flags(self) -> int:
+        return int(self.alignment()) | (int(Qt.TextFlag.TextWordWrap) if self._lines > 1 else 0)
+
+    def _fits(self, text: str, width: int) -> bool:
+        fm = self.fontMetrics()
+        if self._lines == 1:
+            return fm.horizontalAdvance(text) <= width
+        box = fm.boundingRect(QRect(0, 0, max(1, width), 10_000), int(Qt.TextFlag.TextWordWrap), text)
+        return box.width() <= width and box.height() <= self._lines * fm.lineSpacing()
 
     def set_variants(self, *texts: str) -> None:
         """Texts from longest to shortest; the first that fits is shown (the last is elided if need be)."""
@@ -169,7 +190,8 @@ class FitLabel(QLabel):
 
     def sizeHint(self) -> QSize:  # Qt API
         m = self.contentsMargins()
-        return QSize(0, self.fontMetrics().height() + m.top() + m.bottom())
+        fm = self.fontMetrics()
+        return QSize(0, fm.height() + (self._lines - 1) * fm.lineSpacing() + m.top() + m.bottom())
 
     def minimumSizeHint(self) -> QSize:  # Qt API
         return self.sizeHint()
@@ -181,7 +203,7 @@ class FitLabel(QLabel):
     def paintEvent(self, event) -> None:  # Qt API
         p = QPainter(self)
         self.style().drawItemText(
-            p, self.contentsRect(), int(self.alignment()), self.palette(), self.isEnabled(), self._shown, self.foregroundRole()
+            p, self.contentsRect(), self._flags(), self.palette(), self.isEnabled(), self._shown, self.foregroundRole()
         )
         p.end()
 
@@ -190,11 +212,19 @@ class FitLabel(QLabel):
         fm = self.fontMetrics()
         chosen = None
         for text in self._variants:
-            if fm.horizontalAdvance(text) <= width:
+            if self._fits(text, width):
                 chosen = text
                 break
         if chosen is None:
-            chosen = fm.elidedText(self._variants[-1], Qt.TextElideMode.ElideRight, max(0, width))
+            if self._lines == 1:
+                chosen = fm.elidedText(self._variants[-1], Qt.TextElideMode.ElideRight, max(0, width))
+            else:  # shorten the last variant until its wrapped lines fit
+                text = self._variants[-1]
+                room = width * self._lines
+                chosen = fm.elidedText(text, Qt.TextElideMode.ElideRight, room)
+                while room > 0 and not self._fits(chosen, width):
+                    room -= max(8, width // 8)
+                    chosen = fm.elidedText(text, Qt.TextElideMode.ElideRight, max(0, room))
         if self._shown != chosen:
             self._shown = chosen
             self.update()
@@ -263,7 +293,11 @@ class NoteLabel(FitLabel):
 
     def __init__(self) -> None:
         super().__init__("")
-        self.setStyleSheet("color: #e0a040;")
+        # The colour by palette, not a style sheet: a widget with a style sheet keeps the
+        # palette it had, so its filled background stayed light in presentation mode's black.
+        pal = self.palette()
+        pal.setColor(QPalette.ColorRole.WindowText, QColor("#e0a040"))
+        self.setPalette(pal)
         self.setToolTip(self.TIP)
         self._note = ""
         self.setVisible(False)
@@ -273,7 +307,17 @@ class NoteLabel(FitLabel):
             return
         self._note = text
         if text:
-            self.set_variants(*readout_variants(text))
+            forms = list(readout_variants(text))
+            # A note's first clause often reads "no theory line: <why>"; where not even that
+            # fits, its lead ("no theory line: …") still says more than "…" alone.
+            lead = text.split("; ")[0].split(": ")[0]
+            if lead != text and len(lead) < 40:
+                forms.insert(-1, lead + ":" + MORE)
+            # Without the bare "…" that ends a read-out's forms: when not even the shortest
+            # form fits, its elided start says what the note is about (the tooltip has it whole).
+            if len(forms) > 1 and forms[-1] == MORE.strip():
+                forms.pop()
+            self.set_variants(*forms)
         else:
             self.set_variants("")
         self.setToolTip(f"{text}\n\n{self.TIP}" if text else self.TIP)
@@ -283,7 +327,7 @@ class NoteLabel(FitLabel):
         return self._note
 
 
-def make_note() -> QLabel:
+def make_note() -> "NoteLabel":
     """The label that says what the plot clamps or leaves out, so no gap is silent."""
     return NoteLabel()
 

@@ -147,6 +147,11 @@ class LearnedPanel(QWidget):
         self.confusion_image.setImage(rgba, autoLevels=False, levels=None)
         self.confusion_image.setRect(QRectF(-0.5, -0.5, k, k))
         self._draw_counts(conf.counts, share)
+        if getattr(self, "_class_ticks", 0) != k:  # one tick per class: two classes read -0.5 ... 1.5 in tenths
+            self._class_ticks = k
+            ticks = [[(float(i), str(i)) for i in range(k)]]
+            self.confusion_plot.getAxis("bottom").setTicks(ticks)
+            self.confusion_plot.getAxis("left").setTicks(ticks)
         if self.stack.currentWidget() is not self.confusion_view:
             self.stack.setCurrentWidget(self.confusion_view)
             self.confusion_plot.setRange(QRectF(-0.5, -0.5, k, k), padding=0.02)

@@ -181,7 +181,7 @@ class LossAccuracyPlot(TimePlotBase):
             notes.append(branch_note(b))
         n_clipped = int(np.count_nonzero(store.column("clipped") > 0))
         if n_clipped:
-            notes.append(f"gradient clipped on {n_clipped:,} of {len(store):,} recorded steps")
+            notes.append(f"clipped on {n_clipped:,} of {len(store):,} steps (gradient clipping, counted on the recorded steps)")
         self.note.setText("; ".join(notes))
 
     def readout_at(self, plot_index: int, x: float, y: float) -> str:

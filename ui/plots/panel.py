@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Optional
 
 import numpy as np
-from PySide6.QtCore import Qt, Slot
+from PySide6.QtCore import Qt, QTimer, Slot
 from PySide6.QtWidgets import QLabel, QSplitter, QTabWidget, QVBoxLayout, QWidget
 
 from gradsim.events import NOTE, START
@@ -23,7 +23,7 @@ if TYPE_CHECKING:
 
 #: The plot widgets a panel holds; they are built on first use (see ``PlotPanel.ensure_built``).
 _PLOT_NAMES = ("heatmap", "depth_profile", "activations", "layer_curves", "update_ratio", "loss_accuracy", "splitters",
-               "tabs")
+               "tabs", "heads")
 
 #: Below this width (pixels) the panel shows two plots a row and tabs the three smaller
 #: ones: at 1280x720 the panel is ~900 px wide (~600 with a dock on each side), and three
@@ -34,6 +34,8 @@ NARROW_PX = 940
 NARROW_HYSTERESIS_PX = 40
 #: The tabs of the narrow layout: plot attribute -> tab title.
 NARROW_TABS = (("layer_curves", "Layers"), ("update_ratio", "Update ratio"), ("activations", "Saturation"))
+#: The tab of the attention-entropy plot, added after NARROW_TABS while a run has attention heads.
+HEADS_TAB = "Heads"
 
 
 def _store_key(store: Optional[Session]) -> tuple:
@@ -109,6 +111,7 @@ class PlotPanel(QWidget):
             return
         self._built = True
         from .activations import ActivationStats
+        from .attention_heads import AttentionHeads
         from .depth_profile import DepthProfile
         from .heatmap import GradientHeatmap
         from .layer_curves import LayerCurves
@@ -121,11 +124,21 @@ class PlotPanel(QWidget):
         self.layer_curves = LayerCurves()
         self.update_ratio = UpdateRatioPlot()
         self.loss_accuracy = LossAccuracyPlot()
+        #: Attention entropy per head: shown only while the run has attention heads (a transformer),
+        #: so it is not among ``plots`` (every one of which is always shown).
+        self.heads = AttentionHeads()
+        self._heads_on = False
+        self._balance_later = QTimer(self)  # owned by the panel: never fires into a deleted splitter
+        self._balance_later.setSingleShot(True)
+        self._balance_later.setInterval(0)
+        self._balance_later.timeout.connect(self._balance_top)
 
         top = QSplitter(Qt.Orientation.Horizontal)
         top.addWidget(self.heatmap)
         top.addWidget(self.depth_profile)
         top.addWidget(self.activations)
+        top.addWidget(self.heads)
+        self.heads.hide()
         top.setStretchFactor(0, 5)
         top.setStretchFactor(1, 2)
         top.setStretchFactor(2, 2)
@@ -208,6 +221,8 @@ class PlotPanel(QWidget):
         if narrow:
             for name, title in NARROW_TABS:
                 self.tabs.addTab(getattr(self, name), title)
+            if self._heads_on:
+                self.tabs.addTab(self.heads, HEADS_TAB)
             bottom.insertWidget(0, self.tabs)
             self.tabs.show()
             top.setSizes([5000, 4000])
@@ -217,13 +232,47 @@ class PlotPanel(QWidget):
             while self.tabs.count():
                 self.tabs.removeTab(0)
             top.insertWidget(2, self.activations)
+            top.insertWidget(3, self.heads)
             bottom.insertWidget(0, self.layer_curves)
             bottom.insertWidget(1, self.update_ratio)
             bottom.addWidget(self.tabs)
             for plot in (self.activations, self.layer_curves, self.update_ratio):
                 plot.show()
-            top.setSizes([5000, 2300, 2300])
+            self.heads.setVisible(self._heads_on)
+            top.setSizes([5000, 2300, 2300, 2300 if self._heads_on else 0])
             bottom.setSizes([3000, 3000, 2600, 0])
+
+    def _show_heads(self, on: bool) -> None:
+        """Show the per-head plot (a tab when narrow, fourth in the top row when wide) or hide it."""
+        if on == self._heads_on:
+            return
+        self._heads_on = on
+        _outer, top, _bottom = self.splitters
+        if self.narrow:
+            i = self.tabs.indexOf(self.heads)
+            if on and i < 0:
+                self.tabs.addTab(self.heads, HEADS_TAB)
+            elif not on and i >= 0:
+                self.tabs.removeTab(i)
+                top.insertWidget(3, self.heads)  # parked, hidden, where the wide layout wants it
+                self.heads.hide()
+        else:
+            self.heads.setVisible(on)
+            if on:
+                self._balance_top()
+                # Shown into a laid-out splitter, the plot took the space the others had left
+                # (depth profile and saturation squeezed to 72 px at 1600x1000): balance again
+                # once the splitter has placed it.
+                self._balance_later.start()
+
+    def _balance_top(self) -> None:
+        """The top row in its proportions (heatmap wider), in pixels of the row's current width."""
+        _outer, top, _bottom = self.splitters
+        if self.narrow:
+            return
+        weights = [5000, 2300, 2300, 2300 if self._heads_on else 0][: top.count()]
+        total = max(sum(top.sizes()), top.width())
+        top.setSizes([int(total * w / sum(weights)) for w in weights])
 
     # ----------------------------------------------------------------- public
     @property
@@ -270,6 +319,9 @@ class PlotPanel(QWidget):
                 continue
             plot.set_compare(compare)
             plot.refresh(store)
+        self._show_heads(self.heads.applies_to(store))
+        if self._heads_on:
+            self.heads.refresh(store)
         heat = self._heatmap_store(store, compare)
         self.heatmap.refresh(heat)
         if force or key[2] != self._n_events or compare is not None:
@@ -299,6 +351,7 @@ class PlotPanel(QWidget):
         self._n_events = -1
         for plot in self.plots:
             plot.reset()
+        self.heads.reset()
 
     def set_metric(self, name: str) -> None:
         """Show ``name`` in the heatmap, the depth profile and the layer curves."""

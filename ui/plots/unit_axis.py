@@ -17,6 +17,28 @@ TIME_TITLE = "time step t (1 = first input)"
 PARAM_TITLE = "parameter group"
 STREAM_TITLE = "residual stream entering block l (1 = input side)"
 BLOCK_TITLE = "sublayer (attn l, mlp l; 1 = input side)"
+#: What each title shortens to where the axis is too short for it (a dock open at 1280x720 leaves
+#: the depth profile ~160 px: "residual stream entering block l" was cut at both ends).
+SHORT_TITLES = {LAYER_TITLE: "layer", TIME_TITLE: "time step t", PARAM_TITLE: "group", STREAM_TITLE: "stream l",
+                BLOCK_TITLE: "sublayer"}
+
+
+def set_unit_title(plot: object, side: str, title: str) -> None:
+    """Put ``title`` on the ``side`` axis of ``plot``, or its short form where it does not fit.
+
+    The full title is the axis's tooltip. Cheap enough per frame: the label is set only
+    when the text changes.
+    """
+    from PySide6.QtGui import QFontMetrics
+
+    axis = plot.getAxis(side)  # type: ignore[attr-defined]
+    length = axis.height() if side in ("left", "right") else axis.width()
+    fits = QFontMetrics(axis.label.font()).horizontalAdvance(title) + 8 <= length
+    text = title if fits or length <= 0 else SHORT_TITLES.get(title, title)
+    if getattr(axis, "_unit_title", None) != text:
+        axis._unit_title = text
+        plot.setLabel(side, text)  # type: ignore[attr-defined]
+        axis.setToolTip(title)
 
 
 def unit_axis_title(store: object, rows: Optional[Sequence[int]] = None) -> str:
@@ -30,7 +52,7 @@ def unit_axis_title(store: object, rows: Optional[Sequence[int]] = None) -> str:
         return PARAM_TITLE
     if kinds == {"stream"}:
         return STREAM_TITLE
-    if kinds == {"block"}:
+    if "block" in kinds and kinds <= {"block", "param"}:  # sublayers, with the embedding or head beside them
         return BLOCK_TITLE
     return LAYER_TITLE
 
