@@ -78,6 +78,8 @@ class RecurrentTrainer(Trainer):
         #: False forces the autograd pass through the unrolled cells (tests compare the two).
         self.use_direct = True
         self.last_pass = ""
+        #: The hand-written pass's buffers, kept from step to step (its results are views into them).
+        self._workspace = rnn_backprop.Workspace()
         self._x = torch.from_numpy(self.data.x_train)
         self._y = torch.from_numpy(self.data.y_train)
         self._perm = torch.randperm(len(self._y), generator=self.batch_gen)
@@ -231,10 +233,10 @@ class RecurrentTrainer(Trainer):
             # gradient into the arenas, and dL/dh_t is its own recursion variable.
             for a in arenas:
                 a.attach_grads()
-            direct = rnn_backprop.run(self.rnet, x, y, self.regression)
+            direct = rnn_backprop.run(self.rnet, x, y, self.regression, self._workspace)
             out, loss, H, gate = direct.out, direct.loss, direct.H, direct.gate
             dH: Optional[torch.Tensor] = direct.dH
-            hs: list[torch.Tensor] = list(H.unbind(0))
+            T = H.shape[0]
             self.last_pass = "direct"
         else:
             for a in arenas:
@@ -243,15 +245,17 @@ class RecurrentTrainer(Trainer):
             loss = self._loss(out, y)
             loss.backward()
             H, gate, dH = torch.stack([h.detach() for h in hs]), (torch.stack(gates) if gates else None), None
+            T = len(hs)
             self.last_pass = "autograd"
-        T, G = len(hs), len(self._groups)
+        G = len(self._groups)
         with torch.no_grad():
             vector_norm = torch.linalg.vector_norm
             grads = torch.cat([a.norms(a.grad) for a in arenas])  # every parameter's ||dL/dp||, arena order
             total = vector_norm(grads)
+            g_src: Sequence[Optional[torch.Tensor]]
             if dH is not None:
                 gh = torch.linalg.vector_norm(dH, dim=(1, 2))
-                g_src: list[Optional[torch.Tensor]] = list(dH.unbind(0))
+                g_src = cast(Sequence[Optional[torch.Tensor]], dH)  # indexed only where a norm overflowed
             else:
                 g_src = [h.grad for h in hs]
                 gh = torch.stack(torch._foreach_norm([g if g is not None else torch.zeros_like(h) for g, h in zip(g_src, hs)]))

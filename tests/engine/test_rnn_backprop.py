@@ -59,3 +59,22 @@ def test_a_run_records_the_same_rows_on_either_pass(model, act, depth):
     a, b = runs
     np.testing.assert_allclose(a.layers, b.layers, rtol=2e-3, atol=1e-6)  # six Adam steps amplify rounding a little
     np.testing.assert_allclose(a.scalars[:, TIMED], b.scalars[:, TIMED], rtol=2e-3, atol=1e-6)
+
+
+@pytest.mark.parametrize("model,act,depth", CASES)
+def test_a_reused_workspace_gives_what_fresh_buffers_give(model, act, depth):
+    """The trainer's workspace keeps buffers from pass to pass: nothing of the first batch may leak into the second."""
+    t = Trainer(_cfg(model, act, depth, "recall-first"))
+    for a in t.arenas.values():
+        a.attach_grads()
+    ws = rnn_backprop.Workspace()
+    rnn_backprop.run(t.net, *t.batch(0), t.regression, ws)
+    x, y = t.batch(1)
+    kept = rnn_backprop.run(t.net, x, y, t.regression, ws)
+    kept_grads = {n: q.grad.clone() for n, q in t.net.named_parameters()}
+    fresh = rnn_backprop.run(t.net, x, y, t.regression)
+    for name in ("out", "loss", "H", "dH", "gate"):
+        a, b = getattr(kept, name), getattr(fresh, name)
+        assert (a is None and b is None) or torch.equal(a, b), name
+    for n, q in t.net.named_parameters():
+        assert torch.equal(kept_grads[n], q.grad), n
