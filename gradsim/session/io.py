@@ -213,8 +213,12 @@ def partial_dir(path: Path) -> Path:
 
 
 @contextmanager
-def _atomic_file(path: Path) -> Iterator[BinaryIO]:
+def _atomic_file(path: Path, durable: bool = True) -> Iterator[BinaryIO]:
     """A binary file that appears at ``path`` only once complete (temp name, fsync, rename).
+
+    ``durable=False`` skips the fsync: a reader still never sees a half file (the
+    rename), but a power cut may leave the previous version (gradsim.watch's
+    once-a-second session.json, where an fsync per rewrite cost the training loop).
 
     mkstemp creates it owner-only (0600); it gets the umask's permissions instead,
     as a plain open() would give (see partial_dir)."""
@@ -224,7 +228,8 @@ def _atomic_file(path: Path) -> Iterator[BinaryIO]:
         with os.fdopen(fd, "wb") as fh:
             yield fh
             fh.flush()
-            os.fsync(fh.fileno())
+            if durable:
+                os.fsync(fh.fileno())
         os.replace(tmp, path)
     except BaseException:
         try:
@@ -234,12 +239,12 @@ def _atomic_file(path: Path) -> Iterator[BinaryIO]:
         raise
 
 
-def write_atomic(path: Path, data: str | bytes | Iterable[str | bytes]) -> None:
+def write_atomic(path: Path, data: str | bytes | Iterable[str | bytes], durable: bool = True) -> None:
     """Write ``data`` (text, bytes, or an iterable of chunks of either) to ``path``
     through a temporary name and a rename: never a half file, and a chunked
     ``data`` is never held in memory whole."""
     chunks = [data] if isinstance(data, (str, bytes)) else data
-    with _atomic_file(path) as fh:
+    with _atomic_file(path, durable) as fh:
         for chunk in chunks:
             fh.write(chunk.encode() if isinstance(chunk, str) else chunk)
 

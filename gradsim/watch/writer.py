@@ -77,21 +77,6 @@ def _append(fd: int, text: str) -> None:
         view = view[n:]
 
 
-def _replace_quick(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` through a temporary name and a rename, without fsync."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.partial")
-    try:
-        with open(tmp, "w", encoding="utf-8") as fh:
-            fh.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
-
-
 class SessionWriter:
     """Writes one watched session folder step by step (see the module docstring)."""
 
@@ -161,7 +146,7 @@ class SessionWriter:
         if durable:
             write_atomic(self.path / "session.json", text)
         else:
-            _replace_quick(self.path / "session.json", text)
+            write_atomic(self.path / "session.json", text, durable=False)
         self._json_at = time.monotonic()
 
     def add_event(self, step: int, kind: str, value: str = "") -> None:
