@@ -233,6 +233,7 @@ def main() -> int:
         from ui.main_window import MainWindow
 
         window = MainWindow(persist=False)
+        window.guard.enabled = False  # the benchmark's runs are not a user's work: no Save/Discard prompt between them
         window.set_redraw_mode(args.mode)
         shown = time.perf_counter()
         window.show()
